@@ -1,0 +1,3295 @@
+"""A DICOMweb client in one file: search (QIDO-RS), retrieve (WADO-RS), store (STOW-RS).
+
+``dicomweb_client.py`` needs only the Python standard library and pydicom when it is
+imported.  numpy and Pillow are used, when installed, for image features; google-auth,
+when installed, for Google Cloud credentials.  Copy this file next to your code and
+``import dicomweb_client``; the import paths of the established ``dicomweb-client``
+package (``dicomweb_client.api``, ``dicomweb_client.uri``, ``dicomweb_client.session_utils``,
+``dicomweb_client.log``, ``dicomweb_client.protocol``, ``dicomweb_client.ext.gcp.uri``,
+``dicomweb_client.ext.gcp.session_utils``) are registered by this module, so code written
+for that package runs unchanged.
+
+The file reads top to bottom: logging, errors, attribute tags, URIs, transport (connection
+pool, retry policy, session), multipart bodies, content negotiation, the web client,
+Google Cloud helpers and finally the module aliases.
+"""
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.utils
+import enum
+import http.client
+import io
+import json
+import logging
+import os
+import queue
+import re
+import select
+import socket
+import ssl
+import sys
+import threading
+import time
+import types
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from email.message import Message
+from http import HTTPStatus
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import pydicom
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'DICOMClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL', 'HTTPError',
+    'MultipartError', 'RequestException', 'Response', 'RetryPolicy', 'Session', 'Timeout',
+    'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
+    'build_query_string', 'configure_logging', 'create_session', 'create_session_from_auth',
+    'create_session_from_gcp_credentials', 'create_session_from_user_pass', 'lookup_keyword',
+    'lookup_tag', 'parse_query_parameters',
+]
+
+MediaTypes = Tuple[Union[str, Tuple[str, str]], ...]
+"""Acceptable media types, each a media type or a (media type, transfer syntax UID) pair."""
+
+
+# ---------------------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------------------
+
+logger = logging.getLogger('dicomweb_client')
+
+_VERBOSITY_LEVELS = {0: logging.CRITICAL + 10, 1: logging.WARNING, 2: logging.INFO,
+                     3: logging.DEBUG}
+
+
+def configure_logging(verbosity: int) -> logging.Logger:
+    """Send the package's log messages to standard error at a chosen verbosity.
+
+    Standard output stays free for results, so it can be redirected to a file.
+
+    Parameters
+    ----------
+    verbosity: int
+        0 shows nothing, 1 warnings and errors, 2 adds informational messages, 3 adds
+        debug messages and 4 or more shows every message, including the library's most
+        detailed tracing.
+
+    Returns
+    -------
+    logging.Logger
+        The package logger (``dicomweb_client``).
+
+    """
+    level = _VERBOSITY_LEVELS.get(max(int(verbosity), 0), logging.NOTSET + 1)
+    for handler in list(logger.handlers):
+        if getattr(handler, '_dicomweb_client_handler', False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._dicomweb_client_handler = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter(
+        '%(asctime)s | %(levelname)-8s | %(name)s | %(message)s', '%Y-%m-%d %H:%M:%S'))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return logger
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------
+
+class RequestException(OSError):
+    """Base class of every error raised while talking to a server."""
+
+
+class HTTPError(RequestException):
+    """The server answered with a status code outside 2xx.
+
+    Attributes
+    ----------
+    status_code: int
+        HTTP status code of the answer.
+    method: str
+        HTTP method of the request.
+    url: str
+        URL of the request.
+    message: str
+        What the server said (the start of the body), or its reason phrase.
+    response: Response
+        The answer itself.
+
+    Note
+    ----
+    When ``requests`` has been imported by the program, the raised object is also an
+    instance of ``requests.exceptions.HTTPError``, so ``except`` clauses written for
+    the established package keep working.
+
+    """
+
+    def __init__(self, status_code: int, method: str, url: str, message: str = '',
+                 response: Optional['Response'] = None) -> None:
+        reason = _reason_phrase(status_code)
+        kind = 'Client Error' if 400 <= status_code < 500 else 'Server Error'
+        text = f'{status_code} {kind}: {reason} for {method} {url}'
+        if message:
+            text += f' - {message}'
+        super().__init__(text)
+        self.status_code = status_code
+        self.method = method
+        self.url = url
+        self.message = message
+        self.response = response
+        self.request = getattr(response, 'request', None)
+
+
+class TransportError(RequestException):
+    """The connection to the server failed (refused, reset, closed or unreadable)."""
+
+
+class Timeout(TransportError):
+    """Connecting or waiting for the server took longer than the timeout."""
+
+
+class MultipartError(ValueError):
+    """A multipart body is truncated or malformed."""
+
+
+_REQUESTS_TWINS = {HTTPError: 'HTTPError', TransportError: 'ConnectionError',
+                   Timeout: 'Timeout'}
+_twin_cache: Dict[Tuple[type, type], type] = {}
+
+
+def _compatible(error_class: type) -> type:
+    """Return ``error_class`` or, when ``requests`` is loaded, a subclass of both.
+
+    ``requests`` is never imported here: a program that catches its exceptions has
+    imported it already, and only then do the raised errors need to match them.
+    """
+    requests_exceptions = sys.modules.get('requests.exceptions')
+    twin = getattr(requests_exceptions, _REQUESTS_TWINS.get(error_class, ''), None)
+    if not isinstance(twin, type):
+        return error_class
+    key = (error_class, twin)
+    if key not in _twin_cache:
+        _twin_cache[key] = type(error_class.__name__, (error_class, twin),
+                                {'__module__': __name__, '__qualname__': error_class.__name__})
+    return _twin_cache[key]
+
+
+def _reason_phrase(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return 'Unknown Status'
+
+
+# ---------------------------------------------------------------------------------------
+# Attribute tags and keywords
+# ---------------------------------------------------------------------------------------
+
+_HEX_TAG = re.compile(r'^[0-9A-Fa-f]{8}$')
+
+
+def lookup_keyword(tag: Union[str, int, Tuple[int, int], BaseTag]) -> str:
+    """Return the keyword of a DICOM attribute, e.g. ``'SOPInstanceUID'``.
+
+    Parameters
+    ----------
+    tag: Union[str, int, Tuple[int, int], pydicom.tag.BaseTag]
+        The tag, as an eight digit hex string (``'00080018'``), an integer, a
+        (group, element) pair or a pydicom tag.
+
+    Returns
+    -------
+    str
+        Keyword of the attribute.
+
+    Raises
+    ------
+    KeyError
+        If the data dictionary does not know the tag.
+
+    """
+    value = Tag(int(tag, 16)) if isinstance(tag, str) else Tag(tag)
+    keyword = keyword_for_tag(value)
+    if not keyword:
+        raise KeyError(f'no keyword is known for tag "{value}"')
+    return keyword
+
+
+def lookup_tag(keyword: str) -> str:
+    """Return the tag of a DICOM attribute as an eight digit hex string.
+
+    Parameters
+    ----------
+    keyword: str
+        Keyword of the attribute, e.g. ``'SOPInstanceUID'``.
+
+    Returns
+    -------
+    str
+        The tag, e.g. ``'00080018'``.
+
+    Raises
+    ------
+    KeyError
+        If the data dictionary does not know the keyword.
+
+    """
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f'no tag is known for keyword "{keyword}"')
+    return f'{tag:08X}'
+
+
+def _check_attribute(name: str, argument: str) -> str:
+    """Check that ``name`` names an attribute: a keyword, a hex tag or a dotted path of them.
+
+    Returns the name unchanged; raises ``ValueError`` naming ``argument`` otherwise.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f'attribute names in "{argument}" must be strings, not {name!r}')
+    for step in name.split('.'):
+        if _HEX_TAG.match(step):
+            continue
+        if tag_for_keyword(step) is None:
+            raise ValueError(f'"{argument}" names an unknown attribute: {name!r} '
+                             '(use a DICOM keyword or an eight digit hex tag)')
+    return name
+
+
+# ---------------------------------------------------------------------------------------
+# URIs
+# ---------------------------------------------------------------------------------------
+
+_UID_PATTERN = re.compile(r'^[0-9]+(\.[0-9]+)*$')
+_PERMISSIVE_UID_PATTERN = re.compile(r'^[^/@\s]+$')
+_MAX_UID_LENGTH = 64
+
+
+def _check_uid(value: Any, name: str, permissive: bool = False) -> str:
+    """Return ``value`` if it is a valid UID, else raise a ``ValueError`` naming ``name``.
+
+    A conformant UID is dot separated digits, at most 64 characters.  ``permissive``
+    accepts anything without a slash, an ``@`` or white space (and never ``.`` or ``..``),
+    for servers that hold non-conformant UIDs.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f'{name} must be a string, not {type(value).__name__}')
+    if permissive:
+        if not _PERMISSIVE_UID_PATTERN.match(value) or value in ('.', '..'):
+            raise ValueError(f'{name} {value!r} is not usable as a UID: it must not be '
+                             'empty or contain "/", "@" or white space')
+        return value
+    if len(value) > _MAX_UID_LENGTH or not _UID_PATTERN.match(value):
+        raise ValueError(f'{name} {value!r} is not a valid DICOM UID (digits separated '
+                         'by dots, at most 64 characters); pass permissive_uid=True to '
+                         'allow non-conformant UIDs')
+    return value
+
+
+def _check_frame_numbers(frames: Any, name: str = 'frame_numbers') -> Tuple[int, ...]:
+    """Return frame numbers as a tuple of positive integers, else raise."""
+    if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
+        raise TypeError(f'{name} must be a sequence of integers, not {frames!r}')
+    numbers = tuple(frames)
+    if not numbers:
+        raise ValueError(f'{name} must not be empty')
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise TypeError(f'{name} must hold integers, not {number!r}')
+        if number < 1:
+            raise ValueError(f'{name} must be positive (frames are numbered from 1), '
+                             f'got {number}')
+    return numbers
+
+
+class URISuffix(enum.Enum):
+    """Resources that can be appended to a study, series, instance or frame URI."""
+
+    METADATA = 'metadata'
+    RENDERED = 'rendered'
+    THUMBNAIL = 'thumbnail'
+
+
+class URIType(enum.Enum):
+    """Level of the DICOM resource a URI points to."""
+
+    SERVICE = 'service'
+    STUDY = 'study'
+    SERIES = 'series'
+    INSTANCE = 'instance'
+    FRAME = 'frame'
+
+
+def _resource_path(study_instance_uid: Optional[str] = None,
+                   series_instance_uid: Optional[str] = None,
+                   sop_instance_uid: Optional[str] = None,
+                   frames: Optional[Sequence[int]] = None,
+                   suffix: Optional[str] = None) -> str:
+    """Build the DICOMweb path below the service URL (no validation here)."""
+    path = ''
+    if study_instance_uid is not None:
+        path += f'/studies/{study_instance_uid}'
+        if series_instance_uid is not None:
+            path += f'/series/{series_instance_uid}'
+            if sop_instance_uid is not None:
+                path += f'/instances/{sop_instance_uid}'
+                if frames is not None:
+                    path += '/frames/' + ','.join(str(number) for number in frames)
+    if suffix is not None:
+        path += f'/{suffix}'
+    return path
+
+
+class URI:
+    """An immutable HTTP(S) URI of a DICOMweb resource.
+
+    The URI is the service URL followed by an optional study, series, instance and frame
+    list, and optionally a ``metadata``, ``rendered`` or ``thumbnail`` suffix, as PS3.18
+    defines them.  Use :meth:`update` to derive a changed copy.
+
+    Parameters
+    ----------
+    base_url: str
+        URL of the DICOMweb service (http or https, no trailing slash).
+    study_instance_uid: Union[str, None], optional
+        Study Instance UID.
+    series_instance_uid: Union[str, None], optional
+        Series Instance UID (needs the study).
+    sop_instance_uid: Union[str, None], optional
+        SOP Instance UID (needs study and series).
+    frames: Union[Sequence[int], None], optional
+        Positive frame numbers in ascending order (needs the instance).
+    suffix: Union[URISuffix, None], optional
+        Resource appended to the URI.
+    permissive: bool, optional
+        Accept UIDs that break the standard's syntax (anything without ``/``, ``@`` or
+        white space).  Use only for servers that hold such UIDs.
+
+    Raises
+    ------
+    ValueError
+        If the service URL is not an http(s) URL or ends in a slash, a UID is malformed, a
+        lower level is given without its parents, the frame list is empty, not positive or
+        not ascending, or the suffix does not fit the level.
+
+    """
+
+    def __init__(self, base_url: str, study_instance_uid: Optional[str] = None,
+                 series_instance_uid: Optional[str] = None,
+                 sop_instance_uid: Optional[str] = None,
+                 frames: Optional[Sequence[int]] = None,
+                 suffix: Optional[URISuffix] = None, permissive: bool = False):
+        _check_base_url(base_url)
+        if series_instance_uid is not None and study_instance_uid is None:
+            raise ValueError('series_instance_uid needs study_instance_uid')
+        if sop_instance_uid is not None and (study_instance_uid is None
+                                             or series_instance_uid is None):
+            raise ValueError('sop_instance_uid needs study_instance_uid and '
+                             'series_instance_uid')
+        for value, name in ((study_instance_uid, 'study_instance_uid'),
+                            (series_instance_uid, 'series_instance_uid'),
+                            (sop_instance_uid, 'sop_instance_uid')):
+            if value is not None:
+                _check_uid(value, name, permissive)
+        if frames is not None:
+            if sop_instance_uid is None:
+                raise ValueError('frames need study_instance_uid, series_instance_uid '
+                                 'and sop_instance_uid')
+            frames = _check_frame_numbers(frames, 'frames')
+            if any(later <= earlier for earlier, later in zip(frames, frames[1:])):
+                raise ValueError(f'frames must be in ascending order without '
+                                 f'duplicates, got {list(frames)}')
+        if suffix is not None:
+            suffix = URISuffix(suffix)
+            if study_instance_uid is None:
+                raise ValueError(f'suffix {suffix.value!r} needs study_instance_uid')
+            if suffix is URISuffix.METADATA and frames is not None:
+                raise ValueError('frames have no metadata resource')
+        self._base_url = base_url
+        self._study_instance_uid = study_instance_uid
+        self._series_instance_uid = series_instance_uid
+        self._sop_instance_uid = sop_instance_uid
+        self._frames = frames
+        self._suffix = suffix
+        self._permissive = permissive
+
+    def __str__(self) -> str:
+        suffix = self._suffix.value if self._suffix is not None else None
+        return self._base_url + _resource_path(
+            self._study_instance_uid, self._series_instance_uid, self._sop_instance_uid,
+            self._frames, suffix)
+
+    def __repr__(self) -> str:
+        return f'URI({str(self)!r})'
+
+    def __hash__(self) -> int:
+        return hash((str(self), self._permissive))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, URI):
+            return NotImplemented
+        return str(self) == str(other) and self._permissive == other._permissive
+
+    @property
+    def base_url(self) -> str:
+        """str: URL of the DICOMweb service."""
+        return self._base_url
+
+    @property
+    def study_instance_uid(self) -> Optional[str]:
+        """Union[str, None]: Study Instance UID, if any."""
+        return self._study_instance_uid
+
+    @property
+    def series_instance_uid(self) -> Optional[str]:
+        """Union[str, None]: Series Instance UID, if any."""
+        return self._series_instance_uid
+
+    @property
+    def sop_instance_uid(self) -> Optional[str]:
+        """Union[str, None]: SOP Instance UID, if any."""
+        return self._sop_instance_uid
+
+    @property
+    def frames(self) -> Optional[Tuple[int, ...]]:
+        """Union[Tuple[int, ...], None]: frame numbers, if any."""
+        return self._frames
+
+    @property
+    def suffix(self) -> Optional[URISuffix]:
+        """Union[URISuffix, None]: resource suffix, if any."""
+        return self._suffix
+
+    @property
+    def permissive(self) -> bool:
+        """bool: whether non-conformant UIDs were accepted."""
+        return self._permissive
+
+    @property
+    def type(self) -> URIType:
+        """URIType: level of the resource the URI points to."""
+        if self._frames is not None:
+            return URIType.FRAME
+        if self._sop_instance_uid is not None:
+            return URIType.INSTANCE
+        if self._series_instance_uid is not None:
+            return URIType.SERIES
+        if self._study_instance_uid is not None:
+            return URIType.STUDY
+        return URIType.SERVICE
+
+    @property
+    def parent(self) -> 'URI':
+        """URI: the resource one level up; for a suffixed URI, the same URI unsuffixed."""
+        if self._suffix is not None:
+            return self._without_suffix()
+        level = self.type
+        if level is URIType.FRAME:
+            return self.instance_uri()
+        if level is URIType.INSTANCE:
+            return self.series_uri()
+        if level is URIType.SERIES:
+            return self.study_uri()
+        return self.base_uri()
+
+    def _without_suffix(self) -> 'URI':
+        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
+                   self._sop_instance_uid, self._frames, None, self._permissive)
+
+    def base_uri(self) -> 'URI':
+        """Return the URI of the DICOMweb service itself."""
+        return URI(self._base_url, permissive=self._permissive)
+
+    def study_uri(self) -> 'URI':
+        """Return the URI of the study; raises ``ValueError`` without a study."""
+        if self._study_instance_uid is None:
+            raise ValueError(f'{self} has no Study Instance UID')
+        return URI(self._base_url, self._study_instance_uid, permissive=self._permissive)
+
+    def series_uri(self) -> 'URI':
+        """Return the URI of the series; raises ``ValueError`` without a series."""
+        if self._series_instance_uid is None:
+            raise ValueError(f'{self} has no Series Instance UID')
+        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
+                   permissive=self._permissive)
+
+    def instance_uri(self) -> 'URI':
+        """Return the URI of the instance; raises ``ValueError`` without an instance."""
+        if self._sop_instance_uid is None:
+            raise ValueError(f'{self} has no SOP Instance UID')
+        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
+                   self._sop_instance_uid, permissive=self._permissive)
+
+    def frame_uri(self) -> 'URI':
+        """Return the URI of the frames; raises ``ValueError`` without frames."""
+        if self._frames is None:
+            raise ValueError(f'{self} has no frame numbers')
+        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
+                   self._sop_instance_uid, self._frames, permissive=self._permissive)
+
+    def update(self, base_url: Optional[str] = None,
+               study_instance_uid: Optional[str] = None,
+               series_instance_uid: Optional[str] = None,
+               sop_instance_uid: Optional[str] = None,
+               frames: Optional[Sequence[int]] = None,
+               suffix: Optional[URISuffix] = None,
+               permissive: Optional[bool] = False) -> 'URI':
+        """Return a copy with the given parts replaced (``None`` keeps the current part).
+
+        Raises
+        ------
+        ValueError
+            If the resulting URI is invalid.
+
+        """
+        return URI(
+            base_url if base_url is not None else self._base_url,
+            study_instance_uid if study_instance_uid is not None
+            else self._study_instance_uid,
+            series_instance_uid if series_instance_uid is not None
+            else self._series_instance_uid,
+            sop_instance_uid if sop_instance_uid is not None else self._sop_instance_uid,
+            frames if frames is not None else self._frames,
+            suffix if suffix is not None else self._suffix,
+            permissive if permissive is not None else self._permissive,
+        )
+
+    @classmethod
+    def from_string(cls, dicomweb_uri: str, uri_type: Optional[URIType] = None,
+                    permissive: bool = False) -> 'URI':
+        """Parse a DICOMweb URI such as ``<service>/studies/<uid>/series/<uid>``.
+
+        Parameters
+        ----------
+        dicomweb_uri: str
+            The URI.
+        uri_type: Union[URIType, None], optional
+            Level the URI must have; checked when given.
+        permissive: bool, optional
+            Accept non-conformant UIDs (see :class:`URI`).
+
+        Returns
+        -------
+        URI
+            The parsed URI.
+
+        Raises
+        ------
+        ValueError
+            If the string is not a valid DICOMweb URI or has another level than
+            ``uri_type``.
+
+        """
+        if not isinstance(dicomweb_uri, str):
+            raise TypeError(f'dicomweb_uri must be a string, not {dicomweb_uri!r}')
+        base_url, parts = _split_resource_path(dicomweb_uri)
+        suffix = None
+        if parts and parts[-1] in {member.value for member in URISuffix}:
+            suffix = URISuffix(parts.pop())
+        values: Dict[str, Any] = {}
+        for key, name in (('studies', 'study_instance_uid'),
+                          ('series', 'series_instance_uid'),
+                          ('instances', 'sop_instance_uid'), ('frames', 'frames')):
+            if not parts:
+                break
+            if len(parts) < 2 or parts[0] != key:
+                raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: expected '
+                                 f'"{key}/<value>" at "{"/".join(parts)}"')
+            values[name] = parts[1]
+            parts = parts[2:]
+        if parts:
+            raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: unexpected '
+                             f'"{"/".join(parts)}"')
+        if 'frames' in values:
+            try:
+                values['frames'] = [int(number) for number in values['frames'].split(',')]
+            except ValueError:
+                raise ValueError(f'{dicomweb_uri!r} has a malformed frame list') from None
+        uri = cls(base_url, suffix=suffix, permissive=permissive, **values)
+        if uri_type is not None and uri.type is not URIType(uri_type):
+            raise ValueError(f'{dicomweb_uri!r} is a {uri.type.value} URI, expected '
+                             f'a {URIType(uri_type).value} URI')
+        return uri
+
+
+def _split_resource_path(dicomweb_uri: str) -> Tuple[str, List[str]]:
+    """Split a DICOMweb URI into the service URL and the resource path segments."""
+    parsed = urllib.parse.urlsplit(dicomweb_uri)
+    segments = parsed.path.split('/')
+    for index, segment in enumerate(segments):
+        if segment == 'studies' and index + 1 < len(segments):
+            service_path = '/'.join(segments[:index])
+            base_url = urllib.parse.urlunsplit(
+                (parsed.scheme, parsed.netloc, service_path, '', ''))
+            return base_url, segments[index:]
+    suffixes = {member.value for member in URISuffix}
+    if len(segments) > 1 and segments[-1] in suffixes:
+        raise ValueError(f'{dicomweb_uri!r}: a suffix needs at least a study')
+    return dicomweb_uri, []
+
+
+def _check_base_url(base_url: str) -> None:
+    """Raise ``ValueError`` unless ``base_url`` is an http(s) URL without trailing slash."""
+    if not isinstance(base_url, str):
+        raise TypeError(f'base_url must be a string, not {base_url!r}')
+    parsed = urllib.parse.urlsplit(base_url)
+    if parsed.scheme not in ('http', 'https'):
+        raise ValueError(f'base_url {base_url!r} must use the http or https scheme')
+    if not parsed.netloc:
+        raise ValueError(f'base_url {base_url!r} has no host')
+    if base_url.endswith('/'):
+        raise ValueError(f'base_url {base_url!r} must not end with a slash')
+    if parsed.query or parsed.fragment:
+        raise ValueError(f'base_url {base_url!r} must not have a query or fragment')
+
+
+def build_query_string(params: Optional[Dict[str, Any]] = None) -> str:
+    """Build the query string of a request, starting with ``?`` (empty if no parameters).
+
+    Parameters
+    ----------
+    params: Union[Dict[str, Any], None], optional
+        Parameters; a list, tuple or set value repeats the key once per item
+        (``{"key": ["a", "b"]}`` gives ``?key=a&key=b``).
+
+    Returns
+    -------
+    str
+        The query string.
+
+    """
+    if not params:
+        return ''
+    pairs = []
+    for key, value in params.items():
+        values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        for item in values:
+            pairs.append(f'{key}={urllib.parse.quote_plus(_query_value(item))}')
+    return '?' + '&'.join(pairs) if pairs else ''
+
+
+def _query_value(value: Any) -> str:
+    """Render a query value: booleans as true/false, dates and times in DICOM form."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if hasattr(value, 'strftime') and hasattr(value, 'year') and hasattr(value, 'hour'):
+        return value.strftime('%Y%m%d%H%M%S')
+    if hasattr(value, 'strftime') and hasattr(value, 'year'):
+        return value.strftime('%Y%m%d')
+    if hasattr(value, 'strftime'):
+        return value.strftime('%H%M%S')
+    return str(value)
+
+
+def parse_query_parameters(fuzzymatching: Optional[bool] = None,
+                           limit: Optional[int] = None, offset: Optional[int] = None,
+                           fields: Optional[Sequence[str]] = None,
+                           search_filters: Optional[Dict[str, Any]] = None
+                           ) -> Dict[str, Any]:
+    """Check the arguments of a search and turn them into sorted query parameters.
+
+    Parameters
+    ----------
+    fuzzymatching: Union[bool, None], optional
+        Ask for fuzzy semantic matching of person names.
+    limit: Union[int, None], optional
+        Maximum number of results.
+    offset: Union[int, None], optional
+        Number of results to skip.
+    fields: Union[Sequence[str], None], optional
+        Attributes (keywords or tags, or ``'all'``) to include in the results.
+    search_filters: Union[Dict[str, Any], None], optional
+        Matching keys (keyword or tag) and the values they must match.
+
+    Returns
+    -------
+    Dict[str, Any]
+        Query parameters, sorted by name.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If ``limit`` or ``offset`` is negative or an attribute name is unknown.
+
+    """
+    params: Dict[str, Any] = {}
+    for name, value in (('limit', limit), ('offset', offset)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f'{name} must be an integer, not {value!r}')
+        if value < 0:
+            raise ValueError(f'{name} must not be negative, got {value}')
+        params[name] = value
+    if fuzzymatching is not None:
+        if not isinstance(fuzzymatching, bool):
+            raise TypeError(f'fuzzymatching must be a boolean, not {fuzzymatching!r}')
+        params['fuzzymatching'] = 'true' if fuzzymatching else 'false'
+    if fields is not None:
+        if isinstance(fields, str):
+            fields = [fields]
+        params['includefield'] = sorted({
+            field if field == 'all' else _check_attribute(field, 'fields')
+            for field in fields})
+    for key, value in (search_filters or {}).items():
+        if key in ('limit', 'offset', 'fuzzymatching', 'includefield'):
+            raise ValueError(f'search_filters must not hold {key!r}; use the {key} '
+                             'argument')
+        params[_check_attribute(key, 'search_filters')] = value
+    return dict(sorted(params.items()))
+
+
+# ---------------------------------------------------------------------------------------
+# Transport: headers, retry policy, responses, connection pool and session
+# ---------------------------------------------------------------------------------------
+
+_USER_AGENT = f'dicomweb_client/{__version__} (python {sys.version.split()[0]})'
+_IDEMPOTENT_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CREDENTIAL_HEADERS = ('Authorization', 'Cookie', 'Proxy-Authorization')
+_STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError,
+                            ConnectionAbortedError, BrokenPipeError,
+                            http.client.BadStatusLine)
+DEFAULT_RETRIABLE_STATUSES: Tuple[HTTPStatus, ...] = (
+    HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.REQUEST_TIMEOUT,
+    HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.BAD_GATEWAY,
+    HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT,
+)
+
+
+class CaseInsensitiveDict(MutableMapping):
+    """A dict of header fields whose keys compare without regard to case."""
+
+    def __init__(self, data: Optional[Mapping[str, str]] = None, **kwargs: str) -> None:
+        self._store: Dict[str, Tuple[str, str]] = {}
+        self.update(data or {}, **kwargs)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._store[key.lower()] = (key, value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._store[key.lower()][1]
+
+    def __delitem__(self, key: str) -> None:
+        del self._store[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (original for original, _ in self._store.values())
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def copy(self) -> 'CaseInsensitiveDict':
+        """Return a shallow copy."""
+        return CaseInsensitiveDict(dict(self.items()))
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before repeating a request; immutable.
+
+    Attributes
+    ----------
+    max_attempts: int
+        Total number of attempts, the first one included (1 disables retries).
+    wait_exponential_multiplier: float
+        Milliseconds; the n-th retry waits ``multiplier * 2**n`` ms unless the server
+        said how long to wait in a ``Retry-After`` header.
+    retriable_statuses: frozenset
+        Status codes that are retried.
+    max_wait: float
+        Longest single wait in seconds; a ``Retry-After`` beyond it ends the retries.
+    attempt: int
+        Number of the attempt this policy governs (starts at 1).
+
+    """
+
+    max_attempts: int = 5
+    wait_exponential_multiplier: float = 1000
+    retriable_statuses: frozenset = frozenset(int(s) for s in DEFAULT_RETRIABLE_STATUSES)
+    max_wait: float = 60.0
+    attempt: int = 1
+
+    @property
+    def exhausted(self) -> bool:
+        """bool: whether no attempt is left."""
+        return self.attempt >= self.max_attempts
+
+    def increment(self) -> 'RetryPolicy':
+        """Return the policy of the next attempt."""
+        return RetryPolicy(self.max_attempts, self.wait_exponential_multiplier,
+                           self.retriable_statuses, self.max_wait, self.attempt + 1)
+
+    def backoff(self) -> float:
+        """Return the exponential wait in seconds before the next attempt."""
+        return min(self.wait_exponential_multiplier * 2 ** self.attempt / 1000.0,
+                   self.max_wait)
+
+    def wait_after(self, response: 'Response') -> Optional[float]:
+        """Return seconds to wait before retrying ``response``, or ``None`` not to retry."""
+        if self.exhausted or response.status_code not in self.retriable_statuses:
+            return None
+        retry_after = _parse_retry_after(response.headers.get('Retry-After'))
+        if retry_after is None:
+            return self.backoff()
+        return retry_after if retry_after <= self.max_wait else None
+
+
+def _parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+class PreparedRequest:
+    """A request ready to send: method, URL, header fields and body.
+
+    Auth callables receive this object and may change ``headers`` (and ``url``); it has
+    the attributes that authentication handlers written for ``requests`` use.
+    """
+
+    def __init__(self, method: str, url: str, headers: CaseInsensitiveDict,
+                 body: Any = None) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.hooks: Dict[str, List[Callable]] = {'response': []}
+
+    def register_hook(self, event: str, hook: Callable) -> None:
+        """Register a response hook (kept for compatibility with ``requests`` auth)."""
+        self.hooks.setdefault(event, []).append(hook)
+
+    def copy(self) -> 'PreparedRequest':
+        """Return a copy with its own header dict."""
+        return PreparedRequest(self.method, self.url, self.headers.copy(), self.body)
+
+    def __repr__(self) -> str:
+        return f'<PreparedRequest [{self.method} {self.url}]>'
+
+
+class _Body:
+    """A request body as a source of byte chunks, its length if known, and replayability."""
+
+    def __init__(self, data: Any, chunk_size: int = 1 << 20) -> None:
+        self.length: Optional[int] = None
+        self.replayable = True
+        self._start: Optional[int] = None
+        self._data = data
+        self._chunk_size = chunk_size
+        if data is None:
+            self.length = 0
+        elif isinstance(data, str):
+            self._data = data.encode('utf-8')
+            self.length = len(self._data)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            self.length = memoryview(data).nbytes
+        elif isinstance(data, Mapping):
+            self._data = urllib.parse.urlencode(data, doseq=True).encode('ascii')
+            self.length = len(self._data)
+        elif hasattr(data, 'read'):
+            self._start, self.length = _remaining_size(data)
+            self.replayable = self._start is not None
+        elif callable(data):
+            self.length = getattr(data, 'length', None)
+        elif isinstance(data, Iterable):
+            self.length = getattr(data, 'length', None)
+            self.replayable = hasattr(data, 'replayable') and bool(data.replayable)
+        else:
+            raise TypeError(f'cannot send a body of type {type(data).__name__}')
+
+    def payload(self) -> Any:
+        """Return what http.client sends: bytes, or an iterable of byte chunks."""
+        data = self._data
+        if data is None or isinstance(data, (bytes, bytearray, memoryview)):
+            return data
+        if hasattr(data, 'read'):
+            if self._start is not None:
+                data.seek(self._start)
+            return _read_chunks(data, self._chunk_size)
+        if callable(data):
+            return data()
+        return data
+
+
+def _remaining_size(fileobj: Any) -> Tuple[Optional[int], Optional[int]]:
+    """Position and remaining size of a seekable file object, or (None, None)."""
+    try:
+        start = fileobj.tell()
+        end = fileobj.seek(0, io.SEEK_END)
+        fileobj.seek(start)
+        return start, end - start
+    except (AttributeError, OSError, ValueError):
+        return None, None
+
+
+def _read_chunks(fileobj: Any, chunk_size: int) -> Iterator[bytes]:
+    while True:
+        chunk = fileobj.read(chunk_size)
+        if not chunk:
+            return
+        yield chunk
+
+
+class Response:
+    """An answer from the server; the body is read on demand.
+
+    Attributes
+    ----------
+    status_code: int
+        HTTP status code.
+    reason: str
+        Reason phrase.
+    headers: email.message.Message
+        Header fields (case-insensitive ``get`` and ``[]``).
+    url: str
+        URL of the request that produced this answer.
+    request: PreparedRequest
+        That request.
+    raw: http.client.HTTPResponse
+        The underlying stream.
+
+    """
+
+    def __init__(self, raw: http.client.HTTPResponse, request: PreparedRequest,
+                 release: Callable[[bool], None]) -> None:
+        self.raw = raw
+        self.request = request
+        self.status_code: int = raw.status
+        self.reason: str = raw.reason
+        self.headers: Message = raw.headers
+        self.url = request.url
+        self.history: List['Response'] = []
+        self.elapsed = 0.0
+        self._release = release
+        self._content: Optional[bytes] = None
+        self._released = False
+
+    def __repr__(self) -> str:
+        return f'<Response [{self.status_code}]>'
+
+    def __enter__(self) -> 'Response':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def ok(self) -> bool:
+        """bool: whether the status code is below 400."""
+        return self.status_code < 400
+
+    @property
+    def is_redirect(self) -> bool:
+        """bool: whether this answer redirects to another URL."""
+        return self.status_code in _REDIRECT_STATUSES and 'Location' in self.headers
+
+    @property
+    def content_type(self) -> str:
+        """str: media type of the body, lower case, without parameters."""
+        return _content_type(self.headers.get('Content-Type', '')).get_content_type()
+
+    @property
+    def content(self) -> bytes:
+        """bytes: the whole body (read once, then kept)."""
+        if self._content is None:
+            try:
+                self._content = self.raw.read()
+            except Exception as error:
+                self._finish(reusable=False)
+                raise _transport_error(error, self.url) from error
+            self._finish(reusable=True)
+        return self._content
+
+    @property
+    def text(self) -> str:
+        """str: the body decoded with its charset (UTF-8 if none is given)."""
+        charset = _content_type(self.headers.get('Content-Type', '')).get_param('charset')
+        return self.content.decode(str(charset or 'utf-8'), errors='replace')
+
+    def json(self, **kwargs: Any) -> Any:
+        """Return the body parsed as JSON."""
+        return json.loads(self.content, **kwargs)
+
+    def read1(self, size: int) -> bytes:
+        """Return up to ``size`` bytes of the body as soon as any are available.
+
+        Returns ``b''`` at the end of the body.  Errors of the connection (reset, timeout,
+        truncation) raise :class:`TransportError` or :class:`Timeout`.
+        """
+        if self._content is not None:
+            raise RuntimeError('the body was already read into Response.content')
+        try:
+            data = self.raw.read1(size)
+        except Exception as error:
+            self._finish(reusable=False)
+            raise _transport_error(error, self.url) from error
+        if not data:
+            self._finish(reusable=True)
+        return data
+
+    def iter_content(self, chunk_size: int = 1 << 16,
+                     decode_unicode: bool = False) -> Iterator[bytes]:
+        """Yield the body in pieces of at most ``chunk_size`` bytes as they arrive."""
+        if self._content is not None:
+            for start in range(0, len(self._content), chunk_size):
+                yield self._content[start:start + chunk_size]
+            return
+        try:
+            while True:
+                data = self.read1(chunk_size)
+                if not data:
+                    return
+                yield data
+        finally:
+            self.close()
+
+    def raise_for_status(self) -> None:
+        """Raise :class:`HTTPError` if the status code is 400 or above."""
+        if self.status_code >= 400:
+            raise _compatible(HTTPError)(self.status_code, self.request.method, self.url,
+                                         _server_message(self), self)
+
+    def close(self) -> None:
+        """Give the connection back to the pool, or close it if the body is unread."""
+        if not self._released:
+            self._finish(reusable=self.raw.isclosed() or self.raw.length == 0)
+
+    def _finish(self, reusable: bool) -> None:
+        if self._released:
+            return
+        self._released = True
+        will_close = self.raw.will_close
+        self.raw.close()  # marks the exchange done so the connection can send again
+        self._release(reusable and not will_close)
+
+
+def _server_message(response: Response, limit: int = 2000) -> str:
+    """The start of an error answer's body as text, or its reason phrase."""
+    try:
+        text = response.text.strip()
+    except RequestException:
+        text = ''
+    text = ' '.join(text.split())
+    return (text[:limit] + ' ...' if len(text) > limit else text) or response.reason
+
+
+def _transport_error(error: BaseException, url: str) -> RequestException:
+    """Wrap a low-level exception in the matching :class:`RequestException`."""
+    if isinstance(error, RequestException):
+        return error
+    if isinstance(error, (socket.timeout, TimeoutError)):
+        return _compatible(Timeout)(f'timed out talking to {url}: {error}')
+    if isinstance(error, http.client.IncompleteRead):
+        return _compatible(TransportError)(
+            f'the answer from {url} ended early: got {len(error.partial)} bytes, '
+            f'{error.expected} more were expected')
+    if isinstance(error, ssl.SSLError):
+        return _compatible(TransportError)(f'TLS failed for {url}: {error}')
+    return _compatible(TransportError)(
+        f'connection to {url} failed: {type(error).__name__}: {error}')
+
+
+class _ConnectFailed(TransportError):
+    """The connection could not be opened; nothing was sent, so a retry is safe."""
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a connection goes: the server, and the proxy in between if any."""
+
+    scheme: str
+    host: str
+    port: int
+    proxy: Optional[str] = None
+
+
+class _ConnectionPool:
+    """Idle keep-alive connections per origin; thread safe (one LIFO queue per origin)."""
+
+    def __init__(self, maxsize: int = 10) -> None:
+        self.maxsize = maxsize
+        self._queues: Dict[_Origin, queue.LifoQueue] = {}
+        self._lock = threading.Lock()
+
+    def _queue(self, origin: _Origin) -> queue.LifoQueue:
+        with self._lock:
+            if origin not in self._queues:
+                self._queues[origin] = queue.LifoQueue(self.maxsize)
+            return self._queues[origin]
+
+    def get(self, origin: _Origin) -> Optional[http.client.HTTPConnection]:
+        """Return an idle connection that is still open, or ``None``."""
+        idle = self._queue(origin)
+        while True:
+            try:
+                connection = idle.get_nowait()
+            except queue.Empty:
+                return None
+            if not _is_dropped(connection):
+                return connection
+            connection.close()
+
+    def put(self, origin: _Origin, connection: http.client.HTTPConnection) -> None:
+        """Keep ``connection`` for reuse (or close it when the pool is full)."""
+        try:
+            self._queue(origin).put_nowait(connection)
+        except queue.Full:
+            connection.close()
+
+    def clear(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            queues, self._queues = list(self._queues.values()), {}
+        for idle in queues:
+            while not idle.empty():
+                idle.get_nowait().close()
+
+
+def _is_dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection was closed by the server (it is readable: EOF)."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+
+
+def _split_timeout(timeout: Any) -> Tuple[Optional[float], Optional[float]]:
+    """(connect, read) timeouts from a number, a pair or ``None``."""
+    if isinstance(timeout, (tuple, list)):
+        connect, read = timeout
+        return connect, read
+    return timeout, timeout
+
+
+class Session:
+    """Sends HTTP requests over pooled keep-alive connections; plays ``requests.Session``.
+
+    One session can be shared by threads and clients.  Its attributes apply to every
+    request it sends.
+
+    Attributes
+    ----------
+    headers: CaseInsensitiveDict
+        Header fields sent with every request.
+    auth: Union[Tuple[str, str], Callable, None]
+        A (user, password) pair for basic authentication, or a callable that receives
+        the :class:`PreparedRequest`, sets its headers and returns it (for example a
+        ``requests.auth.AuthBase`` instance).
+    verify: Union[bool, str]
+        Verify TLS certificates (default), or the path of a CA bundle to verify with;
+        ``False`` turns verification off.
+    cert: Union[str, Tuple[str, str], None]
+        Client certificate: a PEM file holding certificate and key, or a (cert, key) pair.
+    proxies: Dict[str, str]
+        Proxy URLs by scheme (``'http'``, ``'https'``), by ``'scheme://host'`` or
+        ``'all'``; the ``*_proxy`` and ``no_proxy`` environment variables apply too
+        while ``trust_env`` is true.
+    hooks: Dict[str, List[Callable]]
+        ``hooks['response']`` callables receive each :class:`Response` and may return a
+        replacement.
+    timeout: Union[float, Tuple[float, float], None]
+        Default timeout (seconds) when a request gives none.
+    retry: RetryPolicy
+        Default retry policy when a request gives none (no retries).
+    max_redirects: int
+        How many redirects are followed.
+
+    """
+
+    def __init__(self) -> None:
+        self.headers = CaseInsensitiveDict({'User-Agent': _USER_AGENT, 'Accept': '*/*'})
+        self.auth: Any = None
+        self.verify: Union[bool, str] = True
+        self.cert: Union[str, Tuple[str, str], None] = None
+        self.proxies: Dict[str, str] = {}
+        self.hooks: Dict[str, List[Callable]] = {'response': []}
+        self.trust_env = True
+        self.timeout: Any = None
+        self.retry = RetryPolicy(max_attempts=1)
+        self.max_redirects = 10
+        self.pool_maxsize = 10
+        self._pool = _ConnectionPool(self.pool_maxsize)
+        self._ssl_contexts: Dict[Any, ssl.SSLContext] = {}
+        self._ssl_lock = threading.Lock()
+
+    def __enter__(self) -> 'Session':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close all idle pooled connections."""
+        self._pool.clear()
+
+    # -- the public verbs ----------------------------------------------------------------
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        """Send a GET request (see :meth:`request`)."""
+        return self.request('GET', url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Response:
+        """Send a HEAD request (see :meth:`request`)."""
+        return self.request('HEAD', url, **kwargs)
+
+    def post(self, url: str, data: Any = None, **kwargs: Any) -> Response:
+        """Send a POST request (see :meth:`request`)."""
+        return self.request('POST', url, data=data, **kwargs)
+
+    def put(self, url: str, data: Any = None, **kwargs: Any) -> Response:
+        """Send a PUT request (see :meth:`request`)."""
+        return self.request('PUT', url, data=data, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Response:
+        """Send a DELETE request (see :meth:`request`)."""
+        return self.request('DELETE', url, **kwargs)
+
+    def request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
+                data: Any = None, headers: Optional[Mapping[str, str]] = None,
+                timeout: Any = None, stream: bool = False, allow_redirects: bool = True,
+                retry: Optional[RetryPolicy] = None, json: Any = None,
+                **ignored: Any) -> Response:
+        """Send a request and return the answer (errors are not raised here).
+
+        Parameters
+        ----------
+        method: str
+            HTTP method.
+        url: str
+            Absolute http(s) URL.
+        params: Union[Dict[str, Any], None], optional
+            Query parameters (see :func:`build_query_string`).
+        data: Any, optional
+            Body: bytes, str, a form mapping, a file object, an iterable of byte chunks
+            (sent with chunked transfer coding unless it has a ``length``) or a
+            callable returning such an iterable (which can be replayed on retry).
+        headers: Union[Mapping[str, str], None], optional
+            Header fields added to the session's.
+        timeout: Union[float, Tuple[float, float], None], optional
+            Seconds to connect and to wait for each read, or a (connect, read) pair.
+        stream: bool, optional
+            Leave the body unread; read it with :meth:`Response.iter_content`,
+            :meth:`Response.read1` or :attr:`Response.content`.
+        allow_redirects: bool, optional
+            Follow redirects.
+        retry: Union[RetryPolicy, None], optional
+            Retry policy for this request (default: the session's).
+        json: Any, optional
+            Object sent as a JSON body.
+
+        Returns
+        -------
+        Response
+            The final answer.
+
+        Raises
+        ------
+        TransportError
+            If the connection fails; :class:`Timeout` if it times out.
+
+        """
+        if json is not None and data is None:
+            data = _json_dumps(json)
+            headers = {'Content-Type': 'application/json', **(headers or {})}
+        prepared = self.prepare_request(method, url + build_query_string(params),
+                                        headers, data)
+        timeout = self.timeout if timeout is None else timeout
+        response = self._send_following_redirects(prepared, timeout, allow_redirects,
+                                                   retry or self.retry)
+        for hook in self.hooks.get('response', []) + prepared.hooks.get('response', []):
+            response = hook(response, timeout=timeout, stream=stream) or response
+        if not stream:
+            response.content  # noqa: B018 - reads the body and frees the connection
+        return response
+
+    def prepare_request(self, method: str, url: str,
+                        headers: Optional[Mapping[str, str]] = None,
+                        data: Any = None) -> PreparedRequest:
+        """Merge the session's headers and auth into a :class:`PreparedRequest`."""
+        merged = self.headers.copy()
+        for key, value in (headers or {}).items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        prepared = PreparedRequest(method.upper(), url, merged, data)
+        return self._apply_auth(prepared)
+
+    def _apply_auth(self, prepared: PreparedRequest) -> PreparedRequest:
+        auth = self.auth
+        if auth is None:
+            user, password = _credentials_in_url(prepared.url)
+            if user is None:
+                return prepared
+            auth = (user, password)
+        if isinstance(auth, tuple) and len(auth) == 2:
+            auth = BasicAuth(*auth)
+        return auth(prepared) or prepared
+
+    # -- redirects and retries -----------------------------------------------------------
+
+    def _send_following_redirects(self, prepared: PreparedRequest, timeout: Any,
+                                  allow_redirects: bool, retry: RetryPolicy) -> Response:
+        history: List[Response] = []
+        response = self._send_with_retries(prepared, timeout, retry)
+        while allow_redirects and response.is_redirect:
+            if len(history) >= self.max_redirects:
+                response.close()
+                raise _compatible(TransportError)(
+                    f'more than {self.max_redirects} redirects from {history[0].url}')
+            following = self._redirected_request(prepared, response)
+            if following is None:
+                break
+            response.close()
+            history.append(response)
+            prepared = following
+            response = self._send_with_retries(prepared, timeout, retry)
+        response.history = history
+        return response
+
+    def _redirected_request(self, prepared: PreparedRequest,
+                            response: Response) -> Optional[PreparedRequest]:
+        """The request a redirect asks for; credentials are not sent to another origin."""
+        location = urllib.parse.urljoin(prepared.url, response.headers['Location'])
+        following = prepared.copy()
+        following.url = location
+        keeps_body = response.status_code in (307, 308)
+        if not keeps_body and prepared.method != 'HEAD':
+            following.method = 'GET'
+            following.body = None
+            for name in ('Content-Type', 'Content-Length', 'Transfer-Encoding'):
+                following.headers.pop(name, None)
+        elif prepared.body is not None and not _Body(prepared.body).replayable:
+            return None
+        old, new = urllib.parse.urlsplit(prepared.url), urllib.parse.urlsplit(location)
+        if (old.hostname, old.port) != (new.hostname, new.port) or (
+                old.scheme == 'https' and new.scheme != 'https'):
+            for name in _CREDENTIAL_HEADERS:
+                following.headers.pop(name, None)
+        return following
+
+    def _send_with_retries(self, prepared: PreparedRequest, timeout: Any,
+                           retry: RetryPolicy) -> Response:
+        body = _Body(prepared.body)
+        while True:
+            try:
+                response = self._send_once(prepared, body, timeout)
+            except _ConnectFailed as error:
+                if retry.exhausted:
+                    raise
+                wait = retry.backoff()
+                logger.warning('%s; retrying in %.1f s', error, wait)
+            else:
+                wait = retry.wait_after(response) if body.replayable else None
+                if wait is None:
+                    return response
+                logger.warning('%s %s answered %d; retry %d of %d in %.1f s',
+                               prepared.method, prepared.url, response.status_code,
+                               retry.attempt, retry.max_attempts - 1, wait)
+                response.close()
+            time.sleep(wait)
+            retry = retry.increment()
+
+    # -- one exchange over one connection ------------------------------------------------
+
+    def _send_once(self, prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
+        """Send once; a pooled connection that turns out dead is replaced once."""
+        origin = self._origin(prepared.url)
+        connection = self._pool.get(origin)
+        if connection is not None:
+            try:
+                return self._exchange(origin, connection, prepared, body, timeout)
+            except _StaleConnection as error:
+                if prepared.method not in _IDEMPOTENT_METHODS or not body.replayable:
+                    raise _compatible(TransportError)(
+                        f'connection to {prepared.url} was closed by the server before it '
+                        f'answered {prepared.method}; not repeated because the request '
+                        'may have taken effect') from error.__cause__
+                logger.debug('pooled connection was closed by the server; reconnecting')
+        connection = self._connect(origin, timeout)
+        try:
+            return self._exchange(origin, connection, prepared, body, timeout)
+        except _StaleConnection as error:
+            raise _transport_error(error.__cause__ or error, prepared.url) from error
+
+    def _exchange(self, origin: _Origin, connection: http.client.HTTPConnection,
+                  prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
+        """Write the request and read the status line and headers of the answer."""
+        _, read_timeout = _split_timeout(timeout)
+        headers = dict(prepared.headers.items())
+        if body.length is not None and prepared.body is not None:
+            headers.setdefault('Content-Length', str(body.length))
+        target = prepared.url if origin.proxy and origin.scheme == 'http' else \
+            _request_target(prepared.url)
+        started = time.monotonic()
+        try:
+            connection.sock.settimeout(read_timeout)
+            connection.request(prepared.method, target, body=body.payload(), headers=headers)
+            raw = connection.getresponse()
+        except _STALE_CONNECTION_ERRORS as error:
+            connection.close()
+            raise _StaleConnection(str(error)) from error
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            raise _transport_error(error, prepared.url) from error
+        except BaseException:
+            connection.close()
+            raise
+
+        def release(reusable: bool) -> None:
+            if reusable:
+                self._pool.put(origin, connection)
+            else:
+                connection.close()
+
+        response = Response(raw, prepared, release)
+        response.elapsed = time.monotonic() - started
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug('%s %s -> %d (%.3f s)', prepared.method, prepared.url,
+                         response.status_code, response.elapsed)
+        return response
+
+    def _connect(self, origin: _Origin, timeout: Any) -> http.client.HTTPConnection:
+        """Open a new connection to ``origin`` (through its proxy, if any)."""
+        connect_timeout, _ = _split_timeout(timeout)
+        host, port = origin.host, origin.port
+        tunnel_headers: Dict[str, str] = {}
+        if origin.proxy:
+            proxy = urllib.parse.urlsplit(origin.proxy)
+            host, port = proxy.hostname or '', proxy.port or 80
+            if proxy.username is not None:
+                tunnel_headers['Proxy-Authorization'] = _basic_auth_value(
+                    urllib.parse.unquote(proxy.username),
+                    urllib.parse.unquote(proxy.password or ''))
+        if origin.scheme == 'https':
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=connect_timeout, context=self._ssl_context())
+            if origin.proxy:
+                connection.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
+            if tunnel_headers:
+                self.headers.setdefault('Proxy-Authorization',
+                                        tunnel_headers['Proxy-Authorization'])
+        try:
+            connection.connect()
+        except ssl.SSLError as error:
+            connection.close()
+            raise _transport_error(error, f'{origin.scheme}://{origin.host}:{origin.port}')
+        except OSError as error:
+            connection.close()
+            where = f'{origin.scheme}://{origin.host}:{origin.port}'
+            if origin.proxy:
+                where += f' via proxy {origin.proxy}'
+            if isinstance(error, (socket.timeout, TimeoutError)):
+                raise _compatible(Timeout)(f'timed out connecting to {where}') from error
+            raise _ConnectFailed(f'cannot connect to {where}: {error}') from error
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+    def _origin(self, url: str) -> _Origin:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise ValueError(f'cannot send a request to {url!r}: not an http(s) URL')
+        port = parts.port or (443 if parts.scheme == 'https' else 80)
+        return _Origin(parts.scheme, parts.hostname, port,
+                       self._proxy_for(parts.scheme, parts.hostname))
+
+    def _proxy_for(self, scheme: str, host: str) -> Optional[str]:
+        proxies: Dict[str, str] = {}
+        if self.trust_env:
+            proxies.update((k, v) for k, v in urllib.request.getproxies().items()
+                           if k != 'no')
+        proxies.update(self.proxies or {})
+        if not proxies or (self.trust_env and urllib.request.proxy_bypass(host)):
+            return None
+        for key in (f'{scheme}://{host}', scheme, 'all'):
+            if proxies.get(key):
+                proxy = proxies[key]
+                return proxy if '://' in proxy else f'http://{proxy}'
+        return None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        key = (self.verify, self.cert if not isinstance(self.cert, list)
+               else tuple(self.cert))
+        with self._ssl_lock:
+            if key not in self._ssl_contexts:
+                self._ssl_contexts[key] = _make_ssl_context(self.verify, self.cert)
+            return self._ssl_contexts[key]
+
+
+class _StaleConnection(TransportError):
+    """The server closed the connection before answering."""
+
+
+def _make_ssl_context(verify: Union[bool, str], cert: Any) -> ssl.SSLContext:
+    """A TLS context that verifies with the system CAs or ``verify`` (a CA path)."""
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            context = ssl.create_default_context(capath=verify)
+        else:
+            context = ssl.create_default_context(cafile=verify)
+    else:
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    if cert:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+        context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def _request_target(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return (parts.path or '/') + (f'?{parts.query}' if parts.query else '')
+
+
+def _credentials_in_url(url: str) -> Tuple[Optional[str], Optional[str]]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return None, None
+    return (urllib.parse.unquote(parts.username),
+            urllib.parse.unquote(parts.password or ''))
+
+
+def _basic_auth_value(username: str, password: str) -> str:
+    token = base64.b64encode(f'{username}:{password}'.encode('utf-8')).decode('ascii')
+    return f'Basic {token}'
+
+
+def _json_dumps(value: Any) -> bytes:
+    return json.dumps(value).encode('utf-8')
+
+
+class BasicAuth:
+    """Auth callable for HTTP basic authentication."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers['Authorization'] = _basic_auth_value(self.username, self.password)
+        return request
+
+    def __repr__(self) -> str:
+        return f'BasicAuth({self.username!r}, ***)'
+
+
+class BearerAuth:
+    """Auth callable that sends an OAuth 2 bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers['Authorization'] = f'Bearer {self.token}'
+        return request
+
+    def __repr__(self) -> str:
+        return 'BearerAuth(***)'
+
+
+# -- session_utils -----------------------------------------------------------------------
+
+def create_session() -> Session:
+    """Return a new :class:`Session` without credentials.
+
+    Returns
+    -------
+    Session
+        The session.
+
+    """
+    return Session()
+
+
+def create_session_from_auth(auth: Callable) -> Session:
+    """Return a session that authenticates every request with ``auth``.
+
+    Parameters
+    ----------
+    auth: Callable
+        Any callable that takes a :class:`PreparedRequest`, sets header fields on it and
+        returns it, such as :class:`BasicAuth`, :class:`BearerAuth` or an instance of
+        ``requests.auth.AuthBase``; a (user, password) pair also works.
+
+    Returns
+    -------
+    Session
+        The session.
+
+    """
+    session = Session()
+    session.auth = auth
+    return session
+
+
+def create_session_from_user_pass(username: str, password: str) -> Session:
+    """Return a session that uses HTTP basic authentication.
+
+    Parameters
+    ----------
+    username: str
+        User name.
+    password: str
+        Password.
+
+    Returns
+    -------
+    Session
+        The session.
+
+    """
+    return create_session_from_auth(BasicAuth(username, password))
+
+
+def add_certs_to_session(session: Session, ca_bundle: Optional[str] = None,
+                         cert: Optional[str] = None) -> Session:
+    """Set the CA bundle that verifies the server and the client certificate.
+
+    Parameters
+    ----------
+    session: Session
+        The session to change (it is changed in place and returned).
+    ca_bundle: Union[str, None], optional
+        Path of a PEM file (or folder) of CA certificates.
+    cert: Union[str, None], optional
+        Path of a PEM file with the client certificate and its key.
+
+    Returns
+    -------
+    Session
+        The same session.
+
+    """
+    if ca_bundle is not None:
+        session.verify = ca_bundle
+    if cert is not None:
+        session.cert = cert
+    return session
+
+
+# ---------------------------------------------------------------------------------------
+# Multipart bodies: a streaming reader and a streaming writer
+# ---------------------------------------------------------------------------------------
+
+_BOUNDARY_PATTERN = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
+_MAX_PART_HEADER_SIZE = 1 << 16
+
+
+def _content_type(value: str) -> Message:
+    """Parse a Content-Type field value with the stdlib email helpers."""
+    message = Message()
+    message['Content-Type'] = value or ''
+    return message
+
+
+def _boundary_of(content_type: str) -> bytes:
+    """The boundary parameter of a multipart Content-Type, checked against RFC 2046."""
+    boundary = _content_type(content_type).get_param('boundary')
+    if not isinstance(boundary, str) or not _BOUNDARY_PATTERN.match(boundary):
+        raise MultipartError(f'multipart answer without a valid boundary: '
+                             f'Content-Type {content_type!r}')
+    return boundary.encode('ascii')
+
+
+class MultipartReader:
+    """Yield the parts of a ``multipart/related`` body as they arrive.
+
+    The body is read with ``read1(n)`` (any callable returning up to ``n`` bytes and
+    ``b''`` at the end) and scanned for the boundary incrementally, so only the part
+    being read is held in memory.  A body that ends before the closing delimiter, or has
+    anything but padding after a boundary, or malformed part headers, raises
+    :class:`MultipartError` rather than yielding a partial result.
+
+    Parameters
+    ----------
+    read1: Callable[[int], bytes]
+        Source of the body.
+    boundary: bytes
+        The boundary, without the leading dashes.
+    chunk_size: int, optional
+        Most bytes asked for per read.
+
+    """
+
+    def __init__(self, read1: Callable[[int], bytes], boundary: bytes,
+                 chunk_size: int = 1 << 20) -> None:
+        self._read1 = read1
+        self._delimiter = b'\r\n--' + boundary
+        self._chunk_size = max(int(chunk_size), 1024)
+
+    def __iter__(self) -> Iterator[Tuple[Message, bytes]]:
+        # a leading CRLF lets a boundary at the very start match the delimiter
+        buf = bytearray(b'\r\n')
+        delimiter = self._delimiter
+        end = self._find(buf, delimiter, 'the first boundary')
+        del buf[:end + len(delimiter)]
+        while True:
+            self._fill(buf, 2, 'the rest of a boundary line')
+            if buf[:2] == b'--':
+                self._drain()
+                return
+            self._skip_padding(buf)
+            headers = self._read_headers(buf)
+            end = self._find(buf, delimiter, 'the end of a part')
+            with memoryview(buf) as view:
+                body = bytes(view[:end])
+            del buf[:end + len(delimiter)]
+            yield headers, body
+
+    def _more(self, buf: bytearray, what: str) -> None:
+        data = self._read1(self._chunk_size)
+        if not data:
+            raise MultipartError(f'multipart body is truncated: it ended before {what}')
+        buf += data
+
+    def _fill(self, buf: bytearray, size: int, what: str) -> None:
+        while len(buf) < size:
+            self._more(buf, what)
+
+    def _find(self, buf: bytearray, needle: bytes, what: str,
+              limit: Optional[int] = None) -> int:
+        scan_from = 0
+        while True:
+            index = buf.find(needle, scan_from)
+            if index >= 0:
+                return index
+            if limit is not None and len(buf) > limit:
+                raise MultipartError(f'multipart body is malformed: no {what} within '
+                                     f'{limit} bytes')
+            scan_from = max(len(buf) - len(needle) + 1, 0)
+            self._more(buf, what)
+
+    def _skip_padding(self, buf: bytearray) -> None:
+        end = self._find(buf, b'\r\n', 'the end of a boundary line', limit=1024)
+        if buf[:end].strip(b' \t'):
+            raise MultipartError('multipart body is malformed: unexpected bytes after a '
+                                 f'boundary: {bytes(buf[:min(end, 40)])!r}')
+        del buf[:end + 2]
+
+    def _read_headers(self, buf: bytearray) -> Message:
+        self._fill(buf, 2, 'the part headers')
+        if buf[:2] == b'\r\n':
+            del buf[:2]
+            return Message()
+        end = self._find(buf, b'\r\n\r\n', 'the end of the part headers',
+                         limit=_MAX_PART_HEADER_SIZE)
+        block = bytes(buf[:end + 2])
+        del buf[:end + 4]
+        headers = email.parser.BytesHeaderParser().parsebytes(block)
+        if headers.defects or headers.get_payload():
+            raise MultipartError(f'multipart body is malformed: bad part headers '
+                                 f'{block[:200]!r}')
+        return headers
+
+    def _drain(self) -> None:
+        while self._read1(self._chunk_size):
+            pass
+
+
+def _single_part(response: Response, acceptable: Sequence[str]) -> Iterator[Tuple[Message,
+                                                                                  bytes]]:
+    """Yield a non-multipart answer as one part, if its media type was asked for."""
+    media_type = response.content_type
+    if not any(_media_type_matches(pattern, media_type) for pattern in acceptable):
+        raise MultipartError(f'expected a multipart/related answer from {response.url}, '
+                             f'got Content-Type '
+                             f'{response.headers.get("Content-Type", "(none)")!r}')
+    headers = Message()
+    headers['Content-Type'] = response.headers.get('Content-Type', media_type)
+    yield headers, response.content
+
+
+def _media_type_matches(pattern: str, media_type: str) -> bool:
+    if pattern in ('*', '*/*') or pattern == media_type:
+        return True
+    return pattern.endswith('/*') and media_type.startswith(pattern[:-1])
+
+
+def _iter_parts(response: Response, acceptable: Sequence[str],
+                chunk_size: int) -> Iterator[Tuple[Message, bytes]]:
+    """Yield (headers, body) of each part of an answer; closes the answer at the end."""
+    try:
+        if response.status_code == HTTPStatus.NO_CONTENT:
+            return
+        content_type = response.headers.get('Content-Type', '')
+        if _content_type(content_type).get_content_maintype() == 'multipart':
+            yield from MultipartReader(response.read1, _boundary_of(content_type),
+                                       chunk_size)
+        else:
+            yield from _single_part(response, acceptable)
+    finally:
+        response.close()
+
+
+class _PartSource:
+    """One part of a STOW-RS body: a dataset, bytes, a file path or a file object."""
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.size: Optional[int] = None
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            self.size = memoryview(item).nbytes
+        elif isinstance(item, (str, os.PathLike)):
+            self.size = os.stat(item).st_size
+        elif hasattr(item, 'read'):
+            self._start, self.size = _remaining_size(item)
+            if self._start is None:
+                raise TypeError('file objects to store must be seekable')
+        elif not isinstance(item, Dataset):
+            raise TypeError(f'cannot store {type(item).__name__}: pass pydicom Datasets, '
+                            'bytes of Part 10 files, file paths or binary file objects')
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        """Yield the bytes of the part."""
+        item = self.item
+        if isinstance(item, Dataset):
+            yield _encode_dataset(item)
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            yield bytes(item) if isinstance(item, memoryview) else item
+        elif isinstance(item, (str, os.PathLike)):
+            with open(item, 'rb') as fileobj:
+                yield from _read_chunks(fileobj, chunk_size)
+        else:
+            item.seek(self._start)
+            yield from _read_chunks(item, chunk_size)
+
+
+class MultipartBody:
+    """A replayable, streamed ``multipart/related`` request body.
+
+    Calling the object returns a fresh iterator of byte chunks, so a request can be
+    retried.  ``length`` is the exact size when every part's size is known up front (bytes,
+    files), else ``None`` and the body goes out with chunked transfer coding.
+
+    Parameters
+    ----------
+    parts: Sequence[Any]
+        Part payloads: pydicom Datasets, bytes, file paths or seekable binary file objects.
+    media_type: str
+        Media type of every part.
+    chunk_size: int, optional
+        Bytes read from files per chunk.
+
+    """
+
+    replayable = True
+
+    def __init__(self, parts: Sequence[Any], media_type: str,
+                 chunk_size: int = 1 << 20) -> None:
+        self.parts = [_PartSource(part) for part in parts]
+        self.media_type = media_type
+        self.boundary = uuid.uuid4().hex
+        self.chunk_size = chunk_size
+        self._part_header = (f'--{self.boundary}\r\nContent-Type: {media_type}\r\n\r\n'
+                             ).encode('ascii')
+        self._closing = f'--{self.boundary}--\r\n'.encode('ascii')
+
+    @property
+    def content_type(self) -> str:
+        """str: value of the request's Content-Type field."""
+        return (f'multipart/related; type="{self.media_type}"; '
+                f'boundary={self.boundary}')
+
+    @property
+    def length(self) -> Optional[int]:
+        """Union[int, None]: size of the body in bytes, if known without encoding."""
+        sizes = [part.size for part in self.parts]
+        if any(size is None for size in sizes):
+            return None
+        per_part = len(self._part_header) + 2
+        return sum(sizes) + per_part * len(sizes) + len(self._closing)  # type: ignore
+
+    def __call__(self) -> Iterator[bytes]:
+        for part in self.parts:
+            yield self._part_header
+            yield from part.chunks(self.chunk_size)
+            yield b'\r\n'
+        yield self._closing
+
+
+def _encode_dataset(dataset: Dataset) -> bytes:
+    """Encode a dataset as a DICOM Part 10 file."""
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    except TypeError:  # pydicom < 3
+        pydicom.dcmwrite(buffer, dataset, write_like_original=False)
+    return buffer.getvalue()
+
+
+def _decode_dataset(data: bytes) -> Dataset:
+    """Decode a DICOM Part 10 file (or a bare dataset) from bytes."""
+    try:
+        return pydicom.dcmread(io.BytesIO(data))
+    except pydicom.errors.InvalidDicomError:
+        return pydicom.dcmread(io.BytesIO(data), force=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Content negotiation: which media types and transfer syntaxes each resource can have
+# ---------------------------------------------------------------------------------------
+
+_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1'
+
+# media types of pixel data and bulk data (PS3.18 8.7.3), with the transfer syntaxes each
+# can carry; the first is the default
+_BULKDATA_MEDIA_TYPES: Dict[str, Tuple[str, ...]] = {
+    'application/octet-stream': (_EXPLICIT_VR_LITTLE_ENDIAN, '1.2.840.10008.1.2',
+                                 '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'),
+    'image/jpeg': ('1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51',
+                   '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70'),
+    'image/dicom-rle': ('1.2.840.10008.1.2.5',),
+    'image/x-dicom-rle': ('1.2.840.10008.1.2.5',),
+    'image/jls': ('1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'),
+    'image/x-jls': ('1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'),
+    'image/jp2': ('1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91'),
+    'image/jpx': ('1.2.840.10008.1.2.4.92', '1.2.840.10008.1.2.4.93'),
+    'image/jphc': ('1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202',
+                   '1.2.840.10008.1.2.4.203'),
+    'image/jxl': ('1.2.840.10008.1.2.4.110', '1.2.840.10008.1.2.4.111',
+                  '1.2.840.10008.1.2.4.112'),
+    'video/mpeg2': ('1.2.840.10008.1.2.4.100', '1.2.840.10008.1.2.4.101'),
+    'video/mpeg': ('1.2.840.10008.1.2.4.100', '1.2.840.10008.1.2.4.101'),
+    'video/mp4': ('1.2.840.10008.1.2.4.102', '1.2.840.10008.1.2.4.103',
+                  '1.2.840.10008.1.2.4.104', '1.2.840.10008.1.2.4.105',
+                  '1.2.840.10008.1.2.4.106'),
+    'video/H265': ('1.2.840.10008.1.2.4.107', '1.2.840.10008.1.2.4.108'),
+}
+_BULKDATA_WILDCARDS = ('*/*', 'image/*', 'video/*', 'application/*')
+_RENDERED_MEDIA_TYPES = ('image/jpeg', 'image/jp2', 'image/gif', 'image/png', 'video/gif',
+                         'video/mp4', 'video/h265', 'text/html', 'text/plain', 'text/xml',
+                         'text/rtf', 'application/pdf', 'image/*', '*/*')
+_RENDERED_FRAME_MEDIA_TYPES = ('image/jpeg', 'image/jp2', 'image/gif', 'image/png',
+                               'image/*', '*/*')
+_THUMBNAIL_MEDIA_TYPES = ('image/jpeg', 'image/gif', 'image/png', 'image/jp2', 'image/*',
+                          '*/*')
+
+
+@dataclass(frozen=True)
+class _Resource:
+    """What a kind of resource can be asked for in, and what is asked when not told."""
+
+    name: str
+    default: Tuple[Tuple[str, Optional[str]], ...]
+    multipart: bool
+    media_types: Tuple[str, ...] = ()
+
+    def allows(self, media_type: str, transfer_syntax: Optional[str]) -> None:
+        """Raise ``ValueError`` unless the pair can be asked for."""
+        if self.name == 'instances':
+            if media_type != 'application/dicom':
+                raise ValueError(
+                    f'media type {media_type!r} is not available for instances (only '
+                    '"application/dicom"); use retrieve_instance_frames() or '
+                    'retrieve_bulkdata() for pixel data')
+            if transfer_syntax not in (None, '*'):
+                _check_uid(transfer_syntax, 'transfer syntax UID')
+            return
+        if self.name in ('frames', 'bulkdata'):
+            self._allows_bulkdata(media_type, transfer_syntax)
+            return
+        if media_type not in self.media_types:
+            raise ValueError(f'media type {media_type!r} is not available for '
+                             f'{self.name}; choose from {", ".join(self.media_types)}')
+        if transfer_syntax is not None:
+            raise ValueError(f'{self.name} take no transfer syntax, got '
+                             f'{transfer_syntax!r} for {media_type!r}')
+
+    def _allows_bulkdata(self, media_type: str, transfer_syntax: Optional[str]) -> None:
+        if media_type in _BULKDATA_WILDCARDS:
+            if transfer_syntax not in (None, '*'):
+                raise ValueError(f'wildcard media type {media_type!r} needs no transfer '
+                                 f'syntax or "*", got {transfer_syntax!r}')
+            return
+        syntaxes = _BULKDATA_MEDIA_TYPES.get(media_type)
+        if syntaxes is None:
+            raise ValueError(
+                f'media type {media_type!r} is not available for {self.name}; choose from '
+                f'{", ".join(list(_BULKDATA_MEDIA_TYPES) + list(_BULKDATA_WILDCARDS))}')
+        if transfer_syntax not in (None, '*') and transfer_syntax not in syntaxes:
+            raise ValueError(f'transfer syntax {transfer_syntax!r} cannot be sent as '
+                             f'{media_type!r}; it carries {", ".join(syntaxes)}')
+
+
+_RESOURCES = {
+    'instances': _Resource('instances', (('application/dicom', None),), True),
+    'frames': _Resource('frames', (('application/octet-stream', None),), True),
+    'bulkdata': _Resource('bulkdata', (('application/octet-stream', None),), True),
+    'rendered': _Resource('rendered', (('image/jpeg', None),), False,
+                          _RENDERED_MEDIA_TYPES),
+    'rendered frames': _Resource('rendered frames', (('image/jpeg', None),), False,
+                                 _RENDERED_FRAME_MEDIA_TYPES),
+    'thumbnails': _Resource('thumbnails', (('image/jpeg', None),), False,
+                            _THUMBNAIL_MEDIA_TYPES),
+}
+
+
+def _normalize_media_types(media_types: Any) -> Tuple[Tuple[str, Optional[str]], ...]:
+    """Media types as (media type, transfer syntax or None) pairs; checks their shape."""
+    if isinstance(media_types, str):
+        media_types = (media_types,)
+    if not isinstance(media_types, (tuple, list)) or not media_types:
+        raise TypeError(f'media_types must be a non-empty tuple, not {media_types!r}')
+    pairs = []
+    for item in media_types:
+        if isinstance(item, str):
+            item = (item,)
+        if not isinstance(item, (tuple, list)) or len(item) not in (1, 2) or not all(
+                isinstance(value, str) for value in item):
+            raise TypeError(f'each of media_types must be a media type or a (media type, '
+                            f'transfer syntax UID) pair, not {item!r}')
+        media_type = item[0].strip()
+        if media_type.count('/') != 1:
+            raise ValueError(f'{media_type!r} in media_types is not a media type')
+        pairs.append((media_type, item[1].strip() if len(item) == 2 else None))
+    return tuple(pairs)
+
+
+def _accept(resource: str, media_types: Optional[MediaTypes]) -> Tuple[str, List[str]]:
+    """The Accept field value for a resource, and the media types it names.
+
+    Raises ``ValueError`` for media types or transfer syntaxes the resource cannot have.
+    """
+    kind = _RESOURCES[resource]
+    pairs = kind.default if media_types is None else _normalize_media_types(media_types)
+    for media_type, transfer_syntax in pairs:
+        kind.allows(media_type, transfer_syntax)
+    if not kind.multipart:
+        return ', '.join(media_type for media_type, _ in pairs), [m for m, _ in pairs]
+    values = []
+    for media_type, transfer_syntax in pairs:
+        value = f'multipart/related; type="{media_type}"'
+        if transfer_syntax is not None:
+            value += f'; transfer-syntax={transfer_syntax}'
+        values.append(value)
+    return ', '.join(values), [media_type for media_type, _ in pairs]
+
+
+# ---------------------------------------------------------------------------------------
+# The client protocol
+# ---------------------------------------------------------------------------------------
+
+class DICOMClient(Protocol):
+    """What every DICOM client offers, whether it talks to a server or reads a folder.
+
+    The methods are those of :class:`DICOMwebClient`; see there for their description.
+    """
+
+    base_url: str
+    protocol: Optional[str]
+    scheme: str
+    url_prefix: str
+    qido_url_prefix: Optional[str] = None
+    wado_url_prefix: Optional[str] = None
+    stow_url_prefix: Optional[str] = None
+    delete_url_prefix: Optional[str] = None
+
+    def search_for_studies(self, fuzzymatching: Optional[bool] = None,
+                           limit: Optional[int] = None, offset: Optional[int] = None,
+                           fields: Optional[Sequence[str]] = None,
+                           search_filters: Optional[Dict[str, Any]] = None,
+                           get_remaining: bool = False) -> List[Dict[str, dict]]:
+        """Search for studies."""
+
+    def search_for_series(self, study_instance_uid: Optional[str] = None,
+                          fuzzymatching: Optional[bool] = None,
+                          limit: Optional[int] = None, offset: Optional[int] = None,
+                          fields: Optional[Sequence[str]] = None,
+                          search_filters: Optional[Dict[str, Any]] = None,
+                          get_remaining: bool = False) -> List[Dict[str, dict]]:
+        """Search for series."""
+
+    def search_for_instances(self, study_instance_uid: Optional[str] = None,
+                             series_instance_uid: Optional[str] = None,
+                             fuzzymatching: Optional[bool] = None,
+                             limit: Optional[int] = None, offset: Optional[int] = None,
+                             fields: Optional[Sequence[str]] = None,
+                             search_filters: Optional[Dict[str, Any]] = None,
+                             get_remaining: bool = False) -> List[Dict[str, dict]]:
+        """Search for instances."""
+
+    def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
+                          byte_range: Optional[Tuple[int, int]] = None) -> List[bytes]:
+        """Retrieve bulk data at a URL."""
+
+    def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
+                      byte_range: Optional[Tuple[int, int]] = None) -> Iterator[bytes]:
+        """Iterate over bulk data at a URL."""
+
+    def retrieve_study_metadata(self, study_instance_uid: str) -> List[Dict[str, dict]]:
+        """Retrieve the metadata of every instance of a study."""
+
+    def retrieve_series_metadata(self, study_instance_uid: str,
+                                 series_instance_uid: str) -> List[Dict[str, dict]]:
+        """Retrieve the metadata of every instance of a series."""
+
+    def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
+                                   sop_instance_uid: str) -> Dict[str, dict]:
+        """Retrieve the metadata of an instance."""
+
+    def retrieve_study(self, study_instance_uid: str,
+                       media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+        """Retrieve the instances of a study."""
+
+    def iter_study(self, study_instance_uid: str,
+                   media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+        """Iterate over the instances of a study."""
+
+    def retrieve_series(self, study_instance_uid: str, series_instance_uid: str,
+                        media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+        """Retrieve the instances of a series."""
+
+    def iter_series(self, study_instance_uid: str, series_instance_uid: str,
+                    media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+        """Iterate over the instances of a series."""
+
+    def retrieve_instance(self, study_instance_uid: str, series_instance_uid: str,
+                          sop_instance_uid: str,
+                          media_types: Optional[MediaTypes] = None) -> Dataset:
+        """Retrieve an instance."""
+
+    def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                                 sop_instance_uid: str, frame_numbers: Sequence[int],
+                                 media_types: Optional[MediaTypes] = None) -> List[bytes]:
+        """Retrieve frames of an instance."""
+
+    def iter_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                             sop_instance_uid: str, frame_numbers: Sequence[int],
+                             media_types: Optional[MediaTypes] = None) -> Iterator[bytes]:
+        """Iterate over frames of an instance."""
+
+    def retrieve_instance_rendered(self, study_instance_uid: str, series_instance_uid: str,
+                                   sop_instance_uid: str,
+                                   media_types: Optional[MediaTypes] = None,
+                                   params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve an instance rendered by the server."""
+
+    def retrieve_series_rendered(self, study_instance_uid, series_instance_uid,
+                                 media_types: Optional[MediaTypes] = None,
+                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve a series rendered by the server."""
+
+    def retrieve_instance_frames_rendered(self, study_instance_uid: str,
+                                          series_instance_uid: str, sop_instance_uid: str,
+                                          frame_numbers: Sequence[int],
+                                          media_types: Optional[MediaTypes] = None,
+                                          params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve frames rendered by the server."""
+
+    def store_instances(self, datasets: Sequence[Dataset],
+                        study_instance_uid: Optional[str] = None) -> Dataset:
+        """Store instances."""
+
+    def delete_study(self, study_instance_uid: str) -> None:
+        """Delete a study."""
+
+    def delete_series(self, study_instance_uid: str, series_instance_uid: str) -> None:
+        """Delete a series."""
+
+    def delete_instance(self, study_instance_uid: str, series_instance_uid: str,
+                        sop_instance_uid: str) -> None:
+        """Delete an instance."""
+
+
+# ---------------------------------------------------------------------------------------
+# The web client
+# ---------------------------------------------------------------------------------------
+
+_DICOM_JSON = 'application/dicom+json'
+
+
+class DICOMwebClient:
+    """Search, retrieve, store and delete DICOM objects on a DICOMweb server.
+
+    Parameters
+    ----------
+    url: str
+        URL of the DICOMweb service: scheme, host, optional port and path prefix, e.g.
+        ``http://127.0.0.1:8042/dicom-web``.
+    session: Union[Session, None], optional
+        Session that sends the requests (see the ``session_utils`` functions for sessions
+        with credentials); a new one by default.
+    qido_url_prefix: Union[str, None], optional
+        Path segment added after ``url`` for searches (QIDO-RS).
+    wado_url_prefix: Union[str, None], optional
+        Path segment added after ``url`` for retrievals (WADO-RS).
+    stow_url_prefix: Union[str, None], optional
+        Path segment added after ``url`` for stores (STOW-RS).
+    delete_url_prefix: Union[str, None], optional
+        Path segment added after ``url`` for deletions.
+    proxies: Union[Dict[str, str], None], optional
+        Proxy URLs by scheme (``{'https': 'http://proxy:3128'}``); set on the session.
+    headers: Union[Dict[str, str], None], optional
+        Header fields sent with every request, e.g. ``Authorization``; set on the session.
+    callback: Union[Callable, None], optional
+        Called with every :class:`Response`; may return a replacement.
+    chunk_size: int, optional
+        Bytes per read or write when streaming bodies (``iter_*`` and
+        ``store_instances``).
+    permissive_uid: bool, optional
+        Accept UIDs that break the standard's syntax (see :class:`URI`).
+    timeout: Union[float, Tuple[float, float]], optional
+        Seconds to wait when connecting and for each read, or a (connect, read) pair.
+
+    Attributes
+    ----------
+    base_url: str
+        URL of the service.
+    scheme: str
+        ``http`` or ``https`` (also as ``protocol``).
+    host: str
+        Host name or address of the server.
+    port: int
+        Port of the server.
+    url_prefix: str
+        Path of ``base_url``.
+
+    Warning
+    -------
+    ``headers`` and ``proxies`` change the session passed in; do not reuse it elsewhere
+    if that matters.
+
+    """
+
+    def __init__(self, url: str, session: Optional[Session] = None,
+                 qido_url_prefix: Optional[str] = None,
+                 wado_url_prefix: Optional[str] = None,
+                 stow_url_prefix: Optional[str] = None,
+                 delete_url_prefix: Optional[str] = None,
+                 proxies: Optional[Dict[str, str]] = None,
+                 headers: Optional[Dict[str, str]] = None,
+                 callback: Optional[Callable] = None, chunk_size: int = 10**6,
+                 permissive_uid: bool = False, timeout: Union[float, tuple] = 20) -> None:
+        self.base_url = url.rstrip('/')
+        _check_base_url(self.base_url)
+        parts = urllib.parse.urlsplit(self.base_url)
+        self.scheme = self.protocol = parts.scheme
+        self.host = parts.hostname or ''
+        self.port = parts.port or (443 if parts.scheme == 'https' else 80)
+        self.url_prefix = parts.path
+        self.qido_url_prefix = _clean_prefix(qido_url_prefix)
+        self.wado_url_prefix = _clean_prefix(wado_url_prefix)
+        self.stow_url_prefix = _clean_prefix(stow_url_prefix)
+        self.delete_url_prefix = _clean_prefix(delete_url_prefix)
+        if session is None:
+            session = create_session()
+        elif not isinstance(session, Session):
+            raise TypeError(f'session must be a dicomweb_client.Session (see the '
+                            f'session_utils functions), not {type(session).__name__}')
+        if proxies:
+            session.proxies = dict(proxies)
+        if headers:
+            session.headers.update(headers)
+        self._session = session
+        self._callback = callback
+        self._permissive_uid = bool(permissive_uid)
+        self._timeout = timeout
+        self.set_chunk_size(chunk_size)
+        self.set_http_retry_params()
+
+    def __repr__(self) -> str:
+        return f'DICOMwebClient({self.base_url!r})'
+
+    # -- settings ------------------------------------------------------------------------
+
+    def set_chunk_size(self, chunk_size: int) -> None:
+        """Set how many bytes are read or written per chunk when streaming.
+
+        Parameters
+        ----------
+        chunk_size: int
+            Bytes per chunk; small values cost many system calls.
+
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) \
+                or chunk_size < 1:
+            raise ValueError(f'chunk_size must be a positive integer, got {chunk_size!r}')
+        self._chunk_size = chunk_size
+
+    def set_http_retry_params(
+            self, retry: bool = True, max_attempts: int = 5,
+            wait_exponential_multiplier: int = 1000,
+            retriable_error_codes: Tuple[HTTPStatus, ...] = DEFAULT_RETRIABLE_STATUSES
+    ) -> None:
+        """Choose whether and how requests are repeated when the server is busy or failing.
+
+        A retried request waits ``wait_exponential_multiplier * 2**n`` milliseconds
+        before its n-th repetition, or as long as the server's ``Retry-After`` field
+        says (up to a minute).  Requests whose body cannot be sent again are not retried.
+
+        Parameters
+        ----------
+        retry: bool, optional
+            Whether to retry at all; ``False`` ignores the other arguments.
+        max_attempts: int, optional
+            Most attempts per request, the first included.
+        wait_exponential_multiplier: int, optional
+            Milliseconds multiplied by ``2**n`` to give the n-th wait.
+        retriable_error_codes: Tuple[http.HTTPStatus, ...], optional
+            Status codes that are retried.
+
+        """
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
+                or max_attempts < 1:
+            raise ValueError(f'max_attempts must be a positive integer, got '
+                             f'{max_attempts!r}')
+        if wait_exponential_multiplier < 0:
+            raise ValueError('wait_exponential_multiplier must not be negative')
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts if retry else 1,
+            wait_exponential_multiplier=wait_exponential_multiplier,
+            retriable_statuses=frozenset(int(code) for code in retriable_error_codes))
+
+    lookup_keyword = staticmethod(lookup_keyword)
+    lookup_tag = staticmethod(lookup_tag)
+
+    # -- the one request path ------------------------------------------------------------
+
+    def _request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
+                 headers: Optional[Dict[str, str]] = None, data: Any = None,
+                 stream: bool = False) -> Response:
+        """Send a request, run the callback and raise :class:`HTTPError` on failure."""
+        response = self._session.request(method, url, params=params, headers=headers,
+                                         data=data, timeout=self._timeout, stream=True,
+                                         retry=self._retry)
+        if self._callback is not None:
+            response = self._callback(response) or response
+        response.raise_for_status()
+        if not stream:
+            response.content  # noqa: B018 - reads the body and frees the connection
+        return response
+
+    def _url(self, service: str, study_instance_uid: Optional[str] = None,
+             series_instance_uid: Optional[str] = None,
+             sop_instance_uid: Optional[str] = None,
+             frame_numbers: Optional[Sequence[int]] = None,
+             suffix: Optional[str] = None) -> str:
+        """The URL of a resource of a service; UIDs and frame numbers are checked first."""
+        for value, name in ((study_instance_uid, 'study_instance_uid'),
+                            (series_instance_uid, 'series_instance_uid'),
+                            (sop_instance_uid, 'sop_instance_uid')):
+            if value is not None:
+                _check_uid(value, name, self._permissive_uid)
+        if frame_numbers is not None:
+            frame_numbers = _check_frame_numbers(frame_numbers)
+        prefix = getattr(self, f'{service}_url_prefix')
+        base = f'{self.base_url}/{prefix}' if prefix else self.base_url
+        return base + _resource_path(study_instance_uid, series_instance_uid,
+                                     sop_instance_uid, frame_numbers, suffix)
+
+    def _get_json(self, url: str, params: Optional[Dict[str, Any]] = None) -> Any:
+        response = self._request('GET', url, params=params, headers={'Accept': _DICOM_JSON})
+        warning = response.headers.get('Warning')
+        if warning:
+            logger.warning('server warning for %s: %s', url, warning)
+        if response.status_code == HTTPStatus.NO_CONTENT or not response.content.strip():
+            return []
+        try:
+            return json.loads(response.content)
+        except ValueError as error:
+            raise ValueError(f'the answer from {url} is not valid JSON: {error}') from None
+
+    def _stream_parts(self, url: str, resource: str, media_types: Optional[MediaTypes],
+                      params: Optional[Dict[str, Any]] = None,
+                      headers: Optional[Dict[str, str]] = None) -> Iterator[bytes]:
+        """Send the request now; return a generator over the bodies of its parts."""
+        accept, names = _accept(resource, media_types)
+        response = self._request('GET', url, params=params,
+                                 headers={'Accept': accept, **(headers or {})}, stream=True)
+        return (body for _, body in _iter_parts(response, names, self._chunk_size))
+
+    # -- QIDO-RS ------------------------------------------------------------------------
+
+    def _search(self, url: str, fuzzymatching: Optional[bool], limit: Optional[int],
+                offset: Optional[int], fields: Optional[Sequence[str]],
+                search_filters: Optional[Dict[str, Any]], get_remaining: bool,
+                additional_params: Optional[Dict[str, Any]]) -> List[Dict[str, dict]]:
+        params = parse_query_parameters(fuzzymatching, limit, offset, fields,
+                                        search_filters)
+        params.update(additional_params or {})
+        if not get_remaining:
+            return _json_list(self._get_json(url, params), url)
+        results: List[Dict[str, dict]] = []
+        start = params.get('offset', 0)
+        while True:
+            page_params = dict(params)
+            if start + len(results):
+                page_params['offset'] = start + len(results)
+            if limit is not None:
+                page_params['limit'] = limit - len(results)
+            page = _json_list(self._get_json(url, page_params), url)
+            results.extend(page)
+            if not page or (limit is not None and len(results) >= limit):
+                return results
+
+    def search_for_studies(self, fuzzymatching: Optional[bool] = None,
+                           limit: Optional[int] = None, offset: Optional[int] = None,
+                           fields: Optional[Sequence[str]] = None,
+                           search_filters: Optional[Dict[str, Any]] = None,
+                           get_remaining: bool = False,
+                           additional_params: Optional[Dict[str, Any]] = None
+                           ) -> List[Dict[str, dict]]:
+        """Search for studies (QIDO-RS).
+
+        Parameters
+        ----------
+        fuzzymatching: Union[bool, None], optional
+            Ask the server for fuzzy matching of person names.
+        limit: Union[int, None], optional
+            Most results wanted.
+        offset: Union[int, None], optional
+            Results to skip.
+        fields: Union[Sequence[str], None], optional
+            Attributes (keywords or tags, or ``'all'``) to include in the results.
+        search_filters: Union[Dict[str, Any], None], optional
+            Matching attributes (keyword or tag) and values, e.g. ``{'PatientID': 'A*'}``;
+            wildcards ``*`` and ``?``, date ranges like ``'20200101-20201231'`` and lists
+            (sent as repeated parameters) are passed to the server.
+        get_remaining: bool, optional
+            Keep asking with increasing offsets until the server has no more results
+            (for servers that cap the number of results per answer).
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            Matching studies in DICOM JSON.
+
+        """
+        url = self._url('qido') + '/studies'
+        return self._search(url, fuzzymatching, limit, offset, fields, search_filters,
+                            get_remaining, additional_params)
+
+    def search_for_series(self, study_instance_uid: Optional[str] = None,
+                          fuzzymatching: Optional[bool] = None,
+                          limit: Optional[int] = None, offset: Optional[int] = None,
+                          fields: Optional[Sequence[str]] = None,
+                          search_filters: Optional[Dict[str, Any]] = None,
+                          get_remaining: bool = False,
+                          additional_params: Optional[Dict[str, Any]] = None
+                          ) -> List[Dict[str, dict]]:
+        """Search for series, of one study or of all (QIDO-RS).
+
+        Parameters are those of :meth:`search_for_studies`, plus ``study_instance_uid``.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            Matching series in DICOM JSON.
+
+        """
+        url = self._url('qido', study_instance_uid) + '/series'
+        return self._search(url, fuzzymatching, limit, offset, fields, search_filters,
+                            get_remaining, additional_params)
+
+    def search_for_instances(self, study_instance_uid: Optional[str] = None,
+                             series_instance_uid: Optional[str] = None,
+                             fuzzymatching: Optional[bool] = None,
+                             limit: Optional[int] = None, offset: Optional[int] = None,
+                             fields: Optional[Sequence[str]] = None,
+                             search_filters: Optional[Dict[str, Any]] = None,
+                             get_remaining: bool = False,
+                             additional_params: Optional[Dict[str, Any]] = None
+                             ) -> List[Dict[str, dict]]:
+        """Search for instances, of a study, a series or all (QIDO-RS).
+
+        Parameters are those of :meth:`search_for_studies`, plus the UIDs.  A series UID
+        without a study UID becomes a ``SeriesInstanceUID`` filter.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            Matching instances in DICOM JSON.
+
+        """
+        if series_instance_uid is not None and study_instance_uid is None:
+            _check_uid(series_instance_uid, 'series_instance_uid', self._permissive_uid)
+            search_filters = {**(search_filters or {}),
+                              'SeriesInstanceUID': series_instance_uid}
+            series_instance_uid = None
+        url = self._url('qido', study_instance_uid, series_instance_uid) + '/instances'
+        return self._search(url, fuzzymatching, limit, offset, fields, search_filters,
+                            get_remaining, additional_params)
+
+    # -- WADO-RS: instances ---------------------------------------------------------------
+
+    def _iter_instances(self, url: str, media_types: Optional[MediaTypes],
+                        additional_params: Optional[Dict[str, Any]]) -> Iterator[Dataset]:
+        parts = self._stream_parts(url, 'instances', media_types, additional_params)
+        return (_decode_dataset(body) for body in parts)
+
+    def iter_study(self, study_instance_uid: str, media_types: Optional[MediaTypes] = None,
+                   additional_params: Optional[Dict[str, Any]] = None) -> Iterator[Dataset]:
+        """Yield the instances of a study as they arrive (WADO-RS).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types with optional transfer syntax UIDs, e.g.
+            ``(('application/dicom', '*'),)`` for the stored transfer syntax; by default
+            the server sends Explicit VR Little Endian.
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+
+        Returns
+        -------
+        Iterator[pydicom.dataset.Dataset]
+            The instances.
+
+        """
+        return self._iter_instances(self._url('wado', study_instance_uid), media_types,
+                                    additional_params)
+
+    def retrieve_study(self, study_instance_uid: str,
+                       media_types: Optional[MediaTypes] = None,
+                       additional_params: Optional[Dict[str, Any]] = None) -> List[Dataset]:
+        """Retrieve the instances of a study (see :meth:`iter_study`).
+
+        Returns
+        -------
+        List[pydicom.dataset.Dataset]
+            The instances.
+
+        """
+        return list(self.iter_study(study_instance_uid, media_types, additional_params))
+
+    def iter_series(self, study_instance_uid: str, series_instance_uid: str,
+                    media_types: Optional[MediaTypes] = None,
+                    additional_params: Optional[Dict[str, Any]] = None
+                    ) -> Iterator[Dataset]:
+        """Yield the instances of a series as they arrive (see :meth:`iter_study`).
+
+        Returns
+        -------
+        Iterator[pydicom.dataset.Dataset]
+            The instances.
+
+        """
+        return self._iter_instances(
+            self._url('wado', study_instance_uid, series_instance_uid), media_types,
+            additional_params)
+
+    def retrieve_series(self, study_instance_uid: str, series_instance_uid: str,
+                        media_types: Optional[MediaTypes] = None,
+                        additional_params: Optional[Dict[str, Any]] = None
+                        ) -> List[Dataset]:
+        """Retrieve the instances of a series (see :meth:`iter_study`).
+
+        Returns
+        -------
+        List[pydicom.dataset.Dataset]
+            The instances.
+
+        """
+        return list(self.iter_series(study_instance_uid, series_instance_uid, media_types,
+                                     additional_params))
+
+    def retrieve_instance(self, study_instance_uid: str, series_instance_uid: str,
+                          sop_instance_uid: str, media_types: Optional[MediaTypes] = None,
+                          additional_params: Optional[Dict[str, Any]] = None) -> Dataset:
+        """Retrieve one instance (see :meth:`iter_study` for ``media_types``).
+
+        Returns
+        -------
+        pydicom.dataset.Dataset
+            The instance.
+
+        Raises
+        ------
+        MultipartError
+            If the answer does not hold exactly one instance.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid)
+        instances = list(self._iter_instances(url, media_types, additional_params))
+        if len(instances) != 1:
+            raise MultipartError(f'expected one instance from {url}, got {len(instances)}')
+        return instances[0]
+
+    # -- WADO-RS: metadata ---------------------------------------------------------------
+
+    def retrieve_study_metadata(self, study_instance_uid: str,
+                                additional_params: Optional[Dict[str, Any]] = None
+                                ) -> List[Dict[str, dict]]:
+        """Retrieve the metadata of every instance of a study, in DICOM JSON.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            One item per instance; bulk data appear as ``BulkDataURI`` references.
+
+        """
+        url = self._url('wado', study_instance_uid, suffix='metadata')
+        return _json_list(self._get_json(url, additional_params), url)
+
+    def retrieve_series_metadata(self, study_instance_uid: str, series_instance_uid: str,
+                                 additional_params: Optional[Dict[str, Any]] = None
+                                 ) -> List[Dict[str, dict]]:
+        """Retrieve the metadata of every instance of a series, in DICOM JSON.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            One item per instance.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, suffix='metadata')
+        return _json_list(self._get_json(url, additional_params), url)
+
+    def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
+                                   sop_instance_uid: str,
+                                   additional_params: Optional[Dict[str, Any]] = None
+                                   ) -> Dict[str, dict]:
+        """Retrieve the metadata of one instance, in DICOM JSON.
+
+        Returns
+        -------
+        Dict[str, dict]
+            The metadata.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
+                        suffix='metadata')
+        items = _json_list(self._get_json(url, additional_params), url)
+        if len(items) != 1:
+            raise ValueError(f'expected the metadata of one instance from {url}, '
+                             f'got {len(items)} items')
+        return items[0]
+
+    # -- WADO-RS: frames and bulk data ---------------------------------------------------
+
+    def iter_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                             sop_instance_uid: str, frame_numbers: Sequence[int],
+                             media_types: Optional[MediaTypes] = None,
+                             additional_params: Optional[Dict[str, Any]] = None
+                             ) -> Iterator[bytes]:
+        """Yield frames of an instance as they arrive (WADO-RS).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        series_instance_uid: str
+            Series Instance UID.
+        sop_instance_uid: str
+            SOP Instance UID.
+        frame_numbers: Sequence[int]
+            Frame numbers, counting from 1.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types with optional transfer syntax UIDs, e.g.
+            ``('image/jpeg',)`` or ``(('image/jp2', '1.2.840.10008.1.2.4.90'),)``;
+            by default uncompressed ``application/octet-stream``.
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+
+        Returns
+        -------
+        Iterator[bytes]
+            One item per frame, in the order asked for.
+
+        Raises
+        ------
+        MultipartError
+            If the server sends another number of frames than asked for.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
+                        frame_numbers)
+        parts = self._stream_parts(url, 'frames', media_types, additional_params)
+        return _counted(parts, len(frame_numbers), f'frames from {url}')
+
+    def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                                 sop_instance_uid: str, frame_numbers: Sequence[int],
+                                 media_types: Optional[MediaTypes] = None,
+                                 additional_params: Optional[Dict[str, Any]] = None
+                                 ) -> List[bytes]:
+        """Retrieve frames of an instance (see :meth:`iter_instance_frames`).
+
+        Returns
+        -------
+        List[bytes]
+            One item per frame, in the order asked for.
+
+        """
+        return list(self.iter_instance_frames(study_instance_uid, series_instance_uid,
+                                              sop_instance_uid, frame_numbers, media_types,
+                                              additional_params))
+
+    def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
+                      byte_range: Optional[Tuple[int, int]] = None,
+                      additional_params: Optional[Dict[str, Any]] = None
+                      ) -> Iterator[bytes]:
+        """Yield the bulk data at a URL (a ``BulkDataURI`` from metadata) as it arrives.
+
+        Parameters
+        ----------
+        url: str
+            URL of the bulk data; a relative URL is taken relative to the service.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types with optional transfer syntax UIDs.
+        byte_range: Union[Tuple[int, int], None], optional
+            First and last byte wanted (inclusive), sent as a ``Range`` field.
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+
+        Returns
+        -------
+        Iterator[bytes]
+            Bulk data items.
+
+        """
+        headers = {'Range': _byte_range(byte_range)} if byte_range is not None else None
+        return self._stream_parts(self._bulkdata_url(url), 'bulkdata', media_types,
+                                  additional_params, headers)
+
+    def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
+                          byte_range: Optional[Tuple[int, int]] = None,
+                          additional_params: Optional[Dict[str, Any]] = None
+                          ) -> List[bytes]:
+        """Retrieve the bulk data at a URL (see :meth:`iter_bulkdata`).
+
+        Returns
+        -------
+        List[bytes]
+            Bulk data items.
+
+        """
+        return list(self.iter_bulkdata(url, media_types, byte_range, additional_params))
+
+    def _bulkdata_url(self, url: str) -> str:
+        if not isinstance(url, str) or not url:
+            raise TypeError(f'url must be a non-empty string, not {url!r}')
+        if urllib.parse.urlsplit(url).scheme:
+            return url
+        return urllib.parse.urljoin(self.base_url + '/', url.lstrip('/'))
+
+    # -- WADO-RS: rendered and thumbnails ------------------------------------------------
+
+    def _get_image(self, url: str, resource: str, media_types: Optional[MediaTypes],
+                   params: Optional[Dict[str, Any]]) -> bytes:
+        accept, _ = _accept(resource, media_types)
+        return self._request('GET', url, params=params, headers={'Accept': accept}).content
+
+    def retrieve_instance_rendered(self, study_instance_uid: str, series_instance_uid: str,
+                                   sop_instance_uid: str,
+                                   media_types: Optional[MediaTypes] = None,
+                                   params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve an instance rendered by the server (e.g. as JPEG or PNG).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        series_instance_uid: str
+            Series Instance UID.
+        sop_instance_uid: str
+            SOP Instance UID.
+        media_types: Union[Tuple[str, ...], None], optional
+            Acceptable media types, e.g. ``('image/png',)``; ``image/jpeg`` by default.
+        params: Union[Dict[str, Any], None], optional
+            Rendering parameters, e.g. ``{'quality': 95}`` or ``{'viewport': '64,64'}``.
+
+        Returns
+        -------
+        bytes
+            The rendered image (or document).
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
+                        suffix='rendered')
+        return self._get_image(url, 'rendered', media_types, params)
+
+    def retrieve_series_rendered(self, study_instance_uid, series_instance_uid,
+                                 media_types: Optional[MediaTypes] = None,
+                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve a series rendered by the server (see :meth:`retrieve_instance_rendered`).
+
+        Returns
+        -------
+        bytes
+            The rendered representation.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, suffix='rendered')
+        return self._get_image(url, 'rendered', media_types, params)
+
+    def retrieve_instance_frames_rendered(self, study_instance_uid: str,
+                                          series_instance_uid: str, sop_instance_uid: str,
+                                          frame_numbers: Sequence[int],
+                                          media_types: Optional[MediaTypes] = None,
+                                          params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve frames rendered by the server (see :meth:`retrieve_instance_rendered`).
+
+        Returns
+        -------
+        bytes
+            The rendered frames.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
+                        frame_numbers, suffix='rendered')
+        return self._get_image(url, 'rendered frames', media_types, params)
+
+    def retrieve_study_thumbnail(self, study_instance_uid: str,
+                                 media_types: Optional[MediaTypes] = None,
+                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve a small image that represents a study.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        media_types: Union[Tuple[str, ...], None], optional
+            Acceptable image media types; ``image/jpeg`` by default.
+        params: Union[Dict[str, Any], None], optional
+            Parameters such as ``{'viewport': '64,64'}``.
+
+        Returns
+        -------
+        bytes
+            The image.
+
+        """
+        url = self._url('wado', study_instance_uid, suffix='thumbnail')
+        return self._get_image(url, 'thumbnails', media_types, params)
+
+    def retrieve_series_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
+                                  media_types: Optional[MediaTypes] = None,
+                                  params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve a small image that represents a series (see study thumbnails).
+
+        Returns
+        -------
+        bytes
+            The image.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid,
+                        suffix='thumbnail')
+        return self._get_image(url, 'thumbnails', media_types, params)
+
+    def retrieve_instance_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
+                                    sop_instance_uid: str,
+                                    media_types: Optional[MediaTypes] = None,
+                                    params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Retrieve a small image that represents an instance (see study thumbnails).
+
+        Returns
+        -------
+        bytes
+            The image.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
+                        suffix='thumbnail')
+        return self._get_image(url, 'thumbnails', media_types, params)
+
+    def retrieve_instance_frames_thumbnail(self, study_instance_uid: str,
+                                           series_instance_uid: str, sop_instance_uid: str,
+                                           frame_numbers: Sequence[int],
+                                           media_types: Optional[MediaTypes] = None,
+                                           params: Optional[Dict[str, Any]] = None
+                                           ) -> bytes:
+        """Retrieve a small image of frames of an instance (see study thumbnails).
+
+        Returns
+        -------
+        bytes
+            The image.
+
+        """
+        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
+                        frame_numbers, suffix='thumbnail')
+        return self._get_image(url, 'thumbnails', media_types, params)
+
+    # -- STOW-RS and deletion ------------------------------------------------------------
+
+    def store_instances(self, datasets: Sequence[Dataset],
+                        study_instance_uid: Optional[str] = None,
+                        additional_params: Optional[Dict[str, Any]] = None) -> Dataset:
+        """Store instances on the server (STOW-RS), streaming them one by one.
+
+        Parameters
+        ----------
+        datasets: Sequence[Union[pydicom.dataset.Dataset, str, os.PathLike, bytes, BinaryIO]]
+            Instances to store: datasets, or Part 10 files as paths, bytes or seekable
+            binary file objects (these are streamed from disk, never loaded whole).
+        study_instance_uid: Union[str, None], optional
+            Study the instances must belong to.
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+
+        Returns
+        -------
+        pydicom.dataset.Dataset
+            The server's report: ``ReferencedSOPSequence`` for stored instances and
+            ``FailedSOPSequence`` for refused ones (a warning is logged for these).
+
+        Raises
+        ------
+        HTTPError
+            If the server refuses the request (e.g. 409 when no instance was stored).
+
+        """
+        if isinstance(datasets, (Dataset, str, bytes, os.PathLike)):
+            raise TypeError('datasets must be a sequence of instances, not a single one')
+        parts = list(datasets)
+        if not parts:
+            raise ValueError('datasets must hold at least one instance')
+        url = self._url('stow') + '/studies'
+        if study_instance_uid is not None:
+            url = self._url('stow', study_instance_uid)
+        body = MultipartBody(parts, 'application/dicom', self._chunk_size)
+        response = self._request('POST', url, params=additional_params, data=body,
+                                 headers={'Content-Type': body.content_type,
+                                          'Accept': _DICOM_JSON})
+        return _store_report(response)
+
+    def delete_study(self, study_instance_uid: str,
+                     additional_params: Optional[Dict[str, Any]] = None) -> None:
+        """Delete a study (not part of the standard; not every server allows it).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+
+        """
+        self._request('DELETE', self._url('delete', study_instance_uid),
+                      params=additional_params)
+
+    def delete_series(self, study_instance_uid: str, series_instance_uid: str,
+                      additional_params: Optional[Dict[str, Any]] = None) -> None:
+        """Delete a series (not part of the standard; see :meth:`delete_study`)."""
+        self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid),
+                      params=additional_params)
+
+    def delete_instance(self, study_instance_uid: str, series_instance_uid: str,
+                        sop_instance_uid: str,
+                        additional_params: Optional[Dict[str, Any]] = None) -> None:
+        """Delete an instance (not part of the standard; see :meth:`delete_study`)."""
+        self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid,
+                                          sop_instance_uid), params=additional_params)
+
+
+def _clean_prefix(prefix: Optional[str]) -> Optional[str]:
+    return prefix.strip('/') or None if prefix is not None else None
+
+
+def _json_list(value: Any, url: str) -> List[Dict[str, dict]]:
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f'the answer from {url} is not a DICOM JSON array')
+    return value
+
+
+def _counted(items: Iterator[bytes], expected: int, what: str) -> Iterator[bytes]:
+    """Pass items through, raising if their number differs from ``expected``."""
+    count = 0
+    for item in items:
+        count += 1
+        if count > expected:
+            raise MultipartError(f'expected {expected} {what}, got more')
+        yield item
+    if count != expected:
+        raise MultipartError(f'expected {expected} {what}, got {count}')
+
+
+def _byte_range(byte_range: Tuple[int, int]) -> str:
+    """The ``Range`` field value for an inclusive (first, last) byte range."""
+    try:
+        first, last = byte_range
+    except (TypeError, ValueError):
+        raise TypeError(f'byte_range must be a (first, last) pair, not {byte_range!r}') \
+            from None
+    if not isinstance(first, int) or first < 0 or (
+            last is not None and (not isinstance(last, int) or last < first)):
+        raise ValueError(f'byte_range must be two byte offsets with first <= last, got '
+                         f'{byte_range!r}')
+    return f'bytes={first}-{"" if last is None else last}'
+
+
+def _store_report(response: Response) -> Dataset:
+    """The STOW-RS answer as a dataset; logs the instances the server refused."""
+    if response.status_code == HTTPStatus.NO_CONTENT or not response.content.strip():
+        return Dataset()
+    if response.content_type not in (_DICOM_JSON, 'application/json'):
+        logger.warning('store answer from %s is %s, not DICOM JSON; ignored',
+                       response.url, response.content_type)
+        return Dataset()
+    report = Dataset.from_json(json.loads(response.content))
+    failed = report.get('FailedSOPSequence')
+    if failed:
+        logger.warning('the server refused %d of the instances sent to %s', len(failed),
+                       response.url)
+    return report
+
+
+# ---------------------------------------------------------------------------------------
+# Google Cloud Healthcare API
+# ---------------------------------------------------------------------------------------
+
+_GCP_HOST = 'https://healthcare.googleapis.com/v1'
+_GCP_URL_PATTERN = re.compile(
+    r'^https://healthcare\.googleapis\.com/v1/projects/(?P<project_id>[^/]+)'
+    r'/locations/(?P<location>[^/]+)/datasets/(?P<dataset_id>[^/]+)'
+    r'/dicomStores/(?P<dicom_store_id>[^/]+)/dicomWeb$')
+_GCP_SCOPES = ('https://www.googleapis.com/auth/cloud-platform',)
+
+
+@dataclass(frozen=True)
+class GoogleCloudHealthcareURL:
+    """The DICOMweb service URL of a DICOM store in the Google Cloud Healthcare API (v1).
+
+    ``str()`` gives ``https://healthcare.googleapis.com/v1/projects/{project_id}/
+    locations/{location}/datasets/{dataset_id}/dicomStores/{dicom_store_id}/dicomWeb``.
+
+    Attributes
+    ----------
+    project_id: str
+        Google Cloud project holding the dataset.
+    location: str
+        Region of the dataset, e.g. ``us-central1``.
+    dataset_id: str
+        Dataset holding the DICOM store.
+    dicom_store_id: str
+        The DICOM store.
+
+    """
+
+    project_id: str
+    location: str
+    dataset_id: str
+    dicom_store_id: str
+
+    def __post_init__(self) -> None:
+        for name in ('project_id', 'location', 'dataset_id', 'dicom_store_id'):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or '/' in value:
+                raise ValueError(f'{name} must be a non-empty string without "/", '
+                                 f'got {value!r}')
+
+    def __str__(self) -> str:
+        return (f'{_GCP_HOST}/projects/{self.project_id}/locations/{self.location}'
+                f'/datasets/{self.dataset_id}/dicomStores/{self.dicom_store_id}/dicomWeb')
+
+    @classmethod
+    def from_string(cls, base_url: str) -> 'GoogleCloudHealthcareURL':
+        """Parse the service URL of a DICOM store.
+
+        Parameters
+        ----------
+        base_url: str
+            The URL, in the form shown in the class description.
+
+        Returns
+        -------
+        GoogleCloudHealthcareURL
+            The parsed URL.
+
+        Raises
+        ------
+        ValueError
+            If ``base_url`` is not such a URL.
+
+        """
+        match = _GCP_URL_PATTERN.match(base_url.strip()) if isinstance(base_url, str) \
+            else None
+        if match is None:
+            raise ValueError(f'{base_url!r} is not the DICOMweb URL of a Google Cloud '
+                             f'DICOM store ({_GCP_HOST}/projects/P/locations/L/datasets/D'
+                             '/dicomStores/S/dicomWeb)')
+        return cls(**match.groupdict())
+
+
+def _import_google_auth() -> Any:
+    try:
+        import google.auth
+        import google.auth.transport
+    except ImportError as error:
+        raise ImportError('Google Cloud credentials need the google-auth package: '
+                          'pip install google-auth (or dicomweb_client[gcp])') from error
+    return google.auth
+
+
+class _GoogleCredentialsAuth:
+    """Auth callable that refreshes Google credentials and sends their token."""
+
+    def __init__(self, credentials: Any) -> None:
+        google_auth = _import_google_auth()
+        self.credentials = credentials
+        self._transport = _google_transport_request(google_auth.transport)
+        self._lock = threading.Lock()
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        headers: Dict[str, str] = {}
+        with self._lock:
+            self.credentials.before_request(self._transport, request.method, request.url,
+                                            headers)
+        request.headers.update(headers)
+        return request
+
+
+def _google_transport_request(transport: Any) -> Any:
+    """A ``google.auth.transport.Request`` that sends token requests with a Session."""
+
+    class _Answer(transport.Response):
+        def __init__(self, response: Response) -> None:
+            self._response = response
+
+        @property
+        def status(self) -> int:
+            return self._response.status_code
+
+        @property
+        def headers(self) -> Dict[str, str]:
+            return dict(self._response.headers.items())
+
+        @property
+        def data(self) -> bytes:
+            return self._response.content
+
+    class _Request(transport.Request):
+        def __init__(self) -> None:
+            self.session = Session()
+
+        def __call__(self, url: str, method: str = 'GET', body: Any = None,
+                     headers: Optional[Dict[str, str]] = None, timeout: Any = None,
+                     **kwargs: Any) -> Any:
+            try:
+                response = self.session.request(method, url, data=body, headers=headers,
+                                                timeout=timeout or 120)
+            except RequestException as error:
+                import google.auth.exceptions
+                raise google.auth.exceptions.TransportError(error) from error
+            return _Answer(response)
+
+    return _Request()
+
+
+def create_session_from_gcp_credentials(google_credentials: Optional[Any] = None
+                                        ) -> Session:
+    """Return a session authorized with Google Cloud credentials (needs google-auth).
+
+    Parameters
+    ----------
+    google_credentials: Any, optional
+        Credentials from google-auth; by default those that ``google.auth.default()``
+        finds, with the cloud-platform scope.
+
+    Returns
+    -------
+    Session
+        A session whose requests carry a fresh access token.
+
+    Raises
+    ------
+    ImportError
+        If google-auth is not installed.
+
+    """
+    google_auth = _import_google_auth()
+    if google_credentials is None:
+        google_credentials, _ = google_auth.default(scopes=list(_GCP_SCOPES))
+    return create_session_from_auth(_GoogleCredentialsAuth(google_credentials))
+
+
+# ---------------------------------------------------------------------------------------
+# Module aliases: the import paths of the established package, served from this file
+# ---------------------------------------------------------------------------------------
+
+def _cli_main(args: Sequence[str]) -> int:
+    """Run the command line interface (``dicomweb_client_cli.main``)."""
+    import dicomweb_client_cli
+    return dicomweb_client_cli.main(args)
+
+
+_ALIASES: Dict[str, Tuple[str, ...]] = {
+    'api': ('DICOMClient', 'DICOMwebClient', 'HTTPError', 'Session', 'URI', 'URISuffix',
+            'URIType', 'build_query_string', 'parse_query_parameters', 'lookup_keyword',
+            'lookup_tag', 'GoogleCloudHealthcareURL'),
+    'uri': ('URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters'),
+    'session_utils': ('Session', 'create_session', 'create_session_from_auth',
+                      'create_session_from_user_pass', 'add_certs_to_session',
+                      'create_session_from_gcp_credentials'),
+    'log': ('configure_logging',),
+    'protocol': ('DICOMClient',),
+    'cli': (),
+    'ext': (),
+    'ext.gcp': (),
+    'ext.gcp.uri': ('GoogleCloudHealthcareURL',),
+    'ext.gcp.session_utils': ('create_session_from_gcp_credentials',),
+}
+
+
+def _register_aliases() -> None:
+    """Register ``dicomweb_client.api`` and friends as modules backed by this file."""
+    this = sys.modules[__name__]
+    this.__path__ = []  # type: ignore[attr-defined]  # lets "import a.b" find aliases
+    namespace = vars(this)
+    for name, members in _ALIASES.items():
+        full_name = f'{__name__}.{name}'
+        module = types.ModuleType(full_name, f'Alias of {__name__} (same objects).')
+        module.__dict__.update({member: namespace[member] for member in members})
+        if name == 'cli':
+            module.main = _cli_main  # type: ignore[attr-defined]
+        sys.modules[full_name] = module
+        parent_name, _, leaf = full_name.rpartition('.')
+        setattr(sys.modules[parent_name], leaf, module)
+
+
+_register_aliases()
