@@ -995,7 +995,7 @@ class Response:
         self.status_code: int = raw.status
         self.reason: str = raw.reason
         self.headers: Message = raw.headers
-        self.url = request.url
+        self.url = _redact(request.url)
         self.history: List['Response'] = []
         self.elapsed = 0.0
         self._release = release
@@ -1428,7 +1428,7 @@ class Session:
                 if wait is None:
                     return response
                 logger.warning('%s %s answered %d; retry %d of %d in %.1f s',
-                               prepared.method, prepared.url, response.status_code,
+                               prepared.method, _redact(prepared.url), response.status_code,
                                retry.attempt, retry.max_attempts - 1, wait)
                 response.close()
             time.sleep(wait)
@@ -1446,7 +1446,7 @@ class Session:
             except _StaleConnection as error:
                 if prepared.method not in _IDEMPOTENT_METHODS or not body.replayable:
                     raise _compatible(TransportError)(
-                        f'connection to {prepared.url} was closed by the server before it '
+                        f'connection to {_redact(prepared.url)} was closed by the server before it '
                         f'answered {prepared.method}; not repeated because the request '
                         'may have taken effect') from error.__cause__
                 logger.debug('pooled connection was closed by the server; reconnecting')
@@ -1454,7 +1454,7 @@ class Session:
         try:
             return self._exchange(origin, connection, prepared, body, timeout)
         except _StaleConnection as error:
-            raise _transport_error(error.__cause__ or error, prepared.url) from error
+            raise _transport_error(error.__cause__ or error, _redact(prepared.url)) from error
 
     def _exchange(self, origin: _Origin, connection: http.client.HTTPConnection,
                   prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
@@ -1463,8 +1463,10 @@ class Session:
         headers = dict(prepared.headers.items())
         if body.length is not None and prepared.body is not None:
             headers.setdefault('Content-Length', str(body.length))
-        target = prepared.url if origin.proxy and origin.scheme == 'http' else \
-            _request_target(prepared.url)
+        target = _request_target(prepared.url)
+        if origin.proxy and origin.scheme == 'http':
+            target = _redact(prepared.url)  # a plain HTTP proxy wants the absolute URI
+            headers.update(_proxy_auth_headers(origin.proxy))
         started = time.monotonic()
         try:
             connection.sock.settimeout(read_timeout)
@@ -1475,7 +1477,7 @@ class Session:
             raise _StaleConnection(str(error)) from error
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            raise _transport_error(error, prepared.url) from error
+            raise _transport_error(error, _redact(prepared.url)) from error
         except BaseException:
             connection.close()
             raise
@@ -1489,7 +1491,7 @@ class Session:
         response = Response(raw, prepared, release)
         response.elapsed = time.monotonic() - started
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug('%s %s -> %d (%.3f s)', prepared.method, prepared.url,
+            logger.debug('%s %s -> %d (%.3f s)', prepared.method, _redact(prepared.url),
                          response.status_code, response.elapsed)
         return response
 
@@ -1497,24 +1499,17 @@ class Session:
         """Open a new connection to ``origin`` (through its proxy, if any)."""
         connect_timeout, _ = _split_timeout(timeout)
         host, port = origin.host, origin.port
-        tunnel_headers: Dict[str, str] = {}
         if origin.proxy:
             proxy = urllib.parse.urlsplit(origin.proxy)
             host, port = proxy.hostname or '', proxy.port or 80
-            if proxy.username is not None:
-                tunnel_headers['Proxy-Authorization'] = _basic_auth_value(
-                    urllib.parse.unquote(proxy.username),
-                    urllib.parse.unquote(proxy.password or ''))
         if origin.scheme == 'https':
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 host, port, timeout=connect_timeout, context=self._ssl_context())
             if origin.proxy:
-                connection.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
+                connection.set_tunnel(origin.host, origin.port,
+                                      headers=_proxy_auth_headers(origin.proxy))
         else:
             connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
-            if tunnel_headers:
-                self.headers.setdefault('Proxy-Authorization',
-                                        tunnel_headers['Proxy-Authorization'])
         try:
             connection.connect()
         except ssl.SSLError as error:
@@ -1597,6 +1592,25 @@ def _credentials_in_url(url: str) -> Tuple[Optional[str], Optional[str]]:
             urllib.parse.unquote(parts.password or ''))
 
 
+def _proxy_auth_headers(proxy_url: str) -> Dict[str, str]:
+    """``Proxy-Authorization`` from credentials in a proxy URL (none without them)."""
+    user, password = _credentials_in_url(proxy_url)
+    if user is None:
+        return {}
+    return {'Proxy-Authorization': _basic_auth_value(user, password or '')}
+
+
+def _redact(url: str) -> str:
+    """The URL without user name and password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ''
+    if parts.port:
+        netloc += f':{parts.port}'
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def _basic_auth_value(username: str, password: str) -> str:
     token = base64.b64encode(f'{username}:{password}'.encode('utf-8')).decode('ascii')
     return f'Basic {token}'
@@ -1633,6 +1647,73 @@ class BearerAuth:
 
     def __repr__(self) -> str:
         return 'BearerAuth(***)'
+
+
+class _ForeignSession:
+    """Lets a ``requests.Session`` (or a subclass such as google-auth's
+    ``AuthorizedSession``) stand in for a :class:`Session`, for code written for the
+    established package.  Retries follow the client's policy; bodies are streamed.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.wrapped = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
+                headers: Optional[Mapping[str, str]] = None, data: Any = None,
+                timeout: Any = None, stream: bool = True,
+                retry: Optional[RetryPolicy] = None) -> Response:
+        """Send through the wrapped session; same contract as :meth:`Session.request`."""
+        body = _Body(data)
+        headers = dict(headers or {})
+        if data is not None and body.length is not None:
+            headers.setdefault('Content-Length', str(body.length))
+        while True:
+            answer = self.wrapped.request(method, url + build_query_string(params),
+                                          data=body.payload(), headers=headers,
+                                          timeout=timeout, stream=True)
+            response = _ForeignResponse(answer, method)
+            wait = retry.wait_after(response) if retry and body.replayable else None
+            if wait is None:
+                return response
+            response.close()
+            time.sleep(wait)
+            retry = retry.increment()
+
+
+class _ForeignResponse(Response):
+    """A ``requests.Response`` seen through the :class:`Response` interface."""
+
+    def __init__(self, answer: Any, method: str) -> None:  # noqa: D107
+        self._answer = answer
+        self._chunks: Optional[Iterator[bytes]] = None
+        self.raw = answer.raw
+        self.status_code = answer.status_code
+        self.reason = answer.reason or _reason_phrase(answer.status_code)
+        self.headers = answer.headers
+        self.url = _redact(answer.url)
+        self.request = PreparedRequest(method, answer.url, CaseInsensitiveDict())
+        self.history = []
+        self.elapsed = 0.0
+        self._content = None
+        self._released = False
+
+    @property
+    def content(self) -> bytes:
+        """bytes: the whole body."""
+        return self._answer.content
+
+    def read1(self, size: int) -> bytes:
+        """Return the next piece of the body (``b''`` at the end)."""
+        if self._chunks is None:
+            self._chunks = self._answer.iter_content(size)
+        return next(self._chunks, b'')
+
+    def close(self) -> None:
+        """Close the underlying answer."""
+        self._answer.close()
 
 
 # -- session_utils -----------------------------------------------------------------------
@@ -2069,6 +2150,8 @@ _RESOURCES = {
                                  _RENDERED_FRAME_MEDIA_TYPES),
     'thumbnails': _Resource('thumbnails', (('image/jpeg', None),), False,
                             _THUMBNAIL_MEDIA_TYPES),
+    'XML metadata': _Resource('XML metadata', (('application/dicom+xml', None),), True,
+                              ('application/dicom+xml',)),
 }
 
 
@@ -2111,6 +2194,75 @@ def _accept(resource: str, media_types: Optional[MediaTypes]) -> Tuple[str, List
             value += f'; transfer-syntax={transfer_syntax}'
         values.append(value)
     return ', '.join(values), [media_type for media_type, _ in pairs]
+
+
+
+# DICOM XML (PS3.19 Native DICOM Model) to DICOM JSON (PS3.18 Annex F)
+
+_NUMERIC_VRS = frozenset({'DS', 'FL', 'FD', 'IS', 'SL', 'SS', 'SV', 'UL', 'US', 'UV'})
+_NAME_COMPONENTS = ('FamilyName', 'GivenName', 'MiddleName', 'NamePrefix', 'NameSuffix')
+
+
+def _local_name(element: Any) -> str:
+    return element.tag.rsplit('}', 1)[-1]
+
+
+def _children(element: Any, name: str) -> List[Any]:
+    children = [child for child in element if _local_name(child) == name]
+    return sorted(children, key=lambda child: int(child.get('number', '0')))
+
+
+def _xml_to_dicom_json(data: bytes) -> Dict[str, dict]:
+    """Convert one Native DICOM Model XML document into a DICOM JSON object."""
+    from xml.etree import ElementTree
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as error:
+        raise ValueError(f'metadata is not well-formed XML: {error}') from None
+    return _xml_attributes(root)
+
+
+def _xml_attributes(element: Any) -> Dict[str, dict]:
+    result: Dict[str, dict] = {}
+    for attribute in _children(element, 'DicomAttribute'):
+        tag, vr = attribute.get('tag', '').upper(), attribute.get('vr', 'UN')
+        entry: Dict[str, Any] = {'vr': vr}
+        bulk = _children(attribute, 'BulkData')
+        inline = _children(attribute, 'InlineBinary')
+        if bulk:
+            entry['BulkDataURI'] = bulk[0].get('uri') or bulk[0].get('uuid')
+        elif inline:
+            entry['InlineBinary'] = (inline[0].text or '').strip()
+        elif vr == 'SQ':
+            entry['Value'] = [_xml_attributes(item) for item in _children(attribute, 'Item')]
+        elif vr == 'PN':
+            entry['Value'] = [_xml_person_name(name)
+                              for name in _children(attribute, 'PersonName')]
+        else:
+            entry['Value'] = [_xml_value(value.text or '', vr)
+                              for value in _children(attribute, 'Value')]
+        if entry.get('Value') == []:
+            del entry['Value']
+        result[tag] = entry
+    return result
+
+
+def _xml_value(text: str, vr: str) -> Any:
+    if vr not in _NUMERIC_VRS:
+        return text
+    number = float(text)
+    return int(number) if vr in ('IS', 'SL', 'SS', 'SV', 'UL', 'US', 'UV') else number
+
+
+def _xml_person_name(element: Any) -> Dict[str, str]:
+    name = {}
+    for group in ('Alphabetic', 'Ideographic', 'Phonetic'):
+        found = _children(element, group)
+        if found:
+            parts = [''.join(child.text or '' for child in _children(found[0], component))
+                     for component in _NAME_COMPONENTS]
+            name[group] = '^'.join(parts).rstrip('^')
+    return name
 
 
 # ---------------------------------------------------------------------------------------
@@ -2244,6 +2396,7 @@ class DICOMClient(Protocol):
 # ---------------------------------------------------------------------------------------
 
 _DICOM_JSON = 'application/dicom+json'
+_DICOM_XML = 'application/dicom+xml'
 
 
 class DICOMwebClient:
@@ -2321,13 +2474,15 @@ class DICOMwebClient:
         self.delete_url_prefix = _clean_prefix(delete_url_prefix)
         if session is None:
             session = create_session()
-        elif not isinstance(session, Session):
-            raise TypeError(f'session must be a dicomweb_client.Session (see the '
-                            f'session_utils functions), not {type(session).__name__}')
         if proxies:
             session.proxies = dict(proxies)
         if headers:
             session.headers.update(headers)
+        if not isinstance(session, Session):
+            if not callable(getattr(session, 'request', None)):
+                raise TypeError(f'session must be a dicomweb_client.Session (see the '
+                                f'session_utils functions), not {type(session).__name__}')
+            session = _ForeignSession(session)
         self._session = session
         self._callback = callback
         self._permissive_uid = bool(permissive_uid)
@@ -2659,10 +2814,31 @@ class DICOMwebClient:
 
     # -- WADO-RS: metadata ---------------------------------------------------------------
 
+    def _get_metadata(self, url: str, params: Optional[Dict[str, Any]],
+                      media_type: str) -> List[Dict[str, dict]]:
+        if media_type == _DICOM_JSON:
+            return _json_list(self._get_json(url, params), url)
+        if media_type != _DICOM_XML:
+            raise ValueError(f'media_type must be {_DICOM_JSON!r} or {_DICOM_XML!r}, '
+                             f'not {media_type!r}')
+        parts = self._stream_parts(url, 'XML metadata', None, params)
+        return [_xml_to_dicom_json(part) for part in parts]
+
     def retrieve_study_metadata(self, study_instance_uid: str,
-                                additional_params: Optional[Dict[str, Any]] = None
-                                ) -> List[Dict[str, dict]]:
+                                additional_params: Optional[Dict[str, Any]] = None, *,
+                                media_type: str = _DICOM_JSON) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a study, in DICOM JSON.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        additional_params: Union[Dict[str, Any], None], optional
+            Extra query parameters.
+        media_type: str, optional
+            What to ask the server for: ``application/dicom+json`` (default) or
+            ``application/dicom+xml`` (converted to DICOM JSON here, for servers that
+            offer only XML).
 
         Returns
         -------
@@ -2671,12 +2847,14 @@ class DICOMwebClient:
 
         """
         url = self._url('wado', study_instance_uid, suffix='metadata')
-        return _json_list(self._get_json(url, additional_params), url)
+        return self._get_metadata(url, additional_params, media_type)
 
     def retrieve_series_metadata(self, study_instance_uid: str, series_instance_uid: str,
-                                 additional_params: Optional[Dict[str, Any]] = None
-                                 ) -> List[Dict[str, dict]]:
+                                 additional_params: Optional[Dict[str, Any]] = None, *,
+                                 media_type: str = _DICOM_JSON) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a series, in DICOM JSON.
+
+        See :meth:`retrieve_study_metadata` for ``media_type``.
 
         Returns
         -------
@@ -2685,13 +2863,15 @@ class DICOMwebClient:
 
         """
         url = self._url('wado', study_instance_uid, series_instance_uid, suffix='metadata')
-        return _json_list(self._get_json(url, additional_params), url)
+        return self._get_metadata(url, additional_params, media_type)
 
     def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
                                    sop_instance_uid: str,
-                                   additional_params: Optional[Dict[str, Any]] = None
-                                   ) -> Dict[str, dict]:
+                                   additional_params: Optional[Dict[str, Any]] = None, *,
+                                   media_type: str = _DICOM_JSON) -> Dict[str, dict]:
         """Retrieve the metadata of one instance, in DICOM JSON.
+
+        See :meth:`retrieve_study_metadata` for ``media_type``.
 
         Returns
         -------
@@ -2701,7 +2881,7 @@ class DICOMwebClient:
         """
         url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
                         suffix='metadata')
-        items = _json_list(self._get_json(url, additional_params), url)
+        items = self._get_metadata(url, additional_params, media_type)
         if len(items) != 1:
             raise ValueError(f'expected the metadata of one instance from {url}, '
                              f'got {len(items)} items')
