@@ -1254,6 +1254,7 @@ class Session:
         self.pool_maxsize = 10
         self._pool = _ConnectionPool(self.pool_maxsize)
         self._ssl_contexts: Dict[Any, ssl.SSLContext] = {}
+        self._proxy_decisions: Dict[Any, Optional[str]] = {}
         self._ssl_lock = threading.Lock()
 
     def __enter__(self) -> 'Session':
@@ -1535,6 +1536,17 @@ class Session:
                        self._proxy_for(parts.scheme, parts.hostname))
 
     def _proxy_for(self, scheme: str, host: str) -> Optional[str]:
+        """The proxy URL for a host, or ``None``; decided once per host and settings.
+
+        Environment variables are read the first time a host is seen, not on every
+        request (reading them costs more than a small request on loopback).
+        """
+        key = (scheme, host, self.trust_env, tuple(sorted((self.proxies or {}).items())))
+        if key not in self._proxy_decisions:
+            self._proxy_decisions[key] = self._choose_proxy(scheme, host)
+        return self._proxy_decisions[key]
+
+    def _choose_proxy(self, scheme: str, host: str) -> Optional[str]:
         proxies: Dict[str, str] = {}
         if self.trust_env:
             proxies.update((k, v) for k, v in urllib.request.getproxies().items()
