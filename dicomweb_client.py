@@ -258,7 +258,7 @@ def lookup_tag(keyword: str) -> str:
         If the data dictionary does not know the keyword.
 
     """
-    tag = tag_for_keyword(keyword)
+    tag = tag_for_keyword(keyword) if keyword else None
     if tag is None:
         raise KeyError(f'no tag is known for keyword "{keyword}"')
     return f'{tag:08X}'
@@ -272,9 +272,9 @@ def _check_attribute(name: str, argument: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f'attribute names in "{argument}" must be strings, not {name!r}')
     for step in name.split('.'):
-        if _HEX_TAG.match(step):
+        if _HEX_TAG.fullmatch(step):
             continue
-        if tag_for_keyword(step) is None:
+        if not step or tag_for_keyword(step) is None:
             raise ValueError(f'"{argument}" names an unknown attribute: {name!r} '
                              '(use a DICOM keyword or an eight digit hex tag)')
     return name
@@ -284,8 +284,9 @@ def _check_attribute(name: str, argument: str) -> str:
 # URIs
 # ---------------------------------------------------------------------------------------
 
-_UID_PATTERN = re.compile(r'^[0-9]+(\.[0-9]+)*$')
-_PERMISSIVE_UID_PATTERN = re.compile(r'^[^/@\s]+$')
+_UID_PATTERN = re.compile(r'[0-9]+(\.[0-9]+)*')
+_PERMISSIVE_UID_PATTERN = re.compile(r'[^/@?#%\s\x00-\x1f\x7f]+')
+_FRAME_LIST_PATTERN = re.compile(r'[0-9]+(,[0-9]+)*')
 _MAX_UID_LENGTH = 64
 
 
@@ -293,20 +294,23 @@ def _check_uid(value: Any, name: str, permissive: bool = False) -> str:
     """Return ``value`` if it is a valid UID, else raise a ``ValueError`` naming ``name``.
 
     A conformant UID is dot separated digits, at most 64 characters.  ``permissive``
-    accepts anything without a slash, an ``@`` or white space (and never ``.`` or ``..``),
-    for servers that hold non-conformant UIDs.
+    accepts anything that stays one URL path segment (no ``/``, ``@``, ``?``, ``#``,
+    ``%``, white space or control characters, and never ``.`` or ``..``), for servers
+    that hold non-conformant UIDs.
     """
     if not isinstance(value, str):
         raise TypeError(f'{name} must be a string, not {type(value).__name__}')
     if permissive:
-        if not _PERMISSIVE_UID_PATTERN.match(value) or value in ('.', '..'):
+        if not _PERMISSIVE_UID_PATTERN.fullmatch(value) or value in ('.', '..'):
             raise ValueError(f'{name} {value!r} is not usable as a UID: it must not be '
-                             'empty or contain "/", "@" or white space')
+                             'empty or contain "/", "@", "?", "#", "%", white space or '
+                             'control characters')
         return value
-    if len(value) > _MAX_UID_LENGTH or not _UID_PATTERN.match(value):
+    if len(value) > _MAX_UID_LENGTH or not _UID_PATTERN.fullmatch(value):
         raise ValueError(f'{name} {value!r} is not a valid DICOM UID (digits separated '
-                         'by dots, at most 64 characters); pass permissive_uid=True to '
-                         'allow non-conformant UIDs')
+                         'by dots, at most 64 characters); permissive mode '
+                         '(permissive=True, or permissive_uid=True for the client) '
+                         'accepts non-conformant UIDs')
     return value
 
 
@@ -625,10 +629,9 @@ class URI:
             raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: unexpected '
                              f'"{"/".join(parts)}"')
         if 'frames' in values:
-            try:
-                values['frames'] = [int(number) for number in values['frames'].split(',')]
-            except ValueError:
-                raise ValueError(f'{dicomweb_uri!r} has a malformed frame list') from None
+            if not _FRAME_LIST_PATTERN.fullmatch(values['frames']):
+                raise ValueError(f'{dicomweb_uri!r} has a malformed frame list')
+            values['frames'] = [int(number) for number in values['frames'].split(',')]
         uri = cls(base_url, suffix=suffix, permissive=permissive, **values)
         if uri_type is not None and uri.type is not URIType(uri_type):
             raise ValueError(f'{dicomweb_uri!r} is a {uri.type.value} URI, expected '
@@ -639,6 +642,9 @@ class URI:
 def _split_resource_path(dicomweb_uri: str) -> Tuple[str, List[str]]:
     """Split a DICOMweb URI into the service URL and the resource path segments."""
     parsed = urllib.parse.urlsplit(dicomweb_uri)
+    if parsed.query or parsed.fragment or dicomweb_uri.endswith(('?', '#')):
+        raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: it has a query or '
+                         'fragment')
     segments = parsed.path.split('/')
     for index, segment in enumerate(segments):
         if segment == 'studies' and index + 1 < len(segments):
@@ -1826,7 +1832,7 @@ def _content_type(value: str) -> Message:
 def _boundary_of(content_type: str) -> bytes:
     """The boundary parameter of a multipart Content-Type, checked against RFC 2046."""
     boundary = _content_type(content_type).get_param('boundary')
-    if not isinstance(boundary, str) or not _BOUNDARY_PATTERN.match(boundary):
+    if not isinstance(boundary, str) or not _BOUNDARY_PATTERN.fullmatch(boundary):
         raise MultipartError(f'multipart answer without a valid boundary: '
                              f'Content-Type {content_type!r}')
     return boundary.encode('ascii')
