@@ -153,7 +153,7 @@ class HTTPError(RequestException):
         reason = _reason_phrase(status_code)
         kind = 'Client Error' if 400 <= status_code < 500 else 'Server Error'
         text = f'{status_code} {kind}: {reason} for {method} {url}'
-        if message:
+        if message and message != reason:
             text += f' - {message}'
         super().__init__(text)
         self.status_code = status_code
@@ -188,7 +188,11 @@ def _compatible(error_class: type) -> type:
     imported it already, and only then do the raised errors need to match them.
     """
     requests_exceptions = sys.modules.get('requests.exceptions')
-    twin = getattr(requests_exceptions, _REQUESTS_TWINS.get(error_class, ''), None)
+    if requests_exceptions is None:
+        return error_class
+    name = next((_REQUESTS_TWINS[base] for base in error_class.__mro__
+                 if base in _REQUESTS_TWINS), '')
+    twin = getattr(requests_exceptions, name, None)
     if not isinstance(twin, type):
         return error_class
     key = (error_class, twin)
@@ -612,7 +616,10 @@ class URI:
             raise TypeError(f'dicomweb_uri must be a string, not {dicomweb_uri!r}')
         base_url, parts = _split_resource_path(dicomweb_uri)
         suffix = None
-        if parts and parts[-1] in {member.value for member in URISuffix}:
+        if len(parts) % 2:  # key/value pairs, then possibly one suffix
+            if parts[-1] not in {member.value for member in URISuffix}:
+                raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: unknown '
+                                 f'suffix {parts[-1]!r}')
             suffix = URISuffix(parts.pop())
         values: Dict[str, Any] = {}
         for key, name in (('studies', 'study_instance_uid'),
@@ -673,8 +680,17 @@ def _check_base_url(base_url: str) -> None:
         raise ValueError(f'base_url {base_url!r} must not have a query or fragment')
 
 
+# Characters sent as they are in query values: the QIDO-RS wildcards and list separators
+# and the person name component separator.  RFC 3986 allows them (but "^") unescaped, and
+# some servers (Orthanc 1.10) compare query values without percent-decoding them.
+_QUERY_SAFE = "*?,:@/!$'()^-"
+
+
 def build_query_string(params: Optional[Dict[str, Any]] = None) -> str:
     """Build the query string of a request, starting with ``?`` (empty if no parameters).
+
+    Values are percent-encoded except for the characters QIDO-RS gives a meaning
+    (``*``, ``?``, ``,``, ``^`` and a few others RFC 3986 allows in a query).
 
     Parameters
     ----------
@@ -694,7 +710,7 @@ def build_query_string(params: Optional[Dict[str, Any]] = None) -> str:
     for key, value in params.items():
         values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
         for item in values:
-            pairs.append(f'{key}={urllib.parse.quote_plus(_query_value(item))}')
+            pairs.append(f'{key}={urllib.parse.quote(_query_value(item), safe=_QUERY_SAFE)}')
     return '?' + '&'.join(pairs) if pairs else ''
 
 
@@ -784,7 +800,6 @@ _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError
                             http.client.BadStatusLine)
 DEFAULT_RETRIABLE_STATUSES: Tuple[HTTPStatus, ...] = (
     HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.REQUEST_TIMEOUT,
-    HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.BAD_GATEWAY,
     HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT,
 )
 
@@ -1006,6 +1021,7 @@ class Response:
         self.elapsed = 0.0
         self._release = release
         self._content: Optional[bytes] = None
+        self._error: Optional[RequestException] = None
         self._released = False
 
     def __repr__(self) -> str:
@@ -1035,12 +1051,13 @@ class Response:
     @property
     def content(self) -> bytes:
         """bytes: the whole body (read once, then kept)."""
+        if self._error is not None:
+            raise self._error
         if self._content is None:
             try:
                 self._content = self.raw.read()
             except Exception as error:
-                self._finish(reusable=False)
-                raise _transport_error(error, self.url) from error
+                raise self._failed(error) from error
             self._finish(reusable=True)
         return self._content
 
@@ -1060,13 +1077,16 @@ class Response:
         Returns ``b''`` at the end of the body.  Errors of the connection (reset, timeout,
         truncation) raise :class:`TransportError` or :class:`Timeout`.
         """
+        if self._error is not None:
+            raise self._error
         if self._content is not None:
             raise RuntimeError('the body was already read into Response.content')
         try:
             data = self.raw.read1(size)
+            if not data and size > 0 and self.raw.length:
+                raise http.client.IncompleteRead(b'', self.raw.length)
         except Exception as error:
-            self._finish(reusable=False)
-            raise _transport_error(error, self.url) from error
+            raise self._failed(error) from error
         if not data:
             self._finish(reusable=True)
         return data
@@ -1097,6 +1117,12 @@ class Response:
         """Give the connection back to the pool, or close it if the body is unread."""
         if not self._released:
             self._finish(reusable=self.raw.isclosed() or self.raw.length == 0)
+
+    def _failed(self, error: BaseException) -> RequestException:
+        """Remember a failed read (later reads raise it again) and drop the connection."""
+        self._error = _transport_error(error, self.url)
+        self._finish(reusable=False)
+        return self._error
 
     def _finish(self, reusable: bool) -> None:
         if self._released:
@@ -1145,6 +1171,28 @@ class _Origin:
     host: str
     port: int
     proxy: Optional[str] = None
+    tls: Optional[Tuple[Any, Any]] = None
+
+
+@dataclass(frozen=True)
+class _SendOptions:
+    """How one request is sent: timeout, retries, TLS settings and proxies."""
+
+    timeout: Any
+    retry: 'RetryPolicy'
+    tls: Tuple[Any, Any]
+    proxies: Tuple[Tuple[str, str], ...]
+
+
+def _tls_settings(verify: Any, cert: Any) -> Tuple[Any, Any]:
+    """(verify, cert) in a hashable form with paths as strings."""
+    if isinstance(verify, os.PathLike):
+        verify = os.fspath(verify)
+    if isinstance(cert, (list, tuple)):
+        cert = tuple(os.fspath(item) for item in cert)
+    elif isinstance(cert, os.PathLike):
+        cert = os.fspath(cert)
+    return verify, cert
 
 
 class _ConnectionPool:
@@ -1299,7 +1347,8 @@ class Session:
                 data: Any = None, headers: Optional[Mapping[str, str]] = None,
                 timeout: Any = None, stream: bool = False, allow_redirects: bool = True,
                 retry: Optional[RetryPolicy] = None, json: Any = None,
-                **ignored: Any) -> Response:
+                auth: Any = None, verify: Union[bool, str, None] = None, cert: Any = None,
+                proxies: Optional[Dict[str, str]] = None) -> Response:
         """Send a request and return the answer (errors are not raised here).
 
         Parameters
@@ -1327,6 +1376,8 @@ class Session:
             Retry policy for this request (default: the session's).
         json: Any, optional
             Object sent as a JSON body.
+        auth, verify, cert, proxies: optional
+            Override the session's attributes of the same names for this request.
 
         Returns
         -------
@@ -1342,11 +1393,14 @@ class Session:
         if json is not None and data is None:
             data = _json_dumps(json)
             headers = {'Content-Type': 'application/json', **(headers or {})}
-        prepared = self.prepare_request(method, url + build_query_string(params),
-                                        headers, data)
+        prepared = self.prepare_request(method, _with_query(url, params), headers, data,
+                                        auth)
         timeout = self.timeout if timeout is None else timeout
-        response = self._send_following_redirects(prepared, timeout, allow_redirects,
-                                                   retry or self.retry)
+        options = _SendOptions(
+            timeout, retry or self.retry, _tls_settings(
+                self.verify if verify is None else verify, self.cert if cert is None else cert),
+            tuple(sorted({**(self.proxies or {}), **(proxies or {})}.items())))
+        response = self._send_following_redirects(prepared, options, allow_redirects)
         for hook in self.hooks.get('response', []) + prepared.hooks.get('response', []):
             response = hook(response, timeout=timeout, stream=stream) or response
         if not stream:
@@ -1355,7 +1409,7 @@ class Session:
 
     def prepare_request(self, method: str, url: str,
                         headers: Optional[Mapping[str, str]] = None,
-                        data: Any = None) -> PreparedRequest:
+                        data: Any = None, auth: Any = None) -> PreparedRequest:
         """Merge the session's headers and auth into a :class:`PreparedRequest`."""
         merged = self.headers.copy()
         for key, value in (headers or {}).items():
@@ -1364,10 +1418,10 @@ class Session:
             else:
                 merged[key] = value
         prepared = PreparedRequest(method.upper(), url, merged, data)
-        return self._apply_auth(prepared)
+        return self._apply_auth(prepared, self.auth if auth is None else auth)
 
-    def _apply_auth(self, prepared: PreparedRequest) -> PreparedRequest:
-        auth = self.auth
+    @staticmethod
+    def _apply_auth(prepared: PreparedRequest, auth: Any) -> PreparedRequest:
         if auth is None:
             user, password = _credentials_in_url(prepared.url)
             if user is None:
@@ -1379,10 +1433,10 @@ class Session:
 
     # -- redirects and retries -----------------------------------------------------------
 
-    def _send_following_redirects(self, prepared: PreparedRequest, timeout: Any,
-                                  allow_redirects: bool, retry: RetryPolicy) -> Response:
+    def _send_following_redirects(self, prepared: PreparedRequest, options: '_SendOptions',
+                                  allow_redirects: bool) -> Response:
         history: List[Response] = []
-        response = self._send_with_retries(prepared, timeout, retry)
+        response = self._send_with_retries(prepared, options)
         while allow_redirects and response.is_redirect:
             if len(history) >= self.max_redirects:
                 response.close()
@@ -1394,7 +1448,7 @@ class Session:
             response.close()
             history.append(response)
             prepared = following
-            response = self._send_with_retries(prepared, timeout, retry)
+            response = self._send_with_retries(prepared, options)
         response.history = history
         return response
 
@@ -1419,12 +1473,13 @@ class Session:
                 following.headers.pop(name, None)
         return following
 
-    def _send_with_retries(self, prepared: PreparedRequest, timeout: Any,
-                           retry: RetryPolicy) -> Response:
+    def _send_with_retries(self, prepared: PreparedRequest,
+                           options: '_SendOptions') -> Response:
         body = _Body(prepared.body)
+        retry = options.retry
         while True:
             try:
-                response = self._send_once(prepared, body, timeout)
+                response = self._send_once(prepared, body, options)
             except _ConnectFailed as error:
                 if retry.exhausted:
                     raise
@@ -1443,9 +1498,11 @@ class Session:
 
     # -- one exchange over one connection ------------------------------------------------
 
-    def _send_once(self, prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
+    def _send_once(self, prepared: PreparedRequest, body: _Body,
+                   options: '_SendOptions') -> Response:
         """Send once; a pooled connection that turns out dead is replaced once."""
-        origin = self._origin(prepared.url)
+        origin = self._origin(prepared.url, options)
+        timeout = options.timeout
         connection = self._pool.get(origin)
         if connection is not None:
             try:
@@ -1511,7 +1568,7 @@ class Session:
             host, port = proxy.hostname or '', proxy.port or 80
         if origin.scheme == 'https':
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=connect_timeout, context=self._ssl_context())
+                host, port, timeout=connect_timeout, context=self._ssl_context(origin.tls))
             if origin.proxy:
                 connection.set_tunnel(origin.host, origin.port,
                                       headers=_proxy_auth_headers(origin.proxy))
@@ -1526,38 +1583,41 @@ class Session:
             connection.close()
             where = f'{origin.scheme}://{origin.host}:{origin.port}'
             if origin.proxy:
-                where += f' via proxy {origin.proxy}'
+                where += f' via proxy {_redact(origin.proxy)}'
             if isinstance(error, (socket.timeout, TimeoutError)):
                 raise _compatible(Timeout)(f'timed out connecting to {where}') from error
-            raise _ConnectFailed(f'cannot connect to {where}: {error}') from error
+            raise _compatible(_ConnectFailed)(f'cannot connect to {where}: {error}') \
+                from error
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
 
-    def _origin(self, url: str) -> _Origin:
+    def _origin(self, url: str, options: '_SendOptions') -> _Origin:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise ValueError(f'cannot send a request to {url!r}: not an http(s) URL')
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         return _Origin(parts.scheme, parts.hostname, port,
-                       self._proxy_for(parts.scheme, parts.hostname))
+                       self._proxy_for(parts.scheme, parts.hostname, options.proxies),
+                       options.tls if parts.scheme == 'https' else None)
 
-    def _proxy_for(self, scheme: str, host: str) -> Optional[str]:
+    def _proxy_for(self, scheme: str, host: str,
+                   proxies: Tuple[Tuple[str, str], ...]) -> Optional[str]:
         """The proxy URL for a host, or ``None``; decided once per host and settings.
 
         Environment variables are read the first time a host is seen, not on every
         request (reading them costs more than a small request on loopback).
         """
-        key = (scheme, host, self.trust_env, tuple(sorted((self.proxies or {}).items())))
+        key = (scheme, host, self.trust_env, proxies)
         if key not in self._proxy_decisions:
-            self._proxy_decisions[key] = self._choose_proxy(scheme, host)
+            self._proxy_decisions[key] = self._choose_proxy(scheme, host, dict(proxies))
         return self._proxy_decisions[key]
 
-    def _choose_proxy(self, scheme: str, host: str) -> Optional[str]:
+    def _choose_proxy(self, scheme: str, host: str, given: Dict[str, str]) -> Optional[str]:
         proxies: Dict[str, str] = {}
         if self.trust_env:
             proxies.update((k, v) for k, v in urllib.request.getproxies().items()
                            if k != 'no')
-        proxies.update(self.proxies or {})
+        proxies.update(given)
         if not proxies or (self.trust_env and urllib.request.proxy_bypass(host)):
             return None
         for key in (f'{scheme}://{host}', scheme, 'all'):
@@ -1566,13 +1626,11 @@ class Session:
                 return proxy if '://' in proxy else f'http://{proxy}'
         return None
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        key = (self.verify, self.cert if not isinstance(self.cert, list)
-               else tuple(self.cert))
+    def _ssl_context(self, tls: Tuple[Any, Any]) -> ssl.SSLContext:
         with self._ssl_lock:
-            if key not in self._ssl_contexts:
-                self._ssl_contexts[key] = _make_ssl_context(self.verify, self.cert)
-            return self._ssl_contexts[key]
+            if tls not in self._ssl_contexts:
+                self._ssl_contexts[tls] = _make_ssl_context(*tls)
+            return self._ssl_contexts[tls]
 
 
 class _StaleConnection(TransportError):
@@ -1595,6 +1653,14 @@ def _make_ssl_context(verify: Union[bool, str], cert: Any) -> ssl.SSLContext:
         certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
         context.load_cert_chain(certfile, keyfile)
     return context
+
+
+def _with_query(url: str, params: Optional[Dict[str, Any]]) -> str:
+    """``url`` with ``params`` appended to its query string (if it has one already)."""
+    query = build_query_string(params)
+    if query and '?' in url:
+        return url + '&' + query[1:]
+    return url + query
 
 
 def _request_target(url: str) -> str:
@@ -1689,7 +1755,7 @@ class _ForeignSession:
         if data is not None and body.length is not None:
             headers.setdefault('Content-Length', str(body.length))
         while True:
-            answer = self.wrapped.request(method, url + build_query_string(params),
+            answer = self.wrapped.request(method, _with_query(url, params),
                                           data=body.payload(), headers=headers,
                                           timeout=timeout, stream=True)
             response = _ForeignResponse(answer, method)
@@ -1716,6 +1782,7 @@ class _ForeignResponse(Response):
         self.history = []
         self.elapsed = 0.0
         self._content = None
+        self._error = None
         self._released = False
 
     @property
@@ -1808,9 +1875,9 @@ def add_certs_to_session(session: Session, ca_bundle: Optional[str] = None,
 
     """
     if ca_bundle is not None:
-        session.verify = ca_bundle
+        session.verify = os.fspath(ca_bundle)
     if cert is not None:
-        session.cert = cert
+        session.cert = os.fspath(cert)
     return session
 
 
@@ -2942,6 +3009,7 @@ class DICOMwebClient:
             If the server sends another number of frames than asked for.
 
         """
+        frame_numbers = _check_frame_numbers(frame_numbers)
         url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
                         frame_numbers)
         parts = self._stream_parts(url, 'frames', media_types, additional_params)

@@ -1,0 +1,598 @@
+"""Tests of the streaming multipart/related reader and writer of ``dicomweb_client``.
+
+The reader (``MultipartReader``) is fed from small in-memory ``read1`` sources so that
+every way a body can be split into pieces can be tried; the writer (``MultipartBody``)
+is checked for its Content-Type, its announced length, replayability and a round trip
+through the reader.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from email.message import Message
+from pathlib import Path
+from unittest import mock
+
+import pydicom
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import dicom_data
+import dicomweb_client
+from dicomweb_client import MultipartBody, MultipartError, MultipartReader
+from recording_server import multipart_body
+
+BOUNDARY = "Xb0und-ary_42"
+B = BOUNDARY.encode("ascii")
+DELIMITER = b"\r\n--" + B
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def piece_source(pieces: Sequence[bytes]) -> Callable[[int], bytes]:
+    """A ``read1`` that hands out the pieces one by one (never more than asked for)."""
+    pending = [bytes(piece) for piece in pieces if piece]
+
+    def read1(size: int) -> bytes:
+        assert size > 0, "the reader must ask for at least one byte"
+        if not pending:
+            return b""
+        head = pending[0]
+        if len(head) > size:
+            pending[0] = head[size:]
+            return head[:size]
+        pending.pop(0)
+        return head
+
+    return read1
+
+
+def sized_source(data: bytes, sizes: Sequence[int]) -> Callable[[int], bytes]:
+    """A ``read1`` returning pieces whose sizes cycle through ``sizes``."""
+    pieces, position, index = [], 0, 0
+    while position < len(data):
+        step = sizes[index % len(sizes)]
+        pieces.append(data[position:position + step])
+        position += step
+        index += 1
+    return piece_source(pieces)
+
+
+def header_items(headers: Message) -> list[tuple[str, str]]:
+    return [(name.lower(), value) for name, value in headers.items()]
+
+
+def read_parts(read1: Callable[[int], bytes], boundary: bytes = B,
+               chunk_size: int = 1 << 16) -> list[tuple[list[tuple[str, str]], bytes]]:
+    """All parts as (header items, body), read to the end."""
+    return [(header_items(headers), body)
+            for headers, body in MultipartReader(read1, boundary, chunk_size)]
+
+
+def read_bytes(data: bytes, boundary: bytes = B) -> list[tuple[list[tuple[str, str]], bytes]]:
+    return read_parts(piece_source([data]), boundary)
+
+
+def bodies(parts: list[tuple[list[tuple[str, str]], bytes]]) -> list[bytes]:
+    return [body for _, body in parts]
+
+
+def expected_headers(content_type: str | None) -> list[tuple[str, str]]:
+    return [] if content_type is None else [("content-type", content_type)]
+
+
+# Payloads that look a lot like delimiters but are not ``CRLF--boundary``.
+TRICKY_PAYLOADS = [
+    b"--" + B,                               # boundary without the CRLF in front
+    b"--" + B + b"--",                       # a close delimiter without CRLF
+    b"x--" + B + b"\r\n",                    # boundary line in the middle of a line
+    b"--" + B + b"XYZ and more",             # the boundary followed by other characters
+    b"\r\n--" + B[:-1],                      # CRLF and a boundary missing its last char
+    b"\r\n--" + B[:-1] + b"\r\n",
+    b"\r\n--" + B[:3],
+    b"\r\n-" + B,                            # a single dash
+    b"\n--" + B,                             # LF only
+    b"\r--" + B,                             # CR only
+    b"\r\n\r\n--" + B[:5] + b"\r\n--",
+    B + b"\r\n",                             # the bare boundary word
+    b"\r\npayload between line breaks\r\n",  # CR/LF at start and end
+    b"\r\n",
+    b"\r\n\r\n",
+    b"\r",
+    b"\n",
+    b"-",
+    b"--",
+    b"\r\n--",                               # ends where a delimiter would start
+    b"ends with a delimiter prefix\r\n--" + B[:4],
+    b"ends with CR\r",
+    bytes(range(256)),
+]
+
+
+# -- well-formed bodies ------------------------------------------------------------------
+
+
+def test_simple_body_round_trips_exactly() -> None:
+    payloads = [b"first part", b"\x00\x01\x02\xff" * 50, b"third"]
+    data = multipart_body(payloads, BOUNDARY, "application/octet-stream")
+    parts = read_bytes(data)
+    assert bodies(parts) == payloads
+    assert [headers for headers, _ in parts] == [
+        [("content-type", "application/octet-stream")]] * 3
+
+
+def test_headers_are_email_messages_with_all_fields() -> None:
+    data = multipart_body(
+        [(b"abc", "image/jpeg", {"Content-Location": "/frames/1", "X-Extra": "yes"})],
+        BOUNDARY)
+    [(headers, body)] = list(MultipartReader(piece_source([data]), B))
+    assert isinstance(headers, Message)
+    assert headers.get_content_type() == "image/jpeg"
+    assert headers["content-location"] == "/frames/1"
+    assert headers["X-EXTRA"] == "yes"
+    assert body == b"abc"
+
+
+@pytest.mark.parametrize("payload", TRICKY_PAYLOADS, ids=repr)
+def test_boundary_like_payload_round_trips(payload: bytes) -> None:
+    assert DELIMITER not in payload
+    data = multipart_body([b"before", payload, b"after"], BOUNDARY)
+    assert bodies(read_bytes(data)) == [b"before", payload, b"after"]
+
+
+# After an empty header block a payload starting with "--boundary" would form the
+# delimiter with the blank line's CRLF, so those are left out here.
+@pytest.mark.parametrize(
+    "payload", [p for p in TRICKY_PAYLOADS if not p.startswith(b"--" + B)], ids=repr)
+def test_boundary_like_payload_alone_without_headers(payload: bytes) -> None:
+    data = multipart_body([(payload, None)], BOUNDARY)
+    assert read_bytes(data) == [([], payload)]
+
+
+def test_all_tricky_payloads_in_one_body() -> None:
+    data = multipart_body(TRICKY_PAYLOADS, BOUNDARY, "application/dicom")
+    assert bodies(read_bytes(data)) == TRICKY_PAYLOADS
+
+
+def test_empty_payloads() -> None:
+    data = multipart_body([b"", b"", (b"", None), b""], BOUNDARY)
+    parts = read_bytes(data)
+    assert bodies(parts) == [b"", b"", b"", b""]
+    assert parts[2][0] == []
+
+
+def test_single_empty_part_written_by_hand() -> None:
+    data = b"--" + B + b"\r\nContent-Type: text/plain\r\n\r\n\r\n--" + B + b"--\r\n"
+    assert read_bytes(data) == [([("content-type", "text/plain")], b"")]
+
+
+def test_part_without_headers() -> None:
+    data = b"--" + B + b"\r\n\r\nno headers here\r\n--" + B + b"--\r\n"
+    parts = list(MultipartReader(piece_source([data]), B))
+    assert len(parts) == 1
+    headers, body = parts[0]
+    assert isinstance(headers, Message)
+    assert list(headers.items()) == []
+    assert body == b"no headers here"
+
+
+def test_mixed_parts_with_and_without_headers() -> None:
+    spec = [(b"one", None), (b"two", "image/png"), (b"", None), (b"\r\n", "text/plain")]
+    data = multipart_body(spec, BOUNDARY)
+    assert read_bytes(data) == [(expected_headers(t), p) for p, t in spec]
+
+
+def test_body_without_parts() -> None:
+    assert read_bytes(b"--" + B + b"--\r\n") == []
+    assert read_bytes(b"--" + B + b"--") == []
+
+
+def test_body_starts_directly_with_the_boundary() -> None:
+    data = multipart_body([b"a", b"b"], BOUNDARY)
+    assert data.startswith(b"--" + B + b"\r\n")
+    assert bodies(read_bytes(data)) == [b"a", b"b"]
+
+
+def test_preamble_and_epilogue_are_ignored() -> None:
+    core = multipart_body([b"payload 1", b"payload 2"], BOUNDARY)
+    preamble = (b"This is the preamble. It mentions --" + B + b" inline and\r\n"
+                b"has several lines, one of them \r\n-" + B + b"\r\n")
+    epilogue = b"epilogue\r\n--" + B + b"\r\nnot a part\r\n--" + B + b"--\r\n"
+    parts = read_bytes(preamble + core + epilogue)
+    assert bodies(parts) == [b"payload 1", b"payload 2"]
+
+
+def test_preamble_of_just_a_line_break() -> None:
+    data = b"\r\n" + multipart_body([b"x"], BOUNDARY)
+    assert bodies(read_bytes(data)) == [b"x"]
+
+
+@pytest.mark.parametrize("padding", [b" ", b"\t", b"  \t \t", b" " * 200])
+def test_transport_padding_after_boundaries(padding: bytes) -> None:
+    data = (b"--" + B + padding + b"\r\nContent-Type: a/b\r\n\r\nfirst"
+            b"\r\n--" + B + padding + b"\r\n\r\nsecond"
+            b"\r\n--" + B + b"--" + padding + b"\r\n")
+    assert read_bytes(data) == [([("content-type", "a/b")], b"first"), ([], b"second")]
+
+
+def test_large_payload_spanning_many_reads() -> None:
+    rng = random.Random(7)
+    big = bytes(rng.getrandbits(8) for _ in range(300_000))
+    assert DELIMITER not in big
+    data = multipart_body([big, b"tail"], BOUNDARY)
+    parts = read_parts(sized_source(data, [4093, 1, 65536, 17]), chunk_size=4096)
+    assert bodies(parts) == [big, b"tail"]
+
+
+def test_reader_streams_parts_before_the_body_ends() -> None:
+    """The first part is yielded before the source is read past the second delimiter."""
+    data = multipart_body([b"first", b"second" * 1000], BOUNDARY)
+    consumed = []
+    source = sized_source(data, [16])
+
+    def read1(size: int) -> bytes:
+        chunk = source(size)
+        consumed.append(len(chunk))
+        return chunk
+
+    iterator = iter(MultipartReader(read1, B, 1024))
+    _, body = next(iterator)
+    assert body == b"first"
+    assert sum(consumed) < len(data) // 2
+    assert [b for _, b in iterator] == [b"second" * 1000]
+
+
+# -- splitting the source ---------------------------------------------------------------
+
+SMALL_BODY = (
+    b"preamble\r\n"
+    + multipart_body(
+        [(b"\r\n--" + B[:4], "a/b"), (b"", None), (b"--" + B + b"!", "c/d", {"X-Y": "z"}),
+         (b"\r\nend\r", None)],
+        BOUNDARY)
+    + b"epilogue"
+)
+
+
+def test_one_byte_at_a_time_matches_whole_body() -> None:
+    whole = read_bytes(SMALL_BODY)
+    assert len(whole) == 4
+    assert read_parts(sized_source(SMALL_BODY, [1])) == whole
+
+
+def test_every_split_point_gives_the_same_parts() -> None:
+    whole = read_bytes(SMALL_BODY)
+    for split in range(len(SMALL_BODY) + 1):
+        pieces = [SMALL_BODY[:split], SMALL_BODY[split:]]
+        assert read_parts(piece_source(pieces)) == whole, f"split at {split}"
+
+
+def test_every_pair_of_split_points_gives_the_same_parts() -> None:
+    data = multipart_body([(b"\r\n-" + B, None), (b"--" + B[:2], "x/y")], BOUNDARY)
+    whole = read_bytes(data)
+    for first in range(len(data) + 1):
+        for second in range(first, len(data) + 1):
+            pieces = [data[:first], data[first:second], data[second:]]
+            assert read_parts(piece_source(pieces)) == whole, (first, second)
+
+
+@pytest.mark.parametrize("sizes", [[2], [3], [5, 1], [7, 11, 13], [64]])
+def test_fixed_read_sizes_give_the_same_parts(sizes: list[int]) -> None:
+    assert read_parts(sized_source(SMALL_BODY, sizes)) == read_bytes(SMALL_BODY)
+
+
+# -- truncated and malformed bodies ------------------------------------------------------
+
+
+def _closing_end(data: bytes) -> int:
+    """Offset just after the closing delimiter ``--boundary--``."""
+    index = data.rindex(b"--" + B + b"--")
+    return index + len(B) + 4
+
+
+@pytest.mark.parametrize("read_size", [None, 1, 3])
+def test_truncated_bodies_raise(read_size: int | None) -> None:
+    data = multipart_body(
+        [(b"alpha", "a/b", {"X-Long-Header": "v" * 30}), (b"", None), (b"\r\n", "c/d")],
+        BOUNDARY)
+    end = _closing_end(data)
+    assert read_bytes(data[:end]) == read_bytes(data)  # complete without the final CRLF
+    for cut in range(end):
+        truncated = data[:cut]
+        source = (piece_source([truncated]) if read_size is None
+                  else sized_source(truncated, [read_size]))
+        with pytest.raises(MultipartError):
+            list(MultipartReader(source, B))
+
+
+def test_truncated_body_with_preamble_raises() -> None:
+    data = b"preamble\r\n" + multipart_body([b"abc"], BOUNDARY)
+    for cut in range(_closing_end(data)):
+        with pytest.raises(MultipartError):
+            list(MultipartReader(piece_source([data[:cut]]), B))
+
+
+def test_truncation_error_comes_after_complete_parts() -> None:
+    data = multipart_body([b"complete", b"incomplete"], BOUNDARY)
+    cut = data.index(b"incomplete") + 4
+    iterator = iter(MultipartReader(piece_source([data[:cut]]), B))
+    assert next(iterator)[1] == b"complete"
+    with pytest.raises(MultipartError, match="truncated"):
+        next(iterator)
+
+
+def test_missing_boundary_raises() -> None:
+    with pytest.raises(MultipartError):
+        list(MultipartReader(piece_source([b"no boundary anywhere\r\n"]), B))
+    other = multipart_body([b"x"], "another-boundary")
+    with pytest.raises(MultipartError):
+        list(MultipartReader(piece_source([other]), B))
+
+
+@pytest.mark.parametrize("garbage", [b"garbage", b"X", b"-", b"- ", b" x", b"\tjunk\t"])
+def test_garbage_after_first_boundary_raises(garbage: bytes) -> None:
+    data = b"--" + B + garbage + b"\r\n\r\nbody\r\n--" + B + b"--\r\n"
+    with pytest.raises(MultipartError):
+        list(MultipartReader(piece_source([data]), B))
+
+
+def test_garbage_after_a_later_boundary_raises() -> None:
+    data = (b"--" + B + b"\r\n\r\nfirst\r\n--" + B + b"oops\r\n\r\nsecond\r\n--"
+            + B + b"--\r\n")
+    iterator = iter(MultipartReader(piece_source([data]), B))
+    assert next(iterator)[1] == b"first"
+    with pytest.raises(MultipartError):
+        next(iterator)
+
+
+def test_endless_padding_raises() -> None:
+    data = b"--" + B + b" " * 5000
+    with pytest.raises(MultipartError):
+        list(MultipartReader(sized_source(data, [100]), B))
+
+
+@pytest.mark.parametrize("header_block", [
+    b"Content-Type application/dicom\r\n",           # no colon
+    b" continued: first line is a continuation\r\n",
+    b"\tContent-Type: a/b\r\n",
+    b": no name\r\n",
+    b"Bad Name: value\r\n",
+    b"Content-Type: a/b\r\nnot a header line\r\n",
+], ids=repr)
+def test_malformed_part_headers_raise(header_block: bytes) -> None:
+    data = b"--" + B + b"\r\n" + header_block + b"\r\nbody\r\n--" + B + b"--\r\n"
+    with pytest.raises(MultipartError):
+        list(MultipartReader(piece_source([data]), B))
+
+
+def test_headers_without_blank_line_raise() -> None:
+    data = b"--" + B + b"\r\nContent-Type: a/b\r\nbody\r\n--" + B + b"--\r\n"
+    with pytest.raises(MultipartError):
+        list(MultipartReader(piece_source([data]), B))
+
+
+def test_oversized_part_headers_raise() -> None:
+    data = (b"--" + B + b"\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\nbody\r\n--"
+            + B + b"--\r\n")
+    with pytest.raises(MultipartError):
+        list(MultipartReader(sized_source(data, [8192]), B))
+
+
+# -- property test of the reader ---------------------------------------------------------
+
+FRAGMENTS = [
+    b"\r\n", b"\r", b"\n", b"-", b"--", b"\r\n--", b"--" + B, b"--" + B + b"--",
+    b"\r\n-" + B, b"\r\n--" + B[:-1], B, b" ", b"\t",
+] + [b"\r\n--" + B[:k] for k in range(1, len(B))]
+
+payload_strategy = st.lists(
+    st.one_of(st.binary(max_size=24), st.sampled_from(FRAGMENTS)), max_size=8
+).map(b"".join)
+
+content_type_strategy = st.one_of(
+    st.none(), st.sampled_from(["application/dicom", "application/octet-stream",
+                                "image/jpeg", 'text/plain; charset="utf-8"']))
+
+
+def _unambiguous(payload: bytes, delimiter: bytes) -> bool:
+    """Whether the payload can be encoded: the delimiter may not occur in CRLF+payload."""
+    return delimiter not in b"\r\n" + payload
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(st.tuples(payload_strategy, content_type_strategy), max_size=6),
+    sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
+)
+def test_property_random_payloads_round_trip(parts, sizes) -> None:
+    for payload, _ in parts:
+        assume(_unambiguous(payload, DELIMITER))
+    data = multipart_body(parts, BOUNDARY)
+    result = read_parts(sized_source(data, sizes))
+    assert result == [(expected_headers(ctype), payload) for payload, ctype in parts]
+
+
+FIXED_HEX = "0123456789abcdef0123456789abcdef"
+WRITER_DELIMITER = b"\r\n--" + FIXED_HEX.encode()
+WRITER_FRAGMENTS = [
+    b"\r\n", b"\r", b"\n", b"--", b"--" + FIXED_HEX.encode(), FIXED_HEX.encode(),
+] + [b"\r\n--" + FIXED_HEX.encode()[:k] for k in range(1, len(FIXED_HEX), 3)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payloads=st.lists(
+        st.lists(st.one_of(st.binary(max_size=24), st.sampled_from(WRITER_FRAGMENTS)),
+                 max_size=6).map(b"".join),
+        max_size=6),
+    sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
+)
+def test_property_writer_output_round_trips(payloads, sizes) -> None:
+    for payload in payloads:
+        assume(_unambiguous(payload, WRITER_DELIMITER))
+    # A known boundary lets the payloads carry fragments of it.
+    with mock.patch.object(dicomweb_client.uuid, "uuid4",
+                           return_value=uuid.UUID(hex=FIXED_HEX)):
+        body = MultipartBody(payloads, "application/octet-stream")
+    assert body.boundary == FIXED_HEX
+    data = b"".join(body())
+    assert body.length == len(data)
+    result = read_parts(sized_source(data, sizes), FIXED_HEX.encode())
+    assert result == [([("content-type", "application/octet-stream")], p) for p in payloads]
+
+
+# -- the writer ----------------------------------------------------------------------------
+
+
+def _content_type_of(body: MultipartBody) -> Message:
+    message = Message()
+    message["Content-Type"] = body.content_type
+    return message
+
+
+def test_writer_content_type_names_type_and_boundary() -> None:
+    body = MultipartBody([b"abc"], "application/dicom")
+    header = _content_type_of(body)
+    assert header.get_content_type() == "multipart/related"
+    assert header.get_param("type") == "application/dicom"
+    boundary = header.get_param("boundary")
+    assert boundary == body.boundary
+    assert 1 <= len(boundary) <= 70
+    assert 'type="application/dicom"' in body.content_type
+    data = b"".join(body())
+    assert data.startswith(b"--" + boundary.encode() + b"\r\n")
+    assert data.endswith(b"--" + boundary.encode() + b"--\r\n")
+
+
+def test_writer_boundaries_differ_between_bodies() -> None:
+    assert MultipartBody([b"a"], "a/b").boundary != MultipartBody([b"a"], "a/b").boundary
+
+
+@pytest.fixture
+def part_files(tmp_path: Path) -> list[Path]:
+    paths = []
+    for index, content in enumerate([b"file one", b"", b"\r\n--x\r\n" * 100]):
+        path = tmp_path / f"part{index}.bin"
+        path.write_bytes(content)
+        paths.append(path)
+    return paths
+
+
+def _round_trip(body: MultipartBody, sizes: Sequence[int] = (5,)) -> list[bytes]:
+    data = b"".join(body())
+    parts = list(MultipartReader(sized_source(data, list(sizes)), body.boundary.encode()))
+    for headers, _ in parts:
+        assert headers.get_content_type() == body.media_type
+    return [payload for _, payload in parts]
+
+
+def test_writer_length_of_bytes_parts() -> None:
+    payloads = [b"one", b"", bytearray(b"two"), memoryview(b"three")]
+    body = MultipartBody(payloads, "application/octet-stream")
+    data = b"".join(body())
+    assert body.length == len(data)
+    assert _round_trip(body) == [b"one", b"", b"two", b"three"]
+
+
+def test_writer_length_of_file_paths(part_files: list[Path]) -> None:
+    for parts in (part_files, [str(path) for path in part_files]):
+        body = MultipartBody(parts, "application/dicom", chunk_size=7)
+        data = b"".join(body())
+        assert body.length == len(data)
+        assert _round_trip(body) == [path.read_bytes() for path in part_files]
+
+
+def test_writer_length_of_file_objects(part_files: list[Path]) -> None:
+    contents = [path.read_bytes() for path in part_files]
+    files = [io.BytesIO(content) for content in contents]
+    body = MultipartBody(files, "application/dicom", chunk_size=3)
+    data = b"".join(body())
+    assert body.length == len(data)
+    assert _round_trip(body) == contents
+
+
+def test_writer_file_object_sends_from_its_position() -> None:
+    fileobj = io.BytesIO(b"0123456789")
+    fileobj.seek(4)
+    body = MultipartBody([fileobj], "application/octet-stream")
+    assert body.length == len(b"".join(body()))
+    assert _round_trip(body) == [b"456789"]
+    assert _round_trip(body) == [b"456789"]
+
+
+def test_writer_reads_files_in_chunks(part_files: list[Path]) -> None:
+    body = MultipartBody([part_files[2]], "application/dicom", chunk_size=64)
+    chunks = list(body())
+    content_chunks = chunks[1:-2]  # part header, ..., CRLF, closing delimiter
+    assert b"".join(content_chunks) == part_files[2].read_bytes()
+    assert max(len(chunk) for chunk in content_chunks) <= 64
+
+
+def test_writer_length_unknown_with_a_dataset(part_files: list[Path]) -> None:
+    ds = dicom_data.make_instance()
+    body = MultipartBody([b"raw", ds, part_files[0]], "application/dicom")
+    assert body.length is None
+    payloads = _round_trip(body)
+    assert payloads[0] == b"raw"
+    assert payloads[2] == part_files[0].read_bytes()
+    decoded = pydicom.dcmread(io.BytesIO(payloads[1]))
+    assert decoded.SOPInstanceUID == ds.SOPInstanceUID
+    assert decoded.PixelData == ds.PixelData
+
+
+def test_writer_is_replayable(part_files: list[Path]) -> None:
+    ds = dicom_data.make_instance(rows=4, columns=4)
+    fileobj = io.BytesIO(b"file object content")
+    parts = [b"bytes", part_files[2], str(part_files[0]), fileobj, ds]
+    body = MultipartBody(parts, "application/dicom", chunk_size=10)
+    first = b"".join(body())
+    second = b"".join(body())
+    assert first == second
+    # a half-consumed iteration does not disturb the next one
+    partial = body()
+    for _ in range(3):
+        next(partial)
+    assert b"".join(body()) == first
+
+
+def test_writer_without_parts() -> None:
+    body = MultipartBody([], "application/dicom")
+    data = b"".join(body())
+    assert body.length == len(data)
+    assert list(MultipartReader(piece_source([data]), body.boundary.encode())) == []
+
+
+def test_writer_rejects_unsupported_parts() -> None:
+    with pytest.raises(TypeError):
+        MultipartBody([12345], "application/dicom")
+
+
+def test_writer_rejects_unseekable_file_objects() -> None:
+    class Unseekable(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray) -> int:
+            return 0
+
+        def seekable(self) -> bool:
+            return False
+
+        def tell(self) -> int:
+            raise OSError("not seekable")
+
+    with pytest.raises(TypeError):
+        MultipartBody([Unseekable()], "application/dicom")
+
+
+def test_writer_round_trips_datasets_of_a_study() -> None:
+    datasets = dicom_data.make_study(n_series=2, n_instances=2, rows=8, columns=8)
+    body = MultipartBody(datasets, "application/dicom", chunk_size=1000)
+    payloads = _round_trip(body, sizes=(977, 1, 4096))
+    decoded = [pydicom.dcmread(io.BytesIO(payload)) for payload in payloads]
+    assert [ds.SOPInstanceUID for ds in decoded] == [ds.SOPInstanceUID for ds in datasets]
+    assert payloads == [dicom_data.to_bytes(ds) for ds in datasets]

@@ -1,0 +1,975 @@
+"""Tests of the HTTP transport of dicomweb_client over real loopback sockets.
+
+Covered here: header merging, authentication, keep-alive and stale connections,
+retries, request bodies, error reporting, redirects, response hooks, thread safety
+and what is logged.  TLS and proxies are in ``test_transport_tls_proxy.py``.
+
+Nothing in the library is mocked: every test talks to a :class:`RecordingServer`
+on 127.0.0.1 (or, for "connection refused", to a closed port there).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.utils
+import io
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+from recording_server import RecordingServer
+from recording_server import Response as Canned
+
+import dicomweb_client as dwc
+
+#: retries without noticeable waiting: back-off of 2 ms, 4 ms, ...
+FAST_RETRY = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=1)
+
+
+# -- fixtures and helpers -------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Talk to 127.0.0.1 directly whatever proxy variables the environment holds."""
+    for name in list(os.environ):
+        if name.lower().endswith('_proxy'):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def session():
+    with dwc.Session() as sess:
+        yield sess
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound once, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def basic(user: str, password: str) -> str:
+    return 'Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode('ascii')
+
+
+def ok(body: bytes = b'ok') -> Canned:
+    return Canned(body=body, content_type='text/plain')
+
+
+def requests_or_skip():
+    return pytest.importorskip('requests')
+
+
+@contextlib.contextmanager
+def resetting_server(answer: bytes, pause: float = 0.2):
+    """Serve one connection: read a request, send ``answer``, wait, then reset (RST).
+
+    The pause makes sure the client has read the status line and header fields
+    before the reset arrives, so the failure happens while the body is read.
+    """
+    listener = socket.create_server(('127.0.0.1', 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            received = b''
+            while b'\r\n\r\n' not in received:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                received += data
+            conn.sendall(answer)
+            time.sleep(pause)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{listener.getsockname()[1]}'
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
+# -- header fields and query strings ------------------------------------------------------
+
+
+def test_default_headers(recording_server: RecordingServer, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    response = session.get(recording_server.url + '/x')
+    assert response.status_code == 200
+    request = recording_server.last
+    assert request.header('User-Agent', '').startswith('dicomweb_client/')
+    assert request.header('Accept') == '*/*'
+    assert request.header('Host') == f'127.0.0.1:{recording_server.port}'
+
+
+def test_session_headers_are_merged_with_request_headers(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.headers['X-Session'] = 'from-session'
+    session.headers['X-Both'] = 'session-value'
+    session.get(recording_server.url + '/x',
+                headers={'X-Request': 'from-request', 'x-both': 'request-value'})
+    request = recording_server.last
+    assert request.header('X-Session') == 'from-session'
+    assert request.header('X-Request') == 'from-request'
+    # the request's value wins, case-insensitively, and is sent once
+    assert request.headers.get_all('X-Both') == ['request-value']
+    # the session is not changed by a request's headers
+    assert session.headers['X-Both'] == 'session-value'
+    assert 'X-Request' not in session.headers
+
+
+def test_request_header_none_removes_a_session_header(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.headers['X-Drop-Me'] = 'present'
+    session.get(recording_server.url + '/x', headers={'X-Drop-Me': None, 'User-Agent': None})
+    request = recording_server.last
+    assert request.header('X-Drop-Me') is None
+    assert request.header('User-Agent') is None
+    assert session.headers['X-Drop-Me'] == 'present'
+
+
+def test_case_insensitive_dict() -> None:
+    headers = dwc.CaseInsensitiveDict({'Content-Type': 'a'})
+    headers['content-type'] = 'b'
+    assert len(headers) == 1 and headers['CONTENT-TYPE'] == 'b'
+    copy = headers.copy()
+    copy['X'] = '1'
+    assert 'x' not in headers and 'x' in copy
+    del copy['x']
+    assert list(copy) == ['content-type']
+
+
+def test_params_become_the_query_string(recording_server, session) -> None:
+    recording_server.add('GET', '/studies', ok())
+    session.get(recording_server.url + '/studies',
+                params={'PatientName': 'Doe^J* & co', 'includefield': ['00100010', '00100020'],
+                        'fuzzymatching': True, 'limit': 5})
+    request = recording_server.last
+    assert request.path == '/studies'
+    assert request.query == {
+        'PatientName': ['Doe^J* & co'],
+        'includefield': ['00100010', '00100020'],
+        'fuzzymatching': ['true'],
+        'limit': ['5'],
+    }
+
+
+def test_params_are_appended_to_a_query_in_the_url(recording_server, session) -> None:
+    recording_server.add('GET', '/studies', ok())
+    session.get(recording_server.url + '/studies?a=1', params={'b': '2'})
+    assert recording_server.last.query == {'a': ['1'], 'b': ['2']}
+
+
+def test_json_body(recording_server, session) -> None:
+    recording_server.add('POST', '/j', ok())
+    session.post(recording_server.url + '/j', json={'key': [1, 2]})
+    request = recording_server.last
+    assert request.header('Content-Type') == 'application/json'
+    assert request.body == b'{"key": [1, 2]}'
+    assert request.header('Content-Length') == str(len(request.body))
+
+
+# -- authentication -------------------------------------------------------------------------
+
+
+def test_user_pass_session_sends_basic_auth(recording_server) -> None:
+    recording_server.add('GET', '/x', ok())
+    with dwc.create_session_from_user_pass('alice', 's3cret:with colon') as session:
+        session.get(recording_server.url + '/x')
+    assert recording_server.last.header('Authorization') == basic('alice', 's3cret:with colon')
+
+
+def test_bearer_auth(recording_server) -> None:
+    recording_server.add('GET', '/x', ok())
+    with dwc.create_session_from_auth(dwc.BearerAuth('tok-123')) as session:
+        session.get(recording_server.url + '/x')
+    assert recording_server.last.header('Authorization') == 'Bearer tok-123'
+
+
+def test_plain_callable_auth(recording_server) -> None:
+    recording_server.add('GET', '/x', ok())
+    seen = []
+
+    def api_key(request):
+        seen.append((request.method, request.url))
+        request.headers['X-Api-Key'] = 'key-1'
+        return request
+
+    with dwc.create_session_from_auth(api_key) as session:
+        session.get(recording_server.url + '/x')
+    assert recording_server.last.header('X-Api-Key') == 'key-1'
+    assert seen == [('GET', recording_server.url + '/x')]
+
+
+def test_callable_auth_returning_none_still_applies(recording_server) -> None:
+    recording_server.add('GET', '/x', ok())
+
+    def in_place(request):
+        request.headers['X-Api-Key'] = 'key-2'
+
+    with dwc.create_session_from_auth(in_place) as session:
+        session.get(recording_server.url + '/x')
+    assert recording_server.last.header('X-Api-Key') == 'key-2'
+
+
+def test_auth_pair_on_session(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.auth = ('bob', 'pw')
+    session.get(recording_server.url + '/x')
+    assert recording_server.last.header('Authorization') == basic('bob', 'pw')
+
+
+def test_requests_http_basic_auth_instance(recording_server) -> None:
+    requests = requests_or_skip()
+    recording_server.add('GET', '/x', ok())
+    auth = requests.auth.HTTPBasicAuth('carol', 'pa55')
+    with dwc.create_session_from_auth(auth) as session:
+        response = session.get(recording_server.url + '/x')
+    assert response.status_code == 200
+    assert recording_server.last.header('Authorization') == basic('carol', 'pa55')
+
+
+def test_credentials_in_the_url(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    port = recording_server.port
+    response = session.get(f'http://dave:p%40ss%3Aw@127.0.0.1:{port}/x?q=1')
+    assert response.status_code == 200
+    request = recording_server.last
+    assert request.header('Authorization') == basic('dave', 'p@ss:w')
+    assert request.target == '/x?q=1'
+    assert request.header('Host') == f'127.0.0.1:{port}'
+
+
+# -- keep-alive and stale connections ---------------------------------------------------
+
+
+def test_requests_reuse_one_connection(recording_server, session) -> None:
+    recording_server.add(None, '/x', ok())
+    for _ in range(5):
+        assert session.get(recording_server.url + '/x').content == b'ok'
+    session.post(recording_server.url + '/x', data=b'body')
+    session.head(recording_server.url + '/x')
+    assert recording_server.connection_count == 1
+    assert {r.connection for r in recording_server.requests} == {1}
+
+
+def test_streamed_response_read_to_the_end_releases_the_connection(
+        recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body=[b'a' * 1000, b'b' * 1000], chunked=True))
+    for _ in range(3):
+        response = session.get(recording_server.url + '/x', stream=True)
+        assert b''.join(response.iter_content(100)) == b'a' * 1000 + b'b' * 1000
+    assert recording_server.connection_count == 1
+
+
+def test_unread_streamed_response_closes_its_connection(recording_server, session) -> None:
+    recording_server.add('GET', '/big', ok(b'z' * 200_000))
+    recording_server.add('GET', '/x', ok())
+    response = session.get(recording_server.url + '/big', stream=True)
+    assert response.read1(10)
+    response.close()
+    assert session.get(recording_server.url + '/x').content == b'ok'
+    # the half-read connection must not be reused: its unread body would be taken as
+    # the next answer
+    assert recording_server.connection_count == 2
+
+
+def test_connection_close_answer_is_not_reused(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(body=b'bye', close=True))
+    assert session.get(recording_server.url + '/x').content == b'bye'
+    assert session.get(recording_server.url + '/x').content == b'ok'
+    assert recording_server.connection_count == 2
+
+
+def test_get_after_server_closed_idle_connection(make_server, session) -> None:
+    server = make_server(idle_timeout=0.2)
+    server.add('GET', '/x', ok())
+    assert session.get(server.url + '/x').status_code == 200
+    time.sleep(0.5)  # the server drops the idle keep-alive connection meanwhile
+    response = session.get(server.url + '/x')
+    assert response.status_code == 200 and response.content == b'ok'
+    assert server.connection_count == 2
+    assert [r.method for r in server.requests] == ['GET', 'GET']
+
+
+def test_post_after_server_closed_idle_connection(make_server, session) -> None:
+    server = make_server(idle_timeout=0.2)
+    server.add(None, '/x', ok())
+    assert session.get(server.url + '/x').status_code == 200
+    time.sleep(0.5)
+    # POST is not idempotent: it only succeeds if the dead connection is noticed
+    # before anything is sent
+    response = session.post(server.url + '/x', data=b'payload')
+    assert response.status_code == 200
+    assert [(r.method, r.body) for r in server.requests] == [('GET', b''), ('POST', b'payload')]
+    assert server.connection_count == 2
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+def test_503_then_200_is_retried(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(status=503, body=b'busy'))
+    response = session.get(recording_server.url + '/x', retry=FAST_RETRY)
+    assert response.status_code == 200 and response.content == b'ok'
+    assert len(recording_server.requests) == 2
+
+
+def test_session_retry_policy_is_the_default(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(status=503), Canned(status=429))
+    session.retry = FAST_RETRY
+    assert session.get(recording_server.url + '/x').status_code == 200
+    assert len(recording_server.requests) == 3
+
+
+def test_no_retry_by_default(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(status=503))
+    assert session.get(recording_server.url + '/x').status_code == 503
+    assert len(recording_server.requests) == 1
+
+
+def test_retry_after_zero_seconds(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(status=503, headers={'Retry-After': '0'}))
+    # the computed back-off would be 4 s; Retry-After: 0 asks for no wait at all
+    policy = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=2000)
+    started = time.monotonic()
+    response = session.get(recording_server.url + '/x', retry=policy)
+    assert response.status_code == 200
+    assert time.monotonic() - started < 3.0
+    assert len(recording_server.requests) == 2
+
+
+def test_retry_after_http_date(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    # HTTP dates have whole seconds: two seconds ahead is at least one second of waiting
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+    recording_server.queue(Canned(status=503, headers={'Retry-After': when}))
+    started = time.monotonic()
+    response = session.get(recording_server.url + '/x', retry=FAST_RETRY)
+    waited = time.monotonic() - started
+    assert response.status_code == 200
+    assert waited >= 0.5
+    assert len(recording_server.requests) == 2
+
+
+def test_exhausted_retries_return_the_last_answer(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=503, body=b'still busy',
+                                             content_type='text/plain'))
+    response = session.get(recording_server.url + '/x', retry=FAST_RETRY)
+    assert response.status_code == 503
+    assert len(recording_server.requests) == 3
+    with pytest.raises(dwc.HTTPError) as caught:
+        response.raise_for_status()
+    assert caught.value.status_code == 503
+    assert 'still busy' in str(caught.value)
+
+
+def test_retry_after_beyond_max_wait_is_not_waited_for(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(status=503, headers={'Retry-After': '120'}))
+    policy = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=1, max_wait=2)
+    started = time.monotonic()
+    response = session.get(recording_server.url + '/x', retry=policy)
+    assert response.status_code == 503
+    assert time.monotonic() - started < 5
+    assert len(recording_server.requests) == 1
+
+
+def test_404_is_not_retried(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=404))
+    response = session.get(recording_server.url + '/x', retry=FAST_RETRY)
+    assert response.status_code == 404
+    assert len(recording_server.requests) == 1
+
+
+def test_custom_retriable_statuses(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.queue(Canned(status=503))
+    policy = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=1,
+                             retriable_statuses=frozenset({502}))
+    assert session.get(recording_server.url + '/x', retry=policy).status_code == 503
+    assert len(recording_server.requests) == 1
+
+
+def test_post_with_generator_body_is_not_retried(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    recording_server.queue(Canned(status=503))
+
+    def chunks():
+        yield b'one-'
+        yield b'shot'
+
+    response = session.post(recording_server.url + '/x', data=chunks(), retry=FAST_RETRY)
+    assert response.status_code == 503
+    assert len(recording_server.requests) == 1
+    assert recording_server.last.body == b'one-shot'
+
+
+def test_post_with_bytes_body_is_retried(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    recording_server.queue(Canned(status=503))
+    response = session.post(recording_server.url + '/x', data=b'again', retry=FAST_RETRY)
+    assert response.status_code == 200
+    assert [r.body for r in recording_server.requests] == [b'again', b'again']
+
+
+def test_post_with_callable_body_is_replayed(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    recording_server.queue(Canned(status=503))
+    response = session.post(recording_server.url + '/x',
+                            data=lambda: iter([b'part-1|', b'part-2']), retry=FAST_RETRY)
+    assert response.status_code == 200
+    assert [r.body for r in recording_server.requests] == [b'part-1|part-2'] * 2
+
+
+def test_post_with_file_body_is_replayed_from_its_start(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    recording_server.queue(Canned(status=503))
+    stream = io.BytesIO(b'HEADER' + b'payload' * 100)
+    stream.seek(6)  # only the rest of the file is the body
+    response = session.post(recording_server.url + '/x', data=stream, retry=FAST_RETRY)
+    assert response.status_code == 200
+    assert [r.body for r in recording_server.requests] == [b'payload' * 100] * 2
+    assert recording_server.last.header('Content-Length') == '700'
+
+
+def test_connection_refused_is_retried_then_raises(session, caplog) -> None:
+    url = f'http://127.0.0.1:{closed_port()}/x'
+    caplog.set_level(logging.WARNING, logger='dicomweb_client')
+    started = time.monotonic()
+    with pytest.raises(dwc.TransportError) as caught:
+        session.get(url, retry=FAST_RETRY)
+    assert time.monotonic() - started < 5
+    # three attempts: two of them announced as retries
+    assert len([r for r in caplog.records if 'retrying' in r.getMessage()]) == 2
+    assert not isinstance(caught.value, dwc.HTTPError)
+    assert '127.0.0.1' in str(caught.value)
+
+
+def test_connection_refused_matches_requests_connection_error(session) -> None:
+    requests = requests_or_skip()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.get(f'http://127.0.0.1:{closed_port()}/x')
+
+
+# -- request bodies ---------------------------------------------------------------------
+
+
+def test_bytes_body_has_content_length(recording_server, session) -> None:
+    recording_server.add('PUT', '/x', ok())
+    session.put(recording_server.url + '/x', data=b'\x00\x01binary\xff')
+    request = recording_server.last
+    assert request.header('Content-Length') == '9'
+    assert not request.chunked
+    assert request.body == b'\x00\x01binary\xff'
+
+
+def test_str_body_is_sent_as_utf8(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    session.post(recording_server.url + '/x', data='Grüße')
+    assert recording_server.last.body == 'Grüße'.encode()
+    assert recording_server.last.header('Content-Length') == str(len('Grüße'.encode()))
+
+
+def test_generator_body_is_sent_chunked(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    pieces = [bytes([i]) * (1000 + i) for i in range(20)] + [b'tail']
+
+    def chunks():
+        yield from pieces
+
+    response = session.post(recording_server.url + '/x', data=chunks())
+    assert response.status_code == 200
+    request = recording_server.last
+    assert request.chunked
+    assert request.header('Content-Length') is None
+    assert request.body == b''.join(pieces)
+
+
+def test_file_body_is_streamed_with_content_length(recording_server, session,
+                                                   tmp_path) -> None:
+    recording_server.add('POST', '/x', ok())
+    payload = os.urandom(3 * (1 << 20) + 123)  # more than one read of the library
+    path = tmp_path / 'body.bin'
+    path.write_bytes(payload)
+    with path.open('rb') as stream:
+        response = session.post(recording_server.url + '/x', data=stream)
+    assert response.status_code == 200
+    request = recording_server.last
+    assert not request.chunked
+    assert request.header('Content-Length') == str(len(payload))
+    assert request.body == payload
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+def test_chunked_answer_is_decoded(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body=[b'{"a": ', b'[1, 2]}'], chunked=True,
+                                             content_type='application/json'))
+    response = session.get(recording_server.url + '/x')
+    assert response.content == b'{"a": [1, 2]}'
+    assert response.json() == {'a': [1, 2]}
+    assert response.headers['Content-Type'] == 'application/json'
+    assert response.ok
+
+
+def test_text_uses_the_charset(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body='café'.encode('latin-1'),
+                                             content_type='text/plain; charset=latin-1'))
+    assert session.get(recording_server.url + '/x').text == 'café'
+
+
+def test_streamed_answer_arrives_piece_by_piece(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body=[b'first piece', b'second piece'],
+                                             piece_delay=0.3))
+    response = session.get(recording_server.url + '/x', stream=True)
+    pieces = list(response.iter_content(1 << 16))
+    # the first piece is handed out before the second one was even sent
+    assert pieces[0] == b'first piece'
+    assert b''.join(pieces) == b'first piecesecond piece'
+
+
+def test_head_request(recording_server, session) -> None:
+    recording_server.add('HEAD', '/x', Canned(body=b'12345'))
+    response = session.head(recording_server.url + '/x')
+    assert response.status_code == 200
+    assert response.headers['Content-Length'] == '5'
+    assert response.content == b''
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_http_error_describes_the_failure(recording_server, session) -> None:
+    recording_server.add('GET', '/studies/1.2.3', Canned(
+        status=404, body=b'Study 1.2.3 is not\n  on this server', content_type='text/plain'))
+    url = recording_server.url + '/studies/1.2.3'
+    response = session.get(url)
+    with pytest.raises(dwc.HTTPError) as caught:
+        response.raise_for_status()
+    error = caught.value
+    assert error.status_code == 404
+    assert error.method == 'GET'
+    assert error.url == url
+    assert 'Study 1.2.3 is not on this server' in error.message
+    text = str(error)
+    for part in ('404', 'GET', url, 'Study 1.2.3 is not on this server'):
+        assert part in text
+    assert error.response is response
+    assert isinstance(error, dwc.RequestException) and isinstance(error, OSError)
+
+
+def test_http_error_without_body_uses_the_reason(recording_server, session) -> None:
+    recording_server.add('DELETE', '/x', Canned(status=403))
+    response = session.delete(recording_server.url + '/x')
+    with pytest.raises(dwc.HTTPError) as caught:
+        response.raise_for_status()
+    assert 'Forbidden' in str(caught.value) and 'DELETE' in str(caught.value)
+
+
+def test_http_error_is_a_requests_http_error(recording_server, session) -> None:
+    requests = requests_or_skip()
+    recording_server.add('GET', '/x', Canned(status=500, body=b'boom'))
+    response = session.get(recording_server.url + '/x')
+    with pytest.raises(requests.exceptions.HTTPError) as caught:
+        response.raise_for_status()
+    assert isinstance(caught.value, dwc.HTTPError)
+    assert caught.value.status_code == 500
+
+
+def test_raise_for_status_passes_2xx_and_3xx(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=204))
+    recording_server.add('GET', '/y', Canned(status=304))
+    session.get(recording_server.url + '/x').raise_for_status()
+    session.get(recording_server.url + '/y').raise_for_status()
+
+
+def test_timeout_when_the_server_stalls(recording_server, session) -> None:
+    recording_server.add('GET', '/slow', Canned(body=b'late', delay=1.5))
+    url = recording_server.url + '/slow'
+    started = time.monotonic()
+    with pytest.raises(dwc.Timeout) as caught:
+        session.get(url, timeout=0.3)
+    assert time.monotonic() - started < 1.2
+    assert isinstance(caught.value, dwc.TransportError)
+    message = str(caught.value)
+    assert 'timed out' in message.lower()
+    assert url in message
+
+
+def test_read_timeout_of_a_connect_read_pair(recording_server, session) -> None:
+    recording_server.add('GET', '/slow', Canned(body=b'late', delay=1.5))
+    with pytest.raises(dwc.Timeout):
+        session.get(recording_server.url + '/slow', timeout=(5, 0.3))
+
+
+def test_session_timeout_applies(recording_server, session) -> None:
+    recording_server.add('GET', '/slow', Canned(body=b'late', delay=1.5))
+    session.timeout = 0.3
+    with pytest.raises(dwc.Timeout):
+        session.get(recording_server.url + '/slow')
+
+
+def test_timeout_while_reading_a_streamed_body(recording_server, session) -> None:
+    recording_server.add('GET', '/slow', Canned(body=[b'start', b'late end'],
+                                                piece_delay=1.5))
+    response = session.get(recording_server.url + '/slow', stream=True, timeout=0.3)
+    with pytest.raises(dwc.Timeout):
+        response.content  # noqa: B018
+
+
+def test_timeout_is_a_requests_timeout(recording_server, session) -> None:
+    requests = requests_or_skip()
+    recording_server.add('GET', '/slow', Canned(body=b'late', delay=1.5))
+    with pytest.raises(requests.exceptions.Timeout):
+        session.get(recording_server.url + '/slow', timeout=0.3)
+
+
+def test_reset_in_the_middle_of_the_body(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body=b'x' * 100_000, reset_after=1000))
+    with pytest.raises(dwc.TransportError):
+        response = session.get(recording_server.url + '/x', stream=True)
+        response.content  # noqa: B018
+    with pytest.raises(dwc.TransportError):
+        session.get(recording_server.url + '/x')
+
+
+_RESET_HEAD = (b'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n'
+               b'Content-Type: application/octet-stream\r\n\r\n')
+
+
+def test_reset_while_reading_streamed_content(session) -> None:
+    with resetting_server(_RESET_HEAD + b'a' * 1000) as url:
+        response = session.get(url + '/x', stream=True)
+        assert response.status_code == 200
+        with pytest.raises(dwc.TransportError) as caught:
+            response.content  # noqa: B018
+    assert not isinstance(caught.value, dwc.Timeout)
+
+
+def test_reset_while_iterating_over_content(session) -> None:
+    with resetting_server(_RESET_HEAD + b'a' * 1000) as url:
+        response = session.get(url + '/x', stream=True)
+        received = []
+        with pytest.raises(dwc.TransportError):
+            for piece in response.iter_content(4096):
+                received.append(piece)
+    assert len(b''.join(received)) < 100_000
+
+
+def test_reset_while_reading_content_without_stream(session) -> None:
+    with resetting_server(_RESET_HEAD + b'a' * 1000) as url:
+        with pytest.raises(dwc.TransportError):
+            session.get(url + '/x')
+
+
+def _short_answer(**headers: str) -> Canned:
+    lines = ['HTTP/1.1 200 OK', 'Content-Length: 100', 'Content-Type: text/plain']
+    lines += [f'{name}: {value}' for name, value in headers.items()]
+    return Canned(raw=('\r\n'.join(lines) + '\r\n\r\n').encode() + b'only 20 bytes here..')
+
+
+def test_content_shorter_than_content_length_raises(recording_server, session) -> None:
+    recording_server.add('GET', '/x', _short_answer())
+    with pytest.raises(dwc.TransportError) as caught:
+        session.get(recording_server.url + '/x')
+    assert 'ended early' in str(caught.value) or '100' in str(caught.value)
+
+
+def test_truncated_content_keeps_raising(recording_server, session) -> None:
+    recording_server.add('GET', '/x', _short_answer())
+    response = session.get(recording_server.url + '/x', stream=True)
+    with pytest.raises(dwc.TransportError):
+        response.content  # noqa: B018
+    # asking again must not hand out an empty or partial body as if it were complete
+    with pytest.raises(dwc.TransportError):
+        response.content  # noqa: B018
+
+
+def test_truncated_content_raises_in_iter_content(recording_server, session) -> None:
+    recording_server.add('GET', '/x', _short_answer())
+    response = session.get(recording_server.url + '/x', stream=True)
+    received = []
+    with pytest.raises(dwc.TransportError):
+        for piece in response.iter_content(16):
+            received.append(piece)
+    assert len(b''.join(received)) < 100
+
+
+def test_truncated_chunked_answer_raises(recording_server, session) -> None:
+    raw = (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+           b'5\r\nhello\r\n10\r\nonly a bit')
+    recording_server.add('GET', '/x', Canned(raw=raw))
+    response = session.get(recording_server.url + '/x', stream=True)
+    with pytest.raises(dwc.TransportError):
+        b''.join(response.iter_content(4))
+
+
+def test_connection_closed_without_answer(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(raw=b''))
+    with pytest.raises(dwc.TransportError):
+        session.get(recording_server.url + '/x')
+
+
+def test_garbage_instead_of_http(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(raw=b'SSH-2.0-OpenSSH_9.0\r\n'))
+    with pytest.raises(dwc.TransportError):
+        session.get(recording_server.url + '/x')
+
+
+def test_not_an_http_url(session) -> None:
+    with pytest.raises(ValueError):
+        session.get('ftp://127.0.0.1/x')
+
+
+# -- redirects ---------------------------------------------------------------------------------
+
+
+def redirect(status: int, location: str) -> Canned:
+    return Canned(status=status, headers={'Location': location}, body=b'moved')
+
+
+def test_302_is_followed(recording_server, session) -> None:
+    recording_server.add('GET', '/start', redirect(302, '/target?x=1'))
+    recording_server.add('GET', '/target', ok(b'arrived'))
+    response = session.get(recording_server.url + '/start')
+    assert response.status_code == 200 and response.content == b'arrived'
+    assert response.url == recording_server.url + '/target?x=1'
+    assert [r.status_code for r in response.history] == [302]
+    assert [r.target for r in recording_server.requests] == ['/start', '/target?x=1']
+
+
+def test_redirect_not_followed_when_disallowed(recording_server, session) -> None:
+    recording_server.add('GET', '/start', redirect(302, '/target'))
+    response = session.get(recording_server.url + '/start', allow_redirects=False)
+    assert response.status_code == 302 and response.is_redirect
+    assert len(recording_server.requests) == 1
+
+
+def test_307_replays_a_post_body(recording_server, session) -> None:
+    recording_server.add('POST', '/start', redirect(307, '/target'))
+    recording_server.add('POST', '/target', ok())
+    response = session.post(recording_server.url + '/start', data=b'instance bytes',
+                            headers={'Content-Type': 'application/dicom'})
+    assert response.status_code == 200
+    second = recording_server.requests[1]
+    assert (second.method, second.path, second.body) == ('POST', '/target', b'instance bytes')
+    assert second.header('Content-Type') == 'application/dicom'
+
+
+def test_303_turns_a_post_into_a_get(recording_server, session) -> None:
+    recording_server.add('POST', '/start', redirect(303, '/result'))
+    recording_server.add('GET', '/result', ok())
+    response = session.post(recording_server.url + '/start', data=b'form',
+                            headers={'Content-Type': 'text/plain'})
+    assert response.status_code == 200
+    second = recording_server.requests[1]
+    assert (second.method, second.body) == ('GET', b'')
+    assert second.header('Content-Type') is None
+    assert second.header('Content-Length') in (None, '0')
+
+
+def test_authorization_kept_on_same_origin_redirect(recording_server) -> None:
+    recording_server.add('GET', '/start', redirect(302, '/target'))
+    recording_server.add('GET', '/target', ok())
+    with dwc.create_session_from_user_pass('alice', 'pw') as session:
+        assert session.get(recording_server.url + '/start').status_code == 200
+    assert [r.header('Authorization') for r in recording_server.requests] == \
+        [basic('alice', 'pw')] * 2
+
+
+def test_authorization_dropped_on_redirect_to_another_host(make_server) -> None:
+    first, second = make_server(), make_server()
+    first.add('GET', '/start', redirect(302, f'http://localhost:{second.port}/landing'))
+    second.add('GET', '/landing', ok())
+    with dwc.create_session_from_auth(dwc.BearerAuth('secret-token')) as session:
+        session.headers['Cookie'] = 'session=abc'
+        session.headers['X-Harmless'] = 'kept'
+        response = session.get(first.url + '/start')
+    assert response.status_code == 200
+    assert first.last.header('Authorization') == 'Bearer secret-token'
+    landing = second.last
+    assert landing.path == '/landing'
+    assert landing.header('Host') == f'localhost:{second.port}'
+    assert landing.header('Authorization') is None
+    assert landing.header('Cookie') is None
+    assert landing.header('X-Harmless') == 'kept'
+
+
+def test_authorization_dropped_when_only_the_host_name_differs(recording_server) -> None:
+    port = recording_server.port
+    recording_server.add('GET', '/start', redirect(302, f'http://127.0.0.1:{port}/landing'))
+    recording_server.add('GET', '/landing', ok())
+    with dwc.create_session_from_user_pass('alice', 'pw') as session:
+        assert session.get(f'http://localhost:{port}/start').status_code == 200
+    first, second = recording_server.requests
+    assert first.header('Authorization') == basic('alice', 'pw')
+    assert second.header('Authorization') is None
+
+
+def test_too_many_redirects(recording_server, session) -> None:
+    recording_server.add('GET', '/loop', redirect(302, '/loop'))
+    session.max_redirects = 3
+    with pytest.raises(dwc.TransportError) as caught:
+        session.get(recording_server.url + '/loop')
+    assert 'redirect' in str(caught.value)
+    assert len(recording_server.requests) == 4
+
+
+# -- response hooks ----------------------------------------------------------------------------
+
+
+def test_response_hook_receives_the_response(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok(b'hooked'))
+    seen = []
+    session.hooks['response'].append(lambda response, **kwargs: seen.append(response))
+    response = session.get(recording_server.url + '/x')
+    assert seen == [response]
+    assert response.content == b'hooked'
+
+
+def test_response_hook_can_replace_the_response(recording_server, session) -> None:
+    recording_server.add('GET', '/x', lambda request: (
+        ok(b'welcome') if request.header('X-Token') == 'late'
+        else Canned(status=401, body=b'who are you?')))
+
+    def log_in_on_401(response, **kwargs):
+        if response.status_code != 401 or 'X-Token' in response.request.headers:
+            return None
+        response.close()
+        return session.get(response.request.url, headers={'X-Token': 'late'})
+
+    session.hooks['response'].append(log_in_on_401)
+    response = session.get(recording_server.url + '/x')
+    assert response.status_code == 200 and response.content == b'welcome'
+    assert [r.header('X-Token') for r in recording_server.requests] == [None, 'late']
+
+
+def test_hook_registered_by_an_auth_callable(recording_server) -> None:
+    recording_server.add('GET', '/x', ok())
+    statuses = []
+
+    def auth(request):
+        request.register_hook('response', lambda response, **kw: statuses.append(
+            response.status_code))
+        return request
+
+    with dwc.create_session_from_auth(auth) as session:
+        session.get(recording_server.url + '/x')
+    assert statuses == [200]
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+def test_one_session_shared_by_16_threads(recording_server, session) -> None:
+    recording_server.add('GET', '/echo', lambda request: ok(
+        ('echo:' + request.query['token'][0]).encode()))
+    mismatches: list = []
+    failures: list = []
+
+    def worker(number: int) -> None:
+        try:
+            for index in range(20):
+                token = f'{number}-{index}'
+                answer = session.get(recording_server.url + '/echo', params={'token': token})
+                if answer.status_code != 200 or answer.text != 'echo:' + token:
+                    mismatches.append((token, answer.status_code, answer.text))
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert mismatches == []
+    assert len(recording_server.requests) == 16 * 20
+    assert 0 < recording_server.connection_count <= 16 * 20
+    assert recording_server.errors == []
+
+
+# -- logging ------------------------------------------------------------------------------------
+
+
+def test_debug_log_reveals_no_credentials(recording_server, caplog) -> None:
+    recording_server.add('GET', '/x', ok())
+    recording_server.add('GET', '/start', redirect(302, '/x'))
+    recording_server.queue(Canned(status=503))
+    port = recording_server.port
+    caplog.set_level(logging.DEBUG, logger='dicomweb_client')
+    with dwc.create_session_from_user_pass('erin', 'Hunter2-password') as session:
+        session.get(recording_server.url + '/start', retry=FAST_RETRY)
+    with dwc.Session() as session:
+        session.get(f'http://frank:Url-Password-9@127.0.0.1:{port}/start', retry=FAST_RETRY)
+        with pytest.raises(dwc.TransportError):
+            session.get(f'http://frank:Url-Password-9@127.0.0.1:{closed_port()}/x',
+                        retry=FAST_RETRY)
+    assert caplog.records, 'expected some log output at DEBUG level'
+    text = caplog.text + ' '.join(str(record.args) for record in caplog.records)
+    for secret in ('Hunter2-password', 'Url-Password-9',
+                   basic('erin', 'Hunter2-password').split()[1],
+                   basic('frank', 'Url-Password-9').split()[1]):
+        assert secret not in text
+
+
+def test_error_messages_reveal_no_url_password(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=500, body=b'broken'))
+    port = recording_server.port
+    response = session.get(f'http://frank:Url-Password-9@127.0.0.1:{port}/x')
+    with pytest.raises(dwc.HTTPError) as caught:
+        response.raise_for_status()
+    assert 'Url-Password-9' not in str(caught.value)
+    with pytest.raises(dwc.TransportError) as refused:
+        session.get(f'http://frank:Url-Password-9@127.0.0.1:{closed_port()}/x')
+    assert 'Url-Password-9' not in str(refused.value)
+
+
+# -- through the DICOMweb client -----------------------------------------------------------
+
+
+def test_client_retry_params_and_timeout(recording_server) -> None:
+    recording_server.add('GET', '/dicom-web/studies', Canned(
+        body=b'[]', content_type='application/dicom+json'))
+    recording_server.queue(Canned(status=503), Canned(status=503))
+    client = dwc.DICOMwebClient(recording_server.url + '/dicom-web', timeout=5)
+    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=1)
+    assert client.search_for_studies() == []
+    assert len(recording_server.requests) == 3
+
+    recording_server.clear()
+    recording_server.queue(Canned(status=503))
+    client.set_http_retry_params(retry=False)
+    with pytest.raises(dwc.HTTPError) as caught:
+        client.search_for_studies()
+    assert caught.value.status_code == 503
+    assert len(recording_server.requests) == 1
+
+
+def test_client_timeout(recording_server) -> None:
+    recording_server.add('GET', '/dicom-web/studies', Canned(
+        body=b'[]', content_type='application/dicom+json', delay=1.5))
+    client = dwc.DICOMwebClient(recording_server.url + '/dicom-web', timeout=0.3)
+    with pytest.raises(dwc.Timeout):
+        client.search_for_studies()
