@@ -489,3 +489,37 @@ def test_unreachable_proxy_hides_proxy_password(session, caplog) -> None:
         session.get('http://127.0.0.1:9/x', retry=policy)
     assert 'Proxy-Secret-7' not in str(caught.value)
     assert 'Proxy-Secret-7' not in caplog.text
+
+
+# -- per-request overrides of the session's settings ------------------------------------------
+
+
+def test_verify_given_per_request(tls_server, tls_certificate, session) -> None:
+    assert session.get(tls_server.url + '/x', verify=str(tls_certificate[0])).content == \
+        b'secure'
+    assert session.get(tls_server.url + '/x', verify=False).content == b'secure'
+    with pytest.raises(dwc.TransportError):
+        session.get(tls_server.url + '/x')  # the session itself still verifies
+
+
+def test_proxies_given_per_request(recording_server, proxy, session) -> None:
+    recording_server.add(None, '/x', Canned(body=b'via proxy'))
+    response = session.get(recording_server.url + '/x', proxies={'http': proxy.url})
+    assert response.content == b'via proxy'
+    assert len(proxy.seen) == 1
+    session.get(recording_server.url + '/x')
+    assert len(proxy.seen) == 1  # the next request goes direct again
+
+
+def test_auth_given_per_request(recording_server, session) -> None:
+    recording_server.add(None, '/x', Canned(body=b'ok'))
+    session.get(recording_server.url + '/x', auth=('alice', 'pw'))
+    assert recording_server.last.header('Authorization') == basic('alice', 'pw')
+    session.get(recording_server.url + '/x')
+    assert recording_server.last.header('Authorization') is None
+
+
+def test_unknown_request_options_are_refused(recording_server, session) -> None:
+    with pytest.raises(TypeError):
+        session.get(recording_server.url + '/x', files={'a': b'b'})
+    assert recording_server.requests == []
