@@ -1750,10 +1750,8 @@ class _ForeignSession:
                 timeout: Any = None, stream: bool = True,
                 retry: Optional[RetryPolicy] = None) -> Response:
         """Send through the wrapped session; same contract as :meth:`Session.request`."""
-        body = _Body(data)
+        body = _Body(data)  # streamed bodies go out chunked: requests frames them itself
         headers = dict(headers or {})
-        if data is not None and body.length is not None:
-            headers.setdefault('Content-Length', str(body.length))
         while True:
             answer = self.wrapped.request(method, _with_query(url, params),
                                           data=body.payload(), headers=headers,

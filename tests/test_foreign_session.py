@@ -1,0 +1,60 @@
+"""A ``requests.Session`` passed as ``session=`` (code written for the established package)."""
+import pytest
+from recording_server import Response, multipart_response
+
+import dicomweb_client
+
+requests = pytest.importorskip('requests')
+
+STUDY, SERIES, INSTANCE = '1.2.3', '1.2.3.4', '1.2.3.4.5'
+
+
+@pytest.fixture
+def client(recording_server):
+    session = requests.Session()
+    session.headers['X-From'] = 'requests'
+    client = dicomweb_client.DICOMwebClient(recording_server.url, session=session,
+                                            headers={'X-Extra': '1'})
+    client.set_http_retry_params(wait_exponential_multiplier=1)
+    return client
+
+
+def test_search_goes_through_the_requests_session(client, recording_server):
+    recording_server.add('GET', '/studies', Response(body=b'[{"0020000D": {"vr": "UI"}}]',
+                                                     content_type='application/dicom+json'))
+    assert client.search_for_studies(search_filters={'PatientID': 'P*'}) == [
+        {'0020000D': {'vr': 'UI'}}]
+    request = recording_server.last
+    assert request.query == {'PatientID': ['P*']}
+    assert request.header('X-From') == 'requests' and request.header('X-Extra') == '1'
+    assert request.header('Accept') == 'application/dicom+json'
+
+
+def test_frames_are_streamed_from_the_requests_response(client, recording_server):
+    frames = [bytes([n]) * 1000 for n in range(3)]
+    recording_server.queue(multipart_response(frames, 'application/octet-stream'))
+    got = client.retrieve_instance_frames(STUDY, SERIES, INSTANCE, [1, 2, 3])
+    assert got == frames
+
+
+def test_store_streams_the_body_through_requests(client, recording_server, tmp_path):
+    path = tmp_path / 'a.dcm'
+    path.write_bytes(b'\0' * 128 + b'DICM' + b'x' * 100)
+    recording_server.add('POST', '/studies', Response(body=b'{}',
+                                                      content_type='application/dicom+json'))
+    client.store_instances([path])
+    body = recording_server.last.body
+    assert path.read_bytes() in body
+    assert recording_server.last.chunked
+
+
+def test_errors_and_retries_follow_the_client(client, recording_server):
+    recording_server.queue(Response(status=503, body=b'busy'),
+                           Response(body=b'[]', content_type='application/dicom+json'))
+    assert client.search_for_studies() == []
+    assert len(recording_server.requests) == 2
+    recording_server.queue(Response(status=404, body=b'no such study'))
+    with pytest.raises(requests.exceptions.HTTPError) as caught:
+        client.retrieve_study_metadata(STUDY)
+    assert isinstance(caught.value, dicomweb_client.HTTPError)
+    assert caught.value.status_code == 404 and 'no such study' in str(caught.value)
