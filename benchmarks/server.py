@@ -1,0 +1,499 @@
+"""A loopback DICOMweb server with prebuilt answers, for benchmarks.
+
+Start it as its own process, so that client processes measure only themselves::
+
+    python -m benchmarks.server --port 0
+
+Once the answers are built and the socket listens, the port is printed on a line of its
+own on standard output.  The server runs until it is terminated.
+
+Every answer is prepared before the first request, so serving costs little CPU: the big
+multipart body of frames lives in an unlinked temporary file and goes out with
+``os.sendfile``; the other answers are bytes in memory sent with one ``sendall``.
+Connections are HTTP/1.1 keep-alive, one thread per connection.
+
+Routes (any path prefix before ``/studies`` is accepted, e.g. ``/dicom-web/studies``):
+
+``GET .../studies``
+    QIDO-RS: a DICOM JSON array of three studies.
+``GET .../studies/{study}/series/{series}``
+    WADO-RS: ``multipart/related`` of the prebuilt small Part 10 instances.
+``GET .../studies/{study}/series/{series}/instances/{sop}/frames/{list}``
+    WADO-RS: the asked-for frames (any of 1..N, in any order) as ``multipart/related;
+    type="application/octet-stream"``.
+``POST .../studies`` and ``POST .../studies/{study}``
+    STOW-RS: reads the body (``Content-Length`` or chunked), counts its bytes and parts,
+    discards it and answers a small DICOM JSON report.
+``GET /_bench/info``
+    JSON description of the data (UIDs, sizes, counts).
+``GET /_bench/stats``
+    JSON counters: requests, connections that carried them, bytes sent, STOW bytes and
+    parts received.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import socket
+import socketserver
+import struct
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+STUDY_UID = '1.2.826.0.1.3680043.8.498.7001'
+SERIES_UID = '1.2.826.0.1.3680043.8.498.7001.1'
+FRAMES_SOP_UID = '1.2.826.0.1.3680043.8.498.7001.1.1'
+OTHER_STUDY_UIDS = ('1.2.826.0.1.3680043.8.498.7002', '1.2.826.0.1.3680043.8.498.7003')
+SERIES_SOP_PREFIX = '1.2.826.0.1.3680043.8.498.7001.2.'
+CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2'
+EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1'
+BOUNDARY = 'bench-7c1e5a90f3d24b6e8a1d'
+
+MIB = 1 << 20
+_MAX_LINE = 65536
+_MSG_MORE = getattr(socket, 'MSG_MORE', 0)
+
+_FRAMES_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)/instances/([^/]+)/frames/([^/]+)$')
+_SERIES_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)$')
+_STOW_PATH = re.compile(r'/studies(?:/[^/]+)?$')
+_QIDO_PATH = re.compile(r'/studies$')
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+
+def make_instance(sop_instance_uid: str, instance_number: int, pixel_bytes: int,
+                  study_uid: str = STUDY_UID, series_uid: str = SERIES_UID) -> bytes:
+    """A CT image as Part 10 bytes with about ``pixel_bytes`` bytes of 16-bit pixels."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    columns = 256
+    rows = max(pixel_bytes // (2 * columns), 1)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = EXPLICIT_VR_LITTLE_ENDIAN
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = sop_instance_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientName = 'Bench^Patient'
+    ds.PatientID = 'BENCH-0001'
+    ds.StudyDate = '20240101'
+    ds.Modality = 'CT'
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = instance_number
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = 'MONOCHROME2'
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    # a cheap pattern that differs from instance to instance
+    seed = bytes((instance_number + i) & 0xFF for i in range(256))
+    ds.PixelData = (seed * (rows * columns * 2 // 256 + 1))[:rows * columns * 2]
+    buffer = io.BytesIO()
+    try:
+        ds.save_as(buffer, enforce_file_format=True)
+    except TypeError:  # pydicom < 3
+        ds.is_little_endian = True
+        ds.is_implicit_VR = False
+        ds.save_as(buffer, write_like_original=False)
+    return buffer.getvalue()
+
+
+def frame_bytes(number: int, size: int, pattern: bytes) -> bytes:
+    """Frame ``number``: its number as 8 big-endian bytes, then a fixed pattern."""
+    return struct.pack('>Q', number) + pattern[:size - 8]
+
+
+def _study_json(study_uid: str, index: int) -> Dict[str, dict]:
+    return {
+        '00080020': {'vr': 'DA', 'Value': [f'202401{index + 1:02d}']},
+        '00080050': {'vr': 'SH', 'Value': [f'ACC{index:05d}']},
+        '00080061': {'vr': 'CS', 'Value': ['CT']},
+        '00080090': {'vr': 'PN', 'Value': [{'Alphabetic': 'Referring^Doctor'}]},
+        '00100010': {'vr': 'PN', 'Value': [{'Alphabetic': f'Bench^Patient{index}'}]},
+        '00100020': {'vr': 'LO', 'Value': [f'BENCH-{index:04d}']},
+        '00100030': {'vr': 'DA', 'Value': ['19700101']},
+        '00100040': {'vr': 'CS', 'Value': ['O']},
+        '0020000D': {'vr': 'UI', 'Value': [study_uid]},
+        '00200010': {'vr': 'SH', 'Value': [f'S{index}']},
+        '00201206': {'vr': 'IS', 'Value': [1]},
+        '00201208': {'vr': 'IS', 'Value': [200]},
+    }
+
+
+class BenchData:
+    """Every answer the server gives, built once."""
+
+    def __init__(self, frame_count: int, frame_size: int, series_count: int,
+                 instance_size: int) -> None:
+        if frame_size < 16:
+            raise ValueError('frame size must be at least 16 bytes')
+        self.frame_count = frame_count
+        self.frame_size = frame_size
+        self.series_count = series_count
+        self.instance_size = instance_size
+
+        # frames: one part per frame, all parts of the same length, so the part of frame
+        # n starts at (n - 1) * segment and any list of frames is a list of file ranges
+        self.frame_part_header = (f'--{BOUNDARY}\r\nContent-Type: application/octet-stream'
+                                  f'\r\n\r\n').encode('ascii')
+        self.segment = len(self.frame_part_header) + frame_size + 2
+        self.closing = f'--{BOUNDARY}--\r\n'.encode('ascii')
+        pattern = bytes(range(256)) * (frame_size // 256 + 1)
+        self.frames_file = tempfile.TemporaryFile(prefix='dicomweb-bench-frames-')
+        for number in range(1, frame_count + 1):
+            self.frames_file.write(self.frame_part_header)
+            self.frames_file.write(frame_bytes(number, frame_size, pattern))
+            self.frames_file.write(b'\r\n')
+        self.frames_file.flush()
+        self.frames_fd = self.frames_file.fileno()
+
+        studies = [_study_json(uid, index) for index, uid in
+                   enumerate((STUDY_UID,) + OTHER_STUDY_UIDS)]
+        self.qido_body = json.dumps(studies).encode('utf-8')
+
+        part_header = (f'--{BOUNDARY}\r\nContent-Type: application/dicom; '
+                       f'transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}\r\n\r\n').encode('ascii')
+        pieces: List[bytes] = []
+        template_size = 0
+        for number in range(1, series_count + 1):
+            instance = make_instance(f'{SERIES_SOP_PREFIX}{number}', number, instance_size)
+            template_size = len(instance)
+            pieces += [part_header, instance, b'\r\n']
+        pieces.append(self.closing)
+        self.series_body = b''.join(pieces)
+        self.series_instance_bytes = template_size
+
+    def info(self) -> Dict[str, object]:
+        return {
+            'study_uid': STUDY_UID, 'series_uid': SERIES_UID, 'sop_uid': FRAMES_SOP_UID,
+            'frame_count': self.frame_count, 'frame_size': self.frame_size,
+            'frames_body_bytes': self.frame_count * self.segment + len(self.closing),
+            'series_count': self.series_count,
+            'series_instance_bytes': self.series_instance_bytes,
+            'series_body_bytes': len(self.series_body),
+            'series_sop_prefix': SERIES_SOP_PREFIX,
+            'qido_count': 1 + len(OTHER_STUDY_UIDS), 'qido_body_bytes': len(self.qido_body),
+        }
+
+
+class Stats:
+    """Counters shared by the connection threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = {'requests': 0, 'connections': 0, 'bytes_sent': 0,
+                        'stow_requests': 0, 'stow_bytes': 0, 'stow_parts': 0, 'errors': 0}
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._values[name] += amount
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+# ---------------------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------------------
+
+class _BadRequest(Exception):
+    pass
+
+
+class _BoundaryCounter:
+    """Counts a delimiter in a stream fed in chunks, including across chunk edges."""
+
+    def __init__(self, needle: bytes) -> None:
+        self.needle = needle
+        self.count = 0
+        self._tail = b''
+
+    def feed(self, buf: bytearray, size: int) -> None:
+        keep = len(self.needle) - 1
+        if not keep or not size:
+            self.count += buf.count(self.needle, 0, size)
+            return
+        if self._tail:
+            # occurrences that start in the previous chunk and end in this one
+            self.count += (self._tail + bytes(buf[:min(size, keep)])).count(self.needle)
+        self.count += buf.count(self.needle, 0, size)
+        if size >= keep:
+            self._tail = bytes(buf[size - keep:size])
+        else:
+            self._tail = (self._tail + bytes(buf[:size]))[-keep:]
+
+
+def _status_line(code: int) -> bytes:
+    reasons = {200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed',
+               413: 'Payload Too Large'}
+    return f'HTTP/1.1 {code} {reasons.get(code, "Error")}\r\n'.encode('ascii')
+
+
+def _head(code: int, content_type: str, length: int, close: bool) -> bytes:
+    fields = (f'Content-Type: {content_type}\r\nContent-Length: {length}\r\n'
+              f'Server: dicomweb-bench\r\n')
+    if close:
+        fields += 'Connection: close\r\n'
+    return _status_line(code) + fields.encode('ascii') + b'\r\n'
+
+
+def _boundary_param(content_type: str) -> Optional[str]:
+    match = re.search(r'boundary\s*=\s*("([^"]*)"|[^;\s]+)', content_type, re.IGNORECASE)
+    if not match:
+        return None
+    return match.group(2) if match.group(2) is not None else match.group(1)
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: 'BenchServer'
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)
+        rfile = sock.makefile('rb', 1 << 16)
+        self.counted = False
+        try:
+            while self._one_request(sock, rfile):
+                pass
+        except (OSError, ValueError, _BadRequest):
+            pass
+        finally:
+            rfile.close()
+
+    def _one_request(self, sock: socket.socket, rfile: io.BufferedReader) -> bool:
+        """Answer one request; False when the connection should close."""
+        line = rfile.readline(_MAX_LINE + 1)
+        if not line:
+            return False
+        if line in (b'\r\n', b'\n'):  # tolerated stray CRLF between requests
+            return True
+        parts = line.split()
+        if len(parts) != 3:
+            raise _BadRequest(line[:100])
+        method, target, version = (part.decode('latin-1') for part in parts)
+        headers: Dict[str, str] = {}
+        while True:
+            field = rfile.readline(_MAX_LINE + 1)
+            if field in (b'\r\n', b'\n', b''):
+                break
+            name, _, value = field.decode('latin-1').partition(':')
+            headers[name.strip().lower()] = value.strip()
+        close = (version == 'HTTP/1.0' and headers.get('connection', '').lower() != 'keep-alive'
+                 ) or headers.get('connection', '').lower() == 'close'
+        path = target.split('?', 1)[0]
+        if headers.get('expect', '').lower() == '100-continue':
+            sock.sendall(b'HTTP/1.1 100 Continue\r\n\r\n')
+
+        server = self.server
+        if path.startswith('/_bench/'):
+            self._discard_body(rfile, headers, None)
+            if path == '/_bench/info':
+                body = json.dumps(server.data.info()).encode()
+            elif path == '/_bench/stats':
+                body = json.dumps(server.stats.snapshot()).encode()
+            else:
+                return self._error(sock, 404, close)
+            sock.sendall(_head(200, 'application/json', len(body), close) + body)
+            return not close
+
+        if not self.counted:  # connections that carried DICOMweb requests
+            self.counted = True
+            server.stats.add(connections=1)
+        if server.delay:
+            time.sleep(server.delay)
+        if method == 'POST' and _STOW_PATH.search(path):
+            return self._stow(sock, rfile, headers, close)
+        self._discard_body(rfile, headers, None)
+        if method != 'GET':
+            return self._error(sock, 405, close)
+        match = _FRAMES_PATH.search(path)
+        if match:
+            return self._frames(sock, match, close)
+        match = _SERIES_PATH.search(path)
+        if match:
+            if match.groups() != (STUDY_UID, SERIES_UID):
+                return self._error(sock, 404, close)
+            body = server.data.series_body
+            content_type = (f'multipart/related; type="application/dicom"; '
+                            f'boundary={BOUNDARY}')
+            sock.sendall(_head(200, content_type, len(body), close) + body)
+            server.stats.add(requests=1, bytes_sent=len(body))
+            return not close
+        if _QIDO_PATH.search(path):
+            body = server.data.qido_body
+            sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
+            server.stats.add(requests=1, bytes_sent=len(body))
+            return not close
+        return self._error(sock, 404, close)
+
+    def _error(self, sock: socket.socket, code: int, close: bool) -> bool:
+        body = f'{code}\n'.encode()
+        sock.sendall(_head(code, 'text/plain', len(body), close) + body)
+        self.server.stats.add(requests=1, errors=1)
+        return not close
+
+    def _frames(self, sock: socket.socket, match: 're.Match[str]', close: bool) -> bool:
+        data = self.server.data
+        study, series, sop, listing = match.groups()
+        if (study, series, sop) != (STUDY_UID, SERIES_UID, FRAMES_SOP_UID):
+            return self._error(sock, 404, close)
+        try:
+            numbers = [int(item) for item in listing.replace('%2C', ',').split(',')]
+        except ValueError:
+            return self._error(sock, 400, close)
+        if not numbers or any(not 1 <= number <= data.frame_count for number in numbers):
+            return self._error(sock, 404, close)
+        # consecutive frames become one file range
+        ranges: List[Tuple[int, int]] = []
+        for number in numbers:
+            start = (number - 1) * data.segment
+            if ranges and ranges[-1][0] + ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], ranges[-1][1] + data.segment)
+            else:
+                ranges.append((start, data.segment))
+        length = len(numbers) * data.segment + len(data.closing)
+        content_type = (f'multipart/related; type="application/octet-stream"; '
+                        f'boundary={BOUNDARY}')
+        sock.sendall(_head(200, content_type, length, close), _MSG_MORE)
+        out = sock.fileno()
+        for offset, count in ranges:
+            while count:
+                sent = os.sendfile(out, data.frames_fd, offset, min(count, 1 << 30))
+                if not sent:
+                    raise ConnectionError('sendfile sent nothing')
+                offset += sent
+                count -= sent
+        sock.sendall(data.closing)
+        self.server.stats.add(requests=1, bytes_sent=length)
+        return not close
+
+    def _stow(self, sock: socket.socket, rfile: io.BufferedReader, headers: Dict[str, str],
+              close: bool) -> bool:
+        boundary = _boundary_param(headers.get('content-type', ''))
+        counter = _BoundaryCounter(f'--{boundary}'.encode('latin-1')) if boundary else None
+        received = self._discard_body(rfile, headers, counter)
+        # every part opens with a delimiter; the closing delimiter matches once more
+        parts = max(counter.count - 1, 0) if counter else 0
+        body = json.dumps({
+            '00081190': {'vr': 'UR', 'Value': [f'http://127.0.0.1/studies/{STUDY_UID}']},
+            '00081199': {'vr': 'SQ', 'Value': []},
+        }).encode()
+        sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
+        self.server.stats.add(requests=1, bytes_sent=len(body), stow_requests=1,
+                              stow_bytes=received, stow_parts=parts)
+        return not close
+
+    def _discard_body(self, rfile: io.BufferedReader, headers: Dict[str, str],
+                      counter: Optional[_BoundaryCounter]) -> int:
+        """Read the request body and throw it away; returns its size."""
+        if 'chunked' in headers.get('transfer-encoding', '').lower():
+            total = 0
+            while True:
+                size_line = rfile.readline(_MAX_LINE + 1)
+                if not size_line:
+                    raise ConnectionError('body ended inside chunked coding')
+                size = int(size_line.split(b';', 1)[0].strip(), 16)
+                if size == 0:
+                    while rfile.readline(_MAX_LINE + 1) not in (b'\r\n', b'\n', b''):
+                        pass  # trailer fields
+                    return total
+                total += self._discard_exactly(rfile, size, counter)
+                if rfile.read(2) != b'\r\n':
+                    raise _BadRequest('chunk not followed by CRLF')
+        length = int(headers.get('content-length', '0') or 0)
+        return self._discard_exactly(rfile, length, counter)
+
+    def _discard_exactly(self, rfile: io.BufferedReader, size: int,
+                         counter: Optional[_BoundaryCounter]) -> int:
+        buf = self.server.local_buffer()
+        view = memoryview(buf)
+        remaining = size
+        while remaining:
+            got = rfile.readinto(view[:min(remaining, len(buf))])
+            if not got:
+                raise ConnectionError('body ended early')
+            if counter is not None:
+                counter.feed(buf, got)
+            remaining -= got
+        return size
+
+
+class BenchServer(socketserver.ThreadingTCPServer):
+    """Threaded keep-alive HTTP/1.1 server over prebuilt :class:`BenchData`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: Tuple[str, int], data: BenchData, delay: float = 0.0) -> None:
+        self.data = data
+        self.delay = delay
+        self.stats = Stats()
+        self._local = threading.local()
+        super().__init__(address, _Handler)
+
+    def local_buffer(self) -> bytearray:
+        """A 1 MiB scratch buffer per thread for discarding request bodies."""
+        buf = getattr(self._local, 'buf', None)
+        if buf is None:
+            buf = self._local.buf = bytearray(MIB)
+        return buf
+
+
+def _size(text: str) -> int:
+    """Parse a byte count such as 4194304, 4MiB, 70KB or 1M."""
+    match = re.fullmatch(r'\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*', text)
+    if not match:
+        raise argparse.ArgumentTypeError(f'not a size: {text!r}')
+    unit = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}[match.group(2).lower()]
+    if match.group(2) and match.group(3) and not match.group(3).lower().startswith('i'):
+        unit = {'k': 10**3, 'm': 10**6, 'g': 10**9}[match.group(2).lower()]
+    return int(match.group(1)) * unit
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--host', default='127.0.0.1', help='loopback address to bind')
+    parser.add_argument('--port', type=int, default=0, help='port; 0 picks a free one')
+    parser.add_argument('--frames', type=int, default=100, help='frames in the instance')
+    parser.add_argument('--frame-size', type=_size, default=4 * MIB,
+                        help='bytes per frame (e.g. 4MiB)')
+    parser.add_argument('--series-instances', type=int, default=200,
+                        help='instances in the series')
+    parser.add_argument('--instance-size', type=_size, default=70 * 1000,
+                        help='pixel bytes per series instance (e.g. 70KB)')
+    parser.add_argument('--delay', type=float, default=0.0,
+                        help='seconds to wait before answering each DICOMweb request')
+    args = parser.parse_args(argv)
+    if not args.host.startswith('127.') and args.host not in ('localhost', '::1'):
+        parser.error('the benchmark server binds loopback addresses only')
+    data = BenchData(args.frames, args.frame_size, args.series_instances, args.instance_size)
+    with BenchServer((args.host, args.port), data, args.delay) as server:
+        print(server.server_address[1], flush=True)
+        try:
+            server.serve_forever(poll_interval=0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
