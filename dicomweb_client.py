@@ -1091,6 +1091,30 @@ class Response:
             self._finish(reusable=True)
         return data
 
+    def readinto1(self, view: memoryview) -> int:
+        """Read what is available (at most ``len(view)`` bytes) into ``view``.
+
+        Returns the number of bytes read, 0 at the end of the body.  Plain (not chunked)
+        bodies go from the socket buffer straight into ``view``.
+        """
+        raw = self.raw
+        if raw.chunked or raw.fp is None or self._content is not None \
+                or self._error is not None:
+            return _readinto_from_read1(self.read1)(view)
+        if raw.length is not None:
+            view = view[:raw.length]
+        try:
+            count = raw.fp.readinto1(view) if len(view) else 0
+        except Exception as error:
+            raise self._failed(error) from error
+        if raw.length is not None:
+            raw.length -= count
+            if count == 0 and raw.length:
+                raise self._failed(http.client.IncompleteRead(b'', raw.length))
+        if count == 0:
+            self._finish(reusable=True)
+        return count
+
     def iter_content(self, chunk_size: int = 1 << 16,
                      decode_unicode: bool = False) -> Iterator[bytes]:
         """Yield the body in pieces of at most ``chunk_size`` bytes as they arrive."""
@@ -1794,6 +1818,10 @@ class _ForeignResponse(Response):
             self._chunks = self._answer.iter_content(size)
         return next(self._chunks, b'')
 
+    def readinto1(self, view: memoryview) -> int:
+        """Read the next piece of the body into ``view`` (0 at the end)."""
+        return _readinto_from_read1(self.read1)(view)
+
     def close(self) -> None:
         """Close the underlying answer."""
         self._answer.close()
@@ -1903,19 +1931,88 @@ def _boundary_of(content_type: str) -> bytes:
     return boundary.encode('ascii')
 
 
+class _Window:
+    """A growable byte buffer over a stream: bytes arrive at the end, leave from the start.
+
+    Reads go straight into the buffer (``readinto1``), so each byte is copied once on the
+    way in and once more when a part is handed out.
+    """
+
+    def __init__(self, readinto1: Callable[[memoryview], int], chunk_size: int) -> None:
+        self._readinto1 = readinto1
+        self._chunk_size = chunk_size
+        self.buf = bytearray(2 * chunk_size)
+        self.start = 0
+        self.end = 0
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def read_more(self) -> bool:
+        """Read what the stream has (at most one chunk); ``False`` at its end."""
+        if self.end + self._chunk_size > len(self.buf):
+            self._make_room()
+        with memoryview(self.buf) as view:
+            count = self._readinto1(view[self.end:self.end + self._chunk_size])
+        self.end += count
+        return count > 0
+
+    def _make_room(self) -> None:
+        held = self.end - self.start
+        if self.start and held <= len(self.buf) // 2:
+            self.buf[:held] = self.buf[self.start:self.end]
+            self.start, self.end = 0, held
+        else:
+            self.buf.extend(bytes(len(self.buf)))
+
+    def find(self, needle: bytes, offset: int = 0) -> int:
+        """Position of ``needle`` at or after ``offset`` (relative to the start), or -1."""
+        index = self.buf.find(needle, self.start + offset, self.end)
+        return index - self.start if index >= 0 else -1
+
+    def peek(self, size: int) -> bytes:
+        """The first ``size`` bytes, left in place."""
+        return bytes(self.buf[self.start:self.start + size])
+
+    def take(self, size: int) -> bytes:
+        """Remove and return the first ``size`` bytes."""
+        with memoryview(self.buf) as view:
+            data = bytes(view[self.start:self.start + size])
+        self.skip(size)
+        return data
+
+    def skip(self, size: int) -> None:
+        """Drop the first ``size`` bytes; a small rest moves to the front (cheap)."""
+        self.start += size
+        held = self.end - self.start
+        if held <= self._chunk_size and self.start > self._chunk_size:
+            self.buf[:held] = self.buf[self.start:self.end]
+            self.start, self.end = 0, held
+
+
+def _readinto_from_read1(read1: Callable[[int], bytes]) -> Callable[[memoryview], int]:
+    """Adapt a ``read1(n) -> bytes`` source to ``readinto1(view) -> int``."""
+    def readinto1(view: memoryview) -> int:
+        data = read1(len(view))
+        view[:len(data)] = data
+        return len(data)
+    return readinto1
+
+
 class MultipartReader:
     """Yield the parts of a ``multipart/related`` body as they arrive.
 
-    The body is read with ``read1(n)`` (any callable returning up to ``n`` bytes and
-    ``b''`` at the end) and scanned for the boundary incrementally, so only the part
-    being read is held in memory.  A body that ends before the closing delimiter, or has
-    anything but padding after a boundary, or malformed part headers, raises
-    :class:`MultipartError` rather than yielding a partial result.
+    The body is scanned for the boundary incrementally with ``bytes.find`` over a sliding
+    window, so only the part being read is held in memory.  A body that ends before the
+    closing delimiter, or has anything but padding after a boundary, or malformed part
+    headers, raises :class:`MultipartError` rather than yielding a partial result.
 
     Parameters
     ----------
-    read1: Callable[[int], bytes]
-        Source of the body.
+    source: Union[Callable[[int], bytes], Any]
+        Source of the body: an object with ``readinto1(memoryview) -> int`` (such as a
+        :class:`Response`), or a ``read1(n) -> bytes`` callable; both return 0 bytes only
+        at the end of the body.
     boundary: bytes
         The boundary, without the leading dashes.
     chunk_size: int, optional
@@ -1923,70 +2020,65 @@ class MultipartReader:
 
     """
 
-    def __init__(self, read1: Callable[[int], bytes], boundary: bytes,
-                 chunk_size: int = 1 << 20) -> None:
-        self._read1 = read1
+    def __init__(self, source: Any, boundary: bytes, chunk_size: int = 1 << 20) -> None:
+        readinto1 = getattr(source, 'readinto1', None)
+        if not callable(readinto1):
+            readinto1 = _readinto_from_read1(source)
+        self._window = _Window(readinto1, max(int(chunk_size), 1024))
         self._delimiter = b'\r\n--' + boundary
-        self._chunk_size = max(int(chunk_size), 1024)
 
     def __iter__(self) -> Iterator[Tuple[Message, bytes]]:
-        # a leading CRLF lets a boundary at the very start match the delimiter
-        buf = bytearray(b'\r\n')
-        delimiter = self._delimiter
-        end = self._find(buf, delimiter, 'the first boundary')
-        del buf[:end + len(delimiter)]
+        window, delimiter = self._window, self._delimiter
+        # a CRLF in front lets a boundary at the very start match the delimiter
+        window.buf[:2] = b'\r\n'
+        window.end = 2
+        window.skip(self._find(delimiter, 'the first boundary') + len(delimiter))
         while True:
-            self._fill(buf, 2, 'the rest of a boundary line')
-            if buf[:2] == b'--':
+            self._fill(2, 'the rest of a boundary line')
+            if window.peek(2) == b'--':
                 self._drain()
                 return
-            self._skip_padding(buf)
-            headers = self._read_headers(buf)
-            end = self._find(buf, delimiter, 'the end of a part')
-            with memoryview(buf) as view:
-                body = bytes(view[:end])
-            del buf[:end + len(delimiter)]
+            self._skip_padding()
+            headers = self._read_headers()
+            body = window.take(self._find(delimiter, 'the end of a part'))
+            window.skip(len(delimiter))
             yield headers, body
 
-    def _more(self, buf: bytearray, what: str) -> None:
-        data = self._read1(self._chunk_size)
-        if not data:
+    def _more(self, what: str) -> None:
+        if not self._window.read_more():
             raise MultipartError(f'multipart body is truncated: it ended before {what}')
-        buf += data
 
-    def _fill(self, buf: bytearray, size: int, what: str) -> None:
-        while len(buf) < size:
-            self._more(buf, what)
+    def _fill(self, size: int, what: str) -> None:
+        while len(self._window) < size:
+            self._more(what)
 
-    def _find(self, buf: bytearray, needle: bytes, what: str,
-              limit: Optional[int] = None) -> int:
-        scan_from = 0
+    def _find(self, needle: bytes, what: str, limit: Optional[int] = None) -> int:
+        window, scan_from = self._window, 0
         while True:
-            index = buf.find(needle, scan_from)
+            index = window.find(needle, scan_from)
             if index >= 0:
                 return index
-            if limit is not None and len(buf) > limit:
+            if limit is not None and len(window) > limit:
                 raise MultipartError(f'multipart body is malformed: no {what} within '
                                      f'{limit} bytes')
-            scan_from = max(len(buf) - len(needle) + 1, 0)
-            self._more(buf, what)
+            scan_from = max(len(window) - len(needle) + 1, 0)
+            self._more(what)
 
-    def _skip_padding(self, buf: bytearray) -> None:
-        end = self._find(buf, b'\r\n', 'the end of a boundary line', limit=1024)
-        if buf[:end].strip(b' \t'):
+    def _skip_padding(self) -> None:
+        end = self._find(b'\r\n', 'the end of a boundary line', limit=1024)
+        padding = self._window.take(end + 2)[:-2]
+        if padding.strip(b' \t'):
             raise MultipartError('multipart body is malformed: unexpected bytes after a '
-                                 f'boundary: {bytes(buf[:min(end, 40)])!r}')
-        del buf[:end + 2]
+                                 f'boundary: {padding[:40]!r}')
 
-    def _read_headers(self, buf: bytearray) -> Message:
-        self._fill(buf, 2, 'the part headers')
-        if buf[:2] == b'\r\n':
-            del buf[:2]
+    def _read_headers(self) -> Message:
+        self._fill(2, 'the part headers')
+        if self._window.peek(2) == b'\r\n':
+            self._window.skip(2)
             return Message()
-        end = self._find(buf, b'\r\n\r\n', 'the end of the part headers',
+        end = self._find(b'\r\n\r\n', 'the end of the part headers',
                          limit=_MAX_PART_HEADER_SIZE)
-        block = bytes(buf[:end + 2])
-        del buf[:end + 4]
+        block = self._window.take(end + 4)[:-2]
         headers = email.parser.BytesHeaderParser().parsebytes(block)
         if headers.defects or headers.get_payload():
             raise MultipartError(f'multipart body is malformed: bad part headers '
@@ -1994,8 +2086,10 @@ class MultipartReader:
         return headers
 
     def _drain(self) -> None:
-        while self._read1(self._chunk_size):
-            pass
+        window = self._window
+        window.start = window.end = 0
+        while window.read_more():
+            window.start = window.end = 0
 
 
 def _single_part(response: Response, acceptable: Sequence[str]) -> Iterator[Tuple[Message,
@@ -2025,8 +2119,7 @@ def _iter_parts(response: Response, acceptable: Sequence[str],
             return
         content_type = response.headers.get('Content-Type', '')
         if _content_type(content_type).get_content_maintype() == 'multipart':
-            yield from MultipartReader(response.read1, _boundary_of(content_type),
-                                       chunk_size)
+            yield from MultipartReader(response, _boundary_of(content_type), chunk_size)
         else:
             yield from _single_part(response, acceptable)
     finally:
