@@ -970,6 +970,16 @@ class _Body:
         return data
 
 
+def _chunk_framed(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Chunked transfer coding as separate pieces, so big chunks are never copied."""
+    for chunk in chunks:
+        if chunk:
+            yield b'%X\r\n' % len(chunk)
+            yield chunk
+            yield b'\r\n'
+    yield b'0\r\n\r\n'
+
+
 def _remaining_size(fileobj: Any) -> Tuple[Optional[int], Optional[int]]:
     """Position and remaining size of a seekable file object, or (None, None)."""
     try:
@@ -1549,8 +1559,12 @@ class Session:
         """Write the request and read the status line and headers of the answer."""
         _, read_timeout = _split_timeout(timeout)
         headers = dict(prepared.headers.items())
+        payload = body.payload()
         if body.length is not None and prepared.body is not None:
             headers.setdefault('Content-Length', str(body.length))
+        elif prepared.body is not None and not isinstance(payload, (bytes, bytearray)):
+            headers['Transfer-Encoding'] = 'chunked'
+            payload = _chunk_framed(payload)
         target = _request_target(prepared.url)
         if origin.proxy and origin.scheme == 'http':
             target = _redact(prepared.url)  # a plain HTTP proxy wants the absolute URI
@@ -1558,7 +1572,7 @@ class Session:
         started = time.monotonic()
         try:
             connection.sock.settimeout(read_timeout)
-            connection.request(prepared.method, target, body=body.payload(), headers=headers)
+            connection.request(prepared.method, target, body=payload, headers=headers)
             raw = connection.getresponse()
         except _STALE_CONNECTION_ERRORS as error:
             connection.close()
