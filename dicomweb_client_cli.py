@@ -1,0 +1,1438 @@
+"""The ``dicomweb_client`` command: search, retrieve and store DICOM objects from a shell.
+
+Usage: ``dicomweb_client [GLOBAL OPTIONS] {search,retrieve,store} ...``; run it with
+``--help`` (also after any subcommand) for the options.  docs/cli.md has examples.
+
+The command is a thin layer over :mod:`dicomweb_client`: it parses the arguments, builds a
+:class:`dicomweb_client.DICOMwebClient` (or, for a ``file://`` URL, a
+``dicomweb_client.DICOMfileClient``), calls one of its methods and prints or saves what comes
+back.  It needs nothing beyond the standard library, pydicom and ``dicomweb_client``.
+
+The module reads top to bottom: argument types, the parser, building the client, output
+(JSON, data sets, tables, binary data, files on disk), the progress bar, the commands
+(search, retrieve, store) and finally error reporting and :func:`main`.
+
+Exit codes: 0 success, 1 a request or some of the work failed, 2 bad arguments, 130
+interrupted, 141 standard output was closed early (for example by ``head``).
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import getpass
+import io
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import urllib.request
+import webbrowser
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import pydicom
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+
+import dicomweb_client
+
+PROG = 'dicomweb_client'
+
+logger = logging.getLogger('dicomweb_client.cli')
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+_STUDY_UID = '0020000D'
+_SERIES_UID = '0020000E'
+_SOP_UID = '00080018'
+
+
+class CommandError(Exception):
+    """A problem that ends the command with one line on standard error (exit code 1)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Argument types: each turns one command line word into a value or rejects it
+# ---------------------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} must be 1 or more')
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text!r} must not be negative')
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text!r} must be more than 0')
+    return value
+
+
+_UID = re.compile(r'[0-9]+(\.[0-9]+)*')
+
+
+def _uid(text: str) -> str:
+    """A UID as the standard writes them: digits and dots, at most 64 characters."""
+    text = text.strip()
+    if not _UID.fullmatch(text) or len(text) > 64:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a UID (digits separated by dots, at most 64 characters)')
+    return text
+
+
+def _search_filter(text: str) -> Tuple[str, str]:
+    """``KEY=VALUE`` as a (key, value) pair; the key is an attribute keyword or tag."""
+    key, sep, value = text.partition('=')
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not KEY=VALUE (for example PatientID=ABC123)')
+    return key, value
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header(text: str) -> Tuple[str, str]:
+    """``'Name: value'`` as a (name, value) pair."""
+    name, sep, value = text.partition(':')
+    name = name.strip()
+    if not sep or not _HEADER_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a header field; write it as "Name: value"')
+    if '\r' in value or '\n' in value:
+        raise argparse.ArgumentTypeError(f'the value of header {name} holds a line break')
+    return name, value.strip()
+
+
+def _media_types(words: Optional[Sequence[str]]) -> Optional[Tuple[Any, ...]]:
+    """The ``--media-type`` words as the ``media_types`` argument of the client.
+
+    Each word is a media type, optionally followed by whitespace and a transfer syntax UID
+    (``"image/jpeg 1.2.840.10008.1.2.4.50"``).  A UID given as a word of its own (the
+    quotes were forgotten) belongs to the media type before it.
+    """
+    if not words:
+        return None
+    result: List[Any] = []
+    for word in words:
+        tokens = word.split()
+        if len(tokens) == 1 and '/' not in tokens[0] and result \
+                and isinstance(result[-1], str):
+            result[-1] = (result[-1], tokens[0])
+        elif len(tokens) == 1 and '/' in tokens[0]:
+            result.append(tokens[0])
+        elif len(tokens) == 2 and '/' in tokens[0] and '/' not in tokens[1]:
+            result.append((tokens[0], tokens[1]))
+        else:
+            raise CommandError(
+                f'--media-type {word!r} is not a media type, optionally followed by a '
+                'transfer syntax UID (for example "image/jpeg 1.2.840.10008.1.2.4.50")')
+    return tuple(result)
+
+
+# ---------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------
+
+_DESCRIPTION = 'Search, retrieve and store DICOM objects on a DICOMweb server.'
+
+_EPILOG = """\
+examples:
+  dicomweb_client --url http://localhost:8042/dicom-web search studies --output table
+  dicomweb_client --url http://localhost:8042/dicom-web retrieve studies --study UID \\
+      full --save --output-dir downloads --workers 8
+  dicomweb_client --url http://localhost:8042/dicom-web store instances folder/
+  dicomweb_client --url file:///data/dicom search series
+
+Global options go before the command.  Run any command with --help for its options.
+"""
+
+
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--filter', metavar='KEY=VALUE', dest='filters', action='append',
+                        type=_search_filter, default=[],
+                        help='match an attribute (keyword or tag) against a value; '
+                             'wildcards * and ? and date ranges are passed on to the '
+                             'server; repeat for more attributes')
+    parser.add_argument('--field', metavar='NAME', dest='fields', action='append',
+                        default=[],
+                        help='also return this attribute (keyword, tag or "all"); '
+                             'repeatable')
+    parser.add_argument('--limit', metavar='NUM', type=_non_negative_int,
+                        help='return at most NUM results')
+    parser.add_argument('--offset', metavar='NUM', type=_non_negative_int,
+                        help='skip the first NUM results')
+    parser.add_argument('--fuzzy', action='store_true',
+                        help='ask the server for fuzzy matching of person names')
+    _add_format_options(parser)
+    parser.add_argument('--output', choices=('json', 'table'), default='json',
+                        help='print the results as DICOM JSON (default) or as a table '
+                             'with one row per result')
+
+
+def _add_format_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--prettify', action='store_true',
+                       help='indent the JSON output for reading')
+    group.add_argument('--dicomize', action='store_true',
+                       help='print each item as a pydicom data set instead of JSON')
+
+
+def _add_save_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--save', action='store_true',
+                        help='write what is retrieved to files instead of printing it')
+    parser.add_argument('--output-dir', metavar='PATH',
+                        help='folder for the files (default: the current folder); '
+                             'implies --save')
+
+
+def _add_media_type_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--media-type', metavar='MEDIATYPE', nargs='+', dest='media_types',
+                        help='acceptable media type, optionally followed by a space and a '
+                             'transfer syntax UID, e.g. "image/jpeg" or '
+                             '"image/jpeg 1.2.840.10008.1.2.4.50"; several may be given')
+
+
+def _add_uid_options(parser: argparse.ArgumentParser, *levels: str,
+                     required: bool = True) -> None:
+    texts = {'study': 'Study Instance UID', 'series': 'Series Instance UID',
+             'instance': 'SOP Instance UID'}
+    for level in levels:
+        parser.add_argument(f'--{level}', metavar='UID', required=required, type=_uid,
+                            help=f'the {texts[level]}')
+
+
+def _subparsers(parser: argparse.ArgumentParser, dest: str, title: str,
+                metavar: str) -> Any:
+    return parser.add_subparsers(dest=dest, title=title, metavar=metavar, required=True)
+
+
+def _add_metadata_command(subparsers: Any, level: str, help_text: str) -> None:
+    description = (f'Fetch {help_text} as DICOM JSON and print it, or with --save write one '
+                   '<SOPInstanceUID>.json file per instance.')
+    parser = subparsers.add_parser('metadata', help=help_text, description=description)
+    _add_format_options(parser)
+    _add_save_options(parser)
+    parser.set_defaults(handler=_retrieve_metadata, level=level)
+
+
+def _add_full_command(subparsers: Any, level: str, help_text: str) -> None:
+    if level == 'instance':
+        description = (f'Fetch {help_text} and print it as a pydicom data set, or with '
+                       '--save write it to <SOPInstanceUID>.dcm.')
+    else:
+        description = (
+            f'Fetch {help_text} and print them as pydicom data sets, or with --save write '
+            'them to <output-dir>/<StudyInstanceUID>/<SeriesInstanceUID>/'
+            '<SOPInstanceUID>.dcm.  Saving lists the instances (QIDO-RS) and fetches them '
+            'one request each, several at a time (--workers).  Files already there are '
+            'skipped and each file is written under a .part name until it is complete, so '
+            'running the same command again resumes an interrupted download.')
+    parser = subparsers.add_parser('full', help=help_text, description=description)
+    _add_save_options(parser)
+    _add_media_type_option(parser)
+    if level != 'instance':
+        parser.add_argument('--workers', metavar='N', type=_positive_int, default=4,
+                            help='with --save: download N instances at a time '
+                                 '(default: 4)')
+    parser.set_defaults(handler=_retrieve_full, level=level)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``dicomweb_client`` command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-v', '--verbosity', action='count', default=0,
+                        help='say more on standard error: -v warnings and the traceback '
+                             'of a failure, -vv information, -vvv debug messages, '
+                             '-vvvv everything')
+    parser.add_argument('-u', '--user', metavar='NAME', dest='username',
+                        help='user name for HTTP basic authentication')
+    parser.add_argument('-p', '--password', metavar='PASSWORD',
+                        help='password for HTTP basic authentication (asked for when '
+                             '--user is given without it and a terminal is attached)')
+    parser.add_argument('--ca', metavar='CERT-FILE', dest='ca_bundle',
+                        help='PEM file of the certificate authorities that vouch for the '
+                             'server')
+    parser.add_argument('--cert', metavar='CERT-FILE',
+                        help='PEM file holding the client certificate and its key')
+    parser.add_argument('--bearer-token', '--token', metavar='TOKEN', dest='bearer_token',
+                        help='send "Authorization: Bearer TOKEN" with every request')
+    parser.add_argument('--url', metavar='URL', required=True,
+                        help='URL of the DICOMweb service, or file:///path/to/folder for '
+                             'DICOM files in a local folder')
+    parser.add_argument('--chunk-size', metavar='NUM', type=_positive_int,
+                        help='bytes per read or write when data are streamed')
+    parser.add_argument('--header', metavar='"NAME: VALUE"', dest='headers',
+                        action='append', type=_header, default=[],
+                        help='send this header field with every request; repeatable')
+    parser.add_argument('--timeout', metavar='SECONDS', type=_positive_float,
+                        help='give up on a connection or read after this many seconds '
+                             '(default: 20)')
+    parser.add_argument('--retries', metavar='NUM', type=_non_negative_int,
+                        help='repeat a request up to NUM times when the server is busy or '
+                             'failing (429, 408, 500, 502-504) or refuses the connection, '
+                             'waiting 2, 4, 8 ... seconds in between (default: 4; 0 turns '
+                             'retries off)')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='never draw a progress bar (it is only drawn when standard '
+                             'error is a terminal)')
+
+    services = _subparsers(parser, 'service', 'services', '{search,retrieve,store}')
+
+    # -- search (QIDO-RS) ------------------------------------------------------------
+    search = services.add_parser(
+        'search', help='find studies, series or instances (QIDO-RS)',
+        description='QIDO-RS: find studies, series or instances that match criteria.')
+    entities = _subparsers(search, 'entity', 'information entities',
+                           'INFORMATION ENTITIES')
+    studies = entities.add_parser('studies', help='find studies',
+                                  description='Find studies.')
+    _add_search_options(studies)
+    studies.set_defaults(handler=_search, level='study')
+    series = entities.add_parser('series', help='find series',
+                                 description='Find series, of one study or of all.')
+    _add_search_options(series)
+    _add_uid_options(series, 'study', required=False)
+    series.set_defaults(handler=_search, level='series')
+    instances = entities.add_parser('instances', help='find instances',
+                                    description='Find instances, of one study, one '
+                                                'series or of all.')
+    _add_search_options(instances)
+    _add_uid_options(instances, 'study', 'series', required=False)
+    instances.set_defaults(handler=_search, level='instance')
+
+    # -- retrieve (WADO-RS) ----------------------------------------------------------
+    retrieve = services.add_parser(
+        'retrieve', help='fetch metadata, instances, frames or bulk data (WADO-RS)',
+        description='WADO-RS: fetch metadata, whole instances, frames or bulk data.')
+    entities = _subparsers(retrieve, 'entity', 'information entities',
+                           'INFORMATION ENTITIES')
+
+    studies = entities.add_parser(
+        'studies', help='every instance of one study',
+        description='Fetch the metadata or the instances of one study.')
+    _add_uid_options(studies, 'study')
+    kinds = _subparsers(studies, 'kind', 'what to fetch', '{metadata,full}')
+    _add_metadata_command(kinds, 'study', 'the metadata of every instance of the study')
+    _add_full_command(kinds, 'study', 'every instance of the study as DICOM files')
+
+    series = entities.add_parser(
+        'series', help='every instance of one series',
+        description='Fetch the metadata or the instances of one series.')
+    _add_uid_options(series, 'study', 'series')
+    kinds = _subparsers(series, 'kind', 'what to fetch', '{metadata,full}')
+    _add_metadata_command(kinds, 'series', 'the metadata of every instance of the series')
+    _add_full_command(kinds, 'series', 'every instance of the series as DICOM files')
+
+    instances = entities.add_parser(
+        'instances', help='one instance',
+        description='Fetch the metadata, the DICOM file or frames of one instance.')
+    _add_uid_options(instances, 'study', 'series', 'instance')
+    kinds = _subparsers(instances, 'kind', 'what to fetch', '{metadata,full,frames}')
+    _add_metadata_command(kinds, 'instance', 'the metadata of the instance')
+    _add_full_command(kinds, 'instance', 'the instance as a DICOM file')
+    frames = kinds.add_parser(
+        'frames', help='frames of the pixel data',
+        description='Fetch frames of the pixel data of the instance.  Without --save '
+                    'or --show the frames are written to standard output when it is '
+                    'redirected, and described when it is a terminal.')
+    _add_save_options(frames)
+    _add_media_type_option(frames)
+    frames.add_argument('--numbers', metavar='NUM', nargs='+', type=_positive_int,
+                        default=[1], help='frame numbers, counting from 1 (default: 1)')
+    frames.add_argument('--show', action='store_true',
+                        help='open each frame in the default image viewer')
+    frames.set_defaults(handler=_retrieve_frames, level='instance')
+
+    bulkdata = entities.add_parser(
+        'bulkdata', help='bulk data from a known location',
+        description='Fetch bulk data from a BulkDataURI found in metadata.  The data are '
+                    'written to standard output when it is redirected, and described '
+                    'when it is a terminal.')
+    _add_media_type_option(bulkdata)
+    bulkdata.add_argument('--uri', required=True, metavar='URI',
+                          help='the URI of the bulk data (absolute, or relative to --url)')
+    bulkdata.set_defaults(handler=_retrieve_bulkdata, level=None)
+
+    # -- store (STOW-RS) -------------------------------------------------------------
+    store = services.add_parser(
+        'store', help='upload DICOM files (STOW-RS)',
+        description='STOW-RS: upload DICOM files.')
+    entities = _subparsers(store, 'entity', 'information entities', 'INFORMATION ENTITIES')
+    instances = entities.add_parser(
+        'instances', help='upload DICOM files or folders of them',
+        description='Upload DICOM Part 10 files, streamed from disk.  Folders are '
+                    'searched for DICOM files.  One line is printed per file: stored on '
+                    'standard output, failed on standard error.')
+    instances.add_argument('paths', metavar='PATH', nargs='+',
+                           help='DICOM file, or folder searched recursively for them')
+    _add_uid_options(instances, 'study', required=False)
+    instances.set_defaults(handler=_store_instances, level=None)
+    return parser
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Checks that span several options; a failure ends with argparse's usage error."""
+    scheme = urllib.parse.urlsplit(args.url).scheme.lower()
+    if scheme not in ('http', 'https', 'file'):
+        parser.error(f'--url {args.url!r} must start with http://, https:// or file://')
+    if args.bearer_token is not None and (args.username is not None
+                                          or args.password is not None):
+        parser.error('give either --user/--password or --bearer-token, not both')
+    if args.password is not None and args.username is None:
+        parser.error('--password needs --user')
+    if getattr(args, 'output', 'json') == 'table' and (args.prettify or args.dicomize):
+        parser.error('--output table cannot be combined with --prettify or --dicomize')
+    if getattr(args, 'output_dir', None) is not None:
+        args.save = True
+    try:
+        args.media_types = _media_types(getattr(args, 'media_types', None))
+    except CommandError as error:
+        parser.error(str(error))
+    if args.username is not None and args.password is None:
+        if not sys.stdin.isatty():
+            parser.error('--user needs --password (no terminal to ask for it)')
+        args.password = getpass.getpass(f'password for {args.username}: ')
+
+
+# ---------------------------------------------------------------------------------------
+# Building the client
+# ---------------------------------------------------------------------------------------
+
+def _make_client(args: argparse.Namespace) -> Any:
+    """A DICOMwebClient, or a DICOMfileClient for a ``file://`` URL."""
+    if urllib.parse.urlsplit(args.url).scheme.lower() == 'file':
+        return _make_file_client(args)
+    if args.bearer_token is not None:
+        session = dicomweb_client.create_session_from_auth(
+            dicomweb_client.BearerAuth(args.bearer_token))
+    elif args.username is not None:
+        session = dicomweb_client.create_session_from_user_pass(args.username,
+                                                                args.password)
+    else:
+        session = dicomweb_client.create_session()
+    if args.ca_bundle is not None or args.cert is not None:
+        for path in (args.ca_bundle, args.cert):
+            if path is not None and not os.path.exists(path):
+                raise CommandError(f'certificate file {path} does not exist')
+        dicomweb_client.add_certs_to_session(session, ca_bundle=args.ca_bundle,
+                                             cert=args.cert)
+    options: Dict[str, Any] = {'session': session}
+    if args.headers:
+        options['headers'] = dict(args.headers)
+    if args.chunk_size is not None:
+        options['chunk_size'] = args.chunk_size
+    if args.timeout is not None:
+        options['timeout'] = args.timeout
+    client = dicomweb_client.DICOMwebClient(args.url, **options)
+    if args.retries is not None:
+        client.set_http_retry_params(retry=args.retries > 0, max_attempts=args.retries + 1)
+    return client
+
+
+def _make_file_client(args: argparse.Namespace) -> Any:
+    file_client = getattr(dicomweb_client, 'DICOMfileClient', None)
+    if file_client is None:
+        raise CommandError(
+            f'--url {args.url} needs dicomweb_client.DICOMfileClient, which the installed '
+            f'dicomweb_client {dicomweb_client.__version__} does not have; use an '
+            'http:// or https:// URL')
+    parts = urllib.parse.urlsplit(args.url)
+    folder = urllib.request.url2pathname(parts.path)
+    if parts.netloc not in ('', 'localhost') or not folder:
+        raise CommandError(f'--url {args.url} is not a file URL of a local folder '
+                           '(write file:///path/to/folder)')
+    if not os.path.isdir(folder):
+        raise CommandError(f'--url {args.url}: the folder {folder} does not exist')
+    unused = [name for name, value in (
+        ('--user', args.username), ('--bearer-token', args.bearer_token),
+        ('--ca', args.ca_bundle), ('--cert', args.cert), ('--header', args.headers),
+        ('--chunk-size', args.chunk_size), ('--timeout', args.timeout),
+        ('--retries', args.retries)) if value is not None and value != []]
+    if unused:
+        _warn(f'ignored for a file:// URL: {", ".join(unused)}')
+    # update_db: files added to or removed from the folder since the last run count
+    return file_client(args.url, update_db=True)
+
+
+def _is_file_client(client: Any) -> bool:
+    return not isinstance(client, dicomweb_client.DICOMwebClient)
+
+
+# ---------------------------------------------------------------------------------------
+# Output: JSON, data sets, tables, binary data and files
+# ---------------------------------------------------------------------------------------
+
+def _stdout() -> IO[str]:
+    return sys.stdout
+
+
+def _warn(message: str) -> None:
+    print(f'{PROG}: warning: {message}', file=sys.stderr)
+
+
+def _error_line(message: str) -> None:
+    print(f'{PROG}: error: {_one_line(message)}', file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    return ' '.join(str(text).split())
+
+
+def _to_json(value: Any, prettify: bool) -> str:
+    return json.dumps(value, indent=2) if prettify else json.dumps(value)
+
+
+def _ignore_bulkdata(tag: str, vr: str, value: str) -> None:
+    """Bulk data URIs in metadata are not followed when printing data sets."""
+    return None
+
+
+def _as_dataset(item: Dict[str, Any]) -> Dataset:
+    return Dataset.from_json(item, bulk_data_uri_handler=_ignore_bulkdata)
+
+
+def _print_items(items: Any, args: argparse.Namespace) -> None:
+    """Print DICOM JSON (a list or one object) as JSON or as data sets."""
+    out = _stdout()
+    if getattr(args, 'dicomize', False):
+        for item in items if isinstance(items, list) else [items]:
+            out.write(f'{_as_dataset(item)}\n\n')
+        return
+    out.write(_to_json(items, getattr(args, 'prettify', False)) + '\n')
+
+
+_TABLE_COLUMNS = {
+    'study': ('PatientName', 'PatientID', 'StudyDate', 'AccessionNumber',
+              'ModalitiesInStudy', 'StudyDescription', 'NumberOfStudyRelatedSeries',
+              'NumberOfStudyRelatedInstances', 'StudyInstanceUID'),
+    'series': ('Modality', 'SeriesNumber', 'SeriesDescription',
+               'NumberOfSeriesRelatedInstances', 'SeriesInstanceUID'),
+    'instance': ('InstanceNumber', 'Rows', 'Columns', 'NumberOfFrames', 'SOPClassUID',
+                 'SOPInstanceUID', 'SeriesInstanceUID'),
+}
+
+_TABLE_HEADINGS = {
+    'NumberOfStudyRelatedSeries': 'Series', 'NumberOfStudyRelatedInstances': 'Instances',
+    'NumberOfSeriesRelatedInstances': 'Instances', 'ModalitiesInStudy': 'Modalities',
+    'NumberOfFrames': 'Frames',
+}
+
+
+def _tag_of(name: str) -> Optional[str]:
+    """The 8-digit hex tag of a keyword or tag, or ``None`` if it is neither."""
+    if re.fullmatch(r'[0-9A-Fa-f]{8}', name):
+        return name.upper()
+    tag = tag_for_keyword(name)
+    return None if tag is None else f'{tag:08X}'
+
+
+def _cell(element: Any) -> str:
+    """One attribute of a DICOM JSON object as table text."""
+    if not isinstance(element, dict):
+        return ''
+    values = element.get('Value')
+    if values is None:
+        return '(bulk data)' if 'BulkDataURI' in element or 'InlineBinary' in element else ''
+    if element.get('vr') == 'SQ':
+        return f'({len(values)} items)'
+    texts = []
+    for value in values:
+        if isinstance(value, dict):  # a person name
+            value = value.get('Alphabetic', next(iter(value.values()), ''))
+        texts.append(str(value))
+    return '\\'.join(texts)
+
+
+def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str]) -> None:
+    """One row per result; default columns by level, plus the --field attributes.
+
+    Columns that are empty in every row are left out; a count ends the table.
+    """
+    out = _stdout()
+    noun = {'study': 'study', 'series': 'series', 'instance': 'instance'}[level]
+    plural = {'study': 'studies', 'series': 'series', 'instance': 'instances'}[level]
+    count = f'{len(items)} {noun if len(items) == 1 else plural}\n'
+    if not items:
+        out.write(count)
+        return
+    names = list(_TABLE_COLUMNS[level])
+    requested = set()
+    for name in fields:
+        tag = _tag_of(name)
+        if tag is None:  # e.g. "all": keep the default columns
+            continue
+        keyword = keyword_for_tag(int(tag, 16)) or tag
+        requested.add(keyword)
+        if keyword not in names:  # before the UIDs, which end every row
+            first_uid = next(i for i, name in enumerate(names) if name.endswith('InstanceUID'))
+            names.insert(first_uid, keyword)
+    columns = [(name, _tag_of(name) or name) for name in names]
+    rows = [[_cell(item.get(tag)) for _, tag in columns] for item in items]
+    keep = [index for index, (name, _) in enumerate(columns)
+            if any(row[index] for row in rows) or name in requested]
+    headings = [_TABLE_HEADINGS.get(columns[i][0], columns[i][0]) for i in keep]
+    table = [headings] + [[row[i] for i in keep] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(keep))]
+    for number, line in enumerate(table):
+        out.write('  '.join(text.ljust(width) for text, width in zip(line, widths))
+                  .rstrip() + '\n')
+        if number == 0:
+            out.write('  '.join('-' * width for width in widths) + '\n')
+    out.write(count)
+
+
+def _write_binary(chunks: Iterable[bytes]) -> None:
+    """Write bytes to standard output (which has been redirected)."""
+    out = _stdout()
+    target = getattr(out, 'buffer', None)
+    if target is None:  # a text stream without a buffer (e.g. captured by a test)
+        out.flush()
+        target = out
+    for chunk in chunks:
+        target.write(chunk)
+    target.flush()
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return _stdout().isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+_SAFE_NAME = re.compile(r'[0-9A-Za-z][0-9A-Za-z._-]{0,127}')
+
+
+def _safe_name(uid: Any) -> Optional[str]:
+    """``uid`` if it can be used as a file name as it is (no path tricks), else ``None``."""
+    if isinstance(uid, str) and _SAFE_NAME.fullmatch(uid) and '..' not in uid:
+        return uid
+    return None
+
+
+def _write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> int:
+    """Write a file through ``<path>.part`` so that ``path`` appears only when complete.
+
+    Returns the number of bytes written.  On failure the partial file is removed.
+    """
+    partial = path + '.part'
+    try:
+        with open(partial, 'wb') as fileobj:
+            write(fileobj)
+            size = fileobj.tell()
+        os.replace(partial, path)
+    except BaseException:
+        try:
+            os.remove(partial)
+        except OSError:
+            pass
+        raise
+    return size
+
+
+def _write_dataset(dataset: Dataset, fileobj: IO[bytes]) -> None:
+    """Write a data set as a Part 10 file, keeping its encoding as received."""
+    meta = getattr(dataset, 'file_meta', None)
+    as_received = getattr(dataset, 'preamble', None) is not None and meta is not None \
+        and 'TransferSyntaxUID' in meta
+    try:
+        pydicom.dcmwrite(fileobj, dataset, enforce_file_format=not as_received)
+    except TypeError:  # pydicom 2 has write_like_original instead
+        pydicom.dcmwrite(fileobj, dataset, write_like_original=as_received)
+
+
+def _output_dir(args: argparse.Namespace, create: bool = True) -> str:
+    folder = args.output_dir if args.output_dir is not None else os.curdir
+    if create:
+        os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _plural(count: int, noun: str) -> str:
+    return f'{count} {noun}' + ('' if count == 1 else 's')
+
+
+# ---------------------------------------------------------------------------------------
+# The progress bar
+# ---------------------------------------------------------------------------------------
+
+def _human_bytes(count: float) -> str:
+    unit = 'B'
+    for bigger in ('KiB', 'MiB', 'GiB', 'TiB'):
+        if count < 1024:
+            break
+        count /= 1024
+        unit = bigger
+    return f'{count:.0f} B' if unit == 'B' else f'{count:.1f} {unit}'
+
+
+class Progress:
+    """A one-line progress bar on standard error, drawn only when that is a terminal.
+
+    Thread safe: download workers report through :meth:`advance`.  Messages written with
+    :meth:`message` appear above the bar.  When disabled every method does nothing but
+    :meth:`message`, which prints plainly.
+    """
+
+    INTERVAL = 0.1
+
+    def __init__(self, label: str, total_items: Optional[int] = None,
+                 total_bytes: Optional[int] = None, enabled: Optional[bool] = None,
+                 stream: Optional[IO[str]] = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            enabled = _is_terminal(self.stream)
+        self.enabled = enabled
+        self.label = label
+        self.total_items = total_items
+        self.total_bytes = total_bytes
+        self.items = 0
+        self.bytes = 0
+        self._start = time.monotonic()
+        self._drawn_at = 0.0
+        self._width = 0
+        self._bar_width = max(10, min(40, _terminal_columns(self.stream) - len(label) - 50))
+        self._lock = threading.Lock()
+
+    def advance(self, items: int = 0, nbytes: int = 0) -> None:
+        """Count finished items and transferred bytes; redraw at most every 0.1 s."""
+        with self._lock:
+            self.items += items
+            self.bytes += nbytes
+            if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
+                self._draw()
+
+    def message(self, text: str) -> None:
+        """Print a line of text (to the bar's stream) without garbling the bar."""
+        with self._lock:
+            self._clear()
+            self.stream.write(text + '\n')
+            self.stream.flush()
+            if self.enabled and self._drawn_at:
+                self._draw()
+
+    def close(self) -> None:
+        """Draw the final state and end the line."""
+        with self._lock:
+            if self.enabled:
+                self._draw()
+                self.stream.write('\n')
+                self.stream.flush()
+                self.enabled = False
+
+    def __enter__(self) -> 'Progress':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _fraction(self) -> Optional[float]:
+        if self.total_bytes:
+            return min(self.bytes / self.total_bytes, 1.0)
+        if self.total_items:
+            return min(self.items / self.total_items, 1.0)
+        return None
+
+    def _draw(self) -> None:
+        self._drawn_at = time.monotonic()
+        elapsed = max(self._drawn_at - self._start, 1e-6)
+        columns = _terminal_columns(self.stream)
+        counts = f'{self.items}/{self.total_items}' if self.total_items is not None \
+            else str(self.items)
+        tail = f' {counts} files  {_human_bytes(self.bytes)}  ' \
+               f'{_human_bytes(self.bytes / elapsed)}/s'
+        fraction = self._fraction()
+        head = self.label
+        if fraction is not None:
+            filled = int(round(fraction * self._bar_width))
+            head += f' [{"#" * filled}{"." * (self._bar_width - filled)}] {fraction:4.0%}'
+        line = (head + tail)[:max(columns - 1, 20)]
+        self.stream.write('\r' + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+    def _clear(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write('\r' + ' ' * self._width + '\r')
+            self._width = 0
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _terminal_columns(stream: Any) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+def _progress(args: argparse.Namespace, label: str, **totals: Any) -> Progress:
+    enabled = False if args.no_progress else None
+    return Progress(label, enabled=enabled, **totals)
+
+
+# ---------------------------------------------------------------------------------------
+# search
+# ---------------------------------------------------------------------------------------
+
+def _search(client: Any, args: argparse.Namespace) -> int:
+    filters: Dict[str, Any] = {}
+    for key, value in args.filters:
+        if key in filters:  # a repeated key is sent as a repeated parameter
+            previous = filters[key]
+            filters[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            filters[key] = value
+    options: Dict[str, Any] = {
+        'fuzzymatching': True if args.fuzzy else None,
+        'limit': args.limit, 'offset': args.offset,
+        'fields': args.fields or None, 'search_filters': filters or None,
+    }
+    if args.level == 'study':
+        results = client.search_for_studies(**options)
+    elif args.level == 'series':
+        results = client.search_for_series(study_instance_uid=args.study, **options)
+    else:
+        results = client.search_for_instances(study_instance_uid=args.study,
+                                              series_instance_uid=args.series, **options)
+    if args.output == 'table':
+        _print_table(results, args.level, args.fields)
+    else:
+        _print_items(results, args)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# retrieve: metadata
+# ---------------------------------------------------------------------------------------
+
+def _retrieve_metadata(client: Any, args: argparse.Namespace) -> int:
+    if args.level == 'study':
+        metadata: Any = client.retrieve_study_metadata(args.study)
+    elif args.level == 'series':
+        metadata = client.retrieve_series_metadata(args.study, args.series)
+    else:
+        metadata = client.retrieve_instance_metadata(args.study, args.series, args.instance)
+    if not args.save:
+        _print_items(metadata, args)
+        return EXIT_OK
+    folder = _output_dir(args)
+    items = metadata if isinstance(metadata, list) else [metadata]
+    for number, item in enumerate(items, start=1):
+        uid = _first_value(item, _SOP_UID)
+        name = _safe_name(uid) or f'instance-{number}'
+        text = _to_json(item, args.prettify).encode('utf-8')
+        _write_atomically(os.path.join(folder, f'{name}.json'),
+                          lambda fileobj, text=text: fileobj.write(text))
+    _stdout().write(f'saved {_plural(len(items), "file")} to {folder}\n')
+    return EXIT_OK
+
+
+def _first_value(item: Any, tag: str) -> Any:
+    try:
+        return item[tag]['Value'][0]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# retrieve: whole instances (printed, or saved resumably and in parallel)
+# ---------------------------------------------------------------------------------------
+
+def _retrieve_full(client: Any, args: argparse.Namespace) -> int:
+    options = {} if args.media_types is None else {'media_types': args.media_types}
+    if args.level == 'instance':
+        dataset = client.retrieve_instance(args.study, args.series, args.instance, **options)
+        if not args.save:
+            _stdout().write(f'{dataset}\n')
+            return EXIT_OK
+        folder = _output_dir(args)
+        name = _safe_name(args.instance) or 'instance'
+        _write_atomically(os.path.join(folder, f'{name}.dcm'),
+                          lambda fileobj: _write_dataset(dataset, fileobj))
+        _stdout().write(f'saved 1 file to {folder}\n')
+        return EXIT_OK
+    if not args.save:
+        if args.level == 'study':
+            datasets = client.iter_study(args.study, **options)
+        else:
+            datasets = client.iter_series(args.study, args.series, **options)
+        out = _stdout()
+        for dataset in datasets:
+            out.write(f'{dataset}\n\n')
+        return EXIT_OK
+    return _download(client, args, options)
+
+
+@dataclass
+class _Download:
+    """One instance to download: its UIDs and where it goes."""
+
+    study: str
+    series: str
+    sop: str
+    path: str
+
+
+@dataclass
+class _Tally:
+    """What became of the instances of a download (updated by the worker threads)."""
+
+    downloaded: int = 0
+    skipped: int = 0
+    failed: List[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def done(self, failed: Optional[str] = None) -> None:
+        """Count one instance: downloaded, or failed when its UID is given."""
+        with self.lock:
+            if failed is None:
+                self.downloaded += 1
+            else:
+                self.failed.append(failed)
+
+
+def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) -> int:
+    """Save every instance of a study or series to ``<dir>/<study>/<series>/<sop>.dcm``.
+
+    The instances are listed with QIDO-RS and fetched one request each, by ``--workers``
+    threads sharing the client.  Files already present are skipped, so an interrupted
+    download resumes where it stopped; each file is written to ``<name>.part`` first and
+    renamed when complete.
+    """
+    folder = _output_dir(args, create=False)
+    tally = _Tally()
+    plan = _plan_download(client, args, folder, tally)
+    if not plan and not tally.failed:
+        what = 'series' if args.level == 'series' else 'study'
+        raise CommandError(f'the server listed no instances of the {what}')
+    pending = [item for item in plan if not os.path.isfile(item.path)
+               or os.path.getsize(item.path) == 0]
+    tally.skipped += len(plan) - len(pending)
+    workers = 1 if _is_file_client(client) else min(args.workers, max(len(pending), 1))
+    progress = _progress(args, 'retrieve', total_items=len(plan))
+    progress.advance(items=tally.skipped)
+
+    def fetch(item: _Download) -> None:
+        try:
+            dataset = client.retrieve_instance(item.study, item.series, item.sop, **options)
+            os.makedirs(os.path.dirname(item.path), exist_ok=True)
+            size = _write_atomically(item.path,
+                                     lambda fileobj: _write_dataset(dataset, fileobj))
+        except Exception as error:  # reported per instance; the others go on
+            tally.done(failed=item.sop)
+            progress.message(f'{PROG}: error: instance {item.sop}: {_describe(error)}')
+            if args.verbosity:
+                progress.message(_traceback_text(error))
+            progress.advance(items=1)
+            return
+        tally.done()
+        progress.advance(items=1, nbytes=size)
+
+    with progress:
+        if workers == 1:
+            for item in pending:
+                fetch(item)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(workers) as executor:
+                try:
+                    list(executor.map(fetch, pending))
+                except BaseException:
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    raise
+    target = os.path.join(folder, args.study)
+    summary = (f'{tally.downloaded} downloaded, {tally.skipped} already present, '
+               f'{len(tally.failed)} failed: {target}')
+    _stdout().write(summary + '\n')
+    return EXIT_FAILED if tally.failed else EXIT_OK
+
+
+def _plan_download(client: Any, args: argparse.Namespace, folder: str,
+                   tally: _Tally) -> List[_Download]:
+    study = args.study  # checked by _uid: safe as a folder name
+    if args.level == 'series':
+        series_uids = [args.series]
+    else:
+        series_uids = [_first_value(item, _SERIES_UID) for item in _search_all(
+            client.search_for_series, _SERIES_UID, study_instance_uid=args.study)]
+    plan: List[_Download] = []
+    seen = set()
+    for series_uid in series_uids:
+        series = _safe_name(series_uid)
+        if series is None:
+            _error_line(f'the server listed a series UID that cannot be a folder name: '
+                        f'{series_uid!r}')
+            tally.failed.append(str(series_uid))
+            continue
+        for item in _search_all(client.search_for_instances, _SOP_UID,
+                                study_instance_uid=args.study,
+                                series_instance_uid=series_uid):
+            uid = _first_value(item, _SOP_UID)
+            sop = _safe_name(uid)
+            if sop is None:
+                _error_line(f'the server listed an instance UID that cannot be a file '
+                            f'name: {uid!r}')
+                tally.failed.append(str(uid))
+                continue
+            if sop not in seen:
+                seen.add(sop)
+                plan.append(_Download(study, series_uid, sop,
+                                      os.path.join(folder, study, series, f'{sop}.dcm')))
+    return plan
+
+
+def _search_all(search: Callable[..., List[Dict[str, Any]]], key: str,
+                **options: Any) -> List[Dict[str, Any]]:
+    """All results of a search, asking page after page while new results come.
+
+    Stops at an empty page, or at a page with nothing new (a server that ignores
+    ``offset``), so it always ends.
+    """
+    results: List[Dict[str, Any]] = []
+    seen = set()
+    while True:
+        page = search(offset=len(results) or None, **options)
+        fresh = [item for item in page if _first_value(item, key) not in seen]
+        if not fresh:
+            return results
+        for item in fresh:
+            seen.add(_first_value(item, key))
+        results.extend(fresh)
+
+
+# ---------------------------------------------------------------------------------------
+# retrieve: frames and bulk data
+# ---------------------------------------------------------------------------------------
+
+_EXTENSIONS = {
+    'application/octet-stream': '.dat', 'image/jpeg': '.jpg', 'image/jp2': '.jp2',
+    'image/jpx': '.jpx', 'image/jls': '.jls', 'image/x-jls': '.jls', 'image/png': '.png',
+    'image/gif': '.gif', 'image/dicom-rle': '.rle', 'image/x-dicom-rle': '.rle',
+    'image/jxl': '.jxl', 'image/jphc': '.jhc', 'video/mpeg': '.mpg', 'video/mpeg2': '.mpg',
+    'video/mp4': '.mp4', 'video/H265': '.mp4',
+}
+
+_SIGNATURES = ((b'\x89PNG\r\n\x1a\n', '.png'), (b'\x00\x00\x00\x0cjP  \r\n\x87\n', '.jp2'),
+               (b'\xff\x4f\xff\x51', '.j2k'), (b'GIF87a', '.gif'), (b'GIF89a', '.gif'),
+               (b'\xff\xd8\xff\xf7', '.jls'), (b'\xff\xd8', '.jpg'))
+
+
+def _extension(data: bytes, media_types: Optional[Tuple[Any, ...]]) -> str:
+    """File name extension of a frame: from the one media type asked for, else sniffed."""
+    if media_types is not None and len(media_types) == 1:
+        media_type = media_types[0] if isinstance(media_types[0], str) \
+            else media_types[0][0]
+        if media_type in _EXTENSIONS:
+            return _EXTENSIONS[media_type]
+    for signature, extension in _SIGNATURES:
+        if data.startswith(signature):
+            return extension
+    return '.dat'
+
+
+def _describe_blob(name: str, data: bytes, media_types: Optional[Tuple[Any, ...]]) -> str:
+    kind = _extension(data, media_types).lstrip('.')
+    kind = {'dat': 'binary data', 'jpg': 'JPEG', 'png': 'PNG', 'jp2': 'JPEG 2000'}.get(
+        kind, kind.upper())
+    return f'{name}: {_plural(len(data), "byte")} ({kind})'
+
+
+def _retrieve_frames(client: Any, args: argparse.Namespace) -> int:
+    media_types = args.media_types
+    options = {} if media_types is None else {'media_types': media_types}
+    frames = client.retrieve_instance_frames(args.study, args.series, args.instance,
+                                             args.numbers, **options)
+    numbered = list(zip(args.numbers, frames))
+    status = EXIT_OK
+    if args.save:
+        folder = _output_dir(args)
+        base = _safe_name(args.instance) or 'instance'
+        for number, data in numbered:
+            path = os.path.join(folder, f'{base}_{number}{_extension(data, media_types)}')
+            _write_atomically(path, lambda fileobj, data=data: fileobj.write(data))
+        _stdout().write(f'saved {_plural(len(numbered), "file")} to {folder}\n')
+    if args.show:
+        status = _show(numbered, media_types)
+    if not args.save and not args.show:
+        _print_blobs([(f'frame {number}', data) for number, data in numbered], media_types,
+                     'redirect standard output to a file to keep the data, or use --save')
+    return status
+
+
+def _show(numbered: List[Tuple[int, bytes]], media_types: Optional[Tuple[Any, ...]]) -> int:
+    """Open frames in the default viewer (through temporary files)."""
+    folder = tempfile.mkdtemp(prefix=f'{PROG}-frames-')
+    for number, data in numbered:
+        path = os.path.join(folder, f'frame_{number}{_extension(data, media_types)}')
+        with open(path, 'wb') as fileobj:
+            fileobj.write(data)
+        if not webbrowser.open(urllib.parse.urljoin('file:', urllib.request.pathname2url(
+                os.path.abspath(path)))):
+            _error_line(f'no image viewer could be started for {path}; use --save')
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_blobs(blobs: List[Tuple[str, bytes]], media_types: Optional[Tuple[Any, ...]],
+                 hint: str) -> None:
+    """Raw bytes to a redirected standard output, a description to a terminal."""
+    if _stdout_is_terminal():
+        out = _stdout()
+        for name, data in blobs:
+            out.write(_describe_blob(name, data, media_types) + '\n')
+        out.write(f'({hint})\n')
+        return
+    _write_binary(data for _, data in blobs)
+
+
+def _retrieve_bulkdata(client: Any, args: argparse.Namespace) -> int:
+    media_types = args.media_types
+    options = {} if media_types is None else {'media_types': media_types}
+    items = client.retrieve_bulkdata(args.uri, **options)
+    _print_blobs([(f'item {number}', data) for number, data in enumerate(items, start=1)],
+                 media_types, 'redirect standard output to a file to keep the data')
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# store
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Upload:
+    """A file to store: where it is, its SOP Instance UID and what became of it."""
+
+    path: str
+    size: int
+    uid: Optional[str] = None
+    error: Optional[str] = None
+    stored: bool = False
+
+
+class _StreamedFile:
+    """A file that the multipart body reads in chunks, opened only while it is read.
+
+    Opening lazily keeps one file open at a time however many are stored; every read
+    is counted by the progress bar.
+    """
+
+    def __init__(self, path: str, size: int, progress: Progress) -> None:
+        self.path = path
+        self.size = size
+        self.progress = progress
+        self._position = 0
+        self._file: Optional[IO[bytes]] = None
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = base + offset
+        self._close()
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        if self._file is None:
+            self._file = open(self.path, 'rb')
+            self._file.seek(self._position)
+        data = self._file.read(size)
+        self._position += len(data)
+        if data:
+            self.progress.advance(nbytes=len(data))
+        else:
+            self._close()
+            self.progress.advance(items=1)
+        return data
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+_FAILURE_REASONS = {
+    0x0110: 'processing failure', 0x0112: 'no such object instance',
+    0x0117: 'invalid object instance', 0x0119: 'class-instance conflict',
+    0x0122: 'SOP class not supported', 0x0124: 'not authorized', 0xA700: 'out of resources',
+    0xA770: 'storage full', 0xA900: 'data set does not match SOP class',
+    0xC000: 'cannot understand', 0xC122: 'transfer syntax not supported',
+}
+
+
+def _store_instances(client: Any, args: argparse.Namespace) -> int:
+    uploads, ignored = _collect_uploads(args.paths)
+    ready = [upload for upload in uploads if upload.error is None]
+    if ready:
+        if _is_file_client(client):
+            _store_one_by_one(client, args, ready)
+        else:
+            _store_in_one_request(client, args, ready)
+    stored = 0
+    for upload in uploads:
+        if upload.stored:
+            stored += 1
+            _stdout().write(f'stored: {upload.path}\n')
+        else:
+            _error_line(f'{upload.path}: {upload.error or "not stored"}')
+    summary = f'stored {stored} of {_plural(len(uploads), "file")}'
+    if ignored:
+        summary += f' ({_plural(ignored, "file")} in folders ignored: not DICOM)'
+    _stdout().write(summary + '\n')
+    return EXIT_OK if uploads and stored == len(uploads) else EXIT_FAILED
+
+
+def _collect_uploads(paths: Sequence[str]) -> Tuple[List[_Upload], int]:
+    """The files to store, with what is wrong with each; also the count of ignored files.
+
+    A folder contributes the DICOM files below it (others are ignored); a path that does
+    not exist or a named file that is not DICOM is reported and not sent.
+    """
+    uploads: List[_Upload] = []
+    ignored = 0
+    for path in paths:
+        if os.path.isdir(path):
+            for found in _walk(path):
+                upload = _inspect(found)
+                if upload.error is None:
+                    uploads.append(upload)
+                else:
+                    logger.info('ignored %s: %s', found, upload.error)
+                    ignored += 1
+        elif os.path.exists(path):
+            uploads.append(_inspect(path))
+        else:
+            uploads.append(_Upload(path, 0, error='no such file or folder'))
+    return uploads, ignored
+
+
+def _walk(folder: str) -> List[str]:
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not name.startswith('.'))
+        found += [os.path.join(root, name) for name in sorted(files)
+                  if not name.startswith('.') and not name.endswith('.part')]
+    return found
+
+
+def _inspect(path: str) -> _Upload:
+    """Check that a file is a DICOM Part 10 file and read its SOP Instance UID."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as fileobj:
+            fileobj.seek(128)
+            if fileobj.read(4) != b'DICM':
+                return _Upload(path, size, error='not a DICOM file (no DICM prefix)')
+            fileobj.seek(0)
+            dataset = pydicom.dcmread(fileobj, stop_before_pixels=True,
+                                      specific_tags=['SOPInstanceUID'])
+    except OSError as error:
+        return _Upload(path, 0, error=error.strerror or str(error))
+    except Exception as error:  # pydicom raises several kinds for broken files
+        return _Upload(path, 0, error=f'cannot be read as DICOM: {_one_line(str(error))}')
+    uid = dataset.get('SOPInstanceUID') or dataset.file_meta.get('MediaStorageSOPInstanceUID')
+    return _Upload(path, size, uid=str(uid) if uid else None)
+
+
+def _store_in_one_request(client: Any, args: argparse.Namespace,
+                          uploads: List[_Upload]) -> None:
+    """Stream every file in one STOW-RS request and sort the files by the report."""
+    total = sum(upload.size for upload in uploads)
+    with _progress(args, 'store', total_items=len(uploads), total_bytes=total) as progress:
+        parts = [_StreamedFile(upload.path, upload.size, progress) for upload in uploads]
+        try:
+            report = client.store_instances(parts, study_instance_uid=args.study)
+        except dicomweb_client.HTTPError as error:
+            refusal = _report_of_refusal(error)
+            if refusal is None:
+                for upload in uploads:
+                    upload.error = f'the server refused the request: {_describe(error)}'
+                return
+            report = refusal
+        except dicomweb_client.RequestException as error:
+            for upload in uploads:
+                upload.error = f'not sent: {_describe(error)}'
+            return
+    _apply_report(report, uploads)
+
+
+def _report_of_refusal(error: Any) -> Optional[Dataset]:
+    """The STOW-RS report in an error answer (409 lists the failed instances), if any."""
+    response = getattr(error, 'response', None)
+    if response is None:
+        return None
+    try:
+        data = json.loads(response.content)
+        report = Dataset.from_json(data)
+    except Exception:  # not a DICOM JSON report
+        return None
+    if 'FailedSOPSequence' not in report and 'ReferencedSOPSequence' not in report:
+        return None
+    return report
+
+
+def _apply_report(report: Dataset, uploads: List[_Upload]) -> None:
+    stored = {str(item.get('ReferencedSOPInstanceUID', ''))
+              for item in report.get('ReferencedSOPSequence', [])}
+    failed = {}
+    for item in report.get('FailedSOPSequence', []):
+        code = item.get('FailureReason')
+        reason = 'refused by the server'
+        if code is not None:
+            reason += f': failure reason 0x{int(code):04X}'
+            if int(code) in _FAILURE_REASONS:
+                reason += f' ({_FAILURE_REASONS[int(code)]})'
+        failed[str(item.get('ReferencedSOPInstanceUID', ''))] = reason
+    itemized = bool(stored or failed)
+    for upload in uploads:
+        if upload.uid in failed:
+            upload.error = failed[upload.uid]
+        elif upload.uid in stored or not itemized:
+            upload.stored = True  # an answer without a report: the request succeeded
+        else:
+            upload.error = 'not listed in the server\'s report'
+
+
+def _store_one_by_one(client: Any, args: argparse.Namespace,
+                      uploads: List[_Upload]) -> None:
+    """Store files through a file client, one data set in memory at a time."""
+    with _progress(args, 'store', total_items=len(uploads),
+                   total_bytes=sum(upload.size for upload in uploads)) as progress:
+        for upload in uploads:
+            try:
+                dataset = pydicom.dcmread(upload.path)
+                report = client.store_instances([dataset], study_instance_uid=args.study)
+                if report is not None and report.get('FailedSOPSequence'):
+                    _apply_report(report, [upload])
+                else:
+                    upload.stored = True
+            except Exception as error:
+                upload.error = _describe(error)
+            progress.advance(items=1, nbytes=upload.size)
+
+
+# ---------------------------------------------------------------------------------------
+# Errors and the entry points
+# ---------------------------------------------------------------------------------------
+
+def _describe(error: BaseException) -> str:
+    """One line saying what went wrong."""
+    if isinstance(error, dicomweb_client.HTTPError):
+        try:
+            phrase = HTTPStatus(error.status_code).phrase
+        except ValueError:
+            phrase = 'Unknown Status'
+        text = f'{error.status_code} {phrase} from {error.method} {error.url}'
+        message = _one_line(error.message or '')
+        if message and message != phrase:
+            text += f': {message}'
+        return text
+    if isinstance(error, (dicomweb_client.RequestException, CommandError, ValueError,
+                          OSError)):
+        return _one_line(str(error)) or type(error).__name__
+    return _one_line(f'{type(error).__name__}: {error}')
+
+
+def _traceback_text(error: BaseException) -> str:
+    return ''.join(traceback.format_exception(type(error), error, error.__traceback__)
+                   ).rstrip()
+
+
+def _exit_code(exit_: SystemExit) -> int:
+    code = exit_.code
+    if code is None:
+        return EXIT_OK
+    return code if isinstance(code, int) else EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point standard output at /dev/null so exit stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run the ``dicomweb_client`` command with ``args`` and return its exit code.
+
+    Parameters
+    ----------
+    args: Union[Sequence[str], None], optional
+        Command line arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 1 when a request or part of the work failed, 2 for bad
+        arguments, 130 when interrupted.
+
+    """
+    parser = build_parser()
+    try:
+        namespace = parser.parse_args(sys.argv[1:] if args is None else list(args))
+        _check_arguments(parser, namespace)
+    except SystemExit as exit_:
+        return _exit_code(exit_)
+    dicomweb_client.configure_logging(min(namespace.verbosity, 4))
+    try:
+        client = _make_client(namespace)
+        return namespace.handler(client, namespace)
+    except KeyboardInterrupt:
+        print(f'\n{PROG}: interrupted', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as error:
+        if namespace.verbosity:
+            print(_traceback_text(error), file=sys.stderr)
+        _error_line(_describe(error))
+        return EXIT_FAILED
+
+
+def _console_main() -> None:
+    """Entry point of the ``dicomweb_client`` console script."""
+    sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == '__main__':
+    _console_main()
