@@ -38,6 +38,7 @@ def client(recording_server):
     return dicomweb_client.DICOMwebClient(recording_server.url)
 
 
+@pytest.mark.filterwarnings('ignore:No bulk data URI handler')
 def test_instance_metadata_as_xml_is_converted_to_json(client, recording_server):
     recording_server.queue(multipart_response([XML_INSTANCE], 'application/dicom+xml'))
     metadata = client.retrieve_instance_metadata(STUDY, SERIES, INSTANCE,
