@@ -1609,11 +1609,13 @@ class Session:
         if origin.scheme == 'https':
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 host, port, timeout=connect_timeout, context=self._ssl_context(origin.tls))
+            connection.response_class = _HTTPResponse
             if origin.proxy:
                 connection.set_tunnel(origin.host, origin.port,
                                       headers=_proxy_auth_headers(origin.proxy))
         else:
             connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
+            connection.response_class = _HTTPResponse
         try:
             connection.connect()
         except ssl.SSLError as error:
@@ -1671,6 +1673,86 @@ class Session:
             if tls not in self._ssl_contexts:
                 self._ssl_contexts[tls] = _make_ssl_context(*tls)
             return self._ssl_contexts[tls]
+
+
+class _HTTPResponse(http.client.HTTPResponse):
+    """``http.client.HTTPResponse`` with a lean reader of the status line and headers.
+
+    The standard one feeds the header block through the email package's general parser,
+    which costs more than the rest of a small request on loopback.  The framing rules
+    (chunked, Content-Length, connection close) are applied here the same way.
+    """
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        version, status, reason = self._read_status_line()
+        while status == HTTPStatus.CONTINUE:
+            self._read_header_lines()
+            version, status, reason = self._read_status_line()
+        self.version, self.status, self.code, self.reason = version, status, status, reason
+        self.headers = self.msg = self._read_header_lines()
+        encoding = self.headers.get('Transfer-Encoding', '')
+        self.chunked = encoding.lower() == 'chunked'
+        self.chunk_left = None
+        self.will_close = self._check_close()
+        self.length = None if self.chunked else _content_length(self.headers)
+        if status in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED) or \
+                100 <= status < 200 or self._method == 'HEAD':
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+    def _read_status_line(self) -> Tuple[int, int, str]:
+        line = self.fp.readline(_MAX_HEADER_LINE + 1)
+        if not line:
+            raise http.client.RemoteDisconnected('the server closed the connection '
+                                                 'without answering')
+        if len(line) > _MAX_HEADER_LINE:
+            raise http.client.LineTooLong('status line')
+        parts = line.decode('iso-8859-1').rstrip('\r\n').split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith('HTTP/') or not parts[1].isdigit() \
+                or len(parts[1]) != 3:
+            raise http.client.BadStatusLine(line.decode('iso-8859-1', 'replace'))
+        version = 10 if parts[0] == 'HTTP/1.0' else 11
+        return version, int(parts[1]), parts[2] if len(parts) == 3 else ''
+
+    def _read_header_lines(self) -> http.client.HTTPMessage:
+        headers = http.client.HTTPMessage()
+        name = value = None
+        for _ in range(_MAX_HEADERS):
+            line = self.fp.readline(_MAX_HEADER_LINE + 1)
+            if len(line) > _MAX_HEADER_LINE:
+                raise http.client.LineTooLong('header line')
+            if line in (b'\r\n', b'\n', b''):
+                break
+            text = line.decode('iso-8859-1').rstrip('\r\n')
+            if text[:1] in (' ', '\t') and name is not None:  # folded continuation
+                value = f'{value} {text.strip()}'
+                continue
+            if name is not None:
+                headers[name] = value
+            name, _, value = text.partition(':')
+            name, value = name.strip(), value.strip()
+        else:
+            raise http.client.HTTPException(f'more than {_MAX_HEADERS} header fields')
+        if name is not None:
+            headers[name] = value
+        return headers
+
+
+_MAX_HEADER_LINE = 65536
+_MAX_HEADERS = 100
+
+
+def _content_length(headers: Message) -> Optional[int]:
+    """The Content-Length of an answer, ``None`` if absent; raises if malformed."""
+    values = headers.get_all('Content-Length') or []
+    if not values:
+        return None
+    if len(set(values)) != 1 or not values[0].strip().isdigit():
+        raise http.client.HTTPException(f'malformed Content-Length: {values!r}')
+    return int(values[0])
 
 
 class _StaleConnection(TransportError):
