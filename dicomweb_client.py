@@ -18,20 +18,28 @@ from __future__ import annotations
 import base64
 import collections
 import concurrent.futures
+import contextlib
 import email.parser
 import email.utils
 import enum
+import hashlib
 import http.client
 import io
+import itertools
 import json
 import logging
+import multiprocessing
 import os
+import pathlib
 import queue
 import re
 import select
 import socket
+import sqlite3
 import ssl
+import struct
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -65,7 +73,8 @@ from pydicom.tag import BaseTag, Tag
 __version__ = '0.1.0'
 
 __all__ = [
-    'DICOMClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL', 'HTTPError',
+    'DICOMClient', 'DICOMfileClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL',
+    'HTTPError',
     'MultipartError', 'RequestException', 'Response', 'RetryPolicy', 'Session', 'Timeout',
     'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
     'build_query_string', 'configure_logging', 'create_session', 'create_session_from_auth',
@@ -3620,6 +3629,2839 @@ def _store_report(response: Response) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------
+# File client: the same API on a folder of DICOM Part 10 files, indexed with sqlite3
+# ---------------------------------------------------------------------------------------
+
+_STUDY, _SERIES, _INSTANCE = 0, 1, 2
+_IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
+# transfer syntaxes the header reader leaves to pydicom: deflated and big endian
+_PYDICOM_SYNTAXES = frozenset({'1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
+_NATIVE_SYNTAXES = frozenset({_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN,
+                              '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
+_INDEX_SCHEMA_VERSION = '1'
+_INDEX_FILE_NAME = '.dicomweb_client.sqlite'
+_PRIVATE_PREFIX = '.dwc-'  # temporary and to-be-deleted files written by the client
+_BULK_DATA_THRESHOLD = 1024  # binary values longer than this become BulkDataURIs
+_INDEX_BATCH_SIZE = 1000  # files per committed transaction while indexing
+_POOL_THRESHOLD = 1500  # files to parse before a process pool pays off (forked workers)
+_SPAWN_POOL_THRESHOLD = 20000  # the same for spawned workers, which start slowly
+_POOL_CHUNK_SIZE = 250
+
+
+@dataclass(frozen=True)
+class _Column:
+    """An attribute kept in its own index column (all others stay in the stored JSON)."""
+
+    keyword: str
+    tag: str
+    vr: str
+    level: int
+    returned: bool = True  # part of the default answer at its level and below
+    multiple: bool = False  # may hold several values: matched on the stored JSON
+
+    @property
+    def sql(self) -> str:
+        return f'"{self.keyword}"'
+
+
+def _column(keyword: str, vr: str, level: int, returned: bool = True,
+            multiple: bool = False) -> _Column:
+    return _Column(keyword, f'{tag_for_keyword(keyword):08X}', vr, level, returned, multiple)
+
+
+_COLUMNS: Tuple[_Column, ...] = (
+    _column('SpecificCharacterSet', 'CS', _STUDY, multiple=True),
+    _column('StudyDate', 'DA', _STUDY),
+    _column('StudyTime', 'TM', _STUDY),
+    _column('AccessionNumber', 'SH', _STUDY),
+    _column('ReferringPhysicianName', 'PN', _STUDY),
+    _column('TimezoneOffsetFromUTC', 'SH', _STUDY),
+    _column('PatientName', 'PN', _STUDY),
+    _column('PatientID', 'LO', _STUDY),
+    _column('IssuerOfPatientID', 'LO', _STUDY),
+    _column('PatientBirthDate', 'DA', _STUDY),
+    _column('PatientSex', 'CS', _STUDY),
+    _column('StudyInstanceUID', 'UI', _STUDY),
+    _column('StudyID', 'SH', _STUDY),
+    _column('StudyDescription', 'LO', _STUDY),
+    _column('Modality', 'CS', _SERIES),
+    _column('SeriesInstanceUID', 'UI', _SERIES),
+    _column('SeriesNumber', 'IS', _SERIES),
+    _column('SeriesDescription', 'LO', _SERIES),
+    _column('PerformedProcedureStepStartDate', 'DA', _SERIES),
+    _column('PerformedProcedureStepStartTime', 'TM', _SERIES),
+    _column('SOPClassUID', 'UI', _INSTANCE),
+    _column('SOPInstanceUID', 'UI', _INSTANCE),
+    _column('InstanceNumber', 'IS', _INSTANCE),
+    _column('Rows', 'US', _INSTANCE),
+    _column('Columns', 'US', _INSTANCE),
+    _column('BitsAllocated', 'US', _INSTANCE),
+    _column('NumberOfFrames', 'IS', _INSTANCE),
+    _column('SamplesPerPixel', 'US', _INSTANCE, returned=False),
+)
+_COLUMNS_BY_TAG = {column.tag: column for column in _COLUMNS}
+_NUMERIC_COLUMN_VRS = frozenset({'IS', 'US'})
+_FOLDED_COLUMNS = tuple(column for column in _COLUMNS if column.vr == 'PN')
+# columns of an instance row besides the attribute columns, in insertion order
+_RECORD_FIELDS = ('transfer_syntax', 'pixel_tag', 'pixel_vr', 'pixel_offset', 'pixel_length',
+                  'metadata')
+_RECORD_COLUMNS = (_RECORD_FIELDS + tuple(column.keyword for column in _COLUMNS)
+                   + tuple(f'{column.keyword}_fold' for column in _FOLDED_COLUMNS))
+_FOLDED_POSITIONS = tuple(_COLUMNS.index(column) for column in _FOLDED_COLUMNS)
+# where the UIDs are in a record (see _index_record)
+_RECORD_STUDY, _RECORD_SERIES, _RECORD_SOP = (
+    len(_RECORD_FIELDS) + [column.keyword for column in _COLUMNS].index(keyword)
+    for keyword in ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'))
+
+# attributes answered from aggregates: keyword -> (VR, level)
+_COMPUTED = {
+    'ModalitiesInStudy': ('CS', _STUDY),
+    'NumberOfStudyRelatedSeries': ('IS', _STUDY),
+    'NumberOfStudyRelatedInstances': ('IS', _STUDY),
+    'NumberOfSeriesRelatedInstances': ('IS', _SERIES),
+    'AvailableTransferSyntaxUID': ('UI', _INSTANCE),
+    'RetrieveURL': ('UR', _STUDY),
+}
+_COMPUTED_BY_TAG = {f'{tag_for_keyword(keyword):08X}': keyword for keyword in _COMPUTED}
+# aggregate columns: keyword -> (table, column, key column)
+_AGGREGATES = {
+    'ModalitiesInStudy': ('studies', 'modalities', 'StudyInstanceUID'),
+    'NumberOfStudyRelatedSeries': ('studies', 'n_series', 'StudyInstanceUID'),
+    'NumberOfStudyRelatedInstances': ('studies', 'n_instances', 'StudyInstanceUID'),
+    'NumberOfSeriesRelatedInstances': ('series', 'n_instances', 'SeriesInstanceUID'),
+}
+
+# attributes of the patient and study (besides group 0010) and of the series, which decide
+# where a filter on an attribute without index column is evaluated and what
+# includefield=all returns at each level
+_STUDY_KEYWORDS = frozenset({
+    'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID',
+    'AccessionNumber', 'IssuerOfAccessionNumberSequence', 'StudyDescription',
+    'PhysiciansOfRecord', 'NameOfPhysiciansReadingStudy', 'ProcedureCodeSequence',
+    'ReferencedStudySequence', 'RequestingServiceCodeSequence', 'AdmittingDiagnosesDescription',
+    'ReasonForPerformedProcedureCodeSequence', 'TimezoneOffsetFromUTC',
+    'SpecificCharacterSet', 'StudyIDIssuer', 'OtherStudyNumbers',
+})
+_SERIES_KEYWORDS = frozenset({
+    'Modality', 'SeriesInstanceUID', 'SeriesNumber', 'SeriesDescription', 'SeriesDate',
+    'SeriesTime', 'Laterality', 'BodyPartExamined', 'ProtocolName', 'OperatorsName',
+    'PerformingPhysicianName', 'PatientPosition', 'PerformedProcedureStepStartDate',
+    'PerformedProcedureStepStartTime', 'PerformedProcedureStepID',
+    'PerformedProcedureStepDescription', 'RequestAttributesSequence',
+    'SeriesDescriptionCodeSequence', 'Manufacturer', 'InstitutionName', 'InstitutionAddress',
+    'StationName', 'InstitutionalDepartmentName', 'ManufacturerModelName',
+    'DeviceSerialNumber', 'SoftwareVersions', 'FrameOfReferenceUID',
+    'PositionReferenceIndicator', 'AnatomicalOrientationType', 'SmallestPixelValueInSeries',
+    'LargestPixelValueInSeries',
+})
+
+
+def _level_of(tag: str) -> int:
+    """The information model level an attribute (eight hex digit tag) belongs to."""
+    column = _COLUMNS_BY_TAG.get(tag)
+    if column is not None:
+        return column.level
+    if tag.startswith('0010'):
+        return _STUDY
+    keyword = pydicom.datadict.keyword_for_tag(int(tag, 16))
+    if keyword in _STUDY_KEYWORDS:
+        return _STUDY
+    if keyword in _SERIES_KEYWORDS:
+        return _SERIES
+    return _INSTANCE
+
+
+# -- errors --------------------------------------------------------------------------------
+
+class _FileClientNotFound(HTTPError, FileNotFoundError):
+    """The archive holds no such study, series, instance or bulk data (like HTTP 404)."""
+
+
+class _FileClientReadOnly(HTTPError, PermissionError):
+    """The client was opened with ``readonly=True`` (like HTTP 403)."""
+
+
+class _FileClientStoreFailed(HTTPError, ValueError):
+    """No instance of a store request could be stored (like HTTP 409)."""
+
+
+def _file_error(error_class: type, status: int, method: str, url: str,
+                message: str) -> HTTPError:
+    """An error that is both an :class:`HTTPError` and a Python built-in error."""
+    error = error_class(status, method, url, message)
+    error.args = (message,)
+    return error
+
+
+# -- reading the header of a Part 10 file into DICOM JSON -----------------------------------
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM_TAG, _ITEM_END_TAG, _SEQUENCE_END_TAG = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_PIXEL_DATA_TAG = 0x7FE00010
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, _PIXEL_DATA_TAG})
+_PIXEL_TAG_VRS = {0x7FE00008: 'OF', 0x7FE00009: 'OD'}
+_KNOWN_VRS = ('AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV '
+              'TM UC UI UL UN UR US UT UV').split()
+_VR_BY_BYTES = {vr.encode('ascii'): vr for vr in _KNOWN_VRS}
+_KNOWN_VR_SET = frozenset(_KNOWN_VRS)
+_LONG_VRS = frozenset('OB OD OF OL OV OW SQ SV UC UN UR UT UV'.split())
+_BINARY_VRS = frozenset('OB OD OF OL OV OW UN'.split())
+_NUMBER_FORMATS = {'US': ('H', 2), 'SS': ('h', 2), 'UL': ('I', 4), 'SL': ('i', 4),
+                   'FL': ('f', 4), 'FD': ('d', 8), 'SV': ('q', 8), 'UV': ('Q', 8)}
+_SINGLE_TEXT_VRS = frozenset({'LT', 'ST', 'UT', 'UR'})
+_CHARSET_VRS = frozenset({'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UT'})
+_AMBIGUOUS_VRS = {'OB or OW': 'OW', 'US or OW': 'OW', 'US or SS or OW': 'OW'}
+_TAG_STRUCT = struct.Struct('<HH')
+_UINT16 = struct.Struct('<H')
+_UINT32 = struct.Struct('<I')
+_ITEM_STRUCT = struct.Struct('<HHI')
+_HEADER_CHUNK = 1 << 16
+
+
+class _NeedMore(Exception):
+    """The header goes on beyond the bytes read so far."""
+
+
+class _Unsupported(Exception):
+    """The fast header reader cannot decode this file; pydicom reads it instead."""
+
+
+class _NotIndexable(Exception):
+    """The file is not a DICOM Part 10 instance the index can hold."""
+
+
+@dataclass
+class _Header:
+    """What indexing keeps of a file: its metadata, transfer syntax and pixel data place."""
+
+    metadata: Dict[str, dict]
+    transfer_syntax: str
+    pixel_tag: Optional[int] = None
+    pixel_vr: Optional[str] = None
+    pixel_offset: Optional[int] = None  # file offset of the pixel data value
+    pixel_length: Optional[int] = None  # its length, -1 when encapsulated (undefined)
+
+
+_VR_CACHE: Dict[Tuple[int, str], str] = {}
+
+
+def _implicit_vr(tag: int, creator: str, pixel_representation: int) -> str:
+    """The VR of an element in Implicit VR encoding, from pydicom's data dictionaries."""
+    vr = _VR_CACHE.get((tag, creator))
+    if vr is None:
+        group, element = tag >> 16, tag & 0xFFFF
+        if element == 0:
+            vr = 'UL'
+        elif group % 2 and 0x10 <= element <= 0xFF:
+            vr = 'LO'
+        elif group % 2:
+            vr = 'UN'
+            if creator:
+                with contextlib.suppress(KeyError):
+                    vr = pydicom.datadict.private_dictionary_VR(tag, creator)
+        else:
+            try:
+                vr = pydicom.datadict.dictionary_VR(tag)
+            except KeyError:
+                vr = 'UN'
+        vr = _AMBIGUOUS_VRS.get(vr, vr)
+        _VR_CACHE[(tag, creator)] = vr
+    if vr == 'US or SS':
+        return 'SS' if pixel_representation == 1 else 'US'
+    return vr if vr in _KNOWN_VR_SET else 'UN'
+
+
+def _encoding_of(terms: Sequence[str]) -> str:
+    """The Python codec of a Specific Character Set the fast reader can decode."""
+    names = {term.strip() for term in terms} - {''}
+    if not names or names == {'ISO_IR 6'}:
+        return 'latin_1'
+    if len(names) == 1:
+        name = names.pop()
+        codec = pydicom.charset.python_encoding.get(name)
+        if codec and not name.startswith('ISO 2022'):
+            return codec
+    raise _Unsupported(f'character set {sorted(names)}')
+
+
+def _person_name_json(text: str) -> Dict[str, str]:
+    if '=' not in text:
+        return {'Alphabetic': text} if text else {}
+    groups = text.split('=')
+    return {name: group for name, group in zip(('Alphabetic', 'Ideographic', 'Phonetic'),
+                                                groups) if group}
+
+
+def _number(text: str, integer: bool) -> Any:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text) if integer else float(text)
+    except ValueError:
+        try:
+            return int(float(text)) if integer else text
+        except ValueError:
+            return text
+
+
+class _HeaderReader:
+    """Decode a data set, up to its pixel data, into DICOM JSON (PS3.18 Annex F).
+
+    Handles little endian data sets, explicit or implicit VR, with single-byte or UTF-8
+    character sets; raises :class:`_Unsupported` for anything else (pydicom reads those).
+    Binary values longer than the bulk data threshold become ``BulkDataURI`` entries
+    holding a path relative to the instance (``bulkdata/<tag>[/<item>/<tag>...]``).
+    """
+
+    def __init__(self, buffer: bytes, complete: bool, implicit: bool) -> None:
+        self.buffer = buffer
+        self.complete = complete
+        self.implicit = implicit
+        self.encoding = 'latin_1'
+        self.pixel_representation = 0
+        self.pixel: Optional[Tuple[int, str, int, int]] = None
+
+    def need(self, end: int) -> None:
+        """Raise unless the buffer reaches ``end``."""
+        if end > len(self.buffer):
+            raise _Unsupported('truncated data set') if self.complete else _NeedMore()
+
+    def read(self, position: int, end: Optional[int], path: str) -> Tuple[Dict[str, dict], int]:
+        """Read the elements from ``position`` up to ``end`` (or an item delimiter)."""
+        buffer, top = self.buffer, not path
+        result: Dict[str, dict] = {}
+        creators: Dict[int, str] = {}
+        size = len(buffer)
+        while end is None or position < end:
+            if position + 8 > size:
+                if top and position >= size and self.complete:
+                    break
+                self.need(position + 8)
+            group, number = _TAG_STRUCT.unpack_from(buffer, position)
+            tag = group << 16 | number
+            if tag == _ITEM_END_TAG and not top:
+                return result, position + 8
+            if top and tag in _PIXEL_TAGS:
+                self.note_pixel_data(tag, position)
+                break
+            vr, length, position = self.element_header(tag, position, creators)
+            key = f'{tag:08X}'
+            if vr == 'SQ':
+                items, position = self.read_sequence(position, length, f'{path}{key}/')
+                result[key] = {'vr': 'SQ', 'Value': items} if items else {'vr': 'SQ'}
+                continue
+            if length == _UNDEFINED_LENGTH:
+                raise _Unsupported(f'undefined length of {key}')
+            if position + length > size:
+                self.need(position + length)
+            value = buffer[position:position + length]
+            position += length
+            result[key] = self.element(tag, vr, value, path + key)
+            if group % 2 and 0x10 <= number <= 0xFF:
+                creators[number] = result[key].get('Value', [''])[0]
+        return result, position
+
+    def element_header(self, tag: int, position: int,
+                       creators: Dict[int, str]) -> Tuple[str, int, int]:
+        """The VR and length of an element, and where its value starts."""
+        buffer = self.buffer
+        if self.implicit:
+            length = _UINT32.unpack_from(buffer, position + 4)[0]
+            creator = creators.get((tag & 0xFFFF) >> 8, '') if tag >> 16 & 1 else ''
+            vr = _implicit_vr(tag, creator, self.pixel_representation)
+            if length == _UNDEFINED_LENGTH:
+                vr = 'SQ'
+            return vr, length, position + 8
+        vr = _VR_BY_BYTES.get(buffer[position + 4:position + 6])
+        if vr is None:
+            raise _Unsupported(f'unknown VR at offset {position}')
+        if vr in _LONG_VRS:
+            if position + 12 > len(buffer):
+                self.need(position + 12)
+            length = _UINT32.unpack_from(buffer, position + 8)[0]
+            if vr == 'UN':
+                vr = self.known_vr(tag, length)
+            return vr, length, position + 12
+        return vr, _UINT16.unpack_from(buffer, position + 6)[0], position + 8
+
+    def known_vr(self, tag: int, length: int) -> str:
+        """The dictionary VR of a public element sent as UN (as pydicom replaces it)."""
+        vr = 'UN' if tag >> 16 & 1 else _implicit_vr(tag, '', self.pixel_representation)
+        if length == _UNDEFINED_LENGTH or vr == 'SQ':
+            raise _Unsupported('sequence of unknown VR')
+        return vr
+
+    def read_sequence(self, position: int, length: int, path: str) -> Tuple[list, int]:
+        """Read the items of a sequence."""
+        end = None if length == _UNDEFINED_LENGTH else position + length
+        items: List[Dict[str, dict]] = []
+        while end is None or position < end:
+            self.need(position + 8)
+            group, number, item_length = _ITEM_STRUCT.unpack_from(self.buffer, position)
+            tag = group << 16 | number
+            if tag == _SEQUENCE_END_TAG:
+                return items, position + 8
+            if tag != _ITEM_TAG:
+                raise _Unsupported(f'no item in a sequence at offset {position}')
+            position += 8
+            item_end = None if item_length == _UNDEFINED_LENGTH else position + item_length
+            item, position = self.read(position, item_end, f'{path}{len(items)}/')
+            items.append(item)
+        return items, position
+
+    def element(self, tag: int, vr: str, value: bytes, path: str) -> Dict[str, Any]:
+        """One element in DICOM JSON."""
+        if not value:
+            return {'vr': vr}
+        number_format = _NUMBER_FORMATS.get(vr)
+        if number_format is not None:
+            code, size = number_format
+            numbers = list(struct.unpack_from(f'<{len(value) // size}{code}', value))
+            if tag == 0x00280103:
+                self.pixel_representation = numbers[0]
+            return {'vr': vr, 'Value': numbers}
+        if vr in _BINARY_VRS:
+            if len(value) > _BULK_DATA_THRESHOLD:
+                return {'vr': vr, 'BulkDataURI': f'bulkdata/{path}'}
+            return {'vr': vr, 'InlineBinary': base64.b64encode(value).decode('ascii')}
+        if vr == 'AT':
+            pairs = struct.unpack_from(f'<{len(value) // 2}H', value)
+            return {'vr': vr, 'Value': [f'{pairs[i]:04X}{pairs[i + 1]:04X}'
+                                        for i in range(0, len(pairs) - 1, 2)]}
+        return self.text_element(tag, vr, value, path)
+
+    def text_element(self, tag: int, vr: str, value: bytes, path: str) -> Dict[str, Any]:
+        """A string element in DICOM JSON."""
+        try:
+            text = value.decode(self.encoding if vr in _CHARSET_VRS else 'latin_1')
+        except (UnicodeDecodeError, LookupError):
+            raise _Unsupported(f'{vr} value not in {self.encoding}') from None
+        text = text.rstrip(' \x00') if vr != 'UR' else text.rstrip()
+        if not text:
+            return {'vr': vr}
+        if vr in _SINGLE_TEXT_VRS:
+            return {'vr': vr, 'Value': [text]}
+        parts = text.split('\\')
+        if tag == 0x00080005:
+            encoding = _encoding_of(parts)
+            if path != '00080005' and encoding != self.encoding:
+                raise _Unsupported('character set changes within the data set')
+            self.encoding = encoding
+        if vr == 'PN':
+            return {'vr': vr, 'Value': [_person_name_json(part) for part in parts]}
+        if vr in ('DS', 'IS'):
+            return {'vr': vr, 'Value': [_number(part, vr == 'IS') for part in parts]}
+        if vr == 'AE':
+            parts = [part.strip() for part in parts]
+        return {'vr': vr, 'Value': parts}
+
+    def note_pixel_data(self, tag: int, position: int) -> None:
+        """Remember where the pixel data element is; reading stops there."""
+        self.need(position + 12)
+        if self.implicit:
+            length = _UINT32.unpack_from(self.buffer, position + 4)[0]
+            self.pixel = (tag, _PIXEL_TAG_VRS.get(tag, 'OW'), position + 8, length)
+            return
+        vr = _VR_BY_BYTES.get(self.buffer[position + 4:position + 6], 'OB')
+        length = _UINT32.unpack_from(self.buffer, position + 8)[0]
+        self.pixel = (tag, vr, position + 12, length)
+
+
+def _read_file_meta(buffer: bytes, complete: bool) -> Tuple[int, str]:
+    """Skip the preamble and File Meta Information; return where the data set starts."""
+    if len(buffer) < 132 or buffer[128:132] != b'DICM':
+        raise _NotIndexable('not a DICOM Part 10 file (no "DICM" prefix)')
+    reader = _HeaderReader(buffer, complete, False)
+    position, transfer_syntax = 132, None
+    while True:
+        reader.need(position + 8)
+        group, number = _TAG_STRUCT.unpack_from(buffer, position)
+        if group != 2:
+            break
+        vr, length, start = reader.element_header(group << 16 | number, position, {})
+        reader.need(start + length)
+        if number == 0x0010:
+            transfer_syntax = buffer[start:start + length].decode('latin_1').rstrip(' \x00')
+        position = start + length
+    if not transfer_syntax:
+        raise _Unsupported('no transfer syntax in the file meta information')
+    return position, transfer_syntax
+
+
+def _parse_part10(buffer: bytes, complete: bool) -> _Header:
+    """Read a Part 10 file (or its beginning) with the fast header reader."""
+    position, transfer_syntax = _read_file_meta(buffer, complete)
+    if transfer_syntax in _PYDICOM_SYNTAXES:
+        raise _Unsupported(f'transfer syntax {transfer_syntax}')
+    reader = _HeaderReader(buffer, complete, transfer_syntax == _IMPLICIT_VR_LITTLE_ENDIAN)
+    metadata, _ = reader.read(position, None, '')
+    header = _Header(metadata, transfer_syntax)
+    if reader.pixel is not None:
+        tag, vr, offset, length = reader.pixel
+        if reader.implicit and tag == _PIXEL_DATA_TAG:
+            bits = metadata.get('00280100', {}).get('Value', [16])[0]
+            vr = 'OB' if isinstance(bits, int) and bits <= 8 else 'OW'
+        encapsulated = length == _UNDEFINED_LENGTH
+        header.pixel_tag, header.pixel_vr, header.pixel_offset = tag, vr, offset
+        header.pixel_length = -1 if encapsulated else length
+    return header
+
+
+def _bulk_data_placeholder(element: Any) -> str:
+    return f'bulkdata/{element.tag:08X}'
+
+
+def _parse_with_pydicom(source: Union[str, bytes]) -> _Header:
+    """Read a file pydicom's way (deflated, big endian, unusual character sets...)."""
+    handle = open(source, 'rb') if isinstance(source, str) else io.BytesIO(source)
+    with handle:
+        try:
+            dataset = pydicom.dcmread(handle, defer_size=_BULK_DATA_THRESHOLD)
+        except pydicom.errors.InvalidDicomError as error:
+            raise _NotIndexable(f'not a DICOM Part 10 file ({error})') from None
+        transfer_syntax = str(dataset.file_meta.get('TransferSyntaxUID', ''))
+        header = _Header({}, transfer_syntax or _EXPLICIT_VR_LITTLE_ENDIAN)
+        for tag in sorted(_PIXEL_TAGS):
+            if tag in dataset:
+                header.pixel_tag, header.pixel_vr = tag, dataset[tag].VR
+        for tag in [tag for tag in dataset.keys() if tag >= 0x7FE00008]:
+            del dataset[tag]  # pixel data and what follows (trailing padding)
+        header.metadata = dataset.to_json_dict(_BULK_DATA_THRESHOLD, _bulk_data_placeholder,
+                                               suppress_invalid_tags=True)
+    return header
+
+
+def _read_header(path: str) -> Tuple[int, int, _Header]:
+    """Size, modification time and header of a file; raises :class:`_NotIndexable`."""
+    with open(path, 'rb') as handle:
+        status = os.fstat(handle.fileno())
+        buffer = handle.read(_HEADER_CHUNK)
+        complete = len(buffer) < _HEADER_CHUNK
+        try:
+            try:
+                header = _parse_part10(buffer, complete)
+            except _NeedMore:
+                header = _parse_part10(buffer + handle.read(), True)
+        except (_Unsupported, struct.error):
+            header = _parse_with_pydicom(path)
+    return status.st_size, status.st_mtime_ns, header
+
+
+def _parse_buffer(data: bytes) -> _Header:
+    """The header of a Part 10 file held in memory."""
+    try:
+        return _parse_part10(data, True)
+    except (_Unsupported, struct.error):
+        return _parse_with_pydicom(data)
+
+
+def _json_first_value(metadata: Dict[str, dict], tag: str) -> Any:
+    values = metadata.get(tag, {}).get('Value')
+    return values[0] if values else None
+
+
+def _person_name_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return '='.join(value.get(group, '') for group in
+                        ('Alphabetic', 'Ideographic', 'Phonetic')).rstrip('=')
+    return '' if value is None else str(value)
+
+
+def _column_value(column: _Column, element: Optional[dict]) -> Any:
+    """The index column value of an element: text joined by backslashes, or an integer."""
+    if element is None:
+        return None
+    values = element.get('Value')
+    if column.vr in _NUMERIC_COLUMN_VRS:
+        try:
+            return int(values[0]) if values else None
+        except (TypeError, ValueError):
+            return None
+    if not values:
+        return ''
+    if column.vr == 'PN':
+        return '\\'.join(_person_name_text(value) for value in values)
+    text = '\\'.join('' if value is None else str(value) for value in values)
+    return text.replace('.', '') if column.vr == 'DA' else text
+
+
+def _index_record(header: _Header) -> tuple:
+    """The values of an instance row (see ``_RECORD_COLUMNS``); raises if UIDs lack."""
+    metadata = header.metadata
+    for keyword, tag in (('StudyInstanceUID', '0020000D'), ('SeriesInstanceUID', '0020000E'),
+                         ('SOPInstanceUID', '00080018')):
+        value = _json_first_value(metadata, tag)
+        if not isinstance(value, str) or not value:
+            raise _NotIndexable(f'no {keyword}')
+    values = [_column_value(column, metadata.get(column.tag)) for column in _COLUMNS]
+    folded = [None if values[position] is None else values[position].casefold()
+              for position in _FOLDED_POSITIONS]
+    try:
+        text = json.dumps(metadata, separators=(',', ':'), allow_nan=False, default=str)
+    except ValueError:  # NaN or infinity, which JSON cannot hold
+        text = json.dumps(_finite(metadata), separators=(',', ':'), default=str)
+    return (header.transfer_syntax, header.pixel_tag, header.pixel_vr, header.pixel_offset,
+            header.pixel_length, text, *values, *folded)
+
+
+def _finite(value: Any) -> Any:
+    """DICOM JSON with NaN and infinite numbers replaced by ``None``."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and value - value != 0:
+        return None
+    return value
+
+
+def _read_records(root: str, paths: Sequence[str]) -> List[tuple]:
+    """Index records of files: ``(path, size, mtime_ns, record or None, problem)``.
+
+    Runs in worker processes too, so it takes and returns only plain values.
+    """
+    results = []
+    for relative in paths:
+        try:
+            size, mtime, header = _read_header(os.path.join(root, *relative.split('/')))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            results.append((relative, None, None, None, f'unreadable ({error})'))
+            continue
+        except Exception as error:  # noqa: BLE001 - any damage makes a file unindexable
+            size, mtime = _size_and_mtime(os.path.join(root, *relative.split('/')))
+            results.append((relative, size, mtime, None, str(error) or type(error).__name__))
+            continue
+        try:
+            results.append((relative, size, mtime, _index_record(header), None))
+        except (_NotIndexable, ValueError, TypeError) as error:
+            results.append((relative, size, mtime, None, str(error)))
+    return results
+
+
+def _size_and_mtime(path: str) -> Tuple[Optional[int], Optional[int]]:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None, None
+    return status.st_size, status.st_mtime_ns
+
+
+# -- search: matching keys compiled to SQL and to a test on DICOM JSON ----------------------
+
+_DATE_PATTERN = re.compile(r'\d{8}')
+_TIME_PATTERN = re.compile(r'(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?')
+_DATETIME_PATTERN = re.compile(r'(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?'
+                               r'(?:[+-]\d{4})?')
+_WILDCARD_VRS = frozenset({'AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT'})
+_RANGE_VRS = frozenset({'DA', 'TM', 'DT'})
+
+
+def _normalized_time(text: str, upper: bool = False) -> Optional[str]:
+    """A TM value as ``HHMMSS.FFFFFF``; missing parts are lowest (or highest if ``upper``)."""
+    match = _TIME_PATTERN.fullmatch(text.strip().replace(':', ''))
+    if match is None:
+        return None
+    hours, minutes, seconds, fraction = match.groups()
+    if int(hours) > 23 or int(minutes or 0) > 59 or int(seconds or 0) > 60:
+        return None
+    fill = '59' if upper else '00'
+    fraction = (fraction or '').ljust(6, '9' if upper and fraction is None else '0')
+    return f'{hours}{minutes or fill}{seconds or fill}.{fraction}'
+
+
+def _normalized_datetime(text: str, upper: bool = False) -> Optional[str]:
+    """A DT value as ``YYYYMMDDHHMMSS.FFFFFF`` (offsets ignored), filled like TM."""
+    match = _DATETIME_PATTERN.fullmatch(text.strip())
+    if match is None:
+        return None
+    year, month, day, hours, minutes, seconds, fraction = match.groups()
+    fills = ('12', '31', '23', '59', '59') if upper else ('01', '01', '00', '00', '00')
+    parts = [part or fill for part, fill in zip((month, day, hours, minutes, seconds), fills)]
+    fraction = (fraction or '').ljust(6, '9' if upper and fraction is None else '0')
+    return f'{year}{"".join(parts)}.{fraction}'
+
+
+def _sql_time(value: Optional[str]) -> Optional[str]:
+    """SQL function: a stored TM value normalized for comparison."""
+    return None if value is None else _normalized_time(value)
+
+
+def _glob_escape(text: str) -> str:
+    """Text as a GLOB pattern where ``*`` and ``?`` are wildcards and all else is literal."""
+    return text.replace('[', '[[]')
+
+
+def _glob_regex(pattern: str) -> 're.Pattern[str]':
+    """A regular expression matching exactly what ``GLOB pattern`` matches."""
+    parts = ('.*' if char == '*' else '.' if char == '?' else re.escape(char)
+             for char in pattern)
+    return re.compile(''.join(parts), re.DOTALL)
+
+
+def _filter_texts(value: Any, vr: str, name: str) -> List[str]:
+    """The values of a matching key as strings (a list or a backslash list means "any")."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+    else:
+        items = [value]
+    texts: List[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)) and not hasattr(
+                item, 'strftime'):
+            raise TypeError(f'search_filters[{name!r}] must be a string, number, date or a '
+                            f'list of them, not {item!r}')
+        if hasattr(item, 'strftime'):
+            item = _date_text(item, vr)
+        text = str(item)
+        if vr == 'UI':
+            texts.extend(part.strip() for part in re.split(r'[\\,]', text))
+        elif vr in _SINGLE_TEXT_VRS:
+            texts.append(text)
+        else:
+            texts.extend(text.split('\\'))
+    return texts
+
+
+def _date_text(value: Any, vr: str) -> str:
+    has_date, has_time = hasattr(value, 'year'), hasattr(value, 'hour')
+    if vr == 'TM' or not has_date:
+        return value.strftime('%H%M%S')
+    if vr == 'DT' and has_time:
+        return value.strftime('%Y%m%d%H%M%S')
+    return value.strftime('%Y%m%d')
+
+
+class _Test:
+    """One value of a matching key: an SQL condition on a column, or a Python test."""
+
+    def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
+        raise NotImplementedError
+
+    def matches(self, value: Any) -> bool:
+        raise NotImplementedError
+
+
+class _EmptyTest(_Test):
+    """``""``: the attribute is absent or empty."""
+
+    def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
+        return f"({expression} IS NULL OR {expression} = '')", []
+
+    def matches(self, value: Any) -> bool:
+        return value in (None, '', {})
+
+
+class _TextTest(_Test):
+    """Single value matching, or wildcard matching when the value holds ``*`` or ``?``
+    (for the VRs where wildcards are allowed)."""
+
+    def __init__(self, text: str, wildcards: bool = True) -> None:
+        self.text = text
+        self.wildcard = wildcards and ('*' in text or '?' in text)
+        self.regex = _glob_regex(text) if self.wildcard else None
+
+    def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
+        if self.wildcard:
+            return f'{expression} GLOB ?', [_glob_escape(self.text)]
+        return f'{expression} = ?', [self.text]
+
+    def matches(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        return bool(self.regex.fullmatch(value)) if self.regex else value == self.text
+
+
+class _NameTest(_Test):
+    """Person name matching: case-insensitive, on the whole name or its first group.
+
+    With fuzzy matching, the value (wildcards allowed) may also match the beginning of
+    any name component, e.g. ``jan`` matches ``Doe^Jane``.
+    """
+
+    def __init__(self, text: str, fuzzy: bool) -> None:
+        self.text = text.casefold()
+        self.fuzzy = fuzzy
+        pattern = _glob_escape(self.text)
+        self.patterns = [pattern, pattern + '=*']
+        if fuzzy:
+            spaced = pattern.replace('^', ' ')
+            self.patterns.append('* ' + spaced + '*')
+        raw = [self.text, self.text + '=*']
+        if fuzzy:
+            raw.append('* ' + self.text.replace('^', ' ') + '*')
+        self.regexes = [_glob_regex(text) for text in raw]
+
+    def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
+        column = folded or expression
+        conditions = [f'{column} GLOB ?', f'{column} GLOB ?']
+        if self.fuzzy:
+            conditions.append(f"(' ' || replace(replace({column}, '^', ' '), '=', ' ')) GLOB ?")
+        return '(' + ' OR '.join(conditions) + ')', list(self.patterns)
+
+    def matches(self, value: Any) -> bool:
+        name = _person_name_text(value).casefold()
+        if self.regexes[0].fullmatch(name) or self.regexes[1].fullmatch(name):
+            return True
+        if self.fuzzy:
+            spaced = ' ' + name.replace('^', ' ').replace('=', ' ')
+            return bool(self.regexes[2].fullmatch(spaced))
+        return False
+
+
+class _RangeTest(_Test):
+    """Range matching (``low-high``, ``-high``, ``low-``) or single value matching of
+    dates, times and date-times; times compare normalized (``1200`` equals ``120000``)."""
+
+    def __init__(self, text: str, vr: str, name: str) -> None:
+        self.vr = vr
+        offset = re.fullmatch(r'[^-]+[+-]\d{4}', text) if vr == 'DT' else None
+        self.single = '-' not in text or offset is not None
+        low, _, high = (text, '', text) if self.single else text.partition('-')
+        if not (low or high):
+            raise ValueError(f'search_filters[{name!r}]: {text!r} is not a {vr} range')
+        self.low = self._bound(low, False, name) if low else None
+        self.high = self._bound(high, not self.single, name) if high else None
+
+    def _bound(self, text: str, upper: bool, name: str) -> str:
+        if self.vr == 'DA':
+            text = text.strip().replace('.', '')
+            if not _DATE_PATTERN.fullmatch(text):
+                raise ValueError(f'search_filters[{name!r}]: {text!r} is not a date '
+                                 '(YYYYMMDD) or a date range (YYYYMMDD-YYYYMMDD)')
+            return text
+        normalize = _normalized_time if self.vr == 'TM' else _normalized_datetime
+        value = normalize(text, upper)
+        if value is None:
+            raise ValueError(f'search_filters[{name!r}]: {text!r} is not a valid {self.vr} '
+                             'value or range')
+        return value
+
+    def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
+        if self.vr == 'TM':
+            expression = f'_dwc_time({expression})'
+        if self.single:
+            return f'{expression} = ?', [self.low]
+        conditions, params = [f"{expression} != ''"], []
+        if self.low is not None:
+            conditions.append(f'{expression} >= ?')
+            params.append(self.low)
+        if self.high is not None:
+            conditions.append(f'{expression} <= ?')
+            params.append(self.high)
+        return '(' + ' AND '.join(conditions) + ')', params
+
+    def matches(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self.vr == 'DA':
+            normalized: Optional[str] = value.strip().replace('.', '')
+        elif self.vr == 'TM':
+            normalized = _normalized_time(value)
+        else:
+            normalized = _normalized_datetime(value)
+        if normalized is None:
+            return False
+        if self.single:
+            return normalized == self.low
+        return ((self.low is None or normalized >= self.low)
+                and (self.high is None or normalized <= self.high))
+
+
+class _NumberTest(_Test):
+    """Single value matching of a number."""
+
+    def __init__(self, text: str, vr: str, name: str) -> None:
+        try:
+            self.number: Union[int, float] = (float(text) if vr in ('DS', 'FL', 'FD')
+                                              else int(text))
+        except ValueError:
+            raise ValueError(f'search_filters[{name!r}]: {text!r} is not a number') from None
+
+    def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
+        return f'{expression} = ?', [self.number]
+
+    def matches(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return value == self.number
+
+
+class _Criterion:
+    """One matching key of a search: an attribute (path of tags) and the values it may have.
+
+    ``tests`` is empty for universal matching (``*`` or an empty value), which only asks
+    for the attribute to be returned.
+    """
+
+    def __init__(self, name: str, value: Any, fuzzy: bool) -> None:
+        self.name = name
+        self.path = [_tag_of(step) for step in name.split('.')]
+        self.vr = _vr_of(self.path[-1])
+        self.tests: List[_Test] = []
+        texts = _filter_texts(value, self.vr, name)
+        if any(not text.strip().strip('*') for text in texts):
+            return  # empty or only "*": universal matching
+        self.tests = [self._test(text, fuzzy) for text in texts]
+
+    def _test(self, text: str, fuzzy: bool) -> _Test:
+        if text == '""':
+            return _EmptyTest()
+        if self.vr in _RANGE_VRS:
+            return _RangeTest(text.strip(), self.vr, self.name)
+        if self.vr in _NUMERIC_VRS:
+            return _NumberTest(text.strip(), self.vr, self.name)
+        if self.vr == 'PN':
+            return _NameTest(text.strip(), fuzzy)
+        if self.vr in _SINGLE_TEXT_VRS:
+            return _TextTest(text.rstrip(' '))
+        return _TextTest(text.strip(), self.vr in _WILDCARD_VRS)
+
+    @property
+    def top_tag(self) -> str:
+        return self.path[0]
+
+    def sql(self, expression: str, folded: Optional[str] = None) -> Tuple[str, list]:
+        """The condition on an index column (or another SQL expression)."""
+        fragments, params = [], []
+        for test in self.tests:
+            fragment, values = test.sql(expression, folded)
+            fragments.append(fragment)
+            params.extend(values)
+        return '(' + ' OR '.join(fragments) + ')', params
+
+    def matches_element(self, element: Optional[dict], depth: int = 1) -> bool:
+        """Whether a DICOM JSON element (of ``path[depth - 1]``) matches."""
+        if element is None:
+            return any(isinstance(test, _EmptyTest) for test in self.tests)
+        values = element.get('Value') or []
+        if depth < len(self.path):
+            key = self.path[depth]
+            return any(isinstance(item, dict) and self.matches_element(item.get(key), depth + 1)
+                       for item in values)
+        if not values:
+            return any(test.matches(None) for test in self.tests)
+        return any(test.matches(value) for value in values for test in self.tests)
+
+
+def _tag_of(step: str) -> str:
+    if re.fullmatch(r'[0-9A-Fa-f]{8}', step):
+        return step.upper()
+    return lookup_tag(step)
+
+
+def _vr_of(tag: str) -> str:
+    computed = _COMPUTED_BY_TAG.get(tag)
+    if computed is not None:
+        return _COMPUTED[computed][0]
+    try:
+        vr = pydicom.datadict.dictionary_VR(int(tag, 16))
+    except KeyError:
+        return 'UN'
+    return {'US or SS': 'US', 'OB or OW': 'OW'}.get(vr, vr)
+
+
+# -- search answers -----------------------------------------------------------------------
+
+def _element_maker(vr: str) -> Callable[[Any], dict]:
+    """A function making the DICOM JSON element of an index column value of a VR."""
+    if vr == 'PN':
+        def make_name(value: str) -> dict:
+            if value == '':
+                return {'vr': vr}
+            return {'vr': vr, 'Value': [_person_name_json(part) for part in value.split('\\')]}
+        return make_name
+
+    def make(value: Union[str, int]) -> dict:
+        if value.__class__ is int:
+            return {'vr': vr, 'Value': [value]}
+        if value == '':
+            return {'vr': vr}
+        return {'vr': vr, 'Value': value.split('\\')}
+    return make
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+_PILLOW_FORMATS = {'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/gif': 'GIF',
+                   'image/jp2': 'JPEG2000'}
+
+
+def _pillow_can_write(media_type: str) -> bool:
+    if media_type != 'image/jp2':
+        return True
+    from PIL import features
+    return bool(features.check('jpg_2000'))
+
+
+def _render_media_type(names: Sequence[str], pdf: bool) -> str:
+    """The first acceptable media type that rendering can produce."""
+    for name in names:
+        if name in ('image/*', '*/*'):
+            return 'image/jpeg'
+        if name == 'application/pdf' and pdf:
+            return name
+        if name in _PILLOW_FORMATS and _pillow_can_write(name):
+            return name
+    raise ValueError(f'cannot render as {", ".join(names)}: the file client renders '
+                     'image/jpeg, image/png, image/gif' + (
+                         ', image/jp2' if _pillow_can_write('image/jp2') else '') + (
+                         ' and application/pdf' if pdf else ''))
+
+
+def _render_params(params: Optional[Dict[str, Any]], media_type: str) -> Dict[str, Any]:
+    """Check rendering parameters: ``quality``, ``viewport`` and ``window``."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise TypeError(f'params must be a dict, not {params!r}')
+    checked: Dict[str, Any] = {}
+    if params.get('quality') is not None:
+        quality = params['quality']
+        try:
+            quality = int(quality)
+        except (TypeError, ValueError):
+            raise ValueError(f'params["quality"] must be an integer, not {quality!r}') \
+                from None
+        if not 1 <= quality <= 100:
+            raise ValueError(f'params["quality"] must be between 1 and 100, got {quality}')
+        checked['quality'] = quality
+    if params.get('viewport') is not None:
+        checked['viewport'] = _numbers_param(params['viewport'], 'viewport', (2, 6))
+        if any(size <= 0 for size in checked['viewport'][:2]):
+            raise ValueError('params["viewport"] must give a positive width and height')
+    if params.get('window') is not None:
+        window = params['window']
+        if isinstance(window, str):
+            window = window.split(',')[:2]
+        checked['window'] = _numbers_param(window, 'window', (2,))
+    return checked
+
+
+def _numbers_param(value: Any, name: str, counts: Tuple[int, ...]) -> Tuple[float, ...]:
+    items = value.split(',') if isinstance(value, str) else value
+    try:
+        numbers = tuple(float(item) for item in items)
+    except (TypeError, ValueError):
+        raise ValueError(f'params[{name!r}] must be comma separated numbers, not {value!r}') \
+            from None
+    if len(numbers) not in counts:
+        raise ValueError(f'params[{name!r}] must hold {" or ".join(map(str, counts))} '
+                         f'numbers, not {value!r}')
+    return numbers
+
+
+def _display_pixels(array: Any, dataset: Dataset, window: Optional[Tuple[float, ...]]) -> Any:
+    """Pixels of one frame as 8-bit grey or RGB: modality LUT, then VOI window."""
+    import numpy
+    samples = int(dataset.get('SamplesPerPixel', 1) or 1)
+    if samples > 1:
+        if array.dtype != numpy.uint8:
+            peak = float(array.max()) or 1.0
+            array = numpy.clip(array.astype(numpy.float64) * (255.0 / peak), 0, 255)
+        return array.astype(numpy.uint8)
+    values = array.astype(numpy.float64)
+    slope = float(dataset.get('RescaleSlope', 1) or 1)
+    intercept = float(dataset.get('RescaleIntercept', 0) or 0)
+    values = values * slope + intercept
+    if window is None:
+        window = _dataset_window(dataset)
+    if window is not None and window[1] >= 1:
+        center, width = window[0], window[1]
+        scaled = ((values - (center - 0.5)) / max(width - 1, 1) + 0.5) * 255.0
+    else:
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
+    scaled = numpy.clip(scaled, 0, 255)
+    if str(dataset.get('PhotometricInterpretation', '')).strip() == 'MONOCHROME1':
+        scaled = 255 - scaled
+    return numpy.rint(scaled).astype(numpy.uint8)
+
+
+def _dataset_window(dataset: Dataset) -> Optional[Tuple[float, float]]:
+    center, width = dataset.get('WindowCenter'), dataset.get('WindowWidth')
+    if center is None or width is None:
+        return None
+    try:
+        center = center[0] if isinstance(center, Sequence) and not isinstance(center, str) \
+            else center
+        width = width[0] if isinstance(width, Sequence) and not isinstance(width, str) \
+            else width
+        return float(center), float(width)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _encode_images(images: Sequence[Any], media_type: str, options: Dict[str, Any]) -> bytes:
+    """Encode 8-bit frames with Pillow (several frames only as an animated GIF)."""
+    from PIL import Image
+    pictures = [Image.fromarray(image) for image in images]
+    viewport = options.get('viewport')
+    if viewport is not None:
+        pictures = [_fit_viewport(picture, viewport) for picture in pictures]
+    buffer = io.BytesIO()
+    file_format = _PILLOW_FORMATS[media_type]
+    if file_format == 'JPEG':
+        pictures[0].save(buffer, 'JPEG', quality=options.get('quality', 95))
+    elif file_format == 'GIF' and len(pictures) > 1:
+        pictures[0].save(buffer, 'GIF', save_all=True, append_images=pictures[1:],
+                         duration=100, loop=0)
+    elif file_format == 'JPEG2000' and 'quality' in options:
+        pictures[0].save(buffer, 'JPEG2000', quality_mode='dB',
+                         quality_layers=[20 + options['quality'] * 0.3])
+    else:
+        pictures[0].save(buffer, file_format)
+    return buffer.getvalue()
+
+
+def _fit_viewport(picture: Any, viewport: Tuple[float, ...]) -> Any:
+    """Crop to the source rectangle (if given) and scale to fit within the viewport."""
+    if len(viewport) == 6:
+        left, top, width, height = viewport[2:]
+        picture = picture.crop((int(left), int(top), int(left + width), int(top + height)))
+    scale = min(viewport[0] / picture.width, viewport[1] / picture.height)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    return picture.resize(size)
+
+
+# -- storing --------------------------------------------------------------------------------
+
+def _with_file_meta(dataset: Dataset) -> Dataset:
+    """The dataset, or a shallow copy with the File Meta Information a Part 10 file needs."""
+    meta = getattr(dataset, 'file_meta', None)
+    if meta is not None and 'TransferSyntaxUID' in meta:
+        return dataset
+    copy = Dataset(dataset)
+    copy.preamble = getattr(dataset, 'preamble', None)
+    copy.file_meta = pydicom.dataset.FileMetaDataset(meta or Dataset())
+    pixels = dataset.get('PixelData')
+    if isinstance(pixels, bytes) and pixels[:4] == b'\xfe\xff\x00\xe0':
+        raise ValueError('the dataset holds encapsulated pixel data but its file_meta names '
+                         'no TransferSyntaxUID')
+    encoding = getattr(dataset, 'original_encoding', (False, True))
+    copy.file_meta.TransferSyntaxUID = (
+        _IMPLICIT_VR_LITTLE_ENDIAN if encoding == (True, True) else _EXPLICIT_VR_LITTLE_ENDIAN)
+    return copy
+
+
+def _payload(item: Any) -> bytes:
+    """A Part 10 file of an item given to ``store_instances``."""
+    if isinstance(item, Dataset):
+        return _encode_dataset(_with_file_meta(item))
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        data = bytes(item)
+    elif isinstance(item, (str, os.PathLike)):
+        with open(item, 'rb') as handle:
+            data = handle.read()
+    else:
+        data = item.read()
+    if data[128:132] == b'DICM':
+        return data
+    return _encode_dataset(_with_file_meta(_decode_dataset(data)))
+
+
+def _unsafe_uids(metadata: Dict[str, dict]) -> Optional[str]:
+    """Why the UIDs of an instance cannot name its folders and file, or ``None``."""
+    for keyword, tag in (('StudyInstanceUID', '0020000D'), ('SeriesInstanceUID', '0020000E'),
+                         ('SOPInstanceUID', '00080018')):
+        values = metadata.get(tag, {}).get('Value') or []
+        if len(values) != 1 or not isinstance(values[0], str):
+            return f'{keyword} must hold exactly one UID, not {values!r}'
+        try:
+            _check_uid(values[0], keyword)
+        except ValueError:
+            return (f'{keyword} {values[0]!r} is not a valid DICOM UID (digits separated by '
+                    'dots, at most 64 characters), so it cannot name a folder or file')
+    return None
+
+
+def _store_arguments(datasets: Any, study_instance_uid: Optional[str]) -> List[Any]:
+    """Check the arguments of ``store_instances``; return the instances as a list."""
+    if isinstance(datasets, (Dataset, str, bytes, os.PathLike)) or not isinstance(
+            datasets, Iterable):
+        raise TypeError('datasets must be a sequence of instances, not a single one')
+    items = list(datasets)
+    if not items:
+        raise ValueError('datasets must hold at least one instance')
+    for item in items:
+        if not isinstance(item, (Dataset, bytes, bytearray, memoryview, str,
+                                 os.PathLike)) and not hasattr(item, 'read'):
+            raise TypeError(f'datasets must hold datasets or Part 10 files, not {item!r}')
+    if study_instance_uid is not None:
+        _check_uid(study_instance_uid, 'study_instance_uid')
+    return items
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write a file under a temporary name in its folder, then rename it into place."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=_PRIVATE_PREFIX + 'tmp-', dir=folder)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _store_item(sop_class: Optional[str], sop_instance: Optional[str],
+                reason: Optional[int] = None, url: Optional[str] = None) -> Dataset:
+    item = Dataset()
+    if sop_class:
+        item.ReferencedSOPClassUID = sop_class
+    if sop_instance:
+        item.ReferencedSOPInstanceUID = sop_instance
+    if reason is not None:
+        item.FailureReason = reason
+    if url is not None:
+        item.RetrieveURL = url
+    return item
+
+
+# -- the index database ---------------------------------------------------------------------
+
+def _schema() -> List[str]:
+    """Statements that create the (private) index schema."""
+    columns = ', '.join(
+        f'{column.sql} {"INTEGER" if column.vr in _NUMERIC_COLUMN_VRS else "TEXT"}'
+        for column in _COLUMNS)
+    folded = ', '.join(f'"{column.keyword}_fold" TEXT' for column in _FOLDED_COLUMNS)
+    return [
+        'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)',
+        'CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, '
+        'mtime_ns INTEGER, sop TEXT, problem TEXT)',
+        'CREATE INDEX IF NOT EXISTS files_sop ON files (sop)',
+        'CREATE TABLE IF NOT EXISTS instances (id INTEGER PRIMARY KEY, path TEXT NOT NULL '
+        'UNIQUE, transfer_syntax TEXT, pixel_tag INTEGER, pixel_vr TEXT, pixel_offset INTEGER, '
+        f'pixel_length INTEGER, metadata TEXT NOT NULL, {columns}, {folded})',
+        'CREATE UNIQUE INDEX IF NOT EXISTS instances_sop ON instances ("SOPInstanceUID")',
+        'CREATE INDEX IF NOT EXISTS instances_order ON instances ("StudyInstanceUID", '
+        '"SeriesInstanceUID", "InstanceNumber")',
+        'CREATE INDEX IF NOT EXISTS instances_series ON instances ("SeriesInstanceUID")',
+        'CREATE INDEX IF NOT EXISTS instances_patient ON instances ("PatientID")',
+        'CREATE INDEX IF NOT EXISTS instances_accession ON instances ("AccessionNumber")',
+        'CREATE TABLE IF NOT EXISTS studies ("StudyInstanceUID" TEXT PRIMARY KEY, rep INTEGER, '
+        'n_series INTEGER, n_instances INTEGER, modalities TEXT)',
+        'CREATE TABLE IF NOT EXISTS series ("SeriesInstanceUID" TEXT PRIMARY KEY, '
+        '"StudyInstanceUID" TEXT, rep INTEGER, n_instances INTEGER, "Modality" TEXT)',
+        'CREATE INDEX IF NOT EXISTS series_study ON series ("StudyInstanceUID")',
+    ]
+
+
+_AGGREGATE_STATEMENTS = (
+    'DELETE FROM studies WHERE "StudyInstanceUID" IN (SELECT uid FROM temp.dirty_studies)',
+    'INSERT INTO studies SELECT "StudyInstanceUID", MIN(id), COUNT(DISTINCT '
+    '"SeriesInstanceUID"), COUNT(*), NULL FROM instances WHERE "StudyInstanceUID" IN '
+    '(SELECT uid FROM temp.dirty_studies) GROUP BY "StudyInstanceUID"',
+    'DELETE FROM series WHERE "SeriesInstanceUID" IN (SELECT uid FROM temp.dirty_series)',
+    'INSERT OR REPLACE INTO series SELECT "SeriesInstanceUID", "StudyInstanceUID", MIN(id), '
+    'COUNT(*), "Modality" FROM instances WHERE "SeriesInstanceUID" IN '
+    '(SELECT uid FROM temp.dirty_series) GROUP BY "SeriesInstanceUID"',
+    "UPDATE studies SET modalities = (SELECT group_concat(m, '\\') FROM (SELECT DISTINCT "
+    '"Modality" AS m FROM series WHERE series."StudyInstanceUID" = studies."StudyInstanceUID" '
+    "AND \"Modality\" IS NOT NULL AND \"Modality\" != '' ORDER BY m)) WHERE "
+    '"StudyInstanceUID" IN (SELECT uid FROM temp.dirty_studies)',
+    'DELETE FROM temp.dirty_studies',
+    'DELETE FROM temp.dirty_series',
+)
+
+
+def _python_json_extract(document: Optional[str], path: str) -> Optional[str]:
+    """Fallback for SQLite builds without JSON functions: ``$."TAG"`` paths only."""
+    if document is None:
+        return None
+    element = json.loads(document).get(path[3:-1])
+    return None if element is None else json.dumps(element)
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'dicomweb_client')
+
+
+def _pool_context() -> Tuple[Any, int]:
+    """How to start worker processes, and from how many files on that pays off.
+
+    Forking is fast but unsafe while other threads run (they may hold locks); then
+    workers are spawned, which costs a second or so.
+    """
+    if 'fork' in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return multiprocessing.get_context('fork'), _POOL_THRESHOLD
+    return multiprocessing.get_context('spawn'), _SPAWN_POOL_THRESHOLD
+
+
+@contextlib.contextmanager
+def _exclusive_file_lock(path: Optional[str], wait: bool = True) -> Iterator[bool]:
+    """Hold an advisory lock on ``path`` (where the platform has ``fcntl``).
+
+    Yields whether the lock is held: without ``wait``, ``False`` when another process
+    holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None  # type: ignore[assignment]
+    if path is None or fcntl is None:
+        yield True
+        return
+    with open(path, 'a+b') as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@dataclass
+class _Stored:
+    """Where an instance is kept: its index row, relative file path and pixel data place."""
+
+    id: int
+    path: str
+    study: str
+    series: str
+    sop: str
+    transfer_syntax: str
+    pixel_tag: Optional[int]
+    pixel_vr: Optional[str]
+    pixel_offset: Optional[int]
+    pixel_length: Optional[int]
+    rows: Optional[int]
+    columns: Optional[int]
+    bits: Optional[int]
+    frames: Optional[int]
+    samples: Optional[int]
+    size: Optional[int]
+    mtime_ns: Optional[int]
+    metadata: str
+
+
+_STORED_COLUMNS = ('r.id, r.path, r."StudyInstanceUID", r."SeriesInstanceUID", '
+                   'r."SOPInstanceUID", r.transfer_syntax, r.pixel_tag, r.pixel_vr, '
+                   'r.pixel_offset, r.pixel_length, r."Rows", r."Columns", r."BitsAllocated", '
+                   'r."NumberOfFrames", r."SamplesPerPixel", f.size, f.mtime_ns, r.metadata')
+_STORED_ORDER = 'r."SeriesNumber", r."SeriesInstanceUID", r."InstanceNumber", r."SOPInstanceUID"'
+
+
+class DICOMfileClient:
+    """Search, retrieve, store and delete DICOM Part 10 files in a folder, DICOMweb style.
+
+    The folder (and its sub-folders) may hold files in any layout; an index kept in an
+    SQLite database makes searches fast.  The index lives beside the archive (a hidden
+    file in the folder) unless ``db_dir`` says otherwise, or in a user cache folder when
+    the archive cannot be written; several processes may read it while one updates it.
+    Stored instances are written to ``<study UID>/<series UID>/<SOP instance UID>.dcm``.
+
+    Parameters
+    ----------
+    url: str
+        ``file://`` URL of the folder, e.g. ``file:///data/dicom``.
+    update_db: bool, optional
+        Bring the index up to date: index new and changed files (size or modification
+        time differ) and forget removed ones.  Without it an existing index is used as it
+        is (which is fast); a missing index is built, and one whose building was
+        interrupted is completed.
+    recreate_db: bool, optional
+        Build the index from scratch.
+    in_memory: bool, optional
+        Keep the index in memory only (rebuilt every time, never written to disk).
+    db_dir: Union[pathlib.Path, str, None], optional
+        Folder of the index file; by default the archive folder.
+    readonly: bool, optional
+        Refuse to store or delete, and open an existing index read-only.
+
+    Attributes
+    ----------
+    base_url: str
+        ``file://`` URL of the archive folder.
+    scheme: str
+        ``file``.
+    protocol: None
+        There is no network protocol.
+    url_prefix: str
+        Path of the archive folder.
+
+    Note
+    ----
+    Files that are not DICOM Part 10 files are skipped with a logged warning.  The index
+    schema is private and may change; an index of another version is rebuilt.
+
+    """
+
+    lookup_keyword = staticmethod(lookup_keyword)
+    lookup_tag = staticmethod(lookup_tag)
+
+    def __init__(self, url: str, update_db: bool = False, recreate_db: bool = False,
+                 in_memory: bool = False, db_dir: Union[pathlib.Path, str, None] = None,
+                 readonly: bool = False) -> None:
+        for name, flag in (('update_db', update_db), ('recreate_db', recreate_db),
+                           ('in_memory', in_memory), ('readonly', readonly)):
+            if not isinstance(flag, bool):
+                raise TypeError(f'{name} must be True or False, not {flag!r}')
+        if db_dir is not None and not isinstance(db_dir, (str, os.PathLike)):
+            raise TypeError(f'db_dir must be a path, not {db_dir!r}')
+        self._root = _root_of(url, create=not readonly)
+        self.base_url = pathlib.Path(self._root).as_uri().rstrip('/')
+        self.scheme = 'file'
+        self.protocol: Optional[str] = None
+        self.url_prefix = urllib.parse.urlsplit(self.base_url).path
+        self.qido_url_prefix: Optional[str] = None
+        self.wado_url_prefix: Optional[str] = None
+        self.stow_url_prefix: Optional[str] = None
+        self.delete_url_prefix: Optional[str] = None
+        self._readonly = readonly
+        self._lock = threading.RLock()
+        self._criteria: Dict[int, _Criterion] = {}
+        self._keys = itertools.count()
+        self._force_json_matching = False  # tests: match every key on the stored JSON
+        self._workers: Optional[int] = None  # tests: processes for indexing (1: none)
+        self._db_path = None if in_memory else self._index_path(db_dir)
+        self._connection = self._open_index(update_db, recreate_db)
+
+    def __repr__(self) -> str:
+        return f'DICOMfileClient({self.base_url!r})'
+
+    def __enter__(self) -> 'DICOMfileClient':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the index database (the client cannot be used afterwards)."""
+        with self._lock:
+            self._connection.close()
+
+    # -- the index: where it is, opening, updating ------------------------------------------
+
+    def _index_path(self, db_dir: Union[pathlib.Path, str, None]) -> str:
+        """The index file: in ``db_dir``, beside the archive, or in the user cache folder."""
+        digest = hashlib.sha256(self._root.encode('utf-8', 'surrogateescape')).hexdigest()
+        name = f'dicomweb_client_{digest[:16]}.sqlite'
+        if db_dir is not None:
+            folder = os.path.abspath(os.fspath(db_dir))
+            os.makedirs(folder, exist_ok=True)
+            return os.path.join(folder, name)
+        beside = os.path.join(self._root, _INDEX_FILE_NAME)
+        if os.path.exists(beside) or (not self._readonly and os.access(self._root, os.W_OK)):
+            return beside
+        folder = _default_cache_dir()
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, name)
+
+    def _open_index(self, update_db: bool, recreate_db: bool) -> sqlite3.Connection:
+        """Open (and build or update when needed) the index."""
+        if self._db_path is None:
+            connection = self._connect(read_only=False)
+            self._update_index(connection)
+            return connection
+        exists = os.path.exists(self._db_path)
+        if exists and self._readonly and not (update_db or recreate_db):
+            with contextlib.suppress(sqlite3.DatabaseError):
+                connection = self._connect(read_only=True)
+                if self._meta(connection, 'state') == 'complete' and self._meta(
+                        connection, 'schema') == _INDEX_SCHEMA_VERSION:
+                    return connection
+                connection.close()
+        connection, replaced = self._connect_writable()
+        fresh = (recreate_db or not exists or replaced
+                 or self._meta(connection, 'schema') != _INDEX_SCHEMA_VERSION)
+        if fresh:
+            self._create_tables(connection)
+        if fresh or update_db:
+            self._update_index(connection)
+        elif self._meta(connection, 'state') != 'complete':  # an update was interrupted
+            self._update_index(connection, wait=False)
+        if self._readonly:
+            connection.close()
+            connection = self._connect(read_only=True)
+        return connection
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        if self._db_path is None:
+            connection = sqlite3.connect(':memory:', isolation_level=None,
+                                         check_same_thread=False)
+        elif read_only:
+            uri = pathlib.Path(self._db_path).as_uri() + '?mode=ro'
+            try:
+                connection = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                             check_same_thread=False, timeout=60)
+                connection.execute('SELECT count(*) FROM sqlite_master').fetchone()
+            except sqlite3.OperationalError:  # WAL files cannot be made: read the file as is
+                connection = sqlite3.connect(uri + '&immutable=1', uri=True,
+                                             isolation_level=None, check_same_thread=False)
+        else:
+            connection = sqlite3.connect(self._db_path, isolation_level=None,
+                                         check_same_thread=False, timeout=60)
+            connection.execute('PRAGMA journal_mode=WAL')
+            connection.execute('PRAGMA synchronous=NORMAL')
+        connection.execute('PRAGMA busy_timeout=60000')
+        connection.execute('PRAGMA temp_store=MEMORY')
+        connection.execute('PRAGMA cache_size=-65536')
+        self._add_functions(connection)
+        if not read_only:
+            connection.execute('CREATE TEMP TABLE IF NOT EXISTS dirty_studies '
+                               '(uid TEXT PRIMARY KEY)')
+            connection.execute('CREATE TEMP TABLE IF NOT EXISTS dirty_series '
+                               '(uid TEXT PRIMARY KEY)')
+        return connection
+
+    def _add_functions(self, connection: sqlite3.Connection) -> None:
+        connection.create_function('_dwc_time', 1, _sql_time, deterministic=True)
+        connection.create_function('_dwc_match', 2, self._sql_match)
+        try:
+            connection.execute('''SELECT json_extract('{"a":1}', '$."a"')''').fetchone()
+        except sqlite3.OperationalError:
+            connection.create_function('json_extract', 2, _python_json_extract,
+                                       deterministic=True)
+
+    def _sql_match(self, element: Optional[str], key: int) -> bool:
+        """SQL function: whether a stored JSON element matches criterion ``key``."""
+        return self._criteria[key].matches_element(
+            None if element is None else json.loads(element))
+
+    @staticmethod
+    def _meta(connection: sqlite3.Connection, key: str) -> Optional[str]:
+        try:
+            row = connection.execute('SELECT value FROM meta WHERE key = ?', (key,)).fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        return row[0] if row else None
+
+    def _connect_writable(self) -> Tuple[sqlite3.Connection, bool]:
+        """A writable connection, and whether a damaged index file had to be replaced."""
+        try:
+            connection = self._connect(read_only=False)
+            connection.execute('SELECT count(*) FROM sqlite_master').fetchone()
+            return connection, False
+        except sqlite3.DatabaseError as error:
+            if self._db_path is None or 'locked' in str(error) or 'busy' in str(error):
+                raise
+            logger.warning('replacing the damaged index %s: %s', self._db_path, error)
+        for suffix in ('', '-wal', '-shm', '-journal'):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._db_path + suffix)
+        return self._connect(read_only=False), True
+
+    def _create_tables(self, connection: sqlite3.Connection) -> None:
+        with self._transaction(connection):
+            for table in ('meta', 'files', 'instances', 'studies', 'series'):
+                connection.execute(f'DROP TABLE IF EXISTS {table}')
+            for statement in _schema():
+                connection.execute(statement)
+            connection.executemany('INSERT INTO meta VALUES (?, ?)', [
+                ('schema', _INDEX_SCHEMA_VERSION), ('root', self._root), ('state', 'new')])
+
+    @contextlib.contextmanager
+    def _transaction(self, connection: Optional[sqlite3.Connection] = None) -> Iterator[
+            sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``) that rolls back on any error."""
+        connection = connection or self._connection
+        with self._lock:
+            connection.execute('BEGIN IMMEDIATE')
+            try:
+                yield connection
+                connection.execute('COMMIT')
+            except BaseException:
+                connection.execute('ROLLBACK')
+                raise
+
+    def _update_index(self, connection: sqlite3.Connection, wait: bool = True) -> None:
+        """Index new and changed files and forget removed ones, in committed batches.
+
+        One process updates at a time; without ``wait`` nothing is done while another
+        process updates (its readers use the index as it is meanwhile).
+        """
+        if self._db_path is None:
+            for statement in _schema():
+                connection.execute(statement)
+        lock_path = None if self._db_path is None else self._db_path + '.lock'
+        with self._lock, _exclusive_file_lock(lock_path, wait) as locked:
+            if not locked:
+                logger.info('the index %s is being updated by another process',
+                            self._db_path)
+                return
+            started = time.perf_counter()
+            with self._transaction(connection):
+                connection.execute("INSERT OR REPLACE INTO meta VALUES ('state', 'updating')")
+            found = self._scan()
+            known = {path: (size, mtime) for path, size, mtime in connection.execute(
+                'SELECT path, size, mtime_ns FROM files')}
+            gone = [path for path in known if path not in found]
+            todo = sorted(path for path, state in found.items() if known.get(path) != state)
+            todo += self._forget(connection, gone + [path for path in todo if path in known])
+            added = self._index_files(connection, sorted(set(todo)))
+            with self._transaction(connection):
+                connection.execute("INSERT OR REPLACE INTO meta VALUES ('state', 'complete')")
+                connection.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)',
+                                   ('root', self._root))
+            logger.info('index of %s: %d files indexed, %d forgotten in %.2f s', self._root,
+                        added, len(gone), time.perf_counter() - started)
+
+    def _scan(self) -> Dict[str, Tuple[int, int]]:
+        """Relative path -> (size, mtime_ns) of every candidate file below the root."""
+        found: Dict[str, Tuple[int, int]] = {}
+        index_dir = None if self._db_path is None else os.path.dirname(self._db_path)
+        pending = [(self._root, '')]
+        visited = set()
+        while pending:
+            folder, prefix = pending.pop()
+            try:
+                status = os.stat(folder)
+                if (status.st_dev, status.st_ino) in visited:
+                    continue
+                visited.add((status.st_dev, status.st_ino))
+                entries = list(os.scandir(folder))
+            except OSError as error:
+                logger.warning('cannot read folder %s: %s', folder, error)
+                continue
+            for entry in entries:
+                self._scan_entry(entry, prefix, index_dir, found, pending)
+        return found
+
+    def _scan_entry(self, entry: os.DirEntry, prefix: str, index_dir: Optional[str],
+                    found: Dict[str, Tuple[int, int]], pending: List[Tuple[str, str]]) -> None:
+        name = entry.name
+        if name.startswith(_INDEX_FILE_NAME) or name.startswith('dicomweb_client_') and (
+                os.path.dirname(entry.path) == index_dir):
+            return
+        if name.startswith(_PRIVATE_PREFIX):
+            self._clean_private_file(entry)
+            return
+        try:
+            if entry.is_dir():
+                pending.append((entry.path, f'{prefix}{name}/'))
+            elif entry.is_file():
+                status = entry.stat()
+                found[prefix + name] = (status.st_size, status.st_mtime_ns)
+        except OSError as error:
+            logger.warning('cannot read %s: %s', entry.path, error)
+
+    def _clean_private_file(self, entry: os.DirEntry) -> None:
+        """Remove what an interrupted delete (after a minute) or store (an hour) left."""
+        if self._readonly:
+            return
+        with contextlib.suppress(OSError):
+            age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+            if age > (60 if entry.name.startswith(_PRIVATE_PREFIX + 'del-') else 3600):
+                os.unlink(entry.path)
+
+    def _forget(self, connection: sqlite3.Connection, paths: Sequence[str]) -> List[str]:
+        """Drop the rows of files; return files to re-read (duplicates of dropped ones)."""
+        reread: List[str] = []
+        for start in range(0, len(paths), _INDEX_BATCH_SIZE):
+            batch = paths[start:start + _INDEX_BATCH_SIZE]
+            with self._transaction(connection):
+                sops = self._delete_rows(connection, batch)
+                reread += self._orphaned_duplicates(connection, sops)
+        return reread
+
+    @staticmethod
+    def _orphaned_duplicates(connection: sqlite3.Connection, sops: Sequence[str]) -> List[str]:
+        """Files of SOP instances that lost their indexed file: they are indexed anew."""
+        paths: List[str] = []
+        for sop in sops:
+            if connection.execute('SELECT 1 FROM instances WHERE "SOPInstanceUID" = ?',
+                                  (sop,)).fetchone():
+                continue
+            rows = connection.execute('SELECT path FROM files WHERE sop = ?', (sop,)).fetchall()
+            paths += [path for path, in rows]
+            connection.executemany('DELETE FROM files WHERE path = ?', rows)
+        return paths
+
+    @staticmethod
+    def _delete_rows(connection: sqlite3.Connection, paths: Sequence[str]) -> List[str]:
+        """Delete file and instance rows (marking aggregates dirty); return SOP UIDs."""
+        sops = []
+        for path in paths:
+            row = connection.execute(
+                'SELECT "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID" FROM '
+                'instances WHERE path = ?', (path,)).fetchone()
+            if row is not None:
+                connection.execute('INSERT OR IGNORE INTO temp.dirty_studies VALUES (?)',
+                                   (row[0],))
+                connection.execute('INSERT OR IGNORE INTO temp.dirty_series VALUES (?)',
+                                   (row[1],))
+                connection.execute('DELETE FROM instances WHERE path = ?', (path,))
+                sops.append(row[2])
+            connection.execute('DELETE FROM files WHERE path = ?', (path,))
+        for statement in _AGGREGATE_STATEMENTS:
+            connection.execute(statement)
+        return sops
+
+    def _index_files(self, connection: sqlite3.Connection, paths: List[str]) -> int:
+        """Read and index files (in worker processes when there are many)."""
+        added = 0
+        batch: List[tuple] = []
+        for results in self._read_in_chunks(paths):
+            batch += results
+            if len(batch) >= _INDEX_BATCH_SIZE:
+                added += self._insert_records(connection, batch)
+                batch = []
+        if batch:
+            added += self._insert_records(connection, batch)
+        return added
+
+    def _read_in_chunks(self, paths: List[str]) -> Iterator[List[tuple]]:
+        """Index records of files, chunk by chunk, read in worker processes when many."""
+        chunks = [paths[start:start + _POOL_CHUNK_SIZE]
+                  for start in range(0, len(paths), _POOL_CHUNK_SIZE)]
+        workers = self._workers or min(os.cpu_count() or 1, 8)
+        context, threshold = _pool_context()
+        if workers < 2 or len(paths) < threshold:
+            for chunk in chunks:
+                yield _read_records(self._root, chunk)
+            return
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            yield from pool.map(_read_records, itertools.repeat(self._root), chunks)
+
+    def _insert_records(self, connection: sqlite3.Connection, results: List[tuple]) -> int:
+        """Insert the records of one batch in one transaction; return how many were new."""
+        with self._transaction(connection):
+            return self._insert_batch(connection, results)
+
+    def _insert_batch(self, connection: sqlite3.Connection, results: List[tuple]) -> int:
+        """Insert records (in the open transaction) and refresh the aggregates.
+
+        A record whose SOP instance is indexed already (a copy of a file) is only noted
+        as a file, with a warning; it is indexed if the indexed file goes away.
+        """
+        columns = ', '.join(f'"{name}"' for name in _RECORD_COLUMNS)
+        marks = ', '.join('?' * (len(_RECORD_COLUMNS) + 1))
+        records = [(path, *record) for path, _, _, record, _ in results if record is not None]
+        files = []
+        for path, size, mtime, record, problem in results:
+            if record is None and size is not None:
+                logger.warning('skipping %s: %s', path, problem)
+            if size is not None:
+                files.append((path, size, mtime, record and record[_RECORD_SOP], problem))
+        before = connection.total_changes
+        connection.executemany(f'INSERT OR IGNORE INTO instances (path, {columns}) '
+                               f'VALUES ({marks})', records)
+        added = connection.total_changes - before
+        if added < len(records):
+            self._warn_duplicates(connection, records)
+        connection.executemany('INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)', files)
+        connection.executemany('INSERT OR IGNORE INTO temp.dirty_studies VALUES (?)',
+                               {(record[_RECORD_STUDY + 1],) for record in records})
+        connection.executemany('INSERT OR IGNORE INTO temp.dirty_series VALUES (?)',
+                               {(record[_RECORD_SERIES + 1],) for record in records})
+        for statement in _AGGREGATE_STATEMENTS:
+            connection.execute(statement)
+        return added
+
+    @staticmethod
+    def _warn_duplicates(connection: sqlite3.Connection, records: List[tuple]) -> None:
+        for record in records:
+            row = connection.execute('SELECT path FROM instances WHERE "SOPInstanceUID" = ?',
+                                     (record[_RECORD_SOP + 1],)).fetchone()
+            if row is not None and row[0] != record[0]:
+                logger.warning('skipping %s: SOP instance %s is indexed from %s', record[0],
+                               record[_RECORD_SOP + 1], row[0])
+
+    # -- paths and URLs ---------------------------------------------------------------------
+
+    def _absolute(self, relative: str) -> str:
+        """The file of a relative index path, which must stay inside the archive."""
+        path = os.path.normpath(os.path.join(self._root, *relative.split('/')))
+        if os.path.commonpath([path, self._root]) != self._root:
+            raise ValueError(f'{relative!r} lies outside the archive')
+        return path
+
+    def _url(self, study: str, series: Optional[str] = None, sop: Optional[str] = None) -> str:
+        url = f'{self.base_url}/studies/{study}'
+        if series is not None:
+            url += f'/series/{series}'
+        if sop is not None:
+            url += f'/instances/{sop}'
+        return url
+
+    def _not_found(self, what: str, url: str) -> HTTPError:
+        return _file_error(_FileClientNotFound, 404, 'GET', url,
+                           f'{what} not found in the archive {self.base_url}')
+
+    def _check_writable(self, method: str, action: str) -> None:
+        if self._readonly:
+            raise _file_error(_FileClientReadOnly, 403, method, self.base_url,
+                              f'{action} refused: the client was opened with readonly=True '
+                              f'and does not change the archive {self.base_url}')
+
+    # -- searching ----------------------------------------------------------------------------
+
+    def search_for_studies(self, fuzzymatching: Optional[bool] = None,
+                           limit: Optional[int] = None, offset: Optional[int] = None,
+                           fields: Optional[Sequence[str]] = None,
+                           search_filters: Optional[Dict[str, Any]] = None,
+                           get_remaining: bool = False) -> List[Dict[str, dict]]:
+        """Search for studies.
+
+        Parameters
+        ----------
+        fuzzymatching: Union[bool, None], optional
+            Also match person names whose components start with the value
+            (person names always match case-insensitively).
+        limit: Union[int, None], optional
+            Most results wanted.
+        offset: Union[int, None], optional
+            Results to skip.
+        fields: Union[Sequence[str], None], optional
+            More attributes (keywords or tags, or ``'all'``) to include in the results.
+        search_filters: Union[Dict[str, Any], None], optional
+            Matching attributes (keyword, tag or dotted sequence path) and values: single
+            values, wildcards ``*`` and ``?``, lists (any of them), date and time ranges
+            (``'20200101-20201231'``, ``'-20201231'``), ``'""'`` for empty values.  Any
+            attribute works; those without index column are matched on the stored
+            metadata.
+        get_remaining: bool, optional
+            Accepted for compatibility: all results are always returned.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            Matching studies in DICOM JSON.
+
+        """
+        return self._search(_STUDY, fuzzymatching, limit, offset, fields, search_filters)
+
+    def search_for_series(self, study_instance_uid: Optional[str] = None,
+                          fuzzymatching: Optional[bool] = None,
+                          limit: Optional[int] = None, offset: Optional[int] = None,
+                          fields: Optional[Sequence[str]] = None,
+                          search_filters: Optional[Dict[str, Any]] = None,
+                          get_remaining: bool = False) -> List[Dict[str, dict]]:
+        """Search for series, of one study or of all (see :meth:`search_for_studies`).
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            Matching series in DICOM JSON.
+
+        """
+        return self._search(_SERIES, fuzzymatching, limit, offset, fields, search_filters,
+                            study_instance_uid)
+
+    def search_for_instances(self, study_instance_uid: Optional[str] = None,
+                             series_instance_uid: Optional[str] = None,
+                             fuzzymatching: Optional[bool] = None,
+                             limit: Optional[int] = None, offset: Optional[int] = None,
+                             fields: Optional[Sequence[str]] = None,
+                             search_filters: Optional[Dict[str, Any]] = None,
+                             get_remaining: bool = False) -> List[Dict[str, dict]]:
+        """Search for instances, of a study, a series or all (see :meth:`search_for_studies`).
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            Matching instances in DICOM JSON.
+
+        """
+        return self._search(_INSTANCE, fuzzymatching, limit, offset, fields, search_filters,
+                            study_instance_uid, series_instance_uid)
+
+    def _search(self, level: int, fuzzymatching: Optional[bool], limit: Optional[int],
+                offset: Optional[int], fields: Optional[Sequence[str]],
+                search_filters: Optional[Dict[str, Any]], study: Optional[str] = None,
+                series: Optional[str] = None) -> List[Dict[str, dict]]:
+        params = parse_query_parameters(fuzzymatching, limit, offset, fields, search_filters)
+        if search_filters is not None and not isinstance(search_filters, dict):
+            raise TypeError(f'search_filters must be a dict, not {search_filters!r}')
+        for value, name in ((study, 'study_instance_uid'), (series, 'series_instance_uid')):
+            if value is not None:
+                _check_uid(value, name, permissive=True)
+        fuzzy = params.pop('fuzzymatching', 'false') == 'true'
+        includes = params.pop('includefield', [])
+        limit, offset = params.pop('limit', None), params.pop('offset', None)
+        criteria = [_Criterion(name, value, fuzzy) for name, value in params.items()]
+        query = _SearchQuery(self, level, criteria, includes)
+        if study is not None:
+            query.where('r."StudyInstanceUID" = ?', [study])
+        if series is not None:
+            query.where('r."SeriesInstanceUID" = ?', [series])
+        with self._lock:
+            keys = []
+            try:
+                for criterion in criteria:
+                    keys += query.add_criterion(criterion)
+                rows = query.run(limit, offset)
+            finally:
+                for key in keys:
+                    self._criteria.pop(key, None)
+        return [query.answer(row) for row in rows]
+
+    def _register(self, criterion: _Criterion) -> int:
+        key = next(self._keys)
+        self._criteria[key] = criterion
+        return key
+
+    # -- retrieving instances ---------------------------------------------------------------
+
+    def _stored(self, study: str, series: Optional[str] = None, sop: Optional[str] = None,
+                names: Tuple[str, ...] = ('study_instance_uid', 'series_instance_uid',
+                                          'sop_instance_uid')) -> List[_Stored]:
+        """The instances of a study, series or instance; raises when there are none."""
+        conditions, values = [], []
+        for value, name, column in zip((study, series, sop), names,
+                                       ('StudyInstanceUID', 'SeriesInstanceUID',
+                                        'SOPInstanceUID')):
+            if value is not None or name == names[0]:
+                _check_uid(value, name, permissive=True)
+                conditions.append(f'r."{column}" = ?')
+                values.append(value)
+        with self._lock:
+            rows = self._connection.execute(
+                f'SELECT {_STORED_COLUMNS} FROM instances r LEFT JOIN files f ON f.path = '
+                f'r.path WHERE {" AND ".join(conditions)} ORDER BY {_STORED_ORDER}',
+                values).fetchall()
+        if not rows:
+            what = ('instance' if sop is not None else 'series' if series is not None
+                    else 'study')
+            raise self._not_found(f'{what} {sop or series or study}',
+                                  self._url(study, series, sop))
+        return [_Stored(*row) for row in rows]
+
+    def _instance_syntaxes(self, media_types: Optional[MediaTypes]) -> List[Optional[str]]:
+        """Acceptable transfer syntaxes of instances, in order (``None``: as stored)."""
+        _accept('instances', media_types)
+        if media_types is None:
+            return [None]
+        return [None if syntax in (None, '*') else syntax
+                for _, syntax in _normalize_media_types(media_types)]
+
+    def _load(self, stored: _Stored, syntaxes: List[Optional[str]]) -> Dataset:
+        """Read an instance and give it the first acceptable transfer syntax."""
+        try:
+            dataset = pydicom.dcmread(self._absolute(stored.path))
+        except FileNotFoundError:
+            raise self._not_found(f'file {stored.path} of instance {stored.sop}',
+                                  self._url(stored.study, stored.series, stored.sop)) from None
+        stored_syntax = str(dataset.file_meta.get('TransferSyntaxUID', stored.transfer_syntax))
+        problems = []
+        for syntax in syntaxes:
+            if syntax is None or syntax == stored_syntax:
+                return dataset
+            if syntax == _EXPLICIT_VR_LITTLE_ENDIAN:
+                try:
+                    return _as_explicit_little_endian(dataset, stored_syntax)
+                except Exception as error:  # noqa: BLE001 - decoders raise anything
+                    problems.append(str(error))
+        raise ValueError(f'instance {stored.sop} is stored as {stored_syntax} and cannot be '
+                         f'converted to {", ".join(str(s) for s in syntaxes)}'
+                         + (f' ({"; ".join(problems)})' if problems else ''))
+
+    def iter_study(self, study_instance_uid: str,
+                   media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+        """Iterate over the instances of a study, reading one file at a time.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types and transfer syntaxes: by default, or with
+            ``('application/dicom', '*')``, instances come as stored;
+            ``(('application/dicom', '1.2.840.10008.1.2.1'),)`` converts them to Explicit
+            VR Little Endian (decompressing pixel data when needed).
+
+        Returns
+        -------
+        Iterator[pydicom.dataset.Dataset]
+            Instances.
+
+        """
+        syntaxes = self._instance_syntaxes(media_types)
+        stored = self._stored(study_instance_uid)
+        return (self._load(item, syntaxes) for item in stored)
+
+    def retrieve_study(self, study_instance_uid: str,
+                       media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+        """Retrieve all instances of a study (see :meth:`iter_study`).
+
+        Returns
+        -------
+        List[pydicom.dataset.Dataset]
+            Instances.
+
+        """
+        return list(self.iter_study(study_instance_uid, media_types))
+
+    def iter_series(self, study_instance_uid: str, series_instance_uid: str,
+                    media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+        """Iterate over the instances of a series (see :meth:`iter_study`).
+
+        Returns
+        -------
+        Iterator[pydicom.dataset.Dataset]
+            Instances.
+
+        """
+        syntaxes = self._instance_syntaxes(media_types)
+        _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
+        stored = self._stored(study_instance_uid, series_instance_uid)
+        return (self._load(item, syntaxes) for item in stored)
+
+    def retrieve_series(self, study_instance_uid: str, series_instance_uid: str,
+                        media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+        """Retrieve all instances of a series (see :meth:`iter_study`).
+
+        Returns
+        -------
+        List[pydicom.dataset.Dataset]
+            Instances.
+
+        """
+        return list(self.iter_series(study_instance_uid, series_instance_uid, media_types))
+
+    def retrieve_instance(self, study_instance_uid: str, series_instance_uid: str,
+                          sop_instance_uid: str,
+                          media_types: Optional[MediaTypes] = None) -> Dataset:
+        """Retrieve an instance (see :meth:`iter_study` for ``media_types``).
+
+        Returns
+        -------
+        pydicom.dataset.Dataset
+            The instance.
+
+        """
+        syntaxes = self._instance_syntaxes(media_types)
+        return self._load(self._one(study_instance_uid, series_instance_uid,
+                                    sop_instance_uid), syntaxes)
+
+    def _one(self, study: str, series: str, sop: str) -> _Stored:
+        _check_uid(series, 'series_instance_uid', permissive=True)
+        _check_uid(sop, 'sop_instance_uid', permissive=True)
+        return self._stored(study, series, sop)[0]
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def _metadata(self, stored: _Stored) -> Dict[str, dict]:
+        """The DICOM JSON of an instance with absolute ``BulkDataURI`` values."""
+        prefix = self._url(stored.study, stored.series, stored.sop) + '/'
+        text = stored.metadata.replace('"BulkDataURI":"bulkdata/',
+                                       '"BulkDataURI":' + json.dumps(prefix)[:-1] + 'bulkdata/')
+        metadata = json.loads(text)
+        if stored.pixel_tag is not None:
+            tag = f'{stored.pixel_tag:08X}'
+            metadata[tag] = {'vr': stored.pixel_vr or 'OW',
+                             'BulkDataURI': f'{prefix}bulkdata/{tag}'}
+        return metadata
+
+    def retrieve_study_metadata(self, study_instance_uid: str) -> List[Dict[str, dict]]:
+        """Retrieve the metadata of every instance of a study.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            DICOM JSON of each instance; bulk data (pixel data and binary values longer
+            than 1024 bytes) are ``BulkDataURI`` references for :meth:`retrieve_bulkdata`.
+
+        """
+        return [self._metadata(item) for item in self._stored(study_instance_uid)]
+
+    def retrieve_series_metadata(self, study_instance_uid: str,
+                                 series_instance_uid: str) -> List[Dict[str, dict]]:
+        """Retrieve the metadata of every instance of a series.
+
+        Returns
+        -------
+        List[Dict[str, dict]]
+            DICOM JSON of each instance.
+
+        """
+        _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
+        return [self._metadata(item)
+                for item in self._stored(study_instance_uid, series_instance_uid)]
+
+    def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
+                                   sop_instance_uid: str) -> Dict[str, dict]:
+        """Retrieve the metadata of an instance.
+
+        Returns
+        -------
+        Dict[str, dict]
+            DICOM JSON of the instance.
+
+        """
+        return self._metadata(self._one(study_instance_uid, series_instance_uid,
+                                        sop_instance_uid))
+
+    # -- frames and bulk data ----------------------------------------------------------------
+
+    def iter_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                             sop_instance_uid: str, frame_numbers: List[int],
+                             media_types: Optional[MediaTypes] = None) -> Iterator[bytes]:
+        """Iterate over frames of an image instance.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        series_instance_uid: str
+            Series Instance UID.
+        sop_instance_uid: str
+            SOP Instance UID.
+        frame_numbers: List[int]
+            Frame numbers, counting from 1.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types and transfer syntaxes.  By default frames come
+            uncompressed (``application/octet-stream``; compressed frames are decoded);
+            the media type of the stored transfer syntax (e.g. ``image/jpeg`` or
+            ``image/dicom-rle``) or a wildcard gives the frames as stored.
+
+        Returns
+        -------
+        Iterator[bytes]
+            Frames, in the order asked for.
+
+        """
+        numbers = _check_frame_numbers(frame_numbers)
+        _accept('frames', media_types)
+        stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
+        mode = self._frame_mode(stored, media_types)
+        self._check_frames(stored, numbers)
+        return (self._frame(stored, number, mode) for number in numbers)
+
+    def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                                 sop_instance_uid: str, frame_numbers: List[int],
+                                 media_types: Optional[MediaTypes] = None) -> List[bytes]:
+        """Retrieve frames of an image instance (see :meth:`iter_instance_frames`).
+
+        Returns
+        -------
+        List[bytes]
+            Frames, in the order asked for.
+
+        """
+        return list(self.iter_instance_frames(study_instance_uid, series_instance_uid,
+                                              sop_instance_uid, frame_numbers, media_types))
+
+    def _check_frames(self, stored: _Stored, numbers: Sequence[int]) -> None:
+        if stored.pixel_tag is None:
+            raise ValueError(f'instance {stored.sop} has no pixel data, hence no frames')
+        count = stored.frames or 1
+        beyond = [number for number in numbers if number > count]
+        if beyond:
+            raise ValueError(f'frame_numbers {beyond} exceed the {count} frame(s) of '
+                             f'instance {stored.sop}')
+
+    @staticmethod
+    def _frame_mode(stored: _Stored, media_types: Optional[MediaTypes]) -> str:
+        """``'stored'`` (bytes as stored) or ``'decoded'`` (uncompressed) frames."""
+        pairs = (_normalize_media_types(media_types) if media_types is not None
+                 else (('application/octet-stream', None),))
+        syntax = stored.transfer_syntax
+        native = syntax in _NATIVE_SYNTAXES
+        for media_type, wanted in pairs:
+            if media_type in _BULKDATA_WILDCARDS:
+                return 'decoded' if syntax == '1.2.840.10008.1.2.2' else 'stored'
+            if media_type == 'application/octet-stream':
+                return 'stored' if native and syntax != '1.2.840.10008.1.2.2' else 'decoded'
+            if not native and syntax in _BULKDATA_MEDIA_TYPES.get(media_type, ()) and (
+                    wanted in (None, '*', syntax)):
+                return 'stored'
+        asked = ', '.join(media_type for media_type, _ in pairs)
+        raise ValueError(f'frames of instance {stored.sop} (stored as {syntax}) are not '
+                         f'available as {asked}; ask for application/octet-stream '
+                         f'(uncompressed) or the media type of the stored transfer syntax')
+
+    def _current(self, stored: _Stored) -> Tuple[str, _Stored]:
+        """The file of an instance, and its pixel data place re-read if the file changed."""
+        path = self._absolute(stored.path)
+        size, mtime = _size_and_mtime(path)
+        if size is None:
+            raise self._not_found(f'file {stored.path} of instance {stored.sop}',
+                                  self._url(stored.study, stored.series, stored.sop))
+        if (size, mtime) != (stored.size, stored.mtime_ns):
+            _, _, header = _read_header(path)
+            stored = _Stored(**{**stored.__dict__, 'pixel_offset': header.pixel_offset,
+                                'pixel_length': header.pixel_length,
+                                'transfer_syntax': header.transfer_syntax})
+        return path, stored
+
+    def _frame(self, stored: _Stored, number: int, mode: str) -> bytes:
+        """One frame, read straight from the file where possible."""
+        path, stored = self._current(stored)
+        if mode == 'decoded' or stored.pixel_offset is None or '"7FE00001"' in stored.metadata:
+            return self._decoded_frame(path, stored, number, mode)
+        with open(path, 'rb') as handle:
+            if stored.pixel_length == -1:
+                handle.seek(stored.pixel_offset)
+                return pydicom.encaps.get_frame(handle, number - 1,
+                                                number_of_frames=stored.frames or 1)
+            size = _frame_size(stored)
+            if size is None:
+                return self._decoded_frame(path, stored, number, mode)
+            handle.seek(stored.pixel_offset + (number - 1) * size)
+            return handle.read(size)
+
+    @staticmethod
+    def _decoded_frame(path: str, stored: _Stored, number: int, mode: str) -> bytes:
+        dataset = pydicom.dcmread(path)
+        if mode == 'stored' and dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+            extended = None
+            if 'ExtendedOffsetTable' in dataset:
+                extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
+            return pydicom.encaps.get_frame(dataset.PixelData, number - 1,
+                                            extended_offsets=extended,
+                                            number_of_frames=stored.frames or 1)
+        array = pydicom.pixels.pixel_array(dataset, index=number - 1)
+        if int(dataset.get('BitsAllocated', 8)) == 1:
+            return pydicom.pixels.pack_bits(array)
+        return array.astype(array.dtype.newbyteorder('<')).tobytes()
+
+    def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
+                      byte_range: Optional[Tuple[int, int]] = None) -> Iterator[bytes]:
+        """Iterate over the bulk data at a URL (a ``BulkDataURI`` of the metadata).
+
+        Parameters
+        ----------
+        url: str
+            Location of the bulk data: ``<instance URL>/bulkdata/<tag>[/<item>/<tag>...]``
+            or ``<instance URL>/frames/<numbers>``.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types and transfer syntaxes (as for frames).
+        byte_range: Union[Tuple[int, int], None], optional
+            First and last byte wanted (inclusive; last may be ``None`` for the end).
+
+        Returns
+        -------
+        Iterator[bytes]
+            Bulk data items: one per frame for encapsulated pixel data, else one.
+
+        Raises
+        ------
+        IOError
+            When the archive holds no bulk data at ``url``.
+
+        """
+        if byte_range is not None:
+            _byte_range(byte_range)
+        _accept('bulkdata', media_types)
+        stored, steps = self._parse_bulkdata_url(url)
+        items = self._bulkdata(stored, steps, media_types)
+        if byte_range is None:
+            return iter(items)
+        first, last = byte_range
+        return iter([item[first:None if last is None else last + 1] for item in items])
+
+    def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
+                          byte_range: Optional[Tuple[int, int]] = None) -> List[bytes]:
+        """Retrieve the bulk data at a URL (see :meth:`iter_bulkdata`).
+
+        Returns
+        -------
+        List[bytes]
+            Bulk data items.
+
+        Raises
+        ------
+        IOError
+            When the archive holds no bulk data at ``url``.
+
+        """
+        return list(self.iter_bulkdata(url, media_types, byte_range))
+
+    def _parse_bulkdata_url(self, url: str) -> Tuple[_Stored, List[str]]:
+        if not isinstance(url, str) or not url:
+            raise TypeError(f'url must be a non-empty string, not {url!r}')
+        prefix = self.base_url + '/studies/'
+        if not url.startswith(prefix):
+            raise ValueError(f'url {url!r} is not a bulk data URL of {self.base_url}')
+        segments = urllib.parse.unquote(url[len(prefix) - len('studies/'):]).split('/')
+        if (len(segments) < 8 or segments[0::2][:3] != ['studies', 'series', 'instances']
+                or segments[6] not in ('bulkdata', 'frames')):
+            raise ValueError(f'url {url!r} is not a bulk data URL: expected '
+                             '<base>/studies/<uid>/series/<uid>/instances/<uid>/bulkdata/<tag>')
+        stored = self._one(segments[1], segments[3], segments[5])
+        return stored, segments[6:]
+
+    def _bulkdata(self, stored: _Stored, steps: List[str],
+                  media_types: Optional[MediaTypes]) -> List[bytes]:
+        if steps[0] == 'frames':
+            numbers = [int(part) for part in steps[1].split(',') if part.isdigit()]
+            self._check_frames(stored, _check_frame_numbers(numbers))
+            mode = self._frame_mode(stored, media_types)
+            return [self._frame(stored, number, mode) for number in numbers]
+        tags = steps[1::2]
+        if len(tags) == 1 and stored.pixel_tag is not None and tags[0].upper() == (
+                f'{stored.pixel_tag:08X}'):
+            return self._pixel_bulkdata(stored, media_types)
+        if media_types is not None and all(
+                media_type not in _BULKDATA_WILDCARDS + ('application/octet-stream',)
+                for media_type, _ in _normalize_media_types(media_types)):
+            raise ValueError('bulk data other than pixel data are only available as '
+                             'application/octet-stream')
+        return [self._element_bytes(stored, steps[1:])]
+
+    def _pixel_bulkdata(self, stored: _Stored, media_types: Optional[MediaTypes]) -> List[bytes]:
+        mode = self._frame_mode(stored, media_types)
+        path, stored = self._current(stored)
+        if stored.pixel_length == -1 or mode == 'decoded' or stored.pixel_offset is None:
+            return [self._frame(stored, number, mode)
+                    for number in range(1, (stored.frames or 1) + 1)]
+        with open(path, 'rb') as handle:
+            handle.seek(stored.pixel_offset)
+            return [handle.read(stored.pixel_length)]
+
+    def _element_bytes(self, stored: _Stored, steps: List[str]) -> bytes:
+        """The value of a (possibly nested) binary element of an instance."""
+        url = self._url(stored.study, stored.series, stored.sop) + '/bulkdata/' + '/'.join(
+            steps)
+        path, _ = self._current(stored)
+        node: Any = pydicom.dcmread(path, stop_before_pixels=True)
+        try:
+            for index, step in enumerate(steps):
+                node = node[int(step)] if index % 2 else node[int(step, 16)].value
+        except (KeyError, IndexError, ValueError):
+            raise self._not_found('bulk data', url) from None
+        if not isinstance(node, (bytes, bytearray)):
+            raise self._not_found('binary bulk data', url)
+        return bytes(node)
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def retrieve_instance_rendered(self, study_instance_uid: str, series_instance_uid: str,
+                                   sop_instance_uid: str,
+                                   media_types: Optional[MediaTypes] = None,
+                                   params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Render an instance as an image (its first frame) with numpy and Pillow.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        series_instance_uid: str
+            Series Instance UID.
+        sop_instance_uid: str
+            SOP Instance UID.
+        media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+            Acceptable media types: ``image/jpeg`` (default), ``image/png``,
+            ``image/gif``, ``image/jp2`` (when Pillow writes JPEG 2000), and
+            ``application/pdf`` for encapsulated PDF documents.
+        params: Union[Dict[str, Any], None], optional
+            ``quality`` (1-100, JPEG), ``viewport`` (``'width,height'``, optionally
+            followed by the source rectangle ``x,y,width,height``) and ``window``
+            (``'center,width'``; by default the dataset's first window, else the
+            pixel value range).
+
+        Returns
+        -------
+        bytes
+            The rendered image.
+
+        """
+        _, names = _accept('rendered', media_types)
+        stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
+        return self._render([stored], [1], names, params)
+
+    def retrieve_series_rendered(self, study_instance_uid, series_instance_uid,
+                                 media_types: Optional[MediaTypes] = None,
+                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Render a series: its first image, or every image as an animated ``image/gif``.
+
+        See :meth:`retrieve_instance_rendered` for the parameters.
+
+        Returns
+        -------
+        bytes
+            The rendered series.
+
+        """
+        _, names = _accept('rendered', media_types)
+        _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
+        stored = [item for item in self._stored(study_instance_uid, series_instance_uid)
+                  if item.pixel_tag is not None]
+        if not stored:
+            raise ValueError(f'series {series_instance_uid} holds no images')
+        return self._render(stored, [1] * len(stored), names, params)
+
+    def retrieve_instance_frames_rendered(self, study_instance_uid: str,
+                                          series_instance_uid: str, sop_instance_uid: str,
+                                          frame_numbers: List[int],
+                                          media_types: Optional[MediaTypes] = None,
+                                          params: Optional[Dict[str, str]] = None) -> bytes:
+        """Render frames of an instance (several frames only as animated ``image/gif``).
+
+        See :meth:`retrieve_instance_rendered` for the parameters.
+
+        Returns
+        -------
+        bytes
+            The rendered frames.
+
+        """
+        numbers = _check_frame_numbers(frame_numbers)
+        _, names = _accept('rendered frames', media_types)
+        stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
+        self._check_frames(stored, numbers)
+        return self._render([stored] * len(numbers), list(numbers), names, params)
+
+    def _render(self, stored: List[_Stored], numbers: List[int], names: List[str],
+                params: Optional[Dict[str, Any]]) -> bytes:
+        pdf = len(stored) == 1 and '"00420011"' in stored[0].metadata
+        media_type = _render_media_type(names, pdf)
+        options = _render_params(params, media_type)
+        if media_type == 'application/pdf':
+            return self._element_bytes(stored[0], ['00420011'])
+        if len(stored) > 1 and media_type != 'image/gif':
+            stored, numbers = stored[:1], numbers[:1]
+        images = []
+        for item, number in zip(stored, numbers):
+            if item.pixel_tag is None:
+                raise ValueError(f'instance {item.sop} has no pixel data to render')
+            path, _ = self._current(item)
+            dataset = pydicom.dcmread(path)
+            array = pydicom.pixels.pixel_array(dataset, index=number - 1)
+            images.append(_display_pixels(array, dataset, options.get('window')))
+        return _encode_images(images, media_type, options)
+
+    # -- storing and deleting ----------------------------------------------------------------
+
+    def store_instances(self, datasets: Sequence[Dataset],
+                        study_instance_uid: Optional[str] = None) -> Dataset:
+        """Store instances as files ``<study UID>/<series UID>/<SOP instance UID>.dcm``.
+
+        Each file is written under a temporary name and renamed into place, so readers
+        never see a partial file; an instance stored before is replaced, not duplicated.
+
+        Parameters
+        ----------
+        datasets: Sequence[Union[pydicom.dataset.Dataset, bytes, str, os.PathLike]]
+            Instances: datasets, or Part 10 files as bytes, paths or binary file objects.
+        study_instance_uid: Union[str, None], optional
+            Study the instances must belong to.
+
+        Returns
+        -------
+        pydicom.dataset.Dataset
+            Report with ``ReferencedSOPSequence`` (stored instances) and
+            ``FailedSOPSequence`` (refused ones, with a ``FailureReason``).
+
+        Raises
+        ------
+        PermissionError
+            If the client is read-only.
+        ValueError
+            If no instance could be stored (the error is also an ``HTTPError`` 409).
+
+        """
+        self._check_writable('POST', 'store_instances')
+        items = _store_arguments(datasets, study_instance_uid)
+        report = Dataset()
+        report.ReferencedSOPSequence = []
+        report.FailedSOPSequence = []
+        accepted = [self._prepare(item, study_instance_uid, report) for item in items]
+        written = self._write_files([entry for entry in accepted if entry is not None], report)
+        written = list({entry[0]: entry for entry in written}.values())  # the last copy wins
+        if written:
+            self._index_stored(written)
+        return self._store_report(report, written, len(items))
+
+    def _store_report(self, report: Dataset, written: List[tuple], total: int) -> Dataset:
+        """Complete the report of a store request; raise if nothing was stored."""
+        for _, _, uids, sop_class, _ in written:
+            report.ReferencedSOPSequence.append(
+                _store_item(sop_class, uids[2], url=self._url(*uids)))
+        failed = report.FailedSOPSequence
+        if not written:
+            raise _file_error(_FileClientStoreFailed, 409, 'POST', self.base_url,
+                              'no instance was stored: ' + '; '.join(
+                                  f'{item.get("ReferencedSOPInstanceUID", "?")}: reason '
+                                  f'{item.FailureReason:#06x}' for item in failed))
+        report.RetrieveURL = self._url(written[0][2][0])
+        if failed:
+            logger.warning('%d of %d instances were not stored in %s', len(failed), total,
+                           self.base_url)
+        else:
+            del report.FailedSOPSequence
+        return report
+
+    def _prepare(self, item: Any, study: Optional[str],
+                 report: Dataset) -> Optional[Tuple[bytes, _Header, Tuple[str, str, str]]]:
+        """Encode and check one instance; note a failure in the report."""
+        try:
+            data = _payload(item)
+            header = _parse_buffer(data)
+        except Exception as error:  # noqa: BLE001 - whatever the decoder says, it failed
+            logger.warning('cannot store an instance: %s', error)
+            report.FailedSOPSequence.append(_store_item(None, None, 0xC000))
+            return None
+        metadata = header.metadata
+        uids = tuple(_json_first_value(metadata, tag) for tag in ('0020000D', '0020000E',
+                                                              '00080018'))
+        sop_class = _json_first_value(metadata, '00080016')
+        problem = _unsafe_uids(metadata)
+        if problem:
+            logger.warning('cannot store instance %s: %s', uids[2], problem)
+            report.FailedSOPSequence.append(_store_item(
+                sop_class, uids[2] if isinstance(uids[2], str) else None, 0xA900))
+            return None
+        if study is not None and uids[0] != study:
+            logger.warning('cannot store instance %s: it belongs to study %s, not %s',
+                           uids[2], uids[0], study)
+            report.FailedSOPSequence.append(_store_item(sop_class, uids[2], 0xA900))
+            return None
+        return data, header, uids  # type: ignore[return-value]
+
+    def _write_files(self, entries: List[Tuple[bytes, _Header, Tuple[str, str, str]]],
+                     report: Dataset) -> List[tuple]:
+        """Write files atomically; return (path, header, uids, SOP class, size+mtime)."""
+        written = []
+        for data, header, uids in entries:
+            relative = '/'.join((uids[0], uids[1], uids[2] + '.dcm'))
+            sop_class = _json_first_value(header.metadata, '00080016')
+            try:
+                path = self._absolute(relative)
+                _write_atomically(path, data)
+                status = os.stat(path)
+            except (OSError, ValueError) as error:
+                logger.warning('cannot write instance %s: %s', uids[2], error)
+                report.FailedSOPSequence.append(_store_item(sop_class, uids[2], 0xA700))
+                continue
+            written.append((relative, header, uids, sop_class,
+                            (status.st_size, status.st_mtime_ns)))
+        return written
+
+    def _index_stored(self, written: List[tuple]) -> None:
+        """Index stored files in one transaction, replacing what held the same instances
+        before; files that held them elsewhere are removed afterwards."""
+        replaced: List[str] = []
+        with self._transaction() as connection:
+            for relative, _, uids, _, _ in written:
+                rows = connection.execute('SELECT path FROM files WHERE sop = ? OR path = ?',
+                                          (uids[2], relative)).fetchall()
+                replaced += [path for path, in rows if path != relative]
+                self._delete_rows(connection, [path for path, in rows])
+            self._insert_batch(connection, [
+                (relative, state[0], state[1], _index_record(header), None)
+                for relative, header, _, _, state in written])
+        for relative in replaced:
+            with contextlib.suppress(OSError, ValueError):
+                os.unlink(self._absolute(relative))
+
+    def delete_study(self, study_instance_uid: str) -> None:
+        """Delete all instances of a study (files and index rows).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+
+        """
+        self._check_writable('DELETE', 'delete_study')
+        self._delete(self._stored(study_instance_uid))
+
+    def delete_series(self, study_instance_uid: str, series_instance_uid: str) -> None:
+        """Delete all instances of a series (files and index rows).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        series_instance_uid: str
+            Series Instance UID.
+
+        """
+        self._check_writable('DELETE', 'delete_series')
+        _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
+        self._delete(self._stored(study_instance_uid, series_instance_uid))
+
+    def delete_instance(self, study_instance_uid: str, series_instance_uid: str,
+                        sop_instance_uid: str) -> None:
+        """Delete an instance (its files and index rows).
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        series_instance_uid: str
+            Series Instance UID.
+        sop_instance_uid: str
+            SOP Instance UID.
+
+        """
+        self._check_writable('DELETE', 'delete_instance')
+        self._delete([self._one(study_instance_uid, series_instance_uid, sop_instance_uid)])
+
+    def _delete(self, stored: List[_Stored]) -> None:
+        """Remove files and rows together: files are renamed aside, rows deleted and
+        committed, then the renamed files removed; a failure renames them back."""
+        moved: List[Tuple[str, str]] = []
+        with self._lock:
+            try:
+                with self._transaction() as connection:
+                    paths = self._paths_of(connection, [item.sop for item in stored])
+                    for relative in paths:
+                        self._move_aside(relative, moved)
+                    self._delete_rows(connection, paths)
+            except BaseException:
+                for original, aside in reversed(moved):
+                    with contextlib.suppress(OSError):
+                        os.replace(aside, original)
+                raise
+        for original, aside in moved:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+            self._remove_empty_folders(os.path.dirname(original))
+
+    @staticmethod
+    def _paths_of(connection: sqlite3.Connection, sops: List[str]) -> List[str]:
+        paths: List[str] = []
+        for sop in sops:
+            paths += [path for path, in connection.execute(
+                'SELECT path FROM files WHERE sop = ?', (sop,))]
+        return paths
+
+    def _move_aside(self, relative: str, moved: List[Tuple[str, str]]) -> None:
+        original = self._absolute(relative)
+        folder, name = os.path.split(original)
+        aside = os.path.join(folder, f'{_PRIVATE_PREFIX}del-{os.getpid()}-{name}')
+        try:
+            os.replace(original, aside)
+        except FileNotFoundError:
+            return
+        moved.append((original, aside))
+        with contextlib.suppress(OSError):
+            os.utime(aside)  # its age tells other processes whether it was left behind
+
+    def _remove_empty_folders(self, folder: str) -> None:
+        while folder != self._root and folder.startswith(self._root + os.sep):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+            folder = os.path.dirname(folder)
+
+
+def _root_of(url: str, create: bool) -> str:
+    """The absolute folder of a ``file://`` URL (created if missing and ``create``)."""
+    if not isinstance(url, str):
+        raise TypeError(f'url must be a string, not {url!r}')
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != 'file':
+        raise ValueError(f'url {url!r} must use the file scheme (file:///path/to/folder)')
+    if parts.netloc not in ('', 'localhost') or parts.query or parts.fragment:
+        raise ValueError(f'url {url!r} must be a local file URL without host, query or '
+                         'fragment (file:///path/to/folder)')
+    path = urllib.request.url2pathname(parts.path)
+    if not path or not os.path.isabs(path):
+        raise ValueError(f'url {url!r} must name an absolute path')
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f'url {url!r} names a file, not a folder')
+    if not create and not os.path.isdir(path):
+        raise FileNotFoundError(f'url {url!r}: the folder {path} does not exist')
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _frame_size(stored: _Stored) -> Optional[int]:
+    """Bytes per native frame, or ``None`` when frames do not start on byte boundaries."""
+    if None in (stored.rows, stored.columns, stored.bits):
+        return None
+    bits = stored.rows * stored.columns * (stored.samples or 1) * stored.bits
+    return bits // 8 if bits % 8 == 0 else None
+
+
+def _as_explicit_little_endian(dataset: Dataset, stored_syntax: str) -> Dataset:
+    """The dataset in Explicit VR Little Endian (decompressing its pixel data if needed)."""
+    if stored_syntax in (_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN):
+        dataset.file_meta.TransferSyntaxUID = _EXPLICIT_VR_LITTLE_ENDIAN
+        return dataset
+    if stored_syntax in _NATIVE_SYNTAXES:
+        return _decode_dataset(_reencoded(dataset))
+    dataset.decompress()
+    return dataset
+
+
+def _reencoded(dataset: Dataset) -> bytes:
+    """A deflated or big endian dataset written as Explicit VR Little Endian."""
+    if 'PixelData' in dataset and dataset.file_meta.TransferSyntaxUID == '1.2.840.10008.1.2.2':
+        array = dataset.pixel_array
+        dataset.PixelData = array.astype(array.dtype.newbyteorder('<')).tobytes()
+    dataset.file_meta.TransferSyntaxUID = _EXPLICIT_VR_LITTLE_ENDIAN
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True, little_endian=True,
+                     implicit_vr=False)
+    return buffer.getvalue()
+
+
+class _SearchQuery:
+    """An SQL query for one search level, and how to turn its rows into DICOM JSON.
+
+    ``r`` is the instance row of the answer (the representative instance of a study or
+    series); ``s`` and ``se`` are the study and series aggregate rows.  Every selected
+    expression has a slot ``(tag, VR, kind)``: kind ``column`` is an index column value,
+    ``json`` an element of the stored JSON and ``url`` the RetrieveURL (made here).
+    """
+
+    def __init__(self, client: DICOMfileClient, level: int, criteria: List[_Criterion],
+                 includes: Sequence[str]) -> None:
+        self.client = client
+        self.level = level
+        self.select: List[str] = []
+        self.slots: List[Tuple[str, str, str]] = []
+        self.conditions: List[str] = []
+        self.params: List[Any] = []
+        self.all_fields = 'all' in includes
+        self.makers: Optional[List[Callable[[Any], dict]]] = None
+        self.url: Optional[str] = None
+        self.source, self.order = _SEARCH_SOURCES[level]
+        for column in _COLUMNS:
+            if column.level <= level and column.returned:
+                self.add(column.tag, column.vr, 'column', f'r.{column.sql}')
+        for keyword, (_, computed_level) in _COMPUTED.items():
+            if computed_level == level or keyword == 'RetrieveURL':
+                self.add_computed(keyword)
+        wanted = [name for name in includes if name != 'all']
+        wanted += [criterion.name for criterion in criteria]
+        for name in wanted:
+            self.add_returned(_tag_of(name.split('.')[0]))
+        if self.all_fields:
+            self.select.append('r.metadata')
+
+    def add(self, tag: str, vr: str, kind: str, expression: str) -> None:
+        if all(slot[0] != tag for slot in self.slots):
+            self.slots.append((tag, vr, kind))
+            self.select.append(expression)
+
+    def add_computed(self, keyword: str) -> None:
+        """Return an attribute computed from the aggregates (or the row) too."""
+        vr = _COMPUTED[keyword][0]
+        if keyword == 'RetrieveURL':
+            self.add(lookup_tag(keyword), vr, 'url', 'NULL')
+        elif keyword == 'AvailableTransferSyntaxUID':
+            if self.level == _INSTANCE:
+                self.add(lookup_tag(keyword), vr, 'column', 'r.transfer_syntax')
+        elif not (keyword == 'NumberOfSeriesRelatedInstances' and self.level == _STUDY):
+            self.add(lookup_tag(keyword), vr, 'column', self.aggregate(keyword))
+
+    def aggregate(self, keyword: str) -> str:
+        table, column, key = _AGGREGATES[keyword]
+        if table == 'studies' and self.level == _STUDY:
+            return f's.{column}'
+        if table == 'series' and self.level == _SERIES:
+            return f'se.{column}'
+        return f'(SELECT z.{column} FROM {table} z WHERE z."{key}" = r."{key}")'
+
+    def add_returned(self, tag: str) -> None:
+        """Return an attribute asked for by ``fields`` or used as a matching key."""
+        if tag in _COMPUTED_BY_TAG:
+            self.add_computed(_COMPUTED_BY_TAG[tag])
+            return
+        column = _COLUMNS_BY_TAG.get(tag)
+        if column is not None and not column.multiple:
+            self.add(tag, column.vr, 'column', f'r.{column.sql}')
+        else:
+            self.add(tag, '', 'json', f'json_extract(r.metadata, \'$."{tag}"\')')
+
+    def where(self, condition: str, params: List[Any]) -> None:
+        self.conditions.append(condition)
+        self.params.extend(params)
+
+    def add_criterion(self, criterion: _Criterion) -> List[int]:
+        """Add the condition of a matching key; return keys of registered criteria."""
+        if not criterion.tests:
+            return []
+        tag = criterion.top_tag
+        if tag in _COMPUTED_BY_TAG:
+            self.computed_condition(criterion, _COMPUTED_BY_TAG[tag])
+            return []
+        column = _COLUMNS_BY_TAG.get(tag)
+        use_column = (column is not None and not column.multiple and len(criterion.path) == 1
+                      and not self.client._force_json_matching)
+        level = column.level if column is not None else _level_of(tag)
+        keys: List[int] = []
+        if use_column:
+            folded = f'x."{column.keyword}_fold"' if column.vr == 'PN' else None
+            condition, params = criterion.sql(f'x.{column.sql}', folded)
+        else:
+            key = self.client._register(criterion)
+            keys.append(key)
+            condition = f'_dwc_match(json_extract(x.metadata, \'$."{tag}"\'), ?)'
+            params = [key]
+        if level <= self.level or self.level == _INSTANCE:
+            self.where(condition.replace('x.', 'r.'), params)
+        else:
+            key_column = 'StudyInstanceUID' if self.level == _STUDY else 'SeriesInstanceUID'
+            self.where(f'EXISTS (SELECT 1 FROM instances x WHERE x."{key_column}" = '
+                       f'r."{key_column}" AND {condition})', params)
+        return keys
+
+    def computed_condition(self, criterion: _Criterion, keyword: str) -> None:
+        if keyword == 'ModalitiesInStudy':
+            condition, params = criterion.sql('y."Modality"')
+            self.where('EXISTS (SELECT 1 FROM series y WHERE y."StudyInstanceUID" = '
+                       f'r."StudyInstanceUID" AND {condition})', params)
+        elif keyword in _AGGREGATES:
+            condition, params = criterion.sql(self.aggregate(keyword))
+            self.where(condition, params)
+        elif keyword == 'AvailableTransferSyntaxUID':
+            condition, params = criterion.sql('r.transfer_syntax')
+            self.where(condition, params)
+
+    def run(self, limit: Optional[int], offset: Optional[int]) -> List[tuple]:
+        sql = f'SELECT {", ".join(self.select)} FROM {self.source}'
+        if self.conditions:
+            sql += ' WHERE ' + ' AND '.join(self.conditions)
+        sql += f' ORDER BY {self.order}'
+        params = list(self.params)
+        if limit is not None or offset:
+            sql += ' LIMIT ? OFFSET ?'
+            params += [-1 if limit is None else limit, offset or 0]
+        return self.client._connection.execute(sql, params).fetchall()
+
+    def answer(self, row: tuple) -> Dict[str, dict]:
+        """The DICOM JSON of one result row."""
+        if self.makers is None:
+            self.makers = [json.loads if kind == 'json' else _element_maker(vr)
+                           for _, vr, kind in self.slots]
+            self.url = next((tag for tag, _, kind in self.slots if kind == 'url'), None)
+        result: Dict[str, dict] = {}
+        if self.all_fields:
+            metadata = json.loads(row[-1])
+            result.update((tag, element) for tag, element in metadata.items()
+                          if 'BulkDataURI' not in element and _level_of(tag) <= self.level)
+        for (tag, _, _), make, value in zip(self.slots, self.makers, row):
+            if value is not None:
+                result[tag] = make(value)
+        if self.url is not None:
+            result[self.url] = {'vr': 'UR', 'Value': [self.retrieve_url(result)]}
+        return dict(sorted(result.items()))
+
+    def retrieve_url(self, result: Dict[str, dict]) -> str:
+        uids = [result.get(tag, {}).get('Value', [None])[0]
+                for tag in ('0020000D', '0020000E', '00080018')]
+        return self.client._url(*uids[:self.level + 1])
+
+
+_SEARCH_SOURCES = {
+    _STUDY: ('studies s JOIN instances r ON r.id = s.rep',
+             'r."StudyDate", r."StudyTime", s."StudyInstanceUID"'),
+    _SERIES: ('series se JOIN instances r ON r.id = se.rep',
+              'r."StudyDate", r."StudyInstanceUID", r."SeriesNumber", se."SeriesInstanceUID"'),
+    _INSTANCE: ('instances r', 'r."StudyInstanceUID", r."SeriesInstanceUID", '
+                'r."InstanceNumber", r."SOPInstanceUID"'),
+}
+
+
+# ---------------------------------------------------------------------------------------
 # Google Cloud Healthcare API
 # ---------------------------------------------------------------------------------------
 
@@ -3799,9 +6641,9 @@ def _cli_main(args: Sequence[str]) -> int:
 
 
 _ALIASES: Dict[str, Tuple[str, ...]] = {
-    'api': ('DICOMClient', 'DICOMwebClient', 'HTTPError', 'Session', 'URI', 'URISuffix',
-            'URIType', 'build_query_string', 'parse_query_parameters', 'lookup_keyword',
-            'lookup_tag', 'GoogleCloudHealthcareURL'),
+    'api': ('DICOMClient', 'DICOMfileClient', 'DICOMwebClient', 'HTTPError', 'Session',
+            'URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters',
+            'lookup_keyword', 'lookup_tag', 'GoogleCloudHealthcareURL'),
     'uri': ('URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters'),
     'session_utils': ('Session', 'create_session', 'create_session_from_auth',
                       'create_session_from_user_pass', 'add_certs_to_session',

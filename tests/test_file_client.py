@@ -1,0 +1,1120 @@
+"""Tests of DICOMfileClient: the DICOMweb client API on a folder of Part 10 files."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import inspect
+import io
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pydicom.uid import generate_uid
+
+import dicomweb_client
+from dicomweb_client import DICOMfileClient
+from dicom_data import (
+    frame_bytes,
+    make_archive,
+    make_instance,
+    make_study,
+    pydicom_test_files,
+    to_bytes,
+    write_files,
+)
+
+# the module that implements the client (the only place that names it is the import above)
+IMPLEMENTATION = sys.modules[DICOMfileClient.__module__]
+IMPORT_PATHS = [str(Path(__file__).resolve().parent.parent / 'dev'),
+                str(Path(__file__).resolve().parent.parent)]
+SIGNATURES = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / 'api-signatures.json'
+EXPLICIT = '1.2.840.10008.1.2.1'
+IMPLICIT = '1.2.840.10008.1.2'
+INDEX_NAME = '.dicomweb_client.sqlite'
+
+
+# -- data --------------------------------------------------------------------------------
+
+def _archive_datasets() -> list:
+    """Three studies of three patients, CT and MR series, with a few extra attributes."""
+    datasets = make_archive(3, 2, 2, rows=8, columns=8)
+    for index, ds in enumerate(datasets):
+        study = index // 4
+        ds.Modality = 'CT' if index % 4 < 2 else 'MR'
+        ds.InstitutionName = ['General Hospital', 'St. Mary', 'Clinic [North]'][study]
+        ds.BodyPartExamined = 'CHEST' if index % 4 < 2 else 'HEAD'
+        ds.StudyTime = ['083000', '121500.5', '1700'][study]
+        ds.SeriesDescription = f'{ds.Modality} series {index % 4 // 2 + 1}'
+        ds.ImageType = ['ORIGINAL', 'PRIMARY', 'AXIAL']
+        ds.RequestAttributesSequence = [pydicom.Dataset()]
+        ds.RequestAttributesSequence[0].ScheduledProcedureStepID = f'SPS{study}'
+    datasets[4].PatientName = 'Müller^Hans=ミュラー^ハンス'
+    datasets[4].SpecificCharacterSet = 'ISO_IR 192'
+    for ds in datasets[4:8]:
+        ds.PatientName = 'Müller^Hans=ミュラー^ハンス'
+        ds.SpecificCharacterSet = 'ISO_IR 192'
+    return datasets
+
+
+@pytest.fixture
+def archive_datasets() -> list:
+    return _archive_datasets()
+
+
+@pytest.fixture
+def archive(tmp_path: Path, archive_datasets: list) -> Path:
+    """A folder with the archive datasets in nested folders, plus a stray text file."""
+    root = tmp_path / 'archive'
+    for ds in archive_datasets:
+        folder = root / ds.PatientID / f'series{ds.SeriesNumber}'
+        write_files([ds], folder)
+    (root / 'README.txt').write_text('not DICOM')
+    return root
+
+
+@pytest.fixture
+def client(archive: Path) -> DICOMfileClient:
+    with DICOMfileClient(archive.as_uri()) as opened:
+        yield opened
+
+
+def _uids(results: list, tag: str = '0020000D') -> set:
+    return {item[tag]['Value'][0] for item in results}
+
+
+def _write(ds: pydicom.Dataset, path: Path, implicit: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if implicit:
+        meta = pydicom.dataset.FileMetaDataset(ds.file_meta)
+        ds = pydicom.Dataset(ds)
+        ds.file_meta = meta
+        ds.file_meta.TransferSyntaxUID = IMPLICIT
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+# -- construction and API surface -------------------------------------------------------------
+
+def test_signatures_match_the_documented_api() -> None:
+    if not SIGNATURES.exists():
+        pytest.skip(f'{SIGNATURES} is not available')
+    spec = json.loads(SIGNATURES.read_text())['dicomweb_client.api']['DICOMfileClient']
+    for name, documented in spec['members'].items():
+        signature = inspect.signature(getattr(DICOMfileClient, name))
+        have = [(p.name, p.default) for p in signature.parameters.values() if p.name != 'self']
+        text = documented.split(' -> ')[0].strip()[1:-1]
+        want = [part.split(':')[0].split('=')[0].strip() for part in _split_params(text)]
+        want = [item for item in want if item not in ('self', '')]
+        assert [n for n, _ in have][:len(want)] == want, name
+        for part in _split_params(text):
+            if '=' in part:
+                pname, default = part.split(':')[0].strip(), part.rsplit('=', 1)[1].strip()
+                assert dict(have)[pname.split('=')[0].strip()] == eval(default), (name, pname)
+
+
+def _split_params(text: str) -> list:
+    parts, depth, current = [], 0, ''
+    for char in text:
+        depth += char in '([{'
+        depth -= char in ')]}'
+        if char == ',' and depth == 0:
+            parts.append(current.strip())
+            current = ''
+        else:
+            current += char
+    return parts + ([current.strip()] if current.strip() else [])
+
+
+def test_attributes(client: DICOMfileClient, archive: Path) -> None:
+    assert client.base_url == archive.as_uri()
+    assert client.scheme == 'file' and client.protocol is None
+    assert client.qido_url_prefix is None and client.wado_url_prefix is None
+    assert client.lookup_keyword('00080018') == 'SOPInstanceUID'
+    assert client.lookup_tag('SOPInstanceUID') == '00080018'
+    for name in dir(dicomweb_client.DICOMClient):
+        if not name.startswith('_'):
+            assert hasattr(client, name), name
+
+
+@pytest.mark.parametrize('url, error', [
+    ('http://localhost/archive', ValueError), ('/tmp/archive', ValueError),
+    ('file://host/tmp/archive', ValueError), ('file:relative', ValueError), (42, TypeError),
+])
+def test_bad_urls(url, error) -> None:
+    with pytest.raises(error, match='url'):
+        DICOMfileClient(url)
+
+
+def test_bad_flags(archive: Path) -> None:
+    with pytest.raises(TypeError, match='update_db'):
+        DICOMfileClient(archive.as_uri(), update_db='yes')
+    with pytest.raises(TypeError, match='db_dir'):
+        DICOMfileClient(archive.as_uri(), db_dir=3)
+    with pytest.raises(ValueError, match='folder'):
+        DICOMfileClient((archive / 'README.txt').as_uri())
+    with pytest.raises(FileNotFoundError, match='url'):
+        DICOMfileClient((archive / 'missing').as_uri(), readonly=True)
+    assert not (archive / 'missing').exists()
+    DICOMfileClient((archive / 'new').as_uri(), in_memory=True)  # a writable one is created
+    assert (archive / 'new').is_dir()
+
+
+# -- indexing ---------------------------------------------------------------------------------
+
+def test_index_skips_non_dicom_and_corrupt_files(archive: Path, caplog) -> None:
+    good = make_instance(rows=4, columns=4)
+    data = to_bytes(good)
+    (archive / 'truncated.dcm').write_bytes(data[:300])
+    (archive / 'garbage.dcm').write_bytes(b'\0' * 128 + b'DICM' + os.urandom(500))
+    (archive / 'empty.dcm').write_bytes(b'')
+    no_uids = pydicom.Dataset()
+    no_uids.PatientName = 'No^Uids'
+    no_uids.file_meta = pydicom.dataset.FileMetaDataset()
+    no_uids.file_meta.TransferSyntaxUID = EXPLICIT
+    no_uids.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.1.3.10'
+    no_uids.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    pydicom.dcmwrite(archive / 'no_uids.dcm', no_uids, enforce_file_format=True)
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        client = DICOMfileClient(archive.as_uri())
+    assert len(client.search_for_instances()) == 12
+    skipped = ' '.join(record.getMessage() for record in caplog.records)
+    for name in ('README.txt', 'truncated.dcm', 'garbage.dcm', 'empty.dcm', 'no_uids.dcm'):
+        assert name in skipped
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        DICOMfileClient(archive.as_uri(), update_db=True)
+    assert not caplog.records  # unchanged skipped files are not read (nor reported) again
+    (archive / 'truncated.dcm').write_bytes(data)  # repaired: indexed on the next update
+    client = DICOMfileClient(archive.as_uri(), update_db=True)
+    assert len(client.search_for_instances()) == 13
+
+
+def test_update_db_finds_new_changed_and_removed_files(archive: Path,
+                                                        archive_datasets: list) -> None:
+    client = DICOMfileClient(archive.as_uri())
+    assert len(client.search_for_studies()) == 3
+    extra = make_instance(rows=4, columns=4, patient_id='NEW')
+    write_files([extra], archive / 'new')
+    changed = archive_datasets[0]
+    path = next(archive.rglob(f'{changed.SOPInstanceUID}.dcm'))
+    modified = pydicom.dcmread(path)
+    modified.PatientID = 'CHANGED'
+    modified.StudyInstanceUID = generate_uid()
+    pydicom.dcmwrite(path, modified)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    removed = archive_datasets[-1]
+    next(archive.rglob(f'{removed.SOPInstanceUID}.dcm')).unlink()
+    stale = DICOMfileClient(archive.as_uri())  # no update asked: the index stays as it was
+    assert len(stale.search_for_instances()) == 12
+    fresh = DICOMfileClient(archive.as_uri(), update_db=True)
+    instances = fresh.search_for_instances()
+    assert len(instances) == 12
+    assert extra.SOPInstanceUID in _uids(instances, '00080018')
+    assert removed.SOPInstanceUID not in _uids(instances, '00080018')
+    found = fresh.search_for_instances(search_filters={'SOPInstanceUID': changed.SOPInstanceUID})
+    assert found[0]['00100020']['Value'] == ['CHANGED']
+    assert len(fresh.search_for_studies()) == 5
+    assert stale.search_for_instances(search_filters={'PatientID': 'NEW'})  # same index file
+
+
+def test_recreate_db_and_schema(archive: Path) -> None:
+    DICOMfileClient(archive.as_uri())
+    index = archive / INDEX_NAME
+    with sqlite3.connect(index) as connection:
+        connection.execute("UPDATE meta SET value = 'old' WHERE key = 'schema'")
+    assert len(DICOMfileClient(archive.as_uri()).search_for_instances()) == 12  # rebuilt
+    with sqlite3.connect(index) as connection:
+        connection.execute('DELETE FROM instances')
+    assert DICOMfileClient(archive.as_uri()).search_for_instances() == []
+    assert len(DICOMfileClient(archive.as_uri(), recreate_db=True).search_for_instances()) == 12
+
+
+def test_damaged_index_is_rebuilt(archive: Path, caplog) -> None:
+    (archive / INDEX_NAME).write_bytes(b'this is not an SQLite database' * 100)
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        client = DICOMfileClient(archive.as_uri())
+    assert 'damaged index' in caplog.text
+    assert len(client.search_for_instances()) == 12
+
+
+def test_in_memory_writes_no_file(archive: Path, tmp_path: Path) -> None:
+    before = sorted(tmp_path.rglob('*'))
+    client = DICOMfileClient(archive.as_uri(), in_memory=True)
+    assert len(client.search_for_series()) == 6
+    assert sorted(tmp_path.rglob('*')) == before
+
+
+def test_db_dir(archive: Path, tmp_path: Path) -> None:
+    db_dir = tmp_path / 'index'
+    client = DICOMfileClient(archive.as_uri(), db_dir=db_dir)
+    assert len(client.search_for_studies()) == 3
+    assert not (archive / INDEX_NAME).exists()
+    assert len(list(db_dir.glob('*.sqlite'))) == 1
+
+
+def test_readonly(archive: Path, tmp_path: Path, archive_datasets: list, monkeypatch) -> None:
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    before = sorted(archive.rglob('*'))
+    client = DICOMfileClient(archive.as_uri(), readonly=True)  # index built in the cache
+    assert len(client.search_for_instances()) == 12
+    assert sorted(archive.rglob('*')) == before
+    assert list((tmp_path / 'cache').rglob('*.sqlite'))
+    ds = archive_datasets[0]
+    with pytest.raises(PermissionError, match='store_instances refused.*readonly=True'):
+        client.store_instances([make_instance()])
+    with pytest.raises(dicomweb_client.HTTPError) as raised:
+        client.delete_study(ds.StudyInstanceUID)
+    assert raised.value.status_code == 403
+    assert client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                    ds.SOPInstanceUID).PatientID == ds.PatientID
+    DICOMfileClient(archive.as_uri()).close()  # an index beside the archive ...
+    reader = DICOMfileClient(archive.as_uri(), readonly=True)  # ... is opened read-only
+    with pytest.raises(sqlite3.OperationalError, match='readonly'):
+        reader._connection.execute('DELETE FROM files')
+    assert len(reader.search_for_studies()) == 3
+
+
+# -- searching --------------------------------------------------------------------------------
+
+def test_study_answers(client: DICOMfileClient, archive_datasets: list) -> None:
+    studies = client.search_for_studies()
+    assert len(studies) == 3
+    first = studies[0]
+    assert list(first) == sorted(first)
+    ds = archive_datasets[0]
+    assert first['0020000D'] == {'vr': 'UI', 'Value': [ds.StudyInstanceUID]}
+    assert first['00100010'] == {'vr': 'PN', 'Value': [{'Alphabetic': 'Doe^Patient1'}]}
+    assert first['00080061'] == {'vr': 'CS', 'Value': ['CT', 'MR']}
+    assert first['00201206'] == {'vr': 'IS', 'Value': [2]}
+    assert first['00201208'] == {'vr': 'IS', 'Value': [4]}
+    assert first['00081190']['Value'][0] == f'{client.base_url}/studies/{ds.StudyInstanceUID}'
+    assert '00080018' not in first
+    names = {s['0020000D']['Value'][0]: s['00100010']['Value'][0] for s in studies}
+    assert names[archive_datasets[4].StudyInstanceUID] == {
+        'Alphabetic': 'Müller^Hans', 'Ideographic': 'ミュラー^ハンス'}
+
+
+def test_series_and_instance_answers(client: DICOMfileClient, archive_datasets: list) -> None:
+    ds = archive_datasets[0]
+    series = client.search_for_series(ds.StudyInstanceUID)
+    assert len(series) == 2
+    assert series[0]['00201209'] == {'vr': 'IS', 'Value': [2]}
+    assert series[0]['00100020']['Value'] == ['P1']  # study attributes come along
+    assert series[0]['00200011'] == {'vr': 'IS', 'Value': [1]}
+    instances = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    assert [i['00200013']['Value'][0] for i in instances] == [1, 2]
+    assert instances[0]['00280010'] == {'vr': 'US', 'Value': [8]}
+    assert instances[0]['00083002'] == {'vr': 'UI', 'Value': [EXPLICIT]}
+    assert len(client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)) == 2
+    assert len(client.search_for_instances(ds.StudyInstanceUID)) == 4
+    assert client.search_for_series(generate_uid()) == []
+
+
+FILTERS = [
+    # (level, filters, expected number of results)
+    ('studies', {'PatientID': 'P2'}, 1),
+    ('studies', {'PatientID': ['P1', 'P3']}, 2),
+    ('studies', {'PatientID': 'P1\\P3'}, 2),
+    ('studies', {'PatientID': 'P?'}, 3),
+    ('studies', {'PatientID': 'p2'}, 0),  # case-sensitive for other VRs than PN
+    ('studies', {'PatientName': 'doe^patient1'}, 1),  # PN is case-insensitive
+    ('studies', {'PatientName': 'DOE*'}, 2),
+    ('studies', {'PatientName': 'müller^hans'}, 1),
+    ('studies', {'PatientName': 'Doe'}, 0),
+    ('studies', {'PatientName': '*'}, 3),
+    ('studies', {'PatientName': ''}, 3),
+    ('studies', {'StudyDate': '20240102'}, 1),
+    ('studies', {'StudyDate': '20240102-20240103'}, 2),
+    ('studies', {'StudyDate': '-20240102'}, 2),
+    ('studies', {'StudyDate': '20240103-'}, 1),
+    ('studies', {'StudyDate': datetime.date(2024, 1, 1)}, 1),
+    ('studies', {'StudyTime': '1200-1800'}, 2),
+    ('studies', {'StudyTime': '0830'}, 1),
+    ('studies', {'StudyTime': '-1215'}, 2),
+    ('studies', {'StudyTime': '-1214'}, 1),
+    ('studies', {'ModalitiesInStudy': 'MR'}, 3),
+    ('studies', {'ModalitiesInStudy': ['US', 'CT']}, 3),
+    ('studies', {'ModalitiesInStudy': 'US'}, 0),
+    ('studies', {'AccessionNumber': 'ACC000?'}, 3),
+    ('studies', {'InstitutionName': 'St. Mary'}, 1),
+    ('studies', {'InstitutionName': 'Clinic [North]'}, 1),
+    ('studies', {'InstitutionName': '*Hospital'}, 1),
+    ('studies', {'SeriesDescription': 'MR series 2'}, 3),
+    ('studies', {'BodyPartExamined': 'HEAD', 'PatientID': 'P3'}, 1),
+    ('studies', {'RequestAttributesSequence.ScheduledProcedureStepID': 'SPS1'}, 1),
+    ('studies', {'00100020': 'P1'}, 1),
+    ('studies', {'NumberOfStudyRelatedInstances': 4}, 3),
+    ('studies', {'IssuerOfPatientID': '""'}, 3),
+    ('studies', {'StudyInstanceUID': None}, None),  # filled in by the test: a UID list
+    ('series', {'Modality': 'CT'}, 3),
+    ('series', {'SeriesNumber': 2}, 3),
+    ('series', {'SeriesNumber': '1'}, 3),
+    ('series', {'SeriesDescription': 'CT*'}, 3),
+    ('series', {'BodyPartExamined': 'HEAD'}, 3),
+    ('series', {'PatientID': 'P1', 'Modality': 'MR'}, 1),
+    ('series', {'ImageType': 'AXIAL'}, 6),
+    ('instances', {'InstanceNumber': 2}, 6),
+    ('instances', {'SOPClassUID': '1.2.840.10008.5.1.4.1.1.2'}, 12),
+    ('instances', {'Modality': 'MR', 'StudyDate': '20240103'}, 2),
+    ('instances', {'ContentDate': '20240101-20240102'}, 8),
+    ('instances', {'Rows': 8}, 12),
+    ('instances', {'SpecificCharacterSet': 'ISO_IR 192'}, 4),
+]
+
+
+@pytest.mark.parametrize('force_json', [False, True], ids=['columns', 'json'])
+@pytest.mark.parametrize('level, filters, count', FILTERS)
+def test_filters(client: DICOMfileClient, archive_datasets: list, level, filters, count,
+                 force_json) -> None:
+    if 'StudyInstanceUID' in filters:
+        wanted = [archive_datasets[0].StudyInstanceUID, archive_datasets[8].StudyInstanceUID]
+        filters, count = {'StudyInstanceUID': ','.join(wanted)}, 2
+    client._force_json_matching = force_json
+    results = getattr(client, f'search_for_{level}')(search_filters=filters)
+    assert len(results) == count
+    for key in filters:  # matching keys are returned
+        tag = key if key[0].isdigit() else client.lookup_tag(key.split('.')[0])
+        assert all(tag in result for result in results) or key in (
+            'IssuerOfPatientID', 'PatientName')
+
+
+def test_fuzzy_person_names(client: DICOMfileClient) -> None:
+    assert client.search_for_studies(search_filters={'PatientName': 'hans'}) == []
+    fuzzy = client.search_for_studies(fuzzymatching=True, search_filters={'PatientName': 'hans'})
+    assert len(fuzzy) == 1
+    assert len(client.search_for_studies(fuzzymatching=True,
+                                         search_filters={'PatientName': 'pat*'})) == 2
+    assert len(client.search_for_studies(fuzzymatching=True,
+                                         search_filters={'ReferringPhysicianName': 'doc'})) == 3
+
+
+def test_limit_offset_and_fields(client: DICOMfileClient) -> None:
+    everything = client.search_for_instances()
+    pages = [client.search_for_instances(limit=5, offset=offset) for offset in (0, 5, 10)]
+    assert [len(page) for page in pages] == [5, 5, 2]
+    assert sum(pages, []) == everything
+    assert client.search_for_instances(offset=11) == everything[11:]
+    assert client.search_for_studies(limit=0) == []
+    assert len(client.search_for_studies(limit=2, get_remaining=True)) == 2
+    studies = client.search_for_studies(fields=['InstitutionName', 'StudyDescription',
+                                                '00180015'])
+    assert all('00080080' in study and '00081030' in study for study in studies)
+    nested = client.search_for_series(fields=['RequestAttributesSequence.ScheduledProcedureStepID'])
+    assert nested[0]['00400275']['Value'][0]['00400009']['Value'] == ['SPS0']
+    everything = client.search_for_studies(fields=['all'])
+    assert '00100030' in everything[0] and '00080018' not in everything[0]
+    assert '00080080' not in everything[0]  # a series attribute
+    instance = client.search_for_instances(limit=1, fields=['all'])[0]
+    assert '00080064' in instance and '7FE00010' not in instance
+
+
+@pytest.mark.parametrize('filters, error', [
+    ({'NoSuchKeyword': 'x'}, ValueError),
+    ({'StudyDate': '2024-01-01'}, ValueError),
+    ({'StudyDate': 'yesterday'}, ValueError),
+    ({'StudyTime': '25:00-'}, ValueError),
+    ({'SeriesNumber': 'one'}, ValueError),
+    ({'PatientID': {'a': 1}}, TypeError),
+    ({'limit': 3}, ValueError),
+])
+def test_bad_filters(client: DICOMfileClient, filters, error) -> None:
+    with pytest.raises(error, match='search_filters'):
+        client.search_for_studies(search_filters=filters)
+
+
+def test_bad_search_arguments(client: DICOMfileClient) -> None:
+    with pytest.raises(ValueError, match='limit'):
+        client.search_for_studies(limit=-1)
+    with pytest.raises(TypeError, match='fuzzymatching'):
+        client.search_for_studies(fuzzymatching='yes')
+    with pytest.raises(ValueError, match='fields'):
+        client.search_for_studies(fields=['NoSuchKeyword'])
+    with pytest.raises(ValueError, match='study_instance_uid'):
+        client.search_for_series('1.2/3')
+
+
+NAMES = st.text(alphabet='abAB^ =*?[é', min_size=0, max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=NAMES, fuzzy=st.booleans())
+def test_column_and_json_matching_agree(pattern: str, fuzzy: bool) -> None:
+    client = _name_client()
+    filters = {'PatientName': pattern, 'StudyDescription': pattern.replace('^', '')}
+    for key, value in filters.items():
+        client._force_json_matching = False
+        by_column = client.search_for_studies(fuzzymatching=fuzzy, search_filters={key: value})
+        client._force_json_matching = True
+        by_json = client.search_for_studies(fuzzymatching=fuzzy, search_filters={key: value})
+        assert by_column == by_json
+
+
+DATES = st.sampled_from(['', '20240101', '20240102', '20240103', '2024', '20231231'])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(low=DATES, high=DATES, single=st.booleans())
+def test_column_and_json_date_matching_agree(low: str, high: str, single: bool) -> None:
+    value = low if single else f'{low}-{high}'
+    if value in ('', '-') or (low and not low.isdigit()) or len(low) not in (0, 8) or (
+            len(high) not in (0, 8)):
+        return
+    client = _name_client()
+    client._force_json_matching = False
+    by_column = client.search_for_studies(search_filters={'StudyDate': value})
+    client._force_json_matching = True
+    assert client.search_for_studies(search_filters={'StudyDate': value}) == by_column
+
+
+_NAME_CLIENT: list = []
+
+
+def _name_client() -> DICOMfileClient:
+    """An in-memory archive of studies with awkward names (built once)."""
+    if not _NAME_CLIENT:
+        import tempfile
+        root = Path(tempfile.mkdtemp())
+        names = ['ab^AB', 'Ab^ba', 'a b^B=é^a', '', 'A*^?', 'éa^[b]', 'b^a^ab', 'AB']
+        dates = ['20240101', '', '20240102', '20240103', '20231231', '', '20240102', '2024']
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # pydicom on the invalid date '2024'
+            datasets = [make_instance(rows=2, columns=2, patient_name=name,
+                                      study_description=name.replace('^', ' '),
+                                      study_date=date, bits=8)
+                        for name, date in zip(names, dates)]
+        for ds in datasets:
+            ds.SpecificCharacterSet = 'ISO_IR 192'
+        write_files(datasets, root)
+        _NAME_CLIENT.append(DICOMfileClient(root.as_uri(), in_memory=True))
+    return _NAME_CLIENT[0]
+
+
+# -- retrieving -------------------------------------------------------------------------------
+
+def test_retrieve_instances(client: DICOMfileClient, archive_datasets: list) -> None:
+    ds = archive_datasets[0]
+    instance = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                        ds.SOPInstanceUID)
+    assert instance.SOPInstanceUID == ds.SOPInstanceUID
+    assert instance.PixelData == ds.PixelData
+    study = client.retrieve_study(ds.StudyInstanceUID)
+    assert [item.InstanceNumber for item in study] == [1, 2, 1, 2]
+    series = client.retrieve_series(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                    media_types=(('application/dicom', '*'),))
+    assert {item.SOPInstanceUID for item in series} == {
+        item.SOPInstanceUID for item in archive_datasets[:2]}
+    iterator = client.iter_series(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    assert not isinstance(iterator, list)
+    assert next(iterator).SeriesInstanceUID == ds.SeriesInstanceUID
+    assert len(list(client.iter_study(ds.StudyInstanceUID))) == 4
+
+
+def test_retrieve_not_found_and_bad_input(client: DICOMfileClient,
+                                          archive_datasets: list) -> None:
+    ds = archive_datasets[0]
+    with pytest.raises(FileNotFoundError):
+        client.retrieve_study(generate_uid())
+    with pytest.raises(dicomweb_client.HTTPError) as raised:
+        client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, generate_uid())
+    assert raised.value.status_code == 404
+    with pytest.raises(ValueError, match='study_instance_uid'):
+        client.iter_study('../../etc')
+    with pytest.raises(TypeError, match='study_instance_uid'):
+        client.retrieve_study(None)
+    with pytest.raises(ValueError, match='media type'):
+        client.retrieve_study(ds.StudyInstanceUID, media_types=('image/jpeg',))
+    with pytest.raises(TypeError, match='media_types'):
+        client.retrieve_study(ds.StudyInstanceUID, media_types=42)
+    with pytest.raises(ValueError, match='sop_instance_uid'):
+        client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID, 'a/b')
+
+
+def test_transfer_syntax_choice(tmp_path: Path) -> None:
+    native = make_instance(rows=8, columns=8)
+    rle = make_instance(rows=8, columns=8, frames=2, compressed=True)
+    _write(native, tmp_path / 'implicit.dcm', implicit=True)
+    write_files([rle], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    uids = (native.StudyInstanceUID, native.SeriesInstanceUID, native.SOPInstanceUID)
+    as_stored = client.retrieve_instance(*uids)
+    assert as_stored.file_meta.TransferSyntaxUID == IMPLICIT
+    explicit = client.retrieve_instance(*uids, media_types=(('application/dicom', EXPLICIT),))
+    assert explicit.file_meta.TransferSyntaxUID == EXPLICIT
+    assert explicit.PixelData == native.PixelData
+    rle_uids = (rle.StudyInstanceUID, rle.SeriesInstanceUID, rle.SOPInstanceUID)
+    decoded = client.retrieve_instance(*rle_uids, media_types=(('application/dicom', EXPLICIT),))
+    assert decoded.file_meta.TransferSyntaxUID == EXPLICIT
+    assert np.array_equal(decoded.pixel_array, rle.pixel_array)
+    with pytest.raises(ValueError, match='cannot be converted'):
+        client.retrieve_instance(*rle_uids, media_types=(
+            ('application/dicom', '1.2.840.10008.1.2.4.50'),))
+    either = client.retrieve_instance(*rle_uids, media_types=(
+        ('application/dicom', '1.2.840.10008.1.2.4.50'), ('application/dicom', '*')))
+    assert either.file_meta.TransferSyntaxUID == rle.file_meta.TransferSyntaxUID
+
+
+@pytest.mark.filterwarnings('ignore::UserWarning')  # pydicom on odd encodings
+@pytest.mark.parametrize('name', ['MR_small_bigendian.dcm', 'image_dfl.dcm',
+                                  'SC_rgb_jpeg.dcm', 'JPEG2000.dcm', 'SC_rgb_rle.dcm'])
+def test_files_read_by_pydicom(tmp_path: Path, name: str) -> None:
+    """Big endian, deflated and compressed files: frames, conversion and rendering."""
+    from pydicom.data import get_testdata_file
+    source = get_testdata_file(name, download=False)
+    if source is None:
+        pytest.skip(f'{name} is not bundled with pydicom')
+    (tmp_path / name).write_bytes(Path(source).read_bytes())
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    item, = client.search_for_instances()
+    uids = [item[tag]['Value'][0] for tag in ('0020000D', '0020000E', '00080018')]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ds = pydicom.dcmread(tmp_path / name)
+        expected = ds.pixel_array
+    frames = int(ds.get('NumberOfFrames', 1) or 1)
+    first = expected[0] if frames > 1 else expected
+    frame, = client.retrieve_instance_frames(*uids, [1])
+    assert frame == first.astype(first.dtype.newbyteorder('<')).tobytes()
+    converted = client.retrieve_instance(*uids, media_types=(('application/dicom', EXPLICIT),))
+    assert converted.file_meta.TransferSyntaxUID == EXPLICIT
+    assert np.array_equal(converted.pixel_array, expected)
+    image = Image.open(io.BytesIO(client.retrieve_instance_rendered(*uids)))
+    assert image.size == (ds.Columns, ds.Rows)
+    metadata = client.retrieve_instance_metadata(*uids)
+    assert metadata['00100010'] == ds.to_json_dict()['00100010']
+
+
+def test_metadata_and_bulk_data(tmp_path: Path) -> None:
+    ds = make_instance(rows=8, columns=8)
+    ds.add_new(0x00291010, 'OB', bytes(range(256)) * 8)  # 2048 bytes: bulk data
+    ds.add_new(0x00291011, 'OB', b'small!')
+    ds.ReferencedImageSequence = [pydicom.Dataset()]
+    ds.ReferencedImageSequence[0].add_new(0x00291010, 'OB', b'\x07' * 1500)
+    write_files([ds], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    metadata = client.retrieve_instance_metadata(*uids)
+    assert metadata['00291011'] == {'vr': 'OB', 'InlineBinary': 'c21hbGwh'}
+    assert metadata['00100010'] == {'vr': 'PN', 'Value': [{'Alphabetic': 'Doe^Jane'}]}
+    assert metadata['00200013'] == {'vr': 'IS', 'Value': [1]}
+    pixel_url = metadata['7FE00010']['BulkDataURI']
+    assert pixel_url.startswith(client.base_url + '/studies/')
+    assert client.retrieve_bulkdata(pixel_url) == [ds.PixelData]
+    assert client.retrieve_bulkdata(pixel_url, byte_range=(2, 5)) == [ds.PixelData[2:6]]
+    assert client.retrieve_bulkdata(metadata['00291010']['BulkDataURI']) == [
+        bytes(range(256)) * 8]
+    nested = metadata['00081140']['Value'][0]['00291010']['BulkDataURI']
+    assert list(client.iter_bulkdata(nested)) == [b'\x07' * 1500]
+    assert client.retrieve_study_metadata(ds.StudyInstanceUID) == [metadata]
+    assert client.retrieve_series_metadata(*uids[:2]) == [metadata]
+    with pytest.raises(ValueError, match='bulk data URL'):
+        client.retrieve_bulkdata('file:///etc/passwd')
+    with pytest.raises(FileNotFoundError):
+        client.retrieve_bulkdata(pixel_url.replace('7FE00010', '00291099'))
+    with pytest.raises(ValueError, match='byte_range'):
+        client.retrieve_bulkdata(pixel_url, byte_range=(5, 2))
+
+
+def test_metadata_matches_pydicom(client: DICOMfileClient, archive: Path) -> None:
+    for path in archive.rglob('*.dcm'):
+        ds = pydicom.dcmread(path)
+        expected = ds.to_json_dict()
+        expected.pop('7FE00010')
+        metadata = client.retrieve_instance_metadata(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert metadata.pop('7FE00010')['vr'] == 'OW'
+        assert metadata == expected
+
+
+def test_header_reader_matches_pydicom_on_its_test_files() -> None:
+    """The fast header reader gives what pydicom's to_json_dict gives."""
+    implementation = IMPLEMENTATION
+    compared = 0
+    folder = Path(pydicom.data.__file__).parent / 'test_files'  # no download: local files
+    for name in sorted(str(path) for path in folder.glob('*.dcm')):
+        if Path(name).name == 'badVR.dcm':  # values pydicom drops as invalid
+            continue
+        data = Path(name).read_bytes()
+        try:
+            header = implementation._parse_part10(data, True)
+        except (implementation._NotIndexable, implementation._Unsupported):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            reference = implementation._parse_with_pydicom(name)
+        mine = _comparable(header.metadata)
+        theirs = _comparable(reference.metadata)
+        assert {tag: mine.get(tag) for tag in theirs} == theirs, name
+        assert set(mine) - set(theirs) <= {'300C0002'}, name  # dropped by pydicom: bad UID
+        assert (header.pixel_tag, header.transfer_syntax) == (
+            reference.pixel_tag, reference.transfer_syntax), name
+        compared += 1
+    assert compared >= 40
+
+
+def _comparable(metadata: dict) -> dict:
+    """DICOM JSON without the differences allowed between the readers: empty sequences
+    (``"Value": []`` or no value) and nested bulk data URIs (which name their item path
+    in one reader only)."""
+    import re
+    text = json.dumps(metadata).replace(', "Value": []', '')
+    for match in set(re.findall(r'bulkdata/[0-9A-F/]+', text)):
+        text = text.replace(match, 'bulkdata/' + match.rsplit('/', 1)[-1])
+    return json.loads(text)
+
+
+def test_frames(tmp_path: Path) -> None:
+    native = make_instance(rows=8, columns=6, frames=3)
+    rle = make_instance(rows=8, columns=6, frames=3, compressed=True)
+    rgb = make_instance(rows=4, columns=4, frames=2, samples_per_pixel=3)
+    write_files([native, rle, rgb], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+
+    def uids(ds):
+        return ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+    frames = client.retrieve_instance_frames(*uids(native), [3, 1])
+    assert frames == [frame_bytes(native, 3), frame_bytes(native, 1)]
+    assert client.retrieve_instance_frames(*uids(rgb), [2]) == [frame_bytes(rgb, 2)]
+    stored = client.retrieve_instance_frames(*uids(rle), [2], media_types=('image/dicom-rle',))
+    assert stored == [frame_bytes(rle, 2)]
+    wildcard = client.retrieve_instance_frames(*uids(rle), [1], media_types=('*/*',))
+    assert wildcard == [frame_bytes(rle, 1)]
+    decoded = list(client.iter_instance_frames(*uids(rle), [2]))
+    assert decoded == [rle.pixel_array[1].tobytes()]
+    with pytest.raises(ValueError, match='not available'):
+        client.retrieve_instance_frames(*uids(native), [1], media_types=('image/jpeg',))
+    with pytest.raises(ValueError, match='frame_numbers'):
+        client.retrieve_instance_frames(*uids(native), [4])
+    with pytest.raises(ValueError, match='frame_numbers'):
+        client.retrieve_instance_frames(*uids(native), [0])
+    with pytest.raises(TypeError, match='frame_numbers'):
+        client.retrieve_instance_frames(*uids(native), '1')
+    url = f'{client.base_url}/studies/{uids(rle)[0]}/series/{uids(rle)[1]}/instances/' \
+          f'{uids(rle)[2]}/frames/1,3'
+    assert client.retrieve_bulkdata(url, media_types=('image/dicom-rle',)) == [
+        frame_bytes(rle, 1), frame_bytes(rle, 3)]
+    pixel_url = client.retrieve_instance_metadata(*uids(rle))['7FE00010']['BulkDataURI']
+    assert len(client.retrieve_bulkdata(pixel_url, media_types=('image/dicom-rle',))) == 3
+
+
+def test_frames_of_a_file_changed_after_indexing(tmp_path: Path) -> None:
+    ds = make_instance(rows=8, columns=8, frames=2)
+    path, = write_files([ds], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    ds.add_new(0x00291010, 'OB', b'\x01' * 4000)  # the pixel data moves in the file
+    ds.PixelData = bytes(reversed(ds.PixelData))
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                             ds.SOPInstanceUID, [1])
+    assert frames == [frame_bytes(ds, 1)]
+
+
+def test_rendering(tmp_path: Path) -> None:
+    grey = make_instance(rows=16, columns=12)
+    grey.WindowCenter, grey.WindowWidth = 30000, 20000
+    multi = make_instance(rows=8, columns=8, frames=3, bits=8, compressed=True)
+    rgb = make_instance(rows=8, columns=8, samples_per_pixel=3)
+    write_files([grey, multi, rgb], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    uids = (grey.StudyInstanceUID, grey.SeriesInstanceUID, grey.SOPInstanceUID)
+    jpeg = Image.open(io.BytesIO(client.retrieve_instance_rendered(*uids)))
+    assert (jpeg.format, jpeg.size, jpeg.mode) == ('JPEG', (12, 16), 'L')
+    png = client.retrieve_instance_rendered(*uids, media_types=('image/png',))
+    pixels = np.asarray(Image.open(io.BytesIO(png)))
+    values = grey.pixel_array.astype(float)
+    expected = np.clip(((values - 29999.5) / 19999 + 0.5) * 255, 0, 255)
+    assert np.abs(pixels.astype(float) - expected).max() <= 1
+    wide = client.retrieve_instance_rendered(*uids, media_types=('image/png',),
+                                             params={'window': '32768,65536'})
+    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(wide))), pixels)
+    small = client.retrieve_instance_rendered(*uids, params={'viewport': '6,6', 'quality': 50})
+    assert Image.open(io.BytesIO(small)).size == (4, 6)
+    if 'image/jp2' in _writable():
+        jp2 = client.retrieve_instance_rendered(*uids, media_types=('image/jp2',))
+        assert Image.open(io.BytesIO(jp2)).format == 'JPEG2000'
+    colour = client.retrieve_instance_rendered(rgb.StudyInstanceUID, rgb.SeriesInstanceUID,
+                                               rgb.SOPInstanceUID, media_types=('image/png',))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(colour))), rgb.pixel_array)
+    multi_uids = (multi.StudyInstanceUID, multi.SeriesInstanceUID, multi.SOPInstanceUID)
+    animated = client.retrieve_instance_frames_rendered(*multi_uids, [1, 3],
+                                                        media_types=('image/gif',))
+    assert Image.open(io.BytesIO(animated)).n_frames == 2
+    single = client.retrieve_instance_frames_rendered(*multi_uids, [2],
+                                                      media_types=('image/png',))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(single))),
+                          _stretched(multi.pixel_array[1]))
+    series = client.retrieve_series_rendered(*uids[:2], media_types=('image/*',))
+    assert Image.open(io.BytesIO(series)).format == 'JPEG'
+    with pytest.raises(ValueError, match='quality'):
+        client.retrieve_instance_rendered(*uids, params={'quality': 101})
+    with pytest.raises(ValueError, match='viewport'):
+        client.retrieve_instance_rendered(*uids, params={'viewport': 'big'})
+    with pytest.raises(ValueError, match='render'):
+        client.retrieve_instance_rendered(*uids, media_types=('text/html',))
+    with pytest.raises(ValueError, match='media type'):
+        client.retrieve_instance_rendered(*uids, media_types=('application/dicom',))
+
+
+def _writable() -> set:
+    from PIL import features
+    return {'image/jp2'} if features.check('jpg_2000') else set()
+
+
+def _stretched(array: np.ndarray) -> np.ndarray:
+    values = array.astype(float)
+    low, high = values.min(), values.max()
+    return np.rint(np.clip((values - low) * 255 / (high - low), 0, 255)).astype(np.uint8)
+
+
+def test_render_encapsulated_pdf(tmp_path: Path) -> None:
+    ds = make_instance(rows=2, columns=2)
+    del ds.PixelData
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.104.1'
+    ds.EncapsulatedDocument = b'%PDF-1.4 ' + b'x' * 2001
+    ds.MIMETypeOfEncapsulatedDocument = 'application/pdf'
+    write_files([ds], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    document = client.retrieve_instance_rendered(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
+        media_types=('application/pdf',))
+    assert document == ds.EncapsulatedDocument
+
+
+# -- storing and deleting --------------------------------------------------------------------
+
+def test_store_search_retrieve_delete_round_trip(tmp_path: Path) -> None:
+    root = tmp_path / 'store'
+    client = DICOMfileClient(root.as_uri())
+    datasets = make_study(2, 2, rows=4, columns=4)
+    report = client.store_instances(datasets[:3])
+    assert len(report.ReferencedSOPSequence) == 3 and 'FailedSOPSequence' not in report
+    client.store_instances([to_bytes(datasets[3])], datasets[3].StudyInstanceUID)
+    study_uid = datasets[0].StudyInstanceUID
+    for ds in datasets:
+        path = root / ds.StudyInstanceUID / ds.SeriesInstanceUID / f'{ds.SOPInstanceUID}.dcm'
+        assert pydicom.dcmread(path).SOPInstanceUID == ds.SOPInstanceUID
+    assert not list(root.rglob('.dwc-*'))  # no temporary files left
+    found = client.search_for_studies(search_filters={'StudyInstanceUID': study_uid})
+    assert found[0]['00201208']['Value'] == [4]
+    assert len(client.retrieve_study(study_uid)) == 4
+    reopened = DICOMfileClient(root.as_uri(), update_db=True)
+    assert len(reopened.search_for_instances()) == 4
+    first = datasets[0]
+    client.delete_instance(study_uid, first.SeriesInstanceUID, first.SOPInstanceUID)
+    assert len(client.search_for_instances()) == 3
+    assert client.search_for_series(study_uid, search_filters={
+        'SeriesInstanceUID': first.SeriesInstanceUID})[0]['00201209']['Value'] == [1]
+    client.delete_series(study_uid, datasets[2].SeriesInstanceUID)
+    assert len(client.search_for_series()) == 1
+    client.delete_study(study_uid)
+    assert client.search_for_studies() == []
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        p.name for p in root.iterdir() if p.name.startswith(INDEX_NAME))
+    with pytest.raises(FileNotFoundError):
+        client.delete_study(study_uid)
+    assert DICOMfileClient(root.as_uri(), update_db=True).search_for_studies() == []
+
+
+def test_store_again_is_an_update(archive: Path, archive_datasets: list) -> None:
+    client = DICOMfileClient(archive.as_uri())
+    ds = copy.deepcopy(archive_datasets[0])
+    ds.PatientID = 'UPDATED'
+    client.store_instances([ds])
+    client.store_instances([ds])
+    assert len(client.search_for_instances()) == 12
+    found = client.search_for_instances(search_filters={'SOPInstanceUID': ds.SOPInstanceUID})
+    assert found[0]['00100020']['Value'] == ['UPDATED']
+    assert len(list(archive.rglob(f'{ds.SOPInstanceUID}.dcm'))) == 1  # the old file is gone
+    assert len(DICOMfileClient(archive.as_uri(), recreate_db=True).search_for_instances()) == 12
+
+
+def test_store_inputs_and_failures(tmp_path: Path) -> None:
+    root = tmp_path / 'store'
+    client = DICOMfileClient(root.as_uri())
+    from_path, from_file, bare = (make_instance(rows=2, columns=2) for _ in range(3))
+    path, = write_files([from_path], tmp_path / 'elsewhere')
+    del bare.file_meta  # no file meta: written as Explicit VR Little Endian
+    other_study = make_instance(rows=2, columns=2)
+    with open(path, 'rb'):
+        pass
+    report = client.store_instances(
+        [str(path), io.BytesIO(to_bytes(from_file)), bare, other_study, b'not dicom'],
+        study_instance_uid=None)
+    assert len(report.ReferencedSOPSequence) == 4
+    assert len(report.FailedSOPSequence) == 1
+    assert report.FailedSOPSequence[0].FailureReason == 0xC000
+    mismatch = client.store_instances([make_instance(rows=2, columns=2)] * 1 + [
+        make_instance(rows=2, columns=2, study_uid=other_study.StudyInstanceUID)],
+        study_instance_uid=other_study.StudyInstanceUID)
+    assert len(mismatch.ReferencedSOPSequence) == 1
+    assert mismatch.FailedSOPSequence[0].FailureReason == 0xA900
+    twice = make_instance(rows=2, columns=2)
+    changed = copy.deepcopy(twice)
+    changed.PatientID = 'SECOND'
+    client.store_instances([twice, changed])  # one request, one instance: the last wins
+    found = client.search_for_instances(search_filters={'SOPInstanceUID': twice.SOPInstanceUID})
+    assert [item['00100020']['Value'] for item in found] == [['SECOND']]
+    with pytest.raises(TypeError, match='single'):
+        client.store_instances(make_instance())
+    with pytest.raises(ValueError, match='at least one'):
+        client.store_instances([])
+    with pytest.raises(TypeError, match='datasets'):
+        client.store_instances([42])
+    with pytest.raises(ValueError, match='study_instance_uid'):
+        client.store_instances([from_path], study_instance_uid='x/y')
+
+
+@pytest.mark.parametrize('attribute', ['StudyInstanceUID', 'SeriesInstanceUID',
+                                       'SOPInstanceUID'])
+@pytest.mark.parametrize('uid', ['../../etc', '..', '1.2/3', '/etc/passwd', '1.2\\..\\3',
+                                 '1.2.3/', '', '1.2.abc', '1' * 65])
+def test_store_refuses_uids_that_are_not_safe_file_names(tmp_path: Path, attribute,
+                                                          uid) -> None:
+    root = tmp_path / 'a' / 'b' / 'store'
+    client = DICOMfileClient(root.as_uri())
+    ds = make_instance(rows=2, columns=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # pydicom's own complaint about the invalid UID
+        setattr(ds, attribute, uid)
+        with pytest.raises(ValueError, match='no instance was stored') as raised:
+            client.store_instances([ds])
+    assert raised.value.status_code == 409
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
+    assert all(name.startswith(f'a{os.sep}b{os.sep}store{os.sep}{INDEX_NAME}')
+               for name in files), files
+
+
+def test_delete_failure_keeps_files_and_rows(archive: Path, archive_datasets: list,
+                                             monkeypatch) -> None:
+    client = DICOMfileClient(archive.as_uri())
+    ds = archive_datasets[0]
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError('disk I/O error')
+
+    monkeypatch.setattr(DICOMfileClient, '_delete_rows', staticmethod(broken))
+    with pytest.raises(sqlite3.OperationalError):
+        client.delete_study(ds.StudyInstanceUID)
+    monkeypatch.undo()
+    assert len(client.search_for_instances(ds.StudyInstanceUID)) == 4
+    assert len(list(archive.rglob('*.dcm'))) == 12
+    assert not list(archive.rglob('.dwc-*'))
+
+
+def test_interrupted_store_and_delete_are_repaired_by_the_next_update(
+        archive: Path, archive_datasets: list, monkeypatch) -> None:
+    client = DICOMfileClient(archive.as_uri())
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt('killed')
+
+    monkeypatch.setattr(DICOMfileClient, '_index_stored', crash)
+    new = make_instance(rows=2, columns=2)
+    with pytest.raises(KeyboardInterrupt):
+        client.store_instances([new])  # the file is written, the index row is not
+    monkeypatch.undo()
+    # a delete killed after moving a file aside, before committing
+    ds = archive_datasets[5]
+    path = next(archive.rglob(f'{ds.SOPInstanceUID}.dcm'))
+    aside = path.with_name(f'.dwc-del-1-{path.name}')
+    path.rename(aside)
+    os.utime(aside, (time.time() - 120, time.time() - 120))  # left two minutes ago
+    repaired = DICOMfileClient(archive.as_uri(), update_db=True)
+    sops = _uids(repaired.search_for_instances(), '00080018')
+    assert new.SOPInstanceUID in sops and ds.SOPInstanceUID not in sops
+    assert not list(archive.rglob('.dwc-*'))
+
+
+def test_duplicate_sop_instances(archive: Path, archive_datasets: list) -> None:
+    ds = archive_datasets[0]
+    original = next(archive.rglob(f'{ds.SOPInstanceUID}.dcm'))
+    copy = archive / 'copies' / 'copy.dcm'
+    copy.parent.mkdir()
+    copy.write_bytes(original.read_bytes())
+    client = DICOMfileClient(archive.as_uri())
+    assert len(client.search_for_instances()) == 12
+    indexed = client._stored(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)[0]
+    (archive / indexed.path).unlink()
+    updated = DICOMfileClient(archive.as_uri(), update_db=True)
+    assert updated.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                     ds.SOPInstanceUID).SOPInstanceUID == ds.SOPInstanceUID
+    updated.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert not original.exists() and not copy.exists()
+
+
+# -- concurrency and crashes ------------------------------------------------------------------
+
+_INDEXER = textwrap.dedent('''
+    import sys, time
+    sys.path[:0] = {paths!r}
+    implementation = __import__({module!r})
+    original = implementation._read_records
+    def slow(root, paths):
+        time.sleep(0.05)
+        return original(root, paths)
+    implementation._read_records = slow
+    implementation._INDEX_BATCH_SIZE = 20
+    implementation._POOL_CHUNK_SIZE = 20
+    implementation._POOL_THRESHOLD = 10 ** 9
+    implementation.DICOMfileClient({url!r})
+''')
+
+
+def _many_files(root: Path, count: int) -> list:
+    template = make_instance(rows=2, columns=2)
+    sops = []
+    for index in range(count):
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        template.InstanceNumber = index + 1
+        pydicom.dcmwrite(root / f'{index:04d}.dcm', template, enforce_file_format=True)
+        sops.append(template.SOPInstanceUID)
+    return sops
+
+
+def test_killed_while_indexing(tmp_path: Path) -> None:
+    root = tmp_path / 'big'
+    root.mkdir()
+    sops = _many_files(root, 300)
+    script = _INDEXER.format(paths=IMPORT_PATHS, module=DICOMfileClient.__module__,
+                             url=root.as_uri())
+    process = subprocess.Popen([sys.executable, '-c', script])
+    index = root / INDEX_NAME
+    deadline = time.monotonic() + 20
+    rows = 0
+    while time.monotonic() < deadline and rows < 40:
+        time.sleep(0.02)
+        rows = _count_rows(index)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < _count_rows(index) < 300  # killed in the middle
+    client = DICOMfileClient(root.as_uri())  # an unfinished index is completed on opening
+    assert _uids(client.search_for_instances(), '00080018') == set(sops)
+    assert client.search_for_series()[0]['00201209']['Value'] == [300]
+
+
+def _count_rows(index: Path) -> int:
+    if not index.exists():
+        return 0
+    try:
+        with sqlite3.connect(f'{index.as_uri()}?mode=ro', uri=True, timeout=1) as connection:
+            return connection.execute('SELECT count(*) FROM instances').fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_readers_in_other_processes_during_an_update(archive: Path) -> None:
+    DICOMfileClient(archive.as_uri()).close()
+    _many_files(archive, 60)
+    reader = textwrap.dedent(f'''
+        import sys
+        sys.path[:0] = {IMPORT_PATHS!r}
+        DICOMfileClient = __import__({DICOMfileClient.__module__!r}).DICOMfileClient
+        counts = set()
+        for _ in range(30):
+            client = DICOMfileClient({archive.as_uri()!r})
+            counts.add(len(client.search_for_instances()))
+            client.close()
+        print(sorted(counts))
+    ''')
+    process = subprocess.Popen([sys.executable, '-c', reader], stdout=subprocess.PIPE,
+                               text=True)
+    DICOMfileClient(archive.as_uri(), update_db=True)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert set(json.loads(output)) <= {12, 72}
+
+
+def test_process_pool_indexing(tmp_path: Path, monkeypatch) -> None:
+    import concurrent.futures
+    import multiprocessing
+    method = 'fork' if 'fork' in multiprocessing.get_all_start_methods() else 'spawn'
+    monkeypatch.setattr(IMPLEMENTATION, '_pool_context',
+                        lambda: (multiprocessing.get_context(method), 10))
+    monkeypatch.setattr(IMPLEMENTATION, '_POOL_CHUNK_SIZE', 8)
+    pools = []
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, 'ProcessPoolExecutor', CountedPool)
+    sops = _many_files(tmp_path, 40)
+    (tmp_path / 'junk.bin').write_bytes(b'junk')
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    client_sops = _uids(client.search_for_instances(), '00080018')
+    assert client_sops == set(sops)
+    assert len(pools) == 1
+
+
+def test_bundled_pydicom_files(tmp_path: Path, caplog) -> None:
+    for path in pydicom_test_files():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    instances = client.search_for_instances()
+    assert len(instances) == 3  # MR_small_RLE.dcm is MR_small.dcm compressed: same UIDs
+    assert 'is indexed from' in caplog.text
+    for item in instances:
+        uids = [item[tag]['Value'][0] for tag in ('0020000D', '0020000E', '00080018')]
+        ds = pydicom.dcmread(tmp_path / client._stored(*uids)[0].path)
+        frames = client.retrieve_instance_frames(*uids, [1], media_types=('*/*',))
+        assert frames == [frame_bytes(ds, 1)]
+        image = client.retrieve_instance_rendered(*uids, media_types=('image/png',))
+        assert Image.open(io.BytesIO(image)).size == (ds.Columns, ds.Rows)
+
+
+# -- the same answers as a DICOMweb server ------------------------------------------------
+
+ORTHANC_QUERIES = [
+    ('studies', {}),
+    ('studies', {'PatientID': 'P2'}),
+    ('studies', {'PatientID': 'P*'}),
+    ('studies', {'PatientName': 'Doe^Patient?'}),
+    ('studies', {'StudyDate': '20240102-20240103'}),
+    ('studies', {'StudyDate': '-20240101'}),
+    ('studies', {'AccessionNumber': 'ACC0003'}),
+    ('studies', {'ModalitiesInStudy': 'MR'}),
+    ('series', {}),
+    ('series', {'Modality': 'CT'}),
+    ('series', {'SeriesNumber': '2'}),
+    ('instances', {}),
+    ('instances', {'InstanceNumber': '1'}),
+    ('instances', {'SOPClassUID': '1.2.840.10008.5.1.4.1.1.4'}),
+]
+
+
+def test_same_answers_as_orthanc(orthanc_clean, archive: Path, archive_datasets: list) -> None:
+    orthanc_clean.upload(to_bytes(ds) for ds in archive_datasets)
+    web = dicomweb_client.DICOMwebClient(orthanc_clean.url)
+    files = DICOMfileClient(archive.as_uri(), in_memory=True)
+    for level, filters in ORTHANC_QUERIES:
+        tag = {'studies': '0020000D', 'series': '0020000E', 'instances': '00080018'}[level]
+        expected = getattr(web, f'search_for_{level}')(search_filters=filters)
+        answered = getattr(files, f'search_for_{level}')(search_filters=filters)
+        assert _uids(answered, tag) == _uids(expected, tag), (level, filters)
+        assert len(answered) == len(expected)
+    study = archive_datasets[0].StudyInstanceUID
+    assert _uids(files.search_for_series(study), '0020000E') == _uids(
+        web.search_for_series(study), '0020000E')
+    web_study = web.search_for_studies(search_filters={'StudyInstanceUID': study})[0]
+    file_study = files.search_for_studies(search_filters={'StudyInstanceUID': study})[0]
+    for tag in ('00080020', '00080050', '00080061', '00100010', '00100020', '00201206',
+                '00201208'):
+        assert file_study[tag] == web_study[tag], tag
+    assert set(web_study) - set(file_study) == set()
