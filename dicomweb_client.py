@@ -24,6 +24,7 @@ import email.utils
 import enum
 import hashlib
 import http.client
+import importlib
 import io
 import itertools
 import json
@@ -4589,10 +4590,20 @@ _PILLOW_FORMATS = {'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/gif': 'GIF',
                    'image/jp2': 'JPEG2000'}
 
 
+def _image_module(name: str) -> Any:
+    """Import numpy or a Pillow module for image features, with a clear error if absent."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        package = 'numpy' if name.startswith('numpy') else 'Pillow'
+        raise ImportError(f'rendering images needs {package}, which is not installed: '
+                          f'pip install numpy Pillow (or dicomweb_client[image])') from error
+
+
 def _pillow_can_write(media_type: str) -> bool:
     if media_type != 'image/jp2':
         return True
-    from PIL import features
+    features = _image_module('PIL.features')
     return bool(features.check('jpg_2000'))
 
 
@@ -4655,7 +4666,7 @@ def _numbers_param(value: Any, name: str, counts: Tuple[int, ...]) -> Tuple[floa
 
 def _display_pixels(array: Any, dataset: Dataset, window: Optional[Tuple[float, ...]]) -> Any:
     """Pixels of one frame as 8-bit grey or RGB: modality LUT, then VOI window."""
-    import numpy
+    numpy = _image_module('numpy')
     samples = int(dataset.get('SamplesPerPixel', 1) or 1)
     if samples > 1:
         if array.dtype != numpy.uint8:
@@ -4696,8 +4707,8 @@ def _dataset_window(dataset: Dataset) -> Optional[Tuple[float, float]]:
 
 def _encode_images(images: Sequence[Any], media_type: str, options: Dict[str, Any]) -> bytes:
     """Encode 8-bit frames with Pillow (several frames only as an animated GIF)."""
-    from PIL import Image
-    pictures = [Image.fromarray(image) for image in images]
+    image_module = _image_module('PIL.Image')
+    pictures = [image_module.fromarray(image) for image in images]
     viewport = options.get('viewport')
     if viewport is not None:
         pictures = [_fit_viewport(picture, viewport) for picture in pictures]
