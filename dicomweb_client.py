@@ -1250,6 +1250,9 @@ class _ConnectionPool:
         self._lock = threading.Lock()
 
     def _queue(self, origin: _Origin) -> queue.LifoQueue:
+        idle = self._queues.get(origin)
+        if idle is not None:
+            return idle
         with self._lock:
             if origin not in self._queues:
                 self._queues[origin] = queue.LifoQueue(self.maxsize)
@@ -1354,7 +1357,7 @@ class Session:
         self.pool_maxsize = 10
         self._pool = _ConnectionPool(self.pool_maxsize)
         self._ssl_contexts: Dict[Any, ssl.SSLContext] = {}
-        self._proxy_decisions: Dict[Any, Optional[str]] = {}
+        self._origins: Dict[Any, _Origin] = {}
         self._ssl_lock = threading.Lock()
 
     def __enter__(self) -> 'Session':
@@ -1644,27 +1647,31 @@ class Session:
         return connection
 
     def _origin(self, url: str, options: '_SendOptions') -> _Origin:
+        """Where ``url`` is sent with these options (remembered per scheme and host)."""
+        pieces = url.split('/', 3)  # scheme, '', host and port, path
+        key = (pieces[0], pieces[2] if len(pieces) > 2 else '', options.proxies, options.tls,
+               self.trust_env)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = self._new_origin(url, options)
+        return origin
+
+    def _new_origin(self, url: str, options: '_SendOptions') -> _Origin:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise ValueError(f'cannot send a request to {url!r}: not an http(s) URL')
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         return _Origin(parts.scheme, parts.hostname, port,
-                       self._proxy_for(parts.scheme, parts.hostname, options.proxies),
+                       self._choose_proxy(parts.scheme, parts.hostname,
+                                          dict(options.proxies)),
                        options.tls if parts.scheme == 'https' else None)
 
-    def _proxy_for(self, scheme: str, host: str,
-                   proxies: Tuple[Tuple[str, str], ...]) -> Optional[str]:
-        """The proxy URL for a host, or ``None``; decided once per host and settings.
-
-        Environment variables are read the first time a host is seen, not on every
-        request (reading them costs more than a small request on loopback).
-        """
-        key = (scheme, host, self.trust_env, proxies)
-        if key not in self._proxy_decisions:
-            self._proxy_decisions[key] = self._choose_proxy(scheme, host, dict(proxies))
-        return self._proxy_decisions[key]
-
     def _choose_proxy(self, scheme: str, host: str, given: Dict[str, str]) -> Optional[str]:
+        """The proxy URL for a host, or ``None`` (environment variables apply too).
+
+        Called once per origin: reading the environment costs more than a small request
+        on loopback.
+        """
         proxies: Dict[str, str] = {}
         if self.trust_env:
             proxies.update((k, v) for k, v in urllib.request.getproxies().items()
