@@ -1354,14 +1354,24 @@ class Session:
         self.timeout: Any = None
         self.retry = RetryPolicy(max_attempts=1)
         self.max_redirects = 10
-        self.pool_maxsize = 10
-        self._pool = _ConnectionPool(self.pool_maxsize)
+        self._pool = _ConnectionPool(10)
         self._ssl_contexts: Dict[Any, ssl.SSLContext] = {}
         self._origins: Dict[Any, _Origin] = {}
         self._ssl_lock = threading.Lock()
 
     def __enter__(self) -> 'Session':
         return self
+
+    @property
+    def pool_maxsize(self) -> int:
+        """int: most idle connections kept per server (set before the first request)."""
+        return self._pool.maxsize
+
+    @pool_maxsize.setter
+    def pool_maxsize(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f'pool_maxsize must be a positive integer, got {value!r}')
+        self._pool.maxsize = value
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
@@ -4597,14 +4607,20 @@ _PILLOW_FORMATS = {'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/gif': 'GIF',
                    'image/jp2': 'JPEG2000'}
 
 
-def _image_module(name: str) -> Any:
+def _image_module(name: str, purpose: str = 'rendering images') -> Any:
     """Import numpy or a Pillow module for image features, with a clear error if absent."""
     try:
         return importlib.import_module(name)
     except ImportError as error:
         package = 'numpy' if name.startswith('numpy') else 'Pillow'
-        raise ImportError(f'rendering images needs {package}, which is not installed: '
+        raise ImportError(f'{purpose} needs {package}, which is not installed: '
                           f'pip install numpy Pillow (or dicomweb_client[image])') from error
+
+
+def _pixel_array(dataset: Dataset, index: Optional[int] = None) -> Any:
+    """Decoded pixels (of one frame if ``index`` is given); needs numpy."""
+    _image_module('numpy', 'decoding pixel data')
+    return pydicom.pixels.pixel_array(dataset, index=index)
 
 
 def _pillow_can_write(media_type: str) -> bool:
@@ -5838,7 +5854,7 @@ class DICOMfileClient:
             return pydicom.encaps.get_frame(dataset.PixelData, number - 1,
                                             extended_offsets=extended,
                                             number_of_frames=stored.frames or 1)
-        array = pydicom.pixels.pixel_array(dataset, index=number - 1)
+        array = _pixel_array(dataset, number - 1)
         if int(dataset.get('BitsAllocated', 8)) == 1:
             return pydicom.pixels.pack_bits(array)
         return array.astype(array.dtype.newbyteorder('<')).tobytes()
@@ -6045,7 +6061,7 @@ class DICOMfileClient:
                 raise ValueError(f'instance {item.sop} has no pixel data to render')
             path, _ = self._current(item)
             dataset = pydicom.dcmread(path)
-            array = pydicom.pixels.pixel_array(dataset, index=number - 1)
+            array = _pixel_array(dataset, number - 1)
             images.append(_display_pixels(array, dataset, options.get('window')))
         return _encode_images(images, media_type, options)
 
@@ -6304,6 +6320,7 @@ def _as_explicit_little_endian(dataset: Dataset, stored_syntax: str) -> Dataset:
         return dataset
     if stored_syntax in _NATIVE_SYNTAXES:
         return _decode_dataset(_reencoded(dataset))
+    _image_module('numpy', 'decompressing pixel data')
     dataset.decompress()
     return dataset
 
@@ -6311,7 +6328,7 @@ def _as_explicit_little_endian(dataset: Dataset, stored_syntax: str) -> Dataset:
 def _reencoded(dataset: Dataset) -> bytes:
     """A deflated or big endian dataset written as Explicit VR Little Endian."""
     if 'PixelData' in dataset and dataset.file_meta.TransferSyntaxUID == '1.2.840.10008.1.2.2':
-        array = dataset.pixel_array
+        array = _pixel_array(dataset)
         dataset.PixelData = array.astype(array.dtype.newbyteorder('<')).tobytes()
     dataset.file_meta.TransferSyntaxUID = _EXPLICIT_VR_LITTLE_ENDIAN
     buffer = io.BytesIO()
