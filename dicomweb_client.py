@@ -63,13 +63,16 @@ from typing import (
     Protocol,
     Sequence,
     Tuple,
+    TypeVar,
     Union,
+    cast,
 )
 
 import pydicom
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID
 
 __version__ = '0.1.0'
 
@@ -82,6 +85,9 @@ __all__ = [
     'create_session_from_gcp_credentials', 'create_session_from_user_pass', 'lookup_keyword',
     'lookup_tag', 'parse_query_parameters',
 ]
+
+_T = TypeVar('_T')
+_R = TypeVar('_R')
 
 MediaTypes = Tuple[Union[str, Tuple[str, str]], ...]
 """Acceptable media types, each a media type or a (media type, transfer syntax UID) pair."""
@@ -1536,6 +1542,7 @@ class Session:
                            options: '_SendOptions') -> Response:
         body = _Body(prepared.body)
         retry = options.retry
+        wait: Optional[float]
         while True:
             try:
                 response = self._send_once(prepared, body, options)
@@ -1630,6 +1637,7 @@ class Session:
             proxy = urllib.parse.urlsplit(origin.proxy)
             host, port = proxy.hostname or '', proxy.port or 80
         if origin.scheme == 'https':
+            assert origin.tls is not None  # _new_origin sets it for every https origin
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 host, port, timeout=connect_timeout, context=self._ssl_context(origin.tls))
             connection.response_class = _HTTPResponse
@@ -1746,7 +1754,8 @@ class _HTTPResponse(http.client.HTTPResponse):
 
     def _read_header_lines(self) -> http.client.HTTPMessage:
         headers = http.client.HTTPMessage()
-        name = value = None
+        name: Optional[str] = None
+        value = ''  # read only once a field name has been seen
         for _ in range(_MAX_HEADERS):
             line = self.fp.readline(_MAX_HEADER_LINE + 1)
             if len(line) > _MAX_HEADER_LINE:
@@ -1907,7 +1916,7 @@ class _ForeignSession:
                                           timeout=timeout, stream=True)
             response = _ForeignResponse(answer, method)
             wait = retry.wait_after(response) if retry and body.replayable else None
-            if wait is None:
+            if wait is None or retry is None:
                 return response
             response.close()
             time.sleep(wait)
@@ -2269,7 +2278,7 @@ class _PartSource:
             raise TypeError(f'cannot store {type(item).__name__}: pass pydicom Datasets, '
                             'bytes of Part 10 files, file paths or binary file objects')
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int) -> Iterator[Union[bytes, bytearray]]:
         """Yield the bytes of the part."""
         item = self.item
         if isinstance(item, Dataset):
@@ -2329,7 +2338,7 @@ class MultipartBody:
         per_part = len(self._part_header) + 2
         return sum(sizes) + per_part * len(sizes) + len(self._closing)  # type: ignore
 
-    def __call__(self) -> Iterator[bytes]:
+    def __call__(self) -> Iterator[Union[bytes, bytearray]]:
         for part in self.parts:
             yield self._part_header
             yield from part.chunks(self.chunk_size)
@@ -3072,7 +3081,7 @@ class DICOMwebClient:
 
         """
         url = self._url('wado', study_instance_uid)
-        if _parallel(workers):
+        if workers is not None and _parallel(workers):
             return self._iter_instances_in_parallel(study_instance_uid, None, media_types,
                                                     additional_params, workers)
         return self._iter_instances(url, media_types, additional_params)
@@ -3105,7 +3114,7 @@ class DICOMwebClient:
 
         """
         url = self._url('wado', study_instance_uid, series_instance_uid)
-        if _parallel(workers):
+        if workers is not None and _parallel(workers):
             return self._iter_instances_in_parallel(study_instance_uid, series_instance_uid,
                                                     media_types, additional_params, workers)
         return self._iter_instances(url, media_types, additional_params)
@@ -3265,7 +3274,7 @@ class DICOMwebClient:
         frame_numbers = _check_frame_numbers(frame_numbers)
         url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
                         frame_numbers)
-        if _parallel(workers) and len(frame_numbers) > 1:
+        if workers is not None and _parallel(workers) and len(frame_numbers) > 1:
             _accept('frames', media_types)
             size = -(-len(frame_numbers) // workers)
             groups = [frame_numbers[i:i + size] for i in range(0, len(frame_numbers), size)]
@@ -3562,8 +3571,8 @@ def _parallel(workers: Optional[int]) -> bool:
     return workers > 1
 
 
-def _ordered_map(function: Callable[[Any], Any], items: Sequence[Any],
-                 workers: int) -> Iterator[Any]:
+def _ordered_map(function: Callable[[_T], _R], items: Sequence[_T],
+                 workers: int) -> Iterator[_R]:
     """Run ``function`` over ``items`` on ``workers`` threads; yield results in order.
 
     At most ``2 * workers`` results wait to be consumed, so memory stays bounded; closing
@@ -3984,6 +3993,7 @@ class _HeaderReader:
                        creators: Dict[int, str]) -> Tuple[str, int, int]:
         """The VR and length of an element, and where its value starts."""
         buffer = self.buffer
+        vr: Optional[str]
         if self.implicit:
             length = _UINT32.unpack_from(buffer, position + 4)[0]
             creator = creators.get((tag & 0xFFFF) >> 8, '') if tag >> 16 & 1 else ''
@@ -4239,7 +4249,9 @@ def _read_records(root: str, paths: Sequence[str]) -> List[tuple]:
 
     Runs in worker processes too, so it takes and returns only plain values.
     """
-    results = []
+    results: List[tuple] = []
+    size: Optional[int]
+    mtime: Optional[int]
     for relative in paths:
         try:
             size, mtime, header = _read_header(os.path.join(root, *relative.split('/')))
@@ -4597,7 +4609,7 @@ def _element_maker(vr: str) -> Callable[[Any], dict]:
             return {'vr': vr, 'Value': [value]}
         if value == '':
             return {'vr': vr}
-        return {'vr': vr, 'Value': value.split('\\')}
+        return {'vr': vr, 'Value': cast(str, value).split('\\')}
     return make
 
 
@@ -4775,7 +4787,7 @@ def _with_file_meta(dataset: Dataset) -> Dataset:
         raise ValueError('the dataset holds encapsulated pixel data but its file_meta names '
                          'no TransferSyntaxUID')
     encoding = getattr(dataset, 'original_encoding', (False, True))
-    copy.file_meta.TransferSyntaxUID = (
+    copy.file_meta.TransferSyntaxUID = UID(
         _IMPLICIT_VR_LITTLE_ENDIAN if encoding == (True, True) else _EXPLICIT_VR_LITTLE_ENDIAN)
     return copy
 
@@ -6307,7 +6319,7 @@ def _root_of(url: str, create: bool) -> str:
 
 def _frame_size(stored: _Stored) -> Optional[int]:
     """Bytes per native frame, or ``None`` when frames do not start on byte boundaries."""
-    if None in (stored.rows, stored.columns, stored.bits):
+    if stored.rows is None or stored.columns is None or stored.bits is None:
         return None
     bits = stored.rows * stored.columns * (stored.samples or 1) * stored.bits
     return bits // 8 if bits % 8 == 0 else None
@@ -6316,7 +6328,7 @@ def _frame_size(stored: _Stored) -> Optional[int]:
 def _as_explicit_little_endian(dataset: Dataset, stored_syntax: str) -> Dataset:
     """The dataset in Explicit VR Little Endian (decompressing its pixel data if needed)."""
     if stored_syntax in (_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN):
-        dataset.file_meta.TransferSyntaxUID = _EXPLICIT_VR_LITTLE_ENDIAN
+        dataset.file_meta.TransferSyntaxUID = UID(_EXPLICIT_VR_LITTLE_ENDIAN)
         return dataset
     if stored_syntax in _NATIVE_SYNTAXES:
         return _decode_dataset(_reencoded(dataset))
@@ -6330,7 +6342,7 @@ def _reencoded(dataset: Dataset) -> bytes:
     if 'PixelData' in dataset and dataset.file_meta.TransferSyntaxUID == '1.2.840.10008.1.2.2':
         array = _pixel_array(dataset)
         dataset.PixelData = array.astype(array.dtype.newbyteorder('<')).tobytes()
-    dataset.file_meta.TransferSyntaxUID = _EXPLICIT_VR_LITTLE_ENDIAN
+    dataset.file_meta.TransferSyntaxUID = UID(_EXPLICIT_VR_LITTLE_ENDIAN)
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, dataset, enforce_file_format=True, little_endian=True,
                      implicit_vr=False)
@@ -6423,7 +6435,7 @@ class _SearchQuery:
                       and not self.client._force_json_matching)
         level = column.level if column is not None else _level_of(tag)
         keys: List[int] = []
-        if use_column:
+        if use_column and column is not None:
             folded = f'x."{column.keyword}_fold"' if column.vr == 'PN' else None
             condition, params = criterion.sql(f'x.{column.sql}', folded)
         else:

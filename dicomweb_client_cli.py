@@ -616,7 +616,7 @@ def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str])
 def _write_binary(chunks: Iterable[bytes]) -> None:
     """Write bytes to standard output (which has been redirected)."""
     out = _stdout()
-    target = getattr(out, 'buffer', None)
+    target: Any = getattr(out, 'buffer', None)  # binary, or a stream that takes bytes
     if target is None:  # a text stream without a buffer (e.g. captured by a test)
         out.flush()
         target = out
@@ -660,6 +660,13 @@ def _write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> int:
             pass
         raise
     return size
+
+
+def _bytes_writer(data: bytes) -> Callable[[IO[bytes]], None]:
+    """A writer for :func:`_write_atomically` that writes ``data``."""
+    def write(fileobj: IO[bytes]) -> None:
+        fileobj.write(data)
+    return write
 
 
 def _write_dataset(dataset: Dataset, fileobj: IO[bytes]) -> None:
@@ -859,8 +866,7 @@ def _retrieve_metadata(client: Any, args: argparse.Namespace) -> int:
         uid = _first_value(item, _SOP_UID)
         name = _safe_name(uid) or f'instance-{number}'
         text = _to_json(item, args.prettify).encode('utf-8')
-        _write_atomically(os.path.join(folder, f'{name}.json'),
-                          lambda fileobj, text=text: fileobj.write(text))
+        _write_atomically(os.path.join(folder, f'{name}.json'), _bytes_writer(text))
     _stdout().write(f'saved {_plural(len(items), "file")} to {folder}\n')
     return EXIT_OK
 
@@ -1086,7 +1092,7 @@ def _retrieve_frames(client: Any, args: argparse.Namespace) -> int:
         base = _safe_name(args.instance) or 'instance'
         for number, data in numbered:
             path = os.path.join(folder, f'{base}_{number}{_extension(data, media_types)}')
-            _write_atomically(path, lambda fileobj, data=data: fileobj.write(data))
+            _write_atomically(path, _bytes_writer(data))
         _stdout().write(f'saved {_plural(len(numbered), "file")} to {folder}\n')
     if args.show:
         status = _show(numbered, media_types)
