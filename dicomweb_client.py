@@ -810,7 +810,9 @@ def parse_query_parameters(fuzzymatching: Optional[bool] = None,
 # ---------------------------------------------------------------------------------------
 
 _USER_AGENT = f'dicomweb_client/{__version__} (python {sys.version.split()[0]})'
-_IDEMPOTENT_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'})
+# methods repeated on a fresh connection when a pooled one dies before answering; a
+# DELETE or STOW might have taken effect, so they are reported instead
+_REPEATABLE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = ('Authorization', 'Cookie', 'Proxy-Authorization')
 _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError,
@@ -1574,7 +1576,7 @@ class Session:
             try:
                 return self._exchange(origin, connection, prepared, body, timeout)
             except _StaleConnection as error:
-                if prepared.method not in _IDEMPOTENT_METHODS or not body.replayable:
+                if prepared.method not in _REPEATABLE_METHODS or not body.replayable:
                     raise _compatible(TransportError)(
                         f'connection to {_redact(prepared.url)} was closed by the server before it '
                         f'answered {prepared.method}; not repeated because the request '
@@ -4928,6 +4930,15 @@ def _python_json_extract(document: Optional[str], path: str) -> Optional[str]:
     return None if element is None else json.dumps(element)
 
 
+def _intact(connection: sqlite3.Connection) -> bool:
+    """Whether SQLite's quick integrity check finds the index file sound."""
+    try:
+        rows = connection.execute('PRAGMA quick_check').fetchall()
+    except sqlite3.DatabaseError:
+        return False
+    return rows == [('ok',)]
+
+
 def _default_cache_dir() -> str:
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
     return os.path.join(base, 'dicomweb_client')
@@ -5073,7 +5084,8 @@ class DICOMfileClient:
         self._keys = itertools.count()
         self._force_json_matching = False  # tests: match every key on the stored JSON
         self._workers: Optional[int] = None  # tests: processes for indexing (1: none)
-        self._db_path = None if in_memory else self._index_path(db_dir)
+        self._db_path = None if in_memory else self._index_path(
+            db_dir, rebuilding=update_db or recreate_db)
         self._connection = self._open_index(update_db, recreate_db)
 
     def __repr__(self) -> str:
@@ -5088,12 +5100,21 @@ class DICOMfileClient:
     def close(self) -> None:
         """Close the index database (the client cannot be used afterwards)."""
         with self._lock:
+            if self._db_path is not None and not self._readonly:
+                # back to a rollback journal, so no -wal/-shm files stay beside the index
+                # and read-only clients create none (fails harmlessly while others read)
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    self._connection.execute('PRAGMA journal_mode=DELETE')
             self._connection.close()
 
     # -- the index: where it is, opening, updating ------------------------------------------
 
-    def _index_path(self, db_dir: Union[pathlib.Path, str, None]) -> str:
-        """The index file: in ``db_dir``, beside the archive, or in the user cache folder."""
+    def _index_path(self, db_dir: Union[pathlib.Path, str, None], rebuilding: bool) -> str:
+        """The index file: in ``db_dir``, beside the archive, or in the user cache folder.
+
+        A read-only client only ever reads the index beside the archive; one that must
+        build or update its index does so in the cache folder.
+        """
         digest = hashlib.sha256(self._root.encode('utf-8', 'surrogateescape')).hexdigest()
         name = f'dicomweb_client_{digest[:16]}.sqlite'
         if db_dir is not None:
@@ -5101,8 +5122,15 @@ class DICOMfileClient:
             os.makedirs(folder, exist_ok=True)
             return os.path.join(folder, name)
         beside = os.path.join(self._root, _INDEX_FILE_NAME)
-        if os.path.exists(beside) or (not self._readonly and os.access(self._root, os.W_OK)):
+        if self._readonly:
+            if os.path.exists(beside) and not rebuilding:
+                return beside
+        elif os.path.exists(beside) or os.access(self._root, os.W_OK):
             return beside
+        return self._cache_index_path(name)
+
+    @staticmethod
+    def _cache_index_path(name: str) -> str:
         folder = _default_cache_dir()
         os.makedirs(folder, exist_ok=True)
         return os.path.join(folder, name)
@@ -5118,9 +5146,14 @@ class DICOMfileClient:
             with contextlib.suppress(sqlite3.DatabaseError):
                 connection = self._connect(read_only=True)
                 if self._meta(connection, 'state') == 'complete' and self._meta(
-                        connection, 'schema') == _INDEX_SCHEMA_VERSION:
+                        connection, 'schema') == _INDEX_SCHEMA_VERSION and _intact(connection):
                     return connection
                 connection.close()
+            if os.path.dirname(self._db_path) == self._root:  # never rebuild it in there
+                logger.warning('the index %s is damaged or incomplete; a read-only client '
+                               'builds its own in the cache folder', self._db_path)
+                self._db_path = self._cache_index_path(os.path.basename(self._db_path))
+                exists = os.path.exists(self._db_path)
         connection, replaced = self._connect_writable()
         fresh = (recreate_db or not exists or replaced
                  or self._meta(connection, 'schema') != _INDEX_SCHEMA_VERSION)
@@ -5190,7 +5223,9 @@ class DICOMfileClient:
         """A writable connection, and whether a damaged index file had to be replaced."""
         try:
             connection = self._connect(read_only=False)
-            connection.execute('SELECT count(*) FROM sqlite_master').fetchone()
+            if not _intact(connection):
+                connection.close()
+                raise sqlite3.DatabaseError('integrity check failed')
             return connection, False
         except sqlite3.DatabaseError as error:
             if self._db_path is None or 'locked' in str(error) or 'busy' in str(error):
