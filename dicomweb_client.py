@@ -1204,9 +1204,9 @@ def _transport_error(error: BaseException, url: str) -> RequestException:
     if isinstance(error, (socket.timeout, TimeoutError)):
         return _compatible(Timeout)(f'timed out talking to {url}: {error}')
     if isinstance(error, http.client.IncompleteRead):
+        missing = '' if error.expected is None else f', {error.expected} more were expected'
         return _compatible(TransportError)(
-            f'the answer from {url} ended early: got {len(error.partial)} bytes, '
-            f'{error.expected} more were expected')
+            f'the answer from {url} ended early: got {len(error.partial)} bytes{missing}')
     if isinstance(error, ssl.SSLError):
         return _compatible(TransportError)(f'TLS failed for {url}: {error}')
     return _compatible(TransportError)(
