@@ -10,8 +10,10 @@ package (``dicomweb_client.api``, ``dicomweb_client.uri``, ``dicomweb_client.ses
 for that package runs unchanged.
 
 The file reads top to bottom: logging, errors, attribute tags, URIs, transport (connection
-pool, retry policy, session), multipart bodies, content negotiation, the web client,
-Google Cloud helpers and finally the module aliases.
+pool, retry policy, session), multipart bodies, content negotiation (and DICOM XML), the
+client protocol, the web client (:class:`DICOMwebClient`), the file client
+(:class:`DICOMfileClient`, a folder of Part 10 files indexed with sqlite3), Google Cloud
+helpers and finally the module aliases.
 """
 from __future__ import annotations
 
