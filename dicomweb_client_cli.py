@@ -66,34 +66,29 @@ class CommandError(Exception):
 # Argument types: each turns one command line word into a value or rejects it
 # ---------------------------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
+def _number(text: str, kind: Callable[[str], Any], least: float, inclusive: bool) -> Any:
+    """``text`` as a number of ``kind`` that is at least (or above) ``least``."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text!r} must be 1 or more')
+        noun = 'a whole number' if kind is int else 'a number'
+        raise argparse.ArgumentTypeError(f'{text!r} is not {noun}') from None
+    if value < least or (not inclusive and value == least):
+        bound = f'{least:g} or more' if inclusive else f'more than {least:g}'
+        raise argparse.ArgumentTypeError(f'{text!r} must be {bound}')
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, 1, inclusive=True)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text!r} must not be negative')
-    return value
+    return _number(text, int, 0, inclusive=True)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'{text!r} must be more than 0')
-    return value
+    return _number(text, float, 0, inclusive=False)
 
 
 _UID = re.compile(r'[0-9]+(\.[0-9]+)*')
