@@ -5,6 +5,7 @@
     python benchmarks/run.py                          # full run (about 2-3 minutes)
     python benchmarks/run.py --quick                  # smaller data, fewer runs
     python benchmarks/run.py --create-reference-venv  # first make the reference venv
+    python benchmarks/run.py --cases parallel --part-delay 0.005   # workers= vs sequential
 
 Starts ``benchmarks.server`` as its own process, then runs every case in a fresh child
 process per implementation (``benchmarks/run_case.py``): this project with this
@@ -47,6 +48,14 @@ ROWS: Dict[str, Tuple[str, str]] = {
     'iter_series_to_disk': ('iter_series to disk (save_as)', 'GB/s'),
 }
 
+# parallel case -> (its sequential counterpart, row label, unit); ours only, because the
+# reference package has no workers= keyword.  "--cases parallel" selects all of them.
+PARALLEL: Dict[str, Tuple[str, str, str]] = {
+    'retrieve_series_parallel': ('retrieve_series', 'retrieve_series (small instances)', 'GB/s'),
+    'retrieve_instance_frames_parallel': ('retrieve_instance_frames',
+                                          'retrieve_instance_frames (list)', 'GB/s'),
+}
+
 SIZES = {
     # frames, frame size, series instances, pixel bytes per instance, STOW files,
     # bytes per STOW file, searches per run, timed runs per process, processes per case and
@@ -81,11 +90,13 @@ def create_reference_venv() -> None:
                     'dicomweb-client'], check=True)
 
 
-def start_server(sizes: Dict[str, int], delay: float) -> Tuple[subprocess.Popen, str]:
+def start_server(sizes: Dict[str, int], delay: float,
+                 part_delay: float = 0.0) -> Tuple[subprocess.Popen, str]:
     command = [sys.executable, '-m', 'benchmarks.server', '--port', '0',
                '--frames', str(sizes['frames']), '--frame-size', str(sizes['frame_size']),
                '--series-instances', str(sizes['series']),
-               '--instance-size', str(sizes['instance_size']), '--delay', str(delay)]
+               '--instance-size', str(sizes['instance_size']), '--delay', str(delay),
+               '--part-delay', str(part_delay)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True,
                                env=child_env('ours'))
     assert process.stdout is not None
@@ -109,12 +120,14 @@ def write_stow_files(folder: Path, count: int, size: int) -> int:
 
 
 def run_case(python: str, impl: str, case: str, url: str, sizes: Dict[str, int],
-             data_dir: Path, scratch: Path, profile: int = 0, repeat: Optional[int] = None
-             ) -> Dict[str, Any]:
+             data_dir: Path, scratch: Path, profile: int = 0, repeat: Optional[int] = None,
+             workers: Optional[int] = None) -> Dict[str, Any]:
     command = [python, str(HERE / 'run_case.py'), '--impl', impl, '--case', case,
                '--url', url, '--repeat', str(repeat or sizes['repeat']),
                '--searches', str(sizes['searches']), '--data-dir', str(data_dir),
                '--scratch', str(scratch)]
+    if workers is not None:
+        command += ['--workers', str(workers)]
     if profile:
         command += ['--profile', str(profile)]
     try:
@@ -249,6 +262,37 @@ def table(results: Dict[str, Dict[str, Dict[str, Any]]], curl: Optional[Dict[str
     return '\n'.join(lines)
 
 
+def parallel_table(results: Dict[str, Dict[str, Dict[str, Any]]], sizes: Dict[str, int],
+                   workers: int, part_delay: float) -> str:
+    """Our sequential call against the same call with ``workers=``, same server."""
+    lines = [f'| row | unit | sequential | workers={workers} | speed-up (parallel/sequential) '
+             '| wall s (seq / par) | requests (seq / par) | peak RSS MiB (seq / par) '
+             '| CPU s (seq / par) | server wait alone s (seq / par) |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    parts = {'retrieve_series_parallel': sizes['series'],
+             'retrieve_instance_frames_parallel': sizes['frames']}
+    for case, (_, label, unit) in PARALLEL.items():
+        if case not in results:
+            continue
+        seq, par = results[case].get('sequential'), results[case].get('parallel')
+        seq_rate, par_rate = rate(seq, unit), rate(par, unit)
+        ok = seq_rate and par_rate and 'error' not in (seq or {}) and 'error' not in (par or {})
+        speedup = f'{par_rate / seq_rate:.2f}x' if ok else '-'
+
+        def pair(key: str, fmt: str) -> str:
+            values = [(r or {}).get(key) for r in (seq, par)]
+            return ' / '.join('-' if v is None else format(v, fmt) for v in values)
+
+        wait = parts[case] * part_delay  # the server's sleeps for one call, back to back
+        lines.append(f'| {label} | {unit} | {cell(seq, unit)} | {cell(par, unit)} | {speedup} '
+                     f'| {pair("wall", ".3f")} | {pair("requests", "d")} '
+                     f'| {fmt_mib((seq or {}).get("rss_peak"))} / '
+                     f'{fmt_mib((par or {}).get("rss_peak"))} '
+                     f'| {fmt_cpu(seq)} / {fmt_cpu(par)} '
+                     f'| {wait:.2f} / {wait / min(workers, parts[case]):.2f} |')
+    return '\n'.join(lines)
+
+
 def targets(results: Dict[str, Dict[str, Dict[str, Any]]]) -> List[str]:
     """The goals of the issue, each with the measured value and whether it is met."""
     out = []
@@ -295,7 +339,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      'reference package on a loopback server.')
     parser.add_argument('--quick', action='store_true', help='smaller data, fewer runs')
     parser.add_argument('--cases', default=','.join(ROWS),
-                        help='comma-separated cases (default: all): ' + ', '.join(ROWS))
+                        help='comma-separated cases (default: all of the main table): '
+                             + ', '.join(ROWS) + '; or "parallel" (or '
+                             + ', '.join(PARALLEL) + ') for our workers= against our '
+                             'sequential call')
     parser.add_argument('--repeat', type=int, help='timed runs per process (best counts)')
     parser.add_argument('--rounds', type=int,
                         help='processes per case and implementation, alternating which goes '
@@ -303,6 +350,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--searches', type=int, help='searches per search_for_studies run')
     parser.add_argument('--delay', type=float, default=0.0,
                         help='server delay per DICOMweb request, seconds')
+    parser.add_argument('--part-delay', type=float, default=0.0, metavar='SECONDS',
+                        help='server delay before each part (instance, frame) of a multipart '
+                             'answer, seconds; meant for the parallel cases')
+    parser.add_argument('--workers', type=int, default=4,
+                        help='workers= of the parallel cases (default 4)')
     parser.add_argument('--no-reference', action='store_true',
                         help='measure only this project')
     parser.add_argument('--create-reference-venv', action='store_true',
@@ -324,10 +376,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         sizes['searches'] = args.searches
     if args.rounds:
         sizes['rounds'] = args.rounds
-    cases = [case.strip() for case in args.cases.split(',') if case.strip()]
-    unknown = [case for case in cases if case not in ROWS]
-    if unknown:
-        parser.error(f'unknown cases: {", ".join(unknown)}')
+    cases, parallel_cases = [], []
+    for case in (case.strip() for case in args.cases.split(',') if case.strip()):
+        if case == 'parallel':
+            parallel_cases += [name for name in PARALLEL if name not in parallel_cases]
+        elif case in PARALLEL:
+            if case not in parallel_cases:
+                parallel_cases.append(case)
+        elif case in ROWS:
+            cases.append(case)
+        else:
+            parser.error(f'unknown case: {case}')
+    if args.workers < 2:
+        parser.error('--workers must be at least 2')
+    if args.part_delay < 0 or args.delay < 0:
+        parser.error('delays cannot be negative')
     profile_cases = [case.strip() for case in args.profile.split(',') if case.strip()]
 
     if args.create_reference_venv and not (REFERENCE_VENV / 'bin' / 'python').exists():
@@ -345,11 +408,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     work = Path(tempfile.mkdtemp(prefix='dicomweb-bench-'))
     server_process: Optional[subprocess.Popen] = None
     results: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    parallel_results: Dict[str, Dict[str, Dict[str, Any]]] = {}
     profiles: Dict[str, str] = {}
     curl = None
     try:
         log('building answers and starting the server ...')
-        server_process, url = start_server(sizes, args.delay)
+        server_process, url = start_server(sizes, args.delay, args.part_delay)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(url + '/_bench/info', timeout=30) as answer:
             info = json.loads(answer.read())
@@ -371,6 +435,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                     result = run_case(python, impl, case, url, sizes, data_dir, scratch)
                     slot = results.setdefault(case, {})
                     slot[impl] = better(slot.get(impl), result)
+        # parallel section: ours only, sequential against workers=N on the same server,
+        # alternating which of the two goes first
+        for case in parallel_cases:
+            sequential = PARALLEL[case][0]
+            runs = [('sequential', sequential, None), ('parallel', case, args.workers)]
+            for round_number in range(max(sizes['rounds'], 1)):
+                for mode, name, workers in (runs if round_number % 2 == 0 else runs[::-1]):
+                    log(f'{name}: ours{f" workers={workers}" if workers else ""} '
+                        f'(round {round_number + 1}) ...')
+                    result = run_case(sys.executable, 'ours', name, url, sizes, data_dir,
+                                      scratch, workers=workers)
+                    slot = parallel_results.setdefault(case, {})
+                    slot[mode] = better(slot.get(mode), result)
         if 'search_for_studies' in cases:
             log('search ceiling (raw socket) ...')
             ceiling = None
@@ -399,17 +476,37 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'Data: {sizes["frames"]} frames x {sizes["frame_size"] / MIB:g} MiB; '
           f'series of {sizes["series"]} instances x ~{sizes["instance_size"] / 1000:g} kB; '
           f'STOW of {sizes["stow_files"]} files x ~{sizes["stow_size"] / 1e6:g} MB; '
-          f'{sizes["searches"]} searches per run.\n')
-    print(table(results, curl, cases))
-    versions = {impl: result.get('version') for slot in results.values()
+          f'{sizes["searches"]} searches per run'
+          + (f'; server delay {args.delay:g} s per request' if args.delay else '')
+          + (f'; server part delay {args.part_delay:g} s per instance/frame'
+             if args.part_delay else '') + '.\n')
+    versions = {impl: result.get('version')
+                for slot in list(results.values()) + list(parallel_results.values())
                 for impl, result in slot.items() if result.get('version')}
-    print(f'\nVersions: {", ".join(f"{impl} {version}" for impl, version in versions.items())}'
-          '. Rates count payload bytes (frames, files, instances) per wall second; peak RSS '
-          'is the whole client process (ru_maxrss), CPU is user+system of the best run.')
-    print('\nTargets:')
-    print('\n'.join(targets(results)))
+    if cases:
+        print(table(results, curl, cases))
+        print(f'\nVersions: '
+              f'{", ".join(f"{impl} {version}" for impl, version in versions.items())}'
+              '. Rates count payload bytes (frames, files, instances) per wall second; peak '
+              'RSS is the whole client process (ru_maxrss), CPU is user+system of the best '
+              'run.')
+        print('\nTargets:')
+        print('\n'.join(targets(results)))
+    if parallel_cases:
+        print(f'\n### Parallel retrieval (ours only; workers={args.workers}; server part delay '
+              f'{args.part_delay:g} s)\n')
+        print(parallel_table(parallel_results, sizes, args.workers, args.part_delay))
+        print('\nThe reference package has no parallel mode, so it has no column here. '
+              'Sequential is one request for the whole series or frame list; parallel is a '
+              'QIDO-RS search plus one request per instance (series), or one request per '
+              'contiguous piece of the frame list (frames). "Server wait alone" is the sum of '
+              'the part delays of one call, divided by the workers for the parallel call: the '
+              'floor that overlapping can reach.')
     problems = []
-    for case, slot in results.items():
+    labelled = list(results.items()) + [
+        (case, {mode: result}) for case, slot in parallel_results.items()
+        for mode, result in slot.items()]
+    for case, slot in labelled:
         for impl, result in slot.items():
             if 'error' in result:
                 problems.append(f'- {case} ({impl}): {result["error"]}')
@@ -429,7 +526,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print('```\n' + text.strip() + '\n```')
     if args.json:
         Path(args.json).write_text(json.dumps({'sizes': sizes, 'results': results,
-                                               'curl': curl}, indent=2))
+                                               'parallel': parallel_results, 'curl': curl,
+                                               'delay': args.delay,
+                                               'part_delay': args.part_delay,
+                                               'workers': args.workers}, indent=2))
     return 1 if problems else 0
 
 

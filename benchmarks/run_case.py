@@ -200,6 +200,49 @@ def case_retrieve_series(ctx: Context) -> Dict[str, int]:
             'items': len(datasets)}
 
 
+def _workers(ctx: Context) -> int:
+    """The ``workers=`` of the parallel cases; only this project has that keyword."""
+    if ctx.args.impl != 'ours':
+        raise NotImplementedError('the reference package has no parallel retrieval '
+                                  '(workers=); the parallel cases are ours only')
+    return ctx.args.workers
+
+
+def case_retrieve_series_parallel(ctx: Context) -> Dict[str, int]:
+    """``retrieve_series(..., workers=N)``: one QIDO-RS search of the series' instances,
+    then one WADO-RS request per instance, up to N at a time."""
+    info = ctx.info
+    workers = _workers(ctx)
+    datasets = ctx.client().retrieve_series(info['study_uid'], info['series_uid'],
+                                            workers=workers)
+    _check_series([str(ds.SOPInstanceUID) for ds in datasets], info)
+    pixels = {len(ds.PixelData) for ds in datasets}
+    check(len(pixels) == 1, f'instances have pixel data of sizes {sorted(pixels)}')
+    # the search takes two pages: all instances, then the empty page that ends the paging
+    requests = len(datasets) + 2 if workers > 1 else 1
+    return {'bytes': len(datasets) * info['series_instance_bytes'], 'requests': requests,
+            'items': len(datasets)}
+
+
+def case_retrieve_instance_frames_parallel(ctx: Context) -> Dict[str, int]:
+    """``retrieve_instance_frames(..., workers=N)``: the frame list split into N contiguous
+    pieces, one request each."""
+    info = ctx.info
+    workers = _workers(ctx)
+    numbers = list(range(1, info['frame_count'] + 1))
+    frames = ctx.client().retrieve_instance_frames(info['study_uid'], info['series_uid'],
+                                                   info['sop_uid'], frame_numbers=numbers,
+                                                   workers=workers)
+    check(len(frames) == len(numbers), f'got {len(frames)} frames, expected {len(numbers)}')
+    total = 0
+    for number, frame in zip(numbers, frames):
+        _check_frame(frame, number, info['frame_size'])
+        total += len(frame)
+    size = -(-len(numbers) // workers)  # frames per request
+    requests = -(-len(numbers) // size) if workers > 1 and len(numbers) > 1 else 1
+    return {'bytes': total, 'requests': requests, 'items': len(frames)}
+
+
 def case_iter_series_to_disk(ctx: Context) -> Dict[str, int]:
     info = ctx.info
     out = tempfile.mkdtemp(prefix='iter-series-', dir=ctx.args.scratch)
@@ -224,6 +267,8 @@ CASES: Dict[str, Callable[[Context], Dict[str, int]]] = {
     'store_instances_datasets': case_store_instances_datasets,
     'retrieve_series': case_retrieve_series,
     'iter_series_to_disk': case_iter_series_to_disk,
+    'retrieve_series_parallel': case_retrieve_series_parallel,
+    'retrieve_instance_frames_parallel': case_retrieve_instance_frames_parallel,
 }
 
 
@@ -280,6 +325,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--repeat', type=int, default=3, help='timed runs; the best counts')
     parser.add_argument('--searches', type=int, default=1000,
                         help='searches per run of search_for_studies')
+    parser.add_argument('--workers', type=int, default=4,
+                        help='workers= of the parallel cases (ours only)')
     parser.add_argument('--data-dir', help='folder of *.dcm files for the STOW cases')
     parser.add_argument('--scratch', default=None, help='folder for files written to disk')
     parser.add_argument('--profile', type=int, default=0, metavar='N',

@@ -12,12 +12,23 @@ multipart body of frames lives in an unlinked temporary file and goes out with
 ``os.sendfile``; the other answers are bytes in memory sent with one ``sendall``.
 Connections are HTTP/1.1 keep-alive, one thread per connection.
 
+``--part-delay S`` makes the server sleep S seconds before it sends each part of a
+multipart answer (each frame, each instance), like a server that reads or transcodes every
+instance or frame before sending it.  Each connection thread sleeps on its own, so parallel
+requests overlap their waits, as they would on such a server.
+
 Routes (any path prefix before ``/studies`` is accepted, e.g. ``/dicom-web/studies``):
 
 ``GET .../studies``
     QIDO-RS: a DICOM JSON array of three studies.
 ``GET .../studies/{study}/series/{series}``
     WADO-RS: ``multipart/related`` of the prebuilt small Part 10 instances.
+``GET .../studies/{study}/series/{series}/instances`` and ``GET .../studies/{study}/instances``
+    QIDO-RS: the instances of the series as DICOM JSON, in order; ``offset`` and ``limit``
+    select a page and an offset past the end gives ``[]``.  This is the search that the
+    client's parallel retrieval (``workers=``) sends first.
+``GET .../studies/{study}/series/{series}/instances/{sop}``
+    WADO-RS: one instance of the series as a one-part ``multipart/related``.
 ``GET .../studies/{study}/series/{series}/instances/{sop}/frames/{list}``
     WADO-RS: the asked-for frames (any of 1..N, in any order) as ``multipart/related;
     type="application/octet-stream"``.
@@ -44,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from typing import Dict, List, Optional, Tuple
 
 STUDY_UID = '1.2.826.0.1.3680043.8.498.7001'
@@ -61,6 +73,8 @@ _MSG_MORE = getattr(socket, 'MSG_MORE', 0)
 
 _FRAMES_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)/instances/([^/]+)/frames/([^/]+)$')
 _SERIES_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)$')
+_INSTANCE_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)/instances/([^/]+)$')
+_INSTANCES_QIDO_PATH = re.compile(r'/studies/([^/]+)(?:/series/([^/]+))?/instances$')
 _STOW_PATH = re.compile(r'/studies(?:/[^/]+)?$')
 _QIDO_PATH = re.compile(r'/studies$')
 
@@ -135,6 +149,21 @@ def _study_json(study_uid: str, index: int) -> Dict[str, dict]:
     }
 
 
+def _instance_json(number: int) -> Dict[str, dict]:
+    return {
+        '00080016': {'vr': 'UI', 'Value': [CT_IMAGE_STORAGE]},
+        '00080018': {'vr': 'UI', 'Value': [f'{SERIES_SOP_PREFIX}{number}']},
+        '0020000D': {'vr': 'UI', 'Value': [STUDY_UID]},
+        '0020000E': {'vr': 'UI', 'Value': [SERIES_UID]},
+        '00200013': {'vr': 'IS', 'Value': [number]},
+    }
+
+
+def _query(target: str) -> Dict[str, str]:
+    """The query parameters of a request target (the last value of each name wins)."""
+    return dict(urllib.parse.parse_qsl(target.partition('?')[2], keep_blank_values=True))
+
+
 class BenchData:
     """Every answer the server gives, built once."""
 
@@ -168,15 +197,21 @@ class BenchData:
 
         part_header = (f'--{BOUNDARY}\r\nContent-Type: application/dicom; '
                        f'transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}\r\n\r\n').encode('ascii')
-        pieces: List[bytes] = []
+        # one complete part (header, instance, CRLF) per instance, in series order
+        self.series_parts: List[bytes] = []
         template_size = 0
         for number in range(1, series_count + 1):
             instance = make_instance(f'{SERIES_SOP_PREFIX}{number}', number, instance_size)
             template_size = len(instance)
-            pieces += [part_header, instance, b'\r\n']
-        pieces.append(self.closing)
-        self.series_body = b''.join(pieces)
+            self.series_parts.append(part_header + instance + b'\r\n')
+        self.series_body = b''.join(self.series_parts) + self.closing
         self.series_instance_bytes = template_size
+        self.series_index = {f'{SERIES_SOP_PREFIX}{number}': number - 1
+                             for number in range(1, series_count + 1)}
+        # QIDO-RS entries of the series' instances, serialised one by one so that any
+        # page is a cheap join
+        self.instance_entries = [json.dumps(_instance_json(number)).encode('utf-8')
+                                 for number in range(1, series_count + 1)]
 
     def info(self) -> Dict[str, object]:
         return {
@@ -197,7 +232,8 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = {'requests': 0, 'connections': 0, 'bytes_sent': 0,
-                        'stow_requests': 0, 'stow_bytes': 0, 'stow_parts': 0, 'errors': 0}
+                        'stow_requests': 0, 'stow_bytes': 0, 'stow_parts': 0, 'errors': 0,
+                        'qido_instance_requests': 0}
 
     def add(self, **amounts: int) -> None:
         with self._lock:
@@ -331,18 +367,65 @@ class _Handler(socketserver.BaseRequestHandler):
         if match:
             if match.groups() != (STUDY_UID, SERIES_UID):
                 return self._error(sock, 404, close)
-            body = server.data.series_body
-            content_type = (f'multipart/related; type="application/dicom"; '
-                            f'boundary={BOUNDARY}')
-            sock.sendall(_head(200, content_type, len(body), close) + body)
-            server.stats.add(requests=1, bytes_sent=len(body))
-            return not close
+            return self._instances(sock, server.data.series_parts, close)
+        match = _INSTANCE_PATH.search(path)
+        if match:
+            index = server.data.series_index.get(match.group(3))
+            if match.group(1, 2) != (STUDY_UID, SERIES_UID) or index is None:
+                return self._error(sock, 404, close)
+            return self._instances(sock, server.data.series_parts[index:index + 1], close)
+        match = _INSTANCES_QIDO_PATH.search(path)
+        if match:
+            return self._search_instances(sock, match, _query(target), close)
         if _QIDO_PATH.search(path):
             body = server.data.qido_body
             sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
             server.stats.add(requests=1, bytes_sent=len(body))
             return not close
         return self._error(sock, 404, close)
+
+    def _instances(self, sock: socket.socket, parts: List[bytes], close: bool) -> bool:
+        """A multipart answer of prebuilt instance parts; with a part delay the server
+        sleeps before sending each part."""
+        data = self.server.data
+        content_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
+        length = sum(len(part) for part in parts) + len(data.closing)
+        head = _head(200, content_type, length, close)
+        delay = self.server.part_delay
+        if not delay and parts is data.series_parts:
+            sock.sendall(head + data.series_body)  # the whole series, prebuilt
+        elif not delay:
+            sock.sendall(head + b''.join(parts) + data.closing)
+        else:
+            sock.sendall(head)
+            for part in parts:
+                time.sleep(delay)
+                sock.sendall(part)
+            sock.sendall(data.closing)
+        self.server.stats.add(requests=1, bytes_sent=length)
+        return not close
+
+    def _search_instances(self, sock: socket.socket, match: 're.Match[str]',
+                          query: Dict[str, str], close: bool) -> bool:
+        """QIDO-RS of the series' instances, paged with ``offset`` and ``limit``."""
+        data = self.server.data
+        study, series = match.groups()
+        wanted_series = series or query.get('SeriesInstanceUID') or query.get('0020000E')
+        entries = data.instance_entries
+        if study != STUDY_UID or wanted_series not in (None, SERIES_UID):
+            entries = []
+        try:
+            offset = int(query.get('offset') or 0)
+            limit = int(query['limit']) if query.get('limit') else None
+        except ValueError:
+            return self._error(sock, 400, close)
+        if offset < 0 or (limit is not None and limit < 0):
+            return self._error(sock, 400, close)
+        page = entries[offset:] if limit is None else entries[offset:offset + limit]
+        body = b'[' + b','.join(page) + b']'
+        sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
+        self.server.stats.add(requests=1, bytes_sent=len(body), qido_instance_requests=1)
+        return not close
 
     def _error(self, sock: socket.socket, code: int, close: bool) -> bool:
         body = f'{code}\n'.encode()
@@ -374,7 +457,12 @@ class _Handler(socketserver.BaseRequestHandler):
                         f'boundary={BOUNDARY}')
         sock.sendall(_head(200, content_type, length, close), _MSG_MORE)
         out = sock.fileno()
+        delay = self.server.part_delay
+        if delay:  # one range per frame, each sent after the delay
+            ranges = [((number - 1) * data.segment, data.segment) for number in numbers]
         for offset, count in ranges:
+            if delay:
+                time.sleep(delay)
             while count:
                 sent = os.sendfile(out, data.frames_fd, offset, min(count, 1 << 30))
                 if not sent:
@@ -443,9 +531,11 @@ class BenchServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: Tuple[str, int], data: BenchData, delay: float = 0.0) -> None:
+    def __init__(self, address: Tuple[str, int], data: BenchData, delay: float = 0.0,
+                 part_delay: float = 0.0) -> None:
         self.data = data
         self.delay = delay
+        self.part_delay = part_delay
         self.stats = Stats()
         self._local = threading.local()
         super().__init__(address, _Handler)
@@ -482,11 +572,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='pixel bytes per series instance (e.g. 70KB)')
     parser.add_argument('--delay', type=float, default=0.0,
                         help='seconds to wait before answering each DICOMweb request')
+    parser.add_argument('--part-delay', type=float, default=0.0, metavar='SECONDS',
+                        help='seconds to wait before sending each part (instance, frame) of '
+                             'a multipart answer')
     args = parser.parse_args(argv)
+    if args.delay < 0 or args.part_delay < 0:
+        parser.error('delays cannot be negative')
     if not args.host.startswith('127.') and args.host not in ('localhost', '::1'):
         parser.error('the benchmark server binds loopback addresses only')
     data = BenchData(args.frames, args.frame_size, args.series_instances, args.instance_size)
-    with BenchServer((args.host, args.port), data, args.delay) as server:
+    with BenchServer((args.host, args.port), data, args.delay, args.part_delay) as server:
         print(server.server_address[1], flush=True)
         try:
             server.serve_forever(poll_interval=0.5)
