@@ -1826,11 +1826,17 @@ def _with_query(url: str, params: Optional[Dict[str, Any]]) -> str:
 
 
 def _request_target(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return (parts.path or '/') + (f'?{parts.query}' if parts.query else '')
+    """Path and query of an absolute URL (without any fragment), as sent to a server."""
+    start = url.find('//') + 2
+    ends = [index for index in (url.find(mark, start) for mark in '/?#') if index >= 0]
+    target = url[min(ends):].split('#', 1)[0] if ends else ''
+    return target if target.startswith('/') else '/' + target
 
 
 def _credentials_in_url(url: str) -> Tuple[Optional[str], Optional[str]]:
+    pieces = url.split('/', 3)  # scheme, '', user info + host, path
+    if len(pieces) < 3 or '@' not in pieces[2]:
+        return None, None
     parts = urllib.parse.urlsplit(url)
     if parts.username is None:
         return None, None

@@ -973,3 +973,13 @@ def test_client_timeout(recording_server) -> None:
     client = dwc.DICOMwebClient(recording_server.url + '/dicom-web', timeout=0.3)
     with pytest.raises(dwc.Timeout):
         client.search_for_studies()
+
+
+@pytest.mark.parametrize('suffix, target', [
+    ('', '/'), ('/', '/'), ('?x=1', '/?x=1'), ('/a/b?x=1#frag', '/a/b?x=1'),
+    ('#frag', '/'), ('/a%20b?q=a%20b', '/a%20b?q=a%20b'),
+])
+def test_request_target_is_path_and_query(recording_server, session, suffix, target) -> None:
+    recording_server.add(None, None, Canned(body=b'ok'))
+    session.get(recording_server.url + suffix)
+    assert recording_server.last.target == target
