@@ -1290,3 +1290,20 @@ def test_invalid_json_answer_raises(server: RecordingServer) -> None:
     server.add(None, None, Response(body=b"<html>not json</html>", content_type=DICOM_JSON))
     with pytest.raises(ValueError):
         make_client(server).search_for_studies()
+
+
+def test_stored_datasets_arrive_whole_whatever_their_sizes(make_server) -> None:
+    # the sender reuses one encoding buffer from dataset to dataset: a small dataset after
+    # a big one must not carry the big one's leftover bytes
+    server = make_server()
+    server.add("POST", "/studies", Response(body=b"{}", content_type="application/dicom+json"))
+    datasets = [dicom_data.make_instance(rows=size, columns=size, seed=size)
+                for size in (64, 8, 32, 8)]
+    client = dicomweb_client.DICOMwebClient(server.url)
+    client.store_instances(datasets)
+    request = server.last
+    assert request.chunked
+    boundary = request.header('Content-Type').split('boundary=')[1].encode()
+    parts = [body for _, body in dicomweb_client.MultipartReader(
+        io.BytesIO(request.body).read1, boundary)]
+    assert parts == [dicom_data.to_bytes(ds) for ds in datasets]
