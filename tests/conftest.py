@@ -57,6 +57,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # -- recording server ----------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Talk to 127.0.0.1 directly whatever proxy variables the machine has; tests that
+    need proxy variables set them themselves."""
+    for name in list(os.environ):
+        if name.lower().endswith('_proxy'):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def session() -> Iterator[object]:
+    """A fresh ``dicomweb_client.Session``, closed after the test."""
+    import dicomweb_client
+    with dicomweb_client.Session() as opened:
+        yield opened
+
+
 @pytest.fixture
 def recording_server() -> Iterator[RecordingServer]:
     """A running RecordingServer with default options (keep-alive, no TLS)."""

@@ -30,7 +30,6 @@ import email.utils
 import hashlib
 import json
 import logging
-import os
 import signal
 import socket
 import sqlite3
@@ -60,14 +59,6 @@ SOP = "1.2.826.0.1.3680043.8.498.33"
 PREFIX = "/dicom-web"
 FRAMES_TYPE = "application/octet-stream"
 INDEX_NAME = ".dicomweb_client.sqlite"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Talk to 127.0.0.1 directly whatever proxy variables the environment holds."""
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="module")

@@ -34,18 +34,6 @@ FAST_RETRY = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=1)
 # -- fixtures and helpers -------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Talk to 127.0.0.1 directly whatever proxy variables the environment holds."""
-    for name in list(os.environ):
-        if name.lower().endswith('_proxy'):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def session():
-    with dwc.Session() as sess:
-        yield sess
 
 
 def closed_port() -> int:

@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import http.server
 import logging
-import os
 import select
 import shutil
 import socket
@@ -38,18 +37,6 @@ HOP_BY_HOP = frozenset({'connection', 'keep-alive', 'proxy-authorization', 'prox
 # -- fixtures and helpers -------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start every test without proxy variables; tests set the ones they need."""
-    for name in list(os.environ):
-        if name.lower().endswith('_proxy'):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def session():
-    with dwc.Session() as sess:
-        yield sess
 
 
 def basic(user: str, password: str) -> str:
