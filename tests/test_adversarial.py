@@ -48,6 +48,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis_profiles import FUZZ
+from concurrency import run_in_threads
 from recording_server import RecordedRequest, RecordingServer, Response, multipart_response
 
 import dicomweb_client as dwc
@@ -757,12 +758,7 @@ def test_one_client_shared_by_16_threads(recording_server: RecordingServer) -> N
         except Exception as error:  # noqa: BLE001 - reported by the assertion below
             failures.append(repr(error))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    run_in_threads(worker, 16, timeout=60)
     assert failures == []
     assert len(recording_server.requests) == 16 * calls
     assert recording_server.errors == []

@@ -22,6 +22,7 @@ import threading
 import time
 
 import pytest
+from concurrency import run_in_threads
 from recording_server import RecordingServer
 from recording_server import Response as Canned
 
@@ -885,12 +886,7 @@ def test_one_session_shared_by_16_threads(recording_server, session) -> None:
         except Exception as error:  # noqa: BLE001 - reported by the assertion below
             failures.append(repr(error))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
+    run_in_threads(worker, 16, timeout=30)
     assert failures == []
     assert mismatches == []
     assert len(recording_server.requests) == 16 * 20
