@@ -1231,6 +1231,15 @@ class _Origin:
     proxy: Optional[str] = None
     tls: Optional[Tuple[Any, Any]] = None
 
+    @property
+    def host_header(self) -> str:
+        """str: the ``Host`` field of requests to this server (port only if not default)."""
+        host = f'[{self.host}]' if ':' in self.host else self.host
+        if not host.isascii():
+            host = host.encode('idna').decode('ascii')
+        default = 443 if self.scheme == 'https' else 80
+        return host if self.port == default else f'{host}:{self.port}'
+
 
 @dataclass(frozen=True)
 class _SendOptions:
@@ -1253,6 +1262,128 @@ def _tls_settings(verify: Any, cert: Any) -> Tuple[Any, Any]:
     return verify, cert
 
 
+_HEADER_NAME = re.compile(r'[^:\s][^:\r\n]*')
+_BAD_HEADER_VALUE = re.compile(r'\n(?![ \t])|\r(?![ \t\n])')
+_BAD_METHOD = re.compile(r'[\x00-\x20\x7f]')
+_BAD_TARGET = re.compile(r'[\x00-\x20\x7f]')
+_BODY_METHODS = frozenset({'POST', 'PUT', 'PATCH'})
+_COALESCE_LIMIT = 1 << 16  # bodies up to this size go out in one write with the head
+
+
+def _header_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode('latin-1')
+    return str(value)
+
+
+def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any],
+                  has_body: bool) -> bytes:
+    """The request line and header block of an HTTP/1.1 request, checked and encoded.
+
+    Raises :class:`ValueError` before anything is sent when a field would break the
+    framing (a line break in a value, a bad name, spaces in the target).
+    """
+    if _BAD_METHOD.search(method):
+        raise ValueError(f'invalid HTTP method {method!r}')
+    if _BAD_TARGET.search(target) or not target.isascii():
+        raise ValueError(f'invalid characters in the request target {target!r}')
+    lines = [f'{method} {target} HTTP/1.1']
+    present = {name.lower() for name in headers}
+    if 'host' not in present:
+        lines.append(f'Host: {host}')
+    if 'accept-encoding' not in present:
+        lines.append('Accept-Encoding: identity')  # bodies are not decompressed
+    if not has_body and method in _BODY_METHODS and 'content-length' not in present:
+        lines.append('Content-Length: 0')
+    for name, value in headers.items():
+        text = _header_text(value)
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f'invalid header field name {name!r}')
+        if _BAD_HEADER_VALUE.search(text):
+            raise ValueError(f'invalid value for header field {name!r}: {text!r}')
+        lines.append(f'{name}: {text}')
+    lines.append('\r\n')
+    return '\r\n'.join(lines).encode('latin-1')
+
+
+def _as_bytes(chunk: Any) -> Any:
+    """A body chunk as something a socket can send (text is encoded as UTF-8)."""
+    return chunk.encode('utf-8') if isinstance(chunk, str) else chunk
+
+
+class _SocketIO(socket.SocketIO):
+    """The raw stream under a connection's reader; it can pretend to have nothing yet.
+
+    That lets the connection ask its buffered reader whether bytes are left over after an
+    answer (``peek`` then returns only what is buffered) without a system call.
+    """
+
+    probing = False
+
+    def readinto(self, b: Any) -> Optional[int]:
+        if self.probing:
+            return None  # 'would block': the reader keeps what it has and asks no more
+        return super().readinto(b)
+
+
+class _Connection:
+    """One keep-alive connection to a server.
+
+    http.client opens it (TCP, TLS, proxy tunnel); requests are then written straight to
+    the socket, and answers are read through one buffered reader that lives as long as
+    the connection, instead of a new one per answer.  On a small request both savings
+    together are about a third of the client's time.
+    """
+
+    __slots__ = ('_opener', 'sock', '_raw', '_reader')
+
+    def __init__(self, opener: http.client.HTTPConnection) -> None:
+        self._opener = opener
+        self.sock = opener.sock
+        self._raw = _SocketIO(self.sock, 'rb')
+        self._reader = io.BufferedReader(self._raw)
+
+    def makefile(self, mode: str = 'rb') -> Any:
+        """The connection's reader (what :class:`http.client.HTTPResponse` asks for)."""
+        return self._reader
+
+    def send_request(self, head: bytes, payload: Any) -> None:
+        """Write a request: its head, then the body (bytes or an iterable of chunks)."""
+        sendall = self.sock.sendall
+        if payload is None:
+            sendall(head)
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            if len(payload) <= _COALESCE_LIMIT:
+                sendall(head + bytes(payload))
+            else:
+                sendall(head)
+                sendall(payload)
+        else:
+            sendall(head)
+            for chunk in payload:
+                if chunk:
+                    sendall(_as_bytes(chunk))
+
+    def has_leftover(self) -> bool:
+        """Whether bytes beyond the last answer were already read (the connection is then
+        out of step with the server and must not carry another request)."""
+        if self.sock is None or self._reader.closed:
+            return True
+        self._raw.probing = True
+        try:
+            return bool(self._reader.peek(1))
+        finally:
+            self._raw.probing = False
+
+    def close(self) -> None:
+        """Close the reader and the socket."""
+        self._reader.close()
+        self._opener.close()
+        self.sock = None
+
+
 class _ConnectionPool:
     """Idle keep-alive connections per origin; thread safe (one LIFO queue per origin)."""
 
@@ -1270,7 +1401,7 @@ class _ConnectionPool:
                 self._queues[origin] = queue.LifoQueue(self.maxsize)
             return self._queues[origin]
 
-    def get(self, origin: _Origin) -> Optional[http.client.HTTPConnection]:
+    def get(self, origin: _Origin) -> Optional[_Connection]:
         """Return an idle connection that is still open, or ``None``."""
         idle = self._queue(origin)
         while True:
@@ -1282,7 +1413,7 @@ class _ConnectionPool:
                 return connection
             connection.close()
 
-    def put(self, origin: _Origin, connection: http.client.HTTPConnection) -> None:
+    def put(self, origin: _Origin, connection: _Connection) -> None:
         """Keep ``connection`` for reuse (or close it when the pool is full)."""
         try:
             self._queue(origin).put_nowait(connection)
@@ -1298,7 +1429,7 @@ class _ConnectionPool:
                 idle.get_nowait().close()
 
 
-def _is_dropped(connection: http.client.HTTPConnection) -> bool:
+def _is_dropped(connection: _Connection) -> bool:
     """Whether an idle connection was closed by the server (it is readable: EOF)."""
     sock = connection.sock
     if sock is None:
@@ -1592,26 +1723,32 @@ class Session:
         except _StaleConnection as error:
             raise _transport_error(error.__cause__ or error, _redact(prepared.url)) from error
 
-    def _exchange(self, origin: _Origin, connection: http.client.HTTPConnection,
+    def _exchange(self, origin: _Origin, connection: '_Connection',
                   prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
         """Write the request and read the status line and headers of the answer."""
         _, read_timeout = _split_timeout(timeout)
-        headers = dict(prepared.headers.items())
+        headers = prepared.headers
         payload = body.payload()
+        extra: Dict[str, str] = {}
         if body.length is not None and prepared.body is not None:
-            headers.setdefault('Content-Length', str(body.length))
+            if 'Content-Length' not in headers:
+                extra['Content-Length'] = str(body.length)
         elif prepared.body is not None and not isinstance(payload, (bytes, bytearray)):
-            headers['Transfer-Encoding'] = 'chunked'
-            payload = _chunk_framed(payload)
+            extra['Transfer-Encoding'] = 'chunked'
+            payload = _chunk_framed(map(_as_bytes, payload))
         target = _request_target(prepared.url)
         if origin.proxy and origin.scheme == 'http':
             target = _redact(prepared.url)  # a plain HTTP proxy wants the absolute URI
-            headers.update(_proxy_auth_headers(origin.proxy))
+            extra.update(_proxy_auth_headers(origin.proxy))
         started = time.monotonic()
         try:
+            head = _request_head(prepared.method, target, origin.host_header,
+                                 {**headers, **extra} if extra else headers,
+                                 prepared.body is not None)
             connection.sock.settimeout(read_timeout)
-            connection.request(prepared.method, target, body=payload, headers=headers)
-            raw = connection.getresponse()
+            connection.send_request(head, payload)
+            raw = _HTTPResponse(connection, method=prepared.method)  # type: ignore[arg-type]
+            raw.begin()
         except _STALE_CONNECTION_ERRORS as error:
             connection.close()
             raise _StaleConnection(str(error)) from error
@@ -1623,7 +1760,7 @@ class Session:
             raise
 
         def release(reusable: bool) -> None:
-            if reusable:
+            if reusable and not connection.has_leftover():
                 self._pool.put(origin, connection)
             else:
                 connection.close()
@@ -1635,7 +1772,7 @@ class Session:
                          response.status_code, response.elapsed)
         return response
 
-    def _connect(self, origin: _Origin, timeout: Any) -> http.client.HTTPConnection:
+    def _connect(self, origin: _Origin, timeout: Any) -> _Connection:
         """Open a new connection to ``origin`` (through its proxy, if any)."""
         connect_timeout, _ = _split_timeout(timeout)
         host, port = origin.host, origin.port
@@ -1646,13 +1783,11 @@ class Session:
             assert origin.tls is not None  # _new_origin sets it for every https origin
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 host, port, timeout=connect_timeout, context=self._ssl_context(origin.tls))
-            connection.response_class = _HTTPResponse
             if origin.proxy:
                 connection.set_tunnel(origin.host, origin.port,
                                       headers=_proxy_auth_headers(origin.proxy))
         else:
             connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
-            connection.response_class = _HTTPResponse
         try:
             connection.connect()
         except ssl.SSLError as error:
@@ -1668,7 +1803,7 @@ class Session:
             raise _compatible(_ConnectFailed)(f'cannot connect to {where}: {error}') \
                 from error
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+        return _Connection(connection)
 
     def _origin(self, url: str, options: '_SendOptions') -> _Origin:
         """Where ``url`` is sent with these options (remembered per scheme and host)."""
@@ -1721,8 +1856,12 @@ class _HTTPResponse(http.client.HTTPResponse):
 
     The standard one feeds the header block through the email package's general parser,
     which costs more than the rest of a small request on loopback.  The framing rules
-    (chunked, Content-Length, connection close) are applied here the same way.
+    (chunked, Content-Length, connection close) are applied here the same way.  It reads
+    through the reader of its :class:`_Connection`, which stays open when the answer ends.
     """
+
+    def _close_conn(self) -> None:
+        self.fp = None  # the reader belongs to the connection, which may carry more requests
 
     def begin(self) -> None:
         if self.headers is not None:
