@@ -34,7 +34,6 @@ import logging
 import multiprocessing
 import os
 import pathlib
-import queue
 import re
 import select
 import socket
@@ -61,6 +60,7 @@ from typing import (
     Iterator,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Protocol,
     Sequence,
@@ -850,7 +850,13 @@ class CaseInsensitiveDict(MutableMapping):
 
     def copy(self) -> 'CaseInsensitiveDict':
         """Return a shallow copy."""
-        return CaseInsensitiveDict(dict(self.items()))
+        duplicate = CaseInsensitiveDict()
+        duplicate._store = self._store.copy()
+        return duplicate
+
+    def pairs(self) -> List[Tuple[str, str]]:
+        """Return the (name, value) pairs with names as they were set (a quick ``items``)."""
+        return list(self._store.values())
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
@@ -1241,8 +1247,7 @@ class _Origin:
         return host if self.port == default else f'{host}:{self.port}'
 
 
-@dataclass(frozen=True)
-class _SendOptions:
+class _SendOptions(NamedTuple):
     """How one request is sent: timeout, retries, TLS settings and proxies."""
 
     timeout: Any
@@ -1251,8 +1256,18 @@ class _SendOptions:
     proxies: Tuple[Tuple[str, str], ...]
 
 
+def _merged_proxies(session_proxies: Optional[Dict[str, str]],
+                    proxies: Optional[Dict[str, str]]) -> Tuple[Tuple[str, str], ...]:
+    """The proxies of a request (the session's, then the request's) as a sorted tuple."""
+    if not session_proxies and not proxies:
+        return ()
+    return tuple(sorted({**(session_proxies or {}), **(proxies or {})}.items()))
+
+
 def _tls_settings(verify: Any, cert: Any) -> Tuple[Any, Any]:
     """(verify, cert) in a hashable form with paths as strings."""
+    if cert is None and isinstance(verify, bool):
+        return verify, cert
     if isinstance(verify, os.PathLike):
         verify = os.fspath(verify)
     if isinstance(cert, (list, tuple)):
@@ -1263,7 +1278,6 @@ def _tls_settings(verify: Any, cert: Any) -> Tuple[Any, Any]:
 
 
 _HEADER_NAME = re.compile(r'[^:\s][^:\r\n]*')
-_BAD_HEADER_VALUE = re.compile(r'\n(?![ \t])|\r(?![ \t\n])')
 _BAD_METHOD = re.compile(r'[\x00-\x20\x7f]')
 _BAD_TARGET = re.compile(r'[\x00-\x20\x7f]')
 _BODY_METHODS = frozenset({'POST', 'PUT', 'PATCH'})
@@ -1290,22 +1304,44 @@ def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any
     if _BAD_TARGET.search(target) or not target.isascii():
         raise ValueError(f'invalid characters in the request target {target!r}')
     lines = [f'{method} {target} HTTP/1.1']
-    present = {name.lower() for name in headers}
+    pairs = headers.pairs() if isinstance(headers, CaseInsensitiveDict) else \
+        list(headers.items())
+    present = {name.lower() for name, _ in pairs}
     if 'host' not in present:
         lines.append(f'Host: {host}')
     if 'accept-encoding' not in present:
         lines.append('Accept-Encoding: identity')  # bodies are not decompressed
     if not has_body and method in _BODY_METHODS and 'content-length' not in present:
         lines.append('Content-Length: 0')
-    for name, value in headers.items():
+    lines.extend(f'{name}: {_header_text(value)}' for name, value in pairs)
+    block = '\r\n'.join(lines)
+    # each line break is one of the separators just inserted, unless a field has its own
+    if block.count('\n') != len(lines) - 1 or block.count('\r') != len(lines) - 1 or \
+            not all(name in _CHECKED_NAMES or _check_header_name(name) for name, _ in pairs):
+        _check_header_fields(pairs)
+    return (block + '\r\n\r\n').encode('latin-1')
+
+
+_CHECKED_NAMES: set = set()
+
+
+def _check_header_name(name: str) -> bool:
+    """Check a field name once; valid names are remembered (a few hundred at most)."""
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f'invalid header field name {name!r}')
+    if len(_CHECKED_NAMES) < 512:
+        _CHECKED_NAMES.add(name)
+    return True
+
+
+def _check_header_fields(pairs: Sequence[Tuple[str, Any]]) -> None:
+    """Raise :class:`ValueError` naming the field that breaks the framing of the head."""
+    for name, value in pairs:
+        _check_header_name(name)
         text = _header_text(value)
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f'invalid header field name {name!r}')
-        if _BAD_HEADER_VALUE.search(text):
+        if '\r' in text or '\n' in text:
             raise ValueError(f'invalid value for header field {name!r}: {text!r}')
-        lines.append(f'{name}: {text}')
-    lines.append('\r\n')
-    return '\r\n'.join(lines).encode('latin-1')
+    raise ValueError('a line break in the Host field or the request line')
 
 
 def _as_bytes(chunk: Any) -> Any:
@@ -1337,17 +1373,25 @@ class _Connection:
     together are about a third of the client's time.
     """
 
-    __slots__ = ('_opener', 'sock', '_raw', '_reader')
+    __slots__ = ('_opener', 'sock', '_raw', '_reader', '_timeout', '_poller')
 
     def __init__(self, opener: http.client.HTTPConnection) -> None:
         self._opener = opener
         self.sock = opener.sock
+        self._timeout: Any = opener.timeout
         self._raw = _SocketIO(self.sock, 'rb')
         self._reader = io.BufferedReader(self._raw)
+        self._poller: Any = None
 
     def makefile(self, mode: str = 'rb') -> Any:
         """The connection's reader (what :class:`http.client.HTTPResponse` asks for)."""
         return self._reader
+
+    def set_timeout(self, timeout: Optional[float]) -> None:
+        """Set the socket's timeout (a system call, so only when it changes)."""
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     def send_request(self, head: bytes, payload: Any) -> None:
         """Write a request: its head, then the body (bytes or an iterable of chunks)."""
@@ -1365,6 +1409,21 @@ class _Connection:
             for chunk in payload:
                 if chunk:
                     sendall(_as_bytes(chunk))
+
+    def is_dropped(self) -> bool:
+        """Whether the idle connection was closed by the server (or sent something
+        unasked): its socket is readable."""
+        sock = self.sock
+        if sock is None:
+            return True
+        try:
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(sock, select.POLLIN)
+            return bool(self._poller.poll(0))
+        except (AttributeError, OSError, ValueError):  # no poll() on this platform
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable)
 
     def has_leftover(self) -> bool:
         """Whether bytes beyond the last answer were already read (the connection is then
@@ -1385,62 +1444,41 @@ class _Connection:
 
 
 class _ConnectionPool:
-    """Idle keep-alive connections per origin; thread safe (one LIFO queue per origin)."""
+    """Idle keep-alive connections per origin, most recently used first; thread safe."""
 
     def __init__(self, maxsize: int = 10) -> None:
         self.maxsize = maxsize
-        self._queues: Dict[_Origin, queue.LifoQueue] = {}
+        self._idle: Dict[_Origin, List[_Connection]] = {}
         self._lock = threading.Lock()
-
-    def _queue(self, origin: _Origin) -> queue.LifoQueue:
-        idle = self._queues.get(origin)
-        if idle is not None:
-            return idle
-        with self._lock:
-            if origin not in self._queues:
-                self._queues[origin] = queue.LifoQueue(self.maxsize)
-            return self._queues[origin]
 
     def get(self, origin: _Origin) -> Optional[_Connection]:
         """Return an idle connection that is still open, or ``None``."""
-        idle = self._queue(origin)
         while True:
-            try:
-                connection = idle.get_nowait()
-            except queue.Empty:
-                return None
-            if not _is_dropped(connection):
+            with self._lock:
+                idle = self._idle.get(origin)
+                if not idle:
+                    return None
+                connection = idle.pop()
+            if not connection.is_dropped():
                 return connection
             connection.close()
 
     def put(self, origin: _Origin, connection: _Connection) -> None:
         """Keep ``connection`` for reuse (or close it when the pool is full)."""
-        try:
-            self._queue(origin).put_nowait(connection)
-        except queue.Full:
-            connection.close()
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.maxsize:
+                idle.append(connection)
+                return
+        connection.close()
 
     def clear(self) -> None:
         """Close every idle connection."""
         with self._lock:
-            queues, self._queues = list(self._queues.values()), {}
-        for idle in queues:
-            while not idle.empty():
-                idle.get_nowait().close()
-
-
-def _is_dropped(connection: _Connection) -> bool:
-    """Whether an idle connection was closed by the server (it is readable: EOF)."""
-    sock = connection.sock
-    if sock is None:
-        return True
-    try:
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (AttributeError, OSError, ValueError):
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable)
+            lists, self._idle = list(self._idle.values()), {}
+        for idle in lists:
+            for connection in idle:
+                connection.close()
 
 
 def _split_timeout(timeout: Any) -> Tuple[Optional[float], Optional[float]]:
@@ -1601,9 +1639,11 @@ class Session:
         options = _SendOptions(
             timeout, retry or self.retry, _tls_settings(
                 self.verify if verify is None else verify, self.cert if cert is None else cert),
-            tuple(sorted({**(self.proxies or {}), **(proxies or {})}.items())))
+            _merged_proxies(self.proxies, proxies))
         response = self._send_following_redirects(prepared, options, allow_redirects)
-        for hook in self.hooks.get('response', []) + prepared.hooks.get('response', []):
+        hooks = self.hooks.get('response') or prepared.hooks.get('response')
+        for hook in (self.hooks.get('response', []) + prepared.hooks.get('response', [])
+                     if hooks else ()):
             response = hook(response, timeout=timeout, stream=stream) or response
         if not stream:
             response.content  # noqa: B018 - reads the body and frees the connection
@@ -1745,7 +1785,7 @@ class Session:
             head = _request_head(prepared.method, target, origin.host_header,
                                  {**headers, **extra} if extra else headers,
                                  prepared.body is not None)
-            connection.sock.settimeout(read_timeout)
+            connection.set_timeout(read_timeout)
             connection.send_request(head, payload)
             raw = _HTTPResponse(connection, method=prepared.method)  # type: ignore[arg-type]
             raw.begin()
@@ -1861,30 +1901,34 @@ class _HTTPResponse(http.client.HTTPResponse):
     """
 
     def _close_conn(self) -> None:
-        self.fp = None  # the reader belongs to the connection, which may carry more requests
+        self.fp = None  # type: ignore[assignment] # the reader belongs to the connection, which may carry more requests
 
     def begin(self) -> None:
         if self.headers is not None:
             return
         version, status, reason = self._read_status_line()
-        while status == HTTPStatus.CONTINUE:
+        while status == 100:  # interim answers before the real one
             self._read_header_lines()
             version, status, reason = self._read_status_line()
         self.version, self.status, self.code, self.reason = version, status, status, reason
-        self.headers = self.msg = self._read_header_lines()
-        encoding = self.headers.get('Transfer-Encoding', '')
-        self.chunked = encoding.lower() == 'chunked'
+        self.headers = self.msg = headers = self._read_header_lines()
+        self.chunked = headers.get('Transfer-Encoding', '').lower() == 'chunked'
         self.chunk_left = None
-        self.will_close = self._check_close()
-        self.length = None if self.chunked else _content_length(self.headers)
-        if status in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED) or \
-                100 <= status < 200 or self._method == 'HEAD':
+        if version == 11:
+            self.will_close = 'close' in headers.get('Connection', '').lower()
+        else:
+            self.will_close = self._check_close()
+        self.length = None if self.chunked else _content_length(headers)
+        if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
 
     def _read_status_line(self) -> Tuple[int, int, str]:
         line = self.fp.readline(_MAX_HEADER_LINE + 1)
+        if line[:9] == b'HTTP/1.1 ' and line[9:12].isdigit() and line[12:13] in b' \r\n' \
+                and len(line) <= _MAX_HEADER_LINE:  # the usual case, quickly
+            return 11, int(line[9:12]), line[13:].rstrip(b'\r\n').decode('iso-8859-1')
         if not line:
             raise http.client.RemoteDisconnected('the server closed the connection '
                                                  'without answering')
@@ -1898,11 +1942,16 @@ class _HTTPResponse(http.client.HTTPResponse):
         return version, int(parts[1]), parts[2] if len(parts) == 3 else ''
 
     def _read_header_lines(self) -> http.client.HTTPMessage:
+        block = self._buffered_header_block()
+        if block is not None:
+            return _header_message(block.split('\r\n') if block else [])
         headers = http.client.HTTPMessage()
+        store = headers.set_raw  # the fields as received, like the email parser keeps them
+        readline = self.fp.readline
         name: Optional[str] = None
         value = ''  # read only once a field name has been seen
         for _ in range(_MAX_HEADERS):
-            line = self.fp.readline(_MAX_HEADER_LINE + 1)
+            line = readline(_MAX_HEADER_LINE + 1)
             if len(line) > _MAX_HEADER_LINE:
                 raise http.client.LineTooLong('header line')
             if line in (b'\r\n', b'\n', b''):
@@ -1912,14 +1961,48 @@ class _HTTPResponse(http.client.HTTPResponse):
                 value = f'{value} {text.strip()}'
                 continue
             if name is not None:
-                headers[name] = value
+                store(name, value)
             name, _, value = text.partition(':')
             name, value = name.strip(), value.strip()
         else:
             raise http.client.HTTPException(f'more than {_MAX_HEADERS} header fields')
         if name is not None:
-            headers[name] = value
+            store(name, value)
         return headers
+
+
+    def _buffered_header_block(self) -> Optional[str]:
+        """The header block (without its blank line) when the reader already holds all of
+        it with plain CRLF line ends, consumed; else ``None`` and nothing is consumed."""
+        buffered = self.fp.peek(1)
+        if buffered[:2] == b'\r\n':
+            self.fp.read(2)
+            return ''
+        end = buffered.find(b'\r\n\r\n')
+        if end < 0:
+            return None
+        block = buffered[:end]
+        breaks = block.count(b'\r\n')
+        if block.count(b'\n') != breaks or block.count(b'\r') != breaks or \
+                breaks >= _MAX_HEADERS:
+            return None
+        self.fp.read(end + 4)
+        return block.decode('iso-8859-1')
+
+
+def _header_message(lines: List[str]) -> http.client.HTTPMessage:
+    """Header fields from the lines of a header block (folded lines are joined)."""
+    headers = http.client.HTTPMessage()
+    fields: List[List[str]] = []
+    for line in lines:
+        if line[:1] in (' ', '\t') and fields:  # folded continuation
+            fields[-1][1] = f'{fields[-1][1]} {line.strip()}'
+            continue
+        name, _, value = line.partition(':')
+        fields.append([name.strip(), value.strip()])
+    for name, value in fields:
+        headers.set_raw(name, value)
+    return headers
 
 
 _MAX_HEADER_LINE = 65536
@@ -1966,15 +2049,19 @@ def _with_query(url: str, params: Optional[Dict[str, Any]]) -> str:
     return url + query
 
 
+_TARGET_OF_URL = re.compile(r'[^/]*//[^/?#]*([^#]*)')
+
+
 def _request_target(url: str) -> str:
     """Path and query of an absolute URL (without any fragment), as sent to a server."""
-    start = url.find('//') + 2
-    ends = [index for index in (url.find(mark, start) for mark in '/?#') if index >= 0]
-    target = url[min(ends):].split('#', 1)[0] if ends else ''
+    match = _TARGET_OF_URL.match(url)
+    target = match.group(1) if match else ''
     return target if target.startswith('/') else '/' + target
 
 
 def _credentials_in_url(url: str) -> Tuple[Optional[str], Optional[str]]:
+    if '@' not in url:
+        return None, None
     pieces = url.split('/', 3)  # scheme, '', user info + host, path
     if len(pieces) < 3 or '@' not in pieces[2]:
         return None, None
@@ -1995,6 +2082,8 @@ def _proxy_auth_headers(proxy_url: str) -> Dict[str, str]:
 
 def _redact(url: str) -> str:
     """The URL without user name and password, for messages and logs."""
+    if '@' not in url:
+        return url
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
