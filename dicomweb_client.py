@@ -831,7 +831,8 @@ class CaseInsensitiveDict(MutableMapping):
 
     def __init__(self, data: Optional[Mapping[str, str]] = None, **kwargs: str) -> None:
         self._store: Dict[str, Tuple[str, str]] = {}
-        self.update(data or {}, **kwargs)
+        if data or kwargs:
+            self.update(data or {}, **kwargs)
 
     def __setitem__(self, key: str, value: str) -> None:
         self._store[key.lower()] = (key, value)
@@ -1277,7 +1278,7 @@ def _tls_settings(verify: Any, cert: Any) -> Tuple[Any, Any]:
     return verify, cert
 
 
-_HEADER_NAME = re.compile(r'[^:\s][^:\r\n]*')
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 _BAD_METHOD = re.compile(r'[\x00-\x20\x7f]')
 _BAD_TARGET = re.compile(r'[\x00-\x20\x7f]')
 _BODY_METHODS = frozenset({'POST', 'PUT', 'PATCH'})
@@ -1304,7 +1305,7 @@ def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any
     if _BAD_TARGET.search(target) or not target.isascii():
         raise ValueError(f'invalid characters in the request target {target!r}')
     lines = [f'{method} {target} HTTP/1.1']
-    pairs = headers.pairs() if isinstance(headers, CaseInsensitiveDict) else \
+    pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else \
         list(headers.items())
     present = {name.lower() for name, _ in pairs}
     if 'host' not in present:
@@ -1901,7 +1902,8 @@ class _HTTPResponse(http.client.HTTPResponse):
     """
 
     def _close_conn(self) -> None:
-        self.fp = None  # type: ignore[assignment] # the reader belongs to the connection, which may carry more requests
+        # the reader belongs to the connection, which may carry more requests
+        self.fp = None  # type: ignore[assignment]
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -3160,10 +3162,12 @@ class DICOMwebClient:
         warning = response.headers.get('Warning')
         if warning:
             logger.warning('server warning for %s: %s', url, warning)
-        if response.status_code == HTTPStatus.NO_CONTENT or not response.content.strip():
+        content = response.content
+        if response.status_code == 204 or not content or (
+                content[:1].isspace() and not content.strip()):
             return []
         try:
-            return json.loads(response.content)
+            return json.loads(content)
         except ValueError as error:
             raise ValueError(f'the answer from {url} is not valid JSON: {error}') from None
 

@@ -171,6 +171,124 @@ def test_json_body(recording_server, session) -> None:
     assert request.header('Content-Length') == str(len(request.body))
 
 
+# -- the request head the session writes --------------------------------------------------
+
+
+def test_default_accept_encoding_is_identity_and_a_given_one_is_kept(recording_server,
+                                                                      session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x')
+    assert recording_server.last.headers.get_all('Accept-Encoding') == ['identity']
+    session.get(recording_server.url + '/x', headers={'accept-encoding': 'gzip'})
+    assert recording_server.last.headers.get_all('Accept-Encoding') == ['gzip']
+
+
+def test_a_given_host_field_replaces_the_computed_one(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x', headers={'Host': 'dicom.example:8042'})
+    assert recording_server.last.headers.get_all('Host') == ['dicom.example:8042']
+
+
+def test_post_without_body_says_content_length_zero(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    recording_server.add('DELETE', '/x', ok())
+    session.post(recording_server.url + '/x')
+    assert recording_server.last.header('Content-Length') == '0'
+    session.delete(recording_server.url + '/x')
+    assert recording_server.last.header('Content-Length') is None
+
+
+@pytest.mark.parametrize('headers', [
+    {'X-Evil': 'value\r\nX-Injected: 1'},
+    {'X-Evil': 'value\nX-Injected: 1'},
+    {'X-Evil': 'value\r'},
+    {'X-Evil\r\nX-Injected': 'value'},
+    {'X Space': 'value'},
+    {':colon': 'value'},
+    {'': 'value'},
+], ids=repr)
+def test_fields_that_would_break_the_framing_are_refused_before_sending(
+        recording_server, session, headers) -> None:
+    recording_server.add('GET', '/x', ok())
+    with pytest.raises(ValueError, match='header field'):
+        session.get(recording_server.url + '/x', headers=headers)
+    assert recording_server.requests == []
+    # the session is still usable
+    assert session.get(recording_server.url + '/x').content == b'ok'
+
+
+@pytest.mark.parametrize('method', ['GET\r\nX: 1', 'GE T', 'GET\x00'])
+def test_a_method_with_spaces_or_line_breaks_is_refused(recording_server, session,
+                                                        method) -> None:
+    with pytest.raises(ValueError, match='method'):
+        session.request(method, recording_server.url + '/x')
+    assert recording_server.requests == []
+
+
+def test_non_string_header_values_are_sent_as_text(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x', headers={'X-Number': 42, 'X-Bytes': b'raw'})
+    assert recording_server.last.header('X-Number') == '42'
+    assert recording_server.last.header('X-Bytes') == 'raw'
+
+
+def test_text_chunks_of_a_streamed_body_are_sent_as_utf8(recording_server, session) -> None:
+    recording_server.add('POST', '/x', ok())
+    session.post(recording_server.url + '/x', data=iter(['caf\u00e9 ', b'and bytes']))
+    request = recording_server.last
+    assert request.chunked
+    assert request.body == 'caf\u00e9 and bytes'.encode('utf-8')
+
+
+def test_one_connection_carries_many_requests_of_every_kind(recording_server,
+                                                            session) -> None:
+    recording_server.add('GET', '/x', ok(b'x' * 100_000))
+    recording_server.add('POST', '/x', ok())
+    recording_server.add('HEAD', '/x', ok(b'12345'))
+    recording_server.add('GET', '/chunked', Canned(body=[b'a', b'b' * 70_000], chunked=True))
+    for _ in range(3):
+        assert len(session.get(recording_server.url + '/x').content) == 100_000
+        session.post(recording_server.url + '/x', data=b'y' * 200_000)
+        session.post(recording_server.url + '/x', data=iter([b'z'] * 10))
+        assert session.head(recording_server.url + '/x').content == b''
+        assert session.get(recording_server.url + '/chunked').content == b'a' + b'b' * 70_000
+    assert {request.connection for request in recording_server.requests} == {1}
+
+
+@pytest.mark.parametrize('split', [1, 5, 17, 30, 44, 60])
+def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None:
+    """The header block may arrive in pieces; the quick path (whole block already
+    buffered) and the line-by-line path must give the same answer."""
+    answer = (b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: one\r\n two\r\n'
+              b'Content-Length: 5\r\n\r\nhello')
+    listener = socket.create_server(('127.0.0.1', 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(2):
+                received = b''
+                while b'\r\n\r\n' not in received:
+                    received += conn.recv(65536)
+                conn.sendall(answer[:split])
+                time.sleep(0.05)
+                conn.sendall(answer[split:])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f'http://127.0.0.1:{listener.getsockname()[1]}/x'
+        for _ in range(2):
+            response = session.get(url)
+            assert response.content == b'hello'
+            assert response.headers['Content-Type'] == 'text/plain'
+            assert response.headers['X-Folded'] == 'one two'
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
 # -- authentication -------------------------------------------------------------------------
 
 
