@@ -1901,6 +1901,11 @@ class _HTTPResponse(http.client.HTTPResponse):
     through the reader of its :class:`_Connection`, which stays open when the answer ends.
     """
 
+    def flush(self) -> None:
+        """Nothing to flush: an answer is only read.  (The standard method flushes the
+        reader, which raises if the connection's reader was closed first, as happens
+        when an abandoned answer and its connection are garbage-collected together.)"""
+
     def _close_conn(self) -> None:
         # the reader belongs to the connection, which may carry more requests
         self.fp = None  # type: ignore[assignment]

@@ -394,6 +394,18 @@ def test_unread_streamed_response_closes_its_connection(recording_server, sessio
     assert recording_server.connection_count == 2
 
 
+def test_abandoned_answer_whose_connection_closed_first_closes_quietly(
+        recording_server, session) -> None:
+    # when an abandoned answer and its connection are collected together, the
+    # connection's reader may be closed before the answer's own close runs
+    recording_server.add('GET', '/big', ok(b'z' * 200_000))
+    response = session.get(recording_server.url + '/big', stream=True)
+    assert response.read1(10)
+    response.raw.fp.close()
+    response.raw.close()  # the standard close flushes the reader, which would raise here
+    assert response.raw.isclosed()
+
+
 def test_connection_close_answer_is_not_reused(recording_server, session) -> None:
     recording_server.add('GET', '/x', ok())
     recording_server.queue(Canned(body=b'bye', close=True))
