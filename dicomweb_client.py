@@ -24,6 +24,7 @@ import contextlib
 import email.parser
 import email.utils
 import enum
+import errno
 import hashlib
 import http.client
 import importlib
@@ -31,6 +32,7 @@ import io
 import itertools
 import json
 import logging
+import mmap
 import multiprocessing
 import os
 import pathlib
@@ -2316,12 +2318,15 @@ class _Window:
     """A growable byte buffer over a stream: bytes arrive at the end, leave from the start.
 
     Reads go straight into the buffer (``readinto1``), so each byte is copied once on the
-    way in and once more when a part is handed out.
+    way in and once more when a part is handed out.  With ``parts_kept``, large parts are
+    handed out through :func:`_kept_copy`.
     """
 
-    def __init__(self, readinto1: Callable[[memoryview], int], chunk_size: int) -> None:
+    def __init__(self, readinto1: Callable[[memoryview], int], chunk_size: int,
+                 parts_kept: bool = False) -> None:
         self._readinto1 = readinto1
         self._chunk_size = chunk_size
+        self._parts_kept = parts_kept
         self.buf = bytearray(2 * chunk_size)
         self.start = 0
         self.end = 0
@@ -2357,8 +2362,11 @@ class _Window:
 
     def take(self, size: int) -> bytes:
         """Remove and return the first ``size`` bytes."""
-        with memoryview(self.buf) as view:
-            data = bytes(view[self.start:self.start + size])
+        with memoryview(self.buf) as view, view[self.start:self.start + size] as taken:
+            if self._parts_kept and size >= _KEPT_COPY_MIN:
+                data = _kept_copy(taken)
+            else:
+                data = bytes(taken)
         self.skip(size)
         return data
 
@@ -2369,6 +2377,71 @@ class _Window:
         if held <= self._chunk_size and self.start > self._chunk_size:
             self.buf[:held] = self.buf[self.start:self.end]
             self.start, self.end = 0, held
+
+
+def _kept_copy(view: memoryview) -> bytes:
+    """``bytes(view)``, with the copy's memory mapped in by one system call first.
+
+    A part the caller keeps (in a list, say) needs new memory, and Linux maps new memory
+    in one 4 KiB page at a time, on first touch; for large parts that costs more than the
+    copy itself.  ``madvise(MADV_POPULATE_WRITE)`` maps all pages of the new object at
+    once (on the benchmark machine a 400 MiB frame list came in about a third faster).
+    The object is allocated zeroed (untouched memory), populated, filled through a
+    :class:`io.BytesIO` view and handed out by ``getvalue()``, which returns the very
+    object it wraps when sizes match (CPython), so nothing is copied twice.  Elsewhere,
+    or on kernels before 5.14, the pages are simply faulted in by the copy.
+    """
+    holder = io.BytesIO(bytes(len(view)))
+    with holder.getbuffer() as target:
+        _populate_pages(target)
+        target[:] = view
+    return holder.getvalue()
+
+
+class _PagePopulator:
+    """Maps in every whole page of a writable buffer with one ``madvise`` call.
+
+    libc's ``madvise`` is loaded through ctypes on first use, on Linux only; where it
+    cannot be loaded or the kernel refuses ``MADV_POPULATE_WRITE`` (before Linux 5.14),
+    calls do nothing from then on and pages are faulted in as they are touched.
+    """
+
+    _MADV_POPULATE_WRITE = 23  # <linux/mman.h>
+
+    def __init__(self) -> None:
+        self._madvise: Any = None
+        self._ctypes: Any = None
+        self._enabled = sys.platform.startswith('linux')
+
+    def __call__(self, buffer: memoryview) -> None:
+        if len(buffer) < mmap.PAGESIZE or not self._enabled or (
+                self._madvise is None and not self._load()):
+            return
+        pointer = self._ctypes.c_char.from_buffer(buffer)  # exports buffer while alive
+        address = self._ctypes.addressof(pointer)
+        del pointer
+        page = mmap.PAGESIZE
+        first = -(-address // page) * page
+        last = (address + len(buffer)) // page * page
+        if last > first and self._madvise(first, last - first, self._MADV_POPULATE_WRITE) \
+                and self._ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS):
+            self._enabled = False  # a kernel without it: stop asking
+
+    def _load(self) -> bool:
+        try:
+            import ctypes
+            madvise = ctypes.CDLL(None, use_errno=True).madvise
+        except (ImportError, OSError, AttributeError):
+            self._enabled = False
+            return False
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madvise.restype = ctypes.c_int
+        self._ctypes, self._madvise = ctypes, madvise
+        return True
+
+
+_populate_pages = _PagePopulator()
+_KEPT_COPY_MIN = 1 << 18  # smaller parts come from the allocator's heap, mapped already
 
 
 def _readinto_from_read1(read1: Callable[[int], bytes]) -> Callable[[memoryview], int]:
@@ -2398,14 +2471,19 @@ class MultipartReader:
         The boundary, without the leading dashes.
     chunk_size: int, optional
         Most bytes asked for per read.
+    parts_kept: bool, optional
+        The caller keeps every part (collects them in a list, say) rather than dropping
+        each before asking for the next: large parts then get memory that is mapped in
+        at once, which is faster on Linux (see :func:`_kept_copy`).
 
     """
 
-    def __init__(self, source: Any, boundary: bytes, chunk_size: int = 1 << 20) -> None:
+    def __init__(self, source: Any, boundary: bytes, chunk_size: int = 1 << 20, *,
+                 parts_kept: bool = False) -> None:
         readinto1 = getattr(source, 'readinto1', None)
         if not callable(readinto1):
             readinto1 = _readinto_from_read1(source)
-        self._window = _Window(readinto1, max(int(chunk_size), 1024))
+        self._window = _Window(readinto1, max(int(chunk_size), 1024), parts_kept)
         self._delimiter = b'\r\n--' + boundary
 
     def __iter__(self) -> Iterator[Tuple[Message, bytes]]:
@@ -2492,15 +2570,16 @@ def _media_type_matches(pattern: str, media_type: str) -> bool:
     return pattern.endswith('/*') and media_type.startswith(pattern[:-1])
 
 
-def _iter_parts(response: Response, acceptable: Sequence[str],
-                chunk_size: int) -> Iterator[Tuple[Message, bytes]]:
+def _iter_parts(response: Response, acceptable: Sequence[str], chunk_size: int,
+                parts_kept: bool = False) -> Iterator[Tuple[Message, bytes]]:
     """Yield (headers, body) of each part of an answer; closes the answer at the end."""
     try:
         if response.status_code == HTTPStatus.NO_CONTENT:
             return
         content_type = response.headers.get('Content-Type', '')
         if _content_type(content_type).get_content_maintype() == 'multipart':
-            yield from MultipartReader(response, _boundary_of(content_type), chunk_size)
+            yield from MultipartReader(response, _boundary_of(content_type), chunk_size,
+                                       parts_kept=parts_kept)
         else:
             yield from _single_part(response, acceptable)
     finally:
@@ -3178,12 +3257,15 @@ class DICOMwebClient:
 
     def _stream_parts(self, url: str, resource: str, media_types: Optional[MediaTypes],
                       params: Optional[Dict[str, Any]] = None,
-                      headers: Optional[Dict[str, str]] = None) -> Iterator[bytes]:
-        """Send the request now; return a generator over the bodies of its parts."""
+                      headers: Optional[Dict[str, str]] = None,
+                      parts_kept: bool = False) -> Iterator[bytes]:
+        """Send the request now; return a generator over the bodies of its parts
+        (``parts_kept``: the caller keeps them all, see :class:`MultipartReader`)."""
         accept, names = _accept(resource, media_types)
         response = self._request('GET', url, params=params,
                                  headers={'Accept': accept, **(headers or {})}, stream=True)
-        return (body for _, body in _iter_parts(response, names, self._chunk_size))
+        return (body for _, body in _iter_parts(response, names, self._chunk_size,
+                                                parts_kept))
 
     # -- QIDO-RS ------------------------------------------------------------------------
 
@@ -3545,6 +3627,15 @@ class DICOMwebClient:
             If the server sends another number of frames than asked for.
 
         """
+        return self._instance_frames(study_instance_uid, series_instance_uid,
+                                     sop_instance_uid, frame_numbers, media_types,
+                                     additional_params, workers, parts_kept=False)
+
+    def _instance_frames(self, study_instance_uid: str, series_instance_uid: str,
+                         sop_instance_uid: str, frame_numbers: Sequence[int],
+                         media_types: Optional[MediaTypes],
+                         additional_params: Optional[Dict[str, Any]],
+                         workers: Optional[int], parts_kept: bool) -> Iterator[bytes]:
         frame_numbers = _check_frame_numbers(frame_numbers)
         url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
                         frame_numbers)
@@ -3557,7 +3648,8 @@ class DICOMwebClient:
                     study_instance_uid, series_instance_uid, sop_instance_uid, group,
                     media_types, additional_params), groups, workers)
             return (frame for batch in batches for frame in batch)
-        parts = self._stream_parts(url, 'frames', media_types, additional_params)
+        parts = self._stream_parts(url, 'frames', media_types, additional_params,
+                                   parts_kept=parts_kept)
         return _counted(parts, len(frame_numbers), f'frames from {url}')
 
     def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
@@ -3573,9 +3665,9 @@ class DICOMwebClient:
             One item per frame, in the order asked for.
 
         """
-        return list(self.iter_instance_frames(study_instance_uid, series_instance_uid,
-                                              sop_instance_uid, frame_numbers, media_types,
-                                              additional_params, workers=workers))
+        return list(self._instance_frames(study_instance_uid, series_instance_uid,
+                                          sop_instance_uid, frame_numbers, media_types,
+                                          additional_params, workers, parts_kept=True))
 
     def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
                       byte_range: Optional[Tuple[int, int]] = None,
@@ -3600,9 +3692,16 @@ class DICOMwebClient:
             Bulk data items.
 
         """
+        return self._bulkdata(url, media_types, byte_range, additional_params,
+                              parts_kept=False)
+
+    def _bulkdata(self, url: str, media_types: Optional[MediaTypes],
+                  byte_range: Optional[Tuple[int, int]],
+                  additional_params: Optional[Dict[str, Any]],
+                  parts_kept: bool) -> Iterator[bytes]:
         headers = {'Range': _byte_range(byte_range)} if byte_range is not None else None
         return self._stream_parts(self._bulkdata_url(url), 'bulkdata', media_types,
-                                  additional_params, headers)
+                                  additional_params, headers, parts_kept)
 
     def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
                           byte_range: Optional[Tuple[int, int]] = None,
@@ -3616,7 +3715,8 @@ class DICOMwebClient:
             Bulk data items.
 
         """
-        return list(self.iter_bulkdata(url, media_types, byte_range, additional_params))
+        return list(self._bulkdata(url, media_types, byte_range, additional_params,
+                                   parts_kept=True))
 
     def _bulkdata_url(self, url: str) -> str:
         if not isinstance(url, str) or not url:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from email.message import Message
@@ -67,10 +68,11 @@ def header_items(headers: Message) -> list[tuple[str, str]]:
 
 
 def read_parts(read1: Callable[[int], bytes], boundary: bytes = B,
-               chunk_size: int = 1 << 16) -> list[tuple[list[tuple[str, str]], bytes]]:
+               chunk_size: int = 1 << 16, parts_kept: bool = False,
+               ) -> list[tuple[list[tuple[str, str]], bytes]]:
     """All parts as (header items, body), read to the end."""
-    return [(header_items(headers), body)
-            for headers, body in MultipartReader(read1, boundary, chunk_size)]
+    reader = MultipartReader(read1, boundary, chunk_size, parts_kept=parts_kept)
+    return [(header_items(headers), body) for headers, body in reader]
 
 
 def read_bytes(data: bytes, boundary: bytes = B) -> list[tuple[list[tuple[str, str]], bytes]]:
@@ -283,6 +285,95 @@ def test_every_pair_of_split_points_gives_the_same_parts() -> None:
 @pytest.mark.parametrize("sizes", [[2], [3], [5, 1], [7, 11, 13], [64]])
 def test_fixed_read_sizes_give_the_same_parts(sizes: list[int]) -> None:
     assert read_parts(sized_source(SMALL_BODY, sizes)) == read_bytes(SMALL_BODY)
+
+
+# -- parts the caller keeps: their own, mapped-in memory ---------------------------------
+
+
+@pytest.fixture
+def kept_copy_for_every_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let even tiny parts take the kept-part copy, so small bodies exercise it."""
+    monkeypatch.setattr(dicomweb_client, "_KEPT_COPY_MIN", 0)
+
+
+@pytest.mark.usefixtures("kept_copy_for_every_part")
+def test_parts_kept_every_split_point_gives_the_same_parts() -> None:
+    whole = read_bytes(SMALL_BODY)
+    for split in range(len(SMALL_BODY) + 1):
+        pieces = [SMALL_BODY[:split], SMALL_BODY[split:]]
+        parts = read_parts(piece_source(pieces), parts_kept=True)
+        assert parts == whole, f"split at {split}"
+        assert all(type(body) is bytes for _, body in parts)
+
+
+@pytest.mark.usefixtures("kept_copy_for_every_part")
+@pytest.mark.parametrize("sizes", [[1], [3], [7, 11, 13], [64]])
+def test_parts_kept_fixed_read_sizes_give_the_same_parts(sizes: list[int]) -> None:
+    assert read_parts(sized_source(SMALL_BODY, sizes), parts_kept=True) == \
+        read_bytes(SMALL_BODY)
+
+
+def test_parts_kept_large_payloads_across_reads() -> None:
+    rng = random.Random(11)
+    big = bytes(rng.getrandbits(8) for _ in range(300_000))
+    lines = b"\r\n--" + B[:-1] + b"\r\n" * 70_000  # delimiter-like bytes throughout
+    data = multipart_body([big, lines, b"", big[:1 << 18]], BOUNDARY)
+    for sizes in ([4093, 1, 65536, 17], [1 << 20], [262_144]):
+        parts = read_parts(sized_source(data, sizes), chunk_size=1 << 16, parts_kept=True)
+        assert bodies(parts) == [big, lines, b"", big[:1 << 18]], sizes
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 8191, 1 << 18, (1 << 20) + 3])
+def test_kept_copy_is_an_exact_bytes_copy(size: int) -> None:
+    original = bytes(random.Random(size).getrandbits(8) for _ in range(size))
+    source = bytearray(original)
+    with memoryview(source) as view:
+        copy = dicomweb_client._kept_copy(view)
+    assert type(copy) is bytes and copy == original
+    source[:] = bytes(size)  # the copy does not share the source's memory
+    assert copy == original
+
+
+def test_kept_copy_of_a_view_into_a_larger_buffer() -> None:
+    buffer = bytearray(b"a" * 5000 + b"b" * 70_000 + b"c" * 5000)
+    with memoryview(buffer) as view, view[5000:75_000] as middle:
+        assert dicomweb_client._kept_copy(middle) == b"b" * 70_000
+    buffer.extend(b"d")  # every view was released
+
+
+def test_page_populator_leaves_the_buffer_free_and_intact() -> None:
+    buffer = bytearray(b"z" * (1 << 16))
+    with memoryview(buffer) as view:
+        dicomweb_client._PagePopulator()(view)
+    buffer.extend(b"!")  # no export of the buffer is left behind
+    assert buffer == b"z" * (1 << 16) + b"!"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise is used on Linux")
+def test_page_populator_stops_asking_a_kernel_that_refuses() -> None:
+    class Refused(dicomweb_client._PagePopulator):
+        _MADV_POPULATE_WRITE = 10_000  # no such advice: the kernel answers EINVAL
+
+    populator = Refused()
+    buffer = bytearray(1 << 16)
+    with memoryview(buffer) as view:
+        populator(view)
+        assert populator._enabled is False
+        populator(view)  # and later calls do nothing
+    assert buffer == bytes(1 << 16)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(
+    parts=st.lists(st.binary(max_size=64), max_size=5),
+    sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
+)
+def test_property_parts_kept_round_trip(kept_copy_for_every_part, parts, sizes) -> None:
+    for payload in parts:
+        assume(_unambiguous(payload, DELIMITER))
+    data = multipart_body(parts, BOUNDARY)
+    assert bodies(read_parts(sized_source(data, sizes), parts_kept=True)) == parts
 
 
 # -- truncated and malformed bodies ------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import time
 from collections.abc import Iterator
 from email.message import Message
@@ -451,6 +452,27 @@ def test_retrieve_frames_default(server: RecordingServer, method: str) -> None:
     frames = list(getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 3]))
     assert frames == [b"frame one", b"frame \r\n three"]
     check_request(server.last, "GET", PREFIX + FRAMES_PATH, accept=ACCEPT_OCTETS)
+
+
+@pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
+def test_large_frames_come_back_byte_for_byte(server: RecordingServer, method: str) -> None:
+    # frames this large take the list path's own allocation (memory mapped in at once)
+    rng = random.Random(3)
+    frames = [bytes(rng.getrandbits(8) for _ in range(300_000)) + b"\r\n--" + bytes(5000),
+              b"\r\n" * 150_000, bytes(1 << 19)]
+    server.add("GET", None, multipart_response(frames, "application/octet-stream"))
+    got = list(getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 2, 3]))
+    assert [type(frame) for frame in got] == [bytes] * 3
+    assert got == frames
+
+
+@pytest.mark.parametrize("method", ["retrieve_bulkdata", "iter_bulkdata"])
+def test_large_bulk_data_comes_back_byte_for_byte(server: RecordingServer,
+                                                  method: str) -> None:
+    payload = bytes(range(256)) * 2000
+    server.add("GET", "/bulk/big", multipart_response([payload], "application/octet-stream"))
+    got = list(getattr(make_client(server), method)(server.url + "/bulk/big"))
+    assert got == [payload] and type(got[0]) is bytes
 
 
 def test_retrieve_frames_of_a_real_instance(server: RecordingServer) -> None:
