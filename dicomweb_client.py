@@ -1098,11 +1098,23 @@ class Response:
             raise self._error
         if self._content is None:
             try:
-                self._content = self.raw.read()
+                self._content = self._read_body()
             except Exception as error:
                 raise self._failed(error) from error
             self._finish(reusable=True)
         return self._content
+
+    def _read_body(self) -> bytes:
+        """The whole body; one read from the connection's buffer when its size is known."""
+        raw = self.raw
+        size = raw.length
+        if raw.chunked or size is None or raw.fp is None:
+            return raw.read()
+        data = raw.fp.read(size)
+        if len(data) < size:
+            raise http.client.IncompleteRead(data, size - len(data))
+        raw.length = 0
+        return data
 
     @property
     def text(self) -> str:
@@ -1300,15 +1312,36 @@ def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any
     """The request line and header block of an HTTP/1.1 request, checked and encoded.
 
     Raises :class:`ValueError` before anything is sent when a field would break the
-    framing (a line break in a value, a bad name, spaces in the target).
+    framing (a line break in a value, a bad name, spaces in the target).  Heads whose
+    field values are all text are remembered (only text is kept, so a lookup never
+    mistakes ``1`` for ``True``): a client sends the same few again and again.
     """
+    pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else \
+        list(headers.items())
+    key = (method, target, host, has_body, *pairs)
+    try:
+        return _HEADS[key]
+    except (KeyError, TypeError):  # not seen yet, or a value that cannot be a key
+        pass
+    head = _new_request_head(method, target, host, pairs, has_body)
+    if all(type(value) is str for _, value in pairs):
+        if len(_HEADS) >= _HEADS_KEPT:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
+
+
+_HEADS: Dict[Any, bytes] = {}
+_HEADS_KEPT = 256
+
+
+def _new_request_head(method: str, target: str, host: str,
+                      pairs: List[Tuple[str, Any]], has_body: bool) -> bytes:
     if _BAD_METHOD.search(method):
         raise ValueError(f'invalid HTTP method {method!r}')
     if _BAD_TARGET.search(target) or not target.isascii():
         raise ValueError(f'invalid characters in the request target {target!r}')
     lines = [f'{method} {target} HTTP/1.1']
-    pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else \
-        list(headers.items())
     present = {name.lower() for name, _ in pairs}
     if 'host' not in present:
         lines.append(f'Host: {host}')
@@ -1921,13 +1954,14 @@ class _HTTPResponse(http.client.HTTPResponse):
             version, status, reason = self._read_status_line()
         self.version, self.status, self.code, self.reason = version, status, status, reason
         self.headers = self.msg = headers = self._read_header_lines()
-        self.chunked = headers.get('Transfer-Encoding', '').lower() == 'chunked'
+        coding, connection, lengths = _framing_fields(headers)
+        self.chunked = coding.lower() == 'chunked'
         self.chunk_left = None
         if version == 11:
-            self.will_close = 'close' in headers.get('Connection', '').lower()
+            self.will_close = 'close' in connection.lower()
         else:
             self.will_close = self._check_close()
-        self.length = None if self.chunked else _content_length(headers)
+        self.length = None if self.chunked else _content_length(lengths)
         if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
@@ -2018,9 +2052,25 @@ _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
 
 
-def _content_length(headers: Message) -> Optional[int]:
-    """The Content-Length of an answer, ``None`` if absent; raises if malformed."""
-    values = headers.get_all('Content-Length') or []
+def _framing_fields(headers: Message) -> Tuple[str, str, List[str]]:
+    """Transfer-Encoding and Connection (the first of each, ``''`` if absent) and every
+    Content-Length of an answer, in one pass over its fields."""
+    coding = connection = None
+    lengths: List[str] = []
+    for name, value in headers.raw_items():
+        key = name.lower()
+        if key == 'content-length':
+            lengths.append(value)
+        elif key == 'transfer-encoding' and coding is None:
+            coding = value
+        elif key == 'connection' and connection is None:
+            connection = value
+    return coding or '', connection or '', lengths
+
+
+def _content_length(values: List[str]) -> Optional[int]:
+    """The Content-Length of an answer from its field values, ``None`` if there are none;
+    raises if they are malformed or disagree."""
     if not values:
         return None
     if len(set(values)) != 1 or not values[0].strip().isdigit():
