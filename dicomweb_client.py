@@ -25,6 +25,7 @@ import email.parser
 import email.utils
 import enum
 import errno
+import functools
 import hashlib
 import http.client
 import importlib
@@ -1252,7 +1253,15 @@ class _Origin:
     proxy: Optional[str] = None
     tls: Optional[Tuple[Any, Any]] = None
 
-    @property
+    def __post_init__(self) -> None:
+        # looked up in the pool twice per request: hash the fields once
+        object.__setattr__(self, '_hash', hash((self.scheme, self.host, self.port,
+                                                 self.proxy, self.tls)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined,no-any-return]
+
+    @functools.cached_property
     def host_header(self) -> str:
         """str: the ``Host`` field of requests to this server (port only if not default)."""
         host = f'[{self.host}]' if ':' in self.host else self.host
@@ -1948,12 +1957,18 @@ class _HTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         if self.headers is not None:
             return
-        version, status, reason = self._read_status_line()
-        while status == 100:  # interim answers before the real one
-            self._read_header_lines()
+        head = _buffered_head(self.fp)
+        if head is not None:  # the usual case: all of it arrived with the first read
+            version = 11
+            status, reason, headers = head
+        else:
             version, status, reason = self._read_status_line()
+            while status == 100:  # interim answers before the real one
+                self._read_header_lines()
+                version, status, reason = self._read_status_line()
+            headers = self._read_header_lines()
         self.version, self.status, self.code, self.reason = version, status, status, reason
-        self.headers = self.msg = headers = self._read_header_lines()
+        self.headers = self.msg = headers
         coding, connection, lengths = _framing_fields(headers)
         self.chunked = coding.lower() == 'chunked'
         self.chunk_left = None
@@ -1985,9 +2000,6 @@ class _HTTPResponse(http.client.HTTPResponse):
         return version, int(parts[1]), parts[2] if len(parts) == 3 else ''
 
     def _read_header_lines(self) -> http.client.HTTPMessage:
-        block = self._buffered_header_block()
-        if block is not None:
-            return _header_message(block.split('\r\n') if block else [])
         headers = http.client.HTTPMessage()
         store = headers.set_raw  # the fields as received, like the email parser keeps them
         readline = self.fp.readline
@@ -2014,38 +2026,29 @@ class _HTTPResponse(http.client.HTTPResponse):
         return headers
 
 
-    def _buffered_header_block(self) -> Optional[str]:
-        """The header block (without its blank line) when the reader already holds all of
-        it with plain CRLF line ends, consumed; else ``None`` and nothing is consumed."""
-        buffered = self.fp.peek(1)
-        if buffered[:2] == b'\r\n':
-            self.fp.read(2)
-            return ''
-        end = buffered.find(b'\r\n\r\n')
-        if end < 0:
-            return None
-        block = buffered[:end]
-        breaks = block.count(b'\r\n')
-        if block.count(b'\n') != breaks or block.count(b'\r') != breaks or \
-                breaks >= _MAX_HEADERS:
-            return None
-        self.fp.read(end + 4)
-        return block.decode('iso-8859-1')
-
-
-def _header_message(lines: List[str]) -> http.client.HTTPMessage:
-    """Header fields from the lines of a header block (folded lines are joined)."""
+def _buffered_head(reader: Any) -> Optional[Tuple[int, str, http.client.HTTPMessage]]:
+    """Status, reason and header fields of an HTTP/1.1 answer whose head the reader
+    already holds, when it is plain (no folded or odd lines, not an interim 1xx answer),
+    consumed; else ``None``, nothing is consumed, and the line-by-line reader takes over.
+    """
+    buffered = reader.peek(1)
+    end = buffered.find(b'\r\n\r\n')
+    if end < 0 or buffered[:9] != b'HTTP/1.1 ' or not buffered[9:12].isdigit() or \
+            buffered[9:10] == b'1' or buffered[12:13] not in b' \r':
+        return None
+    text = buffered[:end].decode('iso-8859-1')
+    lines = text.split('\r\n')
+    if text.count('\n') != len(lines) - 1 or text.count('\r') != len(lines) - 1 or \
+            len(lines) > _MAX_HEADERS:
+        return None
     headers = http.client.HTTPMessage()
-    fields: List[List[str]] = []
-    for line in lines:
-        if line[:1] in (' ', '\t') and fields:  # folded continuation
-            fields[-1][1] = f'{fields[-1][1]} {line.strip()}'
-            continue
-        name, _, value = line.partition(':')
-        fields.append([name.strip(), value.strip()])
-    for name, value in fields:
-        headers.set_raw(name, value)
-    return headers
+    for line in itertools.islice(lines, 1, None):
+        name, colon, value = line.partition(':')
+        if not colon or line[0] in ' \t:':  # no name, or folded: the general reader
+            return None
+        headers.set_raw(name.strip(), value.strip())
+    reader.read(end + 4)
+    return int(text[9:12]), lines[0][13:], headers
 
 
 _MAX_HEADER_LINE = 65536

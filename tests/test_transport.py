@@ -289,6 +289,64 @@ def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None
         thread.join(timeout=5)
 
 
+ODD_HEADS = {
+    'blanks': b'HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nX-Spaces:   padded  value  \r\n'
+              b'X-Tab:\tt\t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\nX-Sp : v\r\n'
+              b'X-FF: \x0cv\x0c\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nContent-Length: 5\r\n\r\n'
+              b'hello',
+    'folded': b'HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\n\tthree\r\nContent-Length: 5\r\n\r\n'
+              b'hello',
+    'leading colon': b'HTTP/1.1 200 OK\r\n:odd: x\r\nContent-Length: 5\r\n\r\nhello',
+    'no colon': b'HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 5\r\n\r\nhello',
+    'no reason': b'HTTP/1.1 204\r\nX-A: 1\r\n\r\n',
+    'reason with blanks': b'HTTP/1.1 200  All  Good \r\nContent-Length: 5\r\n\r\nhello',
+    'interim answer': b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n'
+                      b'hello',
+    'HTTP/1.0': b'HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello',
+    'no fields': b'HTTP/1.1 200 OK\r\n\r\n',
+}
+
+
+@pytest.mark.parametrize('name', list(ODD_HEADS))
+def test_answer_heads_read_whole_or_line_by_line_agree(session, name) -> None:
+    """An answer head that is buffered whole takes the quick path, one that arrives in
+    pieces the line-by-line path; both must read every kind of head alike."""
+    answer = ODD_HEADS[name]
+    listener = socket.create_server(('127.0.0.1', 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                received = b''
+                while b'\r\n\r\n' not in received:
+                    received += conn.recv(65536)
+                split = 1 if b'split' in received else len(answer)
+                conn.sendall(answer[:split])
+                time.sleep(0.05)
+                conn.sendall(answer[split:])
+                conn.shutdown(socket.SHUT_WR)
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f'http://127.0.0.1:{listener.getsockname()[1]}/'
+        seen = []
+        for path in ('whole', 'split'):
+            response = session.get(url + path)
+            seen.append((response.status_code, response.reason, response.headers.items(),
+                         response.content))
+        assert seen[0] == seen[1]
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
 # -- authentication -------------------------------------------------------------------------
 
 
