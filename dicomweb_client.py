@@ -58,6 +58,7 @@ from http import HTTPStatus
 from typing import (
     Any,
     Callable,
+    Deque,
     Dict,
     Iterable,
     Iterator,
@@ -1489,41 +1490,48 @@ class _Connection:
 
 
 class _ConnectionPool:
-    """Idle keep-alive connections per origin, most recently used first; thread safe."""
+    """Idle keep-alive connections per origin, most recently used first; thread safe.
+
+    Without a lock: ``dict.setdefault``, ``deque.append`` and ``deque.pop`` are atomic,
+    so a connection is handed to one thread only; threads putting back at the same time
+    may keep a few more than ``maxsize`` for a while.
+    """
 
     def __init__(self, maxsize: int = 10) -> None:
         self.maxsize = maxsize
-        self._idle: Dict[_Origin, List[_Connection]] = {}
-        self._lock = threading.Lock()
+        self._idle: Dict[_Origin, Deque[_Connection]] = {}
 
     def get(self, origin: _Origin) -> Optional[_Connection]:
         """Return an idle connection that is still open, or ``None``."""
-        while True:
-            with self._lock:
-                idle = self._idle.get(origin)
-                if not idle:
-                    return None
+        idle = self._idle.get(origin)
+        while idle:
+            try:
                 connection = idle.pop()
+            except IndexError:  # another thread took the last one
+                return None
             if not connection.is_dropped():
                 return connection
             connection.close()
+        return None
 
     def put(self, origin: _Origin, connection: _Connection) -> None:
         """Keep ``connection`` for reuse (or close it when the pool is full)."""
-        with self._lock:
-            idle = self._idle.setdefault(origin, [])
-            if len(idle) < self.maxsize:
-                idle.append(connection)
-                return
-        connection.close()
+        idle = self._idle.get(origin)
+        if idle is None:
+            idle = self._idle.setdefault(origin, collections.deque())
+        if len(idle) < self.maxsize:
+            idle.append(connection)
+        else:
+            connection.close()
 
     def clear(self) -> None:
         """Close every idle connection."""
-        with self._lock:
-            lists, self._idle = list(self._idle.values()), {}
-        for idle in lists:
-            for connection in idle:
-                connection.close()
+        for idle in list(self._idle.values()):
+            while idle:
+                try:
+                    idle.pop().close()
+                except IndexError:
+                    break
 
 
 def _split_timeout(timeout: Any) -> Tuple[Optional[float], Optional[float]]:
@@ -1845,7 +1853,7 @@ class Session:
             raise
 
         def release(reusable: bool) -> None:
-            if reusable and not connection.has_leftover():
+            if reusable and (raw.spare == 0 or not connection.has_leftover()):
                 self._pool.put(origin, connection)
             else:
                 connection.close()
@@ -1945,14 +1953,26 @@ class _HTTPResponse(http.client.HTTPResponse):
     through the reader of its :class:`_Connection`, which stays open when the answer ends.
     """
 
+    #: bytes the reader held past the end of this answer's body when its head was read,
+    #: if known: 0 means that nothing beyond the answer had arrived by then
+    spare: Optional[int] = None
+
     def flush(self) -> None:
         """Nothing to flush: an answer is only read.  (The standard method flushes the
         reader, which raises if the connection's reader was closed first, as happens
         when an abandoned answer and its connection are garbage-collected together.)"""
 
-    def _close_conn(self) -> None:
-        # the reader belongs to the connection, which may carry more requests
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        """bool: whether the answer was read to its end or closed."""
+        return self.fp is None
+
+    def close(self) -> None:
+        """Let go of the reader, which belongs to the connection (it may carry more
+        requests, or is closed by its owner)."""
         self.fp = None  # type: ignore[assignment]
+
+    _close_conn = close
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -1960,16 +1980,16 @@ class _HTTPResponse(http.client.HTTPResponse):
         head = _buffered_head(self.fp)
         if head is not None:  # the usual case: all of it arrived with the first read
             version = 11
-            status, reason, headers = head
+            status, reason, fields, buffered = head
         else:
             version, status, reason = self._read_status_line()
             while status == 100:  # interim answers before the real one
                 self._read_header_lines()
                 version, status, reason = self._read_status_line()
-            headers = self._read_header_lines()
+            fields, buffered = self._read_header_lines(), None
         self.version, self.status, self.code, self.reason = version, status, status, reason
-        self.headers = self.msg = headers
-        coding, connection, lengths = _framing_fields(headers)
+        self.headers = self.msg = headers = http.client.HTTPMessage()
+        coding, connection, lengths = _store_fields(headers, fields)
         self.chunked = coding.lower() == 'chunked'
         self.chunk_left = None
         if version == 11:
@@ -1981,6 +2001,8 @@ class _HTTPResponse(http.client.HTTPResponse):
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
+        if buffered is not None and self.length is not None:
+            self.spare = buffered - self.length
 
     def _read_status_line(self) -> Tuple[int, int, str]:
         line = self.fp.readline(_MAX_HEADER_LINE + 1)
@@ -1999,9 +2021,8 @@ class _HTTPResponse(http.client.HTTPResponse):
         version = 10 if parts[0] == 'HTTP/1.0' else 11
         return version, int(parts[1]), parts[2] if len(parts) == 3 else ''
 
-    def _read_header_lines(self) -> http.client.HTTPMessage:
-        headers = http.client.HTTPMessage()
-        store = headers.set_raw  # the fields as received, like the email parser keeps them
+    def _read_header_lines(self) -> List[Tuple[str, str]]:
+        fields: List[Tuple[str, str]] = []
         readline = self.fp.readline
         name: Optional[str] = None
         value = ''  # read only once a field name has been seen
@@ -2016,20 +2037,21 @@ class _HTTPResponse(http.client.HTTPResponse):
                 value = f'{value} {text.strip()}'
                 continue
             if name is not None:
-                store(name, value)
+                fields.append((name, value))
             name, _, value = text.partition(':')
             name, value = name.strip(), value.strip()
         else:
             raise http.client.HTTPException(f'more than {_MAX_HEADERS} header fields')
         if name is not None:
-            store(name, value)
-        return headers
+            fields.append((name, value))
+        return fields
 
 
-def _buffered_head(reader: Any) -> Optional[Tuple[int, str, http.client.HTTPMessage]]:
+def _buffered_head(reader: Any) -> Optional[Tuple[int, str, List[Tuple[str, str]], int]]:
     """Status, reason and header fields of an HTTP/1.1 answer whose head the reader
     already holds, when it is plain (no folded or odd lines, not an interim 1xx answer),
-    consumed; else ``None``, nothing is consumed, and the line-by-line reader takes over.
+    consumed, and how many bytes the reader still holds; else ``None``, nothing is
+    consumed, and the line-by-line reader takes over.
     """
     buffered = reader.peek(1)
     end = buffered.find(b'\r\n\r\n')
@@ -2041,26 +2063,29 @@ def _buffered_head(reader: Any) -> Optional[Tuple[int, str, http.client.HTTPMess
     if text.count('\n') != len(lines) - 1 or text.count('\r') != len(lines) - 1 or \
             len(lines) > _MAX_HEADERS:
         return None
-    headers = http.client.HTTPMessage()
+    fields = []
     for line in itertools.islice(lines, 1, None):
         name, colon, value = line.partition(':')
         if not colon or line[0] in ' \t:':  # no name, or folded: the general reader
             return None
-        headers.set_raw(name.strip(), value.strip())
+        fields.append((name.strip(), value.strip()))
     reader.read(end + 4)
-    return int(text[9:12]), lines[0][13:], headers
+    return int(text[9:12]), lines[0][13:], fields, len(buffered) - end - 4
 
 
 _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
 
 
-def _framing_fields(headers: Message) -> Tuple[str, str, List[str]]:
-    """Transfer-Encoding and Connection (the first of each, ``''`` if absent) and every
-    Content-Length of an answer, in one pass over its fields."""
+def _store_fields(headers: http.client.HTTPMessage,
+                  fields: List[Tuple[str, str]]) -> Tuple[str, str, List[str]]:
+    """Store an answer's fields in ``headers`` as received, and return its framing:
+    Transfer-Encoding and Connection (the first of each, ``''`` if absent) and every
+    Content-Length."""
     coding = connection = None
     lengths: List[str] = []
-    for name, value in headers.raw_items():
+    for name, value in fields:
+        headers.set_raw(name, value)
         key = name.lower()
         if key == 'content-length':
             lengths.append(value)
@@ -4035,7 +4060,8 @@ def _clean_prefix(prefix: Optional[str]) -> Optional[str]:
 def _json_list(value: Any, url: str) -> List[Dict[str, dict]]:
     if isinstance(value, dict):
         return [value]
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+    if not isinstance(value, list) or not all(map(isinstance, value,
+                                                   itertools.repeat(dict))):
         raise ValueError(f'the answer from {url} is not a DICOM JSON array')
     return value
 
