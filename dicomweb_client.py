@@ -784,6 +784,9 @@ def parse_query_parameters(fuzzymatching: Optional[bool] = None,
         If ``limit`` or ``offset`` is negative or an attribute name is unknown.
 
     """
+    if limit is None and offset is None and fuzzymatching is None and fields is None \
+            and not search_filters:
+        return {}
     params: Dict[str, Any] = {}
     for name, value in (('limit', limit), ('offset', offset)):
         if value is None:
@@ -1317,9 +1320,10 @@ def _header_text(value: Any) -> str:
     return str(value)
 
 
-def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any],
+def _request_head(method: str, url: str, origin: _Origin, headers: Mapping[str, Any],
                   has_body: bool) -> bytes:
-    """The request line and header block of an HTTP/1.1 request, checked and encoded.
+    """The request line and header block of an HTTP/1.1 request to ``url`` sent to
+    ``origin``, checked and encoded.
 
     Raises :class:`ValueError` before anything is sent when a field would break the
     framing (a line break in a value, a bad name, spaces in the target).  Heads whose
@@ -1328,12 +1332,16 @@ def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any
     """
     pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else \
         list(headers.items())
-    key = (method, target, host, has_body, *pairs)
+    key = (method, url, origin, has_body, *pairs)
     try:
         return _HEADS[key]
     except (KeyError, TypeError):  # not seen yet, or a value that cannot be a key
         pass
-    head = _new_request_head(method, target, host, pairs, has_body)
+    if origin.proxy and origin.scheme == 'http':
+        target = _redact(url)  # a plain HTTP proxy wants the absolute URI
+    else:
+        target = _request_target(url)
+    head = _new_request_head(method, target, origin.host_header, pairs, has_body)
     if all(type(value) is str for _, value in pairs):
         if len(_HEADS) >= _HEADS_KEPT:
             _HEADS.clear()
@@ -1713,6 +1721,8 @@ class Session:
             else:
                 merged[key] = value
         prepared = PreparedRequest(method.upper(), url, merged, data)
+        if auth is None and self.auth is None and '@' not in url:
+            return prepared
         return self._apply_auth(prepared, self.auth if auth is None else auth)
 
     @staticmethod
@@ -1782,7 +1792,8 @@ class Session:
                 wait = retry.backoff()
                 logger.warning('%s; retrying in %.1f s', error, wait)
             else:
-                wait = retry.wait_after(response) if body.replayable else None
+                wait = retry.wait_after(response) if body.replayable and \
+                    response.status_code in retry.retriable_statuses else None
                 if wait is None:
                     return response
                 logger.warning('%s %s answered %d; retry %d of %d in %.1f s',
@@ -1829,13 +1840,11 @@ class Session:
         elif prepared.body is not None and not isinstance(payload, (bytes, bytearray)):
             extra['Transfer-Encoding'] = 'chunked'
             payload = _chunk_framed(map(_as_bytes, payload))
-        target = _request_target(prepared.url)
         if origin.proxy and origin.scheme == 'http':
-            target = _redact(prepared.url)  # a plain HTTP proxy wants the absolute URI
             extra.update(_proxy_auth_headers(origin.proxy))
         started = time.monotonic()
         try:
-            head = _request_head(prepared.method, target, origin.host_header,
+            head = _request_head(prepared.method, prepared.url, origin,
                                  {**headers, **extra} if extra else headers,
                                  prepared.body is not None)
             connection.set_timeout(read_timeout)
