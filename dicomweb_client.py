@@ -1008,6 +1008,9 @@ class _Body:
         return data
 
 
+_NO_BODY = _Body(None)  # shared: a request without a body has nothing to change
+
+
 def _chunk_framed(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Chunked transfer coding as separate pieces, so big chunks are never copied."""
     for chunk in chunks:
@@ -1780,7 +1783,7 @@ class Session:
 
     def _send_with_retries(self, prepared: PreparedRequest,
                            options: '_SendOptions') -> Response:
-        body = _Body(prepared.body)
+        body = _NO_BODY if prepared.body is None else _Body(prepared.body)
         retry = options.retry
         wait: Optional[float]
         while True:
@@ -1830,9 +1833,9 @@ class Session:
     def _exchange(self, origin: _Origin, connection: '_Connection',
                   prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
         """Write the request and read the status line and headers of the answer."""
-        _, read_timeout = _split_timeout(timeout)
+        read_timeout = timeout[1] if isinstance(timeout, (tuple, list)) else timeout
         headers = prepared.headers
-        payload = body.payload()
+        payload: Any = None if body is _NO_BODY else body.payload()
         extra: Dict[str, str] = {}
         if body.length is not None and prepared.body is not None:
             if 'Content-Length' not in headers:
