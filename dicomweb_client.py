@@ -2197,6 +2197,15 @@ def _basic_auth_value(username: str, password: str) -> str:
     return f'Basic {token}'
 
 
+def _json_loads(data: bytes) -> Any:
+    """Parse a JSON body; one that starts like UTF-8 JSON is decoded as such directly
+    (``json.loads`` would first guess among UTF-8, -16 and -32, and still does for the
+    rest: a byte order mark, or a NUL byte second as UTF-16 has it)."""
+    if data[:1] in (b'[', b'{') and data[1:2] != b'\x00':
+        return json.loads(data.decode('utf-8'))
+    return json.loads(data)
+
+
 def _json_dumps(value: Any) -> bytes:
     return json.dumps(value).encode('utf-8')
 
@@ -3341,7 +3350,7 @@ class DICOMwebClient:
                 content[:1].isspace() and not content.strip()):
             return []
         try:
-            return json.loads(content)
+            return _json_loads(content)
         except ValueError as error:
             raise ValueError(f'the answer from {url} is not valid JSON: {error}') from None
 

@@ -230,6 +230,15 @@ def test_search_query_parameters(server: RecordingServer, method: str) -> None:
     assert server.last.header("Accept") == DICOM_JSON
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le",
+                                      "utf-16-be", "utf-32"])
+def test_search_answer_in_any_json_encoding(server: RecordingServer, encoding: str) -> None:
+    studies = [{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "M\u00fcller^J\u00f6rg"}]}}]
+    body = json.dumps(studies, ensure_ascii=False).encode(encoding)
+    server.add("GET", None, Response(body=body, content_type=DICOM_JSON))
+    assert make_client(server).search_for_studies() == studies
+
+
 def test_search_filter_by_keyword_and_by_tag(server: RecordingServer) -> None:
     server.add("GET", None, json_response([]))
     client = make_client(server)
