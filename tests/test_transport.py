@@ -289,6 +289,81 @@ def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None
         thread.join(timeout=5)
 
 
+@contextlib.contextmanager
+def scripted_server(sends_per_request):
+    """A server that answers the n-th request on any connection by sending the pieces
+    ``sends_per_request[n]`` (a short pause between pieces); yields (url, connections)."""
+    listener = socket.create_server(('127.0.0.1', 0))
+    connections = []
+    served = iter(sends_per_request)
+
+    def handle(conn) -> None:
+        with conn, contextlib.suppress(OSError):  # the client may hang up first
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            received = b''
+            while True:
+                while b'\r\n\r\n' not in received:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    received += data
+                received = received.split(b'\r\n\r\n', 1)[1]
+                try:
+                    pieces = next(served)
+                except StopIteration:
+                    return
+                for piece in pieces:
+                    conn.sendall(piece)
+                    time.sleep(0.03)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{listener.getsockname()[1]}/', connections
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        listener.close()
+        thread.join(timeout=5)
+
+
+OK_HEAD = b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n'
+
+
+def test_exact_answers_keep_their_connection(session) -> None:
+    with scripted_server([[OK_HEAD + b'hello']] * 3) as (url, connections):
+        for _ in range(3):
+            assert session.get(url).content == b'hello'
+        assert len(connections) == 1
+
+
+SMUGGLED = OK_HEAD + b'WRONG'  # an answer to a request that was never sent
+
+
+@pytest.mark.parametrize('pieces', [
+    [OK_HEAD + b'hello' + SMUGGLED],                     # extra bytes came with the answer
+    [OK_HEAD, b'hello' + SMUGGLED],                      # extra bytes came with the body
+    [OK_HEAD + b'he', b'llo' + SMUGGLED],                # with the rest of a split body
+    [OK_HEAD + b'he', b'llo' + SMUGGLED + b'!' * 10_000],  # and more than a buffer holds
+], ids=['with the head', 'with the body', 'after a split body', 'beyond the buffer'])
+def test_bytes_beyond_an_answer_retire_its_connection(session, pieces) -> None:
+    """Bytes past the end of an answer would be taken as the next answer: the connection
+    that holds them is closed, and the next request goes over a new one."""
+    with scripted_server([pieces, [OK_HEAD + b'world']]) as (url, connections):
+        assert session.get(url).content == b'hello'
+        assert session.get(url).content == b'world'
+        assert len(connections) == 2
+
+
 ODD_HEADS = {
     'blanks': b'HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nX-Spaces:   padded  value  \r\n'
               b'X-Tab:\tt\t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\nX-Sp : v\r\n'
