@@ -255,44 +255,11 @@ def test_one_connection_carries_many_requests_of_every_kind(recording_server,
     assert {request.connection for request in recording_server.requests} == {1}
 
 
-@pytest.mark.parametrize('split', [1, 5, 17, 30, 44, 60])
-def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None:
-    """The header block may arrive in pieces; the quick path (whole block already
-    buffered) and the line-by-line path must give the same answer."""
-    answer = (b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: one\r\n two\r\n'
-              b'Content-Length: 5\r\n\r\nhello')
-    listener = socket.create_server(('127.0.0.1', 0))
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for _ in range(2):
-                received = b''
-                while b'\r\n\r\n' not in received:
-                    received += conn.recv(65536)
-                conn.sendall(answer[:split])
-                time.sleep(0.05)
-                conn.sendall(answer[split:])
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        url = f'http://127.0.0.1:{listener.getsockname()[1]}/x'
-        for _ in range(2):
-            response = session.get(url)
-            assert response.content == b'hello'
-            assert response.headers['Content-Type'] == 'text/plain'
-            assert response.headers['X-Folded'] == 'one two'
-    finally:
-        listener.close()
-        thread.join(timeout=5)
-
-
 @contextlib.contextmanager
-def scripted_server(sends_per_request):
+def scripted_server(sends_per_request, close_after: bool = False):
     """A server that answers the n-th request on any connection by sending the pieces
-    ``sends_per_request[n]`` (a short pause between pieces); yields (url, connections)."""
+    ``sends_per_request[n]`` (a short pause between pieces), then with ``close_after``
+    ends the connection; yields (url, connections)."""
     listener = socket.create_server(('127.0.0.1', 0))
     connections = []
     served = iter(sends_per_request)
@@ -315,6 +282,9 @@ def scripted_server(sends_per_request):
                 for piece in pieces:
                     conn.sendall(piece)
                     time.sleep(0.03)
+                if close_after:
+                    conn.shutdown(socket.SHUT_WR)
+                    return
 
     def serve() -> None:
         while True:
@@ -364,6 +334,20 @@ def test_bytes_beyond_an_answer_retire_its_connection(session, pieces) -> None:
         assert len(connections) == 2
 
 
+@pytest.mark.parametrize('split', [1, 5, 17, 30, 44, 60])
+def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None:
+    """The header block may arrive in pieces; the quick path (whole block already
+    buffered) and the line-by-line path must give the same answer."""
+    answer = (b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: one\r\n two\r\n'
+              b'Content-Length: 5\r\n\r\nhello')
+    with scripted_server([[answer[:split], answer[split:]]] * 2) as (url, _):
+        for _ in range(2):
+            response = session.get(url)
+            assert response.content == b'hello'
+            assert response.headers['Content-Type'] == 'text/plain'
+            assert response.headers['X-Folded'] == 'one two'
+
+
 ODD_HEADS = {
     'blanks': b'HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nX-Spaces:   padded  value  \r\n'
               b'X-Tab:\tt\t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\nX-Sp : v\r\n'
@@ -387,39 +371,14 @@ def test_answer_heads_read_whole_or_line_by_line_agree(session, name) -> None:
     """An answer head that is buffered whole takes the quick path, one that arrives in
     pieces the line-by-line path; both must read every kind of head alike."""
     answer = ODD_HEADS[name]
-    listener = socket.create_server(('127.0.0.1', 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                received = b''
-                while b'\r\n\r\n' not in received:
-                    received += conn.recv(65536)
-                split = 1 if b'split' in received else len(answer)
-                conn.sendall(answer[:split])
-                time.sleep(0.05)
-                conn.sendall(answer[split:])
-                conn.shutdown(socket.SHUT_WR)
-                time.sleep(0.05)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        url = f'http://127.0.0.1:{listener.getsockname()[1]}/'
+    sends = [[answer], [answer[:1], answer[1:]]]
+    with scripted_server(sends, close_after=True) as (url, _):
         seen = []
-        for path in ('whole', 'split'):
-            response = session.get(url + path)
+        for _ in sends:
+            response = session.get(url)
             seen.append((response.status_code, response.reason, response.headers.items(),
                          response.content))
-        assert seen[0] == seen[1]
-    finally:
-        listener.close()
-        thread.join(timeout=5)
+    assert seen[0] == seen[1]
 
 
 # -- authentication -------------------------------------------------------------------------
