@@ -1989,32 +1989,33 @@ class _HTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         if self.headers is not None:
             return
-        head = _buffered_head(self.fp)
-        if head is not None:  # the usual case: all of it arrived with the first read
-            version = 11
-            status, reason, fields, buffered = head
+        found = _buffered_head(self.fp)
+        if found is not None:  # the usual case: all of it arrived with the first read
+            head, buffered = found
         else:
-            version, status, reason = self._read_status_line()
-            while status == 100:  # interim answers before the real one
-                self._read_header_lines()
-                version, status, reason = self._read_status_line()
-            fields, buffered = self._read_header_lines(), None
-        self.version, self.status, self.code, self.reason = version, status, status, reason
+            head, buffered = self._read_head(), None
+        status = head.status
+        self.version, self.status, self.code, self.reason = \
+            head.version, status, status, head.reason
         self.headers = self.msg = headers = http.client.HTTPMessage()
-        coding, connection, lengths = _store_fields(headers, fields)
-        self.chunked = coding.lower() == 'chunked'
-        self.chunk_left = None
-        if version == 11:
-            self.will_close = 'close' in connection.lower()
-        else:
-            self.will_close = self._check_close()
-        self.length = None if self.chunked else _content_length(lengths)
+        for name, value in head.fields:
+            headers.set_raw(name, value)  # as received, like the email parser keeps them
+        self.chunked, self.chunk_left, self.length = head.chunked, None, head.length
+        self.will_close = head.close if head.version == 11 else self._check_close()
         if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
         if buffered is not None and self.length is not None:
             self.spare = buffered - self.length
+
+    def _read_head(self) -> '_Head':
+        """Read the head line by line (it did not arrive whole, or is not plain)."""
+        version, status, reason = self._read_status_line()
+        while status == 100:  # interim answers before the real one
+            self._read_header_lines()
+            version, status, reason = self._read_status_line()
+        return _head(version, status, reason, self._read_header_lines())
 
     def _read_status_line(self) -> Tuple[int, int, str]:
         line = self.fp.readline(_MAX_HEADER_LINE + 1)
@@ -2059,18 +2060,69 @@ class _HTTPResponse(http.client.HTTPResponse):
         return fields
 
 
-def _buffered_head(reader: Any) -> Optional[Tuple[int, str, List[Tuple[str, str]], int]]:
-    """Status, reason and header fields of an HTTP/1.1 answer whose head the reader
-    already holds, when it is plain (no folded or odd lines, not an interim 1xx answer),
-    consumed, and how many bytes the reader still holds; else ``None``, nothing is
-    consumed, and the line-by-line reader takes over.
+class _Head(NamedTuple):
+    """What the head of an answer says: status line, fields as received, framing."""
+
+    version: int
+    status: int
+    reason: str
+    fields: Tuple[Tuple[str, str], ...]
+    chunked: bool
+    close: bool  #: ``Connection: close`` was sent
+    length: Optional[int]  #: the Content-Length, ``None`` if none (or chunked)
+
+
+def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, str]]) -> _Head:
+    """The head from its status line and fields (raises on a malformed Content-Length)."""
+    coding = connection = None
+    lengths: List[str] = []
+    for name, value in fields:
+        key = name.lower()
+        if key == 'content-length':
+            lengths.append(value)
+        elif key == 'transfer-encoding' and coding is None:
+            coding = value
+        elif key == 'connection' and connection is None:
+            connection = value
+    chunked = (coding or '').lower() == 'chunked'
+    return _Head(version, status, reason, tuple(fields), chunked,
+                 'close' in (connection or '').lower(),
+                 None if chunked else _content_length(lengths))
+
+
+def _buffered_head(reader: Any) -> Optional[Tuple[_Head, int]]:
+    """The head of an HTTP/1.1 answer that the reader already holds whole, when it is
+    plain (no folded or odd lines, not an interim 1xx answer), consumed, and how many
+    bytes the reader still holds; else ``None``, nothing is consumed, and the line-by-line
+    reader takes over.
+
+    A server sends the same few heads again and again (only ``Date`` changes, once a
+    second), so heads are remembered by their bytes.
     """
     buffered = reader.peek(1)
     end = buffered.find(b'\r\n\r\n')
-    if end < 0 or buffered[:9] != b'HTTP/1.1 ' or not buffered[9:12].isdigit() or \
-            buffered[9:10] == b'1' or buffered[12:13] not in b' \r':
+    if end < 0:
         return None
-    text = buffered[:end].decode('iso-8859-1')
+    block = buffered[:end]
+    head = _HEADS_READ.get(block)
+    if head is None:
+        head = _plain_head(block)
+        if head is None:
+            return None
+        if len(_HEADS_READ) >= _HEADS_KEPT:
+            _HEADS_READ.clear()
+        _HEADS_READ[block] = head
+    reader.read(end + 4)
+    return head, len(buffered) - end - 4
+
+
+def _plain_head(block: bytes) -> Optional[_Head]:
+    """The head in ``block`` (status line and field lines, CRLF between them) if it is an
+    HTTP/1.1 final answer with plain field lines; else ``None``."""
+    if block[:9] != b'HTTP/1.1 ' or not block[9:12].isdigit() or block[9:10] == b'1' or \
+            block[12:13] not in (b' ', b'\r', b''):
+        return None
+    text = block.decode('iso-8859-1')
     lines = text.split('\r\n')
     if text.count('\n') != len(lines) - 1 or text.count('\r') != len(lines) - 1 or \
             len(lines) > _MAX_HEADERS:
@@ -2081,31 +2133,12 @@ def _buffered_head(reader: Any) -> Optional[Tuple[int, str, List[Tuple[str, str]
         if not colon or line[0] in ' \t:':  # no name, or folded: the general reader
             return None
         fields.append((name.strip(), value.strip()))
-    reader.read(end + 4)
-    return int(text[9:12]), lines[0][13:], fields, len(buffered) - end - 4
+    return _head(11, int(text[9:12]), lines[0][13:], fields)
 
 
+_HEADS_READ: Dict[bytes, _Head] = {}
 _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
-
-
-def _store_fields(headers: http.client.HTTPMessage,
-                  fields: List[Tuple[str, str]]) -> Tuple[str, str, List[str]]:
-    """Store an answer's fields in ``headers`` as received, and return its framing:
-    Transfer-Encoding and Connection (the first of each, ``''`` if absent) and every
-    Content-Length."""
-    coding = connection = None
-    lengths: List[str] = []
-    for name, value in fields:
-        headers.set_raw(name, value)
-        key = name.lower()
-        if key == 'content-length':
-            lengths.append(value)
-        elif key == 'transfer-encoding' and coding is None:
-            coding = value
-        elif key == 'connection' and connection is None:
-            connection = value
-    return coding or '', connection or '', lengths
 
 
 def _content_length(values: List[str]) -> Optional[int]:

@@ -348,6 +348,33 @@ def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None
             assert response.headers['X-Folded'] == 'one two'
 
 
+def test_remembered_answer_heads_are_not_shared_or_mixed_up(session,
+                                                             monkeypatch) -> None:
+    """Heads are remembered by their bytes: a repeated head gives fresh, equal fields;
+    a head that differs in one byte is read anew; a full memory starts over."""
+    monkeypatch.setattr(dwc, '_HEADS_READ', {})
+    monkeypatch.setattr(dwc, '_HEADS_KEPT', 2)
+    heads = [OK_HEAD.replace(b'\r\n\r\n', b'\r\nX-N: %d\r\n\r\n' % n) for n in (1, 2, 3)]
+    sends = [[heads[n % 3] + b'hello'] for n in range(7)]
+    with scripted_server(sends) as (url, connections):
+        first = session.get(url)
+        first.headers['X-N'] = 'changed by the caller'
+        for n in range(1, 7):
+            response = session.get(url)
+            assert response.headers.get_all('X-N') == [str(n % 3 + 1)]
+            assert response.content == b'hello'
+        assert len(connections) == 1
+    assert len(dwc._HEADS_READ) <= 2
+
+
+def test_a_remembered_head_with_a_bad_length_fails_every_time(session) -> None:
+    bad = b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello'
+    with scripted_server([[bad]] * 2, close_after=True) as (url, _):
+        for _ in range(2):
+            with pytest.raises(dwc.TransportError, match='Content-Length'):
+                session.get(url)
+
+
 ODD_HEADS = {
     'blanks': b'HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nX-Spaces:   padded  value  \r\n'
               b'X-Tab:\tt\t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\nX-Sp : v\r\n'
