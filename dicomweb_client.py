@@ -858,7 +858,7 @@ class CaseInsensitiveDict(MutableMapping):
 
     def copy(self) -> 'CaseInsensitiveDict':
         """Return a shallow copy."""
-        duplicate = CaseInsensitiveDict()
+        duplicate = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
         duplicate._store = self._store.copy()
         return duplicate
 
@@ -1011,6 +1011,19 @@ class _Body:
 _NO_BODY = _Body(None)  # shared: a request without a body has nothing to change
 
 
+def _framed_payload(body: _Body, headers: Mapping[str, Any]) -> Tuple[Any, Dict[str, str]]:
+    """What to send for a request body, and the framing fields it needs: its
+    Content-Length when known, else chunked transfer coding."""
+    payload = body.payload()
+    if body.length is not None:
+        if 'Content-Length' in headers:
+            return payload, {}
+        return payload, {'Content-Length': str(body.length)}
+    if isinstance(payload, (bytes, bytearray)):
+        return payload, {}
+    return _chunk_framed(map(_as_bytes, payload)), {'Transfer-Encoding': 'chunked'}
+
+
 def _chunk_framed(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Chunked transfer coding as separate pieces, so big chunks are never copied."""
     for chunk in chunks:
@@ -1067,7 +1080,7 @@ class Response:
         self.status_code: int = raw.status
         self.reason: str = raw.reason
         self.headers: Message = raw.headers
-        self.url = _redact(request.url)
+        self.url = _redact(request.url) if '@' in request.url else request.url
         self.history: List['Response'] = []
         self.elapsed = 0.0
         self._release = release
@@ -1697,8 +1710,8 @@ class Session:
         if json is not None and data is None:
             data = _json_dumps(json)
             headers = {'Content-Type': 'application/json', **(headers or {})}
-        prepared = self.prepare_request(method, _with_query(url, params), headers, data,
-                                        auth)
+        prepared = self.prepare_request(method, _with_query(url, params) if params else url,
+                                        headers, data, auth)
         timeout = self.timeout if timeout is None else timeout
         options = _SendOptions(
             timeout, retry or self.retry, _tls_settings(
@@ -1718,11 +1731,13 @@ class Session:
                         data: Any = None, auth: Any = None) -> PreparedRequest:
         """Merge the session's headers and auth into a :class:`PreparedRequest`."""
         merged = self.headers.copy()
-        for key, value in (headers or {}).items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
+        if headers:
+            store = merged._store  # the same thing as merged[key] = value, inline
+            for key, value in headers.items():
+                if value is None:
+                    store.pop(key.lower(), None)
+                else:
+                    store[key.lower()] = (key, value)
         prepared = PreparedRequest(method.upper(), url, merged, data)
         if auth is None and self.auth is None and '@' not in url:
             return prepared
@@ -1745,7 +1760,8 @@ class Session:
                                   allow_redirects: bool) -> Response:
         history: List[Response] = []
         response = self._send_with_retries(prepared, options)
-        while allow_redirects and response.is_redirect:
+        while allow_redirects and response.status_code in _REDIRECT_STATUSES and \
+                response.is_redirect:
             if len(history) >= self.max_redirects:
                 response.close()
                 raise _compatible(TransportError)(
@@ -1835,14 +1851,10 @@ class Session:
         """Write the request and read the status line and headers of the answer."""
         read_timeout = timeout[1] if isinstance(timeout, (tuple, list)) else timeout
         headers = prepared.headers
-        payload: Any = None if body is _NO_BODY else body.payload()
+        payload: Any = None
         extra: Dict[str, str] = {}
-        if body.length is not None and prepared.body is not None:
-            if 'Content-Length' not in headers:
-                extra['Content-Length'] = str(body.length)
-        elif prepared.body is not None and not isinstance(payload, (bytes, bytearray)):
-            extra['Transfer-Encoding'] = 'chunked'
-            payload = _chunk_framed(map(_as_bytes, payload))
+        if body is not _NO_BODY:
+            payload, extra = _framed_payload(body, headers)
         if origin.proxy and origin.scheme == 'http':
             extra.update(_proxy_auth_headers(origin.proxy))
         started = time.monotonic()
