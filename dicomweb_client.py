@@ -1427,11 +1427,24 @@ class _SocketIO(socket.SocketIO):
     """
 
     probing = False
+    timed_out = False
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock, 'rb')
+        self._recv_into = sock.recv_into
 
     def readinto(self, b: Any) -> Optional[int]:
         if self.probing:
             return None  # 'would block': the reader keeps what it has and asks no more
-        return super().readinto(b)
+        if self.closed or self.timed_out:
+            raise ValueError('read from a closed or timed out connection')
+        try:  # the standard readinto, without its checks on every read
+            return self._recv_into(b)
+        except TimeoutError:
+            self.timed_out = True
+            raise
+        except BlockingIOError:
+            return None
 
 
 class _Connection:
@@ -1449,7 +1462,7 @@ class _Connection:
         self._opener = opener
         self.sock = opener.sock
         self._timeout: Any = opener.timeout
-        self._raw = _SocketIO(self.sock, 'rb')
+        self._raw = _SocketIO(self.sock)
         self._reader = io.BufferedReader(self._raw)
         self._poller: Any = None
 
