@@ -639,6 +639,20 @@ def test_frames_of_multiframe_instance(client: DICOMwebClient, archive: Archive,
     assert all(len(frame) == 32 * 32 * 2 for frame in frames)
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
+def test_large_frames_come_back_byte_for_byte(client: DICOMwebClient,
+                                              scratch: list[str], streamed: bool) -> None:
+    # 512 KiB frames: a frame list kept in memory takes its own allocation path
+    original = dicom_data.make_instance(generate_uid(), frames=4, rows=512, columns=512,
+                                        bits=16, seed=77)
+    scratch.append(original.StudyInstanceUID)
+    client.store_instances([original])
+    method = client.iter_instance_frames if streamed else client.retrieve_instance_frames
+    frames = list(method(*ids(original), frame_numbers=[4, 1, 3]))
+    assert frames == [dicom_data.frame_bytes(original, number) for number in (4, 1, 3)]
+    assert all(type(frame) is bytes and len(frame) == 512 * 512 * 2 for frame in frames)
+
+
 def test_frames_of_rle_instance(client: DICOMwebClient, archive: Archive) -> None:
     original = archive.rle
     decoded = client.retrieve_instance_frames(*ids(original), [1])
