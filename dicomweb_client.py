@@ -1337,20 +1337,20 @@ def _header_text(value: Any) -> str:
 
 
 def _request_head(method: str, url: str, origin: _Origin, headers: Mapping[str, Any],
-                  has_body: bool) -> bytes:
+                  has_body: bool, sent: Dict[Any, bytes]) -> bytes:
     """The request line and header block of an HTTP/1.1 request to ``url`` sent to
     ``origin``, checked and encoded.
 
     Raises :class:`ValueError` before anything is sent when a field would break the
-    framing (a line break in a value, a bad name, spaces in the target).  Heads whose
-    field values are all text are remembered (only text is kept, so a lookup never
-    mistakes ``1`` for ``True``): a client sends the same few again and again.
+    framing (a line break in a value, a bad name, spaces in the target).  A client sends
+    the same few heads again and again: heads whose field values are all text are kept in
+    ``sent`` (only text, so that a lookup never mistakes ``1`` for ``True``).
     """
     pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else \
         list(headers.items())
     key = (method, url, origin, has_body, *pairs)
     try:
-        return _HEADS[key]
+        return sent[key]
     except (KeyError, TypeError):  # not seen yet, or a value that cannot be a key
         pass
     if origin.proxy and origin.scheme == 'http':
@@ -1359,14 +1359,18 @@ def _request_head(method: str, url: str, origin: _Origin, headers: Mapping[str, 
         target = _request_target(url)
     head = _new_request_head(method, target, origin.host_header, pairs, has_body)
     if all(type(value) is str for _, value in pairs):
-        if len(_HEADS) >= _HEADS_KEPT:
-            _HEADS.clear()
-        _HEADS[key] = head
+        _remember(sent, key, head)
     return head
 
 
-_HEADS: Dict[Any, bytes] = {}
-_HEADS_KEPT = 256
+def _remember(memo: Dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` in a bounded memo (a full one starts over)."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
+_MEMO_SIZE = 256
 
 
 def _new_request_head(method: str, target: str, host: str,
@@ -1456,10 +1460,12 @@ class _Connection:
     together are about a third of the client's time.
     """
 
-    __slots__ = ('_opener', 'sock', '_raw', '_reader', '_timeout', '_poller')
+    __slots__ = ('_opener', 'sock', '_raw', '_reader', '_timeout', '_poller', 'heads_read')
 
-    def __init__(self, opener: http.client.HTTPConnection) -> None:
+    def __init__(self, opener: http.client.HTTPConnection,
+                 heads_read: Dict[bytes, '_Head']) -> None:
         self._opener = opener
+        self.heads_read = heads_read  # the session's memo of answer heads
         self.sock = opener.sock
         self._timeout: Any = opener.timeout
         self._raw = _SocketIO(self.sock)
@@ -1626,6 +1632,8 @@ class Session:
         self.retry = RetryPolicy(max_attempts=1)
         self.max_redirects = 10
         self._pool = _ConnectionPool(10)
+        self._heads_sent: Dict[Any, bytes] = {}  # request heads, see _request_head
+        self._heads_read: Dict[bytes, _Head] = {}  # answer heads, see _buffered_head
         self._ssl_contexts: Dict[Any, ssl.SSLContext] = {}
         self._origins: Dict[Any, _Origin] = {}
         self._ssl_lock = threading.Lock()
@@ -1648,8 +1656,11 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Close all idle pooled connections."""
+        """Close all idle pooled connections and forget the request and answer heads
+        remembered so far."""
         self._pool.clear()
+        self._heads_sent.clear()
+        self._heads_read.clear()
 
     # -- the public verbs ----------------------------------------------------------------
 
@@ -1874,10 +1885,10 @@ class Session:
         try:
             head = _request_head(prepared.method, prepared.url, origin,
                                  {**headers, **extra} if extra else headers,
-                                 prepared.body is not None)
+                                 prepared.body is not None, self._heads_sent)
             connection.set_timeout(read_timeout)
             connection.send_request(head, payload)
-            raw = _HTTPResponse(connection, method=prepared.method)  # type: ignore[arg-type]
+            raw = _HTTPResponse(connection, prepared.method)
             raw.begin()
         except _STALE_CONNECTION_ERRORS as error:
             connection.close()
@@ -1933,7 +1944,7 @@ class Session:
             raise _compatible(_ConnectFailed)(f'cannot connect to {where}: {error}') \
                 from error
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return _Connection(connection)
+        return _Connection(connection, self._heads_read)
 
     def _origin(self, url: str, options: '_SendOptions') -> _Origin:
         """Where ``url`` is sent with these options (remembered per scheme and host)."""
@@ -1994,6 +2005,10 @@ class _HTTPResponse(http.client.HTTPResponse):
     #: if known: 0 means that nothing beyond the answer had arrived by then
     spare: Optional[int] = None
 
+    def __init__(self, connection: '_Connection', method: str) -> None:
+        super().__init__(connection, method=method)  # type: ignore[arg-type]
+        self.heads_read = connection.heads_read
+
     def flush(self) -> None:
         """Nothing to flush: an answer is only read.  (The standard method flushes the
         reader, which raises if the connection's reader was closed first, as happens
@@ -2014,7 +2029,7 @@ class _HTTPResponse(http.client.HTTPResponse):
     def begin(self) -> None:
         if self.headers is not None:
             return
-        found = _buffered_head(self.fp)
+        found = _buffered_head(self.fp, self.heads_read)
         if found is not None:  # the usual case: all of it arrived with the first read
             head, buffered = found
         else:
@@ -2115,28 +2130,26 @@ def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, st
                  None if chunked else _content_length(lengths))
 
 
-def _buffered_head(reader: Any) -> Optional[Tuple[_Head, int]]:
+def _buffered_head(reader: Any, read: Dict[bytes, _Head]) -> Optional[Tuple[_Head, int]]:
     """The head of an HTTP/1.1 answer that the reader already holds whole, when it is
     plain (no folded or odd lines, not an interim 1xx answer), consumed, and how many
     bytes the reader still holds; else ``None``, nothing is consumed, and the line-by-line
     reader takes over.
 
     A server sends the same few heads again and again (only ``Date`` changes, once a
-    second), so heads are remembered by their bytes.
+    second), so heads are kept in ``read`` by their bytes.
     """
     buffered = reader.peek(1)
     end = buffered.find(b'\r\n\r\n')
     if end < 0:
         return None
     block = buffered[:end]
-    head = _HEADS_READ.get(block)
+    head = read.get(block)
     if head is None:
         head = _plain_head(block)
         if head is None:
             return None
-        if len(_HEADS_READ) >= _HEADS_KEPT:
-            _HEADS_READ.clear()
-        _HEADS_READ[block] = head
+        _remember(read, block, head)
     reader.read(end + 4)
     return head, len(buffered) - end - 4
 
@@ -2161,7 +2174,6 @@ def _plain_head(block: bytes) -> Optional[_Head]:
     return _head(11, int(text[9:12]), lines[0][13:], fields)
 
 
-_HEADS_READ: Dict[bytes, _Head] = {}
 _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
 

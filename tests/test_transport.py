@@ -352,8 +352,7 @@ def test_remembered_answer_heads_are_not_shared_or_mixed_up(session,
                                                              monkeypatch) -> None:
     """Heads are remembered by their bytes: a repeated head gives fresh, equal fields;
     a head that differs in one byte is read anew; a full memory starts over."""
-    monkeypatch.setattr(dwc, '_HEADS_READ', {})
-    monkeypatch.setattr(dwc, '_HEADS_KEPT', 2)
+    monkeypatch.setattr(dwc, '_MEMO_SIZE', 2)
     heads = [OK_HEAD.replace(b'\r\n\r\n', b'\r\nX-N: %d\r\n\r\n' % n) for n in (1, 2, 3)]
     sends = [[heads[n % 3] + b'hello'] for n in range(7)]
     with scripted_server(sends) as (url, connections):
@@ -364,7 +363,19 @@ def test_remembered_answer_heads_are_not_shared_or_mixed_up(session,
             assert response.headers.get_all('X-N') == [str(n % 3 + 1)]
             assert response.content == b'hello'
         assert len(connections) == 1
-    assert len(dwc._HEADS_READ) <= 2
+    assert 0 < len(session._heads_read) <= 2
+
+
+def test_closing_a_session_forgets_the_heads_it_sent_and_read(session) -> None:
+    """What was remembered to save work (request heads with their credentials, answer
+    heads with their cookies) lives no longer than the session."""
+    answer = OK_HEAD.replace(b'\r\n\r\n', b'\r\nSet-Cookie: id=secret\r\n\r\n') + b'hello'
+    with scripted_server([[answer]]) as (url, _):
+        session.get(url, headers={'Authorization': 'Bearer token-1'})
+    assert any(b'token-1' in head for head in session._heads_sent.values())
+    assert any(b'secret' in head for head in session._heads_read)
+    session.close()
+    assert not session._heads_sent and not session._heads_read
 
 
 def test_a_remembered_head_with_a_bad_length_fails_every_time(session) -> None:
