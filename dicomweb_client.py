@@ -784,9 +784,6 @@ def parse_query_parameters(fuzzymatching: Optional[bool] = None,
         If ``limit`` or ``offset`` is negative or an attribute name is unknown.
 
     """
-    if limit is None and offset is None and fuzzymatching is None and fields is None \
-            and not search_filters:
-        return {}
     params: Dict[str, Any] = {}
     for name, value in (('limit', limit), ('offset', offset)):
         if value is None:
@@ -1080,7 +1077,7 @@ class Response:
         self.status_code: int = raw.status
         self.reason: str = raw.reason
         self.headers: Message = raw.headers
-        self.url = _redact(request.url) if '@' in request.url else request.url
+        self.url = _redact(request.url)
         self.history: List['Response'] = []
         self.elapsed = 0.0
         self._release = release
@@ -1431,24 +1428,11 @@ class _SocketIO(socket.SocketIO):
     """
 
     probing = False
-    timed_out = False
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__(sock, 'rb')
-        self._recv_into = sock.recv_into
 
     def readinto(self, b: Any) -> Optional[int]:
         if self.probing:
             return None  # 'would block': the reader keeps what it has and asks no more
-        if self.closed or self.timed_out:
-            raise ValueError('read from a closed or timed out connection')
-        try:  # the standard readinto, without its checks on every read
-            return self._recv_into(b)
-        except TimeoutError:
-            self.timed_out = True
-            raise
-        except BlockingIOError:
-            return None
+        return super().readinto(b)
 
 
 class _Connection:
@@ -1468,7 +1452,7 @@ class _Connection:
         self.heads_read = heads_read  # the session's memo of answer heads
         self.sock = opener.sock
         self._timeout: Any = opener.timeout
-        self._raw = _SocketIO(self.sock)
+        self._raw = _SocketIO(self.sock, 'rb')
         self._reader = io.BufferedReader(self._raw)
         self._poller: Any = None
 
@@ -1734,8 +1718,8 @@ class Session:
         if json is not None and data is None:
             data = _json_dumps(json)
             headers = {'Content-Type': 'application/json', **(headers or {})}
-        prepared = self.prepare_request(method, _with_query(url, params) if params else url,
-                                        headers, data, auth)
+        prepared = self.prepare_request(method, _with_query(url, params), headers, data,
+                                        auth)
         timeout = self.timeout if timeout is None else timeout
         options = _SendOptions(
             timeout, retry or self.retry, _tls_settings(
@@ -1755,13 +1739,11 @@ class Session:
                         data: Any = None, auth: Any = None) -> PreparedRequest:
         """Merge the session's headers and auth into a :class:`PreparedRequest`."""
         merged = self.headers.copy()
-        if headers:
-            store = merged._store  # the same thing as merged[key] = value, inline
-            for key, value in headers.items():
-                if value is None:
-                    store.pop(key.lower(), None)
-                else:
-                    store[key.lower()] = (key, value)
+        for key, value in (headers or {}).items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
         prepared = PreparedRequest(method.upper(), url, merged, data)
         if auth is None and self.auth is None and '@' not in url:
             return prepared
@@ -1784,8 +1766,7 @@ class Session:
                                   allow_redirects: bool) -> Response:
         history: List[Response] = []
         response = self._send_with_retries(prepared, options)
-        while allow_redirects and response.status_code in _REDIRECT_STATUSES and \
-                response.is_redirect:
+        while allow_redirects and response.is_redirect:
             if len(history) >= self.max_redirects:
                 response.close()
                 raise _compatible(TransportError)(
@@ -1835,8 +1816,7 @@ class Session:
                 wait = retry.backoff()
                 logger.warning('%s; retrying in %.1f s', error, wait)
             else:
-                wait = retry.wait_after(response) if body.replayable and \
-                    response.status_code in retry.retriable_statuses else None
+                wait = retry.wait_after(response) if body.replayable else None
                 if wait is None:
                     return response
                 logger.warning('%s %s answered %d; retry %d of %d in %.1f s',
@@ -1873,7 +1853,7 @@ class Session:
     def _exchange(self, origin: _Origin, connection: '_Connection',
                   prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
         """Write the request and read the status line and headers of the answer."""
-        read_timeout = timeout[1] if isinstance(timeout, (tuple, list)) else timeout
+        _, read_timeout = _split_timeout(timeout)
         headers = prepared.headers
         payload: Any = None
         extra: Dict[str, str] = {}
