@@ -1991,8 +1991,7 @@ class _HTTPResponse(http.client.HTTPResponse):
 
     def flush(self) -> None:
         """Nothing to flush: an answer is only read.  (The standard method flushes the
-        reader, which raises if the connection's reader was closed first, as happens
-        when an abandoned answer and its connection are garbage-collected together.)"""
+        connection's reader, which raises once the connection has closed it.)"""
 
     @property
     def closed(self) -> bool:  # type: ignore[override]
