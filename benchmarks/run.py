@@ -211,7 +211,7 @@ def fmt_rate(value: Optional[float], unit: str) -> str:
 
 
 def fmt_mib(value: Optional[int]) -> str:
-    return '-' if not value else f'{value / MIB:,.0f}'
+    return '-' if value is None else f'{value / MIB:,.0f}'
 
 
 def fmt_cpu(result: Optional[Dict[str, Any]]) -> str:
