@@ -1315,6 +1315,7 @@ def test_interrupted_download_exits_130_without_partial_files(archive: FakeArchi
     deadline = time.monotonic() + 20
     while not list(tmp_path.rglob("*.dcm")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    archive.delay = 2  # the rest cannot finish before the signal, even on a busy machine
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert process.returncode == 130
