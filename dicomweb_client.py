@@ -51,6 +51,7 @@ import types
 import urllib.parse
 import urllib.request
 import uuid
+import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from email.message import Message
@@ -83,8 +84,8 @@ from pydicom.uid import UID
 __version__ = '0.1.0'
 
 __all__ = [
-    'DICOMClient', 'DICOMfileClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL',
-    'HTTPError',
+    'ContentDecodingError', 'DICOMClient', 'DICOMfileClient', 'DICOMwebClient',
+    'GoogleCloudHealthcareURL', 'HTTPError',
     'MultipartError', 'RequestException', 'Response', 'RetryPolicy', 'Session', 'Timeout',
     'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
     'build_query_string', 'configure_logging', 'create_session', 'create_session_from_auth',
@@ -196,12 +197,17 @@ class Timeout(TransportError):
     """Connecting or waiting for the server took longer than the timeout."""
 
 
+class ContentDecodingError(TransportError):
+    """A compressed body (``Content-Encoding``) is corrupt, truncated or in a coding this
+    module cannot undo (it undoes ``gzip`` and ``deflate``)."""
+
+
 class MultipartError(ValueError):
     """A multipart body is truncated or malformed."""
 
 
 _REQUESTS_TWINS = {HTTPError: 'HTTPError', TransportError: 'ConnectionError',
-                   Timeout: 'Timeout'}
+                   Timeout: 'Timeout', ContentDecodingError: 'ContentDecodingError'}
 _twin_cache: Dict[Tuple[type, type], type] = {}
 
 
@@ -847,6 +853,9 @@ class CaseInsensitiveDict(MutableMapping):
     def __delitem__(self, key: str) -> None:
         del self._store[key.lower()]
 
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._store
+
     def __iter__(self) -> Iterator[str]:
         return (original for original, _ in self._store.values())
 
@@ -1084,6 +1093,9 @@ class Response:
         self._content: Optional[bytes] = None
         self._error: Optional[RequestException] = None
         self._released = False
+        #: the Content-Encoding to undo (``None``: the body is sent as it is)
+        self._encoding: Optional[str] = getattr(raw, 'content_encoding', None)
+        self._decoder: Optional[_BodyDecoder] = None
 
     def __repr__(self) -> str:
         return f'<Response [{self.status_code}]>'
@@ -1127,11 +1139,14 @@ class Response:
         raw = self.raw
         size = raw.length
         if raw.chunked or size is None or raw.fp is None:
-            return raw.read()
-        data = raw.fp.read(size)
-        if len(data) < size:
-            raise http.client.IncompleteRead(data, size - len(data))
-        raw.length = 0
+            data = raw.read()
+        else:
+            data = raw.fp.read(size)
+            if len(data) < size:
+                raise http.client.IncompleteRead(data, size - len(data))
+            raw.length = 0
+        if self._encoding is not None:
+            return _BodyDecoder(self._encoding, self.url).decode_all(data)
         return data
 
     @property
@@ -1155,14 +1170,36 @@ class Response:
         if self._content is not None:
             raise RuntimeError('the body was already read into Response.content')
         try:
-            data = self.raw.read1(size)
-            if not data and size > 0 and self.raw.length:
-                raise http.client.IncompleteRead(b'', self.raw.length)
+            if self._encoding is None:
+                data = self._read1_as_sent(size)
+            else:
+                data = self._read1_decoded(size)
         except Exception as error:
             raise self._failed(error) from error
         if not data:
             self._finish(reusable=True)
         return data
+
+    def _read1_as_sent(self, size: int) -> bytes:
+        data = self.raw.read1(size)
+        if not data and size > 0 and self.raw.length:
+            raise http.client.IncompleteRead(b'', self.raw.length)
+        return data
+
+    def _read1_decoded(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the decompressed body (``b''`` at its end)."""
+        if self._decoder is None:
+            self._decoder = _BodyDecoder(str(self._encoding), self.url)
+        decoder = self._decoder
+        while True:
+            data = decoder.take(size)
+            if data or size <= 0:
+                return data
+            received = self._read1_as_sent(max(size, _DECODER_READ_SIZE))
+            if not received:
+                decoder.finish()
+                return b''
+            decoder.feed(received)
 
     def readinto1(self, view: memoryview) -> int:
         """Read what is available (at most ``len(view)`` bytes) into ``view``.
@@ -1172,7 +1209,7 @@ class Response:
         """
         raw = self.raw
         if raw.chunked or raw.fp is None or self._content is not None \
-                or self._error is not None:
+                or self._error is not None or self._encoding is not None:
             return _readinto_from_read1(self.read1)(view)
         if raw.length is not None:
             view = view[:raw.length]
@@ -1254,6 +1291,96 @@ def _transport_error(error: BaseException, url: str) -> RequestException:
         return _compatible(TransportError)(f'TLS failed for {url}: {error}')
     return _compatible(TransportError)(
         f'connection to {url} failed: {type(error).__name__}: {error}')
+
+
+class _BodyDecoder:
+    """Undoes the ``gzip`` or ``deflate`` Content-Encoding of a body, piece by piece.
+
+    Compressed bytes go in with :meth:`feed`; :meth:`take` hands out at most the number of
+    decompressed bytes asked for, so a small compressed body cannot make a huge read.
+    A ``gzip`` body may hold several members one after the other; ``deflate`` is accepted
+    with the zlib wrapper the standard asks for and also without it, as some servers send
+    it.  Corrupt or truncated data raises :class:`ContentDecodingError`.
+    """
+
+    def __init__(self, encoding: str, url: str) -> None:
+        self._encoding = encoding
+        self._url = url
+        wbits = _WBITS_OF_CODING.get(encoding.lower())
+        if wbits is None:
+            raise self._error(f'it is sent with Content-Encoding {encoding!r}; this module '
+                              f'undoes only {", ".join(sorted(_WBITS_OF_CODING))}')
+        self._wbits = wbits
+        self._inflater = zlib.decompressobj(self._wbits)
+        self._pending = b''
+        self._started = False  # any compressed byte seen yet
+        self._full = False  # the last piece was cut at the size asked for: more may follow
+
+    def _error(self, problem: str) -> ContentDecodingError:
+        return _compatible(ContentDecodingError)(
+            f'cannot decode the answer from {self._url}: {problem}')
+
+    def feed(self, data: bytes) -> None:
+        """Add compressed bytes."""
+        self._pending = self._pending + data if self._pending else data
+
+    def take(self, size: int) -> bytes:
+        """Decompress up to ``size`` bytes (all there are for ``size <= 0``) of what was
+        fed; ``b''`` when more input is needed."""
+        limit = max(size, 0)
+        if not self._started:
+            # the first two bytes tell how deflate data is wrapped
+            if len(self._pending) < (2 if self._wbits == zlib.MAX_WBITS else 1):
+                return b''
+            self._start()
+        while self._pending or self._full:
+            data, self._pending = self._pending, b''
+            if self._inflater.eof and data:  # another gzip member follows the finished one
+                self._inflater = zlib.decompressobj(self._wbits)
+            out = self._inflate(data, limit)
+            self._full = 0 < limit == len(out)
+            self._pending = self._inflater.unconsumed_tail or self._inflater.unused_data
+            if out:
+                return out
+        return b''
+
+    def _start(self) -> None:
+        """Pick the decompressor once the first bytes are in: deflate data without the
+        zlib wrapper (its header's check bits do not add up) is inflated raw."""
+        self._started = True
+        if self._wbits == zlib.MAX_WBITS:
+            method, flags = self._pending[0], self._pending[1]
+            if method & 0x0F != 8 or (method << 8 | flags) % 31:
+                self._wbits = -zlib.MAX_WBITS
+                self._inflater = zlib.decompressobj(self._wbits)
+
+    def _inflate(self, data: bytes, limit: int) -> bytes:
+        try:
+            return self._inflater.decompress(data, limit)
+        except zlib.error as error:
+            raise self._error(f'corrupt {self._encoding} data ({error})') from None
+
+    def finish(self) -> None:
+        """Check, once the body has ended, that the compressed data was complete."""
+        if self._pending or (self._started and not self._inflater.eof):
+            raise self._error(f'the {self._encoding} data is truncated')
+
+    def decode_all(self, data: bytes) -> bytes:
+        """The decompressed body for the whole compressed ``data``."""
+        self.feed(data)
+        pieces = []
+        while True:
+            piece = self.take(0)
+            if not piece:
+                break
+            pieces.append(piece)
+        self.finish()
+        return b''.join(pieces)
+
+
+_WBITS_OF_CODING = {'gzip': 16 + zlib.MAX_WBITS, 'x-gzip': 16 + zlib.MAX_WBITS,
+                    'deflate': zlib.MAX_WBITS}
+_DECODER_READ_SIZE = 1 << 16
 
 
 class _ConnectFailed(TransportError):
@@ -1984,6 +2111,8 @@ class _HTTPResponse(http.client.HTTPResponse):
     #: bytes the reader held past the end of this answer's body when its head was read,
     #: if known: 0 means that nothing beyond the answer had arrived by then
     spare: Optional[int] = None
+    #: the Content-Encoding of the body (``gzip``, say), ``None`` if none or identity
+    content_encoding: Optional[str] = None
 
     def __init__(self, connection: '_Connection', method: str) -> None:
         super().__init__(connection, method=method)  # type: ignore[arg-type]
@@ -2020,6 +2149,7 @@ class _HTTPResponse(http.client.HTTPResponse):
         for name, value in head.fields:
             headers.set_raw(name, value)  # as received, like the email parser keeps them
         self.chunked, self.chunk_left, self.length = head.chunked, None, head.length
+        self.content_encoding = head.encoding
         self.will_close = head.close if head.version == 11 else self._check_close()
         if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
@@ -2089,12 +2219,14 @@ class _Head(NamedTuple):
     chunked: bool
     close: bool  #: ``Connection: close`` was sent
     length: Optional[int]  #: the Content-Length, ``None`` if none (or chunked)
+    encoding: Optional[str] = None  #: the Content-Encoding, ``None`` if none or identity
 
 
 def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, str]]) -> _Head:
     """The head from its status line and fields (raises on a malformed Content-Length)."""
     coding = connection = None
     lengths: List[str] = []
+    encodings: List[str] = []
     for name, value in fields:
         key = name.lower()
         if key == 'content-length':
@@ -2103,10 +2235,14 @@ def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, st
             coding = value
         elif key == 'connection' and connection is None:
             connection = value
+        elif key == 'content-encoding':
+            encodings.extend(item.strip() for item in value.split(','))
     chunked = (coding or '').lower() == 'chunked'
+    encoding = ', '.join(item for item in encodings
+                         if item and item.lower() != 'identity') or None
     return _Head(version, status, reason, tuple(fields), chunked,
                  'close' in (connection or '').lower(),
-                 None if chunked else _content_length(lengths))
+                 None if chunked else _content_length(lengths), encoding)
 
 
 def _buffered_head(reader: Any, read: Dict[bytes, _Head]) -> Optional[Tuple[_Head, int]]:
@@ -2337,6 +2473,7 @@ class _ForeignResponse(Response):
         self._content = None
         self._error = None
         self._released = False
+        self._encoding = self._decoder = None  # requests undoes Content-Encoding itself
 
     @property
     def content(self) -> bytes:
@@ -3205,6 +3342,10 @@ class DICOMClient(Protocol):
 # ---------------------------------------------------------------------------------------
 
 _DICOM_JSON = 'application/dicom+json'
+#: request fields for JSON answers (never changed: requests copy them)
+_JSON_AS_IS = types.MappingProxyType({'Accept': _DICOM_JSON})
+_JSON_MAYBE_COMPRESSED = types.MappingProxyType({'Accept': _DICOM_JSON,
+                                                 'Accept-Encoding': 'gzip, deflate'})
 _DICOM_XML = 'application/dicom+xml'
 
 
@@ -3358,7 +3499,7 @@ class DICOMwebClient:
     # -- the one request path ------------------------------------------------------------
 
     def _request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
-                 headers: Optional[Dict[str, str]] = None, data: Any = None,
+                 headers: Optional[Mapping[str, str]] = None, data: Any = None,
                  stream: bool = False) -> Response:
         """Send a request, run the callback and raise :class:`HTTPError` on failure."""
         response = self._session.request(method, url, params=params, headers=headers,
@@ -3390,7 +3531,7 @@ class DICOMwebClient:
                                      sop_instance_uid, frame_numbers, suffix)
 
     def _get_json(self, url: str, params: Optional[Dict[str, Any]] = None) -> Any:
-        response = self._request('GET', url, params=params, headers={'Accept': _DICOM_JSON})
+        response = self._request('GET', url, params=params, headers=self._json_headers())
         warning = response.headers.get('Warning')
         if warning:
             logger.warning('server warning for %s: %s', url, warning)
@@ -3402,6 +3543,14 @@ class DICOMwebClient:
             return _json_loads(content)
         except ValueError as error:
             raise ValueError(f'the answer from {url} is not valid JSON: {error}') from None
+
+    def _json_headers(self) -> Mapping[str, str]:
+        """Request fields for a JSON answer: it may come compressed (JSON shrinks several
+        times over), unless the session sets Accept-Encoding or decodes by itself."""
+        session = self._session
+        if isinstance(session, Session) and 'Accept-Encoding' not in session.headers:
+            return _JSON_MAYBE_COMPRESSED
+        return _JSON_AS_IS
 
     def _stream_parts(self, url: str, resource: str, media_types: Optional[MediaTypes],
                       params: Optional[Dict[str, Any]] = None,

@@ -171,6 +171,8 @@ def _orthanc_config(port: int, storage: Path) -> dict:
         "AuthenticationEnabled": False,
         "DicomServerEnabled": False,
         "HttpServerEnabled": True,
+        # answers are compressed when the client allows it, as on servers in the field
+        "HttpCompressionEnabled": True,
         "Plugins": [ORTHANC_PLUGIN],
         "DicomWeb": {
             "Enable": True,

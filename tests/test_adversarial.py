@@ -4,7 +4,8 @@ What is attacked here, and what must hold:
 
 * multipart answers (Hypothesis): well-formed bodies, cut into random pieces on a real
   socket, come back exactly; malformed ones raise ``MultipartError`` (or
-  ``TransportError``), never a partial or wrong list, and never hang;
+  ``TransportError``), never a partial or wrong list, and never hang; the same holds
+  for bodies compressed with gzip or deflate, which must raise when cut short;
 * faulty servers: broken chunked transfer coding, missing or wrong ``Content-Type``,
   lying ``Content-Length``, 204 answers, ``Retry-After``, connection resets after a
   DELETE or STOW was sent (never silently repeated);
@@ -27,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import gzip
 import hashlib
 import json
 import logging
@@ -40,6 +42,7 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +202,32 @@ def test_fuzz_well_formed_multipart_round_trips(fuzz_server: RecordingServer, ca
                                content_type=case["content_type"]))
     frames = fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
     assert frames == case["payloads"]
+    assert fuzz_server.pending == 0
+
+
+CODINGS = {"gzip": gzip.compress, "deflate": zlib.compress,
+           "deflate-raw": lambda data: zlib.compress(data)[2:-4]}
+
+
+@FUZZ
+@given(case=multipart_cases(), coding=st.sampled_from(sorted(CODINGS)), sizes=SIZES,
+       chunked=st.booleans(), streaming=st.booleans(), chunk_size=CHUNK_SIZES,
+       data=st.data())
+def test_fuzz_compressed_multipart_round_trips_and_cut_short_raises(
+        fuzz_server: RecordingServer, case: dict, coding: str, sizes: list[int],
+        chunked: bool, streaming: bool, chunk_size: int, data: st.DataObject) -> None:
+    body = CODINGS[coding](case["body"])
+    headers = {"Content-Encoding": coding.split("-")[0]}
+    fuzz_server.queue(Response(body=split(body, sizes), chunked=chunked, headers=headers,
+                               content_type=case["content_type"]))
+    frames = fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
+    assert frames == case["payloads"]
+    # the same body cut anywhere: the end of the compressed data is missing, so it raises
+    cut = body[:data.draw(st.integers(0, len(body) - 1), label="cut")]
+    fuzz_server.queue(Response(body=split(cut, sizes), chunked=chunked, headers=headers,
+                               content_type=case["content_type"]))
+    with pytest.raises((dwc.ContentDecodingError, dwc.MultipartError)):
+        fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
     assert fuzz_server.pending == 0
 
 

@@ -1,4 +1,7 @@
 """A ``requests.Session`` passed as ``session=`` (code written for the established package)."""
+import gzip
+import json
+
 import pytest
 from recording_server import Response, multipart_response
 
@@ -58,3 +61,14 @@ def test_errors_and_retries_follow_the_client(client, recording_server):
         client.retrieve_study_metadata(STUDY)
     assert isinstance(caught.value, dicomweb_client.HTTPError)
     assert caught.value.status_code == 404 and 'no such study' in str(caught.value)
+
+
+def test_compressed_answers_are_left_to_requests(client, recording_server):
+    items = [{'0020000D': {'vr': 'UI', 'Value': [f'1.2.{n}']}} for n in range(100)]
+    recording_server.add('GET', '/studies', Response(
+        body=gzip.compress(json.dumps(items).encode()), content_type='application/dicom+json',
+        headers={'Content-Encoding': 'gzip'}))
+    assert client.search_for_studies() == items
+    # requests asks for what it can decode and decodes it; nothing is decoded twice
+    assert recording_server.last.header('Accept-Encoding') == \
+        requests.utils.default_headers()['Accept-Encoding']

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import gzip
 import io
 import logging
 import os
@@ -20,6 +21,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 
 import pytest
 from concurrency import run_in_threads
@@ -988,6 +990,153 @@ def test_garbage_instead_of_http(recording_server, session) -> None:
 def test_not_an_http_url(session) -> None:
     with pytest.raises(ValueError):
         session.get('ftp://127.0.0.1/x')
+
+
+# -- compressed answers (Content-Encoding) ------------------------------------------------
+
+#: a body that compresses well and has bytes of every value in it
+PLAIN = b''.join(bytes([n % 256]) * (n % 7 + 1) for n in range(5000)) + b'{"end": true}'
+
+#: name of a case: (Content-Encoding, how the body is made)
+CODINGS = {
+    'gzip': ('gzip', gzip.compress),
+    'x-gzip': ('x-gzip', gzip.compress),
+    'deflate': ('deflate', zlib.compress),
+    'upper-case': ('GZIP', gzip.compress),
+    # deflate without the zlib wrapper, as some servers send it
+    'deflate-raw': ('deflate', lambda data: zlib.compress(data)[2:-4]),
+    # two gzip members one after the other make one body
+    'gzip-members': ('gzip', lambda data: gzip.compress(data[:1000])
+                     + gzip.compress(data[1000:])),
+}
+
+
+def compressed(name: str, data: bytes = PLAIN, pieces: int = 1,
+               chunked: bool = False) -> Canned:
+    """``data`` compressed by coding ``name`` of :data:`CODINGS`, sent in ``pieces``."""
+    coding, compress = CODINGS[name]
+    body = compress(data)
+    step = -(-len(body) // pieces)
+    return Canned(body=[body[start:start + step] for start in range(0, len(body), step)],
+                  chunked=chunked, headers={'Content-Encoding': coding},
+                  content_type='application/octet-stream')
+
+
+@pytest.mark.parametrize('chunked', [False, True], ids=['length', 'chunked'])
+@pytest.mark.parametrize('name', sorted(CODINGS))
+def test_compressed_content_is_decoded(recording_server, session, name, chunked) -> None:
+    recording_server.add('GET', '/x', compressed(name, chunked=chunked))
+    response = session.get(recording_server.url + '/x')
+    assert response.content == PLAIN
+    assert response.headers['Content-Encoding'].lower() in ('gzip', 'x-gzip', 'deflate')
+
+
+@pytest.mark.parametrize('size', [1, 7, 4096, 1 << 20])
+@pytest.mark.parametrize('name', ['gzip', 'deflate', 'deflate-raw', 'gzip-members'])
+def test_compressed_content_streams_in_pieces_of_at_most_the_size_asked(
+        recording_server, session, name, size) -> None:
+    # the body arrives in 9 writes, so the decoder also sees its input cut anywhere
+    recording_server.add('GET', '/x', compressed(name, pieces=9, chunked=True))
+    response = session.get(recording_server.url + '/x', stream=True)
+    pieces = list(response.iter_content(size))
+    assert all(0 < len(piece) <= size for piece in pieces)
+    assert b''.join(pieces) == PLAIN
+
+
+def test_compressed_content_through_readinto1(recording_server, session) -> None:
+    recording_server.add('GET', '/x', compressed('gzip', pieces=5))
+    response = session.get(recording_server.url + '/x', stream=True)
+    buffer = bytearray(1000)
+    received = bytearray()
+    while True:
+        count = response.readinto1(memoryview(buffer))
+        if not count:
+            break
+        received += buffer[:count]
+    assert received == PLAIN
+
+
+def test_a_decoded_answer_keeps_its_connection(recording_server, session) -> None:
+    recording_server.add('GET', '/x', compressed('gzip'))
+    for _ in range(3):
+        assert session.get(recording_server.url + '/x').content == PLAIN
+    assert {request.connection for request in recording_server.requests} == {1}
+
+
+def test_identity_coding_is_no_coding(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body=b'as it is',
+                                             headers={'Content-Encoding': 'identity'}))
+    assert session.get(recording_server.url + '/x').content == b'as it is'
+
+
+def test_an_empty_compressed_body_is_empty(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=200, headers={'Content-Encoding': 'gzip'}))
+    assert session.get(recording_server.url + '/x').content == b''
+
+
+def test_a_compressed_error_answer_gives_its_message(recording_server, session) -> None:
+    message = b'{"Message": "no such study"}'
+    recording_server.add('GET', '/x', Canned(status=404, body=gzip.compress(message),
+                                             headers={'Content-Encoding': 'gzip'}))
+    with pytest.raises(dwc.HTTPError, match='no such study'):
+        session.get(recording_server.url + '/x').raise_for_status()
+
+
+@pytest.mark.parametrize('body, problem', [
+    (gzip.compress(PLAIN)[:-20], 'truncated'),
+    (gzip.compress(PLAIN)[:5], 'truncated'),
+    (b'\x1f', 'truncated'),
+    (b'this is not gzip at all', 'corrupt'),
+    (gzip.compress(PLAIN) + b'trailing junk', 'corrupt'),
+    (gzip.compress(PLAIN)[:100] + b'\xff' * 50 + gzip.compress(PLAIN)[150:], 'corrupt'),
+], ids=['short', 'header-only', 'one-byte', 'not-gzip', 'junk-after', 'damaged'])
+@pytest.mark.parametrize('streamed', [False, True], ids=['content', 'iter_content'])
+def test_bad_compressed_data_raises(recording_server, session, body, problem,
+                                    streamed) -> None:
+    recording_server.add('GET', '/x', Canned(body=body, headers={'Content-Encoding': 'gzip'}))
+    response = session.get(recording_server.url + '/x', stream=True)
+    with pytest.raises(dwc.ContentDecodingError, match=problem) as caught:
+        if streamed:
+            b''.join(response.iter_content(64))
+        else:
+            response.content  # noqa: B018
+    assert recording_server.url + '/x' in str(caught.value)
+    assert isinstance(caught.value, dwc.TransportError)
+    # the error stays: a second look must not hand out a partial body
+    with pytest.raises(dwc.ContentDecodingError):
+        response.content  # noqa: B018
+
+
+@pytest.mark.parametrize('coding', ['br', 'zstd', 'compress', 'gzip, br'])
+def test_a_coding_that_cannot_be_undone_raises_and_names_it(recording_server, session,
+                                                            coding) -> None:
+    recording_server.add('GET', '/x', Canned(body=b'\x0b\x02\x80hi\x03',
+                                             headers={'Content-Encoding': coding}))
+    response = session.get(recording_server.url + '/x', stream=True)
+    assert response.status_code == 200  # the head is fine; reading the body fails
+    with pytest.raises(dwc.ContentDecodingError, match=repr(coding)):
+        response.content  # noqa: B018
+
+
+def test_content_decoding_error_is_a_requests_one(recording_server, session) -> None:
+    requests = requests_or_skip()
+    recording_server.add('GET', '/x', Canned(body=b'junk', headers={'Content-Encoding': 'gzip'}))
+    with pytest.raises(requests.exceptions.ContentDecodingError):
+        session.get(recording_server.url + '/x')
+
+
+def test_a_small_compressed_body_is_not_inflated_all_at_once(recording_server,
+                                                             session) -> None:
+    # 64 MiB of zeros are 64 KiB of gzip; a streamed read hands out pieces of the size
+    # asked for, never the whole inflated body in one go
+    bomb = gzip.compress(bytes(64 << 20), compresslevel=9)
+    recording_server.add('GET', '/x', Canned(body=bomb, headers={'Content-Encoding': 'gzip'}))
+    response = session.get(recording_server.url + '/x', stream=True)
+    total = 0
+    for piece in response.iter_content(1 << 16):
+        assert len(piece) <= 1 << 16
+        total += len(piece)
+    assert total == 64 << 20
 
 
 # -- redirects ---------------------------------------------------------------------------------

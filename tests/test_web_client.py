@@ -7,6 +7,7 @@ and server failures must surface as the documented exceptions.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
@@ -926,6 +927,66 @@ def test_client_attributes(server: RecordingServer) -> None:
     assert client.host == "127.0.0.1"
     assert client.port == server.port
     assert client.url_prefix == PREFIX
+
+
+# -- compressed answers ------------------------------------------------------------------
+
+JSON_CALLS = [
+    ("search_for_studies", ()),
+    ("search_for_instances", (STUDY,)),
+    ("retrieve_series_metadata", (STUDY, SERIES)),
+]
+
+
+@pytest.mark.parametrize("method, args", JSON_CALLS)
+def test_json_answers_may_come_compressed(server: RecordingServer, method: str,
+                                         args: tuple) -> None:
+    items = [uid_item(f"1.2.3.{n}") for n in range(200)]
+    server.add("GET", None, Response(body=gzip.compress(json.dumps(items).encode()),
+                                     content_type=DICOM_JSON,
+                                     headers={"Content-Encoding": "gzip"}))
+    assert getattr(make_client(server), method)(*args) == items
+    assert server.last.header("Accept-Encoding") == "gzip, deflate"
+
+
+def test_a_client_accept_encoding_header_is_kept(server: RecordingServer) -> None:
+    server.add("GET", None, json_response([]))
+    make_client(server, headers={"Accept-Encoding": "identity"}).search_for_studies()
+    assert server.last.headers.get_all("Accept-Encoding") == ["identity"]
+
+
+@pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
+def test_binary_answers_are_asked_for_uncompressed(server: RecordingServer,
+                                                   method: str) -> None:
+    server.add("GET", None, multipart_response([b"one", b"three"],
+                                               "application/octet-stream"))
+    list(getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 3]))
+    assert server.last.header("Accept-Encoding") == "identity"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 100, 10**6])
+@pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
+def test_a_compressed_multipart_answer_is_decoded(server: RecordingServer, method: str,
+                                                  chunk_size: int) -> None:
+    # servers compress whatever they like when the client's headers allow it
+    frames = [bytes(range(256)) * 40 + b"\r\n--test-boundary", b"frame \r\n three"]
+    answer = multipart_response(frames, "application/octet-stream")
+    body = gzip.compress(answer.payload())
+    answer.body = [body[start:start + 97] for start in range(0, len(body), 97)]
+    answer.headers = {"Content-Encoding": "gzip"}
+    server.add("GET", None, answer)
+    client = make_client(server, headers={"Accept-Encoding": "gzip"})
+    client.set_chunk_size(chunk_size)
+    assert list(getattr(client, method)(STUDY, SERIES, SOP, [1, 3])) == frames
+
+
+def test_a_truncated_compressed_multipart_answer_raises(server: RecordingServer) -> None:
+    answer = multipart_response([b"one" * 1000, b"two" * 1000], "application/octet-stream")
+    answer.body = gzip.compress(answer.payload())[:-30]
+    answer.headers = {"Content-Encoding": "gzip"}
+    server.add("GET", None, answer)
+    with pytest.raises(dicomweb_client.ContentDecodingError, match="truncated"):
+        make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2])
 
 
 # -- timeout, chunk size, retries --------------------------------------------------------
