@@ -3803,11 +3803,20 @@ class DICOMwebClient:
             If the answer does not hold exactly one instance.
 
         """
+        return _decode_dataset(self._instance_file(study_instance_uid, series_instance_uid,
+                                                   sop_instance_uid, media_types,
+                                                   additional_params))
+
+    def _instance_file(self, study_instance_uid: str, series_instance_uid: str,
+                       sop_instance_uid: str, media_types: Optional[MediaTypes] = None,
+                       additional_params: Optional[Dict[str, Any]] = None) -> bytes:
+        """One instance as the server sent it (a Part 10 file, byte for byte); the
+        command line saves these without decoding and encoding them again."""
         url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid)
-        instances = list(self._iter_instances(url, media_types, additional_params))
-        if len(instances) != 1:
-            raise MultipartError(f'expected one instance from {url}, got {len(instances)}')
-        return instances[0]
+        parts = list(self._stream_parts(url, 'instances', media_types, additional_params))
+        if len(parts) != 1:
+            raise MultipartError(f'expected one instance from {url}, got {len(parts)}')
+        return parts[0]
 
     # -- WADO-RS: metadata ---------------------------------------------------------------
 

@@ -39,7 +39,8 @@ from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, 
 
 import pydicom
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import dicomweb_client
 
@@ -669,10 +670,49 @@ def _write_dataset(dataset: Dataset, fileobj: IO[bytes]) -> None:
     meta = getattr(dataset, 'file_meta', None)
     as_received = getattr(dataset, 'preamble', None) is not None and meta is not None \
         and 'TransferSyntaxUID' in meta
+    if not as_received:
+        _name_transfer_syntax(dataset)
     try:
         pydicom.dcmwrite(fileobj, dataset, enforce_file_format=not as_received)
     except TypeError:  # pydicom 2 has write_like_original instead
         pydicom.dcmwrite(fileobj, dataset, write_like_original=as_received)
+
+
+def _name_transfer_syntax(dataset: Dataset) -> None:
+    """Give a data set read without file meta information (a bare data set) the
+    Transfer Syntax UID it was encoded in, so that it can be written as a Part 10 file."""
+    if getattr(dataset, 'file_meta', None) is None:
+        dataset.file_meta = FileMetaDataset()
+    if 'TransferSyntaxUID' in dataset.file_meta:
+        return
+    encoding = getattr(dataset, 'original_encoding', None)  # pydicom 3
+    if encoding is None:
+        encoding = (dataset.is_implicit_VR, dataset.is_little_endian)
+    implicit, little_endian = encoding
+    if implicit:
+        syntax = ImplicitVRLittleEndian
+    else:
+        syntax = ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
+    dataset.file_meta.TransferSyntaxUID = syntax
+
+
+def _instance_writer(client: Any, study: str, series: str, sop: str,
+                     options: Dict[str, Any]) -> Callable[[IO[bytes]], None]:
+    """Fetch one instance now; return a writer of its file for :func:`_write_atomically`.
+
+    From a server, a Part 10 file is saved byte for byte as it came (nothing is lost or
+    changed by decoding and encoding it again, and it is quicker); anything else, and
+    instances of a local folder, are decoded and written as a Part 10 file.
+    """
+    fetch_file = getattr(client, '_instance_file', None)
+    if fetch_file is None:
+        dataset = client.retrieve_instance(study, series, sop, **options)
+    else:
+        data = fetch_file(study, series, sop, **options)
+        if data[128:132] == b'DICM':
+            return _bytes_writer(data)
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+    return lambda fileobj: _write_dataset(dataset, fileobj)
 
 
 def _output_dir(args: argparse.Namespace, create: bool = True) -> str:
@@ -880,14 +920,15 @@ def _first_value(item: Any, tag: str) -> Any:
 def _retrieve_full(client: Any, args: argparse.Namespace) -> int:
     options = {} if args.media_types is None else {'media_types': args.media_types}
     if args.level == 'instance':
-        dataset = client.retrieve_instance(args.study, args.series, args.instance, **options)
         if not args.save:
+            dataset = client.retrieve_instance(args.study, args.series, args.instance,
+                                               **options)
             _stdout().write(f'{dataset}\n')
             return EXIT_OK
+        write = _instance_writer(client, args.study, args.series, args.instance, options)
         folder = _output_dir(args)
         name = _safe_name(args.instance) or 'instance'
-        _write_atomically(os.path.join(folder, f'{name}.dcm'),
-                          lambda fileobj: _write_dataset(dataset, fileobj))
+        _write_atomically(os.path.join(folder, f'{name}.dcm'), write)
         _stdout().write(f'saved 1 file to {folder}\n')
         return EXIT_OK
     if not args.save:
@@ -953,10 +994,9 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
 
     def fetch(item: _Download) -> None:
         try:
-            dataset = client.retrieve_instance(item.study, item.series, item.sop, **options)
+            write = _instance_writer(client, item.study, item.series, item.sop, options)
             os.makedirs(os.path.dirname(item.path), exist_ok=True)
-            size = _write_atomically(item.path,
-                                     lambda fileobj: _write_dataset(dataset, fileobj))
+            size = _write_atomically(item.path, write)
         except Exception as error:  # reported per instance; the others go on
             tally.done(failed=item.sop)
             progress.message(f'{PROG}: error: instance {item.sop}: {_describe(error)}')

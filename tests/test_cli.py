@@ -894,6 +894,45 @@ def test_series_download(archive: FakeArchive, study: list[Dataset], tmp_path: P
     assert tree(tmp_path) == expected_layout(archive, study[3:6])
 
 
+@pytest.mark.parametrize("level", ["instance", "study"])
+def test_saved_files_are_the_bytes_the_server_sent(level: str, archive: FakeArchive,
+                                                   study: list[Dataset],
+                                                   tmp_path: Path) -> None:
+    # a preamble of text and padding after the data set: decoding and writing the file
+    # again would lose both
+    for ds in study:
+        original = archive.files[ds.SOPInstanceUID]
+        archive.files[ds.SOPInstanceUID] = b"made by a test".ljust(128, b".") + \
+            original[128:] + b"\0" * 6
+    first = study[0]
+    if level == "instance":
+        assert run("--url", archive.url, "retrieve", "instances", "--study",
+                   first.StudyInstanceUID, "--series", first.SeriesInstanceUID, "--instance",
+                   first.SOPInstanceUID, "full", "--save", "--output-dir", tmp_path) == 0
+        assert tree(tmp_path) == {f"{first.SOPInstanceUID}.dcm":
+                                  archive.files[first.SOPInstanceUID]}
+    else:
+        assert run("--url", archive.url, "retrieve", "studies", "--study",
+                   first.StudyInstanceUID, "full", "--output-dir", tmp_path) == 0
+        assert tree(tmp_path) == expected_layout(archive, study)
+
+
+def test_an_instance_sent_without_file_header_is_saved_as_a_part10_file(
+        archive: FakeArchive, study: list[Dataset], tmp_path: Path) -> None:
+    first = study[0]
+    original = archive.files[first.SOPInstanceUID]
+    meta_end = 132 + 12 + int.from_bytes(original[140:144], "little")
+    archive.files[first.SOPInstanceUID] = original[meta_end:]  # the data set alone
+    assert run("--url", archive.url, "retrieve", "instances", "--study",
+               first.StudyInstanceUID, "--series", first.SeriesInstanceUID, "--instance",
+               first.SOPInstanceUID, "full", "--save", "--output-dir", tmp_path) == 0
+    saved = pydicom.dcmread(tmp_path / f"{first.SOPInstanceUID}.dcm")
+    assert saved.preamble is not None  # read without force: a Part 10 file
+    assert saved.file_meta.TransferSyntaxUID == first.file_meta.TransferSyntaxUID
+    assert saved.SOPInstanceUID == first.SOPInstanceUID
+    assert saved.PixelData == first.PixelData
+
+
 def test_download_resumes_after_a_failure(archive: FakeArchive, study: list[Dataset],
                                           tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
