@@ -1712,7 +1712,9 @@ class Session:
         ``requests.auth.AuthBase`` instance).
     verify: Union[bool, str]
         Verify TLS certificates (default), or the path of a CA bundle to verify with;
-        ``False`` turns verification off.
+        ``False`` turns verification off.  By default the system's CAs are used (and
+        OpenSSL's ``SSL_CERT_FILE``/``SSL_CERT_DIR``), or, while ``trust_env`` is true,
+        the bundle that ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names.
     cert: Union[str, Tuple[str, str], None]
         Client certificate: a PEM file holding certificate and key, or a (cert, key) pair.
     proxies: Dict[str, str]
@@ -2071,7 +2073,17 @@ class Session:
         return _Origin(parts.scheme, parts.hostname, port,
                        self._choose_proxy(parts.scheme, parts.hostname,
                                           dict(options.proxies)),
-                       options.tls if parts.scheme == 'https' else None)
+                       self._choose_tls(options.tls) if parts.scheme == 'https' else None)
+
+    def _choose_tls(self, tls: Tuple[Any, Any]) -> Tuple[Any, Any]:
+        """The TLS settings of an origin: with default verification and ``trust_env``,
+        a CA bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (as requests
+        reads them) replaces the system's CAs.  Read once per origin, like proxies."""
+        verify, cert = tls
+        if verify is True and self.trust_env:
+            verify = os.environ.get('REQUESTS_CA_BUNDLE') or \
+                os.environ.get('CURL_CA_BUNDLE') or True
+        return verify, cert
 
     def _choose_proxy(self, scheme: str, host: str, given: Dict[str, str]) -> Optional[str]:
         """The proxy URL for a host, or ``None`` (environment variables apply too).

@@ -264,6 +264,13 @@ class _DualHandler(http.server.BaseHTTPRequestHandler):
 # -- TLS ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_ca_bundle_variables(monkeypatch) -> None:
+    """The tests decide which CA bundle applies, not the environment they run in."""
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_self_signed_certificate_is_rejected_by_default(tls_server, session) -> None:
     with pytest.raises(dwc.TransportError) as caught:
         session.get(tls_server.url + '/x')
@@ -283,6 +290,31 @@ def test_ca_bundle_given_as_a_path_object(tls_server, tls_certificate, session) 
     certfile, _ = tls_certificate
     dwc.add_certs_to_session(session, ca_bundle=certfile)
     assert session.get(tls_server.url + '/x').content == b'secure'
+
+
+@pytest.mark.parametrize('variable', ['REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'])
+def test_ca_bundle_named_by_the_environment(tls_server, tls_certificate, session,
+                                            monkeypatch, variable) -> None:
+    monkeypatch.setenv(variable, str(tls_certificate[0]))
+    assert session.get(tls_server.url + '/x').content == b'secure'
+
+
+def test_ca_bundle_variables_are_ignored_without_trust_env(tls_server, tls_certificate,
+                                                           session, monkeypatch) -> None:
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', str(tls_certificate[0]))
+    session.trust_env = False
+    with pytest.raises(dwc.TransportError):
+        session.get(tls_server.url + '/x')
+
+
+def test_a_given_ca_bundle_or_verify_false_wins_over_the_environment(
+        tls_server, tls_certificate, foreign_certificate, session, monkeypatch) -> None:
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', str(foreign_certificate[0]))
+    with pytest.raises(dwc.TransportError):  # the environment's bundle does not fit
+        session.get(tls_server.url + '/x')
+    assert session.get(tls_server.url + '/x',
+                       verify=str(tls_certificate[0])).content == b'secure'
+    assert session.get(tls_server.url + '/x', verify=False).content == b'secure'
 
 
 def test_verify_false_accepts_any_certificate(tls_server, session) -> None:
