@@ -3434,6 +3434,7 @@ class DICOMwebClient:
         self.wado_url_prefix = _clean_prefix(wado_url_prefix)
         self.stow_url_prefix = _clean_prefix(stow_url_prefix)
         self.delete_url_prefix = _clean_prefix(delete_url_prefix)
+        self._owns_session = session is None
         if session is None:
             session = create_session()
         if proxies:
@@ -3454,6 +3455,21 @@ class DICOMwebClient:
 
     def __repr__(self) -> str:
         return f'DICOMwebClient({self.base_url!r})'
+
+    def __enter__(self) -> 'DICOMwebClient':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the idle connections of the session the client made for itself.
+
+        A session passed to the constructor belongs to the caller and is left open.
+        The client stays usable: a later request opens a new connection.
+        """
+        if self._owns_session:
+            self._session.close()
 
     # -- settings ------------------------------------------------------------------------
 

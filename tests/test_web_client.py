@@ -989,6 +989,32 @@ def test_a_truncated_compressed_multipart_answer_raises(server: RecordingServer)
         make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2])
 
 
+# -- closing ---------------------------------------------------------------------------
+
+
+def test_with_statement_closes_the_connections_of_its_own_session(
+        server: RecordingServer) -> None:
+    server.add("GET", None, json_response([]))
+    with make_client(server) as client:
+        client.search_for_studies()
+        client.search_for_studies()
+    client.search_for_studies()  # still usable: a new connection
+    first, second, third = [request.connection for request in server.requests]
+    assert first == second != third
+
+
+def test_close_leaves_a_session_passed_in_open(server: RecordingServer) -> None:
+    server.add("GET", None, json_response([]))
+    session = dicomweb_client.create_session()
+    client = make_client(server, session=session)
+    client.search_for_studies()
+    client.close()
+    client.search_for_studies()
+    first, second = [request.connection for request in server.requests]
+    assert first == second
+    session.close()
+
+
 # -- timeout, chunk size, retries --------------------------------------------------------
 
 
