@@ -28,6 +28,7 @@ import errno
 import functools
 import hashlib
 import http.client
+import http.cookiejar
 import importlib
 import io
 import itertools
@@ -84,7 +85,7 @@ from pydicom.uid import UID
 __version__ = '0.1.0'
 
 __all__ = [
-    'ContentDecodingError', 'DICOMClient', 'DICOMfileClient', 'DICOMwebClient',
+    'ContentDecodingError', 'CookieJar', 'DICOMClient', 'DICOMfileClient', 'DICOMwebClient',
     'GoogleCloudHealthcareURL', 'HTTPError',
     'MultipartError', 'RequestException', 'Response', 'RetryPolicy', 'Session', 'Timeout',
     'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
@@ -874,6 +875,102 @@ class CaseInsensitiveDict(MutableMapping):
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
+
+
+class CookieJar(http.cookiejar.CookieJar):
+    """The cookies of a :class:`Session`: a standard ``http.cookiejar.CookieJar`` with the
+    name-based helpers of the jar a ``requests.Session`` has.
+
+    Cookies that servers set are kept and sent back where their domain, path and
+    ``Secure`` flag allow; cookies set here without a domain go to every server.
+    """
+
+    def __bool__(self) -> bool:
+        return bool(self._cookies)  # type: ignore[attr-defined]
+
+    def set(self, name: str, value: Optional[str], domain: str = '',
+            path: str = '/') -> None:
+        """Set a cookie (``value=None`` removes the cookies of that name)."""
+        if value is None:
+            for cookie in [cookie for cookie in self if cookie.name == name]:
+                self.clear(cookie.domain, cookie.path, cookie.name)
+            return
+        self.set_cookie(http.cookiejar.Cookie(
+            0, name, str(value), None, False, domain, bool(domain), domain.startswith('.'),
+            path, True, False, None, True, None, None, {}))
+
+    def get(self, name: str, default: Any = None, domain: Optional[str] = None,
+            path: Optional[str] = None) -> Any:
+        """The value of the first cookie called ``name`` (in that domain and path)."""
+        for cookie in self:
+            if cookie.name == name and domain in (None, cookie.domain) \
+                    and path in (None, cookie.path):
+                return cookie.value
+        return default
+
+    def __getitem__(self, name: str) -> Optional[str]:
+        value = self.get(name, _NO_COOKIE)
+        if value is _NO_COOKIE:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: Optional[str]) -> None:
+        self.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self.set(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return any(cookie.name == name for cookie in self)
+
+    def update(self, cookies: Any) -> None:
+        """Add cookies from another jar, or from a mapping of names to values."""
+        if isinstance(cookies, http.cookiejar.CookieJar):
+            for cookie in cookies:
+                self.set_cookie(cookie)
+        else:
+            for name, value in dict(cookies).items():
+                self.set(name, value)
+
+    def get_dict(self) -> Dict[str, Optional[str]]:
+        """Names and values of all cookies."""
+        return {cookie.name: cookie.value for cookie in self}
+
+    def keys(self) -> List[str]:
+        """Names of all cookies."""
+        return [cookie.name for cookie in self]
+
+    def values(self) -> List[Optional[str]]:
+        """Values of all cookies."""
+        return [cookie.value for cookie in self]
+
+    def items(self) -> List[Tuple[str, Optional[str]]]:
+        """(name, value) of all cookies."""
+        return [(cookie.name, cookie.value) for cookie in self]
+
+
+_NO_COOKIE = object()
+
+
+def _cookie_request(url: str) -> urllib.request.Request:
+    """A urllib request for ``url`` (without credentials), for ``http.cookiejar``."""
+    if '@' in url:
+        parts = urllib.parse.urlsplit(url)
+        url = parts._replace(netloc=parts.netloc.rpartition('@')[2]).geturl()
+    return urllib.request.Request(url)
+
+
+def _with_cookies(prepared: 'PreparedRequest',
+                  cookies: http.cookiejar.CookieJar) -> 'PreparedRequest':
+    """``prepared``, or a copy of it with the ``Cookie`` field of the cookies that apply."""
+    request = _cookie_request(prepared.url)
+    cookies.add_cookie_header(request)
+    field = request.get_header('Cookie')
+    if field is None:
+        return prepared
+    prepared = prepared.copy()
+    prepared.headers['Cookie'] = field
+    return prepared
 
 
 @dataclass(frozen=True)
@@ -1730,6 +1827,8 @@ class Session:
         Default retry policy when a request gives none (no retries).
     max_redirects: int
         How many redirects are followed.
+    cookies: CookieJar
+        Cookies sent with the requests they apply to; those that answers set are added.
 
     """
 
@@ -1744,6 +1843,7 @@ class Session:
         self.timeout: Any = None
         self.retry = RetryPolicy(max_attempts=1)
         self.max_redirects = 10
+        self.cookies: http.cookiejar.CookieJar = CookieJar()
         self._pool = _ConnectionPool(10)
         self._heads_sent: Dict[Any, bytes] = {}  # request heads, see _request_head
         self._heads_read: Dict[bytes, _Head] = {}  # answer heads, see _buffered_head
@@ -1959,6 +2059,17 @@ class Session:
 
     def _send_once(self, prepared: PreparedRequest, body: _Body,
                    options: '_SendOptions') -> Response:
+        """Send once, with the cookies that apply; keep the cookies the answer sets."""
+        cookies = self.cookies
+        if cookies and 'Cookie' not in prepared.headers:  # a field given by hand wins
+            prepared = _with_cookies(prepared, cookies)
+        response = self._send_on_a_connection(prepared, body, options)
+        if response.raw.sets_cookies and cookies is not None:  # type: ignore[attr-defined]
+            cookies.extract_cookies(response.raw, _cookie_request(prepared.url))
+        return response
+
+    def _send_on_a_connection(self, prepared: PreparedRequest, body: _Body,
+                              options: '_SendOptions') -> Response:
         """Send once; a pooled connection that turns out dead is replaced once."""
         origin = self._origin(prepared.url, options)
         timeout = options.timeout
@@ -2125,6 +2236,8 @@ class _HTTPResponse(http.client.HTTPResponse):
     spare: Optional[int] = None
     #: the Content-Encoding of the body (``gzip``, say), ``None`` if none or identity
     content_encoding: Optional[str] = None
+    #: whether the answer sets cookies
+    sets_cookies = False
 
     def __init__(self, connection: '_Connection', method: str) -> None:
         super().__init__(connection, method=method)  # type: ignore[arg-type]
@@ -2161,7 +2274,7 @@ class _HTTPResponse(http.client.HTTPResponse):
         for name, value in head.fields:
             headers.set_raw(name, value)  # as received, like the email parser keeps them
         self.chunked, self.chunk_left, self.length = head.chunked, None, head.length
-        self.content_encoding = head.encoding
+        self.content_encoding, self.sets_cookies = head.encoding, head.sets_cookies
         self.will_close = head.close if head.version == 11 else self._check_close()
         if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
@@ -2232,6 +2345,7 @@ class _Head(NamedTuple):
     close: bool  #: ``Connection: close`` was sent
     length: Optional[int]  #: the Content-Length, ``None`` if none (or chunked)
     encoding: Optional[str] = None  #: the Content-Encoding, ``None`` if none or identity
+    sets_cookies: bool = False  #: a ``Set-Cookie`` field is among the fields
 
 
 def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, str]]) -> _Head:
@@ -2239,6 +2353,7 @@ def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, st
     coding = connection = None
     lengths: List[str] = []
     encodings: List[str] = []
+    sets_cookies = False
     for name, value in fields:
         key = name.lower()
         if key == 'content-length':
@@ -2249,12 +2364,14 @@ def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, st
             connection = value
         elif key == 'content-encoding':
             encodings.extend(item.strip() for item in value.split(','))
+        elif key == 'set-cookie':
+            sets_cookies = True
     chunked = (coding or '').lower() == 'chunked'
     encoding = ', '.join(item for item in encodings
                          if item and item.lower() != 'identity') or None
     return _Head(version, status, reason, tuple(fields), chunked,
                  'close' in (connection or '').lower(),
-                 None if chunked else _content_length(lengths), encoding)
+                 None if chunked else _content_length(lengths), encoding, sets_cookies)
 
 
 def _buffered_head(reader: Any, read: Dict[bytes, _Head]) -> Optional[Tuple[_Head, int]]:

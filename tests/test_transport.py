@@ -14,6 +14,7 @@ import base64
 import contextlib
 import email.utils
 import gzip
+import http.cookiejar
 import io
 import logging
 import os
@@ -1137,6 +1138,127 @@ def test_a_small_compressed_body_is_not_inflated_all_at_once(recording_server,
         assert len(piece) <= 1 << 16
         total += len(piece)
     assert total == 64 << 20
+
+
+# -- cookies ------------------------------------------------------------------------------
+
+
+def cookie_answer(*set_cookies: str, status: int = 200, location: str = '') -> Canned:
+    """An answer with one ``Set-Cookie`` field per argument."""
+    fields = ''.join(f'Set-Cookie: {value}\r\n' for value in set_cookies)
+    if location:
+        fields += f'Location: {location}\r\n'
+    head = f'HTTP/1.1 {status} X\r\nContent-Length: 2\r\n{fields}\r\n'
+    return Canned(raw=head.encode() + b'ok')
+
+
+def cookies_sent(server: RecordingServer) -> str | None:
+    return server.last.header('Cookie')
+
+
+def test_cookies_an_answer_sets_are_sent_back(make_server, session) -> None:
+    server = make_server()
+    server.add('GET', '/login', cookie_answer('session=abc123; Path=/; HttpOnly',
+                                              'theme=dark'))
+    server.add('GET', '/studies', ok())
+    session.get(server.url + '/login')
+    assert session.cookies['session'] == 'abc123' and 'theme' in session.cookies
+    session.get(server.url + '/studies')
+    assert sorted(cookies_sent(server).split('; ')) == ['session=abc123', 'theme=dark']
+
+
+def test_no_cookie_field_without_cookies(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x')
+    assert cookies_sent(recording_server) is None
+
+
+def test_a_cookie_goes_only_below_its_path(make_server, session) -> None:
+    server = make_server()
+    server.add('GET', '/dicom-web/login', cookie_answer('token=t1; Path=/dicom-web'))
+    server.add('GET', '/dicom-web/studies', ok())
+    server.add('GET', '/other', ok())
+    session.get(server.url + '/dicom-web/login')
+    session.get(server.url + '/dicom-web/studies')
+    assert cookies_sent(server) == 'token=t1'
+    session.get(server.url + '/other')
+    assert cookies_sent(server) is None
+
+
+def test_an_expired_cookie_is_dropped(make_server, session) -> None:
+    server = make_server()
+    server.add('GET', '/in', cookie_answer('session=abc'))
+    server.add('GET', '/out', cookie_answer('session=gone; Max-Age=0'))
+    server.add('GET', '/x', ok())
+    session.get(server.url + '/in')
+    session.get(server.url + '/out')
+    session.get(server.url + '/x')
+    assert cookies_sent(server) is None and 'session' not in session.cookies
+
+
+def test_a_secure_cookie_is_not_sent_over_plain_http(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.cookies.set_cookie(http.cookiejar.Cookie(
+        0, 'secret', 'v', None, False, '', False, False, '/', True, True, None, True, None,
+        None, {}))
+    session.get(recording_server.url + '/x')
+    assert cookies_sent(recording_server) is None
+
+
+def test_a_cookie_for_another_domain_is_neither_kept_nor_sent(make_server, session) -> None:
+    server = make_server()
+    server.add('GET', '/in', cookie_answer('foreign=1; Domain=example.org'))
+    server.add('GET', '/x', ok())
+    session.get(server.url + '/in')
+    assert 'foreign' not in session.cookies
+    session.cookies.set('elsewhere', '2', domain='pacs.example.org')
+    session.get(server.url + '/x')
+    assert cookies_sent(server) is None
+
+
+def test_a_cookie_set_by_a_redirect_reaches_its_target(make_server, session) -> None:
+    server = make_server()
+    server.add('GET', '/start', cookie_answer('step=1', status=302, location='/end'))
+    server.add('GET', '/end', ok())
+    response = session.get(server.url + '/start')
+    assert response.status_code == 200
+    assert cookies_sent(server) == 'step=1'
+
+
+def test_a_cookie_field_given_by_hand_wins(recording_server, session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.cookies['jar'] = 'yes'
+    session.get(recording_server.url + '/x', headers={'Cookie': 'hand=made'})
+    assert recording_server.last.headers.get_all('Cookie') == ['hand=made']
+
+
+def test_the_jar_has_the_name_helpers_of_requests(recording_server, session) -> None:
+    jar = session.cookies
+    jar.set('a', '1')
+    jar['b'] = '2'
+    jar.update({'c': '3'})
+    assert jar.get_dict() == {'a': '1', 'b': '2', 'c': '3'}
+    assert jar.get('missing') is None and jar.get('missing', 'x') == 'x'
+    assert sorted(jar.keys()) == ['a', 'b', 'c'] and sorted(jar.values()) == ['1', '2', '3']
+    del jar['a']
+    jar.set('b', None)
+    assert jar.items() == [('c', '3')]
+    with pytest.raises(KeyError):
+        jar['a']  # noqa: B018
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x')
+    assert cookies_sent(recording_server) == 'c=3'
+
+
+def test_a_client_keeps_the_cookies_of_its_session(make_server) -> None:
+    server = make_server()
+    server.add('GET', '/dicom-web/studies',
+               Canned(body=b'[]', content_type='application/dicom+json',
+                      headers={'Set-Cookie': 'AWSALB=sticky; Path=/'}))
+    client = dwc.DICOMwebClient(server.url + '/dicom-web')
+    client.search_for_studies()
+    client.search_for_studies()
+    assert [request.header('Cookie') for request in server.requests] == [None, 'AWSALB=sticky']
 
 
 # -- redirects ---------------------------------------------------------------------------------
