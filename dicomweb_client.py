@@ -36,6 +36,7 @@ import json
 import logging
 import mmap
 import multiprocessing
+import netrc
 import os
 import pathlib
 import re
@@ -1844,6 +1845,7 @@ class Session:
         self.retry = RetryPolicy(max_attempts=1)
         self.max_redirects = 10
         self.cookies: http.cookiejar.CookieJar = CookieJar()
+        self._netrc_hosts: Optional[Dict[str, Tuple[str, str]]] = None  # read when needed
         self._pool = _ConnectionPool(10)
         self._heads_sent: Dict[Any, bytes] = {}  # request heads, see _request_head
         self._heads_read: Dict[bytes, _Head] = {}  # answer heads, see _buffered_head
@@ -1974,9 +1976,27 @@ class Session:
             else:
                 merged[key] = value
         prepared = PreparedRequest(method.upper(), url, merged, data)
-        if auth is None and self.auth is None and '@' not in url:
-            return prepared
-        return self._apply_auth(prepared, self.auth if auth is None else auth)
+        if auth is None:
+            auth = self.auth
+        if auth is None and '@' not in url:
+            auth = self._netrc_auth(url, merged)
+            if auth is None:
+                return prepared
+        return self._apply_auth(prepared, auth)
+
+    def _netrc_auth(self, url: str, headers: CaseInsensitiveDict) -> Optional[Tuple[str, str]]:
+        """(login, password) for the host of ``url`` from the netrc file, as requests
+        does while ``trust_env`` is true: ``$NETRC``, else ``~/.netrc`` (``~/_netrc`` on
+        Windows); never over an ``Authorization`` field set by hand.  The file is read
+        once per session."""
+        if not self.trust_env or 'Authorization' in headers:
+            return None
+        if self._netrc_hosts is None:
+            self._netrc_hosts = _read_netrc()
+        if not self._netrc_hosts:
+            return None
+        host = urllib.parse.urlsplit(url).hostname or ''
+        return self._netrc_hosts.get(host) or self._netrc_hosts.get('default')
 
     @staticmethod
     def _apply_auth(prepared: PreparedRequest, auth: Any) -> PreparedRequest:
@@ -2470,6 +2490,24 @@ def _request_target(url: str) -> str:
     match = _TARGET_OF_URL.match(url)
     target = match.group(1) if match else ''
     return target if target.startswith('/') else '/' + target
+
+
+def _read_netrc() -> Dict[str, Tuple[str, str]]:
+    """(login, password) by host from the user's netrc file; empty if there is none or it
+    cannot be read."""
+    path = os.environ.get('NETRC')
+    if not path:
+        home = os.path.expanduser('~')
+        path = next((os.path.join(home, name) for name in ('.netrc', '_netrc')
+                     if os.path.isfile(os.path.join(home, name))), None)
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        hosts = netrc.netrc(path).hosts
+    except (OSError, netrc.NetrcParseError, UnicodeDecodeError):
+        return {}
+    return {host: (login or '', password or '')
+            for host, (login, _, password) in hosts.items()}
 
 
 def _credentials_in_url(url: str) -> Tuple[Optional[str], Optional[str]]:

@@ -59,11 +59,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Talk to 127.0.0.1 directly whatever proxy variables the machine has; tests that
-    need proxy variables set them themselves."""
+    """Talk to 127.0.0.1 directly whatever proxy variables the machine has, and send no
+    credentials from the user's netrc file; tests that need either set them up."""
     for name in list(os.environ):
         if name.lower().endswith('_proxy'):
             monkeypatch.delenv(name)
+    monkeypatch.setenv('NETRC', os.devnull)
 
 
 @pytest.fixture

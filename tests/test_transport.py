@@ -425,6 +425,55 @@ def test_answer_heads_read_whole_or_line_by_line_agree(session, name) -> None:
 # -- authentication -------------------------------------------------------------------------
 
 
+@pytest.fixture
+def netrc_file(tmp_path, monkeypatch):
+    """A netrc file named by ``$NETRC`` with credentials for 127.0.0.1 and a default."""
+    path = tmp_path / 'netrc'
+    path.write_text('machine 127.0.0.1 login nina password n3trc\n'
+                    'machine pacs.example.org login other password elsewhere\n')
+    monkeypatch.setenv('NETRC', str(path))
+    return path
+
+
+def test_netrc_credentials_are_used_like_requests_does(recording_server, netrc_file,
+                                                      session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x')
+    assert recording_server.last.header('Authorization') == basic('nina', 'n3trc')
+
+
+def test_netrc_gives_way_to_any_other_credentials(recording_server, netrc_file,
+                                                  session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.get(recording_server.url + '/x', headers={'Authorization': 'Bearer t'})
+    assert recording_server.last.header('Authorization') == 'Bearer t'
+    session.get(recording_server.url + '/x', auth=('ann', 'pw'))
+    assert recording_server.last.header('Authorization') == basic('ann', 'pw')
+    url = recording_server.url.replace('http://', 'http://url:user@')
+    session.get(url + '/x')
+    assert recording_server.last.header('Authorization') == basic('url', 'user')
+
+
+def test_netrc_is_ignored_without_trust_env_or_for_other_hosts(recording_server, netrc_file,
+                                                               session) -> None:
+    recording_server.add('GET', '/x', ok())
+    session.trust_env = False
+    session.get(recording_server.url + '/x')
+    assert recording_server.last.header('Authorization') is None
+    session.trust_env = True
+    session.get(f'http://localhost:{recording_server.port}/x')  # not the machine named
+    assert recording_server.last.header('Authorization') is None
+
+
+def test_an_unreadable_netrc_is_ignored(recording_server, tmp_path, monkeypatch,
+                                        session) -> None:
+    path = tmp_path / 'netrc'
+    path.write_text('machine 127.0.0.1 login\n"unterminated')
+    monkeypatch.setenv('NETRC', str(path))
+    recording_server.add('GET', '/x', ok())
+    assert session.get(recording_server.url + '/x').status_code == 200
+
+
 def test_user_pass_session_sends_basic_auth(recording_server) -> None:
     recording_server.add('GET', '/x', ok())
     with dwc.create_session_from_user_pass('alice', 's3cret:with colon') as session:
