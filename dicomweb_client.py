@@ -829,6 +829,9 @@ _USER_AGENT = f'dicomweb_client/{__version__} (python {sys.version.split()[0]})'
 _REPEATABLE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = ('Authorization', 'Cookie', 'Proxy-Authorization')
+#: errors of a send that the server cut short (it may have answered first)
+_SEND_CUT_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
+                    ssl.SSLEOFError)
 _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError,
                             ConnectionAbortedError, BrokenPipeError,
                             http.client.BadStatusLine)
@@ -2127,9 +2130,7 @@ class Session:
                                  {**headers, **extra} if extra else headers,
                                  prepared.body is not None, self._heads_sent)
             connection.set_timeout(read_timeout)
-            connection.send_request(head, payload)
-            raw = _HTTPResponse(connection, prepared.method)
-            raw.begin()
+            raw = self._send_and_read_head(connection, prepared.method, head, payload)
         except _STALE_CONNECTION_ERRORS as error:
             connection.close()
             raise _StaleConnection(str(error)) from error
@@ -2152,6 +2153,30 @@ class Session:
             logger.debug('%s %s -> %d (%.3f s)', prepared.method, _redact(prepared.url),
                          response.status_code, response.elapsed)
         return response
+
+    @staticmethod
+    def _send_and_read_head(connection: '_Connection', method: str, head: bytes,
+                            payload: Any) -> '_HTTPResponse':
+        """Send a request and read the head of its answer.
+
+        A server may answer before it has read the whole body (401, 413, ...) and close
+        the connection; sending then fails.  The answer it sent first is still read and
+        returned, so that the caller learns the server's status and reason rather than
+        only that the connection was reset.
+        """
+        try:
+            connection.send_request(head, payload)
+        except _SEND_CUT_ERRORS as send_error:
+            early = _HTTPResponse(connection, method)
+            try:
+                early.begin()
+            except (OSError, http.client.HTTPException):
+                raise send_error from None
+            early.will_close = True
+            return early
+        raw = _HTTPResponse(connection, method)
+        raw.begin()
+        return raw
 
     def _connect(self, origin: _Origin, timeout: Any) -> _Connection:
         """Open a new connection to ``origin`` (through its proxy, if any)."""

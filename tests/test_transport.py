@@ -820,6 +820,93 @@ def test_file_body_is_streamed_with_content_length(recording_server, session,
     assert request.body == payload
 
 
+# -- answers that come before the body is sent ---------------------------------------------
+
+
+@contextlib.contextmanager
+def answering_early(answer: bytes):
+    """Serve one connection: read only the request head, send ``answer`` (or nothing)
+    and close with the body unread, which resets the connection under the sender."""
+    listener = socket.create_server(('127.0.0.1', 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            received = b''
+            while b'\r\n\r\n' not in received:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                received += data
+            conn.sendall(answer)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{listener.getsockname()[1]}'
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
+TOO_LARGE = (b'HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n'
+             b'Content-Length: 29\r\nConnection: close\r\n\r\nthe limit is 1 MB per request')
+BIG = 64 << 20  # more than the socket buffers hold, so that sending is cut short
+
+
+def big_chunks():
+    chunk = bytes(1 << 20)
+    for _ in range(BIG >> 20):
+        yield chunk
+
+
+@pytest.mark.parametrize('kind', ['bytes', 'chunks', 'file'])
+def test_an_answer_sent_before_the_body_was_read_is_reported(session, tmp_path,
+                                                             kind) -> None:
+    if kind == 'bytes':
+        data = bytes(BIG)
+    elif kind == 'chunks':
+        data = big_chunks()
+    else:
+        path = tmp_path / 'big'
+        with open(path, 'wb') as handle:
+            handle.truncate(BIG)
+        data = open(path, 'rb')
+    with answering_early(TOO_LARGE) as url, contextlib.closing(data) \
+            if kind == 'file' else contextlib.nullcontext():
+        response = session.post(url + '/studies', data=data)
+        assert response.status_code == 413
+        assert response.text == 'the limit is 1 MB per request'
+        with pytest.raises(dwc.HTTPError, match='413.*the limit is 1 MB per request'):
+            response.raise_for_status()
+
+
+def test_store_instances_reports_an_early_refusal(tmp_path) -> None:
+    path = tmp_path / 'big.dcm'
+    with open(path, 'wb') as handle:
+        handle.write(bytes(128) + b'DICM')
+        handle.truncate(BIG)
+    with answering_early(TOO_LARGE) as url:
+        client = dwc.DICOMwebClient(url)
+        with pytest.raises(dwc.HTTPError) as caught:
+            client.store_instances([path])
+    assert caught.value.status_code == 413
+    assert 'the limit is 1 MB per request' in str(caught.value)
+
+
+def test_a_cut_upload_without_an_answer_is_a_transport_error(session) -> None:
+    with answering_early(b'') as url:
+        with pytest.raises(dwc.TransportError) as caught:
+            session.post(url + '/studies', data=bytes(BIG))
+    assert not isinstance(caught.value, dwc.HTTPError)
+    assert '/studies' in str(caught.value)
+
+
 # -- answers --------------------------------------------------------------------------------
 
 
