@@ -78,6 +78,7 @@ from typing import (
 )
 
 import pydicom
+import pydicom.encaps
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
@@ -5521,7 +5522,39 @@ def _image_module(name: str, purpose: str = 'rendering images') -> Any:
 def _pixel_array(dataset: Dataset, index: Optional[int] = None) -> Any:
     """Decoded pixels (of one frame if ``index`` is given); needs numpy."""
     _image_module('numpy', 'decoding pixel data')
-    return pydicom.pixels.pixel_array(dataset, index=index)
+    pixels = getattr(pydicom, 'pixels', None)  # pydicom 3
+    if pixels is not None:
+        return pixels.pixel_array(dataset, index=index)
+    array = dataset.pixel_array  # pydicom 2 decodes every frame
+    if index is None or int(dataset.get('NumberOfFrames', 1) or 1) == 1:
+        return array
+    return array[index]
+
+
+def _pack_bits(array: Any) -> bytes:
+    """1-bit pixels packed eight to a byte, as Pixel Data holds them."""
+    pixels = getattr(pydicom, 'pixels', None)  # pydicom 3
+    if pixels is not None:
+        return pixels.pack_bits(array)
+    from pydicom.pixel_data_handlers.numpy_handler import (  # type: ignore[attr-defined]
+        pack_bits)  # pydicom 2
+    return pack_bits(array)
+
+
+def _encapsulated_frame(source: Any, index: int, frames: int,
+                        extended: Optional[Tuple[Any, Any]] = None) -> bytes:
+    """Frame ``index`` (from 0) of encapsulated Pixel Data, from its value or from a file
+    positioned at its value (pydicom 3 reads only that frame; pydicom 2 reads the rest of
+    the file and walks the fragments)."""
+    get_frame = getattr(pydicom.encaps, 'get_frame', None)
+    if get_frame is not None:
+        return get_frame(source, index, extended_offsets=extended, number_of_frames=frames)
+    data = source if isinstance(source, (bytes, bytearray)) else source.read()
+    found = next(itertools.islice(
+        pydicom.encaps.generate_pixel_data_frame(data, frames), index, None), None)
+    if found is None:
+        raise ValueError(f'the encapsulated Pixel Data holds no frame {index + 1}')
+    return found
 
 
 def _pillow_can_write(media_type: str) -> bool:
@@ -6770,8 +6803,7 @@ class DICOMfileClient:
         with open(path, 'rb') as handle:
             if stored.pixel_length == -1:
                 handle.seek(stored.pixel_offset)
-                return pydicom.encaps.get_frame(handle, number - 1,
-                                                number_of_frames=stored.frames or 1)
+                return _encapsulated_frame(handle, number - 1, stored.frames or 1)
             size = _frame_size(stored)
             if size is None:
                 return self._decoded_frame(path, stored, number, mode)
@@ -6785,12 +6817,11 @@ class DICOMfileClient:
             extended = None
             if 'ExtendedOffsetTable' in dataset:
                 extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
-            return pydicom.encaps.get_frame(dataset.PixelData, number - 1,
-                                            extended_offsets=extended,
-                                            number_of_frames=stored.frames or 1)
+            return _encapsulated_frame(dataset.PixelData, number - 1, stored.frames or 1,
+                                       extended)
         array = _pixel_array(dataset, number - 1)
         if int(dataset.get('BitsAllocated', 8)) == 1:
-            return pydicom.pixels.pack_bits(array)
+            return _pack_bits(array)
         return array.astype(array.dtype.newbyteorder('<')).tobytes()
 
     def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
@@ -7266,8 +7297,12 @@ def _reencoded(dataset: Dataset) -> bytes:
         dataset.PixelData = array.astype(array.dtype.newbyteorder('<')).tobytes()
     dataset.file_meta.TransferSyntaxUID = UID(_EXPLICIT_VR_LITTLE_ENDIAN)
     buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True, little_endian=True,
-                     implicit_vr=False)
+    try:
+        pydicom.dcmwrite(buffer, dataset, enforce_file_format=True, little_endian=True,
+                         implicit_vr=False)
+    except TypeError:  # pydicom 2 takes the encoding from the dataset
+        dataset.is_little_endian, dataset.is_implicit_VR = True, False
+        pydicom.dcmwrite(buffer, dataset, write_like_original=False)
     return buffer.getvalue()
 
 

@@ -16,7 +16,13 @@ import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import generate_frames
+try:
+    from pydicom.encaps import generate_frames
+except ImportError:  # pydicom 2 (the newest release for Python 3.9)
+    from pydicom.encaps import generate_pixel_data_frame
+
+    def generate_frames(buffer: bytes, *, number_of_frames: int):  # type: ignore[misc]
+        return generate_pixel_data_frame(buffer, number_of_frames)
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
@@ -250,10 +256,18 @@ def make_archive(
     return datasets
 
 
+def write_part10(target: Any, ds: Dataset) -> None:
+    """Write ``ds`` as a DICOM Part 10 file to a path or binary file object."""
+    try:
+        pydicom.dcmwrite(target, ds, enforce_file_format=True)
+    except TypeError:  # pydicom 2
+        pydicom.dcmwrite(target, ds, write_like_original=False)
+
+
 def to_bytes(ds: Dataset) -> bytes:
     """Encode ``ds`` as a DICOM Part 10 file."""
     buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    write_part10(buffer, ds)
     return buffer.getvalue()
 
 
@@ -269,7 +283,7 @@ def write_files(datasets: Iterable[Dataset], folder: Path | str) -> list[Path]:
     paths = []
     for ds in datasets:
         path = folder / f"{ds.SOPInstanceUID}.dcm"
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        write_part10(path, ds)
         paths.append(path)
     return paths
 

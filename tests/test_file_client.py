@@ -36,6 +36,7 @@ from dicom_data import (
     pydicom_test_files,
     to_bytes,
     write_files,
+    write_part10,
 )
 
 # the module that implements the client (the only place that names it is the import above)
@@ -104,7 +105,7 @@ def _write(ds: pydicom.Dataset, path: Path, implicit: bool = False) -> Path:
         ds = pydicom.Dataset(ds)
         ds.file_meta = meta
         ds.file_meta.TransferSyntaxUID = IMPLICIT
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    write_part10(path, ds)
     return path
 
 
@@ -188,7 +189,7 @@ def test_index_skips_non_dicom_and_corrupt_files(archive: Path, caplog) -> None:
     no_uids.file_meta.TransferSyntaxUID = EXPLICIT
     no_uids.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.1.3.10'
     no_uids.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    pydicom.dcmwrite(archive / 'no_uids.dcm', no_uids, enforce_file_format=True)
+    write_part10(archive / 'no_uids.dcm', no_uids)
     with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
         client = DICOMfileClient(archive.as_uri())
     assert len(client.search_for_instances()) == 12
@@ -584,7 +585,10 @@ def test_files_read_by_pydicom(tmp_path: Path, name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         ds = pydicom.dcmread(tmp_path / name)
-        expected = ds.pixel_array
+        try:
+            expected = ds.pixel_array
+        except Exception as error:  # pydicom 2 with Pillow or numpy releases after it
+            pytest.skip(f'pydicom {pydicom.__version__} cannot decode {name} here: {error!r}')
     frames = int(ds.get('NumberOfFrames', 1) or 1)
     first = expected[0] if frames > 1 else expected
     frame, = client.retrieve_instance_frames(*uids, [1])
@@ -718,7 +722,7 @@ def test_frames_of_a_file_changed_after_indexing(tmp_path: Path) -> None:
     client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
     ds.add_new(0x00291010, 'OB', b'\x01' * 4000)  # the pixel data moves in the file
     ds.PixelData = bytes(reversed(ds.PixelData))
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    write_part10(path, ds)
     frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
                                              ds.SOPInstanceUID, [1])
     assert frames == [frame_bytes(ds, 1)]
@@ -981,7 +985,7 @@ def _many_files(root: Path, count: int) -> list:
     for index in range(count):
         template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         template.InstanceNumber = index + 1
-        pydicom.dcmwrite(root / f'{index:04d}.dcm', template, enforce_file_format=True)
+        write_part10(root / f'{index:04d}.dcm', template)
         sops.append(template.SOPInstanceUID)
     return sops
 

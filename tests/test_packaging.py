@@ -1,6 +1,6 @@
 """Packaging: the wheel holds both modules, installs, and exposes the console script.
 
-The sources setup.py needs are copied to a temporary folder first, so building never
+The sources a build needs are copied to a temporary folder first, so building never
 writes ``build/`` or ``*.egg-info`` into the working tree, and a file missing from that
 list would show up as a failure here. The wheel goes into a fresh pip-less virtual
 environment (driven by the outer ``pip --python``) with ``--no-deps``; pydicom is copied
@@ -30,7 +30,8 @@ from isolated_python import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("setup.py", "README.md", "dicomweb_client.py", "dicomweb_client_cli.py")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "dicomweb_client.py",
+           "dicomweb_client_cli.py")
 MODULES = {"dicomweb_client.py", "dicomweb_client_cli.py"}
 
 
