@@ -893,6 +893,15 @@ class CookieJar(http.cookiejar.CookieJar):
     def __bool__(self) -> bool:
         return bool(self._cookies)  # type: ignore[attr-defined]
 
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop('_cookies_lock', None)  # a lock cannot be pickled; a new one is made
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cookies_lock = threading.RLock()
+
     def set(self, name: str, value: Optional[str], domain: str = '',
             path: str = '/') -> None:
         """Set a cookie (``value=None`` removes the cookies of that name)."""
@@ -1798,6 +1807,11 @@ def _split_timeout(timeout: Any) -> Tuple[Optional[float], Optional[float]]:
     return timeout, timeout
 
 
+#: what a pickled :class:`Session` leaves out: live connections, locks and caches
+_SESSION_RUNTIME = frozenset({'_pool', '_heads_sent', '_heads_read', '_ssl_contexts',
+                              '_origins', '_ssl_lock', '_netrc_hosts'})
+
+
 class Session:
     """Sends HTTP requests over pooled keep-alive connections; plays ``requests.Session``.
 
@@ -1859,6 +1873,22 @@ class Session:
 
     def __enter__(self) -> 'Session':
         return self
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """The settings (headers, auth, cookies, TLS, proxies, ...) without connections,
+        locks and caches, so that a session, and a client holding one, can be pickled
+        (e.g. into the worker processes of a data loader)."""
+        state = {name: value for name, value in self.__dict__.items()
+                 if name not in _SESSION_RUNTIME}
+        state['pool_maxsize'] = self._pool.maxsize
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        state = dict(state)
+        maxsize = state.pop('pool_maxsize', 10)
+        self.__init__()  # type: ignore[misc]  # fresh connections, locks and caches
+        self.__dict__.update(state)
+        self.pool_maxsize = maxsize
 
     @property
     def pool_maxsize(self) -> int:
@@ -2627,6 +2657,8 @@ class _ForeignSession:
         self.wrapped = session
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith('__') or 'wrapped' not in self.__dict__:  # e.g. while unpickling
+            raise AttributeError(name)
         return getattr(self.wrapped, name)
 
     def request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,

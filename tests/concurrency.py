@@ -15,3 +15,8 @@ def run_in_threads(worker: Callable[[int], None], count: int = 16,
     for thread in threads:
         thread.join(timeout=timeout)
     assert not any(thread.is_alive() for thread in threads), 'a worker thread hung'
+
+
+def search_in_this_process(client) -> list:
+    """Run a search with a client that was pickled into this (worker) process."""
+    return client.search_for_studies()

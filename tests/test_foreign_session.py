@@ -1,6 +1,7 @@
 """A ``requests.Session`` passed as ``session=`` (code written for the established package)."""
 import gzip
 import json
+import pickle
 
 import pytest
 from recording_server import Response, multipart_response
@@ -72,3 +73,11 @@ def test_compressed_answers_are_left_to_requests(client, recording_server):
     # requests asks for what it can decode and decodes it; nothing is decoded twice
     assert recording_server.last.header('Accept-Encoding') == \
         requests.utils.default_headers()['Accept-Encoding']
+
+
+def test_a_client_with_a_requests_session_can_be_pickled(client, recording_server):
+    recording_server.add('GET', '/studies', Response(body=b'[]',
+                                                     content_type='application/dicom+json'))
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy.search_for_studies() == []
+    assert recording_server.last.header('X-From') == 'requests'

@@ -7,10 +7,13 @@ and server failures must surface as the documented exceptions.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import io
 import json
 import logging
+import multiprocessing
+import pickle
 import random
 import time
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 import dicom_data
+from concurrency import search_in_this_process
 import dicomweb_client
 from dicomweb_client import DICOMwebClient, HTTPError, MultipartError
 from recording_server import RecordedRequest, RecordingServer, Response, multipart_response
@@ -1013,6 +1017,36 @@ def test_close_leaves_a_session_passed_in_open(server: RecordingServer) -> None:
     first, second = [request.connection for request in server.requests]
     assert first == second
     session.close()
+
+
+# -- pickling ---------------------------------------------------------------------------
+
+
+def test_a_pickled_client_keeps_its_settings_and_works(server: RecordingServer) -> None:
+    server.add("GET", None, json_response([uid_item(STUDY)]))
+    session = dicomweb_client.create_session_from_user_pass("ann", "pw")
+    session.cookies.set("pinned", "backend-2")
+    client = make_client(server, session=session, headers={"X-Site": "north"},
+                         qido_url_prefix="qido", timeout=7)
+    client.search_for_studies()  # a pooled connection, remembered heads: not pickled
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy.search_for_studies() == [uid_item(STUDY)]
+    request = server.last
+    assert request.path == f"{PREFIX}/qido/studies"
+    assert request.header("X-Site") == "north" and request.header("Cookie") == "pinned=backend-2"
+    assert request.header("Authorization", "").startswith("Basic ")
+    assert copy._timeout == 7 and copy._retry == client._retry
+
+
+def test_a_client_goes_to_a_spawned_worker_process(server: RecordingServer) -> None:
+    # how data loaders of machine learning frameworks hand a dataset object to workers
+    server.add("GET", None, json_response([uid_item(STUDY)]))
+    client = make_client(server, headers={"X-Worker": "yes"})
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(search_in_this_process, client).result(timeout=60) == [
+            uid_item(STUDY)]
+    assert server.last.header("X-Worker") == "yes"
 
 
 # -- timeout, chunk size, retries --------------------------------------------------------
