@@ -61,10 +61,11 @@ def requests_or_skip():
 
 @contextlib.contextmanager
 def resetting_server(answer: bytes, pause: float = 0.2):
-    """Serve one connection: read a request, send ``answer``, wait, then reset (RST).
+    """Serve one connection: read a request head, send ``answer``, wait, then reset (RST).
 
     The pause makes sure the client has read the status line and header fields
-    before the reset arrives, so the failure happens while the body is read.
+    before the reset arrives, so the failure happens while the body is read.  A request
+    body is never read, so a large one is cut short by the reset while it is sent.
     """
     listener = socket.create_server(('127.0.0.1', 0))
     listener.settimeout(5)
@@ -823,37 +824,6 @@ def test_file_body_is_streamed_with_content_length(recording_server, session,
 # -- answers that come before the body is sent ---------------------------------------------
 
 
-@contextlib.contextmanager
-def answering_early(answer: bytes):
-    """Serve one connection: read only the request head, send ``answer`` (or nothing)
-    and close with the body unread, which resets the connection under the sender."""
-    listener = socket.create_server(('127.0.0.1', 0))
-    listener.settimeout(5)
-
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            received = b''
-            while b'\r\n\r\n' not in received:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                received += data
-            conn.sendall(answer)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{listener.getsockname()[1]}'
-    finally:
-        listener.close()
-        thread.join(timeout=5)
-
-
 TOO_LARGE = (b'HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n'
              b'Content-Length: 29\r\nConnection: close\r\n\r\nthe limit is 1 MB per request')
 BIG = 64 << 20  # more than the socket buffers hold, so that sending is cut short
@@ -877,7 +847,7 @@ def test_an_answer_sent_before_the_body_was_read_is_reported(session, tmp_path,
         with open(path, 'wb') as handle:
             handle.truncate(BIG)
         data = open(path, 'rb')
-    with answering_early(TOO_LARGE) as url, contextlib.closing(data) \
+    with resetting_server(TOO_LARGE, pause=0.05) as url, contextlib.closing(data) \
             if kind == 'file' else contextlib.nullcontext():
         response = session.post(url + '/studies', data=data)
         assert response.status_code == 413
@@ -891,7 +861,7 @@ def test_store_instances_reports_an_early_refusal(tmp_path) -> None:
     with open(path, 'wb') as handle:
         handle.write(bytes(128) + b'DICM')
         handle.truncate(BIG)
-    with answering_early(TOO_LARGE) as url:
+    with resetting_server(TOO_LARGE, pause=0.05) as url:
         client = dwc.DICOMwebClient(url)
         with pytest.raises(dwc.HTTPError) as caught:
             client.store_instances([path])
@@ -900,7 +870,7 @@ def test_store_instances_reports_an_early_refusal(tmp_path) -> None:
 
 
 def test_a_cut_upload_without_an_answer_is_a_transport_error(session) -> None:
-    with answering_early(b'') as url:
+    with resetting_server(b'', pause=0.05) as url:
         with pytest.raises(dwc.TransportError) as caught:
             session.post(url + '/studies', data=bytes(BIG))
     assert not isinstance(caught.value, dwc.HTTPError)
@@ -1292,12 +1262,20 @@ def cookies_sent(server: RecordingServer) -> str | None:
     return server.last.header('Cookie')
 
 
-def test_cookies_an_answer_sets_are_sent_back(make_server, session) -> None:
+def visit(make_server, session, routes: dict, paths: list) -> RecordingServer:
+    """A server answering GET ``routes`` (path: answer); ``session`` asks for ``paths``."""
     server = make_server()
-    server.add('GET', '/login', cookie_answer('session=abc123; Path=/; HttpOnly',
-                                              'theme=dark'))
-    server.add('GET', '/studies', ok())
-    session.get(server.url + '/login')
+    for path, answer in routes.items():
+        server.add('GET', path, answer)
+    for path in paths:
+        session.get(server.url + path)
+    return server
+
+
+def test_cookies_an_answer_sets_are_sent_back(make_server, session) -> None:
+    server = visit(make_server, session, {
+        '/login': cookie_answer('session=abc123; Path=/; HttpOnly', 'theme=dark'),
+        '/studies': ok()}, ['/login'])
     assert session.cookies['session'] == 'abc123' and 'theme' in session.cookies
     session.get(server.url + '/studies')
     assert sorted(cookies_sent(server).split('; ')) == ['session=abc123', 'theme=dark']
@@ -1310,25 +1288,18 @@ def test_no_cookie_field_without_cookies(recording_server, session) -> None:
 
 
 def test_a_cookie_goes_only_below_its_path(make_server, session) -> None:
-    server = make_server()
-    server.add('GET', '/dicom-web/login', cookie_answer('token=t1; Path=/dicom-web'))
-    server.add('GET', '/dicom-web/studies', ok())
-    server.add('GET', '/other', ok())
-    session.get(server.url + '/dicom-web/login')
-    session.get(server.url + '/dicom-web/studies')
+    server = visit(make_server, session, {
+        '/dicom-web/login': cookie_answer('token=t1; Path=/dicom-web'),
+        '/dicom-web/studies': ok(), '/other': ok()}, ['/dicom-web/login', '/dicom-web/studies'])
     assert cookies_sent(server) == 'token=t1'
     session.get(server.url + '/other')
     assert cookies_sent(server) is None
 
 
 def test_an_expired_cookie_is_dropped(make_server, session) -> None:
-    server = make_server()
-    server.add('GET', '/in', cookie_answer('session=abc'))
-    server.add('GET', '/out', cookie_answer('session=gone; Max-Age=0'))
-    server.add('GET', '/x', ok())
-    session.get(server.url + '/in')
-    session.get(server.url + '/out')
-    session.get(server.url + '/x')
+    server = visit(make_server, session, {
+        '/in': cookie_answer('session=abc'), '/out': cookie_answer('session=gone; Max-Age=0'),
+        '/x': ok()}, ['/in', '/out', '/x'])
     assert cookies_sent(server) is None and 'session' not in session.cookies
 
 
@@ -1342,10 +1313,8 @@ def test_a_secure_cookie_is_not_sent_over_plain_http(recording_server, session) 
 
 
 def test_a_cookie_for_another_domain_is_neither_kept_nor_sent(make_server, session) -> None:
-    server = make_server()
-    server.add('GET', '/in', cookie_answer('foreign=1; Domain=example.org'))
-    server.add('GET', '/x', ok())
-    session.get(server.url + '/in')
+    server = visit(make_server, session, {
+        '/in': cookie_answer('foreign=1; Domain=example.org'), '/x': ok()}, ['/in'])
     assert 'foreign' not in session.cookies
     session.cookies.set('elsewhere', '2', domain='pacs.example.org')
     session.get(server.url + '/x')
