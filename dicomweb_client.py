@@ -1886,7 +1886,7 @@ class Session:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         state = dict(state)
         maxsize = state.pop('pool_maxsize', 10)
-        self.__init__()  # type: ignore[misc]  # fresh connections, locks and caches
+        Session.__init__(self)  # fresh connections, locks and caches (also in subclasses)
         self.__dict__.update(state)
         self.pool_maxsize = maxsize
 
