@@ -3815,7 +3815,7 @@ class DICOMwebClient:
                                         search_filters)
         params.update(additional_params or {})
         if not get_remaining:
-            return _json_list(self._get_json(url, params), url)
+            return self._search_page(url, params)
         results: List[Dict[str, dict]] = []
         start = params.get('offset', 0)
         previous_first = None
@@ -3825,7 +3825,7 @@ class DICOMwebClient:
                 page_params['offset'] = start + len(results)
             if limit is not None:
                 page_params['limit'] = limit - len(results)
-            page = _json_list(self._get_json(url, page_params), url)
+            page = self._search_page(url, page_params)
             if page and results and page[0] == previous_first:
                 raise ValueError(f'the server at {url} sent the same results again for a '
                                  'higher offset; it seems to ignore "offset", so '
@@ -3834,6 +3834,25 @@ class DICOMwebClient:
             if not page or (limit is not None and len(results) >= limit):
                 return results
             previous_first = page[0]
+
+    def _search_page(self, url: str, params: Dict[str, Any]) -> List[Dict[str, dict]]:
+        """One page of results.  A search of the whole archive that finds no such service
+        (404) or gets something other than DICOM JSON most likely went to a URL that is
+        not the DICOMweb root; the error then says so."""
+        try:
+            return _json_list(self._get_json(url, params), url)
+        except (HTTPError, ValueError) as error:
+            root = self._url('qido')
+            if url.rpartition('/')[0] != root or getattr(error, 'status_code', 404) != 404:
+                raise
+            hint = (f'no DICOMweb search service answers at {_redact(root)}; check the '
+                    f'URL the client was given (Orthanc, for one, serves DICOMweb under '
+                    f'/dicom-web)')
+            if not isinstance(error, HTTPError):
+                raise ValueError(f'{error} ({hint})') from None
+            message = f'{error.message} ({hint})' if error.message else hint
+            raise _compatible(HTTPError)(error.status_code, error.method, error.url, message,
+                                         error.response) from None
 
     def search_for_studies(self, fuzzymatching: Optional[bool] = None,
                            limit: Optional[int] = None, offset: Optional[int] = None,

@@ -847,6 +847,18 @@ def test_missing_study_raises_404_with_server_message(client: DICOMwebClient,
     assert error.response is not None and error.response.status_code == 404
 
 
+def test_a_client_given_the_server_root_is_told_where_dicomweb_may_be(
+        orthanc: Any, archive: Archive) -> None:
+    session = create_session()
+    session.trust_env = False
+    client = DICOMwebClient(orthanc.rest_url, session=session)  # not .../dicom-web
+    # Orthanc's own REST API answers /studies with a JSON list of its study IDs
+    with pytest.raises(ValueError, match="not a DICOM JSON array") as info:
+        client.search_for_studies()
+    assert f"no DICOMweb search service answers at {orthanc.rest_url};" in str(info.value)
+    assert "serves DICOMweb under /dicom-web" in str(info.value)
+
+
 def test_missing_instance_metadata_raises_404(client: DICOMwebClient,
                                               archive: Archive) -> None:
     ds = archive.studies[0][0]

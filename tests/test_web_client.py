@@ -1417,6 +1417,41 @@ def test_not_found_raises_http_error_with_details(server: RecordingServer, metho
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("method, get_remaining", [
+    ("search_for_studies", False), ("search_for_series", True),
+    ("search_for_instances", False)])
+def test_a_404_for_a_whole_archive_search_says_the_url_is_likely_wrong(
+        server: RecordingServer, method: str, get_remaining: bool) -> None:
+    server.add(None, None, Response(status=404, body=b"Unknown resource",
+                                    content_type="text/plain"))
+    client = make_client(server, path="")  # the server root, not its DICOMweb root
+    with pytest.raises(HTTPError) as caught:
+        getattr(client, method)(get_remaining=get_remaining)
+    message = str(caught.value)
+    assert caught.value.status_code == 404 and "Unknown resource" in message
+    assert f"no DICOMweb search service answers at {server.url};" in message
+    assert "/dicom-web" in message
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"<html><body>Welcome</body></html>", "not valid JSON"),
+    (b'["a0c2e1f3-orthanc-id"]', "not a DICOM JSON array")])
+def test_a_whole_archive_search_answered_with_other_json_says_the_url_is_likely_wrong(
+        server: RecordingServer, body: bytes, problem: str) -> None:
+    server.add(None, None, Response(body=body, content_type="application/json"))
+    with pytest.raises(ValueError, match=problem) as caught:
+        make_client(server, path="").search_for_studies()
+    assert "no DICOMweb search service answers at" in str(caught.value)
+
+
+def test_a_404_for_a_search_within_a_study_has_no_url_hint(server: RecordingServer) -> None:
+    server.add(None, None, Response(status=404, body=b"no such study",
+                                    content_type="text/plain"))
+    with pytest.raises(HTTPError) as caught:
+        make_client(server).search_for_series(STUDY)
+    assert "no DICOMweb search service" not in str(caught.value)
+
+
 def test_bulkdata_not_found(server: RecordingServer) -> None:
     server.add(None, None, Response(status=404, body=b"no such bulk data",
                                     content_type="text/plain"))
