@@ -6690,6 +6690,22 @@ class DICOMfileClient:
         return self._load(self._one(study_instance_uid, series_instance_uid,
                                     sop_instance_uid), syntaxes)
 
+    def _instance_file(self, study_instance_uid: str, series_instance_uid: str,
+                       sop_instance_uid: str,
+                       media_types: Optional[MediaTypes] = None) -> bytes:
+        """One instance as a Part 10 file: the stored file byte for byte when its transfer
+        syntax is acceptable, else the converted data set; the command line saves these."""
+        syntaxes = self._instance_syntaxes(media_types)
+        stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
+        if syntaxes[0] not in (None, stored.transfer_syntax):
+            return _encode_dataset(self._load(stored, syntaxes))
+        try:
+            with open(self._absolute(stored.path), 'rb') as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise self._not_found(f'file {stored.path} of instance {stored.sop}',
+                                  self._url(stored.study, stored.series, stored.sop)) from None
+
     def _one(self, study: str, series: str, sop: str) -> _Stored:
         _check_uid(series, 'series_instance_uid', permissive=True)
         _check_uid(sop, 'sop_instance_uid', permissive=True)

@@ -1613,6 +1613,23 @@ def test_file_url_with_the_real_file_client(tmp_path: Path,
     assert set(saved) == {path.name for path in sources}
     for ds in datasets:
         assert saved[f"{ds.SOPInstanceUID}.dcm"].PixelData == ds.PixelData
+    # the files are copies of the archive's own files, byte for byte
+    assert sorted(path.read_bytes() for path in out.rglob("*.dcm")) == sorted(
+        path.read_bytes() for path in store.rglob("*.dcm"))
+
+
+@needs_file_client
+def test_file_url_download_converts_when_asked(tmp_path: Path) -> None:
+    rle = dicom_data.make_instance(rows=8, columns=8, frames=2, compressed=True)
+    dicom_data.write_files([rle], tmp_path / "store")
+    out = tmp_path / "out"
+    assert run("--url", (tmp_path / "store").as_uri(), "retrieve", "instances", "--study",
+               rle.StudyInstanceUID, "--series", rle.SeriesInstanceUID, "--instance",
+               rle.SOPInstanceUID, "full", "--media-type",
+               "application/dicom 1.2.840.10008.1.2.1", "--output-dir", out) == 0
+    saved = pydicom.dcmread(out / f"{rle.SOPInstanceUID}.dcm")
+    assert saved.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert (saved.pixel_array == rle.pixel_array).all()
 
 
 # -- against Orthanc --------------------------------------------------------------------------
