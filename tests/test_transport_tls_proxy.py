@@ -20,6 +20,7 @@ import socketserver
 import ssl
 import subprocess
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from email.message import Message
@@ -315,6 +316,34 @@ def test_a_given_ca_bundle_or_verify_false_wins_over_the_environment(
     assert session.get(tls_server.url + '/x',
                        verify=str(tls_certificate[0])).content == b'secure'
     assert session.get(tls_server.url + '/x', verify=False).content == b'secure'
+
+
+def test_an_early_refusal_over_tls_is_reported(tls_certificate, session) -> None:
+    """A TLS server that answers 413 before reading a large body, then closes."""
+    context = server_context(*tls_certificate)
+    listener = socket.create_server(('127.0.0.1', 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        with context.wrap_socket(raw, server_side=True) as conn:
+            received = b''
+            while b'\r\n\r\n' not in received:
+                received += conn.recv(65536)
+            conn.sendall(b'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n'
+                         b'Connection: close\r\n\r\ntoo large')
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    session.verify = str(tls_certificate[0])
+    try:
+        response = session.post(f'https://127.0.0.1:{listener.getsockname()[1]}/studies',
+                                data=bytes(64 << 20))
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+    assert response.status_code == 413 and response.content == b'too large'
 
 
 def test_verify_false_accepts_any_certificate(tls_server, session) -> None:
