@@ -1848,6 +1848,9 @@ class Session:
         How many redirects are followed.
     cookies: CookieJar
         Cookies sent with the requests they apply to; those that answers set are added.
+    params: Dict[str, Any]
+        Query parameters added to every request (an API key, say); a request's own
+        parameters of the same name win, and a ``None`` value leaves one out.
 
     """
 
@@ -1863,6 +1866,7 @@ class Session:
         self.retry = RetryPolicy(max_attempts=1)
         self.max_redirects = 10
         self.cookies: http.cookiejar.CookieJar = CookieJar()
+        self.params: Dict[str, Any] = {}
         self._netrc_hosts: Optional[Dict[str, Tuple[str, str]]] = None  # read when needed
         self._pool = _ConnectionPool(10)
         self._heads_sent: Dict[Any, bytes] = {}  # request heads, see _request_head
@@ -1983,6 +1987,8 @@ class Session:
         if json is not None and data is None:
             data = _json_dumps(json)
             headers = {'Content-Type': 'application/json', **(headers or {})}
+        if self.params:
+            params = _merged_params(self.params, params)
         prepared = self.prepare_request(method, _with_query(url, params), headers, data,
                                         auth)
         timeout = self.timeout if timeout is None else timeout
@@ -2528,6 +2534,13 @@ def _make_ssl_context(verify: Union[bool, str], cert: Any) -> ssl.SSLContext:
         certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
         context.load_cert_chain(certfile, keyfile)
     return context
+
+
+def _merged_params(session_params: Mapping[str, Any],
+                   params: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The session's query parameters updated with a request's; ``None`` drops one."""
+    merged = {**session_params, **(params or {})}
+    return {key: value for key, value in merged.items() if value is not None}
 
 
 def _with_query(url: str, params: Optional[Dict[str, Any]]) -> str:

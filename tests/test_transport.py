@@ -166,6 +166,26 @@ def test_params_are_appended_to_a_query_in_the_url(recording_server, session) ->
     assert recording_server.last.query == {'a': ['1'], 'b': ['2']}
 
 
+def test_session_params_go_with_every_request(recording_server, session) -> None:
+    recording_server.add('GET', '/studies', ok())
+    session.params = {'key': 'api-key-1', 'site': 'north'}
+    session.get(recording_server.url + '/studies', params={'limit': 5})
+    assert recording_server.last.query == {'key': ['api-key-1'], 'site': ['north'],
+                                           'limit': ['5']}
+    session.get(recording_server.url + '/studies', params={'site': 'south', 'key': None})
+    assert recording_server.last.query == {'site': ['south']}
+
+
+def test_a_client_search_carries_the_session_params(recording_server) -> None:
+    recording_server.add('GET', '/studies', Canned(body=b'[]',
+                                                   content_type='application/dicom+json'))
+    session = dwc.create_session()
+    session.params['key'] = 'k'
+    dwc.DICOMwebClient(recording_server.url, session=session).search_for_studies(
+        search_filters={'PatientID': 'P1'})
+    assert recording_server.last.query == {'key': ['k'], 'PatientID': ['P1']}
+
+
 def test_json_body(recording_server, session) -> None:
     recording_server.add('POST', '/j', ok())
     session.post(recording_server.url + '/j', json={'key': [1, 2]})
