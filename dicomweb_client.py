@@ -1922,8 +1922,14 @@ class Session:
         return self.request('GET', url, **kwargs)
 
     def head(self, url: str, **kwargs: Any) -> Response:
-        """Send a HEAD request (see :meth:`request`)."""
+        """Send a HEAD request (see :meth:`request`); redirects are not followed unless
+        ``allow_redirects=True``, as in requests."""
+        kwargs.setdefault('allow_redirects', False)
         return self.request('HEAD', url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Response:
+        """Send an OPTIONS request (see :meth:`request`)."""
+        return self.request('OPTIONS', url, **kwargs)
 
     def post(self, url: str, data: Any = None, **kwargs: Any) -> Response:
         """Send a POST request (see :meth:`request`)."""
@@ -1932,6 +1938,10 @@ class Session:
     def put(self, url: str, data: Any = None, **kwargs: Any) -> Response:
         """Send a PUT request (see :meth:`request`)."""
         return self.request('PUT', url, data=data, **kwargs)
+
+    def patch(self, url: str, data: Any = None, **kwargs: Any) -> Response:
+        """Send a PATCH request (see :meth:`request`)."""
+        return self.request('PATCH', url, data=data, **kwargs)
 
     def delete(self, url: str, **kwargs: Any) -> Response:
         """Send a DELETE request (see :meth:`request`)."""

@@ -934,6 +934,22 @@ def test_head_request(recording_server, session) -> None:
     assert response.content == b''
 
 
+def test_head_does_not_follow_redirects_unless_asked(recording_server, session) -> None:
+    recording_server.add('HEAD', '/old', Canned(status=301, headers={'Location': '/new'}))
+    recording_server.add('HEAD', '/new', Canned(body=b'12345'))
+    assert session.head(recording_server.url + '/old').status_code == 301
+    followed = session.head(recording_server.url + '/old', allow_redirects=True)
+    assert followed.status_code == 200 and followed.url.endswith('/new')
+
+
+@pytest.mark.parametrize('verb, method', [('options', 'OPTIONS'), ('patch', 'PATCH'),
+                                          ('put', 'PUT'), ('delete', 'DELETE')])
+def test_every_verb_of_requests(recording_server, session, verb, method) -> None:
+    recording_server.add(method, '/x', ok())
+    assert getattr(session, verb)(recording_server.url + '/x').status_code == 200
+    assert recording_server.last.method == method
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 
