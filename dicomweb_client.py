@@ -21,6 +21,7 @@ import base64
 import collections
 import concurrent.futures
 import contextlib
+import datetime
 import email.parser
 import email.utils
 import enum
@@ -1170,6 +1171,9 @@ def _read_chunks(fileobj: Any, chunk_size: int) -> Iterator[bytes]:
         yield chunk
 
 
+_CHARSET_FROM_HEADERS = object()
+
+
 class Response:
     """An answer from the server; the body is read on demand.
 
@@ -1187,8 +1191,15 @@ class Response:
         That request.
     raw: http.client.HTTPResponse
         The underlying stream.
+    elapsed: datetime.timedelta
+        Time from sending the request to reading the head of the answer.
+    history: List[Response]
+        The redirects followed to get here, oldest first.
 
     """
+
+    #: charset that :attr:`text` decodes with, once set by hand (see :attr:`encoding`)
+    _charset: Any = _CHARSET_FROM_HEADERS
 
     def __init__(self, raw: http.client.HTTPResponse, request: PreparedRequest,
                  release: Callable[[bool], None]) -> None:
@@ -1199,13 +1210,13 @@ class Response:
         self.headers: Message = raw.headers
         self.url = _redact(request.url)
         self.history: List['Response'] = []
-        self.elapsed = 0.0
+        self.elapsed = _NO_TIME
         self._release = release
         self._content: Optional[bytes] = None
         self._error: Optional[RequestException] = None
         self._released = False
         #: the Content-Encoding to undo (``None``: the body is sent as it is)
-        self._encoding: Optional[str] = getattr(raw, 'content_encoding', None)
+        self._coding: Optional[str] = getattr(raw, 'content_encoding', None)
         self._decoder: Optional[_BodyDecoder] = None
 
     def __repr__(self) -> str:
@@ -1228,9 +1239,52 @@ class Response:
         return self.status_code in _REDIRECT_STATUSES and 'Location' in self.headers
 
     @property
+    def is_permanent_redirect(self) -> bool:
+        """bool: whether this answer redirects for good (301 or 308)."""
+        return self.status_code in (301, 308) and 'Location' in self.headers
+
+    @property
     def content_type(self) -> str:
         """str: media type of the body, lower case, without parameters."""
         return _content_type(self.headers.get('Content-Type', '')).get_content_type()
+
+    @property
+    def encoding(self) -> Optional[str]:
+        """Union[str, None]: the charset :attr:`text` decodes with: the one the
+        Content-Type names, else ``ISO-8859-1`` for ``text/*`` and ``utf-8`` for JSON, as
+        requests picks it; may be set, as in requests."""
+        if self._charset is not _CHARSET_FROM_HEADERS:
+            return self._charset
+        charset = _declared_charset(self)
+        if charset:
+            return charset
+        content_type = _content_type(self.headers.get('Content-Type', ''))
+        if content_type.get_content_maintype() == 'text':
+            return 'ISO-8859-1'
+        if content_type.get_content_subtype().endswith('json'):
+            return 'utf-8'
+        return None
+
+    @encoding.setter
+    def encoding(self, value: Optional[str]) -> None:
+        self._charset = value
+
+    @property
+    def cookies(self) -> 'CookieJar':
+        """CookieJar: the cookies this answer sets."""
+        jar = CookieJar()
+        if getattr(self.raw, 'sets_cookies', False):
+            jar.extract_cookies(self.raw, _cookie_request(self.request.url))
+        return jar
+
+    @property
+    def links(self) -> Dict[str, Dict[str, str]]:
+        """Dict[str, Dict[str, str]]: the ``Link`` field parsed, keyed by ``rel`` (or by
+        URL), e.g. ``{'next': {'url': '...', 'rel': 'next'}}``."""
+        links = {}
+        for link in _parse_link_field(self.headers.get('Link', '')):
+            links[link.get('rel') or link['url']] = link
+        return links
 
     @property
     def content(self) -> bytes:
@@ -1256,15 +1310,14 @@ class Response:
             if len(data) < size:
                 raise http.client.IncompleteRead(data, size - len(data))
             raw.length = 0
-        if self._encoding is not None:
-            return _BodyDecoder(self._encoding, self.url).decode_all(data)
+        if self._coding is not None:
+            return _BodyDecoder(self._coding, self.url).decode_all(data)
         return data
 
     @property
     def text(self) -> str:
-        """str: the body decoded with its charset (UTF-8 if none is given)."""
-        charset = _content_type(self.headers.get('Content-Type', '')).get_param('charset')
-        return self.content.decode(str(charset or 'utf-8'), errors='replace')
+        """str: the body decoded with :attr:`encoding` (UTF-8 if it is ``None``)."""
+        return self.content.decode(self.encoding or 'utf-8', errors='replace')
 
     def json(self, **kwargs: Any) -> Any:
         """Return the body parsed as JSON."""
@@ -1281,7 +1334,7 @@ class Response:
         if self._content is not None:
             raise RuntimeError('the body was already read into Response.content')
         try:
-            if self._encoding is None:
+            if self._coding is None:
                 data = self._read1_as_sent(size)
             else:
                 data = self._read1_decoded(size)
@@ -1300,7 +1353,7 @@ class Response:
     def _read1_decoded(self, size: int) -> bytes:
         """Up to ``size`` bytes of the decompressed body (``b''`` at its end)."""
         if self._decoder is None:
-            self._decoder = _BodyDecoder(str(self._encoding), self.url)
+            self._decoder = _BodyDecoder(str(self._coding), self.url)
         decoder = self._decoder
         while True:
             data = decoder.take(size)
@@ -1320,7 +1373,7 @@ class Response:
         """
         raw = self.raw
         if raw.chunked or raw.fp is None or self._content is not None \
-                or self._error is not None or self._encoding is not None:
+                or self._error is not None or self._coding is not None:
             return _readinto_from_read1(self.read1)(view)
         if raw.length is not None:
             view = view[:raw.length]
@@ -1352,6 +1405,27 @@ class Response:
         finally:
             self.close()
 
+    def iter_lines(self, chunk_size: int = 512, decode_unicode: bool = False,
+                   delimiter: Optional[bytes] = None) -> Iterator[Any]:
+        """Yield the body line by line as it arrives (without the line breaks), as
+        ``str`` when ``decode_unicode`` is true; ``delimiter`` replaces line breaks."""
+        rest = b''
+        for chunk in self.iter_content(chunk_size):
+            rest += chunk
+            lines = rest.split(delimiter) if delimiter else rest.splitlines(keepends=True)
+            rest = lines.pop() if lines else b''
+            if not delimiter and rest.endswith(b'\n'):  # a complete line: no more to wait for
+                lines.append(rest)
+                rest = b''
+            yield from (self._line(line, delimiter, decode_unicode) for line in lines)
+        if rest:
+            yield self._line(rest, delimiter, decode_unicode)
+
+    def _line(self, line: bytes, delimiter: Optional[bytes], decode: bool) -> Any:
+        if not delimiter:
+            line = line.rstrip(b'\r\n')
+        return line.decode(self.encoding or 'utf-8', errors='replace') if decode else line
+
     def raise_for_status(self) -> None:
         """Raise :class:`HTTPError` if the status code is 400 or above."""
         if self.status_code >= 400:
@@ -1378,11 +1452,37 @@ class Response:
         self._release(reusable and not will_close)
 
 
+_NO_TIME = datetime.timedelta(0)
+
+
+def _declared_charset(response: Response) -> Optional[str]:
+    """The charset parameter of an answer's Content-Type, if any."""
+    charset = _content_type(response.headers.get('Content-Type', '')).get_param('charset')
+    return str(charset).strip('\'"') or None if charset else None
+
+
+def _parse_link_field(value: str) -> List[Dict[str, str]]:
+    """The links of an HTTP ``Link`` field (RFC 8288): each its ``url`` and parameters."""
+    links = []
+    for item in re.split(r',\s*(?=<)', value.strip()):
+        target, _, parameters = item.partition(';')
+        if not target.strip():
+            continue
+        link = {'url': target.strip().strip('<>')}
+        for parameter in parameters.split(';'):
+            name, equals, text = parameter.partition('=')
+            if equals:
+                link[name.strip().lower()] = text.strip().strip('"\'')
+        links.append(link)
+    return links
+
+
 def _server_message(response: Response, limit: int = 2000) -> str:
     """The start of an error answer's body as text, or its reason phrase."""
-    try:
-        text = response.text.strip()
-    except RequestException:
+    try:  # UTF-8 unless the server says otherwise (not ISO-8859-1 for text/*)
+        text = response.content.decode(_declared_charset(response) or 'utf-8',
+                                       errors='replace').strip()
+    except (RequestException, LookupError):
         text = ''
     text = ' '.join(text.split())
     return (text[:limit] + ' ...' if len(text) > limit else text) or response.reason
@@ -2195,10 +2295,10 @@ class Session:
                 connection.close()
 
         response = Response(raw, prepared, release)
-        response.elapsed = time.monotonic() - started
+        response.elapsed = datetime.timedelta(seconds=time.monotonic() - started)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug('%s %s -> %d (%.3f s)', prepared.method, _redact(prepared.url),
-                         response.status_code, response.elapsed)
+                         response.status_code, response.elapsed.total_seconds())
         return response
 
     @staticmethod
@@ -2717,11 +2817,11 @@ class _ForeignResponse(Response):
         self.url = _redact(answer.url)
         self.request = PreparedRequest(method, answer.url, CaseInsensitiveDict())
         self.history = []
-        self.elapsed = 0.0
+        self.elapsed = answer.elapsed
         self._content = None
         self._error = None
         self._released = False
-        self._encoding = self._decoder = None  # requests undoes Content-Encoding itself
+        self._coding = self._decoder = None  # requests undoes Content-Encoding itself
 
     @property
     def content(self) -> bytes:

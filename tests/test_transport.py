@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import email.utils
 import gzip
 import http.cookiejar
@@ -924,6 +925,68 @@ def test_streamed_answer_arrives_piece_by_piece(recording_server, session) -> No
     # the first piece is handed out before the second one was even sent
     assert pieces[0] == b'first piece'
     assert b''.join(pieces) == b'first piecesecond piece'
+
+
+# -- the answer object, as requests users know it -------------------------------------------
+
+
+def test_elapsed_is_a_timedelta(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body=b'ok', delay=0.05))
+    elapsed = session.get(recording_server.url + '/x').elapsed
+    assert isinstance(elapsed, datetime.timedelta) and elapsed.total_seconds() >= 0.05
+
+
+@pytest.mark.parametrize('content_type, encoding', [
+    ('text/plain; charset=utf-16', 'utf-16'), ('text/plain', 'ISO-8859-1'),
+    ('application/dicom+json', 'utf-8'), ('application/octet-stream', None)])
+def test_encoding_is_chosen_as_requests_chooses_it(recording_server, session, content_type,
+                                                   encoding) -> None:
+    recording_server.add('GET', '/x', Canned(body=b'abc', content_type=content_type))
+    assert session.get(recording_server.url + '/x').encoding == encoding
+
+
+def test_setting_the_encoding_changes_text(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body='Müller'.encode(), content_type='text/plain'))
+    response = session.get(recording_server.url + '/x')
+    assert response.text == 'MÃ¼ller'  # ISO-8859-1, as requests reads text/* without charset
+    response.encoding = 'utf-8'
+    assert response.text == 'Müller'
+
+
+def test_an_error_message_without_charset_is_read_as_utf8(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=404, body='Studie für Müller fehlt'.encode(),
+                                             content_type='text/plain'))
+    with pytest.raises(dwc.HTTPError, match='Studie für Müller fehlt'):
+        session.get(recording_server.url + '/x').raise_for_status()
+
+
+def test_permanent_redirects_links_and_cookies_of_an_answer(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(status=308, headers={
+        'Location': '/y', 'Set-Cookie': 'seen=1; Path=/',
+        'Link': '</studies?offset=100>; rel="next", <https://pacs.example/a>; rel=last; '
+                'title="the end"'}))
+    response = session.get(recording_server.url + '/x', allow_redirects=False)
+    assert response.is_redirect and response.is_permanent_redirect
+    assert response.links == {
+        'next': {'url': '/studies?offset=100', 'rel': 'next'},
+        'last': {'url': 'https://pacs.example/a', 'rel': 'last', 'title': 'the end'}}
+    assert response.cookies.get_dict() == {'seen': '1'}
+
+
+@pytest.mark.parametrize('chunk_size', [1, 2, 3, 512])
+def test_iter_lines_splits_whatever_the_pieces(recording_server, session, chunk_size) -> None:
+    body = b'first\r\nsecond\nthird\r\n\r\nlast'
+    recording_server.add('GET', '/x', Canned(body=[body[:7], body[7:], b'']))
+    response = session.get(recording_server.url + '/x', stream=True)
+    assert list(response.iter_lines(chunk_size)) == [b'first', b'second', b'third', b'',
+                                                     b'last']
+
+
+def test_iter_lines_with_a_delimiter_and_decoded(recording_server, session) -> None:
+    recording_server.add('GET', '/x', Canned(body='ä;b;c'.encode(), content_type='text/csv; '
+                                                                          'charset=utf-8'))
+    response = session.get(recording_server.url + '/x', stream=True)
+    assert list(response.iter_lines(2, decode_unicode=True, delimiter=b';')) == ['ä', 'b', 'c']
 
 
 def test_head_request(recording_server, session) -> None:
