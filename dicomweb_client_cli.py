@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {dicomweb_client.__version__}')
     parser.add_argument('-v', '--verbosity', action='count', default=0,
                         help='say more on standard error: -v warnings and the traceback '
                              'of a failure, -vv information, -vvv debug messages, '

@@ -395,6 +395,11 @@ def test_help_lists_every_option(words: list[str], options: list[str],
         assert option in text
 
 
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    assert run("--version") == 0
+    assert capsys.readouterr().out == f"dicomweb_client {dicomweb_client.__version__}\n"
+
+
 @pytest.mark.parametrize("argv, message", [
     ([], "--url"),
     (["--url", "http://127.0.0.1:1"], "required"),
