@@ -3969,8 +3969,8 @@ class DICOMwebClient:
             if url.rpartition('/')[0] != root or getattr(error, 'status_code', 404) != 404:
                 raise
             hint = (f'no DICOMweb search service answers at {_redact(root)}; check the '
-                    f'URL the client was given (Orthanc, for one, serves DICOMweb under '
-                    f'/dicom-web)')
+                    f'URL the client was given: Orthanc, for one, serves DICOMweb under '
+                    f'/dicom-web')
             if not isinstance(error, HTTPError):
                 raise ValueError(f'{error} ({hint})') from None
             message = f'{error.message} ({hint})' if error.message else hint
