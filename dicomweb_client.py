@@ -6181,9 +6181,19 @@ class DICOMfileClient:
         self._db_path = None if in_memory else self._index_path(
             db_dir, rebuilding=update_db or recreate_db)
         self._connection = self._open_index(update_db, recreate_db)
+        self._reopening = {'in_memory': in_memory, 'db_dir': db_dir, 'readonly': readonly}
 
     def __repr__(self) -> str:
         return f'DICOMfileClient({self.base_url!r})'
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """What it takes to open the same archive again: a pickled client (sent to the
+        worker processes of a data loader, say) opens its own connection to the index
+        as it is, or indexes the folder anew if the index was kept in memory."""
+        return {'url': self.base_url, **self._reopening}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        DICOMfileClient.__init__(self, **state)
 
     def __enter__(self) -> 'DICOMfileClient':
         return self

@@ -20,3 +20,8 @@ def run_in_threads(worker: Callable[[int], None], count: int = 16,
 def search_in_this_process(client) -> list:
     """Run a search with a client that was pickled into this (worker) process."""
     return client.search_for_studies()
+
+
+def search_instances_in_this_process(client) -> list:
+    """Search all instances with a client that was pickled into this (worker) process."""
+    return client.search_for_instances()

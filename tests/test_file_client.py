@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import datetime
 import inspect
 import io
 import json
 import logging
+import multiprocessing
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -27,6 +30,7 @@ from PIL import Image
 from pydicom.uid import generate_uid
 
 import dicomweb_client
+from concurrency import search_instances_in_this_process
 from dicomweb_client import DICOMfileClient
 from dicom_data import (
     frame_bytes,
@@ -1122,3 +1126,30 @@ def test_same_answers_as_orthanc(orthanc_clean, archive: Path, archive_datasets:
                 '00201208'):
         assert file_study[tag] == web_study[tag], tag
     assert set(web_study) - set(file_study) == set()
+
+
+# -- pickling -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('in_memory', [False, True], ids=['index-on-disk', 'index-in-memory'])
+def test_a_pickled_client_opens_the_same_archive(tmp_path: Path, in_memory: bool) -> None:
+    write_files(make_study(2, 2), tmp_path / 'archive')
+    client = DICOMfileClient((tmp_path / 'archive').as_uri(), in_memory=in_memory,
+                             db_dir=None if in_memory else tmp_path / 'index')
+    expected = client.search_for_instances()
+    reopened = pickle.loads(pickle.dumps(client))
+    assert reopened.search_for_instances() == expected and len(expected) == 4
+    assert reopened.base_url == client.base_url
+    reopened.close()
+    client.close()
+
+
+def test_a_client_goes_to_a_spawned_worker_process(tmp_path: Path) -> None:
+    write_files(make_study(1, 3), tmp_path)
+    with DICOMfileClient(tmp_path.as_uri()) as client:
+        expected = client.search_for_instances()
+        context = multiprocessing.get_context('spawn')
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            found = pool.submit(search_instances_in_this_process, client).result(timeout=60)
+    assert sorted(map(str, found)) == sorted(map(str, expected))
+
