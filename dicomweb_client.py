@@ -7761,6 +7761,12 @@ class _GoogleCredentialsAuth:
         self._transport = _google_transport_request(google_auth.transport)
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> Dict[str, Any]:
+        return {'credentials': self.credentials}  # the transport and lock are made anew
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        _GoogleCredentialsAuth.__init__(self, state['credentials'])
+
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         headers: Dict[str, str] = {}
         with self._lock:

@@ -1,5 +1,6 @@
 """Google Cloud credentials through google-auth, with token refresh over our own Session."""
 import json
+import pickle
 
 import pytest
 from recording_server import Response
@@ -44,3 +45,14 @@ def test_the_gcp_url_works_as_a_client_url():
     client = dicomweb_client.DICOMwebClient(str(url))
     assert client.base_url == str(url)
     assert client.url_prefix.endswith('/dicomStores/s/dicomWeb')
+
+
+def test_a_client_with_google_credentials_can_be_pickled(recording_server):
+    recording_server.add('GET', '/studies', Response(body=b'[]',
+                                                     content_type='application/dicom+json'))
+    credentials = google_credentials.Credentials(token='static-token')
+    session = dicomweb_client.create_session_from_gcp_credentials(credentials)
+    client = pickle.loads(pickle.dumps(
+        dicomweb_client.DICOMwebClient(recording_server.url, session=session)))
+    assert client.search_for_studies() == []
+    assert recording_server.last.header('Authorization') == 'Bearer static-token'
