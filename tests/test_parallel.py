@@ -107,3 +107,20 @@ def test_get_remaining_refuses_a_server_that_ignores_offset(recording_server):
     with pytest.raises(ValueError, match='offset'):
         client.search_for_studies(get_remaining=True)
     assert len(recording_server.requests) == 2
+
+
+def test_sixteen_workers_reuse_their_connections(recording_server):
+    found = [{'0020000E': {'vr': 'UI', 'Value': [SERIES]},
+              '00080018': {'vr': 'UI', 'Value': [f'{INSTANCE}.{n}']}} for n in range(64)]
+    instance = dicom_data.to_bytes(dicom_data.make_instance(rows=4, columns=4))
+
+    def search(request):
+        page = [] if 'offset' in request.query else found
+        return Response(body=json.dumps(page).encode(),
+                        content_type='application/dicom+json')
+    recording_server.add('GET', None, multipart_response([instance], delay=0.01))
+    recording_server.add('GET', '/studies/1.2.3/series/1.2.3.4/instances', search)
+    client = dicomweb_client.DICOMwebClient(recording_server.url)
+    assert len(client.retrieve_series(STUDY, SERIES, workers=16)) == 64
+    # the threads hand their connections on to each other: no new one per instance
+    assert recording_server.connection_count <= 16 + 1
