@@ -4081,6 +4081,9 @@ class DICOMwebClient:
                                     workers: int) -> Iterator[Dataset]:
         """List the instances with QIDO-RS, then fetch each on a pool of threads."""
         _accept('instances', media_types)
+        session = self._session
+        if isinstance(session, Session) and session.pool_maxsize < workers:
+            session.pool_maxsize = workers  # else threads close and reopen connections
         found = self.search_for_instances(study_instance_uid, series_instance_uid,
                                           fields=['SeriesInstanceUID'], get_remaining=True)
         keys = [(study_instance_uid, _first_value(item, '0020000E'),

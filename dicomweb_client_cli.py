@@ -446,6 +446,9 @@ def _make_client(args: argparse.Namespace) -> Any:
                 raise CommandError(f'certificate file {path} does not exist')
         dicomweb_client.add_certs_to_session(session, ca_bundle=args.ca_bundle,
                                              cert=args.cert)
+    workers = getattr(args, 'workers', None) or 1
+    if workers > session.pool_maxsize:  # each download thread keeps its connection
+        session.pool_maxsize = workers
     options: Dict[str, Any] = {'session': session}
     if args.headers:
         options['headers'] = dict(args.headers)

@@ -1006,6 +1006,18 @@ def test_download_in_parallel(workers: str, low: int, high: int, archive: FakeAr
     assert tree(tmp_path) == expected_layout(archive, study)
 
 
+def test_many_download_threads_keep_their_connections(archive: FakeArchive,
+                                                      tmp_path: Path) -> None:
+    study = archive.add(dicom_data.make_study(2, 16, rows=4, columns=4))
+    archive.delay = 0.01
+    assert run("--url", archive.url, "retrieve", "studies", "--study",
+               study[0].StudyInstanceUID, "full", "--output-dir", tmp_path,
+               "--workers", "14") == 0
+    assert len(list(tmp_path.rglob("*.dcm"))) == 32
+    # 14 threads, more than a session keeps idle by default, reuse their connections
+    assert archive.server.connection_count <= 14 + 1
+
+
 def test_download_refuses_unsafe_uids_from_the_server(recording_server: RecordingServer,
                                                       tmp_path: Path,
                                                       capsys: pytest.CaptureFixture) -> None:
