@@ -3236,6 +3236,12 @@ class _PartSource:
         elif not isinstance(item, Dataset):
             raise TypeError(f'cannot store {type(item).__name__}: pass pydicom Datasets, '
                             'bytes of Part 10 files, file paths or binary file objects')
+        elif 'TransferSyntaxUID' not in (getattr(item, 'file_meta', None) or ()):
+            uid = item.get('SOPInstanceUID', '(no SOP Instance UID)')
+            raise ValueError(f'dataset {uid} has no Transfer Syntax UID in its file meta '
+                             f'information, so it cannot be encoded: set '
+                             f'dataset.file_meta.TransferSyntaxUID (for instance to '
+                             f'pydicom.uid.ExplicitVRLittleEndian) before storing it')
 
     def chunks(self, chunk_size: int,
                scratch: Optional[io.BytesIO] = None) -> Iterator[Union[bytes, bytearray,

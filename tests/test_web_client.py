@@ -1218,6 +1218,17 @@ assert len(TOO_LONG_UID) == 65
 BAD_UIDS = ["1.2.abc", "../etc", "", TOO_LONG_UID, "1.2.3/4", "1.2 3", "1.2.3?x=1"]
 
 
+def test_a_dataset_without_transfer_syntax_is_refused_before_sending(
+        server: RecordingServer) -> None:
+    ds = dicom_data.make_instance()
+    bare = Dataset()
+    bare.update(ds)  # the same elements, but no file meta information
+    with pytest.raises(ValueError, match=f"dataset {ds.SOPInstanceUID} has no Transfer "
+                                         f"Syntax UID.*file_meta.TransferSyntaxUID"):
+        make_client(server).store_instances([ds, bare])
+    assert server.requests == []
+
+
 def _uid_cases() -> list[Any]:
     cases = []
     for method, (names, extra) in UID_ARGUMENTS.items():
