@@ -3228,6 +3228,10 @@ class _PartSource:
         if isinstance(item, (bytes, bytearray, memoryview)):
             self.size = memoryview(item).nbytes
         elif isinstance(item, (str, os.PathLike)):
+            if os.path.isdir(item):
+                raise ValueError(f'{os.fspath(item)!r} is a folder: pass the paths of the '
+                                 f'files in it, e.g. sorted(pathlib.Path(folder).rglob('
+                                 f'"*.dcm"))')
             self.size = os.stat(item).st_size
         elif hasattr(item, 'read'):
             self._start, self.size = _remaining_size(item)

@@ -1218,6 +1218,13 @@ assert len(TOO_LONG_UID) == 65
 BAD_UIDS = ["1.2.abc", "../etc", "", TOO_LONG_UID, "1.2.3/4", "1.2 3", "1.2.3?x=1"]
 
 
+def test_a_folder_to_store_is_refused_before_sending(server: RecordingServer,
+                                                    tmp_path) -> None:
+    with pytest.raises(ValueError, match="is a folder: pass the paths of the files"):
+        make_client(server).store_instances([tmp_path])
+    assert server.requests == []
+
+
 def test_a_dataset_without_transfer_syntax_is_refused_before_sending(
         server: RecordingServer) -> None:
     ds = dicom_data.make_instance()
