@@ -45,6 +45,7 @@ import select
 import socket
 import sqlite3
 import ssl
+import stat
 import struct
 import sys
 import tempfile
@@ -1255,10 +1256,10 @@ class Response:
         requests picks it; may be set, as in requests."""
         if self._charset is not _CHARSET_FROM_HEADERS:
             return self._charset
-        charset = _declared_charset(self)
+        content_type = _content_type(self.headers.get('Content-Type', ''))
+        charset = _charset_param(content_type)
         if charset:
             return charset
-        content_type = _content_type(self.headers.get('Content-Type', ''))
         if content_type.get_content_maintype() == 'text':
             return 'ISO-8859-1'
         if content_type.get_content_subtype().endswith('json'):
@@ -1455,9 +1456,9 @@ class Response:
 _NO_TIME = datetime.timedelta(0)
 
 
-def _declared_charset(response: Response) -> Optional[str]:
-    """The charset parameter of an answer's Content-Type, if any."""
-    charset = _content_type(response.headers.get('Content-Type', '')).get_param('charset')
+def _charset_param(content_type: Message) -> Optional[str]:
+    """The charset parameter of a parsed Content-Type, if any."""
+    charset = content_type.get_param('charset')
     return str(charset).strip('\'"') or None if charset else None
 
 
@@ -1480,8 +1481,8 @@ def _parse_link_field(value: str) -> List[Dict[str, str]]:
 def _server_message(response: Response, limit: int = 2000) -> str:
     """The start of an error answer's body as text, or its reason phrase."""
     try:  # UTF-8 unless the server says otherwise (not ISO-8859-1 for text/*)
-        text = response.content.decode(_declared_charset(response) or 'utf-8',
-                                       errors='replace').strip()
+        charset = _charset_param(_content_type(response.headers.get('Content-Type', '')))
+        text = response.content.decode(charset or 'utf-8', errors='replace').strip()
     except (RequestException, LookupError):
         text = ''
     text = ' '.join(text.split())
@@ -3228,11 +3229,12 @@ class _PartSource:
         if isinstance(item, (bytes, bytearray, memoryview)):
             self.size = memoryview(item).nbytes
         elif isinstance(item, (str, os.PathLike)):
-            if os.path.isdir(item):
+            info = os.stat(item)
+            if stat.S_ISDIR(info.st_mode):
                 raise ValueError(f'{os.fspath(item)!r} is a folder: pass the paths of the '
                                  f'files in it, e.g. sorted(pathlib.Path(folder).rglob('
                                  f'"*.dcm"))')
-            self.size = os.stat(item).st_size
+            self.size = info.st_size
         elif hasattr(item, 'read'):
             self._start, self.size = _remaining_size(item)
             if self._start is None:
@@ -6590,6 +6592,11 @@ class DICOMfileClient:
         return _file_error(_FileClientNotFound, 404, 'GET', url,
                            f'{what} not found in the archive {self.base_url}')
 
+    def _file_gone(self, stored: _Stored) -> HTTPError:
+        """The error for an indexed instance whose file is no longer there."""
+        return self._not_found(f'file {stored.path} of instance {stored.sop}',
+                               self._url(stored.study, stored.series, stored.sop))
+
     def _check_writable(self, method: str, action: str) -> None:
         if self._readonly:
             raise _file_error(_FileClientReadOnly, 403, method, self.base_url,
@@ -6742,8 +6749,7 @@ class DICOMfileClient:
         try:
             dataset = pydicom.dcmread(self._absolute(stored.path))
         except FileNotFoundError:
-            raise self._not_found(f'file {stored.path} of instance {stored.sop}',
-                                  self._url(stored.study, stored.series, stored.sop)) from None
+            raise self._file_gone(stored) from None
         stored_syntax = str(dataset.file_meta.get('TransferSyntaxUID', stored.transfer_syntax))
         problems = []
         for syntax in syntaxes:
@@ -6849,8 +6855,7 @@ class DICOMfileClient:
             with open(self._absolute(stored.path), 'rb') as handle:
                 return handle.read()
         except FileNotFoundError:
-            raise self._not_found(f'file {stored.path} of instance {stored.sop}',
-                                  self._url(stored.study, stored.series, stored.sop)) from None
+            raise self._file_gone(stored) from None
 
     def _one(self, study: str, series: str, sop: str) -> _Stored:
         _check_uid(series, 'series_instance_uid', permissive=True)
@@ -6999,8 +7004,7 @@ class DICOMfileClient:
         path = self._absolute(stored.path)
         size, mtime = _size_and_mtime(path)
         if size is None:
-            raise self._not_found(f'file {stored.path} of instance {stored.sop}',
-                                  self._url(stored.study, stored.series, stored.sop))
+            raise self._file_gone(stored)
         if (size, mtime) != (stored.size, stored.mtime_ns):
             _, _, header = _read_header(path)
             stored = _Stored(**{**stored.__dict__, 'pixel_offset': header.pixel_offset,
