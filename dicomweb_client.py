@@ -77,6 +77,7 @@ from typing import (
     TypeVar,
     Union,
     cast,
+    runtime_checkable,
 )
 
 import pydicom
@@ -90,8 +91,9 @@ __version__ = '0.1.0'
 
 __all__ = [
     'ContentDecodingError', 'CookieJar', 'DICOMClient', 'DICOMfileClient', 'DICOMwebClient',
-    'GoogleCloudHealthcareURL', 'HTTPError',
-    'MultipartError', 'RequestException', 'Response', 'RetryPolicy', 'Session', 'Timeout',
+    'GoogleCloudHealthcareURL', 'HTTPError', 'JSONDecodeError',
+    'MultipartError', 'RequestException', 'Response', 'RetryError', 'RetryPolicy', 'Session',
+    'Timeout',
     'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
     'build_query_string', 'configure_logging', 'create_session', 'create_session_from_auth',
     'create_session_from_gcp_credentials', 'create_session_from_user_pass', 'lookup_keyword',
@@ -194,6 +196,49 @@ class HTTPError(RequestException):
         self.request = getattr(response, 'request', None)
 
 
+class _Attempt:
+    """The last attempt of a request that was given up, as ``retrying`` describes one."""
+
+    has_exception = False
+
+    def __init__(self, value: Any, attempt_number: int) -> None:
+        self.value = value
+        self.attempt_number = attempt_number
+
+    def get(self, wrap_exception: bool = False) -> Any:
+        """Return the answer of the attempt."""
+        return self.value
+
+    def __repr__(self) -> str:
+        return f'Attempts: {self.attempt_number}, Value: {self.value!r}'
+
+
+class RetryError(HTTPError):
+    """The server kept answering with a retriable status until no attempt was left.
+
+    Raised instead of a plain :class:`HTTPError` when retries are on (see
+    ``DICOMwebClient.set_http_retry_params``) and the last answer still has one of the
+    retriable status codes.
+
+    Attributes
+    ----------
+    last_attempt: Any
+        The last attempt: ``value`` is its :class:`Response`, ``attempt_number`` says how
+        many attempts were made and ``has_exception`` is ``False``.
+
+    Note
+    ----
+    When ``retrying`` has been imported by the program, the raised object is also an
+    instance of ``retrying.RetryError``, which the established package raises here.
+
+    """
+
+    def __init__(self, status_code: int, method: str, url: str, message: str = '',
+                 response: Optional['Response'] = None) -> None:
+        super().__init__(status_code, method, url, message, response)
+        self.last_attempt = _Attempt(response, getattr(response, 'attempts', 1))
+
+
 class TransportError(RequestException):
     """The connection to the server failed (refused, reset, closed or unreadable)."""
 
@@ -211,30 +256,64 @@ class MultipartError(ValueError):
     """A multipart body is truncated or malformed."""
 
 
+class JSONDecodeError(RequestException, json.JSONDecodeError):
+    """An answer that should be JSON is not.
+
+    It is a :class:`json.JSONDecodeError` (so a ``ValueError``) and, when ``requests`` has
+    been imported, also ``requests.exceptions.JSONDecodeError``, which the established
+    package raises here.
+    """
+
+    def __init__(self, url: str, error: ValueError, hint: str = '') -> None:
+        document = getattr(error, 'doc', '')
+        position = getattr(error, 'pos', 0)
+        reason = getattr(error, 'msg', str(error))
+        message = f'the answer from {url} is not valid JSON: {reason}'
+        json.JSONDecodeError.__init__(self, f'{message} ({hint})' if hint else message,
+                                      document, position)
+        self.url = url
+        self.error = error
+
+
 _REQUESTS_TWINS = {HTTPError: 'HTTPError', TransportError: 'ConnectionError',
-                   Timeout: 'Timeout', ContentDecodingError: 'ContentDecodingError'}
-_twin_cache: Dict[Tuple[type, type], type] = {}
+                   Timeout: 'Timeout', ContentDecodingError: 'ContentDecodingError',
+                   JSONDecodeError: 'JSONDecodeError'}
+_twin_cache: Dict[Tuple[type, ...], type] = {}
 
 
 def _compatible(error_class: type) -> type:
-    """Return ``error_class`` or, when ``requests`` is loaded, a subclass of both.
+    """Return ``error_class`` or, when ``requests`` or ``retrying`` is loaded, a subclass
+    of it and of their matching exception classes.
 
-    ``requests`` is never imported here: a program that catches its exceptions has
-    imported it already, and only then do the raised errors need to match them.
+    Neither package is ever imported here: a program that catches their exceptions has
+    imported them already, and only then do the raised errors need to match them.
     """
-    requests_exceptions = sys.modules.get('requests.exceptions')
-    if requests_exceptions is None:
+    twins = _twins_of(error_class)
+    if not twins:
         return error_class
-    name = next((_REQUESTS_TWINS[base] for base in error_class.__mro__
-                 if base in _REQUESTS_TWINS), '')
-    twin = getattr(requests_exceptions, name, None)
-    if not isinstance(twin, type):
-        return error_class
-    key = (error_class, twin)
+    key = (error_class, *twins)
     if key not in _twin_cache:
-        _twin_cache[key] = type(error_class.__name__, (error_class, twin),
+        _twin_cache[key] = type(error_class.__name__, key,
                                 {'__module__': __name__, '__qualname__': error_class.__name__})
     return _twin_cache[key]
+
+
+def _twins_of(error_class: type) -> Tuple[type, ...]:
+    """The loaded exception classes of ``requests`` and ``retrying`` that match."""
+    twins: List[type] = []
+    requests_exceptions = sys.modules.get('requests.exceptions')
+    if requests_exceptions is not None:
+        name = next((_REQUESTS_TWINS[base] for base in error_class.__mro__
+                     if base in _REQUESTS_TWINS), '')
+        twin = getattr(requests_exceptions, name, None)
+        if isinstance(twin, type):
+            twins.append(twin)
+    retrying = sys.modules.get('retrying')
+    if retrying is not None and issubclass(error_class, RetryError):
+        twin = getattr(retrying, 'RetryError', None)
+        if isinstance(twin, type) and issubclass(twin, Exception):
+            twins.append(twin)
+    return tuple(twins)
 
 
 def _reason_phrase(status_code: int) -> str:
@@ -360,6 +439,7 @@ def _check_frame_numbers(frames: Any, name: str = 'frame_numbers') -> Tuple[int,
     numbers = tuple(frames)
     if not numbers:
         raise ValueError(f'{name} must not be empty')
+    numbers = tuple(int(n) if isinstance(n, str) and n.isdigit() else n for n in numbers)
     for number in numbers:
         if isinstance(number, bool) or not isinstance(number, int):
             raise TypeError(f'{name} must hold integers, not {number!r}')
@@ -486,16 +566,24 @@ class URI:
             self._study_instance_uid, self._series_instance_uid, self._sop_instance_uid,
             self._frames, suffix)
 
+    def _parts(self) -> Tuple[Any, ...]:
+        """The parts the URI is made of, from the service URL to the suffix."""
+        return (self._base_url, self._study_instance_uid, self._series_instance_uid,
+                self._sop_instance_uid, self._frames, self._suffix)
+
     def __repr__(self) -> str:
-        return f'URI({str(self)!r})'
+        names = ('base_url', 'study_instance_uid', 'series_instance_uid',
+                 'sop_instance_uid', 'frames', 'suffix')
+        arguments = ', '.join(f'{name}={value!r}' for name, value in zip(names, self._parts()))
+        return f'dicomweb_client.URI({arguments})'
 
     def __hash__(self) -> int:
-        return hash((str(self), self._permissive))
+        return hash(self._parts())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, URI):
             return NotImplemented
-        return str(self) == str(other) and self._permissive == other._permissive
+        return self._parts() == other._parts() and self._permissive == other._permissive
 
     @property
     def base_url(self) -> str:
@@ -1196,11 +1284,14 @@ class Response:
         Time from sending the request to reading the head of the answer.
     history: List[Response]
         The redirects followed to get here, oldest first.
+    attempts: int
+        How many times the request was sent to get this answer (retries included).
 
     """
 
     #: charset that :attr:`text` decodes with, once set by hand (see :attr:`encoding`)
     _charset: Any = _CHARSET_FROM_HEADERS
+    attempts: int = 1
 
     def __init__(self, raw: http.client.HTTPResponse, request: PreparedRequest,
                  release: Callable[[bool], None]) -> None:
@@ -2218,6 +2309,7 @@ class Session:
             else:
                 wait = retry.wait_after(response) if body.replayable else None
                 if wait is None:
+                    response.attempts = retry.attempt
                     return response
                 logger.warning('%s %s answered %d; retry %d of %d in %.1f s',
                                prepared.method, _redact(prepared.url), response.status_code,
@@ -2725,8 +2817,14 @@ def _redact(url: str) -> str:
 
 
 def _basic_auth_value(username: str, password: str) -> str:
-    token = base64.b64encode(f'{username}:{password}'.encode('utf-8')).decode('ascii')
-    return f'Basic {token}'
+    """The Basic credentials field: Latin-1, as requests and most servers expect, and
+    UTF-8 (RFC 7617) for names and passwords Latin-1 cannot hold."""
+    text = f'{username}:{password}'
+    try:
+        raw = text.encode('latin-1')
+    except UnicodeEncodeError:
+        raw = text.encode('utf-8')
+    return f'Basic {base64.b64encode(raw).decode("ascii")}'
 
 
 def _json_loads(data: bytes) -> Any:
@@ -2799,6 +2897,7 @@ class _ForeignSession:
             response = _ForeignResponse(answer, method)
             wait = retry.wait_after(response) if retry and body.replayable else None
             if wait is None or retry is None:
+                response.attempts = retry.attempt if retry is not None else 1
                 return response
             response.close()
             time.sleep(wait)
@@ -2916,8 +3015,16 @@ def add_certs_to_session(session: Session, ca_bundle: Optional[str] = None,
     Session
         The same session.
 
+    Raises
+    ------
+    FileNotFoundError
+        If ``ca_bundle`` does not exist (as the established package, which raises an
+        ``OSError`` here, this is checked at once rather than at the first request).
+
     """
     if ca_bundle is not None:
+        if not os.path.exists(ca_bundle):
+            raise FileNotFoundError(f'the CA bundle {os.fspath(ca_bundle)!r} does not exist')
         session.verify = os.fspath(ca_bundle)
     if cert is not None:
         session.cert = os.fspath(cert)
@@ -3211,13 +3318,78 @@ def _iter_parts(response: Response, acceptable: Sequence[str], chunk_size: int,
         if response.status_code == HTTPStatus.NO_CONTENT:
             return
         content_type = response.headers.get('Content-Type', '')
-        if _content_type(content_type).get_content_maintype() == 'multipart':
+        parsed = _content_type(content_type)
+        if parsed.get_content_maintype() != 'multipart':
+            yield from _single_part(response, acceptable)
+        elif parsed.get_param('boundary') is None:
+            yield from _parts_without_boundary(response, content_type, chunk_size,
+                                               parts_kept)
+        else:
             yield from MultipartReader(response, _boundary_of(content_type), chunk_size,
                                        parts_kept=parts_kept)
-        else:
-            yield from _single_part(response, acceptable)
     finally:
         response.close()
+
+
+def _parts_without_boundary(response: Response, content_type: str, chunk_size: int,
+                            parts_kept: bool) -> Iterator[Tuple[Message, bytes]]:
+    """The parts of a multipart answer whose Content-Type names no boundary.
+
+    When the body starts with a delimiter line (``--boundary`` and CRLF), that boundary
+    is used to split it.  Otherwise the whole body is the one part, which is what the
+    established package returns for such answers (some servers send one frame so).
+    """
+    head = _read_first_line(response)
+    boundary = _boundary_of_delimiter_line(head)
+    if boundary is not None:
+        logger.debug('multipart answer from %s names no boundary; using %r from its body',
+                     response.url, boundary)
+        yield from MultipartReader(_prefixed_read1(head, response.read1), boundary,
+                                   chunk_size, parts_kept=parts_kept)
+        return
+    rest = iter(functools.partial(response.read1, max(chunk_size, 1024)), b'')
+    headers = Message()
+    headers['Content-Type'] = content_type
+    yield headers, b''.join(itertools.chain((head,), rest))
+
+
+def _read_first_line(response: Response, limit: int = 1024) -> bytes:
+    """Read the start of a body: up to its first CRLF, ``limit`` bytes or its end."""
+    head = b''
+    while b'\r\n' not in head and len(head) < limit:
+        data = response.read1(limit - len(head))
+        if not data:
+            break
+        head += data
+    return head
+
+
+def _boundary_of_delimiter_line(head: bytes) -> Optional[bytes]:
+    """The boundary of a first line ``--boundary`` (transport padding allowed), or None."""
+    line, found, _ = head.partition(b'\r\n')
+    if not found or not line.startswith(b'--'):
+        return None
+    candidate = line[2:].rstrip(b' \t')
+    try:
+        text = candidate.decode('ascii')
+    except UnicodeDecodeError:
+        return None
+    return candidate if _BOUNDARY_PATTERN.fullmatch(text) else None
+
+
+def _prefixed_read1(prefix: bytes, read1: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """A ``read1`` that returns ``prefix`` (bytes already read) before reading on."""
+    pending = [prefix] if prefix else []
+
+    def read(size: int) -> bytes:
+        if pending:
+            data = pending.pop()
+            if len(data) > size:
+                pending.append(data[size:])
+                data = data[:size]
+            return data
+        return read1(size)
+    return read
 
 
 class _PartSource:
@@ -3242,7 +3414,7 @@ class _PartSource:
         elif not isinstance(item, Dataset):
             raise TypeError(f'cannot store {type(item).__name__}: pass pydicom Datasets, '
                             'bytes of Part 10 files, file paths or binary file objects')
-        elif 'TransferSyntaxUID' not in (getattr(item, 'file_meta', None) or ()):
+        elif not _encoding_is_known(item):
             uid = item.get('SOPInstanceUID', '(no SOP Instance UID)')
             raise ValueError(f'dataset {uid} has no Transfer Syntax UID in its file meta '
                              f'information, so it cannot be encoded: set '
@@ -3260,10 +3432,12 @@ class _PartSource:
         """
         item = self.item
         if isinstance(item, Dataset) and scratch is None:
-            yield _encode_dataset(item)
+            buffer = io.BytesIO()
+            _write_part_dataset(buffer, item)
+            yield buffer.getvalue()
         elif isinstance(item, Dataset) and scratch is not None:
             scratch.seek(0)
-            _write_dataset(scratch, item)
+            _write_part_dataset(scratch, item)
             with scratch.getbuffer() as view, view[:scratch.tell()] as encoded:
                 yield encoded
         elif isinstance(item, (bytes, bytearray, memoryview)):
@@ -3352,12 +3526,60 @@ def _write_dataset(fileobj: Any, dataset: Dataset) -> None:
         pydicom.dcmwrite(fileobj, dataset, write_like_original=False)
 
 
+def _write_part_dataset(fileobj: Any, dataset: Dataset) -> None:
+    """Write a dataset given to ``store_instances`` at the position of ``fileobj``.
+
+    A dataset whose File Meta Information can be completed (it names the transfer
+    syntax, and the SOP Class and Instance UIDs are in the meta or the dataset) becomes
+    a Part 10 file.  Any other is written as it is, meta elements and all, which is what
+    the established package sends for every dataset.
+    """
+    if _file_meta_can_be_completed(dataset):
+        _write_dataset(fileobj, dataset)
+        return
+    try:
+        pydicom.dcmwrite(fileobj, dataset, enforce_file_format=False)
+    except TypeError:  # pydicom < 3
+        pydicom.dcmwrite(fileobj, dataset, write_like_original=True)
+
+
+def _file_meta_can_be_completed(dataset: Dataset) -> bool:
+    """Whether pydicom can write ``dataset`` as a Part 10 file (its meta filled in)."""
+    meta = getattr(dataset, 'file_meta', None) or Dataset()
+    return bool(meta.get('TransferSyntaxUID')) and all(
+        meta.get(meta_keyword) or dataset.get(keyword)
+        for meta_keyword, keyword in (('MediaStorageSOPClassUID', 'SOPClassUID'),
+                                      ('MediaStorageSOPInstanceUID', 'SOPInstanceUID')))
+
+
+def _encoding_is_known(dataset: Dataset) -> bool:
+    """Whether pydicom knows how to encode ``dataset``.
+
+    That is the case when its file meta names a transfer syntax, when the (deprecated)
+    ``is_implicit_VR`` and ``is_little_endian`` flags are set, or when it was decoded
+    from bytes (its original encoding).
+    """
+    if 'TransferSyntaxUID' in (getattr(dataset, 'file_meta', None) or ()):
+        return True
+    flags = (getattr(dataset, 'is_implicit_VR', None),
+             getattr(dataset, 'is_little_endian', None))
+    original = getattr(dataset, 'original_encoding', (None, None))
+    return None not in flags or None not in original
+
+
 def _decode_dataset(data: bytes) -> Dataset:
     """Decode a DICOM Part 10 file (or a bare dataset) from bytes."""
     try:
         return pydicom.dcmread(io.BytesIO(data))
-    except pydicom.errors.InvalidDicomError:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
+    except pydicom.errors.InvalidDicomError as error:
+        try:
+            dataset: Optional[Dataset] = pydicom.dcmread(io.BytesIO(data), force=True)
+        except Exception:  # noqa: BLE001 - any failure means the part is not DICOM
+            dataset = None
+        if dataset is None or 'SOPInstanceUID' not in dataset:  # not a bare data set
+            raise pydicom.errors.InvalidDicomError(
+                f'a part of {len(data)} bytes is not a DICOM data set: {error}') from None
+        return dataset
 
 
 # ---------------------------------------------------------------------------------------
@@ -3390,6 +3612,15 @@ _BULKDATA_MEDIA_TYPES: Dict[str, Tuple[str, ...]] = {
                   '1.2.840.10008.1.2.4.106'),
     'video/H265': ('1.2.840.10008.1.2.4.107', '1.2.840.10008.1.2.4.108'),
 }
+#: Transfer syntaxes an instance can be asked for in (PS3.18 Table 8.7.3-2 and the newer
+#: ones): Explicit VR Little Endian, Deflated, RLE, JPEG, JPEG-LS, JPEG 2000, MPEG, HEVC,
+#: JPEG XL and HTJ2K.
+_INSTANCE_SYNTAXES = frozenset({
+    '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.5',
+    *(f'1.2.840.10008.1.2.4.{n}' for n in (
+        50, 51, 57, 70, 80, 81, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108,
+        110, 111, 112, 201, 202, 203)),
+})
 _BULKDATA_WILDCARDS = ('*/*', 'image/*', 'video/*', 'application/*')
 _RENDERED_MEDIA_TYPES = ('image/jpeg', 'image/jp2', 'image/gif', 'image/png', 'video/gif',
                          'video/mp4', 'video/h265', 'text/html', 'text/plain', 'text/xml',
@@ -3419,6 +3650,11 @@ class _Resource:
                     'retrieve_bulkdata() for pixel data')
             if transfer_syntax not in (None, '*'):
                 _check_uid(transfer_syntax, 'transfer syntax UID')
+                if transfer_syntax not in _INSTANCE_SYNTAXES:
+                    raise ValueError(
+                        f'transfer syntax {transfer_syntax!r} is not one PS3.18 defines for '
+                        '"application/dicom" (Implicit VR Little Endian, for one, is not '
+                        'used in DICOMweb); ask for "*" to take what the server has')
             return
         if self.name in ('frames', 'bulkdata'):
             self._allows_bulkdata(media_type, transfer_syntax)
@@ -3465,8 +3701,10 @@ def _normalize_media_types(media_types: Any) -> Tuple[Tuple[str, Optional[str]],
     """Media types as (media type, transfer syntax or None) pairs; checks their shape."""
     if isinstance(media_types, str):
         media_types = (media_types,)
-    if not isinstance(media_types, (tuple, list)) or not media_types:
-        raise TypeError(f'media_types must be a non-empty tuple, not {media_types!r}')
+    if not isinstance(media_types, (tuple, list)):
+        raise TypeError(f'media_types must be a tuple, not {media_types!r}')
+    if not media_types:
+        raise ValueError('media_types must name at least one media type')
     pairs = []
     for item in media_types:
         if isinstance(item, str):
@@ -3482,12 +3720,31 @@ def _normalize_media_types(media_types: Any) -> Tuple[Tuple[str, Optional[str]],
     return tuple(pairs)
 
 
+def _require_plain_media_types(name: str, media_types: Any) -> None:
+    """Raise ``TypeError`` if an item of ``media_types`` is not a string.
+
+    Rendered images and thumbnails have no transfer syntax, so they are asked for by
+    media type alone; the established package raises ``TypeError`` for a (media type,
+    transfer syntax) pair there, and so does this module.
+    """
+    if not isinstance(media_types, (tuple, list)):
+        return
+    for item in media_types:
+        if not isinstance(item, str):
+            raise TypeError(f'{name} are asked for by media type alone (a string), not '
+                            f'{item!r}: transfer syntaxes do not apply to them')
+
+
 def _accept(resource: str, media_types: Optional[MediaTypes]) -> Tuple[str, List[str]]:
     """The Accept field value for a resource, and the media types it names.
 
-    Raises ``ValueError`` for media types or transfer syntaxes the resource cannot have.
+    Raises ``ValueError`` for media types or transfer syntaxes the resource cannot have,
+    and ``TypeError`` for a (media type, transfer syntax) pair where only media types
+    apply (rendered images, thumbnails).
     """
     kind = _RESOURCES[resource]
+    if media_types is not None and not kind.multipart:
+        _require_plain_media_types(kind.name, media_types)
     pairs = kind.default if media_types is None else _normalize_media_types(media_types)
     for media_type, transfer_syntax in pairs:
         kind.allows(media_type, transfer_syntax)
@@ -3575,10 +3832,13 @@ def _xml_person_name(element: Any) -> Dict[str, str]:
 # The client protocol
 # ---------------------------------------------------------------------------------------
 
+@runtime_checkable
 class DICOMClient(Protocol):
     """What every DICOM client offers, whether it talks to a server or reads a folder.
 
     The methods are those of :class:`DICOMwebClient`; see there for their description.
+    The protocol is runtime checkable: ``isinstance(client, DICOMClient)`` tells whether
+    an object has all of its attributes and methods.
     """
 
     base_url: str
@@ -3702,9 +3962,12 @@ class DICOMClient(Protocol):
 # ---------------------------------------------------------------------------------------
 
 _DICOM_JSON = 'application/dicom+json'
+#: what searches and JSON metadata accept: DICOM JSON, or plain JSON from servers that
+#: label it so (the same value as the established package sends)
+_JSON_ACCEPT = f'{_DICOM_JSON}, application/json'
 #: request fields for JSON answers (never changed: requests copy them)
-_JSON_AS_IS = types.MappingProxyType({'Accept': _DICOM_JSON})
-_JSON_MAYBE_COMPRESSED = types.MappingProxyType({'Accept': _DICOM_JSON,
+_JSON_AS_IS = types.MappingProxyType({'Accept': _JSON_ACCEPT})
+_JSON_MAYBE_COMPRESSED = types.MappingProxyType({'Accept': _JSON_ACCEPT,
                                                  'Accept-Encoding': 'gzip, deflate'})
 _DICOM_XML = 'application/dicom+xml'
 
@@ -3771,6 +4034,8 @@ class DICOMwebClient:
                  headers: Optional[Dict[str, str]] = None,
                  callback: Optional[Callable] = None, chunk_size: int = 10**6,
                  permissive_uid: bool = False, timeout: Union[float, tuple] = 20) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f'url must be a string, not {type(url).__name__}')
         self.base_url = url.rstrip('/')
         _check_base_url(self.base_url)
         parts = urllib.parse.urlsplit(self.base_url)
@@ -3778,10 +4043,10 @@ class DICOMwebClient:
         self.host = parts.hostname or ''
         self.port = parts.port or (443 if parts.scheme == 'https' else 80)
         self.url_prefix = parts.path
-        self.qido_url_prefix = _clean_prefix(qido_url_prefix)
-        self.wado_url_prefix = _clean_prefix(wado_url_prefix)
-        self.stow_url_prefix = _clean_prefix(stow_url_prefix)
-        self.delete_url_prefix = _clean_prefix(delete_url_prefix)
+        self.qido_url_prefix = _clean_prefix(qido_url_prefix, 'qido_url_prefix')
+        self.wado_url_prefix = _clean_prefix(wado_url_prefix, 'wado_url_prefix')
+        self.stow_url_prefix = _clean_prefix(stow_url_prefix, 'stow_url_prefix')
+        self.delete_url_prefix = _clean_prefix(delete_url_prefix, 'delete_url_prefix')
         self._owns_session = session is None
         if session is None:
             session = create_session()
@@ -3857,6 +4122,12 @@ class DICOMwebClient:
         retriable_error_codes: Tuple[http.HTTPStatus, ...], optional
             Status codes that are retried.
 
+        Note
+        ----
+        With retries on, an answer that still has a retriable status after the last
+        attempt raises :class:`RetryError` (an :class:`HTTPError`); with them off, every
+        error status raises a plain :class:`HTTPError`.
+
         """
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
                 or max_attempts < 1:
@@ -3867,7 +4138,8 @@ class DICOMwebClient:
         self._retry = RetryPolicy(
             max_attempts=max_attempts if retry else 1,
             wait_exponential_multiplier=wait_exponential_multiplier,
-            retriable_statuses=frozenset(int(code) for code in retriable_error_codes))
+            retriable_statuses=frozenset(int(code) for code in retriable_error_codes)
+            if retry else frozenset())
 
     lookup_keyword = staticmethod(lookup_keyword)
     lookup_tag = staticmethod(lookup_tag)
@@ -3883,10 +4155,19 @@ class DICOMwebClient:
                                          retry=self._retry)
         if self._callback is not None:
             response = self._callback(response) or response
-        response.raise_for_status()
+        self._raise_for_status(response)
         if not stream:
             response.content  # noqa: B018 - reads the body and frees the connection
         return response
+
+    def _raise_for_status(self, response: Response) -> None:
+        """Raise :class:`RetryError` if retries gave up, else as ``raise_for_status``."""
+        status = response.status_code
+        if status >= 400 and status in self._retry.retriable_statuses:
+            method = getattr(getattr(response, 'request', None), 'method', '') or ''
+            raise _compatible(RetryError)(status, method, response.url,
+                                          _server_message(response), response)
+        response.raise_for_status()
 
     def _url(self, service: str, study_instance_uid: Optional[str] = None,
              series_instance_uid: Optional[str] = None,
@@ -3918,7 +4199,7 @@ class DICOMwebClient:
         try:
             return _json_loads(content)
         except ValueError as error:
-            raise ValueError(f'the answer from {url} is not valid JSON: {error}') from None
+            raise _compatible(JSONDecodeError)(url, error) from None
 
     def _json_headers(self) -> Mapping[str, str]:
         """Request fields for a JSON answer: it may come compressed (JSON shrinks several
@@ -3956,17 +4237,15 @@ class DICOMwebClient:
         previous_first = None
         while True:
             page_params = dict(params)
-            if start + len(results):
-                page_params['offset'] = start + len(results)
-            if limit is not None:
-                page_params['limit'] = limit - len(results)
+            page_params['offset'] = start + len(results)  # 0 too, as the established
+            # package sends it; a limit is the size of each page
             page = self._search_page(url, page_params)
             if page and results and page[0] == previous_first:
                 raise ValueError(f'the server at {url} sent the same results again for a '
                                  'higher offset; it seems to ignore "offset", so '
                                  'get_remaining cannot page through its results')
             results.extend(page)
-            if not page or (limit is not None and len(results) >= limit):
+            if not page:
                 return results
             previous_first = page[0]
 
@@ -3983,6 +4262,8 @@ class DICOMwebClient:
             hint = (f'no DICOMweb search service answers at {_redact(root)}; check the '
                     f'URL the client was given: Orthanc, for one, serves DICOMweb under '
                     f'/dicom-web')
+            if isinstance(error, JSONDecodeError):
+                raise _compatible(JSONDecodeError)(error.url, error.error, hint) from None
             if not isinstance(error, HTTPError):
                 raise ValueError(f'{error} ({hint})') from None
             message = f'{error.message} ({hint})' if error.message else hint
@@ -4286,9 +4567,11 @@ class DICOMwebClient:
         url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
                         suffix='metadata')
         items = self._get_metadata(url, additional_params, media_type)
-        if len(items) != 1:
-            raise ValueError(f'expected the metadata of one instance from {url}, '
-                             f'got {len(items)} items')
+        if not items:
+            raise _NoMetadata(f'expected the metadata of one instance from {url}, got none')
+        if len(items) > 1:  # the first is used, as by the established package
+            logger.warning('expected the metadata of one instance from %s, got %d items; '
+                           'the first is used', url, len(items))
         return items[0]
 
     # -- WADO-RS: frames and bulk data ---------------------------------------------------
@@ -4580,6 +4863,7 @@ class DICOMwebClient:
         datasets: Sequence[Union[pydicom.dataset.Dataset, str, os.PathLike, bytes, BinaryIO]]
             Instances to store: datasets, or Part 10 files as paths, bytes or seekable
             binary file objects (these are streamed from disk, never loaded whole).
+            An empty sequence still sends a request, whose body has no parts.
         study_instance_uid: Union[str, None], optional
             Study the instances must belong to.
         additional_params: Union[Dict[str, Any], None], optional
@@ -4599,9 +4883,7 @@ class DICOMwebClient:
         """
         if isinstance(datasets, (Dataset, str, bytes, os.PathLike)):
             raise TypeError('datasets must be a sequence of instances, not a single one')
-        parts = list(datasets)
-        if not parts:
-            raise ValueError('datasets must hold at least one instance')
+        parts = list(datasets)  # none: sent all the same, as the established package does
         url = self._url('stow') + '/studies'
         if study_instance_uid is not None:
             url = self._url('stow', study_instance_uid)
@@ -4623,12 +4905,15 @@ class DICOMwebClient:
             Extra query parameters.
 
         """
+        _require_uids(study_instance_uid=study_instance_uid)
         self._request('DELETE', self._url('delete', study_instance_uid),
                       params=additional_params)
 
     def delete_series(self, study_instance_uid: str, series_instance_uid: str,
                       additional_params: Optional[Dict[str, Any]] = None) -> None:
         """Delete a series (not part of the standard; see :meth:`delete_study`)."""
+        _require_uids(study_instance_uid=study_instance_uid,
+                      series_instance_uid=series_instance_uid)
         self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid),
                       params=additional_params)
 
@@ -4636,8 +4921,19 @@ class DICOMwebClient:
                         sop_instance_uid: str,
                         additional_params: Optional[Dict[str, Any]] = None) -> None:
         """Delete an instance (not part of the standard; see :meth:`delete_study`)."""
+        _require_uids(study_instance_uid=study_instance_uid,
+                      series_instance_uid=series_instance_uid,
+                      sop_instance_uid=sop_instance_uid)
         self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid,
                                           sop_instance_uid), params=additional_params)
+
+
+def _require_uids(**uids: Optional[str]) -> None:
+    """Raise ``ValueError`` naming the first UID that is ``None`` (a delete without it
+    would name a whole level above the one meant)."""
+    for name, value in uids.items():
+        if value is None:
+            raise ValueError(f'{name} is required to delete it, got None')
 
 
 def _parallel(workers: Optional[int]) -> bool:
@@ -4679,8 +4975,24 @@ def _first_value(item: Dict[str, dict], tag: str) -> Any:
         raise ValueError(f'a search result lacks attribute {tag}: {item!r}') from None
 
 
-def _clean_prefix(prefix: Optional[str]) -> Optional[str]:
-    return prefix.strip('/') or None if prefix is not None else None
+class _NoMetadata(ValueError, IndexError):
+    """The server sent no metadata for an instance.
+
+    Also an ``IndexError``, which the established package raises then.
+    """
+
+
+def _clean_prefix(prefix: Optional[str], name: str = 'url_prefix') -> Optional[str]:
+    """The path segment of a ``*_url_prefix`` argument without slashes around it.
+
+    ``None`` stays ``None``; an empty string is refused with ``ValueError`` (as by the
+    established package), since it means neither "no prefix" nor a prefix.
+    """
+    if prefix is None:
+        return None
+    if prefix == '':
+        raise ValueError(f'{name} must not be an empty string; pass None for no prefix')
+    return prefix.strip('/') or None
 
 
 def _json_list(value: Any, url: str) -> List[Dict[str, dict]]:
@@ -4762,7 +5074,6 @@ class _Column:
     tag: str
     vr: str
     level: int
-    returned: bool = True  # part of the default answer at its level and below
     multiple: bool = False  # may hold several values: matched on the stored JSON
 
     @property
@@ -4770,9 +5081,8 @@ class _Column:
         return f'"{self.keyword}"'
 
 
-def _column(keyword: str, vr: str, level: int, returned: bool = True,
-            multiple: bool = False) -> _Column:
-    return _Column(keyword, f'{tag_for_keyword(keyword):08X}', vr, level, returned, multiple)
+def _column(keyword: str, vr: str, level: int, multiple: bool = False) -> _Column:
+    return _Column(keyword, f'{tag_for_keyword(keyword):08X}', vr, level, multiple)
 
 
 _COLUMNS: Tuple[_Column, ...] = (
@@ -4803,7 +5113,7 @@ _COLUMNS: Tuple[_Column, ...] = (
     _column('Columns', 'US', _INSTANCE),
     _column('BitsAllocated', 'US', _INSTANCE),
     _column('NumberOfFrames', 'IS', _INSTANCE),
-    _column('SamplesPerPixel', 'US', _INSTANCE, returned=False),
+    _column('SamplesPerPixel', 'US', _INSTANCE),
 )
 _COLUMNS_BY_TAG = {column.tag: column for column in _COLUMNS}
 _NUMERIC_COLUMN_VRS = frozenset({'IS', 'US'})
@@ -4836,6 +5146,27 @@ _AGGREGATES = {
     'NumberOfStudyRelatedInstances': ('studies', 'n_instances', 'StudyInstanceUID'),
     'NumberOfSeriesRelatedInstances': ('series', 'n_instances', 'SeriesInstanceUID'),
 }
+
+# what a search answers at each level (PS3.18 Tables 10.6.3-3 to 10.6.3-5): keyword ->
+# whether the attribute is always there (empty when unknown, like a Type 2 return key)
+# rather than only when known; a series or instance search also answers the attributes
+# of the levels above that its resource is not scoped to (PS3.18 10.6.3.3)
+_RESULT_ATTRIBUTES: Dict[int, Tuple[Tuple[str, bool], ...]] = {
+    _STUDY: (('StudyDate', True), ('StudyTime', True), ('AccessionNumber', True),
+             ('ModalitiesInStudy', True), ('ReferringPhysicianName', True),
+             ('PatientName', True), ('PatientID', True), ('PatientBirthDate', True),
+             ('PatientSex', True), ('StudyInstanceUID', True), ('StudyID', True),
+             ('NumberOfStudyRelatedSeries', True), ('NumberOfStudyRelatedInstances', True)),
+    _SERIES: (('Modality', True), ('SeriesDescription', False), ('SeriesInstanceUID', True),
+              ('SeriesNumber', True), ('NumberOfSeriesRelatedInstances', True),
+              ('PerformedProcedureStepStartDate', False),
+              ('PerformedProcedureStepStartTime', False)),
+    _INSTANCE: (('SOPClassUID', True), ('SOPInstanceUID', True), ('InstanceNumber', True),
+                ('Rows', True), ('Columns', True), ('BitsAllocated', True),
+                ('NumberOfFrames', True)),
+}
+# answered at every level when known (besides the Retrieve URL)
+_RESULT_ATTRIBUTES_IF_KNOWN = ('SpecificCharacterSet', 'TimezoneOffsetFromUTC')
 
 # attributes of the patient and study (besides group 0010) and of the series, which decide
 # where a filter on an attribute without index column is evaluated and what
@@ -4891,12 +5222,68 @@ class _FileClientStoreFailed(HTTPError, ValueError):
     """No instance of a store request could be stored (like HTTP 409)."""
 
 
+class _FileClientBadRequest(OSError, ValueError):
+    """An argument with a value the file client cannot use (the established package
+    raises an ``OSError`` for it)."""
+
+
+class _FileClientBadArgumentType(OSError, TypeError):
+    """An argument of a type the file client does not take (the established package
+    raises an ``OSError`` for it)."""
+
+
+class _FileClientMissingUID(OSError, TypeError, ValueError):
+    """A UID a deletion needs is ``None`` (the established package raises ``ValueError``
+    there, other methods here ``TypeError`` for a UID that is no string)."""
+
+
+class _FileClientNotAcceptable(HTTPError, ValueError):
+    """No acceptable media type or transfer syntax can be made of the data (like HTTP 406)."""
+
+
 def _file_error(error_class: type, status: int, method: str, url: str,
                 message: str) -> HTTPError:
-    """An error that is both an :class:`HTTPError` and a Python built-in error."""
-    error = error_class(status, method, url, message)
+    """An error that is both an :class:`HTTPError` and a Python built-in error (and
+    ``requests``' HTTPError when the program has imported it, as the established file
+    client raises)."""
+    error = _compatible(error_class)(status, method, url, message)
     error.args = (message,)
     return error
+
+
+_Method = TypeVar('_Method', bound=Callable[..., Any])
+
+
+def _as_request_errors(method: _Method) -> _Method:
+    """Raise the ``ValueError`` and ``TypeError`` of a public method as ``OSError`` too.
+
+    The established package reports every failure of its file client as an HTTP error
+    (an ``OSError``); here such errors are ``OSError`` as well and keep their built-in
+    class, so ``except ValueError`` and ``except OSError`` both work.  They are not
+    :class:`HTTPError`: those stand for what a server would answer (404, 406, ...).
+
+    Parameters
+    ----------
+    method: Callable
+        A public method of :class:`DICOMfileClient`.
+
+    Returns
+    -------
+    Callable
+        The method, raising the converted errors (chained to the original ones).
+
+    """
+    @functools.wraps(method)
+    def wrapper(self: 'DICOMfileClient', *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError:
+            raise
+        except TypeError as error:
+            raise _FileClientBadArgumentType(str(error)) from error
+        except ValueError as error:
+            raise _FileClientBadRequest(str(error)) from error
+    return cast(_Method, wrapper)
 
 
 # -- reading the header of a Part 10 file into DICOM JSON -----------------------------------
@@ -5411,7 +5798,10 @@ def _glob_regex(pattern: str) -> 're.Pattern[str]':
 
 
 def _filter_texts(value: Any, vr: str, name: str) -> List[str]:
-    """The values of a matching key as strings (a list or a backslash list means "any")."""
+    """The values of a matching key as strings (a list or a backslash list means "any");
+    ``None``, like an empty value, asks for universal matching."""
+    if value is None:
+        return ['']
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
     else:
@@ -6597,6 +6987,25 @@ class DICOMfileClient:
         return self._not_found(f'file {stored.path} of instance {stored.sop}',
                                self._url(stored.study, stored.series, stored.sop))
 
+    @staticmethod
+    def _require_uids(**uids: Optional[str]) -> None:
+        """Refuse a deletion whose UIDs include ``None``.
+
+        Parameters
+        ----------
+        **uids: Union[str, None]
+            The UID arguments of the deletion, by name.
+
+        Raises
+        ------
+        TypeError
+            If one is ``None`` (the error is also a ``ValueError`` and an ``OSError``).
+
+        """
+        for name, value in uids.items():
+            if value is None:
+                raise _FileClientMissingUID(f'{name} is required, not None')
+
     def _check_writable(self, method: str, action: str) -> None:
         if self._readonly:
             raise _file_error(_FileClientReadOnly, 403, method, self.base_url,
@@ -6679,9 +7088,9 @@ class DICOMfileClient:
                 offset: Optional[int], fields: Optional[Sequence[str]],
                 search_filters: Optional[Dict[str, Any]], study: Optional[str] = None,
                 series: Optional[str] = None) -> List[Dict[str, dict]]:
-        params = parse_query_parameters(fuzzymatching, limit, offset, fields, search_filters)
         if search_filters is not None and not isinstance(search_filters, dict):
             raise TypeError(f'search_filters must be a dict, not {search_filters!r}')
+        params = parse_query_parameters(fuzzymatching, limit, offset, fields, search_filters)
         for value, name in ((study, 'study_instance_uid'), (series, 'series_instance_uid')):
             if value is not None:
                 _check_uid(value, name, permissive=True)
@@ -6689,7 +7098,8 @@ class DICOMfileClient:
         includes = params.pop('includefield', [])
         limit, offset = params.pop('limit', None), params.pop('offset', None)
         criteria = [_Criterion(name, value, fuzzy) for name, value in params.items()]
-        query = _SearchQuery(self, level, criteria, includes)
+        query = _SearchQuery(self, level, criteria, includes,
+                             _result_levels(level, study, series))
         if study is not None:
             query.where('r."StudyInstanceUID" = ?', [study])
         if series is not None:
@@ -6760,9 +7170,12 @@ class DICOMfileClient:
                     return _as_explicit_little_endian(dataset, stored_syntax)
                 except Exception as error:  # noqa: BLE001 - decoders raise anything
                     problems.append(str(error))
-        raise ValueError(f'instance {stored.sop} is stored as {stored_syntax} and cannot be '
-                         f'converted to {", ".join(str(s) for s in syntaxes)}'
-                         + (f' ({"; ".join(problems)})' if problems else ''))
+        raise _file_error(
+            _FileClientNotAcceptable, 406, 'GET',
+            self._url(stored.study, stored.series, stored.sop),
+            f'instance {stored.sop} is stored as {stored_syntax} and cannot be converted to '
+            f'{", ".join(str(s) for s in syntaxes)}'
+            + (f' ({"; ".join(problems)})' if problems else ''))
 
     def iter_study(self, study_instance_uid: str,
                    media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
@@ -6979,8 +7392,7 @@ class DICOMfileClient:
             raise ValueError(f'frame_numbers {beyond} exceed the {count} frame(s) of '
                              f'instance {stored.sop}')
 
-    @staticmethod
-    def _frame_mode(stored: _Stored, media_types: Optional[MediaTypes]) -> str:
+    def _frame_mode(self, stored: _Stored, media_types: Optional[MediaTypes]) -> str:
         """``'stored'`` (bytes as stored) or ``'decoded'`` (uncompressed) frames."""
         pairs = (_normalize_media_types(media_types) if media_types is not None
                  else (('application/octet-stream', None),))
@@ -6995,9 +7407,12 @@ class DICOMfileClient:
                     wanted in (None, '*', syntax)):
                 return 'stored'
         asked = ', '.join(media_type for media_type, _ in pairs)
-        raise ValueError(f'frames of instance {stored.sop} (stored as {syntax}) are not '
-                         f'available as {asked}; ask for application/octet-stream '
-                         f'(uncompressed) or the media type of the stored transfer syntax')
+        raise _file_error(
+            _FileClientNotAcceptable, 406, 'GET',
+            self._url(stored.study, stored.series, stored.sop) + '/frames',
+            f'frames of instance {stored.sop} (stored as {syntax}) are not available as '
+            f'{asked}; ask for application/octet-stream (uncompressed) or the media type of '
+            'the stored transfer syntax')
 
     def _current(self, stored: _Stored) -> Tuple[str, _Stored]:
         """The file of an instance, and its pixel data place re-read if the file changed."""
@@ -7094,8 +7509,10 @@ class DICOMfileClient:
         return list(self.iter_bulkdata(url, media_types, byte_range))
 
     def _parse_bulkdata_url(self, url: str) -> Tuple[_Stored, List[str]]:
-        if not isinstance(url, str) or not url:
-            raise TypeError(f'url must be a non-empty string, not {url!r}')
+        if not isinstance(url, str):
+            raise TypeError(f'url must be a string, not {url!r}')
+        if not url:
+            raise ValueError('url must not be empty: pass a BulkDataURI of the metadata')
         prefix = self.base_url + '/studies/'
         if not url.startswith(prefix):
             raise ValueError(f'url {url!r} is not a bulk data URL of {self.base_url}')
@@ -7231,7 +7648,12 @@ class DICOMfileClient:
     def _render(self, stored: List[_Stored], numbers: List[int], names: List[str],
                 params: Optional[Dict[str, Any]]) -> bytes:
         pdf = len(stored) == 1 and '"00420011"' in stored[0].metadata
-        media_type = _render_media_type(names, pdf)
+        try:
+            media_type = _render_media_type(names, pdf)
+        except ValueError as error:
+            raise _file_error(_FileClientNotAcceptable, 406, 'GET',
+                              self._url(stored[0].study, stored[0].series, stored[0].sop),
+                              str(error)) from None
         options = _render_params(params, media_type)
         if media_type == 'application/pdf':
             return self._element_bytes(stored[0], ['00420011'])
@@ -7380,6 +7802,7 @@ class DICOMfileClient:
             Study Instance UID.
 
         """
+        self._require_uids(study_instance_uid=study_instance_uid)
         self._check_writable('DELETE', 'delete_study')
         self._delete(self._stored(study_instance_uid))
 
@@ -7394,6 +7817,8 @@ class DICOMfileClient:
             Series Instance UID.
 
         """
+        self._require_uids(study_instance_uid=study_instance_uid,
+                           series_instance_uid=series_instance_uid)
         self._check_writable('DELETE', 'delete_series')
         _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
         self._delete(self._stored(study_instance_uid, series_instance_uid))
@@ -7412,6 +7837,9 @@ class DICOMfileClient:
             SOP Instance UID.
 
         """
+        self._require_uids(study_instance_uid=study_instance_uid,
+                           series_instance_uid=series_instance_uid,
+                           sop_instance_uid=sop_instance_uid)
         self._check_writable('DELETE', 'delete_instance')
         self._delete([self._one(study_instance_uid, series_instance_uid, sop_instance_uid)])
 
@@ -7465,6 +7893,20 @@ class DICOMfileClient:
             folder = os.path.dirname(folder)
 
 
+# the public methods whose argument errors are also HTTP errors (see _as_request_errors)
+_REQUEST_METHODS = (
+    'search_for_studies', 'search_for_series', 'search_for_instances', 'iter_study',
+    'retrieve_study', 'iter_series', 'retrieve_series', 'retrieve_instance',
+    'retrieve_study_metadata', 'retrieve_series_metadata', 'retrieve_instance_metadata',
+    'iter_instance_frames', 'retrieve_instance_frames', 'iter_bulkdata', 'retrieve_bulkdata',
+    'retrieve_instance_rendered', 'retrieve_series_rendered',
+    'retrieve_instance_frames_rendered', 'store_instances', 'delete_study', 'delete_series',
+    'delete_instance')
+for _name in _REQUEST_METHODS:
+    setattr(DICOMfileClient, _name, _as_request_errors(getattr(DICOMfileClient, _name)))
+del _name
+
+
 def _root_of(url: str, create: bool) -> str:
     """The absolute folder of a ``file://`` URL (created if missing and ``create``)."""
     if not isinstance(url, str):
@@ -7503,7 +7945,10 @@ def _as_explicit_little_endian(dataset: Dataset, stored_syntax: str) -> Dataset:
     if stored_syntax in _NATIVE_SYNTAXES:
         return _decode_dataset(_reencoded(dataset))
     _image_module('numpy', 'decompressing pixel data')
-    dataset.decompress()
+    if hasattr(pydicom, 'pixels'):  # pydicom 3 would make a new SOP Instance UID by default
+        dataset.decompress(generate_instance_uid=False)
+    else:  # pydicom 2 keeps the UID (and takes no such argument)
+        dataset.decompress()
     return dataset
 
 
@@ -7527,33 +7972,40 @@ class _SearchQuery:
     """An SQL query for one search level, and how to turn its rows into DICOM JSON.
 
     ``r`` is the instance row of the answer (the representative instance of a study or
-    series); ``s`` and ``se`` are the study and series aggregate rows.  Every selected
-    expression has a slot ``(tag, VR, kind)``: kind ``column`` is an index column value,
-    ``json`` an element of the stored JSON and ``url`` the RetrieveURL (made here).
+    series); ``s`` and ``se`` are the study and series aggregate rows.  A row starts with
+    the study, series and SOP instance UIDs; every further selected expression has a slot
+    ``(tag, VR, kind)``: kind ``column`` is an index column value, ``json`` an element of
+    the stored JSON and ``url`` the RetrieveURL (made here).  ``levels`` are the levels
+    whose attributes the answers hold (see :func:`_result_levels`); ``required`` the
+    tags answered even without a value.
     """
 
     def __init__(self, client: DICOMfileClient, level: int, criteria: List[_Criterion],
-                 includes: Sequence[str]) -> None:
+                 includes: Sequence[str], levels: Sequence[int]) -> None:
         self.client = client
         self.level = level
-        self.select: List[str] = []
+        self.levels = frozenset(levels)
+        self.select = [f'r."{keyword}"' for keyword in _URL_KEYWORDS]
         self.slots: List[Tuple[str, str, str]] = []
+        self.required: 'set[str]' = set()
         self.conditions: List[str] = []
         self.params: List[Any] = []
         self.all_fields = 'all' in includes
         self.makers: Optional[List[Callable[[Any], dict]]] = None
         self.url: Optional[str] = None
         self.source, self.order = _SEARCH_SOURCES[level]
-        for column in _COLUMNS:
-            if column.level <= level and column.returned:
-                self.add(column.tag, column.vr, 'column', f'r.{column.sql}')
-        for keyword, (_, computed_level) in _COMPUTED.items():
-            if computed_level == level or keyword == 'RetrieveURL':
-                self.add_computed(keyword)
-        wanted = [name for name in includes if name != 'all']
-        wanted += [criterion.name for criterion in criteria]
-        for name in wanted:
-            self.add_returned(_tag_of(name.split('.')[0]))
+        for result_level in sorted(self.levels):
+            for keyword, required in _RESULT_ATTRIBUTES[result_level]:
+                self.add_attribute(keyword, required)
+        for keyword in _RESULT_ATTRIBUTES_IF_KNOWN:
+            self.add_returned(lookup_tag(keyword), required=False)
+        self.add_computed('RetrieveURL')
+        wanted = [(name, False) for name in includes if name != 'all']
+        wanted += [(criterion.name, True) for criterion in criteria]
+        for name, matching in wanted:
+            tag = _tag_of(name.split('.')[0])
+            if self.answers(tag, matching):
+                self.add_returned(tag)
         if self.all_fields:
             self.select.append('r.metadata')
 
@@ -7561,6 +8013,26 @@ class _SearchQuery:
         if all(slot[0] != tag for slot in self.slots):
             self.slots.append((tag, vr, kind))
             self.select.append(expression)
+
+    def add_attribute(self, keyword: str, required: bool) -> None:
+        """Return an attribute of the answers at one level (see ``_RESULT_ATTRIBUTES``).
+
+        Parameters
+        ----------
+        keyword: str
+            Keyword of an index column or of an attribute computed from the aggregates.
+        required: bool
+            Answer it without a value (``{"vr": ...}``) when it has none.
+
+        """
+        tag = lookup_tag(keyword)
+        if keyword in _COMPUTED:
+            self.add_computed(keyword)
+        else:
+            column = _COLUMNS_BY_TAG[tag]
+            self.add(tag, column.vr, 'column', _column_expression(column, 'r'))
+        if required:
+            self.required.add(tag)
 
     def add_computed(self, keyword: str) -> None:
         """Return an attribute computed from the aggregates (or the row) too."""
@@ -7581,16 +8053,50 @@ class _SearchQuery:
             return f'se.{column}'
         return f'(SELECT z.{column} FROM {table} z WHERE z."{key}" = r."{key}")'
 
-    def add_returned(self, tag: str) -> None:
-        """Return an attribute asked for by ``fields`` or used as a matching key."""
+    def add_returned(self, tag: str, required: bool = True) -> None:
+        """Return an attribute asked for by ``fields`` or used as a matching key.
+
+        Parameters
+        ----------
+        tag: str
+            Eight hex digit tag.
+        required: bool, optional
+            Answer it without a value when it has none, as a C-FIND SCP answers a
+            return key (PS3.18 8.3.4.3: an included field is universally matched).
+
+        """
         if tag in _COMPUTED_BY_TAG:
             self.add_computed(_COMPUTED_BY_TAG[tag])
             return
         column = _COLUMNS_BY_TAG.get(tag)
         if column is not None and not column.multiple:
-            self.add(tag, column.vr, 'column', f'r.{column.sql}')
+            self.add(tag, column.vr, 'column', _column_expression(column, 'r'))
         else:
-            self.add(tag, '', 'json', f'json_extract(r.metadata, \'$."{tag}"\')')
+            self.add(tag, _vr_of(tag), 'json', f'json_extract(r.metadata, \'$."{tag}"\')')
+        if required:
+            self.required.add(tag)
+
+    def answers(self, tag: str, matching: bool) -> bool:
+        """Whether the answers hold an attribute that is asked for (PS3.18 10.6.3.3).
+
+        Parameters
+        ----------
+        tag: str
+            Eight hex digit tag of an included field or of a matching key.
+        matching: bool
+            A matching key: only those of the levels answered come back; an included
+            field may be of any level up to the one searched for.
+
+        Returns
+        -------
+        bool
+            Whether to answer it (private attributes always).
+
+        """
+        if int(tag[:4], 16) % 2:
+            return True
+        level = _answer_level(tag)
+        return level in self.levels if matching else level <= self.level
 
     def where(self, condition: str, params: List[Any]) -> None:
         self.conditions.append(condition)
@@ -7611,7 +8117,7 @@ class _SearchQuery:
         keys: List[int] = []
         if use_column and column is not None:
             folded = f'x."{column.keyword}_fold"' if column.vr == 'PN' else None
-            condition, params = criterion.sql(f'x.{column.sql}', folded)
+            condition, params = criterion.sql(_column_expression(column, 'x'), folded)
         else:
             key = self.client._register(criterion)
             keys.append(key)
@@ -7658,18 +8164,76 @@ class _SearchQuery:
         if self.all_fields:
             metadata = json.loads(row[-1])
             result.update((tag, element) for tag, element in metadata.items()
-                          if 'BulkDataURI' not in element and _level_of(tag) <= self.level)
-        for (tag, _, _), make, value in zip(self.slots, self.makers, row):
+                          if 'BulkDataURI' not in element and _level_of(tag) in self.levels)
+        uids, values = row[:len(_URL_KEYWORDS)], row[len(_URL_KEYWORDS):]
+        for (tag, vr, _), make, value in zip(self.slots, self.makers, values):
             if value is not None:
                 result[tag] = make(value)
+            elif tag in self.required and tag not in result:
+                result[tag] = {'vr': vr}
         if self.url is not None:
-            result[self.url] = {'vr': 'UR', 'Value': [self.retrieve_url(result)]}
+            result[self.url] = {'vr': 'UR', 'Value': [self.client._url(*uids[:self.level + 1])]}
         return dict(sorted(result.items()))
 
-    def retrieve_url(self, result: Dict[str, dict]) -> str:
-        uids = [result.get(tag, {}).get('Value', [None])[0]
-                for tag in ('0020000D', '0020000E', '00080018')]
-        return self.client._url(*uids[:self.level + 1])
+
+# the UIDs that start every search row: they make the Retrieve URL of an answer
+_URL_KEYWORDS = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
+
+
+def _column_expression(column: _Column, alias: str) -> str:
+    """The SQL value of an index column of the instance row ``alias``.
+
+    An image without Number of Frames has one frame (PS3.3 C.7.6.6), so its value is 1.
+    """
+    if column.keyword == 'NumberOfFrames':
+        return (f'CASE WHEN {alias}.pixel_tag IS NULL THEN {alias}."NumberOfFrames" '
+                f'ELSE COALESCE({alias}."NumberOfFrames", 1) END')
+    return f'{alias}.{column.sql}'
+
+
+def _answer_level(tag: str) -> int:
+    """The level an attribute (eight hex digit tag) is answered at.
+
+    Parameters
+    ----------
+    tag: str
+        Tag of a requested or matching attribute.
+
+    Returns
+    -------
+    int
+        Its level: searches for a higher level do not answer it.
+
+    """
+    computed = _COMPUTED_BY_TAG.get(tag)
+    if computed is not None:
+        return _COMPUTED[computed][1]
+    return _level_of(tag)
+
+
+def _result_levels(level: int, study: Optional[str], series: Optional[str]) -> Tuple[int, ...]:
+    """The levels whose attributes the answers of a search hold (PS3.18 10.6.3.3).
+
+    Parameters
+    ----------
+    level: int
+        Level searched for.
+    study: Union[str, None]
+        Study the search is scoped to.
+    series: Union[str, None]
+        Series the search is scoped to (only with a study; without one it is a filter).
+
+    Returns
+    -------
+    Tuple[int, ...]
+        The level itself and those above it that the search is not scoped to.
+
+    """
+    if study is None:
+        return tuple(range(_STUDY, level + 1))
+    if level == _INSTANCE and series is None:
+        return (_SERIES, _INSTANCE)
+    return (level,)
 
 
 _SEARCH_SOURCES = {
@@ -7687,10 +8251,19 @@ _SEARCH_SOURCES = {
 # ---------------------------------------------------------------------------------------
 
 _GCP_HOST = 'https://healthcare.googleapis.com/v1'
+# IDs the Healthcare API allows: word characters and "-" for projects and locations, and
+# also "." for datasets and DICOM stores
+_GCP_NAME = r'[\w-]+'
+_GCP_DOTTED_NAME = r'[\w.-]+'
+_GCP_ID_PATTERNS = {'project_id': re.compile(_GCP_NAME),
+                    'location': re.compile(_GCP_NAME),
+                    'dataset_id': re.compile(_GCP_DOTTED_NAME),
+                    'dicom_store_id': re.compile(_GCP_DOTTED_NAME)}
+# one final newline is tolerated after the URL, as the established package does
 _GCP_URL_PATTERN = re.compile(
-    r'^https://healthcare\.googleapis\.com/v1/projects/(?P<project_id>[^/]+)'
-    r'/locations/(?P<location>[^/]+)/datasets/(?P<dataset_id>[^/]+)'
-    r'/dicomStores/(?P<dicom_store_id>[^/]+)/dicomWeb$')
+    rf'https://healthcare\.googleapis\.com/v1/projects/(?P<project_id>{_GCP_NAME})'
+    rf'/locations/(?P<location>{_GCP_NAME})/datasets/(?P<dataset_id>{_GCP_DOTTED_NAME})'
+    rf'/dicomStores/(?P<dicom_store_id>{_GCP_DOTTED_NAME})/dicomWeb\n?')
 _GCP_SCOPES = ('https://www.googleapis.com/auth/cloud-platform',)
 
 
@@ -7712,6 +8285,15 @@ class GoogleCloudHealthcareURL:
     dicom_store_id: str
         The DICOM store.
 
+    Raises
+    ------
+    ValueError
+        If an ID has characters the Healthcare API does not allow: project and location
+        IDs consist of letters, digits, ``_`` and ``-``; dataset and DICOM store IDs may
+        also have ``.``.
+    TypeError
+        If an ID is not a string.
+
     """
 
     project_id: str
@@ -7720,11 +8302,13 @@ class GoogleCloudHealthcareURL:
     dicom_store_id: str
 
     def __post_init__(self) -> None:
-        for name in ('project_id', 'location', 'dataset_id', 'dicom_store_id'):
+        for name, pattern in _GCP_ID_PATTERNS.items():
             value = getattr(self, name)
-            if not isinstance(value, str) or not value or '/' in value:
-                raise ValueError(f'{name} must be a non-empty string without "/", '
-                                 f'got {value!r}')
+            if not isinstance(value, str):
+                raise TypeError(f'{name} must be a string, not {type(value).__name__}')
+            if pattern.fullmatch(value) is None:
+                raise ValueError(f'{name} {value!r} is not a valid Google Cloud ID: it '
+                                 f'must match the regular expression {pattern.pattern}')
 
     def __str__(self) -> str:
         return (f'{_GCP_HOST}/projects/{self.project_id}/locations/{self.location}'
@@ -7750,7 +8334,7 @@ class GoogleCloudHealthcareURL:
             If ``base_url`` is not such a URL.
 
         """
-        match = _GCP_URL_PATTERN.match(base_url.strip()) if isinstance(base_url, str) \
+        match = _GCP_URL_PATTERN.fullmatch(base_url) if isinstance(base_url, str) \
             else None
         if match is None:
             raise ValueError(f'{base_url!r} is not the DICOMweb URL of a Google Cloud '
@@ -7861,10 +8445,25 @@ def create_session_from_gcp_credentials(google_credentials: Optional[Any] = None
 # Module aliases: the import paths of the established package, served from this file
 # ---------------------------------------------------------------------------------------
 
-def _cli_main(args: Sequence[str]) -> int:
-    """Run the command line interface (``dicomweb_client_cli.main``)."""
+def _cli_main(args: Any) -> int:
+    """Run the command line interface (``dicomweb_client_cli.main``).
+
+    ``args`` is a list of strings or the namespace parsed by :func:`_cli_get_parser`.
+    """
     import dicomweb_client_cli
     return dicomweb_client_cli.main(args)
+
+
+def _cli_get_parser() -> Any:
+    """Return the argument parser of the command line interface."""
+    import dicomweb_client_cli
+    return dicomweb_client_cli.build_parser()
+
+
+def _cli_console_main() -> None:
+    """Run the command line interface with ``sys.argv`` and exit with its code."""
+    import dicomweb_client_cli
+    dicomweb_client_cli._console_main()
 
 
 _ALIASES: Dict[str, Tuple[str, ...]] = {
@@ -7896,6 +8495,8 @@ def _register_aliases() -> None:
         module.__dict__.update({member: namespace[member] for member in members})
         if name == 'cli':
             module.main = _cli_main  # type: ignore[attr-defined]
+            module._get_parser = _cli_get_parser  # type: ignore[attr-defined]
+            module._main = _cli_console_main  # type: ignore[attr-defined]
         sys.modules[full_name] = module
         parent_name, _, leaf = full_name.rpartition('.')
         setattr(sys.modules[parent_name], leaf, module)

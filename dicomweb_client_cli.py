@@ -35,7 +35,7 @@ import urllib.request
 import webbrowser
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import pydicom
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
@@ -1437,13 +1437,23 @@ def _silence_stdout() -> None:
         pass
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def _get_parser() -> argparse.ArgumentParser:
+    """Return the argument parser; the name the established package's CLI module uses.
+
+    ``main(_get_parser().parse_args([...]))`` runs a command from parsed arguments.
+    """
+    return build_parser()
+
+
+def main(args: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     """Run the ``dicomweb_client`` command with ``args`` and return its exit code.
 
     Parameters
     ----------
-    args: Union[Sequence[str], None], optional
-        Command line arguments without the program name (default: ``sys.argv[1:]``).
+    args: Union[Sequence[str], argparse.Namespace, None], optional
+        Command line arguments without the program name (default: ``sys.argv[1:]``),
+        or the namespace that :func:`_get_parser` (or :func:`build_parser`) parsed
+        from them.
 
     Returns
     -------
@@ -1451,10 +1461,32 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         0 on success, 1 when a request or part of the work failed, 2 for bad
         arguments, 130 when interrupted.
 
+    Raises
+    ------
+    SystemExit
+        With the exit code instead of returning it, when ``args`` is a namespace: that
+        is how the established package's ``main`` ends, so callers written for it keep
+        working.
+    TypeError
+        If ``args`` is a namespace that this module's parser did not produce.
+
     """
     parser = build_parser()
+    if isinstance(args, argparse.Namespace):
+        if not callable(getattr(args, 'handler', None)):
+            raise TypeError('args must be a list of strings or the namespace returned by '
+                            '_get_parser().parse_args()')
+        sys.exit(_run(parser, args))
     try:
         namespace = parser.parse_args(sys.argv[1:] if args is None else list(args))
+    except SystemExit as exit_:
+        return _exit_code(exit_)
+    return _run(parser, namespace)
+
+
+def _run(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> int:
+    """Check the parsed arguments, run the command and return its exit code."""
+    try:
         _check_arguments(parser, namespace)
     except SystemExit as exit_:
         return _exit_code(exit_)

@@ -42,7 +42,8 @@ setup(
     extras_require={
         "image": ["numpy", "Pillow"],
         "gcp": ["google-auth"],
-        "test": ["pytest", "hypothesis", "numpy", "Pillow", "google-auth", "requests"],
+        "test": ["pytest", "hypothesis", "numpy", "Pillow", "google-auth", "requests",
+                 "retrying"],
     },
     entry_points={
         "console_scripts": ["dicomweb_client = dicomweb_client_cli:_console_main"],

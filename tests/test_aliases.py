@@ -256,6 +256,16 @@ def test_protocol_is_a_typing_protocol() -> None:
     from dicomweb_client.protocol import DICOMClient
     assert Protocol in DICOMClient.__mro__ or getattr(DICOMClient, '_is_protocol', False)
 
+def test_both_clients_are_instances_of_the_runtime_checkable_protocol(
+        tmp_path: Path) -> None:
+    from dicomweb_client.protocol import DICOMClient
+    web_client = dicomweb_client.DICOMwebClient('http://127.0.0.1:9/dicom-web')
+    file_client = dicomweb_client.DICOMfileClient(tmp_path.as_uri())
+    assert isinstance(web_client, DICOMClient)
+    assert isinstance(file_client, DICOMClient)
+    assert isinstance(web_client, dicomweb_client.api.DICOMClient)
+    assert not isinstance(object(), DICOMClient)
+
 
 def test_version_is_a_string() -> None:
     assert isinstance(dicomweb_client.__version__, str)
@@ -379,10 +389,12 @@ def test_gcp_url_is_usable_as_a_client_url() -> None:
     assert dicomweb_client.URI.from_string(f'{GCP_URL}/studies/1.2').base_url == GCP_URL
 
 
-@given(st.lists(st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_.', min_size=1,
-                        max_size=30), min_size=4, max_size=4))
-def test_property_gcp_url_round_trip(fields: list) -> None:
-    url = GoogleCloudHealthcareURL(*fields)
+@given(st.lists(st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_', min_size=1,
+                        max_size=30), min_size=2, max_size=2),
+       st.lists(st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_.', min_size=1,
+                        max_size=30), min_size=2, max_size=2))
+def test_property_gcp_url_round_trip(undotted: list, dotted: list) -> None:
+    url = GoogleCloudHealthcareURL(*undotted, *dotted)
     assert GoogleCloudHealthcareURL.from_string(str(url)) == url
     assert str(GoogleCloudHealthcareURL.from_string(str(url))) == str(url)
 
@@ -417,6 +429,66 @@ def test_gcp_url_rejects_empty_or_slash_containing_fields(field: str, value: str
     fields[field] = value
     with pytest.raises(ValueError):
         GoogleCloudHealthcareURL(**fields)
+
+
+GCP_FIELDS = ('project_id', 'location', 'dataset_id', 'dicom_store_id')
+
+
+def _gcp_fields(field: str, value: object) -> dict:
+    fields: dict = {'project_id': 'p', 'location': 'l', 'dataset_id': 'd',
+                    'dicom_store_id': 's'}
+    fields[field] = value
+    return fields
+
+
+@pytest.mark.parametrize('field', GCP_FIELDS)
+@pytest.mark.parametrize('value', ['a b', ' a', 'a\n', 'a:b', 'a%20', 'a@b', 'a?', 'a+b',
+                                   'a\u200bb'])
+def test_gcp_url_rejects_ids_the_healthcare_api_forbids(field: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        GoogleCloudHealthcareURL(**_gcp_fields(field, value))
+    text = str(GoogleCloudHealthcareURL('p', 'l', 'd', 's')).replace(
+        {'project_id': '/p/', 'location': '/l/', 'dataset_id': '/d/',
+         'dicom_store_id': '/s/'}[field], f'/{value}/')
+    with pytest.raises(ValueError):
+        GoogleCloudHealthcareURL.from_string(text)
+
+
+@pytest.mark.parametrize('field, allowed', [('project_id', False), ('location', False),
+                                            ('dataset_id', True), ('dicom_store_id', True)])
+def test_gcp_url_allows_dots_only_in_dataset_and_store_ids(field: str, allowed: bool) -> None:
+    fields = _gcp_fields(field, 'a.b')
+    if allowed:
+        url = GoogleCloudHealthcareURL(**fields)
+        assert GoogleCloudHealthcareURL.from_string(str(url)) == url
+        return
+    with pytest.raises(ValueError):
+        GoogleCloudHealthcareURL(**fields)
+    with pytest.raises(ValueError):
+        GoogleCloudHealthcareURL.from_string(GCP_URL.replace(
+            '/my-project/' if field == 'project_id' else '/us-central1/', '/a.b/'))
+
+
+@pytest.mark.parametrize('value', ['my_project-1', 'Projekt-ü', 'A_B'])
+def test_gcp_url_accepts_word_characters_and_dashes(value: str) -> None:
+    url = GoogleCloudHealthcareURL(value, value, value + '.x', value + '.y')
+    assert GoogleCloudHealthcareURL.from_string(str(url)) == url
+
+
+@pytest.mark.parametrize('field', GCP_FIELDS)
+@pytest.mark.parametrize('value', [None, 1, b'p'])
+def test_gcp_url_rejects_ids_that_are_not_strings_with_type_error(field: str,
+                                                                   value: object) -> None:
+    with pytest.raises(TypeError):
+        GoogleCloudHealthcareURL(**_gcp_fields(field, value))
+
+
+def test_gcp_url_from_string_takes_the_url_as_it_is() -> None:
+    """Surrounding blanks are refused; one final newline is tolerated (as there)."""
+    for text in (' ' + GCP_URL, GCP_URL + ' ', GCP_URL + '\n\n', '\n' + GCP_URL):
+        with pytest.raises(ValueError):
+            GoogleCloudHealthcareURL.from_string(text)
+    assert str(GoogleCloudHealthcareURL.from_string(GCP_URL + '\n')) == GCP_URL
 
 
 def test_gcp_url_is_the_same_class_under_the_ext_alias() -> None:

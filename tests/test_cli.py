@@ -10,6 +10,7 @@ a pseudo-terminal.  The end of the file repeats the main paths against Orthanc.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import logging
@@ -1416,6 +1417,27 @@ def test_python_dash_m_and_the_cli_alias(archive: FakeArchive, study: list[Datas
     result = subprocess.run([sys.executable, "-m", "dicomweb_client_cli", "search"],
                             env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "usage: dicomweb_client" in result.stderr
+
+
+def test_cli_alias_runs_a_namespace_from_get_parser(archive: FakeArchive, study: list[Dataset],
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """As in the established package: ``main(_get_parser().parse_args(...))`` runs the
+    command and ends with ``SystemExit`` carrying the exit code."""
+    import dicomweb_client.cli as cli
+    argv = ["--url", archive.url, "search", "studies", "--output", "table"]
+    namespace = cli._get_parser().parse_args(argv)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(namespace)
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 study"
+    namespace = dicomweb_client_cli._get_parser().parse_args(
+        ["--url", archive.url + "/nowhere", "search", "studies"])
+    with pytest.raises(SystemExit) as exit_:
+        dicomweb_client_cli.main(namespace)
+    assert exit_.value.code == 1
+    assert cli.main(argv) == 0  # a list still returns the code
+    with pytest.raises(TypeError):
+        cli.main(argparse.Namespace(url=archive.url))
 
 
 def _read_pty(master: int, process: subprocess.Popen) -> bytes:

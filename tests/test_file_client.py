@@ -319,12 +319,17 @@ def test_series_and_instance_answers(client: DICOMfileClient, archive_datasets: 
     series = client.search_for_series(ds.StudyInstanceUID)
     assert len(series) == 2
     assert series[0]['00201209'] == {'vr': 'IS', 'Value': [2]}
-    assert series[0]['00100020']['Value'] == ['P1']  # study attributes come along
+    assert '00100020' not in series[0]  # scoped to the study: no study attributes
+    assert client.search_for_series()[0]['00100020']['Value'] == ['P1']
     assert series[0]['00200011'] == {'vr': 'IS', 'Value': [1]}
     instances = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
     assert [i['00200013']['Value'][0] for i in instances] == [1, 2]
     assert instances[0]['00280010'] == {'vr': 'US', 'Value': [8]}
-    assert instances[0]['00083002'] == {'vr': 'UI', 'Value': [EXPLICIT]}
+    assert instances[0]['00280008'] == {'vr': 'IS', 'Value': [1]}  # an image has a frame
+    assert '00083002' not in instances[0]
+    syntaxes = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                           fields=['AvailableTransferSyntaxUID'])
+    assert syntaxes[0]['00083002'] == {'vr': 'UI', 'Value': [EXPLICIT]}
     assert len(client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)) == 2
     assert len(client.search_for_instances(ds.StudyInstanceUID)) == 4
     assert client.search_for_series(generate_uid()) == []
@@ -392,10 +397,12 @@ def test_filters(client: DICOMfileClient, archive_datasets: list, level, filters
     client._force_json_matching = force_json
     results = getattr(client, f'search_for_{level}')(search_filters=filters)
     assert len(results) == count
-    for key in filters:  # matching keys are returned
+    levels = ('studies', 'series', 'instances')
+    for key in filters:  # matching keys of the level searched (or above) are returned
         tag = key if key[0].isdigit() else client.lookup_tag(key.split('.')[0])
-        assert all(tag in result for result in results) or key in (
-            'IssuerOfPatientID', 'PatientName')
+        returned = all(tag in result for result in results)
+        lower = IMPLEMENTATION._answer_level(tag) > levels.index(level)
+        assert returned != lower or key in ('IssuerOfPatientID', 'PatientName'), key
 
 
 def test_fuzzy_person_names(client: DICOMfileClient) -> None:
@@ -418,7 +425,11 @@ def test_limit_offset_and_fields(client: DICOMfileClient) -> None:
     assert len(client.search_for_studies(limit=2, get_remaining=True)) == 2
     studies = client.search_for_studies(fields=['InstitutionName', 'StudyDescription',
                                                 '00180015'])
-    assert all('00080080' in study and '00081030' in study for study in studies)
+    assert all('00081030' in study for study in studies)
+    # series and instance attributes are not study answers (PS3.18 10.6.3.3.1)
+    assert not any('00080080' in study or '00180015' in study for study in studies)
+    series = client.search_for_series(fields=['InstitutionName', 'Rows'])
+    assert all('00080080' in item and '00280010' not in item for item in series)
     nested = client.search_for_series(fields=['RequestAttributesSequence.ScheduledProcedureStepID'])
     assert nested[0]['00400275']['Value'][0]['00400009']['Value'] == ['SPS0']
     everything = client.search_for_studies(fields=['all'])
@@ -451,6 +462,195 @@ def test_bad_search_arguments(client: DICOMfileClient) -> None:
         client.search_for_studies(fields=['NoSuchKeyword'])
     with pytest.raises(ValueError, match='study_instance_uid'):
         client.search_for_series('1.2/3')
+
+
+# -- what searches answer (PS3.18 10.6.3.3) -----------------------------------------------
+
+STUDY_KEYS = {  # tag: VR of the attributes every study answer holds
+    '00080020': 'DA', '00080030': 'TM', '00080050': 'SH', '00080061': 'CS', '00080090': 'PN',
+    '00100010': 'PN', '00100020': 'LO', '00100030': 'DA', '00100040': 'CS', '0020000D': 'UI',
+    '00200010': 'SH', '00201206': 'IS', '00201208': 'IS', '00081190': 'UR'}
+SERIES_KEYS = {'00080060': 'CS', '0020000E': 'UI', '00200011': 'IS', '00201209': 'IS',
+               '00081190': 'UR'}
+INSTANCE_KEYS = {'00080016': 'UI', '00080018': 'UI', '00200013': 'IS', '00280010': 'US',
+                 '00280011': 'US', '00280100': 'US', '00280008': 'IS', '00081190': 'UR'}
+BARE_ATTRIBUTES = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate',
+                   'StudyTime', 'AccessionNumber', 'ReferringPhysicianName', 'StudyID',
+                   'StudyDescription', 'SeriesNumber', 'SeriesDescription', 'InstanceNumber',
+                   'SpecificCharacterSet')
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> tuple:
+    """A client on an image without patient and study attributes, series or instance
+    number, and a structured report (no pixels) of another series of its study."""
+    image = make_instance(rows=4, columns=4, bits=8, modality='OT')
+    for keyword in BARE_ATTRIBUTES:
+        delattr(image, keyword)
+    report = make_instance(study_uid=image.StudyInstanceUID, modality='SR', rows=4, columns=4,
+                           bits=8, sop_class_uid='1.2.840.10008.5.1.4.1.1.88.11')
+    for keyword in BARE_ATTRIBUTES + ('Rows', 'Columns', 'BitsAllocated', 'BitsStored',
+                                      'HighBit', 'PixelRepresentation', 'SamplesPerPixel',
+                                      'PhotometricInterpretation', 'PixelData'):
+        delattr(report, keyword)
+    write_files([image, report], tmp_path / 'bare')
+    return DICOMfileClient((tmp_path / 'bare').as_uri(), in_memory=True), image, report
+
+
+def _keys(answer: dict) -> dict:
+    return {tag: element['vr'] for tag, element in answer.items()}
+
+
+def test_answers_hold_the_required_attributes_even_without_values(bare: tuple) -> None:
+    client, image, _ = bare
+    study, = client.search_for_studies()
+    assert _keys(study) == STUDY_KEYS
+    for tag in ('00100010', '00100020', '00100030', '00100040', '00080020', '00080030',
+                '00080050', '00080090', '00200010'):
+        assert study[tag] == {'vr': STUDY_KEYS[tag]}, tag  # Type 2: present and empty
+    assert study['00080061'] == {'vr': 'CS', 'Value': ['OT', 'SR']}
+    assert study['00201206']['Value'] == [2] and study['00201208']['Value'] == [2]
+    series = client.search_for_series(search_filters={'Modality': 'OT'})
+    assert _keys(series[0]) == {**STUDY_KEYS, **SERIES_KEYS}
+    assert series[0]['00200011'] == {'vr': 'IS'}
+    assert series[0]['00201209']['Value'] == [1]
+    instances = client.search_for_instances()
+    assert all(_keys(item) == {**STUDY_KEYS, **SERIES_KEYS, **INSTANCE_KEYS}
+               for item in instances)
+    by_sop = {item['00080018']['Value'][0]: item for item in instances}
+    answer = by_sop[image.SOPInstanceUID]
+    assert answer['00200013'] == {'vr': 'IS'}
+    assert answer['00280008'] == {'vr': 'IS', 'Value': [1]}  # one frame without the attribute
+    assert answer['00280010'] == {'vr': 'US', 'Value': [4]}
+    report = next(item for sop, item in by_sop.items() if sop != image.SOPInstanceUID)
+    for tag in ('00280008', '00280010', '00280011', '00280100'):
+        assert report[tag] == {'vr': INSTANCE_KEYS[tag]}, tag  # no image: empty
+
+
+def test_number_of_frames_of_a_single_frame_image_matches_one(bare: tuple) -> None:
+    client, image, _ = bare
+    found = client.search_for_instances(search_filters={'NumberOfFrames': 1})
+    assert [item['00080018']['Value'] for item in found] == [[image.SOPInstanceUID]]
+    assert found[0]['00280008'] == {'vr': 'IS', 'Value': [1]}
+
+
+def test_scoped_searches_answer_their_own_level(bare: tuple) -> None:
+    client, image, _ = bare
+    study = image.StudyInstanceUID
+    scoped = client.search_for_series(study)
+    assert all(_keys(item) == SERIES_KEYS for item in scoped)
+    in_study = client.search_for_instances(study)
+    assert all(_keys(item) == {**SERIES_KEYS, **INSTANCE_KEYS} for item in in_study)
+    in_series = client.search_for_instances(study, image.SeriesInstanceUID)
+    assert [_keys(item) for item in in_series] == [INSTANCE_KEYS]
+    # a series UID without a study UID is a matching key of all instances
+    assert _keys(client.search_for_instances(series_instance_uid=image.SeriesInstanceUID)[0]) \
+        == {**STUDY_KEYS, **SERIES_KEYS, **INSTANCE_KEYS}
+    # included fields of higher levels come back (empty without a value), matching keys
+    # of higher levels and fields of lower levels do not
+    fields = client.search_for_series(study, fields=['PatientID', 'Rows'])
+    assert all(item['00100020'] == {'vr': 'LO'} and '00280010' not in item for item in fields)
+    matched = client.search_for_series(study, search_filters={'PatientID': '*'})
+    assert all('00100020' not in item for item in matched)
+    everything = client.search_for_series(study, fields=['all'])
+    assert all('00100010' not in item and '00280010' not in item for item in everything)
+    assert all('00080060' in item for item in everything)
+    assert '00080060' not in client.search_for_studies(search_filters={'Modality': 'OT'})[0]
+
+
+def test_none_as_a_filter_value_is_universal_matching(bare: tuple) -> None:
+    client, _, _ = bare
+    found = client.search_for_studies(search_filters={'StudyDescription': None})
+    assert len(found) == 1 and found[0]['00081030'] == {'vr': 'LO'}
+
+
+# -- errors are of the established package's built-in classes too -----------------------
+
+def _http_error(raised: pytest.ExceptionInfo, *classes: type, status: int = 0) -> None:
+    """The error is an OSError (as the established package's) and of ``classes``; with a
+    ``status`` an HTTPError of that status, else an argument error (no HTTPError)."""
+    assert isinstance(raised.value, OSError)
+    if status:
+        assert raised.value.status_code == status
+    else:
+        assert not isinstance(raised.value, dicomweb_client.HTTPError)
+    for error_class in classes:
+        assert isinstance(raised.value, error_class), error_class
+
+
+def test_transfer_syntaxes_the_client_cannot_make(tmp_path: Path) -> None:
+    native = make_instance(rows=8, columns=8)
+    write_files([native], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    uids = (native.StudyInstanceUID, native.SeriesInstanceUID, native.SOPInstanceUID)
+    syntax = '1.2.840.10008.1.2.4.90'
+    with pytest.raises(OSError, match='cannot be converted') as raised:
+        client.retrieve_instance(*uids, media_types=(('application/dicom', syntax),))
+    _http_error(raised, ValueError, status=406)
+    with pytest.raises(OSError) as raised:
+        client.retrieve_series(*uids[:2], media_types=(('application/dicom', syntax),))
+    _http_error(raised, ValueError, status=406)
+    # a UID that names no transfer syntax of application/dicom is a wrong argument
+    with pytest.raises(OSError, match='not one PS3.18 defines') as raised:
+        client.retrieve_instance(*uids, media_types=(('application/dicom', '1.2.3.4'),))
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='not available as image/jpeg') as raised:
+        client.retrieve_instance_frames(*uids, [1], media_types=('image/jpeg',))
+    _http_error(raised, ValueError, status=406)
+    with pytest.raises(OSError) as raised:
+        client.retrieve_instance_frames(*uids, [1], media_types=('application/dicom',))
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='cannot render') as raised:
+        client.retrieve_instance_rendered(*uids, media_types=('application/pdf',))
+    _http_error(raised, ValueError, status=406)
+    with pytest.raises(OSError) as raised:
+        client.retrieve_series_rendered(*uids[:2], media_types=('text/html',))
+    _http_error(raised, ValueError, status=406)
+    with pytest.raises(TypeError, match='media type alone') as raised:
+        client.retrieve_instance_frames_rendered(*uids, [1], media_types=(
+            ('image/jpeg', '1.2.840.10008.1.2.4.50'),))
+    _http_error(raised, OSError)
+
+
+def test_decompressing_keeps_the_sop_instance_uid(tmp_path: Path) -> None:
+    rle = make_instance(rows=8, columns=8, compressed=True)
+    write_files([rle], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    decoded = client.retrieve_instance(
+        rle.StudyInstanceUID, rle.SeriesInstanceUID, rle.SOPInstanceUID,
+        media_types=(('application/dicom', EXPLICIT),))
+    assert decoded.file_meta.TransferSyntaxUID == EXPLICIT
+    assert decoded.SOPInstanceUID == rle.SOPInstanceUID
+
+
+def test_argument_errors_are_http_errors_too(client: DICOMfileClient,
+                                              archive_datasets: list) -> None:
+    ds = archive_datasets[0]
+    with pytest.raises(OSError, match='limit') as raised:
+        client.search_for_studies(limit=-1)
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='search_filters') as raised:
+        client.search_for_series(search_filters=[('PatientID', 'P1')])
+    _http_error(raised, TypeError)
+    with pytest.raises(OSError, match='study_instance_uid') as raised:
+        client.retrieve_study(None)
+    _http_error(raised, TypeError)
+    with pytest.raises(OSError, match='frame_numbers') as raised:
+        client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                        ds.SOPInstanceUID, [0])
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='empty') as raised:
+        client.retrieve_bulkdata('')
+    _http_error(raised, ValueError)
+    for call in (lambda: client.delete_study(None),
+                 lambda: client.delete_series(ds.StudyInstanceUID, None),
+                 lambda: client.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                None)):
+        with pytest.raises(OSError, match='is required') as raised:
+            call()
+        _http_error(raised, ValueError, TypeError)
+    assert len(client.search_for_instances()) == len(archive_datasets)  # nothing deleted
+    assert inspect.signature(DICOMfileClient.retrieve_study).parameters['media_types']
 
 
 NAMES = st.text(alphabet='abAB^ =*?[é', min_size=0, max_size=6)

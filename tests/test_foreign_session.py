@@ -31,7 +31,7 @@ def test_search_goes_through_the_requests_session(client, recording_server):
     request = recording_server.last
     assert request.query == {'PatientID': ['P*']}
     assert request.header('X-From') == 'requests' and request.header('X-Extra') == '1'
-    assert request.header('Accept') == 'application/dicom+json'
+    assert request.header('Accept') == 'application/dicom+json, application/json'
 
 
 def test_frames_are_streamed_from_the_requests_response(client, recording_server):

@@ -19,6 +19,7 @@ import http.cookiejar
 import io
 import logging
 import os
+import pathlib
 import socket
 import struct
 import threading
@@ -1684,6 +1685,43 @@ def test_client_retry_params_and_timeout(recording_server) -> None:
         client.search_for_studies()
     assert caught.value.status_code == 503
     assert len(recording_server.requests) == 1
+    assert not isinstance(caught.value, dwc.RetryError)
+
+
+def test_exhausted_retries_raise_retry_error(recording_server) -> None:
+    recording_server.add(None, None, Canned(status=503, body=b'busy'))
+    client = dwc.DICOMwebClient(recording_server.url + '/dicom-web')
+    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=1)
+    with pytest.raises(dwc.RetryError) as caught:
+        client.retrieve_study_metadata('1.2')
+    error = caught.value
+    assert isinstance(error, dwc.HTTPError) and error.status_code == 503
+    assert error.last_attempt.attempt_number == 3
+    assert error.last_attempt.has_exception is False
+    assert error.last_attempt.get() is error.response
+    assert error.last_attempt.value.status_code == 503
+    assert len(recording_server.requests) == 3
+
+
+def test_exhausted_retries_raise_retryings_retry_error(recording_server) -> None:
+    """As the established package (which retries with ``retrying``) raises there."""
+    retrying = pytest.importorskip('retrying')
+    recording_server.add(None, None, Canned(status=429))
+    client = dwc.DICOMwebClient(recording_server.url)
+    client.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=1)
+    for call in (client.search_for_studies, lambda: client.store_instances([]),
+                 lambda: client.delete_study('1.2')):
+        with pytest.raises(retrying.RetryError) as caught:
+            call()
+        assert isinstance(caught.value, dwc.RetryError)
+        assert caught.value.last_attempt.attempt_number == 2
+    client.set_http_retry_params(retry=True, max_attempts=1)
+    with pytest.raises(retrying.RetryError):
+        client.search_for_studies()  # one attempt, still given up on a retriable status
+    recording_server.add(None, None, Canned(status=500))
+    with pytest.raises(dwc.HTTPError) as caught:
+        client.search_for_studies()  # 500 is not retriable by default
+    assert not isinstance(caught.value, retrying.RetryError)
 
 
 def test_client_timeout(recording_server) -> None:
@@ -1702,3 +1740,26 @@ def test_request_target_is_path_and_query(recording_server, session, suffix, tar
     recording_server.add(None, None, Canned(body=b'ok'))
     session.get(recording_server.url + suffix)
     assert recording_server.last.target == target
+
+
+
+def test_add_certs_refuses_a_missing_ca_bundle(tmp_path: pathlib.Path) -> None:
+    """A CA bundle that does not exist is reported when it is set, naming the path."""
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(FileNotFoundError, match="no-such-ca.pem"):
+        dwc.add_certs_to_session(dwc.Session(), str(missing))
+
+
+@pytest.mark.parametrize("user, password, raw", [
+    ("jörg", "pä", "jörg:pä".encode("latin-1")),
+    ("jan", "密码", "jan:密码".encode("utf-8")),
+])
+def test_basic_credentials_are_latin1_when_they_can_be(
+        recording_server: RecordingServer, user: str, password: str, raw: bytes) -> None:
+    """As requests sends them (Latin-1); UTF-8 only for what Latin-1 cannot hold."""
+    recording_server.add("GET", None, Canned(body=b"[]",
+                                             content_type="application/dicom+json"))
+    session = dwc.create_session_from_user_pass(user, password)
+    dwc.DICOMwebClient(recording_server.url, session=session).search_for_studies()
+    expected = "Basic " + base64.b64encode(raw).decode("ascii")
+    assert recording_server.last.header("Authorization") == expected

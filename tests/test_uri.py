@@ -288,8 +288,33 @@ def test_str_of_service_with_port_and_no_path() -> None:
     assert str(URI('http://127.0.0.1:8042', '1.2')) == 'http://127.0.0.1:8042/studies/1.2'
 
 
-def test_repr_names_the_uri() -> None:
-    assert str(URI(BASE, STUDY)) in repr(URI(BASE, STUDY))
+def test_repr_names_every_part_by_keyword() -> None:
+    """The same text as the established package's repr."""
+    uri = URI(BASE, STUDY, SERIES, INSTANCE, [1, 2], URISuffix.RENDERED)
+    assert repr(uri) == (
+        f"dicomweb_client.URI(base_url={BASE!r}, study_instance_uid={STUDY!r}, "
+        f"series_instance_uid={SERIES!r}, sop_instance_uid={INSTANCE!r}, "
+        "frames=(1, 2), suffix=<URISuffix.RENDERED: 'rendered'>)")
+    assert repr(URI(BASE)) == (
+        f"dicomweb_client.URI(base_url={BASE!r}, study_instance_uid=None, "
+        "series_instance_uid=None, sop_instance_uid=None, frames=None, suffix=None)")
+    assert repr(URI(BASE, 'study-a', permissive=True)).endswith(
+        "frames=None, suffix=None)")  # permissive is not named there either
+
+
+@pytest.mark.parametrize('uri', [
+    URI(BASE), URI(BASE, STUDY, suffix=URISuffix.METADATA),
+    URI(BASE, STUDY, SERIES, INSTANCE, [3, 4], URISuffix.THUMBNAIL),
+], ids=str)
+def test_hash_is_the_hash_of_the_parts(uri: URI) -> None:
+    assert hash(uri) == hash((uri.base_url, uri.study_instance_uid, uri.series_instance_uid,
+                              uri.sop_instance_uid, uri.frames, uri.suffix))
+
+
+def test_uris_with_the_same_text_but_other_parts_differ() -> None:
+    """Equality follows the parts, so that equal URIs always hash alike."""
+    assert URI(BASE + '/studies/' + STUDY) != URI(BASE, STUDY)
+    assert str(URI(BASE + '/studies/' + STUDY)) == str(URI(BASE, STUDY))
 
 
 # -- equality, hashing, immutability -------------------------------------------------------

@@ -29,14 +29,22 @@ import dicom_data
 from concurrency import search_in_this_process
 import dicomweb_client
 from dicomweb_client import DICOMwebClient, HTTPError, MultipartError
-from recording_server import RecordedRequest, RecordingServer, Response, multipart_response
+from recording_server import (
+    RecordedRequest,
+    RecordingServer,
+    Response,
+    multipart_body,
+    multipart_response,
+)
 
 STUDY = "1.2.826.0.1.3680043.8.498.101"
 SERIES = "1.2.826.0.1.3680043.8.498.202"
 SOP = "1.2.826.0.1.3680043.8.498.303"
 PREFIX = "/dicom-web"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 DICOM_JSON = "application/dicom+json"
+JSON_ACCEPT = "application/dicom+json, application/json"  # searches and JSON metadata
 ACCEPT_DICOM = 'multipart/related; type="application/dicom"'
 ACCEPT_OCTETS = 'multipart/related; type="application/octet-stream"'
 
@@ -130,7 +138,7 @@ def universal_handler(request: RecordedRequest) -> Response:
             STUDY, SERIES, SOP, rows=2, columns=2))])
     if accept.startswith("multipart/related"):
         return multipart_response([b"frame"], "application/octet-stream")
-    if accept == DICOM_JSON:
+    if accept == JSON_ACCEPT:
         return json_response([uid_item(STUDY)])
     return Response(body=b"\xff\xd8 jpeg \xff\xd9", content_type="image/jpeg")
 
@@ -210,7 +218,7 @@ def test_search_request(server: RecordingServer, method: str, kwargs: dict, path
     client = make_client(server)
     assert getattr(client, method)(**kwargs) == results
     assert len(server.requests) == 1
-    check_request(server.last, "GET", PREFIX + path, query, accept=DICOM_JSON)
+    check_request(server.last, "GET", PREFIX + path, query, accept=JSON_ACCEPT)
 
 
 @pytest.mark.parametrize("method", ["search_for_studies", "search_for_series",
@@ -232,7 +240,7 @@ def test_search_query_parameters(server: RecordingServer, method: str) -> None:
         "PatientID": ["P1*"], "00080020": ["20240101-20241231"],
         "PatientName": ["Doe^J?ne"], "custom": ["yes"],
     }
-    assert server.last.header("Accept") == DICOM_JSON
+    assert server.last.header("Accept") == JSON_ACCEPT
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le",
@@ -265,7 +273,7 @@ def test_search_instances_series_filter_is_combined_with_other_filters(
     make_client(server).search_for_instances(series_instance_uid=SERIES,
                                              search_filters={"Modality": "CT"})
     check_request(server.last, "GET", PREFIX + "/instances",
-                  {"Modality": ["CT"], "SeriesInstanceUID": [SERIES]}, accept=DICOM_JSON)
+                  {"Modality": ["CT"], "SeriesInstanceUID": [SERIES]}, accept=JSON_ACCEPT)
 
 
 def test_search_without_content_returns_empty_list(server: RecordingServer) -> None:
@@ -303,19 +311,19 @@ def test_get_remaining_pages_through_results(server: RecordingServer, method: st
     results = getattr(make_client(server), method)(get_remaining=True)
     assert results == ITEMS
     offsets = [r.query.get("offset") for r in server.requests]
-    assert offsets == [None, ["2"], ["4"], ["5"]]
+    assert offsets == [["0"], ["2"], ["4"], ["5"]]  # offset 0 is sent too, as there
     assert all("limit" not in r.query for r in server.requests)
 
 
 @pytest.mark.parametrize("warn", [False, True], ids=["no-warning", "warning"])
 def test_get_remaining_with_limit(server: RecordingServer, warn: bool) -> None:
+    """With get_remaining, a limit is the size of each page, as in the established
+    package: every result arrives, in pages of at most ``limit``."""
     server.add("GET", None, paging_handler(ITEMS, 2, warn))
     results = make_client(server).search_for_studies(limit=3, get_remaining=True)
-    assert results == ITEMS[:3]
-    first, second = server.requests  # the limit is reached after the second page
-    assert (first.query.get("offset"), first.query.get("limit")) == (None, ["3"])
-    assert second.query.get("offset") == ["2"]
-    assert second.query.get("limit") in (["1"], ["3"])
+    assert results == ITEMS
+    assert [(r.query.get("offset"), r.query.get("limit")) for r in server.requests] == [
+        (["0"], ["3"]), (["2"], ["3"]), (["4"], ["3"]), (["5"], ["3"])]
 
 
 def test_get_remaining_with_offset(server: RecordingServer) -> None:
@@ -433,7 +441,7 @@ def test_retrieve_list_metadata(server: RecordingServer, method: str, args: tupl
     server.add("GET", PREFIX + path, json_response(items))
     client = make_client(server)
     assert getattr(client, method)(*args) == items
-    check_request(server.last, "GET", PREFIX + path, accept=DICOM_JSON)
+    check_request(server.last, "GET", PREFIX + path, accept=JSON_ACCEPT)
     server.add("GET", PREFIX + path, Response(status=204))
     assert getattr(client, method)(*args) == []
 
@@ -443,14 +451,31 @@ def test_retrieve_instance_metadata(server: RecordingServer) -> None:
     server.add("GET", PREFIX + INSTANCE_PATH + "/metadata", json_response([item]))
     assert make_client(server).retrieve_instance_metadata(STUDY, SERIES, SOP) == item
     check_request(server.last, "GET", PREFIX + INSTANCE_PATH + "/metadata",
-                  accept=DICOM_JSON)
+                  accept=JSON_ACCEPT)
+
+
+def test_instance_metadata_answer_of_several_items_gives_the_first(
+        server: RecordingServer, caplog: pytest.LogCaptureFixture) -> None:
+    first, second = uid_item(SOP, "00080018"), uid_item("1.2.3", "00080018")
+    server.add("GET", None, json_response([first, second]))
+    assert make_client(server).retrieve_instance_metadata(STUDY, SERIES, SOP) == first
+    assert "the first is used" in caplog.text
+
+
+def test_instance_metadata_answer_without_items_raises_value_and_index_error(
+        server: RecordingServer) -> None:
+    """IndexError is what the established package raises there."""
+    server.add("GET", None, json_response([]))
+    with pytest.raises(ValueError) as caught:
+        make_client(server).retrieve_instance_metadata(STUDY, SERIES, SOP)
+    assert isinstance(caught.value, IndexError)
 
 
 def test_metadata_additional_params(server: RecordingServer) -> None:
     server.add("GET", None, json_response([]))
     make_client(server).retrieve_study_metadata(STUDY, additional_params={"a": "b"})
     check_request(server.last, "GET", PREFIX + STUDY_PATH + "/metadata", {"a": ["b"]},
-                  accept=DICOM_JSON)
+                  accept=JSON_ACCEPT)
 
 
 # -- WADO-RS: frames ---------------------------------------------------------------------
@@ -558,6 +583,39 @@ def test_truncated_frames_answer_raises(server: RecordingServer) -> None:
     server.add("GET", None, response)
     with pytest.raises((MultipartError, dicomweb_client.TransportError)):
         make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2])
+
+
+NO_BOUNDARY = 'multipart/related; type="application/octet-stream"'
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+@pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
+def test_multipart_answer_without_boundary_is_split_at_the_boundary_of_its_body(
+        server: RecordingServer, method: str, chunked: bool) -> None:
+    frames = [b"frame one" * 300, b"frame two \r\n--not-it"]
+    body = multipart_body(frames, "b0undary-in-the-body", "application/octet-stream")
+    pieces = [body[i:i + 7] for i in range(0, len(body), 7)] if chunked else body
+    server.add("GET", None, Response(body=pieces, content_type=NO_BOUNDARY, chunked=chunked))
+    result = getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 2])
+    assert list(result) == frames
+
+
+@pytest.mark.parametrize("content_type", [NO_BOUNDARY, "multipart/related"])
+def test_multipart_answer_without_any_boundary_is_the_single_part(
+        server: RecordingServer, content_type: str) -> None:
+    """As the established package does: the body is returned as the one part."""
+    frame = b"\x00\x01--raw frame\r\nwith lines" * 100
+    server.add("GET", None, Response(body=frame, content_type=content_type))
+    client = make_client(server)
+    assert client.retrieve_instance_frames(STUDY, SERIES, SOP, [1]) == [frame]
+    assert client.retrieve_bulkdata(server.url + "/bulk/1") == [frame]
+
+
+def test_multipart_answer_with_an_invalid_boundary_still_raises(
+        server: RecordingServer) -> None:
+    server.add("GET", None, Response(body=b"x", content_type=NO_BOUNDARY + '; boundary=""'))
+    with pytest.raises(MultipartError):
+        make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [1])
 
 
 def test_frames_additional_params(server: RecordingServer) -> None:
@@ -1318,13 +1376,23 @@ def test_non_positive_frame_numbers_are_refused(server: RecordingServer, method:
     assert server.requests == []
 
 
-@pytest.mark.parametrize("frames", [["1"], [1.0], [1, 2.5], [None], "1", 1], ids=repr)
+@pytest.mark.parametrize("frames", [["a"], [1.0], [1, 2.5], [None], "1", 1], ids=repr)
 @pytest.mark.parametrize("method", FRAME_METHODS)
 def test_non_integer_frame_numbers_are_refused(server: RecordingServer, method: str,
                                                frames: Any) -> None:
     with pytest.raises(TypeError):
         exhaust(getattr(make_client(server), method)(STUDY, SERIES, SOP, frames))
     assert server.requests == []
+
+
+@pytest.mark.parametrize("method", FRAME_METHODS)
+def test_frame_numbers_may_be_digit_strings(server: RecordingServer, method: str) -> None:
+    """Frame numbers such as ``['1', '3']`` (from a command line, say) are sent as the
+    numbers they spell, as by the established package."""
+    server.add("GET", None, Response(status=404, body=b"none"))
+    with pytest.raises(dicomweb_client.HTTPError):
+        exhaust(getattr(make_client(server), method)(STUDY, SERIES, SOP, ["1", "3"]))
+    assert server.last.path.split("/frames/")[1].startswith("1,3")
 
 
 @pytest.mark.parametrize("method", ["search_for_studies", "search_for_series",
@@ -1367,8 +1435,6 @@ UNSUPPORTED_MEDIA = [
     ("retrieve_instance_frames_rendered", (STUDY, SERIES, SOP, [1]), ("text/html",)),
     ("retrieve_instance_frames_rendered", (STUDY, SERIES, SOP, [1]), ("application/pdf",)),
     ("retrieve_instance_rendered", (STUDY, SERIES, SOP), ("application/dicom",)),
-    ("retrieve_instance_rendered", (STUDY, SERIES, SOP),
-     (("image/jpeg", "1.2.840.10008.1.2.4.50"),)),
     ("retrieve_series_rendered", (STUDY, SERIES), ("application/octet-stream",)),
     ("retrieve_study_thumbnail", (STUDY,), ("application/pdf",)),
     ("retrieve_instance_thumbnail", (STUDY, SERIES, SOP), ("text/html",)),
@@ -1385,13 +1451,123 @@ def test_unsupported_media_types_are_refused(server: RecordingServer, method: st
     assert server.requests == []
 
 
-def test_store_refuses_a_single_dataset_and_an_empty_list(server: RecordingServer) -> None:
+RENDERED_METHODS = [
+    ("retrieve_series_rendered", (STUDY, SERIES)),
+    ("retrieve_instance_rendered", (STUDY, SERIES, SOP)),
+    ("retrieve_instance_frames_rendered", (STUDY, SERIES, SOP, [1])),
+    ("retrieve_study_thumbnail", (STUDY,)),
+]
+
+
+@pytest.mark.parametrize("media_types", [
+    (("image/jpeg", "1.2.840.10008.1.2.4.50"),), (("image/jpeg",),),
+    (("image/png", "1.2.840.10008.1.2.1"), "image/jpeg"),
+], ids=["jpeg-with-syntax", "one-tuple", "pair-and-string"])
+@pytest.mark.parametrize("method, args", RENDERED_METHODS,
+                         ids=[method for method, _ in RENDERED_METHODS])
+def test_rendered_media_types_with_a_transfer_syntax_raise_type_error(
+        server: RecordingServer, method: str, args: tuple, media_types: tuple) -> None:
+    """TypeError, as the established package raises for a (media type, transfer
+    syntax) pair where only media types apply."""
+    with pytest.raises(TypeError):
+        getattr(make_client(server), method)(*args, media_types=media_types)
+    assert server.requests == []
+
+
+def _bare_dataset(meta: dict | None, **elements: Any) -> Dataset:
+    dataset = Dataset()
+    dataset.PatientName = "Doe^Jane"
+    for keyword, value in elements.items():
+        setattr(dataset, keyword, value)
+    if meta is not None:
+        dataset.file_meta = pydicom.dataset.FileMetaDataset()
+        for keyword, value in meta.items():
+            setattr(dataset.file_meta, keyword, value)
+    return dataset
+
+
+@pytest.mark.parametrize("syntax", [pydicom.uid.ExplicitVRLittleEndian,
+                                    pydicom.uid.ImplicitVRLittleEndian])
+def test_store_dataset_whose_meta_names_only_the_transfer_syntax(
+        server: RecordingServer, syntax: str) -> None:
+    """With SOP Class and Instance UIDs the meta is completed into a Part 10 file;
+    without them the dataset is sent as it is, as the established package sends it."""
+    server.add("POST", None, json_response({}))
+    complete = _bare_dataset({"TransferSyntaxUID": syntax}, SOPClassUID=CT_IMAGE,
+                             SOPInstanceUID="1.2.3.4")
+    bare = _bare_dataset({"TransferSyntaxUID": syntax})
+    make_client(server).store_instances([complete, bare])
+    first, second = (payload for _, payload in split_multipart(
+        server.last.body, server.last.header("Content-Type") or ""))
+    assert first[128:132] == b"DICM"
+    part10 = pydicom.dcmread(io.BytesIO(first))
+    assert part10.file_meta.MediaStorageSOPInstanceUID == "1.2.3.4"
+    assert part10.file_meta.TransferSyntaxUID == syntax
+    assert second.startswith(b"\x02\x00\x10\x00UI")  # the meta element, then the dataset
+    sent = pydicom.dcmread(io.BytesIO(second), force=True)
+    assert sent.PatientName == "Doe^Jane"
+    assert sent.file_meta.TransferSyntaxUID == syntax
+
+
+def test_store_dataset_without_meta_but_with_a_known_encoding(server: RecordingServer) -> None:
+    server.add("POST", None, json_response({}))
+    decoded = pydicom.dcmread(io.BytesIO(b"\x10\x00\x10\x00\x08\x00\x00\x00Doe^Jane"),
+                              force=True)
+    assert "TransferSyntaxUID" not in decoded.file_meta
+    make_client(server).store_instances([decoded])
+    (_, payload), = split_multipart(server.last.body, server.last.header("Content-Type") or "")
+    assert payload == b"\x10\x00\x10\x00\x08\x00\x00\x00Doe^Jane"
+
+
+@pytest.mark.parametrize("meta", [None, {}], ids=["no-meta", "empty-meta"])
+def test_store_refuses_a_dataset_whose_encoding_is_unknown(server: RecordingServer,
+                                                           meta: dict | None) -> None:
+    with pytest.raises(ValueError, match="Transfer Syntax UID"):
+        make_client(server).store_instances([_bare_dataset(meta, SOPClassUID=CT_IMAGE,
+                                                           SOPInstanceUID="1.2.3.4")])
+    assert server.requests == []
+
+
+def test_store_refuses_a_single_dataset(server: RecordingServer) -> None:
     client = make_client(server)
     with pytest.raises(TypeError):
         client.store_instances(dicom_data.make_instance(rows=2, columns=2))
-    with pytest.raises(ValueError):
-        client.store_instances([])
     assert server.requests == []
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (Response(status=200), 0),
+    (Response(status=204), 0),
+    (json_response({"00081198": {"vr": "SQ", "Value": [{}]}}, status=202), 1),
+    (Response(status=200, body=b"stored nothing", content_type="text/plain"), 0),
+], ids=["empty-200", "204", "202-report", "text"])
+def test_store_of_no_instances_sends_a_request_without_parts(
+        server: RecordingServer, answer: Response, expected: int) -> None:
+    """As in the established package: an empty list is posted all the same."""
+    server.add("POST", None, answer)
+    result = make_client(server).store_instances([])
+    check_store_request(server.last, PREFIX + "/studies")
+    boundary = Message()
+    boundary["Content-Type"] = server.last.header("Content-Type") or ""
+    assert server.last.body.strip() == f"--{boundary.get_param('boundary')}--".encode()
+    assert server.last.header("Content-Length") == str(len(server.last.body))
+    assert isinstance(result, Dataset)
+    assert len(result) == expected
+
+
+def test_store_of_no_instances_raises_the_servers_refusal(server: RecordingServer) -> None:
+    server.add("POST", None, json_response({}, status=409))
+    with pytest.raises(dicomweb_client.HTTPError) as error:
+        make_client(server).store_instances(())
+    assert error.value.status_code == 409
+
+
+@pytest.mark.parametrize("name", ["qido", "wado", "stow", "delete"])
+def test_empty_url_prefix_is_refused(server: RecordingServer, name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}_url_prefix"):
+        dicomweb_client.DICOMwebClient(server.url, **{f"{name}_url_prefix": ""})
+    client = dicomweb_client.DICOMwebClient(server.url, **{f"{name}_url_prefix": None})
+    assert getattr(client, f"{name}_url_prefix") is None
 
 
 @pytest.mark.parametrize("byte_range", [(5, 1), (-1, 10)], ids=repr)
@@ -1512,3 +1688,58 @@ def test_stored_datasets_arrive_whole_whatever_their_sizes(make_server) -> None:
     parts = [body for _, body in dicomweb_client.MultipartReader(
         io.BytesIO(request.body).read1, boundary)]
     assert parts == [dicom_data.to_bytes(ds) for ds in datasets]
+
+
+# -- behaviours matched to the established package (see also test_oracle.py) ----------------
+
+
+def test_json_error_is_a_json_decode_error(server: RecordingServer) -> None:
+    """An answer that is not JSON raises json's (and requests') JSONDecodeError."""
+    import json
+
+    import requests
+
+    server.add("GET", None, Response(body=b"[{not json", content_type="application/dicom+json"))
+    with pytest.raises(json.JSONDecodeError) as raised:
+        make_client(server).search_for_series(STUDY)
+    assert isinstance(raised.value, requests.exceptions.JSONDecodeError)
+    assert isinstance(raised.value, dicomweb_client.JSONDecodeError)
+    assert "not valid JSON" in str(raised.value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda client: client.delete_study(None),
+    lambda client: client.delete_series(STUDY, None),
+    lambda client: client.delete_instance(STUDY, SERIES, None),
+], ids=["study", "series", "instance"])
+def test_delete_without_a_uid_is_refused(server: RecordingServer, call: Any) -> None:
+    """A missing UID would name the level above (DELETE /studies/...): nothing is sent."""
+    with pytest.raises(ValueError, match="required"):
+        call(make_client(server))
+    assert server.requests == []
+
+
+def test_url_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="url must be a string"):
+        dicomweb_client.DICOMwebClient(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.3.4"])
+def test_instance_transfer_syntaxes_outside_ps3_18_are_refused(server: RecordingServer,
+                                                                syntax: str) -> None:
+    """Implicit VR Little Endian and unknown UIDs are not transfer syntaxes of
+    application/dicom in DICOMweb; the request is refused before it is sent."""
+    with pytest.raises(ValueError, match="PS3.18"):
+        make_client(server).retrieve_instance(
+            STUDY, SERIES, SOP, media_types=(("application/dicom", syntax),))
+    assert server.requests == []
+
+
+def test_a_part_that_is_not_dicom_raises(server: RecordingServer) -> None:
+    """A part that neither is a Part 10 file nor parses as a bare data set raises
+    pydicom's InvalidDicomError instead of becoming a data set of garbage."""
+    import pydicom.errors
+
+    server.add("GET", None, multipart_response([b"not a dicom file"]))
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        make_client(server).retrieve_instance(STUDY, SERIES, SOP)
