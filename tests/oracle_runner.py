@@ -152,7 +152,8 @@ def run_scenario(scenario: Dict[str, Any], catalogue: List[tuple]) -> Dict[str, 
     }
     namespace['URL'] = scenario['url']
     namespace['DATA'] = scenario.get('data')
-    stdout = io.StringIO()
+    buffer = io.BytesIO()
+    stdout = io.TextIOWrapper(buffer, encoding='utf-8', write_through=True)
     try:
         with contextlib.redirect_stdout(stdout):
             exec(scenario.get('setup') or '', namespace)
@@ -163,7 +164,11 @@ def run_scenario(scenario: Dict[str, Any], catalogue: List[tuple]) -> Dict[str, 
             raise
         outcome = {'error': describe_exception(error, catalogue)}
     if scenario.get('capture_stdout'):
-        outcome['stdout'] = stdout.getvalue()
+        stdout.flush()
+        try:
+            outcome['stdout'] = buffer.getvalue().decode('utf-8')
+        except UnicodeDecodeError:
+            outcome['stdout'] = _digest(buffer.getvalue())
     return outcome
 
 

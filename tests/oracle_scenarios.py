@@ -450,6 +450,23 @@ def client_scenarios() -> Iterator[Scenario]:
     for name, setup in setups.items():
         yield Scenario(f"client-{name}", search, setup=setup)
     yield Scenario("client-callback-seen", "seen", setup=setups["callback"] + "\n" + search)
+    sessions = {
+        "from_auth_basic": "import requests.auth\nclient = api.DICOMwebClient(URL, session="
+                           "session_utils.create_session_from_auth("
+                           "requests.auth.HTTPBasicAuth('bob', 'pw')))",
+        "from_auth_callable": "def bearer(request):\n"
+                              "    request.headers['Authorization'] = 'Bearer abc'\n"
+                              "    return request\n"
+                              "client = api.DICOMwebClient(URL, session="
+                              "session_utils.create_session_from_auth(bearer))",
+        "user_pass_unicode": "client = api.DICOMwebClient(URL, session="
+                             "session_utils.create_session_from_user_pass('jörg', 'pä'))",
+    }
+    for name, setup in sessions.items():
+        yield Scenario(f"session-{name}", search, setup=setup)
+    yield Scenario("session-add_certs_missing_file",
+                   "session_utils.add_certs_to_session(session_utils.create_session(), "
+                   "DATA + '/no-such-ca.pem')", setup="", target="none")
     yield Scenario("client-url_with_query", search,
                    setup="client = api.DICOMwebClient(URL + '?key=1')")
     bad_urls = {"no_scheme": "'127.0.0.1/dicom-web'", "ftp": "'ftp://host/x'",
@@ -509,7 +526,8 @@ _URI_VIEWS = {
     "str": "str({})",
     "repr": "repr({})",
     "hash": "hash({}) == hash({})",
-    "hash_value": "hash({})",
+    "hash_of_parts": "hash({0}) == hash(({0}.base_url, {0}.study_instance_uid, "
+                     "{0}.series_instance_uid, {0}.sop_instance_uid, {0}.frames, {0}.suffix))",
     "eq": "{} == {}",
     "type": "{}.type",
     "parts": "({0}.base_url, {0}.study_instance_uid, {0}.series_instance_uid, "
@@ -531,8 +549,6 @@ def uri_scenarios() -> Iterator[Scenario]:
     for name, expression in _URI_CALLS.items():
         for view, template in _URI_VIEWS.items():
             call = template.format(expression, expression)
-            if view == "hash_value" and "frames" not in name:
-                continue
             yield Scenario(f"uri-{name}-{view}", call, setup="", target="none")
     strings = {
         "study": f"'https://host/dicom-web/studies/{STUDY}'",
@@ -678,9 +694,12 @@ def file_scenarios() -> Iterator[Scenario]:
         "iter_study": f"list(client.iter_study('{STUDY}'))",
         "isinstance_protocol": "isinstance(client, protocol.DICOMClient)",
         "search_study_unknown_scope": "client.search_for_series(study_instance_uid='1.2.3')",
+        "store_existing": "client.store_instances([pydicom.dcmread(DATA + '/1.dcm')])",
+        "delete_instance": f"client.delete_instance({INSTANCE})",
+        "delete_study_none": "client.delete_study(None)",
     }
     for name, call in calls.items():
-        yield Scenario(f"file-{name}", call, setup=FILES, target="files")
+        yield Scenario(f"file-{name}", call, setup=FILES + "\nimport pydicom", target="files")
 
 
 # -- Orthanc --------------------------------------------------------------------------------
