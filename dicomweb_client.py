@@ -87,7 +87,11 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
-__version__ = '0.1.0'
+#: The API version of the established dicomweb-client package this module implements,
+#: with a local label (PEP 440) saying it is this module: version checks such as
+#: ``>=0.61`` or ``==0.61.2`` accept it, so installing a project that depends on
+#: dicomweb-client keeps this module instead of replacing it.
+__version__ = '0.61.2+stdlib.1'
 
 __all__ = [
     'ContentDecodingError', 'CookieJar', 'DICOMClient', 'DICOMfileClient', 'DICOMwebClient',

@@ -42,6 +42,9 @@ setup(
     extras_require={
         "image": ["numpy", "Pillow"],
         "gcp": ["google-auth"],
+        # for projects that import requests or retrying themselves, counting on the
+        # established dicomweb-client package to have installed them (wsidicom does)
+        "compat": ["requests", "retrying"],
         "test": ["pytest", "hypothesis", "numpy", "Pillow", "google-auth", "requests",
                  "retrying"],
     },

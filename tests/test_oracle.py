@@ -1,8 +1,8 @@
 """The differential oracle: the same scripted calls through this module and through the
 established ``dicomweb-client`` 0.61.2, compared call by call.
 
-The established package is installed once into a virtualenv kept in pytest's cache
-folder (``.pytest_cache/d/oracle-venv``; set ``DICOMWEB_ORACLE_PYTHON`` to use another
+The established package is installed once into a virtualenv kept in pytest's temporary
+folder root (``<tmp>/pytest-of-<user>/oracle-venv-0.61.2``; set ``DICOMWEB_ORACLE_PYTHON`` to use another
 interpreter that has it; set ``DICOMWEB_ORACLE_DUMP`` to a file name to get every
 outcome in one JSON file).  Under ``CI`` a failure to install it fails the tests;
 elsewhere it skips them.
@@ -298,9 +298,13 @@ def _reference_python(cache_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference_python(request: pytest.FixtureRequest) -> Path:
-    """The established package's interpreter (skip, or fail under CI, without it)."""
-    cache_dir = Path(request.config.cache.mkdir("oracle-venv"))
+def reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The established package's interpreter (skip, or fail under CI, without it).
+
+    The virtualenv lives beside pytest's numbered temporary folders (which pytest
+    prunes), so it is made once per machine and never inside the checkout.
+    """
+    cache_dir = tmp_path_factory.getbasetemp().parent / "oracle-venv-0.61.2"
     try:
         return _reference_python(cache_dir)
     except (OSError, subprocess.SubprocessError) as error:

@@ -130,3 +130,40 @@ def test_installed_console_script_runs(built: Built) -> None:
 def test_installed_environment_is_consistent(built: Built) -> None:
     check(run([sys.executable, "-m", "pip", "--python", built.python, "check"],
               cwd=built.workdir))
+
+
+def _dependent_project(folder: Path, requirement: str) -> Path:
+    """A wheel of a tiny project that depends on the established package's name, as
+    wsidicom (``dicomweb-client>=0.61.0``) or a pinned application does.  The wheel is
+    written directly (a zip of the module and its metadata): no build tools needed."""
+    info = "needs_dicomweb-1.0.dist-info"
+    files = {
+        "needs_dicomweb.py": "import dicomweb_client\n",
+        f"{info}/METADATA": ("Metadata-Version: 2.1\nName: needs-dicomweb\nVersion: 1.0\n"
+                             f"Requires-Dist: {requirement}\n"),
+        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+                          "Tag: py3-none-any\n"),
+    }
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
+    wheel = folder / "needs_dicomweb-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+@pytest.mark.parametrize("requirement", ["dicomweb-client>=0.61.0", "dicomweb-client==0.61.2",
+                                         "dicomweb-client>=0.57,<0.62"])
+def test_projects_depending_on_the_established_package_keep_this_module(
+        built: Built, tmp_path: Path, requirement: str) -> None:
+    """Installing such a project finds its requirement met by this module: nothing is
+    replaced (no package index is even consulted) and ``pip check`` is clean."""
+    wheel = _dependent_project(tmp_path, requirement)
+    check(run([sys.executable, "-m", "pip", "--python", built.python, "install",
+               "--no-index", wheel], cwd=tmp_path))
+    check(run([sys.executable, "-m", "pip", "--python", built.python, "check"], cwd=tmp_path))
+    location = check(run([built.python, "-c", "import needs_dicomweb, dicomweb_client; "
+                          "print(dicomweb_client.__file__)"], cwd=built.workdir)).strip()
+    assert Path(location).name == "dicomweb_client.py"
+    check(run([sys.executable, "-m", "pip", "--python", built.python, "uninstall", "-y",
+               "needs-dicomweb"], cwd=tmp_path))
