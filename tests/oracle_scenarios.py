@@ -694,6 +694,19 @@ def file_scenarios() -> Iterator[Scenario]:
         "iter_study": f"list(client.iter_study('{STUDY}'))",
         "isinstance_protocol": "isinstance(client, protocol.DICOMClient)",
         "search_study_unknown_scope": "client.search_for_series(study_instance_uid='1.2.3')",
+        "iter_series": f"list(client.iter_series('{STUDY}', '{SERIES_1}'))",
+        "iter_frames": f"list(client.iter_instance_frames({FRAMES_INSTANCE}, [2, 3]))",
+        "frames_octet": f"client.retrieve_instance_frames({FRAMES_INSTANCE}, [1], "
+                        "media_types=('application/octet-stream',))",
+        "frames_rendered_png": f"len(client.retrieve_instance_frames_rendered("
+                               f"{FRAMES_INSTANCE}, [1], media_types=('image/png',))) > 0",
+        "rendered_jpeg": f"client.retrieve_instance_rendered({INSTANCE}, "
+                         "media_types=('image/jpeg',))[:2]",
+        "metadata_unknown": f"client.retrieve_instance_metadata('{STUDY}', '{SERIES_1}', "
+                            "'1.2.3')",
+        "search_series_of_unknown_study": "client.search_for_instances('1.2.3', '1.2.4')",
+        "delete_series": f"client.delete_series('{STUDY}', '{SERIES_2}')",
+        "delete_study": f"client.delete_study('{STUDY}')",
         "store_existing": "client.store_instances([pydicom.dcmread(DATA + '/1.dcm')])",
         "delete_instance": f"client.delete_instance({INSTANCE})",
         "delete_study_none": "client.delete_study(None)",

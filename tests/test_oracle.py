@@ -235,6 +235,11 @@ DELIBERATE: dict[str, Deliberate] = {
     "file-retrieve_instance_unknown": Deliberate(("error",), (
         "a missing instance is a 404 FileNotFoundError (the established file client says "
         "500); the error has no response object")),
+    "file-metadata_unknown": Deliberate(("error",), (
+        "a missing instance is a 404 FileNotFoundError (see retrieve_instance_unknown)")),
+    "file-rendered_jpeg": Deliberate(("result", "error"), (
+        "a 16-bit image is windowed to 8 bits before it is rendered as JPEG; the "
+        "established file client fails with 500 (Pillow cannot write 16-bit JPEG)")),
     "file-retrieve_instance_invalid": Deliberate(("error",), (
         "a missing instance is a 404 FileNotFoundError (see retrieve_instance_unknown)")),
     "file-frames_out_of_range": Deliberate(("error",), (
