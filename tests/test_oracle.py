@@ -2,8 +2,8 @@
 established ``dicomweb-client`` 0.61.2, compared call by call.
 
 The established package is installed once into a virtualenv kept in pytest's temporary
-folder root (``<tmp>/pytest-of-<user>/oracle-venv-0.61.2``; set ``DICOMWEB_ORACLE_PYTHON`` to use another
-interpreter that has it; set ``DICOMWEB_ORACLE_DUMP`` to a file name to get every
+folder root (``<tmp>/pytest-of-<user>/oracle-venv-0.61.2``; set ``DICOMWEB_ORACLE_PYTHON``
+to use another interpreter that has it; set ``DICOMWEB_ORACLE_DUMP`` to a file name to get every
 outcome in one JSON file).  Under ``CI`` a failure to install it fails the tests;
 elsewhere it skips them.
 
