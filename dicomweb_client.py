@@ -94,10 +94,10 @@ from pydicom.uid import UID
 __version__ = '0.61.2+stdlib.1'
 
 __all__ = [
-    'ContentDecodingError', 'CookieJar', 'DICOMClient', 'DICOMfileClient', 'DICOMwebClient',
-    'GoogleCloudHealthcareURL', 'HTTPError', 'JSONDecodeError',
-    'MultipartError', 'RequestException', 'Response', 'RetryError', 'RetryPolicy', 'Session',
-    'Timeout',
+    'ChunkedEncodingError', 'ContentDecodingError', 'CookieJar', 'DICOMClient',
+    'DICOMfileClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL', 'HTTPDigestAuth',
+    'HTTPError', 'JSONDecodeError', 'MultipartError', 'RequestException', 'Response',
+    'RetryError', 'RetryPolicy', 'SSLError', 'Session', 'Timeout',
     'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
     'build_query_string', 'configure_logging', 'create_session', 'create_session_from_auth',
     'create_session_from_gcp_credentials', 'create_session_from_user_pass', 'lookup_keyword',
@@ -256,6 +256,18 @@ class ContentDecodingError(TransportError):
     module cannot undo (it undoes ``gzip`` and ``deflate``)."""
 
 
+class SSLError(TransportError):
+    """TLS failed: the server's certificate did not verify (unknown issuer, expired,
+    another host name) or the handshake was refused."""
+
+
+class ChunkedEncodingError(TransportError):
+    """An answer sent with chunked transfer coding is malformed (a chunk size line that
+    is not a hex number, a body that ends inside or between chunks), or a body ends
+    before its ``Content-Length``: requests raises its ``ChunkedEncodingError`` for
+    both."""
+
+
 class MultipartError(ValueError):
     """A multipart body is truncated or malformed."""
 
@@ -281,6 +293,7 @@ class JSONDecodeError(RequestException, json.JSONDecodeError):
 
 _REQUESTS_TWINS = {HTTPError: 'HTTPError', TransportError: 'ConnectionError',
                    Timeout: 'Timeout', ContentDecodingError: 'ContentDecodingError',
+                   SSLError: 'SSLError', ChunkedEncodingError: 'ChunkedEncodingError',
                    JSONDecodeError: 'JSONDecodeError'}
 _twin_cache: Dict[Tuple[type, ...], type] = {}
 
@@ -1150,8 +1163,15 @@ class PreparedRequest:
     """A request ready to send: method, URL, header fields and body.
 
     Auth callables receive this object and may change ``headers`` (and ``url``); it has
-    the attributes that authentication handlers written for ``requests`` use.
+    the attributes that authentication handlers written for ``requests`` use, response
+    hooks included (see :meth:`register_hook`).
     """
+
+    #: an auth that answers 401 challenges (see :class:`HTTPDigestAuth`), or ``None``
+    authenticator: Any = None
+    #: the class name of the auth whose hooks were registered, for error messages
+    _hook_owner = ''
+    _jar: Optional[http.cookiejar.CookieJar] = None
 
     def __init__(self, method: str, url: str, headers: CaseInsensitiveDict,
                  body: Any = None) -> None:
@@ -1162,12 +1182,39 @@ class PreparedRequest:
         self.hooks: Dict[str, List[Callable]] = {'response': []}
 
     def register_hook(self, event: str, hook: Callable) -> None:
-        """Register a response hook (kept for compatibility with ``requests`` auth)."""
+        """Register a response hook, as ``requests`` auth handlers do.
+
+        The session calls ``hook(response, timeout=..., stream=...)`` with the final
+        answer; a hook may return a replacement.  It can send a new request as in
+        requests: ``response.request.copy()``, ``prepare_cookies``, then
+        ``response.connection.send(request)``.
+        """
         self.hooks.setdefault(event, []).append(hook)
+
+    @property
+    def _cookies(self) -> http.cookiejar.CookieJar:
+        """The cookie jar of the request, as requests' auth hooks expect to find it."""
+        if self._jar is None:
+            self._jar = CookieJar()
+        return self._jar
+
+    def prepare_cookies(self, cookies: http.cookiejar.CookieJar) -> None:
+        """Set the ``Cookie`` field from the cookies of ``cookies`` that apply (unless the
+        request has a ``Cookie`` field already), as ``requests`` does."""
+        self._jar = cookies
+        if 'Cookie' not in self.headers:
+            request = _cookie_request(self.url)
+            cookies.add_cookie_header(request)
+            field = request.get_header('Cookie')
+            if field is not None:
+                self.headers['Cookie'] = field
 
     def copy(self) -> 'PreparedRequest':
         """Return a copy with its own header dict."""
-        return PreparedRequest(self.method, self.url, self.headers.copy(), self.body)
+        duplicate = PreparedRequest(self.method, self.url, self.headers.copy(), self.body)
+        duplicate.authenticator = self.authenticator
+        duplicate._jar = self._jar
+        return duplicate
 
     def __repr__(self) -> str:
         return f'<PreparedRequest [{self.method} {self.url}]>'
@@ -1296,6 +1343,8 @@ class Response:
     #: charset that :attr:`text` decodes with, once set by hand (see :attr:`encoding`)
     _charset: Any = _CHARSET_FROM_HEADERS
     attempts: int = 1
+    #: while response hooks run: ``connection.send(request)`` sends a request again
+    connection: Any = None
 
     def __init__(self, raw: http.client.HTTPResponse, request: PreparedRequest,
                  release: Callable[[bool], None]) -> None:
@@ -1535,7 +1584,7 @@ class Response:
 
     def _failed(self, error: BaseException) -> RequestException:
         """Remember a failed read (later reads raise it again) and drop the connection."""
-        self._error = _transport_error(error, self.url)
+        self._error = _transport_error(error, self.url, bool(getattr(self.raw, 'chunked', 0)))
         self._finish(reusable=False)
         return self._error
 
@@ -1584,18 +1633,23 @@ def _server_message(response: Response, limit: int = 2000) -> str:
     return (text[:limit] + ' ...' if len(text) > limit else text) or response.reason
 
 
-def _transport_error(error: BaseException, url: str) -> RequestException:
-    """Wrap a low-level exception in the matching :class:`RequestException`."""
+def _transport_error(error: BaseException, url: str, chunked: bool = False) -> RequestException:
+    """Wrap a low-level exception in the matching :class:`RequestException`;
+    ``chunked`` says that it happened while a chunked body was read."""
     if isinstance(error, RequestException):
         return error
     if isinstance(error, (socket.timeout, TimeoutError)):
         return _compatible(Timeout)(f'timed out talking to {url}: {error}')
-    if isinstance(error, http.client.IncompleteRead):
+    if chunked and isinstance(error, (http.client.IncompleteRead, http.client.LineTooLong)):
+        return _compatible(ChunkedEncodingError)(
+            f'the chunked answer from {url} is malformed or ends inside a chunk '
+            f'({type(error).__name__})')
+    if isinstance(error, http.client.IncompleteRead):  # requests: ChunkedEncodingError too
         missing = '' if error.expected is None else f', {error.expected} more were expected'
-        return _compatible(TransportError)(
+        return _compatible(ChunkedEncodingError)(
             f'the answer from {url} ended early: got {len(error.partial)} bytes{missing}')
     if isinstance(error, ssl.SSLError):
-        return _compatible(TransportError)(f'TLS failed for {url}: {error}')
+        return _compatible(SSLError)(f'TLS failed for {url}: {error}')
     return _compatible(TransportError)(
         f'connection to {url} failed: {type(error).__name__}: {error}')
 
@@ -2005,7 +2059,7 @@ def _split_timeout(timeout: Any) -> Tuple[Optional[float], Optional[float]]:
 
 #: what a pickled :class:`Session` leaves out: live connections, locks and caches
 _SESSION_RUNTIME = frozenset({'_pool', '_heads_sent', '_heads_read', '_ssl_contexts',
-                              '_origins', '_ssl_lock', '_netrc_hosts'})
+                              '_origins', '_ssl_lock', '_netrc_hosts', '_digest_twins'})
 
 
 class Session:
@@ -2021,12 +2075,15 @@ class Session:
     auth: Union[Tuple[str, str], Callable, None]
         A (user, password) pair for basic authentication, or a callable that receives
         the :class:`PreparedRequest`, sets its headers and returns it (for example a
-        ``requests.auth.AuthBase`` instance).
+        ``requests.auth.AuthBase`` instance, or :class:`HTTPDigestAuth`).  A
+        ``requests.auth.HTTPDigestAuth`` set here is replaced by this module's
+        :class:`HTTPDigestAuth` with the same credentials.
     verify: Union[bool, str]
         Verify TLS certificates (default), or the path of a CA bundle to verify with;
         ``False`` turns verification off.  By default the system's CAs are used (and
         OpenSSL's ``SSL_CERT_FILE``/``SSL_CERT_DIR``), or, while ``trust_env`` is true,
-        the bundle that ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names.
+        the bundle that ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names.  A path
+        that does not exist is refused when it is set (``FileNotFoundError``).
     cert: Union[str, Tuple[str, str], None]
         Client certificate: a PEM file holding certificate and key, or a (cert, key) pair.
     proxies: Dict[str, str]
@@ -2052,8 +2109,9 @@ class Session:
 
     def __init__(self) -> None:
         self.headers = CaseInsensitiveDict({'User-Agent': _USER_AGENT, 'Accept': '*/*'})
-        self.auth: Any = None
-        self.verify: Union[bool, str] = True
+        self._auth: Any = None
+        self._verify: Any = True
+        self._digest_twins: Dict[int, Tuple[Any, Any]] = {}  # see _request_auth
         self.cert: Union[str, Tuple[str, str], None] = None
         self.proxies: Dict[str, str] = {}
         self.hooks: Dict[str, List[Callable]] = {'response': []}
@@ -2087,8 +2145,27 @@ class Session:
         state = dict(state)
         maxsize = state.pop('pool_maxsize', 10)
         Session.__init__(self)  # fresh connections, locks and caches (also in subclasses)
+        for name in ('auth', 'verify'):  # plain attributes in earlier versions
+            if name in state:
+                state['_' + name] = state.pop(name)
         self.__dict__.update(state)
         self.pool_maxsize = maxsize
+
+    @property
+    def auth(self) -> Any:  # described under Attributes in the class docstring
+        return self._auth
+
+    @auth.setter
+    def auth(self, value: Any) -> None:
+        self._auth = _native_auth(value)
+
+    @property
+    def verify(self) -> Any:  # described under Attributes in the class docstring
+        return self._verify
+
+    @verify.setter
+    def verify(self, value: Any) -> None:
+        self._verify = _existing_ca_bundle(value)
 
     @property
     def pool_maxsize(self) -> int:
@@ -2203,12 +2280,29 @@ class Session:
                 self.verify if verify is None else verify, self.cert if cert is None else cert),
             _merged_proxies(self.proxies, proxies))
         response = self._send_following_redirects(prepared, options, allow_redirects)
-        hooks = self.hooks.get('response') or prepared.hooks.get('response')
-        for hook in (self.hooks.get('response', []) + prepared.hooks.get('response', [])
-                     if hooks else ()):
-            response = hook(response, timeout=timeout, stream=stream) or response
+        if self.hooks.get('response') or prepared.hooks.get('response'):
+            response = self._run_hooks(response, prepared, options, stream)
         if not stream:
             response.content  # noqa: B018 - reads the body and frees the connection
+        return response
+
+    def _run_hooks(self, response: Response, prepared: PreparedRequest,
+                   options: '_SendOptions', stream: bool) -> Response:
+        """Call the session's response hooks, then those that the auth registered; the
+        answer's ``connection`` lets a hook send a request again, as in requests."""
+        for hook in self.hooks.get('response', []):
+            response = hook(response, timeout=options.timeout, stream=stream) or response
+        for hook in prepared.hooks.get('response', []):
+            if response.connection is None:
+                response.connection = _HookConnection(self, options)
+            try:
+                response = hook(response, timeout=options.timeout, stream=stream) or response
+            except AttributeError as error:
+                raise TypeError(
+                    f'the response hook that {prepared._hook_owner or "the auth"} registered '
+                    f'needs a part of requests that dicomweb_client.Session does not have '
+                    f'({error}); pass the client a requests.Session (session=...) instead, '
+                    'or use an auth that only sets header fields') from error
         return response
 
     def prepare_request(self, method: str, url: str,
@@ -2222,8 +2316,7 @@ class Session:
             else:
                 merged[key] = value
         prepared = PreparedRequest(method.upper(), url, merged, data)
-        if auth is None:
-            auth = self.auth
+        auth = self.auth if auth is None else self._request_auth(auth)
         if auth is None and '@' not in url:
             auth = self._netrc_auth(url, merged)
             if auth is None:
@@ -2244,6 +2337,18 @@ class Session:
         host = urllib.parse.urlsplit(url).hostname or ''
         return self._netrc_hosts.get(host) or self._netrc_hosts.get('default')
 
+    def _request_auth(self, auth: Any) -> Any:
+        """The auth to use for an ``auth`` given to one request: a requests digest auth
+        is replaced by a twin, the same one each time it is given (so that its nonce is
+        reused)."""
+        if not _is_requests_digest_auth(auth):
+            return auth
+        known = self._digest_twins.get(id(auth))
+        if known is None or known[0] is not auth:
+            known = (auth, _native_auth(auth))
+            _remember(self._digest_twins, id(auth), known)
+        return known[1]
+
     @staticmethod
     def _apply_auth(prepared: PreparedRequest, auth: Any) -> PreparedRequest:
         if auth is None:
@@ -2253,16 +2358,20 @@ class Session:
             auth = (user, password)
         if isinstance(auth, tuple) and len(auth) == 2:
             auth = BasicAuth(*auth)
-        return auth(prepared) or prepared
+        prepared = auth(prepared) or prepared
+        if prepared.hooks.get('response'):
+            prepared._hook_owner = f'{type(auth).__module__}.{type(auth).__qualname__}'
+        return prepared
 
     # -- redirects and retries -----------------------------------------------------------
 
     def _send_following_redirects(self, prepared: PreparedRequest, options: '_SendOptions',
                                   allow_redirects: bool) -> Response:
-        history: List[Response] = []
-        response = self._send_with_retries(prepared, options)
+        history: List[Response] = []  # redirects and answered challenges, oldest first
+        response = self._send_authenticated(prepared, options, history)
+        redirects = 0
         while allow_redirects and response.is_redirect:
-            if len(history) >= self.max_redirects:
+            if redirects >= self.max_redirects:
                 response.close()
                 raise _compatible(TransportError)(
                     f'more than {self.max_redirects} redirects from {history[0].url}')
@@ -2271,9 +2380,31 @@ class Session:
                 break
             response.close()
             history.append(response)
+            redirects += 1
             prepared = following
-            response = self._send_with_retries(prepared, options)
+            response = self._send_authenticated(prepared, options, history)
         response.history = history
+        return response
+
+    def _send_authenticated(self, prepared: PreparedRequest, options: '_SendOptions',
+                            history: List[Response]) -> Response:
+        """Send (with retries); a 401 challenge that the request's authenticator can
+        answer is answered and the request sent again, if its body can be sent again.
+        Answered 401s are added to ``history``."""
+        body = _NO_BODY if prepared.body is None else _Body(prepared.body)
+        response = self._send_with_retries(prepared, options, body)
+        authenticator = prepared.authenticator
+        answered = 0
+        while response.status_code == 401 and authenticator is not None and body.replayable:
+            field = authenticator.respond(response, answered)
+            if field is None:
+                break
+            _drain(response)
+            history.append(response)
+            prepared = prepared.copy()
+            prepared.headers['Authorization'] = field
+            answered += 1
+            response = self._send_with_retries(prepared, options, body)
         return response
 
     def _redirected_request(self, prepared: PreparedRequest,
@@ -2295,11 +2426,16 @@ class Session:
                 old.scheme == 'https' and new.scheme != 'https'):
             for name in _CREDENTIAL_HEADERS:
                 following.headers.pop(name, None)
+            following.authenticator = None  # answers no challenge of another origin
+        elif following.authenticator is not None:  # its answer names the old URL
+            following.headers.pop('Authorization', None)
+            following = following.authenticator(following) or following
         return following
 
-    def _send_with_retries(self, prepared: PreparedRequest,
-                           options: '_SendOptions') -> Response:
-        body = _NO_BODY if prepared.body is None else _Body(prepared.body)
+    def _send_with_retries(self, prepared: PreparedRequest, options: '_SendOptions',
+                           body: Optional[_Body] = None) -> Response:
+        if body is None:
+            body = _NO_BODY if prepared.body is None else _Body(prepared.body)
         retry = options.retry
         wait: Optional[float]
         while True:
@@ -2478,12 +2614,15 @@ class Session:
     def _choose_tls(self, tls: Tuple[Any, Any]) -> Tuple[Any, Any]:
         """The TLS settings of an origin: with default verification and ``trust_env``,
         a CA bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (as requests
-        reads them) replaces the system's CAs.  Read once per origin, like proxies."""
+        reads them) replaces the system's CAs.  Read once per origin, like proxies; a
+        bundle that does not exist fails the request (an ``OSError`` in requests too)."""
         verify, cert = tls
         if verify is True and self.trust_env:
-            verify = os.environ.get('REQUESTS_CA_BUNDLE') or \
-                os.environ.get('CURL_CA_BUNDLE') or True
-        return verify, cert
+            for variable in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+                if os.environ.get(variable):
+                    return _existing_ca_bundle(os.environ[variable],
+                                               f'the CA bundle that {variable} names'), cert
+        return _existing_ca_bundle(verify), cert
 
     def _choose_proxy(self, scheme: str, host: str, given: Dict[str, str]) -> Optional[str]:
         """The proxy URL for a host, or ``None`` (environment variables apply too).
@@ -2547,6 +2686,10 @@ class _HTTPResponse(http.client.HTTPResponse):
         self.fp = None  # type: ignore[assignment]
 
     _close_conn = close
+
+    def release_conn(self) -> None:
+        """Nothing to do (requests' auth hooks call it): the connection goes back to the
+        pool when the body has been read or the :class:`Response` is closed."""
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -2873,6 +3016,273 @@ class BearerAuth:
         return 'BearerAuth(***)'
 
 
+def _sha512_256(data: bytes = b'') -> Any:
+    return hashlib.new('sha512_256', data)
+
+
+#: hash functions of the digest algorithms (RFC 7616, and ``SHA``/``SHA-512`` as
+#: requests knows them); a ``-sess`` suffix selects the session variant of each
+_DIGEST_HASHES: Dict[str, Callable[..., Any]] = {
+    'MD5': hashlib.md5, 'SHA': hashlib.sha1, 'SHA-256': hashlib.sha256,
+    'SHA-512': hashlib.sha512,
+}
+if 'sha512_256' in hashlib.algorithms_available:
+    _DIGEST_HASHES['SHA-512-256'] = _sha512_256
+_AUTH_SCHEME = re.compile(r"[\s,]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?=[\s,]|$)")
+_AUTH_PARAM = re.compile(r"""[\s,]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*"""
+                         r'''("(?:[^"\\]|\\.)*"|[^\s,]*)''')
+
+
+class _DigestChallenge(NamedTuple):
+    """The parts of a ``Digest`` challenge that an answer needs."""
+
+    realm: str
+    nonce: str
+    algorithm: Optional[str]  #: as the server named it; ``None`` if it named none (MD5)
+    qop: Optional[str]  #: ``'auth'``, or ``None`` for an RFC 2069 server
+    opaque: Optional[str]
+    stale: bool
+    userhash: bool
+
+    @property
+    def hash(self) -> Callable[..., Any]:
+        """The hash function of the algorithm."""
+        return _DIGEST_HASHES[_digest_base_algorithm(self.algorithm)]
+
+    @property
+    def per_session(self) -> bool:
+        """bool: whether the algorithm is a ``-sess`` variant."""
+        return (self.algorithm or '').upper().endswith('-SESS')
+
+
+def _digest_base_algorithm(algorithm: Optional[str]) -> str:
+    """The algorithm name without its ``-sess`` suffix, upper case (MD5 if none)."""
+    name = (algorithm or 'MD5').upper()
+    return name[:-5] if name.endswith('-SESS') else name
+
+
+def _auth_challenges(field: str) -> List[Tuple[str, Dict[str, str]]]:
+    """The challenges of one ``WWW-Authenticate`` field: (scheme, parameters) each,
+    parameter names in lower case and quoted values unquoted."""
+    challenges: List[Tuple[str, Dict[str, str]]] = []
+    position = 0
+    while position < len(field):
+        param = _AUTH_PARAM.match(field, position) if challenges else None
+        if param is not None:
+            value = param.group(2)
+            if value.startswith('"'):
+                value = re.sub(r'\\(.)', r'\1', value[1:-1])
+            challenges[-1][1][param.group(1).lower()] = value
+            position = param.end()
+            continue
+        scheme = _AUTH_SCHEME.match(field, position)
+        if scheme is None:
+            break
+        challenges.append((scheme.group(1), {}))
+        position = scheme.end()
+    return challenges
+
+
+def _digest_challenge(response: 'Response') -> Optional[_DigestChallenge]:
+    """The first ``Digest`` challenge of a 401 answer that this module can answer."""
+    get_all = getattr(response.headers, 'get_all', None)
+    fields = (get_all('WWW-Authenticate') or []) if get_all else \
+        [response.headers.get('WWW-Authenticate', '')]
+    for field in fields:
+        for scheme, params in _auth_challenges(field):
+            if scheme.lower() == 'digest':
+                challenge = _usable_challenge(params)
+                if challenge is not None:
+                    return challenge
+    return None
+
+
+def _usable_challenge(params: Dict[str, str]) -> Optional[_DigestChallenge]:
+    """The challenge, if it has a nonce, a known algorithm and offers ``qop=auth`` (or
+    no quality of protection at all)."""
+    algorithm = params.get('algorithm') or None
+    if 'nonce' not in params or _digest_base_algorithm(algorithm) not in _DIGEST_HASHES:
+        return None
+    qop: Optional[str] = None
+    if 'qop' in params:
+        if 'auth' not in {item.strip().lower() for item in params['qop'].split(',')}:
+            return None  # auth-int only: the body would have to be hashed
+        qop = 'auth'
+    return _DigestChallenge(
+        params.get('realm', ''), params['nonce'], algorithm, qop, params.get('opaque'),
+        params.get('stale', '').lower() == 'true', params.get('userhash', '').lower() == 'true')
+
+
+def _quoted(value: str) -> str:
+    """``value`` as an HTTP quoted string."""
+    return '"' + value.replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+
+def _digest_authorization(challenge: _DigestChallenge, username: str, password: str,
+                          count: int, method: str, url: str) -> str:
+    """The ``Authorization`` field answering ``challenge`` for one request (RFC 7616;
+    RFC 2069 when the server offers no quality of protection)."""
+    def digest(text: str) -> str:
+        return str(challenge.hash(text.encode('utf-8')).hexdigest())
+
+    uri = _request_target(url)
+    cnonce = os.urandom(16).hex()
+    secret = digest(f'{username}:{challenge.realm}:{password}')
+    if challenge.per_session:
+        secret = digest(f'{secret}:{challenge.nonce}:{cnonce}')
+    request_digest = digest(f'{method}:{uri}')
+    if challenge.qop is None:
+        answer = digest(f'{secret}:{challenge.nonce}:{request_digest}')
+    else:
+        answer = digest(f'{secret}:{challenge.nonce}:{count:08x}:{cnonce}:'
+                        f'{challenge.qop}:{request_digest}')
+    name = digest(f'{username}:{challenge.realm}') if challenge.userhash else username
+    fields = [f'username={_quoted(name)}', f'realm={_quoted(challenge.realm)}',
+              f'nonce={_quoted(challenge.nonce)}', f'uri={_quoted(uri)}',
+              f'response={_quoted(answer)}']
+    if challenge.algorithm is not None:
+        fields.append(f'algorithm={challenge.algorithm}')
+    if challenge.opaque is not None:
+        fields.append(f'opaque={_quoted(challenge.opaque)}')
+    if challenge.qop is not None:
+        fields.append(f'qop={challenge.qop}, nc={count:08x}, cnonce={_quoted(cnonce)}')
+    if challenge.userhash:
+        fields.append('userhash=true')
+    return 'Digest ' + ', '.join(fields)
+
+
+class HTTPDigestAuth:
+    """Auth callable for HTTP digest authentication (RFC 7616, and RFC 2069 servers).
+
+    The first request goes out without credentials; the server's 401 challenge is
+    answered once and the request repeated (a body is sent again when it can be: bytes,
+    text, a seekable file or a callable, but not a one-shot iterator, whose 401 is
+    returned).  The nonce is then reused for the following requests, with a growing
+    nonce count, so they need no second round trip until the server calls it stale.
+    The algorithms ``MD5``, ``SHA-256``, ``SHA-512-256`` and their ``-sess`` variants
+    (and ``SHA``, ``SHA-512``) are known, with ``qop=auth``.  An instance of
+    ``requests.auth.HTTPDigestAuth`` given to a :class:`Session` is replaced by one of
+    these with the same user name and password.
+
+    Parameters
+    ----------
+    username: str
+        User name.
+    password: str
+        Password.
+
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self._lock = threading.Lock()
+        self._challenge: Optional[_DigestChallenge] = None
+        self._count = 0
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {'username': self.username, 'password': self.password}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(state['username'], state['password'])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f'HTTPDigestAuth({self.username!r}, ***)'
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        """Mark ``request`` as answerable by this auth; once a challenge is known, add
+        its ``Authorization`` at once (with the next nonce count)."""
+        request.authenticator = self
+        with self._lock:
+            challenge = self._challenge
+            if challenge is None:
+                return request
+            self._count += 1
+            count = self._count
+        request.headers['Authorization'] = _digest_authorization(
+            challenge, self.username, self.password, count, request.method, request.url)
+        return request
+
+    def respond(self, response: 'Response', answered: int) -> Optional[str]:
+        """The ``Authorization`` that answers the challenge of a 401 ``response``, or
+        ``None`` to give up: there is no usable digest challenge, or the request was
+        answered already (twice, or once unless the server says the nonce was stale).
+
+        Parameters
+        ----------
+        response: Response
+            The 401 answer.
+        answered: int
+            How many challenges were answered for this request so far.
+
+        Returns
+        -------
+        Union[str, None]
+            The field value, or ``None``.
+
+        """
+        challenge = _digest_challenge(response)
+        if challenge is None or answered >= 2 or (answered and not challenge.stale):
+            return None
+        with self._lock:
+            if self._challenge is None or self._challenge.nonce != challenge.nonce:
+                self._count = 0
+            self._challenge = challenge
+            self._count += 1
+            count = self._count
+        request = response.request
+        return _digest_authorization(challenge, self.username, self.password, count,
+                                     request.method, request.url)
+
+
+def _is_requests_digest_auth(auth: Any) -> bool:
+    """Whether ``auth`` is a ``requests.auth.HTTPDigestAuth`` (found without importing
+    requests: by the names of its classes)."""
+    return any(cls.__name__ == 'HTTPDigestAuth' and cls.__module__ == 'requests.auth'
+               for cls in type(auth).__mro__)
+
+
+def _native_auth(auth: Any) -> Any:
+    """``auth``, or this module's twin of a requests auth that needs requests internals."""
+    if auth is not None and _is_requests_digest_auth(auth):
+        return HTTPDigestAuth(auth.username, auth.password)
+    return auth
+
+
+def _drain(response: Response) -> None:
+    """Read the rest of an answer that is dropped (its connection then serves again)."""
+    try:
+        response.content  # noqa: B018 - reads the body and frees the connection
+    except RequestException:
+        pass
+
+
+class _HookConnection:
+    """The ``connection`` of an answer while an auth's response hooks run: ``send``
+    sends a prepared request through the session once more, as a requests adapter
+    does (with retries, without following redirects)."""
+
+    def __init__(self, session: 'Session', options: '_SendOptions') -> None:
+        self._session = session
+        self._options = options
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        """Send ``request``; of requests' keyword arguments only ``timeout`` is used."""
+        options = self._options
+        if kwargs.get('timeout') is not None:
+            options = options._replace(timeout=kwargs['timeout'])
+        response = self._session._send_with_retries(request, options)
+        response.connection = self
+        return response
+
+
+def _existing_ca_bundle(verify: Any, source: str = 'the CA bundle') -> Any:
+    """``verify`` unchanged, after checking that a path in it exists."""
+    if isinstance(verify, (str, os.PathLike)) and not os.path.exists(verify):
+        raise FileNotFoundError(errno.ENOENT, f'{source} does not exist', os.fspath(verify))
+    return verify
+
+
 class _ForeignSession:
     """Lets a ``requests.Session`` (or a subclass such as google-auth's
     ``AuthorizedSession``) stand in for a :class:`Session`, for code written for the
@@ -2968,8 +3378,10 @@ def create_session_from_auth(auth: Callable) -> Session:
     ----------
     auth: Callable
         Any callable that takes a :class:`PreparedRequest`, sets header fields on it and
-        returns it, such as :class:`BasicAuth`, :class:`BearerAuth` or an instance of
-        ``requests.auth.AuthBase``; a (user, password) pair also works.
+        returns it, such as :class:`BasicAuth`, :class:`BearerAuth`,
+        :class:`HTTPDigestAuth` or an instance of ``requests.auth.AuthBase``; a (user,
+        password) pair also works.  A ``requests.auth.HTTPDigestAuth`` is replaced by
+        this module's :class:`HTTPDigestAuth` with the same credentials.
 
     Returns
     -------
@@ -3027,9 +3439,7 @@ def add_certs_to_session(session: Session, ca_bundle: Optional[str] = None,
 
     """
     if ca_bundle is not None:
-        if not os.path.exists(ca_bundle):
-            raise FileNotFoundError(f'the CA bundle {os.fspath(ca_bundle)!r} does not exist')
-        session.verify = os.fspath(ca_bundle)
+        session.verify = os.fspath(_existing_ca_bundle(ca_bundle))
     if cert is not None:
         session.cert = os.fspath(cert)
     return session
@@ -3976,6 +4386,87 @@ _JSON_MAYBE_COMPRESSED = types.MappingProxyType({'Accept': _JSON_ACCEPT,
 _DICOM_XML = 'application/dicom+xml'
 
 
+class _Transaction(enum.Enum):
+    """The DICOMweb services, as the established package's private URL helpers name them
+    (``dicomweb_client.web._Transaction``, which downstream code imports)."""
+
+    STORE = 'store'
+    SEARCH = 'search'
+    RETRIEVE = 'retrieve'
+    DELETE = 'delete'
+
+
+#: the ``*_url_prefix`` attribute (``qido`` for ``qido_url_prefix``) of each service
+_PREFIX_OF_TRANSACTION = {_Transaction.SEARCH: 'qido', _Transaction.RETRIEVE: 'wado',
+                          _Transaction.STORE: 'stow', _Transaction.DELETE: 'delete'}
+
+#: the multipart hooks of the client that downstream code overrides or replaces
+_PART_HOOKS = ('_decode_multipart_message', '_extract_part_content')
+#: resources whose answers the established package splits with those hooks
+_HOOKED_RESOURCES = frozenset({'instances', 'frames', 'bulkdata'})
+#: what lies between two delimiters without being a part (nothing, the closing "--")
+_NOT_PARTS = frozenset({b'', b'--', b'\r\n'})
+
+
+class _ReplacingHeaders(http.client.HTTPMessage):
+    """Header fields of an answer where ``headers[name] = value`` replaces the field.
+
+    An ``email.message.Message`` adds a second field of that name instead, so that code
+    written for ``requests`` (whose headers are a dict) would keep reading the old value.
+    """
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        del self[name]  # every field of that name; nothing if there is none
+        super().__setitem__(name, value)
+
+
+def _requests_like(response: Response) -> Response:
+    """Make ``response`` behave as a ``requests.Response`` where downstream code relies
+    on it: assigning a header field replaces it, and ``response.request.headers`` has
+    the fields that were sent (also for a wrapped ``requests`` session)."""
+    headers = response.headers
+    if type(headers) is http.client.HTTPMessage:
+        headers.__class__ = _ReplacingHeaders  # same object, raw.headers included
+    sent = getattr(getattr(getattr(response, '_answer', None), 'request', None),
+                   'headers', None)
+    request = getattr(response, 'request', None)
+    if sent and request is not None and not request.headers:
+        request.headers.update(sent)
+    return response
+
+
+def _multipart_pieces(chunks: Iterable[bytes], boundary: bytes) -> Iterator[bytes]:
+    """Cut a multipart body at every CRLF ``--boundary``, as the established package
+    does before it calls ``_extract_part_content``.
+
+    Yields the bytes between one delimiter and the next (the first piece from the start
+    of the body, so with the opening boundary line), each still holding its part header
+    lines, and finally whatever follows the last delimiter (``--`` and CRLF, normally).
+    """
+    delimiter = b'\r\n--' + boundary
+    held = bytearray()
+    for chunk in chunks:
+        scan_from = max(0, len(held) - len(delimiter) + 1)  # a delimiter may straddle
+        held += chunk
+        start = 0
+        while True:
+            found = held.find(delimiter, max(start, scan_from))
+            if found < 0:
+                break
+            yield bytes(held[start:found])
+            start = found + len(delimiter)
+        del held[:start]
+    yield bytes(held)
+
+
+def _unread_body(response: Response, stream: bool) -> Any:
+    """What a :class:`MultipartReader` reads ``response``'s body from: the answer itself
+    when streaming and still unread, else its whole content."""
+    if stream and getattr(response, '_content', None) is None:
+        return response
+    return io.BytesIO(response.content)
+
+
 class DICOMwebClient:
     """Search, retrieve, store and delete DICOM objects on a DICOMweb server.
 
@@ -4157,6 +4648,7 @@ class DICOMwebClient:
         response = self._session.request(method, url, params=params, headers=headers,
                                          data=data, timeout=self._timeout, stream=True,
                                          retry=self._retry)
+        _requests_like(response)
         if self._callback is not None:
             response = self._callback(response) or response
         self._raise_for_status(response)
@@ -4172,6 +4664,43 @@ class DICOMwebClient:
             raise _compatible(RetryError)(status, method, response.url,
                                           _server_message(response), response)
         response.raise_for_status()
+
+    def _http_get(self, url: str, params: Optional[Dict[str, Any]] = None,
+                  headers: Optional[Dict[str, str]] = None,
+                  stream: bool = False) -> Response:
+        """Send a GET request through the client's session and retry policy.
+
+        Kept for downstream code that calls the established package's private helper
+        (mercure, ADIT, large_image); the client's own methods do not use it.
+
+        Parameters
+        ----------
+        url: str
+            Full URL of the resource.
+        params: Union[Dict[str, Any], None], optional
+            Query parameters (encoded as by :func:`build_query_string`).
+        headers: Union[Dict[str, str], None], optional
+            Header fields added to the session's for this request, e.g. ``Accept``.
+        stream: bool, optional
+            Leave the body unread, for ``iter_content`` or ``_decode_multipart_message``;
+            close the answer (or use it in a ``with`` block) when done.
+
+        Returns
+        -------
+        Response
+            The answer, readable as a ``requests.Response``.
+
+        Raises
+        ------
+        HTTPError
+            If the status code is 400 or above (``RetryError`` once retries gave up).
+
+        """
+        response = self._request('GET', url, params=params, headers=headers, stream=stream)
+        warning = response.headers.get('Warning')
+        if warning:
+            logger.warning('server warning for %s: %s', url, warning)
+        return response
 
     def _url(self, service: str, study_instance_uid: Optional[str] = None,
              series_instance_uid: Optional[str] = None,
@@ -4190,6 +4719,126 @@ class DICOMwebClient:
         base = f'{self.base_url}/{prefix}' if prefix else self.base_url
         return base + _resource_path(study_instance_uid, series_instance_uid,
                                      sop_instance_uid, frame_numbers, suffix)
+
+    # -- URL helpers of the established package, kept for downstream code -------------
+
+    def _get_transaction_url(self, transaction: _Transaction) -> str:
+        """URL of a service: ``base_url`` and the service's URL prefix, if any.
+
+        Parameters
+        ----------
+        transaction: _Transaction
+            The service.
+
+        Returns
+        -------
+        str
+            URL of the service.
+
+        """
+        if not isinstance(transaction, _Transaction):
+            raise ValueError(f'unknown DICOMweb service {transaction!r}; use a member of '
+                             'dicomweb_client.web._Transaction')
+        return self._url(_PREFIX_OF_TRANSACTION[transaction])
+
+    def _get_studies_url(self, transaction: _Transaction,
+                         study_instance_uid: Optional[str] = None) -> str:
+        """URL of all studies of a service, or of one study.
+
+        Parameters
+        ----------
+        transaction: _Transaction
+            The service.
+        study_instance_uid: Union[str, None], optional
+            Study Instance UID.
+
+        Returns
+        -------
+        str
+            ``.../studies`` or ``.../studies/{study}``.
+
+        """
+        return self._resource_url(transaction, '/studies', study_instance_uid)
+
+    def _get_series_url(self, transaction: _Transaction,
+                        study_instance_uid: Optional[str] = None,
+                        series_instance_uid: Optional[str] = None) -> str:
+        """URL of series, as the established package builds it.
+
+        Without a study UID the URL is ``.../series`` and a series UID is ignored (with
+        a warning in the log).
+
+        Parameters
+        ----------
+        transaction: _Transaction
+            The service.
+        study_instance_uid: Union[str, None], optional
+            Study Instance UID.
+        series_instance_uid: Union[str, None], optional
+            Series Instance UID.
+
+        Returns
+        -------
+        str
+            ``.../studies/{study}/series[/{series}]`` or ``.../series``.
+
+        """
+        if study_instance_uid is None:
+            _warn_ignored(series_instance_uid, 'series UID', 'study UID')
+            return self._resource_url(transaction, '/series')
+        return self._resource_url(self._get_studies_url(transaction, study_instance_uid),
+                                  '/series', series_instance_uid)
+
+    def _get_instances_url(self, transaction: _Transaction,
+                           study_instance_uid: Optional[str] = None,
+                           series_instance_uid: Optional[str] = None,
+                           sop_instance_uid: Optional[str] = None) -> str:
+        """URL of instances, as the established package builds it.
+
+        A SOP Instance UID counts only with both a study and a series UID, and a series
+        UID only with a study UID; ignored UIDs are named in a logged warning.
+
+        Parameters
+        ----------
+        transaction: _Transaction
+            The service.
+        study_instance_uid: Union[str, None], optional
+            Study Instance UID.
+        series_instance_uid: Union[str, None], optional
+            Series Instance UID.
+        sop_instance_uid: Union[str, None], optional
+            SOP Instance UID.
+
+        Returns
+        -------
+        str
+            ``.../studies/{study}/series/{series}/instances[/{sop}]``,
+            ``.../studies/{study}/instances`` or ``.../instances``.
+
+        """
+        if study_instance_uid is not None and series_instance_uid is not None:
+            parent = self._get_series_url(transaction, study_instance_uid,
+                                          series_instance_uid)
+            return self._resource_url(parent, '/instances', sop_instance_uid)
+        if study_instance_uid is not None:
+            _warn_ignored(sop_instance_uid, 'SOP Instance UID', 'Series Instance UID')
+            return self._get_studies_url(transaction, study_instance_uid) + '/instances'
+        _warn_ignored(sop_instance_uid, 'SOP Instance UID', 'Study/Series Instance UID')
+        return self._resource_url(transaction, '/instances')
+
+    def _resource_url(self, parent: Union[_Transaction, str], collection: str,
+                      uid: Optional[str] = None) -> str:
+        """``parent`` (a service or a URL) with ``collection`` and an optional UID added.
+
+        The UID must stay one path segment (as in permissive mode); the established
+        package's helpers accept non-conformant UIDs, so these do too.
+        """
+        if isinstance(parent, _Transaction):
+            parent = self._get_transaction_url(parent)
+        url = parent + collection
+        if uid is not None:
+            url += '/' + _check_uid(uid, 'UID', permissive=True)
+        return url
 
     def _get_json(self, url: str, params: Optional[Dict[str, Any]] = None) -> Any:
         response = self._request('GET', url, params=params, headers=self._json_headers())
@@ -4222,8 +4871,132 @@ class DICOMwebClient:
         accept, names = _accept(resource, media_types)
         response = self._request('GET', url, params=params,
                                  headers={'Accept': accept, **(headers or {})}, stream=True)
+        if resource in _HOOKED_RESOURCES and self._hooks_apply(resource, response):
+            return self._hooked_parts(response, stream=not parts_kept)
         return (body for _, body in _iter_parts(response, names, self._chunk_size,
                                                 parts_kept))
+
+    # -- multipart hooks of the established package, kept for downstream code ---------
+
+    @classmethod
+    def _extract_part_content(cls, part: bytes) -> Optional[bytes]:
+        """The body of one piece of a multipart message, or ``None`` if it is no part.
+
+        :meth:`_decode_multipart_message` calls this with each piece between two
+        delimiters (see :func:`_multipart_pieces`): the part's header lines, a blank
+        line and its body.  Downstream code replaces it (ADIT keeps the header lines to
+        read each part's Content-Disposition); the client then splits answers with it.
+
+        Parameters
+        ----------
+        part: bytes
+            One piece of the message, header lines included.
+
+        Returns
+        -------
+        Union[bytes, None]
+            What follows the first blank line; ``None`` for the empty pieces around
+            the delimiters and for the closing ``--``.
+
+        Raises
+        ------
+        MultipartError
+            If the piece has no blank line after its headers (a ``ValueError``, as the
+            established package raises).
+
+        """
+        if part in _NOT_PARTS or part[:4] == b'--\r\n':
+            return None
+        head, blank, body = bytes(part).partition(b'\r\n\r\n')
+        if not blank:
+            raise MultipartError(f'a part of a multipart message has no blank line after '
+                                 f'its header lines: {head[:80]!r}')
+        return body
+
+    def _decode_multipart_message(self, response: Response, stream: bool) -> Iterator[bytes]:
+        """Yield the part bodies of a ``multipart/related`` answer, then close it.
+
+        The hook downstream code overrides (MONAI Label rewrites
+        ``response.headers['content-type']`` first) or calls with its own answers
+        (ADIT, on one from :meth:`_http_get`); the client's retrievals go through it
+        whenever it or :meth:`_extract_part_content` is overridden.
+
+        Parameters
+        ----------
+        response: Response
+            The answer; its Content-Type is read when iteration starts.
+        stream: bool
+            Read the body piece by piece as it arrives rather than as a whole first.
+
+        Returns
+        -------
+        Iterator[bytes]
+            The part bodies; the whole body when the Content-Type names no boundary.
+
+        Raises
+        ------
+        MultipartError
+            If the answer is not ``multipart/related`` or its body is malformed.
+
+        """
+        content_type = response.headers.get('Content-Type') or ''
+        parsed = _content_type(content_type)
+        if parsed.get_content_type() != 'multipart/related':
+            raise MultipartError(f'expected a multipart/related answer from '
+                                 f'{response.url}, got Content-Type {content_type!r}')
+        boundary = parsed.get_param('boundary')
+        with response:
+            if not isinstance(boundary, str):
+                yield response.content  # one part, as some servers send a single frame
+            elif self._replaced('_extract_part_content') or \
+                    not _BOUNDARY_PATTERN.fullmatch(boundary):
+                yield from self._extracted_parts(response, boundary.encode('latin-1'),
+                                                 stream)
+            else:
+                reader = MultipartReader(_unread_body(response, stream),
+                                         boundary.encode('ascii'), self._chunk_size)
+                yield from (body for _, body in reader)
+
+    def _extracted_parts(self, response: Response, boundary: bytes,
+                         stream: bool) -> Iterator[bytes]:
+        """The part bodies as :meth:`_extract_part_content` finds them in the pieces."""
+        chunks = response.iter_content(self._chunk_size) if stream else (response.content,)
+        for piece in _multipart_pieces(chunks, boundary):
+            body = self._extract_part_content(piece)
+            if body is not None:
+                yield body
+
+    def _replaced(self, hook: str) -> bool:
+        """Whether the multipart ``hook`` is not this class's own: overridden in a
+        subclass, assigned to the instance, or patched on the class.  The client's own
+        method assigned back to the instance (ADIT restores it so) is not a replacement."""
+        if hook in vars(self):
+            own = _OWN_PART_HOOKS[hook]
+            assigned = vars(self)[hook]
+            return getattr(assigned, '__func__', assigned) is not getattr(own, '__func__',
+                                                                          own)
+        for klass in type(self).__mro__:
+            if hook in vars(klass):
+                return vars(klass)[hook] is not _OWN_PART_HOOKS[hook]
+        return True
+
+    def _hooks_apply(self, resource: str, response: Response) -> bool:
+        """Whether an answer goes through the (overridden) multipart hooks: the
+        established package passes every non-empty answer to them but an instance sent
+        as a bare ``application/dicom`` body."""
+        if not any(self._replaced(hook) for hook in _PART_HOOKS):
+            return False
+        if response.status_code == HTTPStatus.NO_CONTENT:
+            return False
+        return resource != 'instances' or not (
+            response.headers.get('Content-Type') or '').startswith('application/dicom')
+
+    def _hooked_parts(self, response: Response, stream: bool) -> Iterator[bytes]:
+        """The part bodies as the overridden hooks give them; the answer is closed."""
+        try:
+            yield from self._decode_multipart_message(response, stream)
+        finally:
+            response.close()
 
     # -- QIDO-RS ------------------------------------------------------------------------
 
@@ -4930,6 +5703,16 @@ class DICOMwebClient:
                       sop_instance_uid=sop_instance_uid)
         self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid,
                                           sop_instance_uid), params=additional_params)
+
+
+#: the client's own multipart hooks, to tell overridden or patched ones from them
+_OWN_PART_HOOKS = {hook: vars(DICOMwebClient)[hook] for hook in _PART_HOOKS}
+
+
+def _warn_ignored(uid: Optional[str], what: str, missing: str) -> None:
+    """Log that a URL helper leaves ``uid`` out because the ``missing`` UID is ``None``."""
+    if uid is not None:
+        logger.warning('%s is ignored because %s is undefined', what, missing)
 
 
 def _require_uids(**uids: Optional[str]) -> None:
@@ -8475,6 +9258,9 @@ _ALIASES: Dict[str, Tuple[str, ...]] = {
             'URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters',
             'lookup_keyword', 'lookup_tag', 'GoogleCloudHealthcareURL'),
     'uri': ('URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters'),
+    'web': ('DICOMwebClient', '_Transaction', 'build_query_string',
+            'parse_query_parameters'),
+    'file': ('DICOMfileClient', 'build_query_string', 'parse_query_parameters'),
     'session_utils': ('Session', 'create_session', 'create_session_from_auth',
                       'create_session_from_user_pass', 'add_certs_to_session',
                       'create_session_from_gcp_credentials'),

@@ -18,7 +18,9 @@ receives the :class:`RecordedRequest` and returns a :class:`Response`.
 from __future__ import annotations
 
 import collections
+import hashlib
 import http.server
+import itertools
 import re
 import socket
 import socketserver
@@ -29,6 +31,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Union
 
 __all__ = [
+    "DigestProtected",
     "Handler",
     "Part",
     "PathMatcher",
@@ -558,3 +562,120 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
+
+
+# -- digest authentication ------------------------------------------------------------
+
+_DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
+class DigestProtected:
+    """A route target that serves ``inner`` only to requests with valid HTTP digest
+    credentials (RFC 7616); every other request gets a 401 challenge.
+
+    The server side is computed here, independently of the client: each answer is
+    checked field by field (user, realm, nonce, uri, algorithm, opaque, qop, nonce
+    count, cnonce) and its ``response`` recomputed with :mod:`hashlib`.  ``qop=None``
+    plays an RFC 2069 server; ``algorithm=None`` sends no algorithm parameter (MD5).
+    ``extra_challenges`` are put before the digest challenge in the same field.
+    :meth:`expire_nonces` makes the nonces issued so far stale: using one is then
+    answered with a new challenge that says ``stale=true``.  ``accepted`` holds the
+    parsed credentials of every request that was let through, ``rejected`` the
+    reasons of every refusal of credentials.
+    """
+
+    def __init__(self, inner: Response | Handler, users: dict[str, str],
+                 realm: str = "dicomweb tests", algorithm: str | None = "MD5",
+                 qop: str | None = "auth", opaque: str | None = "0pa9ue",
+                 extra_challenges: Sequence[str] = ()) -> None:
+        self.inner = inner
+        self.users = dict(users)
+        self.realm = realm
+        self.algorithm = algorithm
+        self.qop = qop
+        self.opaque = opaque
+        self.extra_challenges = list(extra_challenges)
+        self.accepted: list[dict[str, str]] = []
+        self.rejected: list[str] = []
+        self._counts: dict[str, set[int]] = {}  # nonce -> nonce counts seen
+        self._stale: set[str] = set()
+        self._serial = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def expire_nonces(self) -> None:
+        """Make every nonce issued so far stale."""
+        with self._lock:
+            self._stale.update(self._counts)
+
+    def __call__(self, request: RecordedRequest) -> Response:
+        header = request.header("Authorization") or ""
+        if header[:7].lower() != "digest ":
+            return self._challenge()
+        fields = urllib.request.parse_keqv_list(urllib.request.parse_http_list(header[7:]))
+        problem = self._problem(fields, request)
+        if problem is not None:
+            with self._lock:
+                self.rejected.append(problem)
+            return self._challenge(stale=problem == "stale nonce")
+        with self._lock:
+            self.accepted.append(fields)
+        return self.inner if isinstance(self.inner, Response) else self.inner(request)
+
+    def _challenge(self, stale: bool = False) -> Response:
+        nonce = f"n{next(self._serial)}-{time.monotonic_ns():x}"
+        with self._lock:
+            self._counts[nonce] = set()
+        params = [f'realm="{self.realm}"', f'nonce="{nonce}"']
+        if self.qop is not None:
+            params.append(f'qop="{self.qop}"')
+        if self.algorithm is not None:
+            params.append(f"algorithm={self.algorithm}")
+        if self.opaque is not None:
+            params.append(f'opaque="{self.opaque}"')
+        if stale:
+            params.append("stale=true")
+        challenge = ", ".join([*self.extra_challenges, "Digest " + ", ".join(params)])
+        return Response(status=401, headers={"WWW-Authenticate": challenge},
+                        body=b"digest credentials needed", content_type="text/plain")
+
+    def _problem(self, fields: dict[str, str], request: RecordedRequest) -> str | None:
+        """Why the credentials are refused, or ``None`` if they are valid."""
+        nonce = fields.get("nonce", "")
+        expected = {"realm": self.realm, "uri": request.target, "opaque": self.opaque,
+                    "algorithm": self.algorithm, "qop": self.qop}
+        for name, value in expected.items():
+            if fields.get(name) != value:
+                return f"{name} is {fields.get(name)!r}, expected {value!r}"
+        if fields.get("username") not in self.users:
+            return f"unknown user {fields.get('username')!r}"
+        with self._lock:
+            if nonce not in self._counts:
+                return f"unknown nonce {nonce!r}"
+            if nonce in self._stale:
+                return "stale nonce"
+            if self.qop is not None:
+                count = int(fields.get("nc", "0"), 16)
+                if count < 1 or count in self._counts[nonce] or not fields.get("cnonce"):
+                    return f"nonce count {fields.get('nc')!r} repeated or missing"
+                self._counts[nonce].add(count)
+        if fields.get("response") != self.expected_response(fields, request.method):
+            return "wrong response (password)"
+        return None
+
+    def expected_response(self, fields: dict[str, str], method: str) -> str:
+        """The ``response`` value valid credentials have for these fields."""
+        algorithm = self.algorithm or "MD5"
+        sess = algorithm.endswith("-sess")
+        hash_function = _DIGEST_HASHES[algorithm.removesuffix("-sess")]
+
+        def h(text: str) -> str:
+            return hash_function(text.encode()).hexdigest()
+
+        user, nonce = fields["username"], fields["nonce"]
+        ha1 = h(f"{user}:{self.realm}:{self.users[user]}")
+        if sess:
+            ha1 = h(f"{ha1}:{nonce}:{fields['cnonce']}")
+        ha2 = h(f"{method}:{fields['uri']}")
+        if self.qop is None:
+            return h(f"{ha1}:{nonce}:{ha2}")
+        return h(f"{ha1}:{nonce}:{fields['nc']}:{fields['cnonce']}:{fields['qop']}:{ha2}")

@@ -1,9 +1,10 @@
 """Tests of the module aliases, the optional dependencies and the Google Cloud helpers.
 
 ``dicomweb_client.py`` registers the import paths of the established package
-(``dicomweb_client.api``, ``.uri``, ``.session_utils``, ``.log``, ``.protocol``, ``.cli``,
-``.ext.gcp.uri``, ``.ext.gcp.session_utils``).  They must import, hand out the very
-objects of the top-level module, and work with only the standard library and pydicom.
+(``dicomweb_client.api``, ``.uri``, ``.web``, ``.file``, ``.session_utils``, ``.log``,
+``.protocol``, ``.cli``, ``.ext.gcp.uri``, ``.ext.gcp.session_utils``).  They must
+import, hand out the very objects of the top-level module, and work with only the
+standard library and pydicom.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ ALIASES = {
                                       'create_session_from_auth',
                                       'create_session_from_gcp_credentials',
                                       'create_session_from_user_pass'],
+    # the modules of the two clients; downstream code imports the client classes and
+    # the private _Transaction from them (see tests/test_downstream_hooks.py)
+    'dicomweb_client.web': ['DICOMwebClient', '_Transaction', 'build_query_string'],
+    'dicomweb_client.file': ['DICOMfileClient'],
     'dicomweb_client.log': ['configure_logging'],
     'dicomweb_client.protocol': ['DICOMClient'],
     'dicomweb_client.cli': [],

@@ -24,11 +24,12 @@ import socket
 import struct
 import threading
 import time
+import urllib.request
 import zlib
 
 import pytest
 from concurrency import run_in_threads
-from recording_server import RecordingServer
+from recording_server import DigestProtected, RecordingServer
 from recording_server import Response as Canned
 
 import dicomweb_client as dwc
@@ -1140,6 +1141,60 @@ def test_reset_while_reading_content_without_stream(session) -> None:
             session.get(url + '/x')
 
 
+def _chunked_answer(body: bytes) -> Canned:
+    head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n'
+    return Canned(raw=head.encode() + body)
+
+
+@pytest.mark.parametrize('body', [
+    b'zz\r\nhello\r\n0\r\n\r\n',  # a chunk size that is not hex
+    b'5\r\nhel',  # the connection closes inside a chunk
+    b'5\r\nhello\r\n',  # ... or before the last chunk
+    b'5\r\nhello\r\n' + b'1' * 70000 + b'\r\n',  # a chunk size line beyond any limit
+], ids=['bad-size', 'inside-a-chunk', 'no-last-chunk', 'size-line-too-long'])
+@pytest.mark.parametrize('stream', [False, True])
+def test_a_broken_chunked_answer_is_a_chunked_encoding_error(recording_server, session,
+                                                             body, stream) -> None:
+    recording_server.add('GET', '/x', _chunked_answer(body))
+    with pytest.raises(dwc.ChunkedEncodingError) as caught:
+        response = session.get(recording_server.url + '/x', stream=stream)
+        b''.join(response.iter_content(3))
+    assert isinstance(caught.value, dwc.TransportError)
+    assert 'chunked' in str(caught.value)
+    requests = pytest.importorskip('requests')
+    assert isinstance(caught.value, requests.exceptions.ChunkedEncodingError)
+
+
+def test_a_body_shorter_than_its_content_length_is_caught_as_requests_does(
+        recording_server, session) -> None:
+    """requests (through urllib3) raises ChunkedEncodingError here too."""
+    requests = requests_or_skip()
+    recording_server.add('GET', '/x', Canned(
+        raw=b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly 20 bytes here..'))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError) as caught:
+        session.get(recording_server.url + '/x')
+    assert isinstance(caught.value, dwc.ChunkedEncodingError)
+    assert not isinstance(caught.value, requests.exceptions.ConnectionError)
+    assert 'ended early' in str(caught.value)
+
+
+def test_error_twins_are_caught_like_requests_ones() -> None:
+    """Each class is an instance of the same built-in and requests classes as its
+    requests twin, so that ``except`` clauses behave the same."""
+    requests = pytest.importorskip('requests')
+    catalogue = [OSError, ConnectionError, TimeoutError, ValueError,
+                 requests.exceptions.RequestException, requests.exceptions.ConnectionError,
+                 requests.exceptions.Timeout, requests.exceptions.SSLError,
+                 requests.exceptions.ChunkedEncodingError,
+                 requests.exceptions.ContentDecodingError, requests.exceptions.HTTPError]
+    for ours, theirs in ((dwc.SSLError, requests.exceptions.SSLError),
+                         (dwc.ChunkedEncodingError, requests.exceptions.ChunkedEncodingError),
+                         (dwc.TransportError, requests.exceptions.ConnectionError)):
+        raised = dwc._compatible(ours)('failure')
+        assert [c for c in catalogue if isinstance(raised, c)] == \
+            [c for c in catalogue if issubclass(theirs, c)], ours
+
+
 def _short_answer(**headers: str) -> Canned:
     lines = ['HTTP/1.1 200 OK', 'Content-Length: 100', 'Content-Type: text/plain']
     lines += [f'{name}: {value}' for name, value in headers.items()]
@@ -1558,6 +1613,248 @@ def test_too_many_redirects(recording_server, session) -> None:
         session.get(recording_server.url + '/loop')
     assert 'redirect' in str(caught.value)
     assert len(recording_server.requests) == 4
+
+
+# -- digest authentication ------------------------------------------------------------------
+
+
+def digest_route(server: RecordingServer, path: str = '/x', **options) -> DigestProtected:
+    """Protect ``GET``/``POST path`` of ``server`` with digest authentication (ann/pw)."""
+    protected = DigestProtected(ok(b'inside'), {'ann': 'pw'}, **options)
+    server.add(None, path, protected)
+    return protected
+
+
+def authorization_of(request) -> dict:
+    header = request.header('Authorization') or ''
+    assert header.startswith('Digest ')
+    return urllib.request.parse_keqv_list(urllib.request.parse_http_list(header[7:]))
+
+
+@pytest.mark.parametrize('algorithm', ['MD5', 'MD5-sess', 'SHA-256', 'SHA-256-sess', None])
+def test_digest_challenge_is_answered_then_the_nonce_is_reused(recording_server,
+                                                              algorithm) -> None:
+    protected = digest_route(recording_server, algorithm=algorithm)
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        first = session.get(recording_server.url + '/x')
+        assert (first.status_code, first.content) == (200, b'inside')
+        assert [r.status_code for r in first.history] == [401]
+        second = session.get(recording_server.url + '/x', params={'q': 'a b'})
+        assert second.status_code == 200 and second.history == []
+    assert protected.rejected == []
+    assert recording_server.requests[0].header('Authorization') is None
+    answers = [authorization_of(r) for r in recording_server.requests[1:]]
+    assert [a['nc'] for a in answers] == ['00000001', '00000002']
+    assert answers[0]['nonce'] == answers[1]['nonce']
+    assert answers[0]['cnonce'] != answers[1]['cnonce']
+    assert answers[1]['uri'] == '/x?q=a%20b'
+    assert answers[0].get('algorithm') == algorithm
+    assert len(recording_server.requests) == 3
+
+
+def test_digest_without_quality_of_protection_as_rfc_2069(recording_server) -> None:
+    protected = digest_route(recording_server, qop=None, algorithm=None, opaque=None)
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(recording_server.url + '/x').status_code == 200
+    answer = authorization_of(recording_server.last)
+    assert protected.rejected == [] and 'nc' not in answer and 'qop' not in answer
+
+
+def test_a_stale_nonce_is_replaced_without_asking_the_caller(recording_server) -> None:
+    protected = digest_route(recording_server, algorithm='SHA-256')
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(recording_server.url + '/x').status_code == 200
+        protected.expire_nonces()
+        response = session.get(recording_server.url + '/x')
+        assert response.status_code == 200 and len(response.history) == 1
+        assert response.history[0].headers['WWW-Authenticate'].count('stale=true') == 1
+    assert protected.rejected == ['stale nonce']
+    old, new = (authorization_of(r) for r in recording_server.requests[2:])
+    assert old['nonce'] != new['nonce'] and new['nc'] == '00000001'
+
+
+def test_a_wrong_password_is_a_401_http_error(recording_server) -> None:
+    requests = requests_or_skip()
+    protected = digest_route(recording_server)
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'wrong')) as session:
+        response = session.get(recording_server.url + '/x')
+        assert response.status_code == 401
+        with pytest.raises(dwc.HTTPError) as caught:
+            response.raise_for_status()
+    assert isinstance(caught.value, requests.exceptions.HTTPError)
+    assert caught.value.status_code == 401
+    assert protected.rejected == ['wrong response (password)']
+    assert len(recording_server.requests) == 2  # the challenge is answered once only
+
+
+def test_a_client_search_with_a_wrong_digest_password_raises(recording_server) -> None:
+    digest_route(recording_server, path='/studies')
+    session = dwc.create_session_from_auth(dwc.HTTPDigestAuth('bob', 'pw'))
+    client = dwc.DICOMwebClient(recording_server.url, session=session)
+    with pytest.raises(dwc.HTTPError) as caught:
+        client.search_for_studies()
+    assert caught.value.status_code == 401
+
+
+def test_the_first_usable_of_several_challenges_is_answered(recording_server) -> None:
+    protected = digest_route(recording_server, extra_challenges=[
+        'Basic realm="other"', 'Digest realm="x", nonce="n", algorithm=UNKNOWN-HASH',
+        'Digest realm="y", nonce="m", qop="auth-int"'])
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(recording_server.url + '/x').status_code == 200
+    assert protected.rejected == [] and len(protected.accepted) == 1
+
+
+def test_a_401_without_a_digest_challenge_is_returned(recording_server) -> None:
+    recording_server.add('GET', '/x', Canned(status=401, headers={
+        'WWW-Authenticate': 'Basic realm="x"'}))
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(recording_server.url + '/x').status_code == 401
+    assert len(recording_server.requests) == 1
+
+
+def test_digest_replays_a_bytes_or_file_body(recording_server, tmp_path) -> None:
+    digest_route(recording_server, path='/studies')
+    upload = tmp_path / 'upload.bin'
+    upload.write_bytes(b'from a file')
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.post(recording_server.url + '/studies',
+                            data=b'instance bytes').status_code == 200
+        session.auth = dwc.HTTPDigestAuth('ann', 'pw')  # no nonce yet: challenged again
+        with upload.open('rb') as fileobj:
+            assert session.post(recording_server.url + '/studies',
+                                data=fileobj).status_code == 200
+    assert [r.body for r in recording_server.requests] == [
+        b'instance bytes', b'instance bytes', b'from a file', b'from a file']
+
+
+def test_digest_returns_the_401_of_a_one_shot_body(recording_server) -> None:
+    digest_route(recording_server, path='/studies')
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        response = session.post(recording_server.url + '/studies',
+                                data=(chunk for chunk in [b'one ', b'shot']))
+        assert response.status_code == 401
+        # once the nonce is known, a one-shot body goes out with credentials at once
+        assert session.get(recording_server.url + '/studies').status_code == 200
+        response = session.post(recording_server.url + '/studies',
+                                data=(chunk for chunk in [b'one ', b'shot']))
+        assert response.status_code == 200 and response.history == []
+    assert recording_server.last.body == b'one shot'
+
+
+def test_digest_credentials_follow_a_redirect_on_the_same_server(recording_server) -> None:
+    protected = digest_route(recording_server, path='/target')
+    recording_server.add('GET', '/start', redirect(302, '/target'))
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(recording_server.url + '/target').status_code == 200
+        response = session.get(recording_server.url + '/start')
+    assert response.status_code == 200 and [r.status_code for r in response.history] == [302]
+    assert protected.rejected == []
+    assert authorization_of(recording_server.last)['uri'] == '/target'
+
+
+def test_digest_answers_no_challenge_of_another_server(make_server) -> None:
+    first, second = make_server(), make_server()
+    digest_route(first, path='/target')
+    protected = digest_route(second, path='/target')
+    first.add('GET', '/start', redirect(302, second.url + '/target'))
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(first.url + '/target').status_code == 200
+        assert session.get(first.url + '/start').status_code == 401
+    assert protected.accepted == [] and second.last.header('Authorization') is None
+
+
+def test_requests_digest_auth_is_answered_natively(recording_server) -> None:
+    requests = requests_or_skip()
+    protected = DigestProtected(Canned(body=b'[]', content_type='application/dicom+json'),
+                                {'ann': 'pw'}, algorithm='SHA-256')
+    recording_server.add('GET', '/studies', protected)
+    auth = requests.auth.HTTPDigestAuth('ann', 'pw')
+    session = dwc.session_utils.create_session_from_auth(auth)
+    assert isinstance(session.auth, dwc.HTTPDigestAuth)
+    client = dwc.DICOMwebClient(recording_server.url, session=session)
+    assert client.search_for_studies() == []  # as wsidicom does it
+    assert session.get(recording_server.url + '/studies').status_code == 200
+    with dwc.Session() as other:
+        other.auth = auth
+        assert other.get(recording_server.url + '/studies').status_code == 200
+    with dwc.Session() as other:  # given per request: the same twin every time
+        for _ in range(3):
+            assert other.get(recording_server.url + '/studies', auth=auth).status_code == 200
+    assert protected.rejected == []
+    assert len(recording_server.requests) == 2 + 1 + 2 + 4
+
+
+def test_one_digest_session_shared_by_threads(recording_server) -> None:
+    protected = digest_route(recording_server)
+    failures: list = []
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        def worker(number: int) -> None:
+            for _ in range(10):
+                response = session.get(recording_server.url + '/x')
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+
+        run_in_threads(worker, 8, timeout=30)
+    assert failures == [] and len(protected.accepted) == 80
+
+
+def test_a_digest_session_can_be_pickled(recording_server) -> None:
+    import pickle
+    digest_route(recording_server)
+    with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+        assert session.get(recording_server.url + '/x').status_code == 200
+        copy = pickle.loads(pickle.dumps(session))
+    assert isinstance(copy.auth, dwc.HTTPDigestAuth) and copy.auth.username == 'ann'
+    with copy:
+        assert copy.get(recording_server.url + '/x').status_code == 200
+
+
+class ResendingAuth:
+    """An auth in the style of requests' hook-based schemes: the response hook answers
+    a 401 by sending a copy of the request with a token, through ``r.connection``."""
+
+    def __call__(self, request):
+        request.register_hook('response', self.handle_401)
+        return request
+
+    def handle_401(self, r, **kwargs):
+        if r.status_code != 401:
+            return r
+        r.content  # noqa: B018
+        r.close()
+        r.raw.release_conn()
+        prep = r.request.copy()
+        prep.prepare_cookies(prep._cookies)
+        prep.headers['X-Token'] = 'granted'
+        answer = r.connection.send(prep, **kwargs)
+        answer.history.append(r)
+        answer.request = prep
+        return answer
+
+
+def test_a_hook_based_auth_can_resend_through_the_connection(recording_server) -> None:
+    recording_server.add('GET', '/x', lambda request: (
+        ok(b'welcome') if request.header('X-Token') == 'granted'
+        else Canned(status=401, headers={'Set-Cookie': 'k=v'})))
+    with dwc.create_session_from_auth(ResendingAuth()) as session:
+        response = session.get(recording_server.url + '/x')
+    assert response.status_code == 200 and response.content == b'welcome'
+    assert [r.status_code for r in response.history] == [401]
+    assert recording_server.last.header('Cookie') == 'k=v'
+
+
+class NeedsInternals:
+    def __call__(self, request):
+        request.register_hook('response', lambda r, **kw: r.raw._original_response.msg)
+        return request
+
+
+def test_a_hook_needing_requests_internals_names_its_auth(recording_server) -> None:
+    recording_server.add('GET', '/x', ok())
+    with dwc.create_session_from_auth(NeedsInternals()) as session:
+        with pytest.raises(TypeError, match='NeedsInternals'):
+            session.get(recording_server.url + '/x')
 
 
 # -- response hooks ----------------------------------------------------------------------------

@@ -280,6 +280,78 @@ def test_self_signed_certificate_is_rejected_by_default(tls_server, session) -> 
     assert tls_server.requests == []
 
 
+def test_a_failed_verification_is_an_ssl_error(tls_server, session) -> None:
+    requests = pytest.importorskip('requests')
+    with pytest.raises(dwc.SSLError) as caught:
+        session.get(tls_server.url + '/x')
+    assert isinstance(caught.value, dwc.TransportError)
+    assert isinstance(caught.value, requests.exceptions.SSLError)
+    assert isinstance(caught.value, requests.exceptions.ConnectionError)
+    assert 'CERTIFICATE_VERIFY_FAILED' in str(caught.value)
+
+
+def test_a_refused_handshake_is_an_ssl_error(session) -> None:
+    """A server that answers the TLS client hello with plain HTTP."""
+    listener = socket.create_server(('127.0.0.1', 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n')
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(dwc.SSLError):
+            session.get(f'https://127.0.0.1:{listener.getsockname()[1]}/x', timeout=5)
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize('missing', ['/no/such/ca-bundle.pem', Path('/no/such/folder')])
+def test_a_missing_ca_bundle_is_refused_when_it_is_set(session, missing) -> None:
+    with pytest.raises(FileNotFoundError, match='/no/such'):
+        session.verify = missing
+    assert session.verify is True
+    with pytest.raises(FileNotFoundError, match='/no/such') as caught:
+        dwc.add_certs_to_session(session, ca_bundle=missing)
+    assert caught.value.filename == str(missing)
+    assert session.verify is True
+
+
+def test_verify_accepts_booleans_and_existing_paths(tls_certificate, session) -> None:
+    certfile, _ = tls_certificate
+    for value in (False, True, str(certfile), certfile, str(certfile.parent)):
+        session.verify = value
+        assert session.verify == value
+
+
+def test_a_missing_ca_bundle_given_per_request_fails_that_request(tls_server,
+                                                                  session) -> None:
+    with pytest.raises(FileNotFoundError, match='/no/such/ca.pem'):
+        session.get(tls_server.url + '/x', verify='/no/such/ca.pem')
+
+
+@pytest.mark.parametrize('variable', ['REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'])
+def test_a_missing_ca_bundle_named_by_the_environment_fails_https_requests(
+        tls_server, recording_server, session, monkeypatch, variable) -> None:
+    """As in requests: the variable is read when an https request is sent, and a bundle
+    that does not exist fails it with an ``OSError`` (here a FileNotFoundError)."""
+    recording_server.add('GET', '/x', Canned(body=b'plain'))
+    monkeypatch.setenv(variable, '/no/such/env-bundle.pem')
+    with pytest.raises(FileNotFoundError, match=f'{variable}.*/no/such/env-bundle.pem'):
+        session.get(tls_server.url + '/x')
+    assert session.get(recording_server.url + '/x').content == b'plain'
+    assert session.get(tls_server.url + '/x', verify=False).content == b'secure'
+    session.trust_env = False
+    with pytest.raises(dwc.SSLError):  # the variable is not read: the system's CAs apply
+        session.get(tls_server.url + '/x')
+
+
 def test_ca_bundle_from_add_certs_to_session(tls_server, tls_certificate, session) -> None:
     certfile, _ = tls_certificate
     assert dwc.add_certs_to_session(session, ca_bundle=str(certfile)) is session
