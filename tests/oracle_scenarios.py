@@ -32,7 +32,7 @@ class Scenario:
     id: str
     call: str
     setup: str = WEB
-    target: str = "server"  # "server", "orthanc", "files" or "none"
+    target: str = "server"  # "server", "orthanc", "files", "pydicom_files" or "none"
     answers: Sequence[object] = ()
     capture_stdout: bool = False
 
@@ -715,6 +715,27 @@ def file_scenarios() -> Iterator[Scenario]:
         yield Scenario(f"file-{name}", call, setup=FILES + "\nimport pydicom", target="files")
 
 
+def pydicom_file_scenarios() -> Iterator[Scenario]:
+    """The file client on a folder of the files pydicom ships (CT, MR, RLE MR, RLE RGB)."""
+    uids = "(r['0020000D']['Value'][0], r['0020000E']['Value'][0], r['00080018']['Value'][0])"
+    each = "for r in client.search_for_instances()"
+    calls = {
+        "search_studies": "client.search_for_studies()",
+        "search_series": "client.search_for_series()",
+        "search_instances": "client.search_for_instances()",
+        "search_patient": "client.search_for_studies(search_filters={'PatientName': '*'})",
+        "search_modality": "client.search_for_series(search_filters={'Modality': 'MR'})",
+        "metadata": f"[client.retrieve_instance_metadata(*{uids}) {each}]",
+        "instances": f"[client.retrieve_instance(*{uids}) {each}]",
+        "instances_as_stored": f"[client.retrieve_instance(*{uids}, media_types=("
+                               f"('application/dicom', '*'),)) {each}]",
+        "frames_octet": f"[client.retrieve_instance_frames(*{uids}, [1], media_types=("
+                        f"('application/octet-stream', '*'),)) {each}]",
+    }
+    for name, call in calls.items():
+        yield Scenario(f"pydicom_files-{name}", call, setup=FILES, target="pydicom_files")
+
+
 # -- Orthanc --------------------------------------------------------------------------------
 
 def orthanc_scenarios() -> Iterator[Scenario]:
@@ -746,7 +767,7 @@ def all_scenarios() -> list[Scenario]:
     scenarios = [
         *search_scenarios(), *retrieve_scenarios(), *frame_scenarios(), *store_scenarios(),
         *client_scenarios(), *uri_scenarios(), *gcp_scenarios(), *cli_scenarios(),
-        *file_scenarios(), *orthanc_scenarios(),
+        *file_scenarios(), *pydicom_file_scenarios(), *orthanc_scenarios(),
     ]
     ids = [s.id for s in scenarios]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

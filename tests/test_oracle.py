@@ -52,7 +52,7 @@ import pytest
 from conftest import PROJECT_ROOT, TESTS_DIR
 from oracle_scenarios import Scenario, all_scenarios
 from oracle_server import OracleServer, make_instances
-from dicom_data import write_part10
+from dicom_data import pydicom_test_files, write_part10
 
 REFERENCE_REQUIREMENT = "dicomweb-client==0.61.2"
 RUN_TIMEOUT = 600
@@ -88,10 +88,12 @@ def _without_bearer_none(aspects: dict[str, Any]) -> dict[str, Any]:
 
 
 # Attributes only one of the two file clients puts in search results: SpecificCharacterSet,
-# AccessionNumber (PS3.18 requires it at study level), SeriesDescription and RetrieveURL
-# (ours), and Samples per Pixel, Photometric Interpretation, Planar Configuration, Bits
-# Stored and Pixel Representation (theirs, in unscoped instance searches only).
-_FILE_RESULT_EXTRAS = frozenset({"00080005", "00080050", "0008103E", "00081190", "00280002",
+# AccessionNumber (PS3.18 requires it at study level), TimezoneOffsetFromUTC,
+# SeriesDescription and RetrieveURL (ours), and Samples per Pixel, Photometric
+# Interpretation, Planar Configuration, Bits Stored and Pixel Representation (theirs, in
+# unscoped instance searches only).
+_FILE_RESULT_EXTRAS = frozenset({"00080005", "00080050", "00080201", "0008103E", "00081190",
+                                 "00280002",
                                  "00280004", "00280006", "00280101", "00280103"})
 
 
@@ -104,6 +106,16 @@ def _file_search_common(aspects: dict[str, Any]) -> dict[str, Any]:
                 for row in result["list"]]
         result["list"] = sorted(rows, key=lambda row: json.dumps(
             [row.get(tag) for tag in ("0020000D", "0020000E", "00080018")]))
+    return aspects
+
+
+def _in_any_order(aspects: dict[str, Any]) -> dict[str, Any]:
+    """A list result compared as a set (the two file clients list files in another
+    order), search results also without the attributes only one client returns."""
+    result = aspects["result"]
+    if result and "list" in result:
+        _file_search_common(aspects)
+        result["list"] = sorted(result["list"], key=lambda row: json.dumps(row, sort_keys=True))
     return aspects
 
 
@@ -230,6 +242,20 @@ DELIBERATE: dict[str, Deliberate] = {
         "knows for fields=['all'] (StudyDescription, for one)")),
     "file-store_existing": Deliberate(("result",), (
         "the file client's store answer carries the RetrieveURLs of what it stored")),
+    "pydicom_files-*": Deliberate((), (
+        "file client results in another order (see file-search_for_*)"), erase=_in_any_order),
+    "pydicom_files-metadata": Deliberate(("result",), (
+        "file client metadata describes Pixel Data and other large binary values with a "
+        "BulkDataURI, as a server does")),
+    "pydicom_files-instances": Deliberate(("result",), (
+        "retrieve_instance delivers Explicit VR Little Endian by default, so the RLE "
+        "files come decoded; the established file client returns them as stored")),
+    "pydicom_files-instances_as_stored": Deliberate(("result",), (
+        "MR_small.dcm and MR_small_RLE.dcm hold the same SOP Instance UID: the file "
+        "client keeps the first file by name (and warns), the established one the last")),
+    "pydicom_files-frames_octet": Deliberate(("result", "error"), (
+        "frames of an RLE Lossless file asked for as application/octet-stream with any "
+        "transfer syntax are sent as stored; the established file client fails with 500")),
     "file-retrieve_*_metadata": Deliberate(("result",), (
         "file client metadata describes Pixel Data with a BulkDataURI, as a server does")),
     "file-retrieve_instance_unknown": Deliberate(("error",), (
@@ -339,6 +365,8 @@ def _target_url(scenario: Scenario, impl: str, server: OracleServer,
         return orthanc_url or ""
     if scenario.target == "files":
         return (folders[impl] / "archive").as_uri()
+    if scenario.target == "pydicom_files":
+        return (folders[impl] / "pydicom").as_uri()
     return server.url(impl, scenario.id)
 
 
@@ -386,6 +414,9 @@ def _prepare_folders(base: Path) -> dict[str, Path]:
         write_part10(folders["data"] / f"{number}.dcm", ds)
     for impl in ("ours", "theirs"):
         shutil.copytree(folders["data"], folders[impl] / "archive")
+        (folders[impl] / "pydicom").mkdir()
+        for path in pydicom_test_files():
+            shutil.copy2(path, folders[impl] / "pydicom" / path.name)
     return folders
 
 
