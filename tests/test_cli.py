@@ -1138,7 +1138,9 @@ def test_frames_save(archive: FakeArchive, study: list[Dataset], tmp_path: Path,
 
 def test_frames_show_opens_a_viewer(archive: FakeArchive, study: list[Dataset],
                                     monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture) -> None:
+                                    capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    # the viewer's files outlive the command, so they go to pytest's folder here
+    monkeypatch.setattr(dicomweb_client_cli.tempfile, "tempdir", str(tmp_path))
     opened: list[str] = []
     monkeypatch.setattr(dicomweb_client_cli.webbrowser, "open",
                         lambda url: opened.append(url) or True)
