@@ -21,6 +21,7 @@ import base64
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime
 import email.parser
 import email.utils
@@ -73,6 +74,7 @@ from typing import (
     Optional,
     Protocol,
     Sequence,
+    Set,
     Tuple,
     TypeVar,
     Union,
@@ -94,7 +96,8 @@ from pydicom.uid import UID
 __version__ = '0.61.2+stdlib.1'
 
 __all__ = [
-    'ChunkedEncodingError', 'ContentDecodingError', 'CookieJar', 'DICOMClient',
+    'BodyTooLargeError', 'ChunkedEncodingError', 'ContentDecodingError', 'CookieJar',
+    'DICOMClient',
     'DICOMfileClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL', 'HTTPDigestAuth',
     'HTTPError', 'JSONDecodeError', 'MultipartError', 'RequestException', 'Response',
     'RetryError', 'RetryPolicy', 'SSLError', 'Session', 'Timeout',
@@ -116,6 +119,12 @@ MediaTypes = Tuple[Union[str, Tuple[str, str]], ...]
 # ---------------------------------------------------------------------------------------
 
 logger = logging.getLogger('dicomweb_client')
+# nothing reaches standard error until the program configures logging (without a
+# handler, Python's last-resort handler would print warnings such as retries there)
+if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+    logger.addHandler(logging.NullHandler())  # once, should the module be loaded again
+#: retries, as they are decided (a child of the package logger; the CLI always shows it)
+_retry_logger = logging.getLogger('dicomweb_client.retry')
 
 _VERBOSITY_LEVELS = {0: logging.CRITICAL + 10, 1: logging.WARNING, 2: logging.INFO,
                      3: logging.DEBUG}
@@ -272,6 +281,42 @@ class MultipartError(ValueError):
     """A multipart body is truncated or malformed."""
 
 
+class BodyTooLargeError(RequestException):
+    """An answer is larger than the client holds in memory, or it inflates so much
+    that it is taken for a decompression bomb.
+
+    Raised while the body is read, once the limit is passed (memory stays near the
+    limit); the connection is then closed and nothing partial is returned.  It is not
+    a :class:`TransportError`: the connection worked, and repeating the request would
+    only fetch the same answer again.
+
+    Attributes
+    ----------
+    url: str
+        URL of the request.
+    setting: str
+        The attribute that sets the limit that was passed, ``'max_body_size'`` or
+        ``'max_decoding_ratio'`` (of :class:`Session` and :class:`DICOMwebClient`).
+    limit: float
+        Its value: bytes, or decoded bytes per compressed byte.
+
+    Note
+    ----
+    When ``requests`` has been imported by the program, the raised object is also an
+    instance of ``requests.exceptions.RequestException``, which ``except`` clauses
+    written for the established package catch.
+
+    """
+
+    def __init__(self, url: str, setting: str, limit: float, what: str) -> None:
+        super().__init__(f'the answer from {url} is refused: {what}; set {setting} on '
+                         f'the client or session to a larger value (None: no limit) if '
+                         f'it is expected')
+        self.url = url
+        self.setting = setting
+        self.limit = limit
+
+
 class JSONDecodeError(RequestException, json.JSONDecodeError):
     """An answer that should be JSON is not.
 
@@ -294,7 +339,7 @@ class JSONDecodeError(RequestException, json.JSONDecodeError):
 _REQUESTS_TWINS = {HTTPError: 'HTTPError', TransportError: 'ConnectionError',
                    Timeout: 'Timeout', ContentDecodingError: 'ContentDecodingError',
                    SSLError: 'SSLError', ChunkedEncodingError: 'ChunkedEncodingError',
-                   JSONDecodeError: 'JSONDecodeError'}
+                   JSONDecodeError: 'JSONDecodeError', BodyTooLargeError: 'RequestException'}
 _twin_cache: Dict[Tuple[type, ...], type] = {}
 
 
@@ -937,6 +982,11 @@ _USER_AGENT = f'dicomweb_client/{__version__} (python {sys.version.split()[0]})'
 _REPEATABLE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = ('Authorization', 'Cookie', 'Proxy-Authorization')
+#: session header fields that are not credentials: they say who the client is and what
+#: it can read, and go to every origin; every other session field (Authorization,
+#: Cookie, X-Api-Key, ...) goes only to the origins trusted with the credentials
+_UNSCOPED_HEADERS = frozenset({'user-agent', 'accept', 'accept-charset', 'accept-encoding',
+                               'accept-language', 'cache-control', 'connection', 'pragma'})
 #: errors of a send that the server cut short (it may have answered first)
 _SEND_CUT_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
                     ssl.SSLEOFError)
@@ -947,6 +997,14 @@ DEFAULT_RETRIABLE_STATUSES: Tuple[HTTPStatus, ...] = (
     HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.REQUEST_TIMEOUT,
     HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT,
 )
+#: default ``max_body_size``: the most bytes of one answer read whole into memory, and of
+#: one part of a multipart answer (4 GiB: DICOM lengths are 32 bits, so no uncompressed
+#: value reaches it, and no study's metadata comes near)
+DEFAULT_MAX_BODY_SIZE = 4 << 30
+#: default ``max_decoding_ratio``: the most decoded bytes per compressed byte (JSON
+#: shrinks 5 to 30 times; deflate's own ceiling, for long runs of one byte, is 1032)
+DEFAULT_MAX_DECODING_RATIO = 200.0
+_RATIO_CHECKED_AFTER = 16 << 20  # decoded bytes before the ratio counts
 
 
 class CaseInsensitiveDict(MutableMapping):
@@ -1071,6 +1129,78 @@ class CookieJar(http.cookiejar.CookieJar):
 
 
 _NO_COOKIE = object()
+_AUTHORITY_END = re.compile(r'[/?#]')
+
+
+def _origin_of(url: str) -> Tuple[str, str, int]:
+    """The origin of an absolute http(s) URL: scheme, host and port, as compared when
+    deciding where credentials may go.
+
+    Parameters
+    ----------
+    url: str
+        An absolute URL (only its scheme and authority are read).
+
+    Returns
+    -------
+    Tuple[str, str, int]
+        Scheme and host in lower case, and the port (80 or 443 when none is given).
+
+    Raises
+    ------
+    ValueError
+        If ``url`` is not an absolute http(s) URL.
+
+    """
+    scheme, separator, rest = url.partition('://')
+    if not separator:
+        raise ValueError(f'{url!r} is not an http(s) URL such as https://host:port')
+    return _origin_of_authority(scheme, _AUTHORITY_END.split(rest, 1)[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _origin_of_authority(scheme: str, authority: str) -> Tuple[str, str, int]:
+    """The origin of ``scheme://authority`` (see :func:`_origin_of`); remembered, as every
+    request of a client asks."""
+    parts = urllib.parse.urlsplit(f'{scheme}://{authority}')
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise ValueError(f'{scheme}://{authority!r} is not an http(s) URL such as '
+                         'https://host:port')
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == 'https' else 80)
+
+
+def _trusted(url: str, credential_origin: Optional[str], also: Iterable[str]) -> bool:
+    """Whether the credentials meant for ``credential_origin`` may go to ``url``.
+
+    Parameters
+    ----------
+    url: str
+        Where the request goes.
+    credential_origin: Union[str, None]
+        A URL of the server the credentials are for; ``None`` trusts every URL.
+    also: Iterable[str]
+        More origins trusted with them (URLs); ``'*'`` among them trusts every URL.
+
+    Returns
+    -------
+    bool
+        ``True`` if ``url`` has the origin of ``credential_origin`` or of one in ``also``.
+
+    """
+    if credential_origin is None:
+        return True
+    if url.startswith(credential_origin) and \
+            url[len(credential_origin):len(credential_origin) + 1] in ('', '/', '?', '#'):
+        return True  # the client's own URLs: the quick answer
+    origin = _origin_of(url)
+    if origin == _origin_of(credential_origin):
+        return True
+    return any(item == '*' or _origin_of(item) == origin for item in also)
+
+
+def _scoped_header_names(headers: Mapping[str, Any]) -> Tuple[str, ...]:
+    """Names of the fields of ``headers`` that only trusted origins receive."""
+    return tuple(name for name in headers if name.lower() not in _UNSCOPED_HEADERS)
 
 
 def _cookie_request(url: str) -> urllib.request.Request:
@@ -1111,6 +1241,14 @@ class RetryPolicy:
         Longest single wait in seconds; a ``Retry-After`` beyond it ends the retries.
     attempt: int
         Number of the attempt this policy governs (starts at 1).
+    connect_budget: float
+        Most seconds that the waits before reconnecting to a server that cannot be
+        reached (connection refused or reset while connecting, network unreachable, a
+        temporary name resolution failure) may add up to; the waits follow the same
+        exponential schedule, the last one shortened to fit.  0 reports such failures
+        at once; a host name that does not exist is never retried.
+    connect_waited: float
+        Seconds already waited for reconnecting before the attempt this policy governs.
 
     """
 
@@ -1119,16 +1257,19 @@ class RetryPolicy:
     retriable_statuses: frozenset = frozenset(int(s) for s in DEFAULT_RETRIABLE_STATUSES)
     max_wait: float = 60.0
     attempt: int = 1
+    connect_budget: float = 1.0
+    connect_waited: float = 0.0
 
     @property
     def exhausted(self) -> bool:
         """bool: whether no attempt is left."""
         return self.attempt >= self.max_attempts
 
-    def increment(self) -> 'RetryPolicy':
-        """Return the policy of the next attempt."""
-        return RetryPolicy(self.max_attempts, self.wait_exponential_multiplier,
-                           self.retriable_statuses, self.max_wait, self.attempt + 1)
+    def increment(self, connect_wait: float = 0.0) -> 'RetryPolicy':
+        """Return the policy of the next attempt (``connect_wait``: seconds waited before
+        it because the connection failed)."""
+        return dataclasses.replace(self, attempt=self.attempt + 1,
+                                   connect_waited=self.connect_waited + connect_wait)
 
     def backoff(self) -> float:
         """Return the exponential wait in seconds before the next attempt."""
@@ -1144,6 +1285,14 @@ class RetryPolicy:
             return self.backoff()
         return retry_after if retry_after <= self.max_wait else None
 
+    def connect_wait(self) -> Optional[float]:
+        """Return seconds to wait before connecting again after a failed connection, or
+        ``None`` once the attempts or the :attr:`connect_budget` are used up."""
+        if self.exhausted:
+            return None
+        wait = min(self.backoff(), self.connect_budget - self.connect_waited)
+        return wait if wait > 0.001 else None
+
 
 def _parse_retry_after(value: Optional[str]) -> Optional[float]:
     """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
@@ -1157,6 +1306,23 @@ def _parse_retry_after(value: Optional[str]) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _announce_retry(retry: RetryPolicy, wait: float, what: str) -> None:
+    """Log a retry, as it is decided, on the ``dicomweb_client.retry`` logger.
+
+    Parameters
+    ----------
+    retry: RetryPolicy
+        The policy of the attempt that failed.
+    wait: float
+        Seconds until the next attempt.
+    what: str
+        What went wrong, without credentials.
+
+    """
+    _retry_logger.warning('%s; retrying in %.1f s (retry %d of %d)', what, wait,
+                          retry.attempt, retry.max_attempts - 1)
 
 
 class PreparedRequest:
@@ -1337,12 +1503,20 @@ class Response:
         The redirects followed to get here, oldest first.
     attempts: int
         How many times the request was sent to get this answer (retries included).
+    max_body_size: Union[int, None]
+        Most bytes :attr:`content` holds, decoded (``None``: no limit), and most bytes
+        one part of a multipart answer may have; the session's when it sent the request.
+    max_decoding_ratio: Union[float, None]
+        Most decoded bytes per compressed byte of a compressed body, checked once more
+        than 16 MiB have been decoded (``None``: no limit); the session's.
 
     """
 
     #: charset that :attr:`text` decodes with, once set by hand (see :attr:`encoding`)
     _charset: Any = _CHARSET_FROM_HEADERS
     attempts: int = 1
+    max_body_size: Optional[int] = DEFAULT_MAX_BODY_SIZE
+    max_decoding_ratio: Optional[float] = DEFAULT_MAX_DECODING_RATIO
     #: while response hooks run: ``connection.send(request)`` sends a request again
     connection: Any = None
 
@@ -1445,18 +1619,22 @@ class Response:
         return self._content
 
     def _read_body(self) -> bytes:
-        """The whole body; one read from the connection's buffer when its size is known."""
+        """The whole body, decoded, refused past :attr:`max_body_size`; one read from
+        the connection's buffer when it is sent as it is and its size is known."""
         raw = self.raw
-        size = raw.length
-        if raw.chunked or size is None or raw.fp is None:
-            data = raw.read()
-        else:
-            data = raw.fp.read(size)
-            if len(data) < size:
-                raise http.client.IncompleteRead(data, size - len(data))
-            raw.length = 0
+        size, limit = raw.length, self.max_body_size
         if self._coding is not None:
-            return _BodyDecoder(self._coding, self.url).decode_all(data)
+            pieces = functools.partial(self._read1_decoded, _COLLECTED_PIECE)
+            return _joined_within(iter(pieces, b''), limit, self.url)
+        if raw.chunked or size is None or raw.fp is None:  # (read fills across chunks)
+            pieces = functools.partial(raw.read, _DECODER_READ_SIZE)
+            return _joined_within(iter(pieces, b''), limit, self.url)
+        if limit is not None and size > limit:
+            raise _body_too_large(self.url, limit, f'it announces a body of {size} bytes')
+        data = raw.fp.read(size)
+        if len(data) < size:
+            raise http.client.IncompleteRead(data, size - len(data))
+        raw.length = 0
         return data
 
     @property
@@ -1498,7 +1676,8 @@ class Response:
     def _read1_decoded(self, size: int) -> bytes:
         """Up to ``size`` bytes of the decompressed body (``b''`` at its end)."""
         if self._decoder is None:
-            self._decoder = _BodyDecoder(str(self._coding), self.url)
+            self._decoder = _BodyDecoder(str(self._coding), self.url,
+                                         self.max_decoding_ratio)
         decoder = self._decoder
         while True:
             data = decoder.take(size)
@@ -1661,12 +1840,16 @@ class _BodyDecoder:
     decompressed bytes asked for, so a small compressed body cannot make a huge read.
     A ``gzip`` body may hold several members one after the other; ``deflate`` is accepted
     with the zlib wrapper the standard asks for and also without it, as some servers send
-    it.  Corrupt or truncated data raises :class:`ContentDecodingError`.
+    it.  Corrupt or truncated data raises :class:`ContentDecodingError`.  With
+    ``max_ratio``, data that inflates more than that many times (counted over the bytes
+    inflated so far, once more than 16 MiB came out) raises :class:`BodyTooLargeError`.
     """
 
-    def __init__(self, encoding: str, url: str) -> None:
+    def __init__(self, encoding: str, url: str, max_ratio: Optional[float] = None) -> None:
         self._encoding = encoding
         self._url = url
+        self._max_ratio = max_ratio
+        self._fed = self._decoded = 0  # bytes in and out so far
         wbits = _WBITS_OF_CODING.get(encoding.lower())
         if wbits is None:
             raise self._error(f'it is sent with Content-Encoding {encoding!r}; this module '
@@ -1683,6 +1866,7 @@ class _BodyDecoder:
 
     def feed(self, data: bytes) -> None:
         """Add compressed bytes."""
+        self._fed += len(data)
         self._pending = self._pending + data if self._pending else data
 
     def take(self, size: int) -> bytes:
@@ -1702,8 +1886,22 @@ class _BodyDecoder:
             self._full = 0 < limit == len(out)
             self._pending = self._inflater.unconsumed_tail or self._inflater.unused_data
             if out:
+                self._count(len(out))
                 return out
         return b''
+
+    def _count(self, size: int) -> None:
+        """Add ``size`` decoded bytes; refuse a body that inflates past the ratio (of the
+        compressed bytes used so far, not of all that were fed)."""
+        self._decoded += size
+        ratio = self._max_ratio
+        used = self._fed - len(self._pending)
+        if ratio is not None and self._decoded > _RATIO_CHECKED_AFTER and \
+                self._decoded > ratio * used:
+            raise _body_too_large(
+                self._url, ratio, f'its {self._encoding} body inflates more than {ratio:g} '
+                f'times ({self._decoded} bytes from {used}), as a decompression bomb does',
+                'max_decoding_ratio')
 
     def _start(self) -> None:
         """Pick the decompressor once the first bytes are in: deflate data without the
@@ -1726,26 +1924,93 @@ class _BodyDecoder:
         if self._pending or (self._started and not self._inflater.eof):
             raise self._error(f'the {self._encoding} data is truncated')
 
-    def decode_all(self, data: bytes) -> bytes:
-        """The decompressed body for the whole compressed ``data``."""
-        self.feed(data)
-        pieces = []
-        while True:
-            piece = self.take(0)
-            if not piece:
-                break
-            pieces.append(piece)
-        self.finish()
-        return b''.join(pieces)
-
 
 _WBITS_OF_CODING = {'gzip': 16 + zlib.MAX_WBITS, 'x-gzip': 16 + zlib.MAX_WBITS,
                     'deflate': zlib.MAX_WBITS}
 _DECODER_READ_SIZE = 1 << 16
+_COLLECTED_PIECE = 1 << 20  # bytes per read while a body is read whole
+
+
+def _body_too_large(url: str, limit: float, what: str,
+                    setting: str = 'max_body_size') -> BodyTooLargeError:
+    """The error for an answer past a limit: ``what`` it did, ``setting`` that sets it."""
+    return _compatible(BodyTooLargeError)(url, setting, limit, what)
+
+
+def _joined_within(pieces: Iterable[bytes], limit: Optional[int], url: str,
+                   what: str = 'its body') -> bytes:
+    """Join ``pieces`` of an answer from ``url``, refused once more than ``limit`` bytes.
+
+    Parameters
+    ----------
+    pieces: Iterable[bytes]
+        The body, piece by piece, as it is read.
+    limit: Union[int, None]
+        Most bytes kept (``None``: no limit); the pieces after it are not read.
+    url: str
+        URL of the request, for the error message.
+    what: str
+        What the pieces are, for the error message.
+
+    Returns
+    -------
+    bytes
+        The pieces joined.
+
+    Raises
+    ------
+    BodyTooLargeError
+        As soon as the pieces add up to more than ``limit`` bytes.
+
+    """
+    kept: List[bytes] = []
+    total = 0
+    for piece in pieces:
+        total += len(piece)
+        if limit is not None and total > limit:
+            raise _body_too_large(url, limit, f'{what} is larger than {limit} bytes')
+        kept.append(piece)
+    return b''.join(kept)
 
 
 class _ConnectFailed(TransportError):
     """The connection could not be opened; nothing was sent, so a retry is safe."""
+
+    #: whether trying again may help (not for a host name that does not exist)
+    retriable = True
+
+
+#: name resolution answers that say the host does not exist (retrying cannot help)
+_UNKNOWN_HOST_ERRORS = frozenset(
+    getattr(socket, name) for name in ('EAI_NONAME', 'EAI_NODATA') if hasattr(socket, name))
+
+
+def _connect_failure(error: OSError, where: str, host: str) -> TransportError:
+    """The error that reports a connection to ``where`` that could not be opened.
+
+    Parameters
+    ----------
+    error: OSError
+        What opening the connection raised.
+    where: str
+        The server (and proxy) as shown to the user, e.g. ``http://host:80``.
+    host: str
+        The host name that was looked up (the proxy's, when there is one).
+
+    Returns
+    -------
+    TransportError
+        A ``_ConnectFailed`` (also a ``requests.ConnectionError`` when requests is
+        installed) whose message names ``where`` and the cause.
+
+    """
+    if not isinstance(error, socket.gaierror):
+        return _compatible(_ConnectFailed)(f'cannot connect to {where}: {error}')
+    failure = _compatible(_ConnectFailed)(
+        f'cannot connect to {where}: the host name {host!r} cannot be resolved '
+        f'({error.strerror or error})')
+    failure.retriable = error.errno not in _UNKNOWN_HOST_ERRORS
+    return failure
 
 
 @dataclass(frozen=True)
@@ -2099,11 +2364,33 @@ class Session:
         Default retry policy when a request gives none (no retries).
     max_redirects: int
         How many redirects are followed.
+    max_body_size: Union[int, None]
+        Most bytes of an answer read whole into memory (:attr:`Response.content`,
+        ``json()``), decoded, and of one part of a multipart answer; past it reading
+        stops with :class:`BodyTooLargeError`.  ``None``: no limit.  Default
+        :data:`DEFAULT_MAX_BODY_SIZE` (4 GiB).
+    max_decoding_ratio: Union[float, None]
+        Most decoded bytes per compressed byte of a ``gzip`` or ``deflate`` body, checked
+        once 16 MiB have been decoded, streamed or not; past it reading stops with
+        :class:`BodyTooLargeError` (a decompression bomb).  ``None``: no limit.  Default
+        :data:`DEFAULT_MAX_DECODING_RATIO` (200).
     cookies: CookieJar
         Cookies sent with the requests they apply to; those that answers set are added.
     params: Dict[str, Any]
         Query parameters added to every request (an API key, say); a request's own
         parameters of the same name win, and a ``None`` value leaves one out.
+    credential_origins: Set[str]
+        Origins (``https://host:port``; a path is ignored) trusted with the session's
+        credentials besides the server of the client that sends a request; ``'*'``
+        trusts every origin, as the established package did.  The credentials are
+        ``auth`` and every field of ``headers`` but ``User-Agent``, ``Accept``,
+        ``Accept-Charset``, ``Accept-Encoding``, ``Accept-Language``, ``Cache-Control``,
+        ``Connection`` and ``Pragma``.  A :class:`DICOMwebClient` sends them only to its
+        own origin (scheme, host and port of its URL) and to these, so that a
+        ``BulkDataURI`` or a redirect naming another server does not receive them; a
+        second client for that server sharing the session sends them there.  A request
+        sent through the session directly (``session.get(url)``) takes its own URL as
+        the origin, as with requests, and drops them on redirects to other origins.
 
     """
 
@@ -2119,8 +2406,11 @@ class Session:
         self.timeout: Any = None
         self.retry = RetryPolicy(max_attempts=1)
         self.max_redirects = 10
+        self.max_body_size: Optional[int] = DEFAULT_MAX_BODY_SIZE
+        self.max_decoding_ratio: Optional[float] = DEFAULT_MAX_DECODING_RATIO
         self.cookies: http.cookiejar.CookieJar = CookieJar()
         self.params: Dict[str, Any] = {}
+        self.credential_origins: Set[str] = set()
         self._netrc_hosts: Optional[Dict[str, Tuple[str, str]]] = None  # read when needed
         self._pool = _ConnectionPool(10)
         self._heads_sent: Dict[Any, bytes] = {}  # request heads, see _request_head
@@ -2225,7 +2515,8 @@ class Session:
                 timeout: Any = None, stream: bool = False, allow_redirects: bool = True,
                 retry: Optional[RetryPolicy] = None, json: Any = None,
                 auth: Any = None, verify: Union[bool, str, None] = None, cert: Any = None,
-                proxies: Optional[Dict[str, str]] = None) -> Response:
+                proxies: Optional[Dict[str, str]] = None,
+                credential_origin: Optional[str] = None) -> Response:
         """Send a request and return the answer (errors are not raised here).
 
         Parameters
@@ -2255,6 +2546,13 @@ class Session:
             Object sent as a JSON body.
         auth, verify, cert, proxies: optional
             Override the session's attributes of the same names for this request.
+        credential_origin: Union[str, None], optional
+            A URL of the server the session's credentials (``auth``, ``params`` and the
+            credential fields of ``headers``, see :attr:`credential_origins`) are meant
+            for, such as a client's base URL: they are sent only if ``url`` has its
+            origin or one of :attr:`credential_origins`.  ``None`` (default) takes
+            ``url`` itself.  What this call gives (``headers``, ``auth``, ``params``)
+            is always sent.
 
         Returns
         -------
@@ -2270,10 +2568,11 @@ class Session:
         if json is not None and data is None:
             data = _json_dumps(json)
             headers = {'Content-Type': 'application/json', **(headers or {})}
-        if self.params:
+        trusted = _trusted(url, credential_origin, self.credential_origins)
+        if self.params and trusted:
             params = _merged_params(self.params, params)
         prepared = self.prepare_request(method, _with_query(url, params), headers, data,
-                                        auth)
+                                        auth, credential_origin, trusted)
         timeout = self.timeout if timeout is None else timeout
         options = _SendOptions(
             timeout, retry or self.retry, _tls_settings(
@@ -2307,16 +2606,31 @@ class Session:
 
     def prepare_request(self, method: str, url: str,
                         headers: Optional[Mapping[str, str]] = None,
-                        data: Any = None, auth: Any = None) -> PreparedRequest:
-        """Merge the session's headers and auth into a :class:`PreparedRequest`."""
-        merged = self.headers.copy()
+                        data: Any = None, auth: Any = None,
+                        credential_origin: Optional[str] = None,
+                        trusted: Optional[bool] = None) -> PreparedRequest:
+        """Merge the session's headers and auth into a :class:`PreparedRequest`.
+
+        Only the fields of :attr:`headers` that are not credentials go with it (and not
+        :attr:`auth`) unless ``url`` is trusted with the credentials meant for
+        ``credential_origin`` (see :meth:`request`); ``trusted`` is that answer, when
+        known already.
+        """
+        if trusted is None:
+            trusted = _trusted(url, credential_origin, self.credential_origins)
+        merged = self.headers.copy() if trusted else CaseInsensitiveDict(
+            {name: value for name, value in self.headers.items()
+             if name.lower() in _UNSCOPED_HEADERS})
         for key, value in (headers or {}).items():
             if value is None:
                 merged.pop(key, None)
             else:
                 merged[key] = value
         prepared = PreparedRequest(method.upper(), url, merged, data)
-        auth = self.auth if auth is None else self._request_auth(auth)
+        if auth is not None:
+            auth = self._request_auth(auth)
+        elif trusted:
+            auth = self.auth
         if auth is None and '@' not in url:
             auth = self._netrc_auth(url, merged)
             if auth is None:
@@ -2424,7 +2738,9 @@ class Session:
         old, new = urllib.parse.urlsplit(prepared.url), urllib.parse.urlsplit(location)
         if (old.hostname, old.port) != (new.hostname, new.port) or (
                 old.scheme == 'https' and new.scheme != 'https'):
-            for name in _CREDENTIAL_HEADERS:
+            # even to one of credential_origins: the server, not the user, chose it; the
+            # session's other credential fields (X-Api-Key, ...) go too
+            for name in _CREDENTIAL_HEADERS + _scoped_header_names(self.headers):
                 following.headers.pop(name, None)
             following.authenticator = None  # answers no challenge of another origin
         elif following.authenticator is not None:  # its answer names the old URL
@@ -2442,19 +2758,20 @@ class Session:
             try:
                 response = self._send_once(prepared, body, options)
             except _ConnectFailed as error:
-                if retry.exhausted:
-                    raise
-                wait = retry.backoff()
-                logger.warning('%s; retrying in %.1f s', error, wait)
-            else:
-                wait = retry.wait_after(response) if body.replayable else None
+                wait = retry.connect_wait() if error.retriable else None
                 if wait is None:
-                    response.attempts = retry.attempt
-                    return response
-                logger.warning('%s %s answered %d; retry %d of %d in %.1f s',
-                               prepared.method, _redact(prepared.url), response.status_code,
-                               retry.attempt, retry.max_attempts - 1, wait)
-                response.close()
+                    raise
+                _announce_retry(retry, wait, str(error))
+                time.sleep(wait)
+                retry = retry.increment(connect_wait=wait)
+                continue
+            wait = retry.wait_after(response) if body.replayable else None
+            if wait is None:
+                response.attempts = retry.attempt
+                return response
+            _announce_retry(retry, wait, f'{prepared.method} {_redact(prepared.url)} '
+                                         f'answered {response.status_code}')
+            response.close()
             time.sleep(wait)
             retry = retry.increment()
 
@@ -2529,6 +2846,8 @@ class Session:
 
         response = Response(raw, prepared, release)
         response.elapsed = datetime.timedelta(seconds=time.monotonic() - started)
+        response.max_body_size = self.max_body_size
+        response.max_decoding_ratio = self.max_decoding_ratio
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug('%s %s -> %d (%.3f s)', prepared.method, _redact(prepared.url),
                          response.status_code, response.elapsed.total_seconds())
@@ -2586,8 +2905,7 @@ class Session:
                 where += f' via proxy {_redact(origin.proxy)}'
             if isinstance(error, (socket.timeout, TimeoutError)):
                 raise _compatible(Timeout)(f'timed out connecting to {where}') from error
-            raise _compatible(_ConnectFailed)(f'cannot connect to {where}: {error}') \
-                from error
+            raise _connect_failure(error, where, host) from error
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Connection(connection, self._heads_read)
 
@@ -2710,18 +3028,22 @@ class _HTTPResponse(http.client.HTTPResponse):
         self.will_close = head.close if head.version == 11 else self._check_close()
         if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
+        if status == 101 or (not self.will_close and not self.chunked and
+                             self.length is None):
+            self.will_close = True  # (after 101 the connection no longer speaks HTTP)
         if buffered is not None and self.length is not None:
             self.spare = buffered - self.length
 
     def _read_head(self) -> '_Head':
         """Read the head line by line (it did not arrive whole, or is not plain)."""
         version, status, reason = self._read_status_line()
-        while status == 100:  # interim answers before the real one
-            self._read_header_lines()
+        for _ in range(_MAX_INTERIM_ANSWERS):
+            if not _is_interim(status):
+                return _head(version, status, reason, self._read_header_lines())
+            self._read_header_lines()  # 100 Continue, 102 Processing, 103 Early Hints
             version, status, reason = self._read_status_line()
-        return _head(version, status, reason, self._read_header_lines())
+        raise http.client.HTTPException(f'more than {_MAX_INTERIM_ANSWERS} interim (1xx) '
+                                        'answers before the final one')
 
     def _read_status_line(self) -> Tuple[int, int, str]:
         line = self.fp.readline(_MAX_HEADER_LINE + 1)
@@ -2852,6 +3174,13 @@ def _plain_head(block: bytes) -> Optional[_Head]:
 
 _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
+_MAX_INTERIM_ANSWERS = 100
+
+
+def _is_interim(status: int) -> bool:
+    """Whether ``status`` is an interim answer that a final one follows: every 1xx but
+    101 Switching Protocols (the server then speaks another protocol; nothing follows)."""
+    return 100 <= status < 200 and status != 101
 
 
 def _content_length(values: List[str]) -> Optional[int]:
@@ -3291,6 +3620,8 @@ class _ForeignSession:
 
     def __init__(self, session: Any) -> None:
         self.wrapped = session
+        #: as :attr:`Session.credential_origins`, for the wrapped session's credentials
+        self.credential_origins: Set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith('__') or 'wrapped' not in self.__dict__:  # e.g. while unpickling
@@ -3300,14 +3631,25 @@ class _ForeignSession:
     def request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
                 headers: Optional[Mapping[str, str]] = None, data: Any = None,
                 timeout: Any = None, stream: bool = True,
-                retry: Optional[RetryPolicy] = None) -> Response:
-        """Send through the wrapped session; same contract as :meth:`Session.request`."""
+                retry: Optional[RetryPolicy] = None,
+                credential_origin: Optional[str] = None) -> Response:
+        """Send through the wrapped session; same contract as :meth:`Session.request`.
+
+        Toward an origin not trusted with the credentials, the wrapped session's
+        credential header fields are unset for the request and its ``auth`` replaced by
+        one that adds nothing; credentials that a subclass adds in its own ``request``
+        (google-auth's ``AuthorizedSession``) are beyond reach.
+        """
         body = _Body(data)  # streamed bodies go out chunked: requests frames them itself
-        headers = dict(headers or {})
+        fields: Dict[str, Optional[str]] = dict(headers or {})
+        extra: Dict[str, Any] = {}
+        if not _trusted(url, credential_origin,
+                        self.__dict__.get('credential_origins', ())):
+            extra = self._withheld(fields)
         while True:
             answer = self.wrapped.request(method, _with_query(url, params),
-                                          data=body.payload(), headers=headers,
-                                          timeout=timeout, stream=True)
+                                          data=body.payload(), headers=fields,
+                                          timeout=timeout, stream=True, **extra)
             response = _ForeignResponse(answer, method)
             wait = retry.wait_after(response) if retry and body.replayable else None
             if wait is None or retry is None:
@@ -3316,6 +3658,20 @@ class _ForeignSession:
             response.close()
             time.sleep(wait)
             retry = retry.increment()
+
+    def _withheld(self, fields: Dict[str, Optional[str]]) -> Dict[str, Any]:
+        """Unset, in ``fields``, the wrapped session's credential header fields (requests
+        leaves out fields whose value is ``None``), and return the keyword arguments
+        that keep its ``auth``, netrc credentials and ``params`` out too."""
+        for name in _scoped_header_names(getattr(self.wrapped, 'headers', None) or {}):
+            fields.setdefault(name, None)
+        params = getattr(self.wrapped, 'params', None) or {}
+        return {'auth': _adds_nothing, 'params': {name: None for name in params}}
+
+
+def _adds_nothing(request: Any) -> Any:
+    """An auth for requests that adds no credentials (it stands in for the session's)."""
+    return request
 
 
 class _ForeignResponse(Response):
@@ -3614,7 +3970,11 @@ class MultipartReader:
     The body is scanned for the boundary incrementally with ``bytes.find`` over a sliding
     window, so only the part being read is held in memory.  A body that ends before the
     closing delimiter, or has anything but padding after a boundary, or malformed part
-    headers, raises :class:`MultipartError` rather than yielding a partial result.
+    headers, or a part whose ``Content-Length`` is not the number of bytes before the
+    next delimiter, raises :class:`MultipartError` rather than yielding a partial or
+    wrong result.  The delimiter alone decides where a part ends: RFC 2046 (which
+    PS3.18 follows) forbids it inside a payload, so a declared length never lets the
+    reader step over one.
 
     Parameters
     ----------
@@ -3630,16 +3990,25 @@ class MultipartReader:
         The caller keeps every part (collects them in a list, say) rather than dropping
         each before asking for the next: large parts then get memory that is mapped in
         at once, which is faster on Linux (see :func:`_kept_copy`).
+    max_part_size: Union[int, None], optional
+        Most bytes of one part (and of the preamble); a longer one raises
+        :class:`BodyTooLargeError` once that many bytes are held without its end, so
+        memory stays bounded by the limit.  ``None``: no limit.
+    url: Union[str, None], optional
+        URL of the answer, for error messages (by default ``source.url``, if any).
 
     """
 
     def __init__(self, source: Any, boundary: bytes, chunk_size: int = 1 << 20, *,
-                 parts_kept: bool = False) -> None:
+                 parts_kept: bool = False, max_part_size: Optional[int] = None,
+                 url: Optional[str] = None) -> None:
         readinto1 = getattr(source, 'readinto1', None)
         if not callable(readinto1):
             readinto1 = _readinto_from_read1(source)
         self._window = _Window(readinto1, max(int(chunk_size), 1024), parts_kept)
         self._delimiter = b'\r\n--' + boundary
+        self._max_part_size = max_part_size
+        self._url = url or str(getattr(source, 'url', '') or 'the server')
 
     def __iter__(self) -> Iterator[Tuple[Message, bytes]]:
         window, delimiter = self._window, self._delimiter
@@ -3647,14 +4016,16 @@ class MultipartReader:
         window.buf[:2] = b'\r\n'
         window.end = 2
         window.skip(self._find(delimiter, 'the first boundary') + len(delimiter))
+        number = 0
         while True:
             self._fill(2, 'the rest of a boundary line')
             if window.peek(2) == b'--':
                 self._drain()
                 return
             self._skip_padding()
+            number += 1
             headers = self._read_headers()
-            body = window.take(self._find(delimiter, 'the end of a part'))
+            body = window.take(self._part_size(headers, number))
             window.skip(len(delimiter))
             yield headers, body
 
@@ -3675,8 +4046,17 @@ class MultipartReader:
             if limit is not None and len(window) > limit:
                 raise MultipartError(f'multipart body is malformed: no {what} within '
                                      f'{limit} bytes')
+            self._check_part_size(len(window) - len(needle))
             scan_from = max(len(window) - len(needle) + 1, 0)
             self._more(what)
+
+    def _check_part_size(self, size: int) -> None:
+        """Refuse a part (or preamble) known to be longer than ``size`` bytes, when
+        ``size`` reaches the limit."""
+        limit = self._max_part_size
+        if limit is not None and size >= limit:
+            raise _body_too_large(self._url, limit, f'a part of its multipart body is '
+                                  f'larger than {limit} bytes')
 
     def _skip_padding(self) -> None:
         end = self._find(b'\r\n', 'the end of a boundary line', limit=1024)
@@ -3699,11 +4079,57 @@ class MultipartReader:
                                  f'{block[:200]!r}')
         return headers
 
+    def _part_size(self, headers: Message, number: int) -> int:
+        """The size of part ``number``: its bytes up to the next delimiter.
+
+        The delimiter decides where a part ends (RFC 2046 5.1.1, which PS3.18 follows:
+        it never occurs in a payload); a ``Content-Length`` the part declares must agree.
+        """
+        declared = _declared_length(headers, number) if len(headers) else None
+        size = self._find(self._delimiter, 'the end of a part')
+        if declared is not None and declared != size:
+            raise MultipartError(f'multipart body is malformed: part {number} declares '
+                                 f'Content-Length {declared} but holds {size} bytes '
+                                 f'before the next boundary')
+        return size
+
     def _drain(self) -> None:
         window = self._window
         window.start = window.end = 0
         while window.read_more():
             window.start = window.end = 0
+
+
+def _declared_length(headers: Message, number: int) -> Optional[int]:
+    """The Content-Length that part ``number`` declares, ``None`` if it declares none.
+
+    Parameters
+    ----------
+    headers: email.message.Message
+        The part's header fields.
+    number: int
+        The part's position in the body (1 for the first), for the error message.
+
+    Returns
+    -------
+    Union[int, None]
+        The declared length in bytes.
+
+    Raises
+    ------
+    MultipartError
+        If the field is not a decimal number, or is given twice with different values.
+
+    """
+    values = [str(value) for value in headers.get_all('Content-Length') or ()]
+    if not values:
+        return None
+    text = values[0].strip()
+    if not (text.isascii() and text.isdigit()) or any(
+            value.strip() != text for value in values[1:]):
+        raise MultipartError(f'multipart body is malformed: part {number} declares '
+                             f'Content-Length {", ".join(values)!r}, not a length in bytes')
+    return int(text)
 
 
 def _single_part(response: Response, acceptable: Sequence[str]) -> Iterator[Tuple[Message,
@@ -3740,9 +4166,16 @@ def _iter_parts(response: Response, acceptable: Sequence[str], chunk_size: int,
                                                parts_kept)
         else:
             yield from MultipartReader(response, _boundary_of(content_type), chunk_size,
-                                       parts_kept=parts_kept)
+                                       parts_kept=parts_kept,
+                                       max_part_size=_part_limit(response))
     finally:
         response.close()
+
+
+def _part_limit(response: Response) -> Optional[int]:
+    """The most bytes one part of ``response`` may have: its ``max_body_size``."""
+    limit = getattr(response, 'max_body_size', None)
+    return limit if isinstance(limit, int) else None
 
 
 def _parts_without_boundary(response: Response, content_type: str, chunk_size: int,
@@ -3759,12 +4192,14 @@ def _parts_without_boundary(response: Response, content_type: str, chunk_size: i
         logger.debug('multipart answer from %s names no boundary; using %r from its body',
                      response.url, boundary)
         yield from MultipartReader(_prefixed_read1(head, response.read1), boundary,
-                                   chunk_size, parts_kept=parts_kept)
+                                   chunk_size, parts_kept=parts_kept,
+                                   max_part_size=_part_limit(response), url=response.url)
         return
     rest = iter(functools.partial(response.read1, max(chunk_size, 1024)), b'')
     headers = Message()
     headers['Content-Type'] = content_type
-    yield headers, b''.join(itertools.chain((head,), rest))
+    yield headers, _joined_within(itertools.chain((head,), rest), _part_limit(response),
+                                  response.url)
 
 
 def _read_first_line(response: Response, limit: int = 1024) -> bytes:
@@ -4499,6 +4934,13 @@ class DICOMwebClient:
         Accept UIDs that break the standard's syntax (see :class:`URI`).
     timeout: Union[float, Tuple[float, float]], optional
         Seconds to wait when connecting and for each read, or a (connect, read) pair.
+    credential_origins: Union[Iterable[str], None], optional
+        More origins (``https://host:port``) that may receive the credentials, i.e.
+        the session's ``auth``, ``params`` and header fields such as ``Authorization``
+        or ``X-Api-Key`` (all but ``User-Agent``, ``Accept`` and the like); added to
+        ``Session.credential_origins``.  By default they go only to the origin of
+        ``url``: bulk data URIs on other servers are fetched without them; ``['*']``
+        sends them everywhere, as the established package did.
 
     Attributes
     ----------
@@ -4512,11 +4954,23 @@ class DICOMwebClient:
         Port of the server.
     url_prefix: str
         Path of ``base_url``.
+    max_body_size: Union[int, None]
+        Most bytes of an answer the client reads whole into memory (JSON, metadata,
+        a non-streamed retrieval of one object), decoded, and of one part of a
+        multipart answer, streamed or not; past it :class:`BodyTooLargeError` is
+        raised.  ``None``: no limit.  By default the session's
+        (:data:`DEFAULT_MAX_BODY_SIZE`, 4 GiB, for a :class:`Session`); setting it here
+        changes only this client.
+    max_decoding_ratio: Union[float, None]
+        Most decoded bytes per compressed byte of a compressed answer (checked once
+        16 MiB have been decoded); past it :class:`BodyTooLargeError` is raised, as
+        for a decompression bomb.  ``None``: no limit.  By default the session's
+        (:data:`DEFAULT_MAX_DECODING_RATIO`, 200); setting it changes only this client.
 
     Warning
     -------
-    ``headers`` and ``proxies`` change the session passed in; do not reuse it elsewhere
-    if that matters.
+    ``headers``, ``proxies`` and ``credential_origins`` change the session passed in; do
+    not reuse it elsewhere if that matters.
 
     """
 
@@ -4528,7 +4982,8 @@ class DICOMwebClient:
                  proxies: Optional[Dict[str, str]] = None,
                  headers: Optional[Dict[str, str]] = None,
                  callback: Optional[Callable] = None, chunk_size: int = 10**6,
-                 permissive_uid: bool = False, timeout: Union[float, tuple] = 20) -> None:
+                 permissive_uid: bool = False, timeout: Union[float, tuple] = 20, *,
+                 credential_origins: Optional[Iterable[str]] = None) -> None:
         if not isinstance(url, str):
             raise TypeError(f'url must be a string, not {type(url).__name__}')
         self.base_url = url.rstrip('/')
@@ -4542,6 +4997,7 @@ class DICOMwebClient:
         self.wado_url_prefix = _clean_prefix(wado_url_prefix, 'wado_url_prefix')
         self.stow_url_prefix = _clean_prefix(stow_url_prefix, 'stow_url_prefix')
         self.delete_url_prefix = _clean_prefix(delete_url_prefix, 'delete_url_prefix')
+        trusted_origins = _checked_origins(credential_origins)
         self._owns_session = session is None
         if session is None:
             session = create_session()
@@ -4554,6 +5010,7 @@ class DICOMwebClient:
                 raise TypeError(f'session must be a dicomweb_client.Session (see the '
                                 f'session_utils functions), not {type(session).__name__}')
             session = _ForeignSession(session)
+        session.credential_origins.update(trusted_origins)
         self._session = session
         self._callback = callback
         self._permissive_uid = bool(permissive_uid)
@@ -4581,6 +5038,37 @@ class DICOMwebClient:
 
     # -- settings ------------------------------------------------------------------------
 
+    @property
+    def max_body_size(self) -> Optional[int]:  # described under Attributes
+        return self._body_limit('max_body_size')
+
+    @max_body_size.setter
+    def max_body_size(self, value: Optional[int]) -> None:
+        self._set_body_limit('max_body_size', value)
+
+    @property
+    def max_decoding_ratio(self) -> Optional[float]:  # described under Attributes
+        return self._body_limit('max_decoding_ratio')
+
+    @max_decoding_ratio.setter
+    def max_decoding_ratio(self, value: Optional[float]) -> None:
+        self._set_body_limit('max_decoding_ratio', value)
+
+    def _body_limit(self, name: str) -> Any:
+        """The limit ``name`` set on this client, else its session's, else the default."""
+        if '_' + name in vars(self):
+            return vars(self)['_' + name]
+        value = getattr(self._session, name, Response)  # a requests session has none
+        return value if value is None or isinstance(value, (int, float)) \
+            else getattr(Response, name)
+
+    def _set_body_limit(self, name: str, value: Any) -> None:
+        """Set the limit ``name`` for this client: a positive number or ``None``."""
+        if value is not None and (isinstance(value, bool) or
+                                  not isinstance(value, (int, float)) or not value > 0):
+            raise ValueError(f'{name} must be a positive number or None, got {value!r}')
+        vars(self)['_' + name] = value
+
     def set_chunk_size(self, chunk_size: int) -> None:
         """Set how many bytes are read or written per chunk when streaming.
 
@@ -4598,13 +5086,19 @@ class DICOMwebClient:
     def set_http_retry_params(
             self, retry: bool = True, max_attempts: int = 5,
             wait_exponential_multiplier: int = 1000,
-            retriable_error_codes: Tuple[HTTPStatus, ...] = DEFAULT_RETRIABLE_STATUSES
+            retriable_error_codes: Tuple[HTTPStatus, ...] = DEFAULT_RETRIABLE_STATUSES,
+            *, connect_budget: float = 1.0
     ) -> None:
         """Choose whether and how requests are repeated when the server is busy or failing.
 
         A retried request waits ``wait_exponential_multiplier * 2**n`` milliseconds
         before its n-th repetition, or as long as the server's ``Retry-After`` field
         says (up to a minute).  Requests whose body cannot be sent again are not retried.
+        A server that cannot be reached at all (connection refused, network
+        unreachable) is tried again only while the waits add up to ``connect_budget``
+        seconds, so that a server that is down is reported within about a second; a
+        host name that does not exist is reported at once.  Each retry is logged as a
+        warning on the ``dicomweb_client.retry`` logger as it is decided.
 
         Parameters
         ----------
@@ -4616,12 +5110,18 @@ class DICOMwebClient:
             Milliseconds multiplied by ``2**n`` to give the n-th wait.
         retriable_error_codes: Tuple[http.HTTPStatus, ...], optional
             Status codes that are retried.
+        connect_budget: float, optional
+            Most seconds, in all, spent waiting to reconnect to a server that cannot be
+            reached; 0 reports it at once, and 30 with the other defaults repeats the
+            established package's four retries over 30 seconds.
 
         Note
         ----
         With retries on, an answer that still has a retriable status after the last
         attempt raises :class:`RetryError` (an :class:`HTTPError`); with them off, every
-        error status raises a plain :class:`HTTPError`.
+        error status raises a plain :class:`HTTPError`.  A server that cannot be
+        reached raises :class:`TransportError` (a ``requests.ConnectionError`` too,
+        when requests is installed) naming the server and the cause.
 
         """
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
@@ -4630,11 +5130,12 @@ class DICOMwebClient:
                              f'{max_attempts!r}')
         if wait_exponential_multiplier < 0:
             raise ValueError('wait_exponential_multiplier must not be negative')
+        _check_seconds(connect_budget, 'connect_budget')
         self._retry = RetryPolicy(
             max_attempts=max_attempts if retry else 1,
             wait_exponential_multiplier=wait_exponential_multiplier,
             retriable_statuses=frozenset(int(code) for code in retriable_error_codes)
-            if retry else frozenset())
+            if retry else frozenset(), connect_budget=float(connect_budget))
 
     lookup_keyword = staticmethod(lookup_keyword)
     lookup_tag = staticmethod(lookup_tag)
@@ -4647,8 +5148,11 @@ class DICOMwebClient:
         """Send a request, run the callback and raise :class:`HTTPError` on failure."""
         response = self._session.request(method, url, params=params, headers=headers,
                                          data=data, timeout=self._timeout, stream=True,
-                                         retry=self._retry)
+                                         retry=self._retry,
+                                         credential_origin=self.base_url)
         _requests_like(response)
+        response.max_body_size = self.max_body_size
+        response.max_decoding_ratio = self.max_decoding_ratio
         if self._callback is not None:
             response = self._callback(response) or response
         self._raise_for_status(response)
@@ -4954,7 +5458,9 @@ class DICOMwebClient:
                                                  stream)
             else:
                 reader = MultipartReader(_unread_body(response, stream),
-                                         boundary.encode('ascii'), self._chunk_size)
+                                         boundary.encode('ascii'), self._chunk_size,
+                                         max_part_size=_part_limit(response),
+                                         url=str(getattr(response, 'url', '')))
                 yield from (body for _, body in reader)
 
     def _extracted_parts(self, response: Response, boundary: bytes,
@@ -5782,6 +6288,63 @@ def _clean_prefix(prefix: Optional[str], name: str = 'url_prefix') -> Optional[s
     return prefix.strip('/') or None
 
 
+def _checked_origins(origins: Optional[Iterable[str]]) -> List[str]:
+    """The ``credential_origins`` argument as a list, after checking each entry.
+
+    Parameters
+    ----------
+    origins: Union[Iterable[str], None]
+        URLs of origins (``https://host:port``), or ``'*'`` for every origin.
+
+    Returns
+    -------
+    List[str]
+        The entries (none for ``None``).
+
+    Raises
+    ------
+    TypeError
+        If ``origins`` is a single string rather than a collection of them.
+    ValueError
+        If an entry is not an http(s) URL (nor ``'*'``).
+
+    """
+    if origins is None:
+        return []
+    if isinstance(origins, str):
+        raise TypeError('credential_origins must be a collection of URLs, not a string; '
+                        f'write [{origins!r}]')
+    checked = list(origins)
+    for origin in checked:
+        if origin != '*':
+            try:
+                _origin_of(origin if isinstance(origin, str) else repr(origin))
+            except ValueError as error:
+                raise ValueError(f'credential_origins: {error}') from None
+    return checked
+
+
+def _check_seconds(value: Any, name: str) -> None:
+    """Refuse ``value`` unless it is a finite number of seconds, 0 or more.
+
+    Parameters
+    ----------
+    value: Any
+        The argument given.
+    name: str
+        Its name, for the error message.
+
+    Raises
+    ------
+    ValueError
+        If it is not such a number.
+
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0 <= value < float('inf'):
+        raise ValueError(f'{name} must be a number of seconds, 0 or more, got {value!r}')
+
+
 def _json_list(value: Any, url: str) -> List[Dict[str, dict]]:
     if isinstance(value, dict):
         return [value]
@@ -5999,6 +6562,10 @@ def _level_of(tag: str) -> int:
 
 class _FileClientNotFound(HTTPError, FileNotFoundError):
     """The archive holds no such study, series, instance or bulk data (like HTTP 404)."""
+
+
+class _LeavesArchive(FileNotFoundError):
+    """Symbolic links lead an indexed path out of the archive: it is not read there."""
 
 
 class _FileClientReadOnly(HTTPError, PermissionError):
@@ -7356,6 +7923,7 @@ class DICOMfileClient:
         if db_dir is not None and not isinstance(db_dir, (str, os.PathLike)):
             raise TypeError(f'db_dir must be a path, not {db_dir!r}')
         self._root = _root_of(url, create=not readonly)
+        self._real_root = os.path.realpath(self._root)  # what files must resolve into
         self.base_url = pathlib.Path(self._root).as_uri().rstrip('/')
         self.scheme = 'file'
         self.protocol: Optional[str] = None
@@ -7618,13 +8186,41 @@ class DICOMfileClient:
             self._clean_private_file(entry)
             return
         try:
-            if entry.is_dir():
+            if entry.is_symlink():
+                self._skip_symlink(entry.path)
+            elif entry.is_dir(follow_symlinks=False):
                 pending.append((entry.path, f'{prefix}{name}/'))
-            elif entry.is_file():
-                status = entry.stat()
+            elif entry.is_file(follow_symlinks=False):
+                status = entry.stat(follow_symlinks=False)
                 found[prefix + name] = (status.st_size, status.st_mtime_ns)
         except OSError as error:
             logger.warning('cannot read %s: %s', entry.path, error)
+
+    def _skip_symlink(self, path: str) -> None:
+        """Leave a symbolic link out of the index, with a warning if it leads outside.
+
+        Links are never followed: a target inside the archive is indexed under its own
+        path when the scan gets there (so once), one outside is not indexed at all, and
+        a loop of links is never entered.
+
+        Parameters
+        ----------
+        path: str
+            The link.
+
+        """
+        target = os.path.realpath(path)
+        if self._inside(target):
+            logger.debug('not following %s: its target %s is indexed where it is', path,
+                         target)
+        else:
+            logger.warning('skipped %s: a symbolic link to %s, outside the archive %s',
+                           path, target, self._root)
+
+    def _inside(self, real_path: str) -> bool:
+        """Whether a resolved path (see :func:`os.path.realpath`) lies in the archive."""
+        root = self._real_root
+        return real_path == root or real_path.startswith(root.rstrip(os.sep) + os.sep)
 
     def _clean_private_file(self, entry: os.DirEntry) -> None:
         """Remove what an interrupted delete (after a minute) or store (an hour) left."""
@@ -7751,11 +8347,41 @@ class DICOMfileClient:
     # -- paths and URLs ---------------------------------------------------------------------
 
     def _absolute(self, relative: str) -> str:
-        """The file of a relative index path, which must stay inside the archive."""
+        """The file of a relative index path, which must stay inside the archive.
+
+        Checked each time a file is read, written or moved: a path that symbolic links
+        (put there after the file was indexed, say) lead out of the archive raises
+        :class:`_LeavesArchive`, a :class:`FileNotFoundError`, so it is served as gone.
+        """
         path = os.path.normpath(os.path.join(self._root, *relative.split('/')))
         if os.path.commonpath([path, self._root]) != self._root:
             raise ValueError(f'{relative!r} lies outside the archive')
+        if self._links_lead_out(path):
+            logger.warning('refused %s: symbolic links lead it to %s, outside the archive '
+                           '%s', path, os.path.realpath(path), self._root)
+            raise _LeavesArchive(errno.ENOENT, 'a symbolic link leads out of the archive',
+                                 path)
         return path
+
+    def _links_lead_out(self, path: str) -> bool:
+        """Whether symbolic links below the root lead ``path`` out of the archive.
+
+        The steps of ``path`` (normalized, inside the root) below the root are looked at
+        with ``lstat``, about half the cost of :func:`os.path.realpath`, which also
+        resolves every folder above the root; only when one is a link is the whole path
+        resolved.  A missing step ends the walk: there is nothing to follow (a store
+        creates it as a plain folder or file).  The root itself is trusted.
+        """
+        current = self._root
+        for step in path[len(self._root):].strip(os.sep).split(os.sep):
+            current = os.path.join(current, step)
+            try:
+                mode = os.lstat(current).st_mode
+            except OSError:
+                return False
+            if stat.S_ISLNK(mode):
+                return not self._inside(os.path.realpath(path))
+        return False
 
     def _url(self, study: str, series: Optional[str] = None, sop: Optional[str] = None) -> str:
         url = f'{self.base_url}/studies/{study}'
@@ -8203,7 +8829,10 @@ class DICOMfileClient:
 
     def _current(self, stored: _Stored) -> Tuple[str, _Stored]:
         """The file of an instance, and its pixel data place re-read if the file changed."""
-        path = self._absolute(stored.path)
+        try:
+            path = self._absolute(stored.path)
+        except _LeavesArchive:
+            raise self._file_gone(stored) from None
         size, mtime = _size_and_mtime(path)
         if size is None:
             raise self._file_gone(stored)
@@ -8660,7 +9289,10 @@ class DICOMfileClient:
         return paths
 
     def _move_aside(self, relative: str, moved: List[Tuple[str, str]]) -> None:
-        original = self._absolute(relative)
+        try:
+            original = self._absolute(relative)
+        except _LeavesArchive:
+            return  # nothing outside the archive is touched; the row goes all the same
         folder, name = os.path.split(original)
         aside = os.path.join(folder, f'{_PRIVATE_PREFIX}del-{os.getpid()}-{name}')
         try:

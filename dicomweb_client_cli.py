@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import getpass
 import io
 import json
@@ -35,7 +36,8 @@ import urllib.request
 import webbrowser
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import pydicom
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
@@ -90,6 +92,14 @@ def _non_negative_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     return _number(text, float, 0, inclusive=False)
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more."""
+    value = _number(text, float, 0, inclusive=True)
+    if value != value or value == float('inf'):  # nan or inf
+        raise argparse.ArgumentTypeError(f'{text!r} is not a finite number')
+    return value
 
 
 _UID = re.compile(r'[0-9]+(\.[0-9]+)*')
@@ -298,10 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help='give up on a connection or read after this many seconds '
                              '(default: 20)')
     parser.add_argument('--retries', metavar='NUM', type=_non_negative_int,
-                        help='repeat a request up to NUM times when the server is busy or '
-                             'failing (429, 408, 500, 502-504) or refuses the connection, '
-                             'waiting 2, 4, 8 ... seconds in between (default: 4; 0 turns '
-                             'retries off)')
+                        help='repeat a request up to NUM times when the server is busy '
+                             '(429, 408, 503, 504), waiting 2, 4, 8 ... seconds in between '
+                             '(default: 4; 0 turns retries off); each retry is shown on '
+                             'standard error')
+    parser.add_argument('--connect-budget', metavar='SECONDS', type=_seconds,
+                        help='keep trying to reach a server that refuses the connection or '
+                             'cannot be reached for this many seconds in all, within '
+                             '--retries (default: 1; 0 reports it at once); a host name '
+                             'that does not exist is reported at once')
     parser.add_argument('--no-progress', action='store_true',
                         help='never draw a progress bar (it is only drawn when standard '
                              'error is a terminal)')
@@ -457,8 +472,13 @@ def _make_client(args: argparse.Namespace) -> Any:
     if args.timeout is not None:
         options['timeout'] = args.timeout
     client = dicomweb_client.DICOMwebClient(args.url, **options)
+    retry_options: Dict[str, Any] = {}
     if args.retries is not None:
-        client.set_http_retry_params(retry=args.retries > 0, max_attempts=args.retries + 1)
+        retry_options.update(retry=args.retries > 0, max_attempts=args.retries + 1)
+    if args.connect_budget is not None:
+        retry_options['connect_budget'] = args.connect_budget
+    if retry_options:
+        client.set_http_retry_params(**retry_options)
     return client
 
 
@@ -509,6 +529,48 @@ def _error_line(message: str) -> None:
 
 def _one_line(text: str) -> str:
     return ' '.join(str(text).split())
+
+
+class _RetryLines(logging.Handler):
+    """Prints each retry that the package decides as a warning line on standard error."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print ``record`` as ``dicomweb_client: warning: ...``."""
+        try:
+            _warn(_one_line(record.getMessage()))
+        except Exception:  # noqa: BLE001 - logging must not end the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _retries_shown(verbosity: int) -> Iterator[None]:
+    """Show retries on standard error while the command runs, whatever the verbosity.
+
+    From ``-v`` on, the package's log handler shows them already (with the other
+    warnings); below, its messages are silenced, so the ``dicomweb_client.retry``
+    logger gets a handler of its own.  The logger is put back as it was afterwards.
+
+    Parameters
+    ----------
+    verbosity: int
+        The number of ``-v`` options.
+
+    """
+    if verbosity > 0:
+        yield
+        return
+    retry_logger = logging.getLogger('dicomweb_client.retry')
+    saved = retry_logger.level, retry_logger.propagate
+    handler = _RetryLines()
+    retry_logger.addHandler(handler)
+    retry_logger.setLevel(logging.WARNING)
+    retry_logger.propagate = False
+    try:
+        yield
+    finally:
+        retry_logger.removeHandler(handler)
+        retry_logger.setLevel(saved[0])
+        retry_logger.propagate = saved[1]
 
 
 def _to_json(value: Any, prettify: bool) -> str:
@@ -1492,8 +1554,9 @@ def _run(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> int:
         return _exit_code(exit_)
     dicomweb_client.configure_logging(min(namespace.verbosity, 4))
     try:
-        client = _make_client(namespace)
-        return namespace.handler(client, namespace)
+        with _retries_shown(namespace.verbosity):
+            client = _make_client(namespace)
+            return namespace.handler(client, namespace)
     except KeyboardInterrupt:
         print(f'\n{PROG}: interrupted', file=sys.stderr)
         return EXIT_INTERRUPTED

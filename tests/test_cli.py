@@ -1341,6 +1341,89 @@ def test_connection_refused(capsys: pytest.CaptureFixture) -> None:
     assert f"127.0.0.1:{port}" in err and "Traceback" not in err
 
 
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_server_that_is_down_is_reported_within_seconds_showing_the_retry() -> None:
+    """The real command with its default settings: the retry line comes on stderr as the
+    wait begins (about a second before the error), and it all ends within seconds."""
+    port = _closed_port()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicomweb_client_cli", "--url", f"http://127.0.0.1:{port}",
+         "search", "studies"], env=subprocess_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        retry_line = process.stderr.readline()
+        shown = time.monotonic()
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 1
+    finally:
+        process.kill()
+        process.wait()
+    ended = time.monotonic()
+    assert retry_line == (f"dicomweb_client: warning: cannot connect to http://127.0.0.1:"
+                          f"{port}: [Errno 111] Connection refused; retrying in 1.0 s "
+                          "(retry 1 of 4)\n")
+    assert rest == (f"dicomweb_client: error: cannot connect to http://127.0.0.1:{port}: "
+                    "[Errno 111] Connection refused\n")
+    assert ended - shown >= 0.8  # shown before the one-second wait, not after it
+    assert ended - started < 10  # interpreter start-up included; the wait is 1 s
+
+
+def test_a_retry_for_a_busy_server_is_shown(recording_server: RecordingServer,
+                                            capsys: pytest.CaptureFixture) -> None:
+    recording_server.add("GET", "/studies", Response(body=b"[]",
+                                                     content_type="application/dicom+json"))
+    recording_server.queue(Response(status=503, body=b"busy"))
+    assert run("--url", recording_server.url, "search", "studies") == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"dicomweb_client: warning: GET {recording_server.url}/studies "
+                            "answered 503; retrying in 0.0 s (retry 1 of 4)\n")
+    assert logging.getLogger("dicomweb_client.retry").handlers == []  # put back
+
+
+def test_with_verbosity_a_retry_is_shown_once(recording_server: RecordingServer,
+                                              capsys: pytest.CaptureFixture) -> None:
+    recording_server.add("GET", "/studies", Response(body=b"[]",
+                                                     content_type="application/dicom+json"))
+    recording_server.queue(Response(status=503, body=b"busy"))
+    assert run("-v", "--url", recording_server.url, "search", "studies") == 0
+    assert capsys.readouterr().err.count("answered 503; retrying in") == 1
+
+
+@pytest.mark.parametrize("budget, retries", [("0", 0), ("0.5", 1)])
+def test_connect_budget_option(budget: str, retries: int,
+                               capsys: pytest.CaptureFixture) -> None:
+    port = _closed_port()
+    assert run("--url", f"http://127.0.0.1:{port}", "--connect-budget", budget,
+               "search", "studies") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == retries + 1 and err[-1].startswith("dicomweb_client: error: ")
+    assert all("retrying in" in line for line in err[:-1])
+
+
+def test_an_unresolvable_host_is_reported_at_once(capsys: pytest.CaptureFixture) -> None:
+    started = time.monotonic()
+    assert run("--url", "http://nonexistent.invalid/dicom-web", "search", "studies") == 1
+    assert time.monotonic() - started < 10  # a lookup here takes milliseconds
+    assert capsys.readouterr().err == (
+        "dicomweb_client: error: cannot connect to http://nonexistent.invalid:80: the host "
+        "name 'nonexistent.invalid' cannot be resolved (Name or service not known)\n")
+
+
+@pytest.mark.parametrize("budget", ["-1", "nan", "inf", "soon"])
+def test_a_bad_connect_budget_is_a_usage_error(budget: str,
+                                               capsys: pytest.CaptureFixture) -> None:
+    assert run("--url", "http://127.0.0.1:1", "--connect-budget", budget,
+               "search", "studies") == 2
+    assert "--connect-budget" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("retries, status", [("1", 0), ("0", 1)])
 def test_retries_option(retries: str, status: int, archive: FakeArchive,
                         study: list[Dataset], monkeypatch: pytest.MonkeyPatch) -> None:

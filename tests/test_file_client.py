@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -1353,3 +1354,225 @@ def test_a_client_goes_to_a_spawned_worker_process(tmp_path: Path) -> None:
             found = pool.submit(search_instances_in_this_process, client).result(timeout=60)
     assert sorted(map(str, found)) == sorted(map(str, expected))
 
+
+
+# -- symbolic links: indexing never leaves the archive --------------------------------------
+
+needs_symlinks = pytest.mark.skipif(not hasattr(os, 'symlink') or sys.platform == 'win32',
+                                    reason='symbolic links need a POSIX file system')
+
+
+@pytest.fixture
+def inside_and_outside(tmp_path: Path) -> tuple:
+    """An archive with one study, and beside it (outside) a folder of another patient."""
+    root = tmp_path / 'archive'
+    inside = make_study(1, 2, patient_id='INSIDE', rows=4, columns=4)
+    write_files(inside, root / 'study')
+    outside = make_study(1, 2, patient_id='OUTSIDE', rows=4, columns=4, seed=9)
+    write_files(outside, tmp_path / 'elsewhere' / 'study')
+    return root, tmp_path / 'elsewhere', inside, outside
+
+
+def _indexed(client: DICOMfileClient) -> list:
+    return sorted(path for path, in client._connection.execute('SELECT path FROM files'))
+
+
+def _sops(client: DICOMfileClient) -> list:
+    return sorted(item['00080018']['Value'][0] for item in client.search_for_instances())
+
+
+def _warnings(caplog) -> str:
+    return '\n'.join(record.getMessage() for record in caplog.records
+                     if record.levelno >= logging.WARNING)
+
+
+@needs_symlinks
+def test_a_link_to_a_folder_outside_is_not_indexed(inside_and_outside: tuple,
+                                                   caplog) -> None:
+    root, elsewhere, inside, _ = inside_and_outside
+    os.symlink(elsewhere, root / 'other-patient')
+    os.symlink('/etc', root / 'etc')
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        client = DICOMfileClient(root.as_uri())
+    assert _sops(client) == sorted(ds.SOPInstanceUID for ds in inside)
+    assert not client.search_for_studies(search_filters={'PatientID': 'OUTSIDE'})
+    assert all(path.startswith('study/') for path in _indexed(client))
+    messages = _warnings(caplog)
+    for name in ('other-patient', 'etc'):
+        assert messages.count(str(root / name)) == 1, messages
+    assert 'outside the archive' in messages
+
+
+@needs_symlinks
+def test_a_link_to_a_file_outside_is_not_indexed(inside_and_outside: tuple, caplog) -> None:
+    root, elsewhere, inside, outside = inside_and_outside
+    target = elsewhere / 'study' / f'{outside[0].SOPInstanceUID}.dcm'
+    os.symlink(target, root / 'study' / 'stolen.dcm')
+    os.symlink(os.path.relpath(target, root), root / 'relative.dcm')
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        client = DICOMfileClient(root.as_uri())
+    assert _sops(client) == sorted(ds.SOPInstanceUID for ds in inside)
+    messages = _warnings(caplog)
+    assert messages.count(str(root / 'study' / 'stolen.dcm')) == 1
+    assert messages.count(str(root / 'relative.dcm')) == 1
+
+
+@needs_symlinks
+def test_links_inside_the_archive_index_their_targets_once(inside_and_outside: tuple,
+                                                          caplog) -> None:
+    root, _, inside, _ = inside_and_outside
+    os.symlink(root / 'study', root / 'same-study')              # absolute, to a folder
+    os.symlink('study', root / 'relative-study')                 # relative, to a folder
+    first = f'{inside[0].SOPInstanceUID}.dcm'
+    os.symlink(Path('study') / first, root / 'same-file.dcm')    # to a file
+    (root / 'deep' / 'er').mkdir(parents=True)
+    os.symlink('../../study', root / 'deep' / 'er' / 'up')
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        client = DICOMfileClient(root.as_uri())
+    assert _indexed(client) == sorted(f'study/{ds.SOPInstanceUID}.dcm' for ds in inside)
+    assert _sops(client) == sorted(ds.SOPInstanceUID for ds in inside)
+    assert not _warnings(caplog)  # neither duplicates nor links to complain about
+    assert client.retrieve_instance(inside[0].StudyInstanceUID, inside[0].SeriesInstanceUID,
+                                    inside[0].SOPInstanceUID).PatientID == 'INSIDE'
+
+
+@needs_symlinks
+def test_the_archive_may_itself_be_reached_through_a_link(inside_and_outside: tuple,
+                                                         tmp_path: Path) -> None:
+    root, _, inside, _ = inside_and_outside
+    os.symlink(root, tmp_path / 'alias')
+    os.symlink(tmp_path / 'alias' / 'study', root / 'via-alias')   # inside, by the alias
+    client = DICOMfileClient((tmp_path / 'alias').as_uri(), in_memory=True)
+    assert _indexed(client) == sorted(f'study/{ds.SOPInstanceUID}.dcm' for ds in inside)
+    ds = inside[1]
+    frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                             ds.SOPInstanceUID, [1])
+    assert frames == [frame_bytes(ds, 1)]
+
+
+@needs_symlinks
+def test_link_loops_end(inside_and_outside: tuple) -> None:
+    root, _, inside, _ = inside_and_outside
+    os.symlink('..', root / 'study' / 'parent')                  # a folder's own parent
+    os.symlink('.', root / 'itself')
+    os.symlink(root, root / 'study' / 'root')
+    os.symlink('b', root / 'a')                                  # a -> b -> a
+    os.symlink('a', root / 'b')
+    os.symlink('missing', root / 'dangling.dcm')
+    (root / 'x').mkdir()
+    os.symlink('../y', root / 'x' / 'to-y')                      # x/to-y -> y/to-x -> x
+    (root / 'y').mkdir()
+    os.symlink('../x', root / 'y' / 'to-x')
+    result: list = []
+    worker = threading.Thread(  # a daemon: a hang fails this test, not the whole run
+        target=lambda: result.append(_indexed(DICOMfileClient(root.as_uri(),
+                                                              in_memory=True))),
+        daemon=True)
+    worker.start()
+    worker.join(60)
+    assert result == [sorted(f'study/{ds.SOPInstanceUID}.dcm' for ds in inside)]
+
+
+@needs_symlinks
+def test_update_db_keeps_links_out(inside_and_outside: tuple, caplog) -> None:
+    root, elsewhere, inside, outside = inside_and_outside
+    client = DICOMfileClient(root.as_uri())
+    assert len(_sops(client)) == 2
+    client.close()
+    os.symlink(elsewhere, root / 'added-later')
+    replaced = root / 'study' / f'{inside[1].SOPInstanceUID}.dcm'
+    replaced.unlink()
+    os.symlink(elsewhere / 'study' / f'{outside[1].SOPInstanceUID}.dcm', replaced)
+    os.symlink('study', root / 'alias')
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
+        updated = DICOMfileClient(root.as_uri(), update_db=True)
+    assert _sops(updated) == [inside[0].SOPInstanceUID]      # the replaced file is forgotten
+    assert _indexed(updated) == [f'study/{inside[0].SOPInstanceUID}.dcm']
+    messages = _warnings(caplog)
+    assert messages.count(str(root / 'added-later')) == 1
+    assert messages.count(str(replaced)) == 1
+    updated.close()
+    again = DICOMfileClient(root.as_uri(), recreate_db=True)
+    assert _indexed(again) == [f'study/{inside[0].SOPInstanceUID}.dcm']
+
+
+def _retrievals(client: DICOMfileClient, ds: pydicom.Dataset) -> dict:
+    uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    bulk = f'{client.base_url}/studies/{uids[0]}/series/{uids[1]}/instances/{uids[2]}' \
+           '/bulkdata/7FE00010'
+    return {
+        'retrieve_instance': lambda: client.retrieve_instance(*uids),
+        'retrieve_instance_as_stored': lambda: client.retrieve_instance(
+            *uids, media_types=(('application/dicom', '*'),)),
+        'retrieve_series': lambda: client.retrieve_series(*uids[:2]),
+        'iter_study': lambda: list(client.iter_study(uids[0])),
+        'retrieve_instance_frames': lambda: client.retrieve_instance_frames(*uids, [1]),
+        'iter_instance_frames': lambda: list(client.iter_instance_frames(*uids, [1])),
+        'retrieve_bulkdata': lambda: client.retrieve_bulkdata(bulk),
+        'iter_bulkdata': lambda: list(client.iter_bulkdata(bulk)),
+        'retrieve_instance_rendered': lambda: client.retrieve_instance_rendered(*uids),
+    }
+
+
+RETRIEVALS = ['retrieve_instance', 'retrieve_instance_as_stored', 'retrieve_series',
+              'iter_study', 'retrieve_instance_frames', 'iter_instance_frames',
+              'retrieve_bulkdata', 'iter_bulkdata', 'retrieve_instance_rendered']
+
+
+@needs_symlinks
+@pytest.mark.parametrize('how', ['file', 'folder'])
+@pytest.mark.parametrize('method', RETRIEVALS)
+def test_an_indexed_file_later_linked_outside_is_not_served(inside_and_outside: tuple,
+                                                            method: str, how: str,
+                                                            caplog) -> None:
+    root, elsewhere, inside, outside = inside_and_outside
+    ds = inside[0]
+    client = DICOMfileClient(root.as_uri())
+    _retrievals(client, ds)[method]()  # served while it is a plain file
+    if how == 'file':  # the file becomes a link to another patient's same-named file
+        target = elsewhere / 'study' / f'{ds.SOPInstanceUID}.dcm'
+        write_files([ds], elsewhere / 'study')
+        target.write_bytes(to_bytes(outside[0]))
+        (root / 'study' / target.name).unlink()
+        os.symlink(target, root / 'study' / target.name)
+    else:  # its folder becomes a link to a folder outside holding such a file
+        fake = elsewhere / 'fake'
+        fake.mkdir()
+        (fake / f'{ds.SOPInstanceUID}.dcm').write_bytes(to_bytes(outside[0]))
+        (root / 'study').rename(root / 'moved')
+        os.symlink(fake, root / 'study')
+    with caplog.at_level(logging.WARNING, logger='dicomweb_client'), \
+            pytest.raises(dicomweb_client.HTTPError) as raised:
+        _retrievals(client, ds)[method]()
+    _http_error(raised, FileNotFoundError, status=404)
+    assert 'outside the archive' in _warnings(caplog)
+
+
+@needs_symlinks
+def test_deleting_an_instance_linked_outside_leaves_the_target(inside_and_outside: tuple
+                                                               ) -> None:
+    root, elsewhere, inside, outside = inside_and_outside
+    client = DICOMfileClient(root.as_uri())
+    fake = elsewhere / 'fake'
+    fake.mkdir()
+    target = fake / f'{inside[0].SOPInstanceUID}.dcm'
+    target.write_bytes(to_bytes(outside[0]))
+    (root / 'study').rename(root / 'moved')
+    os.symlink(fake, root / 'study')
+    client.delete_instance(inside[0].StudyInstanceUID, inside[0].SeriesInstanceUID,
+                           inside[0].SOPInstanceUID)
+    assert target.read_bytes() == to_bytes(outside[0])         # untouched
+    assert _sops(client) == [inside[1].SOPInstanceUID]        # the row is gone all the same
+
+
+@needs_symlinks
+def test_storing_never_writes_through_a_link_outside(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / 'archive', tmp_path / 'elsewhere'
+    ds = make_instance(rows=4, columns=4)
+    elsewhere.mkdir()
+    root.mkdir()
+    os.symlink(elsewhere, root / ds.StudyInstanceUID)
+    client = DICOMfileClient(root.as_uri())
+    with pytest.raises(dicomweb_client.HTTPError):
+        client.store_instances([ds])
+    assert not list(elsewhere.rglob('*'))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from recording_server import RecordingServer, Response
 
 import dicomweb_client
 from dicomweb_client import configure_logging
@@ -167,3 +168,58 @@ def test_importing_does_not_print_anything() -> None:
 
 def test_configure_logging_is_exported() -> None:
     assert 'configure_logging' in dicomweb_client.__all__
+
+
+# -- nothing is printed unless the program configures logging ----------------------------
+
+FAILING_REQUESTS = '''
+import socket
+import dicomweb_client
+{configure}
+busy = dicomweb_client.DICOMwebClient({busy_url!r})
+busy.set_http_retry_params(wait_exponential_multiplier=1)
+print(busy.search_for_studies())
+with socket.socket() as sock:
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+down = dicomweb_client.DICOMwebClient(f'http://127.0.0.1:{{port}}')
+down.set_http_retry_params(wait_exponential_multiplier=1, connect_budget=0.1)
+try:
+    down.search_for_studies()
+except dicomweb_client.TransportError:
+    print('down')
+'''
+
+
+def _busy_server(server: RecordingServer) -> str:
+    """A server that answers 503 first, so that the request is retried once."""
+    server.add('GET', '/studies', Response(body=b'[]', content_type='application/dicom+json'))
+    server.queue(Response(status=503, body=b'busy'))
+    return server.url
+
+
+def test_the_package_logger_has_a_null_handler() -> None:
+    handlers = logging.getLogger(PACKAGE_LOGGER).handlers
+    assert any(isinstance(handler, logging.NullHandler) for handler in handlers)
+
+
+def test_retries_print_nothing_when_logging_is_not_configured(recording_server) -> None:
+    """Without the NullHandler, Python's last-resort handler would print the retry
+    warnings on standard error of a program that never set logging up."""
+    result = run_python(FAILING_REQUESTS.format(configure='',
+                                                busy_url=_busy_server(recording_server)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '[]\ndown\n'
+    assert result.stderr == ''
+    assert len(recording_server.requests) == 2  # the retry really happened
+
+
+def test_retries_reach_the_logging_the_program_configures(recording_server) -> None:
+    configure = 'import logging\nlogging.basicConfig(format="%(name)s: %(message)s")'
+    result = run_python(FAILING_REQUESTS.format(configure=configure,
+                                                busy_url=_busy_server(recording_server)))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) >= 2 and all(line.startswith('dicomweb_client.retry: ') for line in lines)
+    assert 'answered 503; retrying in 0.0 s (retry 1 of 4)' in lines[0]
+    assert 'Connection refused; retrying in' in lines[1]

@@ -12,7 +12,7 @@ import io
 import random
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.message import Message
 from pathlib import Path
 from unittest import mock
@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 import dicom_data
 import dicomweb_client
-from dicomweb_client import MultipartBody, MultipartError, MultipartReader
-from recording_server import multipart_body
+from dicomweb_client import DICOMwebClient, MultipartBody, MultipartError, MultipartReader
+from recording_server import RecordingServer, Response, multipart_body
 
 BOUNDARY = "Xb0und-ary_42"
 B = BOUNDARY.encode("ascii")
@@ -687,3 +687,202 @@ def test_writer_round_trips_datasets_of_a_study() -> None:
     decoded = [pydicom.dcmread(io.BytesIO(payload)) for payload in payloads]
     assert [ds.SOPInstanceUID for ds in decoded] == [ds.SOPInstanceUID for ds in datasets]
     assert payloads == [dicom_data.to_bytes(ds) for ds in datasets]
+
+
+# -- declared part lengths, over real sockets --------------------------------------------
+#
+# A part may say how long it is (Content-Length); the delimiter still decides where it
+# ends (RFC 2046 forbids it inside a payload), and a declared length that disagrees with
+# the bytes before the next delimiter is an error, never a silently wrong part.
+
+STUDY = "1.2.826.0.1.3680043.8.498.511"
+SERIES = "1.2.826.0.1.3680043.8.498.512"
+SOP = "1.2.826.0.1.3680043.8.498.513"
+OCTETS = "application/octet-stream"
+RAW_PAYLOADS = [b"first frame", b"second \r\n--" + B[:4] + b" frame"]
+
+
+def _instance_payloads() -> list[bytes]:
+    return [dicom_data.to_bytes(dicom_data.make_instance(
+        STUDY, SERIES, f"{SOP}.{number}", rows=4, columns=4, seed=number))
+        for number in (1, 2)]
+
+
+# method -> (call(client, base url), part media type, number of parts)
+RETRIEVALS: dict[str, tuple[Callable[[DICOMwebClient, str], Iterable[object]], str, int]] = {
+    "retrieve_instance_frames": (
+        lambda client, url: client.retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2]),
+        OCTETS, 2),
+    "iter_instance_frames": (
+        lambda client, url: client.iter_instance_frames(STUDY, SERIES, SOP, [1, 2]),
+        OCTETS, 2),
+    "retrieve_bulkdata": (lambda client, url: client.retrieve_bulkdata(url + "/bulk/7"),
+                          OCTETS, 2),
+    "iter_bulkdata": (lambda client, url: client.iter_bulkdata(url + "/bulk/7"), OCTETS, 2),
+    "retrieve_instance": (lambda client, url: [client.retrieve_instance(STUDY, SERIES, SOP)],
+                          "application/dicom", 1),
+    "retrieve_series": (lambda client, url: client.retrieve_series(STUDY, SERIES),
+                        "application/dicom", 2),
+    "iter_series": (lambda client, url: client.iter_series(STUDY, SERIES),
+                    "application/dicom", 2),
+    "iter_study": (lambda client, url: client.iter_study(STUDY), "application/dicom", 2),
+}
+STREAMING = [name for name in RETRIEVALS if name.startswith("iter_")]
+
+
+@pytest.fixture(scope="module")
+def length_server() -> Iterator[RecordingServer]:
+    with RecordingServer() as server:
+        yield server
+
+
+@pytest.fixture
+def lserver(length_server: RecordingServer) -> Iterator[RecordingServer]:
+    length_server.reset()
+    yield length_server
+    length_server.reset()
+
+
+def _payloads(method: str) -> list[bytes]:
+    _, part_type, count = RETRIEVALS[method]
+    return (RAW_PAYLOADS if part_type == OCTETS else _instance_payloads())[:count]
+
+
+def _serve(server: RecordingServer, method: str,
+           declared: Sequence[str | list[str] | None]) -> list[bytes]:
+    """Answer every GET with the method's payloads, part i declaring ``declared[i]``
+    (a list: the field given that many times; ``None``: no Content-Length)."""
+    _, part_type, _ = RETRIEVALS[method]
+    payloads = _payloads(method)
+    raw = bytearray()
+    for payload, value in zip(payloads, declared):
+        values = [] if value is None else [value] if isinstance(value, str) else value
+        fields = b"".join(b"Content-Length: " + item.encode("latin-1") + b"\r\n"
+                          for item in values)
+        raw += (b"--" + B + b"\r\nContent-Type: " + part_type.encode() + b"\r\n" + fields
+                + b"\r\n" + payload + b"\r\n")
+    raw += b"--" + B + b"--\r\n"
+    server.add("GET", None, Response(
+        body=[bytes(raw[:len(raw) // 2]), bytes(raw[len(raw) // 2:])],
+        content_type=f'multipart/related; type="{part_type}"; boundary={BOUNDARY}'))
+    return payloads
+
+
+def _retrieve(server: RecordingServer, method: str) -> list[bytes]:
+    call = RETRIEVALS[method][0]
+    with DICOMwebClient(server.url) as client:
+        got = list(call(client, server.url))
+    return [dicom_data.to_bytes(item) if isinstance(item, pydicom.Dataset) else item
+            for item in got]
+
+
+def _same(got: list[bytes], payloads: list[bytes]) -> bool:
+    if got == payloads:
+        return True
+    return [dicom_data.from_bytes(item).SOPInstanceUID for item in got] == [
+        dicom_data.from_bytes(item).SOPInstanceUID for item in payloads]
+
+
+@pytest.mark.parametrize("method", RETRIEVALS)
+def test_correct_content_lengths_pass(lserver: RecordingServer, method: str) -> None:
+    payloads = _serve(lserver, method, [str(len(p)) for p in _payloads(method)])
+    assert _same(_retrieve(lserver, method), payloads)
+
+
+@pytest.mark.parametrize("method", RETRIEVALS)
+def test_lengths_with_spaces_repeats_and_missing_fields_pass(lserver: RecordingServer,
+                                                             method: str) -> None:
+    sizes = [len(p) for p in _payloads(method)]
+    declared: list[str | list[str] | None] = [[f" {sizes[0]} ", str(sizes[0])]]
+    declared += [None] * (len(sizes) - 1)
+    payloads = _serve(lserver, method, declared)
+    assert _same(_retrieve(lserver, method), payloads)
+
+
+@pytest.mark.parametrize("lying", ["first", "last"])
+@pytest.mark.parametrize("offset", [-1, +1, -5, +1000], ids=lambda o: f"{o:+d}")
+@pytest.mark.parametrize("method", RETRIEVALS)
+def test_wrong_content_length_raises(lserver: RecordingServer, method: str, offset: int,
+                                     lying: str) -> None:
+    sizes = [len(p) for p in _payloads(method)]
+    number = 1 if lying == "first" else len(sizes)
+    declared = [str(size) for size in sizes]
+    declared[number - 1] = str(sizes[number - 1] + offset)
+    _serve(lserver, method, declared)
+    with pytest.raises(MultipartError, match=(
+            rf"part {number} declares Content-Length {sizes[number - 1] + offset} "
+            rf"but holds {sizes[number - 1]} bytes")):
+        _retrieve(lserver, method)
+
+
+@pytest.mark.parametrize("value", ["abc", "", "-1", "+5", "5.0", "0x10", "1e3", "5 5",
+                                   "5, 5", "\xb2", "\u00bd"])
+@pytest.mark.parametrize("method", RETRIEVALS)
+def test_non_numeric_content_length_raises(lserver: RecordingServer, method: str,
+                                           value: str) -> None:
+    sizes = [len(p) for p in _payloads(method)]
+    _serve(lserver, method, [str(size) for size in sizes[:-1]] + [value])
+    with pytest.raises(MultipartError, match=rf"part {len(sizes)} declares Content-Length"):
+        _retrieve(lserver, method)
+
+
+@pytest.mark.parametrize("method", RETRIEVALS)
+def test_disagreeing_repeated_content_lengths_raise(lserver: RecordingServer,
+                                                    method: str) -> None:
+    size = len(_payloads(method)[0])
+    _serve(lserver, method, [[str(size), str(size + 1)], None])
+    with pytest.raises(MultipartError, match="part 1 declares Content-Length"):
+        _retrieve(lserver, method)
+
+
+@pytest.mark.parametrize("method", STREAMING)
+def test_streaming_yields_good_parts_before_the_lying_one(lserver: RecordingServer,
+                                                          method: str) -> None:
+    payloads = _payloads(method)
+    _serve(lserver, method, [str(len(payloads[0])), str(len(payloads[1]) - 1)])
+    with DICOMwebClient(lserver.url) as client:
+        parts = iter(RETRIEVALS[method][0](client, lserver.url))
+        first = next(parts)
+        if isinstance(first, pydicom.Dataset):
+            first = dicom_data.to_bytes(first)
+        assert _same([first], payloads[:1])
+        with pytest.raises(MultipartError, match="part 2 declares"):
+            next(parts)
+
+
+@pytest.mark.parametrize("payload", TRICKY_PAYLOADS, ids=repr)
+@pytest.mark.parametrize("method", ["retrieve_bulkdata", "iter_instance_frames"])
+def test_boundary_like_payload_with_its_length_passes(lserver: RecordingServer,
+                                                      method: str, payload: bytes) -> None:
+    # bytes that look like a delimiter but are not one stay in the payload
+    body = multipart_body([(b"x", OCTETS, {"Content-Length": "1"}),
+                           (payload, OCTETS, {"Content-Length": str(len(payload))})],
+                          BOUNDARY)
+    lserver.add("GET", None, Response(
+        body=body, content_type=f'multipart/related; type="{OCTETS}"; boundary={BOUNDARY}'))
+    assert _retrieve(lserver, method) == [b"x", payload]
+
+
+def test_delimiter_inside_a_declared_length_is_not_stepped_over(
+        lserver: RecordingServer) -> None:
+    # the delimiter is authoritative: a payload holding it ends there, and the length
+    # it declared for the whole payload then no longer fits
+    payload = b"head" + DELIMITER + b"\r\ntail"
+    body = multipart_body([(payload, OCTETS, {"Content-Length": str(len(payload))})],
+                          BOUNDARY)
+    lserver.add("GET", None, Response(
+        body=body, content_type=f'multipart/related; type="{OCTETS}"; boundary={BOUNDARY}'))
+    with pytest.raises(MultipartError, match=(
+            rf"part 1 declares Content-Length {len(payload)} but holds 4 bytes")):
+        _retrieve(lserver, "retrieve_bulkdata")
+
+
+def test_reader_checks_lengths_at_every_split_point() -> None:
+    data = multipart_body([(b"abc", OCTETS, {"Content-Length": "3"}),
+                           (b"de", OCTETS, {"Content-Length": "3"})], BOUNDARY)
+    for split in range(1, len(data)):
+        reader = iter(MultipartReader(piece_source([data[:split], data[split:]]), B))
+        assert next(reader)[1] == b"abc"
+        with pytest.raises(MultipartError, match="part 2 declares Content-Length 3 but "
+                                                 "holds 2 bytes"):
+            next(reader)
