@@ -65,6 +65,7 @@ from typing import (
     Any,
     Callable,
     Deque,
+    IO,
     Dict,
     Iterable,
     Iterator,
@@ -96,8 +97,8 @@ from pydicom.uid import UID
 __version__ = '0.61.2+stdlib.1'
 
 __all__ = [
-    'BodyTooLargeError', 'ChunkedEncodingError', 'ContentDecodingError', 'CookieJar',
-    'DICOMClient',
+    'ArchiveNotFoundError', 'BodyTooLargeError', 'ChunkedEncodingError',
+    'ContentDecodingError', 'CookieJar', 'DICOMClient',
     'DICOMfileClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL', 'HTTPDigestAuth',
     'HTTPError', 'JSONDecodeError', 'MultipartError', 'RequestException', 'Response',
     'RetryError', 'RetryPolicy', 'SSLError', 'Session', 'Timeout',
@@ -4688,6 +4689,13 @@ class DICOMClient(Protocol):
     The methods are those of :class:`DICOMwebClient`; see there for their description.
     The protocol is runtime checkable: ``isinstance(client, DICOMClient)`` tells whether
     an object has all of its attributes and methods.
+
+    It declares the methods of the established package's protocol and no more, so objects
+    written against that protocol still pass the ``isinstance`` check.  The thumbnail
+    methods (``retrieve_study_thumbnail``, ``retrieve_series_thumbnail``,
+    ``retrieve_instance_thumbnail`` and ``retrieve_instance_frames_thumbnail``) are
+    therefore not part of it, although :class:`DICOMwebClient` and
+    :class:`DICOMfileClient` both have them, with the same parameters.
     """
 
     base_url: str
@@ -6406,7 +6414,7 @@ _IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
 _PYDICOM_SYNTAXES = frozenset({'1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
 _NATIVE_SYNTAXES = frozenset({_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN,
                               '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
-_INDEX_SCHEMA_VERSION = '1'
+_INDEX_SCHEMA_VERSION = '2'
 _INDEX_FILE_NAME = '.dicomweb_client.sqlite'
 _PRIVATE_PREFIX = '.dwc-'  # temporary and to-be-deleted files written by the client
 _BULK_DATA_THRESHOLD = 1024  # binary values longer than this become BulkDataURIs
@@ -6562,6 +6570,12 @@ def _level_of(tag: str) -> int:
 
 class _FileClientNotFound(HTTPError, FileNotFoundError):
     """The archive holds no such study, series, instance or bulk data (like HTTP 404)."""
+
+
+class ArchiveNotFoundError(FileNotFoundError, sqlite3.OperationalError):
+    """The folder a :class:`DICOMfileClient` is opened on does not exist (and it was not
+    asked to create it).  It is also the ``sqlite3.OperationalError`` the established
+    package raises there."""
 
 
 class _LeavesArchive(FileNotFoundError):
@@ -7729,6 +7743,11 @@ def _store_item(sop_class: Optional[str], sop_instance: Optional[str],
 
 # -- the index database ---------------------------------------------------------------------
 
+#: clients that write the index, each while it has it open (see :class:`_IndexHandle`)
+_WRITERS_TABLE = ('CREATE TABLE IF NOT EXISTS writers (token TEXT PRIMARY KEY, host TEXT, '
+                  'pid INTEGER, identity TEXT)')
+
+
 def _schema() -> List[str]:
     """Statements that create the (private) index schema."""
     columns = ', '.join(
@@ -7737,6 +7756,7 @@ def _schema() -> List[str]:
     folded = ', '.join(f'"{column.keyword}_fold" TEXT' for column in _FOLDED_COLUMNS)
     return [
         'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)',
+        _WRITERS_TABLE,
         'CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, '
         'mtime_ns INTEGER, sop TEXT, problem TEXT)',
         'CREATE INDEX IF NOT EXISTS files_sop ON files (sop)',
@@ -7784,12 +7804,181 @@ def _python_json_extract(document: Optional[str], path: str) -> Optional[str]:
 
 
 def _intact(connection: sqlite3.Connection) -> bool:
-    """Whether SQLite's quick integrity check finds the index file sound."""
+    """Whether SQLite's quick integrity check finds the index file sound.
+
+    It reads the whole file, so it runs only when a writer did not close the index
+    (see :func:`_unclosed_writers`) or when asked to (``update_db``, ``recreate_db``).
+    """
     try:
         rows = connection.execute('PRAGMA quick_check').fetchall()
     except sqlite3.DatabaseError:
         return False
     return rows == [('ok',)]
+
+
+def _process_identity(pid: int) -> Optional[str]:
+    """What tells a running process from a later one given the same ID: its start time
+    on Linux (from ``/proc``); ``None`` where the system does not say."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as handle:
+            fields = handle.read().rsplit(b')', 1)[1].split()
+        return fields[19].decode('ascii')
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _process_alive(pid: int, identity: Optional[str]) -> bool:
+    """Whether the process that registered as ``pid`` (with ``identity``) still runs.
+
+    Where neither ``/proc`` nor signals tell (Windows), every process counts as alive.
+    """
+    if identity is not None:
+        return _process_identity(pid) == identity
+    if os.name == 'nt':
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _unclosed_writers(connection: sqlite3.Connection) -> Optional[List[str]]:
+    """Tokens of writers that registered in the index and died without closing it.
+
+    Every writable client registers in the ``writers`` table when it opens the index
+    and leaves it when it closes, so a row of a process that no longer runs (on this
+    host) means a writer was killed: only then is the whole file checked.  Writers on
+    other hosts count as alive.
+
+    Returns
+    -------
+    Union[List[str], None]
+        The tokens; ``None`` when the index has no such table (it was written by another
+        version) and must be checked.
+
+    Raises
+    ------
+    sqlite3.DatabaseError
+        If the file is not a readable SQLite database.
+
+    """
+    try:
+        rows = connection.execute('SELECT token, host, pid, identity FROM writers').fetchall()
+    except sqlite3.OperationalError as error:
+        if 'no such table' not in str(error):
+            raise
+        empty = connection.execute('SELECT count(*) FROM sqlite_master').fetchone()[0] == 0
+        return [] if empty else None
+    host = socket.gethostname()
+    return [token for token, row_host, pid, identity in rows
+            if row_host == host and not _process_alive(pid, identity)]
+
+
+def _sound(connection: sqlite3.Connection, check: bool = False) -> bool:
+    """Whether the index can be trusted: every writer closed it (or the integrity
+    check, run then or when ``check`` asks for it, finds it sound)."""
+    unclosed = _unclosed_writers(connection)
+    if unclosed == [] and not check:
+        return True
+    reason = ('asked for' if check else 'a writer did not close it' if unclosed
+              else 'it predates writer registration')
+    logger.info('checking the integrity of the index (%s)', reason)
+    return _intact(connection)
+
+
+class _IndexHandle:
+    """A client's connection to its index, and its registration as a writer there.
+
+    A client registers as a writer (in the ``writers`` table) before its first write,
+    switching the index to write-ahead logging so that others read on while it writes,
+    and leaves when it closes; a registration left by a process that no longer runs
+    tells the next client to check the file (see :func:`_unclosed_writers`).  Clients
+    that only read register nothing, so opening an index is cheap.
+
+    Closing (explicitly, when the client is collected, or when the process exits)
+    switches the index back to a rollback journal when no one else has it open, so no
+    ``-wal``/``-shm`` files stay beside it.
+
+    Parameters
+    ----------
+    connection: sqlite3.Connection
+        The open connection.
+    shared_file: bool
+        Whether it is a read-write connection to an index file (not one in memory,
+        not a read-only one).
+
+    """
+
+    def __init__(self, connection: sqlite3.Connection, shared_file: bool) -> None:
+        self.connection = connection
+        self.shared_file = shared_file
+        self.owner = os.getpid()
+        self.token: Optional[str] = None
+
+    def start_writing(self) -> None:
+        """Register as a writer, once, before the first write (outside transactions)."""
+        if self.token is not None or not self.shared_file:
+            return
+        connection = self.connection
+        self._use_write_ahead_log()
+        connection.execute(_WRITERS_TABLE)
+        token = uuid.uuid4().hex
+        connection.execute('INSERT INTO writers VALUES (?, ?, ?, ?)', (
+            token, socket.gethostname(), self.owner, _process_identity(self.owner)))
+        self.token = token
+
+    def _use_write_ahead_log(self, patience: float = 60.0) -> None:
+        """Switch the index to write-ahead logging, waiting while others hold it.
+
+        SQLite does not wait by itself here: a switch that meets another client's
+        read or switch fails at once as "locked", so it is tried again, a little later
+        each time, for up to ``patience`` seconds (the busy timeout of other statements).
+        """
+        deadline = time.monotonic() + patience
+        pause = 0.001
+        while True:
+            try:
+                self.connection.execute('PRAGMA journal_mode=WAL')
+                return
+            except sqlite3.OperationalError as error:
+                if 'locked' not in str(error) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def close(self) -> None:
+        """Leave the index (in the process that opened it; a forked copy does nothing)."""
+        if os.getpid() != self.owner:
+            return
+        connection = self.connection
+        if self.token is not None:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                connection.execute('DELETE FROM writers WHERE token = ?', (self.token,))
+        if self.shared_file:
+            # fails at once (no waiting) while other clients have the index open
+            with contextlib.suppress(sqlite3.DatabaseError):
+                connection.execute('PRAGMA busy_timeout=0')
+                if connection.execute('PRAGMA journal_mode').fetchone()[0] == 'wal':
+                    connection.execute('PRAGMA journal_mode=DELETE')
+        connection.close()
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[List[_T]]:
+    """Lists of ``size`` consecutive items (the last one shorter)."""
+    iterator = iter(items)
+    while True:
+        batch = list(itertools.islice(iterator, size))
+        if not batch:
+            return
+        yield batch
+
+
+def _sql_match(criteria: Dict[int, _Criterion], element: Optional[str], key: int) -> bool:
+    """SQL function: whether a stored JSON element matches criterion ``key``."""
+    return criteria[key].matches_element(None if element is None else json.loads(element))
 
 
 def _default_cache_dir() -> str:
@@ -7810,10 +7999,13 @@ def _pool_context() -> Tuple[Any, int]:
 
 @contextlib.contextmanager
 def _exclusive_file_lock(path: Optional[str], wait: bool = True) -> Iterator[bool]:
-    """Hold an advisory lock on ``path`` (where the platform has ``fcntl``).
+    """Hold an advisory lock on the file ``path`` (where the platform has ``fcntl``),
+    which exists only while someone holds or waits for it.
 
     Yields whether the lock is held: without ``wait``, ``False`` when another process
-    holds it.
+    holds it.  The holder removes the file before letting go; a waiter that then gets
+    the lock of the removed file sees that the path no longer names it, and tries again
+    on the file that path names now.
     """
     try:
         import fcntl
@@ -7822,16 +8014,32 @@ def _exclusive_file_lock(path: Optional[str], wait: bool = True) -> Iterator[boo
     if path is None or fcntl is None:
         yield True
         return
-    with open(path, 'a+b') as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
+    while True:
+        with open(path, 'a+b') as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            if not _names_open_file(path, handle):
+                continue  # its holder removed it meanwhile
+            try:
+                yield True
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _names_open_file(path: str, handle: IO[bytes]) -> bool:
+    """Whether ``path`` still names the file open as ``handle``."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 @dataclass
@@ -7880,9 +8088,11 @@ class DICOMfileClient:
         ``file://`` URL of the folder, e.g. ``file:///data/dicom``.
     update_db: bool, optional
         Bring the index up to date: index new and changed files (size or modification
-        time differ) and forget removed ones.  Without it an existing index is used as it
-        is (which is fast); a missing index is built, and one whose building was
-        interrupted is completed.
+        time differ) and forget removed ones, after checking the integrity of the whole
+        index file (a damaged one is rebuilt).  Without it an existing index is used as
+        it is, which costs the same at any size (the file is checked only when a writer
+        was killed before closing it); a missing index is built, and one whose building
+        was interrupted is completed.
     recreate_db: bool, optional
         Build the index from scratch.
     in_memory: bool, optional
@@ -7891,6 +8101,16 @@ class DICOMfileClient:
         Folder of the index file; by default the archive folder.
     readonly: bool, optional
         Refuse to store or delete, and open an existing index read-only.
+    create_folder: bool, optional
+        Create the archive folder if it does not exist (for a new archive to store
+        instances in); without it a missing folder raises :class:`ArchiveNotFoundError`,
+        so a mistyped path is reported instead of giving an empty archive.
+
+    Raises
+    ------
+    ArchiveNotFoundError
+        If the folder does not exist and ``create_folder`` is not set (also a
+        ``FileNotFoundError``).
 
     Attributes
     ----------
@@ -7915,14 +8135,17 @@ class DICOMfileClient:
 
     def __init__(self, url: str, update_db: bool = False, recreate_db: bool = False,
                  in_memory: bool = False, db_dir: Union[pathlib.Path, str, None] = None,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, create_folder: bool = False) -> None:
         for name, flag in (('update_db', update_db), ('recreate_db', recreate_db),
-                           ('in_memory', in_memory), ('readonly', readonly)):
+                           ('in_memory', in_memory), ('readonly', readonly),
+                           ('create_folder', create_folder)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, not {flag!r}')
         if db_dir is not None and not isinstance(db_dir, (str, os.PathLike)):
             raise TypeError(f'db_dir must be a path, not {db_dir!r}')
-        self._root = _root_of(url, create=not readonly)
+        if readonly and create_folder:
+            raise ValueError('a read-only client cannot create its archive folder')
+        self._root = _root_of(url, create=create_folder)
         self._real_root = os.path.realpath(self._root)  # what files must resolve into
         self.base_url = pathlib.Path(self._root).as_uri().rstrip('/')
         self.scheme = 'file'
@@ -7940,7 +8163,10 @@ class DICOMfileClient:
         self._workers: Optional[int] = None  # tests: processes for indexing (1: none)
         self._db_path = None if in_memory else self._index_path(
             db_dir, rebuilding=update_db or recreate_db)
-        self._connection = self._open_index(update_db, recreate_db)
+        handle = self._open_index(update_db, recreate_db)
+        self._connection = handle.connection
+        import multiprocessing.util  # its finalizers also run in worker processes
+        self._closer = multiprocessing.util.Finalize(self, handle.close, exitpriority=10)
         self._reopening = {'in_memory': in_memory, 'db_dir': db_dir, 'readonly': readonly}
 
     def __repr__(self) -> str:
@@ -7962,14 +8188,14 @@ class DICOMfileClient:
         self.close()
 
     def close(self) -> None:
-        """Close the index database (the client cannot be used afterwards)."""
+        """Close the index database (the client cannot be used afterwards).
+
+        A client that is not closed is closed when it is garbage collected or when the
+        process exits (worker processes of :mod:`multiprocessing` included).  The last
+        one to close an index leaves no ``-wal``/``-shm`` files beside it.
+        """
         with self._lock:
-            if self._db_path is not None and not self._readonly:
-                # back to a rollback journal, so no -wal/-shm files stay beside the index
-                # and read-only clients create none (fails harmlessly while others read)
-                with contextlib.suppress(sqlite3.DatabaseError):
-                    self._connection.execute('PRAGMA journal_mode=DELETE')
-            self._connection.close()
+            self._closer()
 
     # -- the index: where it is, opening, updating ------------------------------------------
 
@@ -7999,26 +8225,49 @@ class DICOMfileClient:
         os.makedirs(folder, exist_ok=True)
         return os.path.join(folder, name)
 
-    def _open_index(self, update_db: bool, recreate_db: bool) -> sqlite3.Connection:
-        """Open (and build or update when needed) the index."""
+    def _open_index(self, update_db: bool, recreate_db: bool) -> _IndexHandle:
+        """Open (and build, check or update when needed) the index.
+
+        Opening an index that every writer closed costs the same at any size: the
+        integrity check, which reads the whole file, runs only after a writer was killed
+        or when ``update_db`` or ``recreate_db`` ask for it.
+        """
         if self._db_path is None:
-            connection = self._connect(read_only=False)
-            self._update_index(connection)
-            return connection
-        exists = os.path.exists(self._db_path)
-        if exists and self._readonly and not (update_db or recreate_db):
-            with contextlib.suppress(sqlite3.DatabaseError):
-                connection = self._connect(read_only=True)
-                if self._meta(connection, 'state') == 'complete' and self._meta(
-                        connection, 'schema') == _INDEX_SCHEMA_VERSION and _intact(connection):
-                    return connection
-                connection.close()
+            self._handle = _IndexHandle(self._connect(read_only=False), shared_file=False)
+            self._update_index(self._handle.connection)
+            return self._handle
+        if self._readonly and not (update_db or recreate_db) and os.path.exists(
+                self._db_path):
+            connection = self._connect_complete_read_only()
+            if connection is not None:
+                self._handle = _IndexHandle(connection, shared_file=False)
+                return self._handle
             if os.path.dirname(self._db_path) == self._root:  # never rebuild it in there
                 logger.warning('the index %s is damaged or incomplete; a read-only client '
                                'builds its own in the cache folder', self._db_path)
                 self._db_path = self._cache_index_path(os.path.basename(self._db_path))
-                exists = os.path.exists(self._db_path)
-        connection, replaced = self._connect_writable()
+        self._open_writable(update_db, recreate_db)
+        if self._readonly:
+            self._handle.close()
+            self._handle = _IndexHandle(self._connect(read_only=True), shared_file=False)
+        return self._handle
+
+    def _connect_complete_read_only(self) -> Optional[sqlite3.Connection]:
+        """A read-only connection to a sound, complete index of this version, or ``None``."""
+        with contextlib.suppress(sqlite3.DatabaseError):
+            connection = self._connect(read_only=True)
+            if self._meta(connection, 'state') == 'complete' and self._meta(
+                    connection, 'schema') == _INDEX_SCHEMA_VERSION and _sound(connection):
+                return connection
+            connection.close()
+        return None
+
+    def _open_writable(self, update_db: bool, recreate_db: bool) -> _IndexHandle:
+        """Open the index for writing (see :class:`_IndexHandle`), built or updated as needed."""
+        assert self._db_path is not None
+        exists = os.path.exists(self._db_path)
+        connection, replaced = self._connect_writable(check=update_db or recreate_db)
+        self._handle = handle = _IndexHandle(connection, shared_file=True)
         fresh = (recreate_db or not exists or replaced
                  or self._meta(connection, 'schema') != _INDEX_SCHEMA_VERSION)
         if fresh:
@@ -8027,10 +8276,7 @@ class DICOMfileClient:
             self._update_index(connection)
         elif self._meta(connection, 'state') != 'complete':  # an update was interrupted
             self._update_index(connection, wait=False)
-        if self._readonly:
-            connection.close()
-            connection = self._connect(read_only=True)
-        return connection
+        return handle
 
     def _connect(self, read_only: bool) -> sqlite3.Connection:
         if self._db_path is None:
@@ -8048,11 +8294,11 @@ class DICOMfileClient:
         else:
             connection = sqlite3.connect(self._db_path, isolation_level=None,
                                          check_same_thread=False, timeout=60)
-            connection.execute('PRAGMA journal_mode=WAL')
-            connection.execute('PRAGMA synchronous=NORMAL')
+            connection.execute('PRAGMA synchronous=NORMAL')  # writes use WAL (see _IndexHandle)
         connection.execute('PRAGMA busy_timeout=60000')
-        connection.execute('PRAGMA temp_store=MEMORY')
-        connection.execute('PRAGMA cache_size=-65536')
+        # temporary tables and sorts spill to files: in memory, dropping the tables of a
+        # large index (recreate_db) took memory in proportion to it
+        connection.execute('PRAGMA cache_size=-16384')
         self._add_functions(connection)
         if not read_only:
             connection.execute('CREATE TEMP TABLE IF NOT EXISTS dirty_studies '
@@ -8063,17 +8309,15 @@ class DICOMfileClient:
 
     def _add_functions(self, connection: sqlite3.Connection) -> None:
         connection.create_function('_dwc_time', 1, _sql_time, deterministic=True)
-        connection.create_function('_dwc_match', 2, self._sql_match)
+        # the function holds the criteria, not the client, so the client can be collected
+        connection.create_function('_dwc_match', 2, functools.partial(_sql_match,
+                                                                      self._criteria))
         try:
             connection.execute('''SELECT json_extract('{"a":1}', '$."a"')''').fetchone()
         except sqlite3.OperationalError:
             connection.create_function('json_extract', 2, _python_json_extract,
                                        deterministic=True)
 
-    def _sql_match(self, element: Optional[str], key: int) -> bool:
-        """SQL function: whether a stored JSON element matches criterion ``key``."""
-        return self._criteria[key].matches_element(
-            None if element is None else json.loads(element))
 
     @staticmethod
     def _meta(connection: sqlite3.Connection, key: str) -> Optional[str]:
@@ -8083,13 +8327,21 @@ class DICOMfileClient:
             return None
         return row[0] if row else None
 
-    def _connect_writable(self) -> Tuple[sqlite3.Connection, bool]:
-        """A writable connection, and whether a damaged index file had to be replaced."""
+    def _connect_writable(self, check: bool) -> Tuple[sqlite3.Connection, bool]:
+        """A writable connection, and whether a damaged index file had to be replaced.
+
+        The file is checked when a writer did not close it, or when ``check`` says so;
+        the registrations of writers that died are dropped once it is found sound.
+        """
         try:
             connection = self._connect(read_only=False)
-            if not _intact(connection):
+            if not _sound(connection, check):
                 connection.close()
                 raise sqlite3.DatabaseError('integrity check failed')
+            dead = _unclosed_writers(connection)
+            if dead:
+                connection.executemany('DELETE FROM writers WHERE token = ?',
+                                       [(token,) for token in dead])
             return connection, False
         except sqlite3.DatabaseError as error:
             if self._db_path is None or 'locked' in str(error) or 'busy' in str(error):
@@ -8115,6 +8367,7 @@ class DICOMfileClient:
         """A write transaction (``BEGIN IMMEDIATE``) that rolls back on any error."""
         connection = connection or self._connection
         with self._lock:
+            self._handle.start_writing()
             connection.execute('BEGIN IMMEDIATE')
             try:
                 yield connection
@@ -8126,6 +8379,8 @@ class DICOMfileClient:
     def _update_index(self, connection: sqlite3.Connection, wait: bool = True) -> None:
         """Index new and changed files and forget removed ones, in committed batches.
 
+        The folder tree is walked in the order of the index's paths and compared with
+        the index range by range, so memory stays the same whatever the archive's size.
         One process updates at a time; without ``wait`` nothing is done while another
         process updates (its readers use the index as it is meanwhile).
         """
@@ -8141,60 +8396,126 @@ class DICOMfileClient:
             started = time.perf_counter()
             with self._transaction(connection):
                 connection.execute("INSERT OR REPLACE INTO meta VALUES ('state', 'updating')")
-            found = self._scan()
-            known = {path: (size, mtime) for path, size, mtime in connection.execute(
-                'SELECT path, size, mtime_ns FROM files')}
-            gone = [path for path in known if path not in found]
-            todo = sorted(path for path, state in found.items() if known.get(path) != state)
-            todo += self._forget(connection, gone + [path for path in todo if path in known])
-            added = self._index_files(connection, sorted(set(todo)))
+            forgotten: List[int] = []
+            added = self._index_files(connection, self._files_to_read(connection, forgotten))
             with self._transaction(connection):
                 connection.execute("INSERT OR REPLACE INTO meta VALUES ('state', 'complete')")
                 connection.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)',
                                    ('root', self._root))
             logger.info('index of %s: %d files indexed, %d forgotten in %.2f s', self._root,
-                        added, len(gone), time.perf_counter() - started)
+                        added, sum(forgotten), time.perf_counter() - started)
 
-    def _scan(self) -> Dict[str, Tuple[int, int]]:
-        """Relative path -> (size, mtime_ns) of every candidate file below the root."""
-        found: Dict[str, Tuple[int, int]] = {}
+    def _files_to_read(self, connection: sqlite3.Connection,
+                       forgotten: List[int]) -> Iterator[str]:
+        """Paths of new and changed files, forgetting changed and removed ones on the way.
+
+        The walk (in path order) is cut into batches; each is compared with the indexed
+        files of its path range: those not on disk are forgotten (their number appended
+        to ``forgotten``), changed ones forgotten and read again.
+        """
+        low: Optional[str] = None
+        for batch in _batches(self._walk(), _INDEX_BATCH_SIZE):
+            high = batch[-1][0]
+            yield from self._compare_range(connection, dict(batch), low, high, forgotten)
+            low = high
+        yield from self._compare_range(connection, {}, low, None, forgotten)
+
+    def _compare_range(self, connection: sqlite3.Connection,
+                       on_disk: Dict[str, Tuple[int, int]], low: Optional[str],
+                       high: Optional[str], forgotten: List[int]) -> List[str]:
+        """Compare the files found in a path range with the index; return those to read.
+
+        Indexed files of the range ``(low, high]`` (open ends for ``None``) are read a page
+        at a time; the rows of files gone or changed are dropped at once.
+        """
+        unchanged: Set[str] = set()
+        reread: List[str] = []
+        for page in self._indexed_pages(connection, low, high):
+            stale = []
+            for path, size, mtime in page:
+                state = on_disk.get(path)
+                if state == (size, mtime):
+                    unchanged.add(path)
+                else:
+                    stale.append(path)
+                    forgotten.append(state is None)
+            reread += self._forget(connection, stale)
+        fresh = [path for path in on_disk if path not in unchanged]
+        return sorted(set(fresh + reread))
+
+    @staticmethod
+    def _indexed_pages(connection: sqlite3.Connection, low: Optional[str],
+                       high: Optional[str]) -> Iterator[List[tuple]]:
+        """Pages of ``(path, size, mtime_ns)`` of indexed files in the range ``(low, high]``,
+        each fetched whole before the caller changes anything."""
+        while True:
+            page = connection.execute(
+                'SELECT path, size, mtime_ns FROM files WHERE (? IS NULL OR path > ?) AND '
+                '(? IS NULL OR path <= ?) ORDER BY path LIMIT ?',
+                (low, low, high, high, _INDEX_BATCH_SIZE)).fetchall()
+            if not page:
+                return
+            yield page
+            low = page[-1][0]
+
+    def _walk(self) -> Iterator[Tuple[str, Tuple[int, int]]]:
+        """``(relative path, (size, mtime_ns))`` of every candidate file below the root,
+        in the order SQLite sorts the paths (code points), folder by folder."""
         index_dir = None if self._db_path is None else os.path.dirname(self._db_path)
-        pending = [(self._root, '')]
-        visited = set()
+        visited: Set[Tuple[int, int]] = set()  # folders, should bind mounts make loops
+        pending = [iter(self._folder_entries(self._root, '', index_dir, visited))]
         while pending:
-            folder, prefix = pending.pop()
-            try:
-                status = os.stat(folder)
-                if (status.st_dev, status.st_ino) in visited:
-                    continue
-                visited.add((status.st_dev, status.st_ino))
-                entries = list(os.scandir(folder))
-            except OSError as error:
-                logger.warning('cannot read folder %s: %s', folder, error)
-                continue
-            for entry in entries:
-                self._scan_entry(entry, prefix, index_dir, found, pending)
-        return found
+            entry = next(pending[-1], None)
+            if entry is None:
+                pending.pop()
+            elif entry[1] is None:  # a folder: walked before what sorts after it
+                pending.append(iter(self._folder_entries(
+                    os.path.join(self._root, *entry[0].split('/')), entry[0] + '/',
+                    index_dir, visited)))
+            else:
+                yield entry[0], entry[1]
 
-    def _scan_entry(self, entry: os.DirEntry, prefix: str, index_dir: Optional[str],
-                    found: Dict[str, Tuple[int, int]], pending: List[Tuple[str, str]]) -> None:
+    def _folder_entries(self, folder: str, prefix: str, index_dir: Optional[str],
+                        visited: Set[Tuple[int, int]]
+                        ) -> List[Tuple[str, Optional[Tuple[int, int]]]]:
+        """The candidate files (with their state) and sub-folders (state ``None``) of
+        one folder as relative paths, sorted as the walk yields them: a folder sorts as
+        its name followed by ``/``, i.e. as the paths below it do."""
+        try:
+            status = os.stat(folder)
+            if (status.st_dev, status.st_ino) in visited:
+                return []
+            visited.add((status.st_dev, status.st_ino))
+            with os.scandir(folder) as scan:
+                entries = list(scan)
+        except OSError as error:
+            logger.warning('cannot read folder %s: %s', folder, error)
+            return []
+        found = [self._scan_entry(entry, prefix, index_dir) for entry in entries]
+        return sorted((item for item in found if item is not None),
+                      key=lambda item: item[0] if item[1] is not None else item[0] + '/')
+
+    def _scan_entry(self, entry: os.DirEntry, prefix: str, index_dir: Optional[str]
+                    ) -> Optional[Tuple[str, Optional[Tuple[int, int]]]]:
+        """A file with its ``(size, mtime_ns)``, a folder with ``None``, or ``None``."""
         name = entry.name
         if name.startswith(_INDEX_FILE_NAME) or name.startswith('dicomweb_client_') and (
                 os.path.dirname(entry.path) == index_dir):
-            return
+            return None
         if name.startswith(_PRIVATE_PREFIX):
             self._clean_private_file(entry)
-            return
+            return None
         try:
             if entry.is_symlink():
                 self._skip_symlink(entry.path)
             elif entry.is_dir(follow_symlinks=False):
-                pending.append((entry.path, f'{prefix}{name}/'))
+                return prefix + name, None
             elif entry.is_file(follow_symlinks=False):
                 status = entry.stat(follow_symlinks=False)
-                found[prefix + name] = (status.st_size, status.st_mtime_ns)
+                return prefix + name, (status.st_size, status.st_mtime_ns)
         except OSError as error:
             logger.warning('cannot read %s: %s', entry.path, error)
+        return None
 
     def _skip_symlink(self, path: str) -> None:
         """Leave a symbolic link out of the index, with a warning if it leads outside.
@@ -8274,7 +8595,7 @@ class DICOMfileClient:
             connection.execute(statement)
         return sops
 
-    def _index_files(self, connection: sqlite3.Connection, paths: List[str]) -> int:
+    def _index_files(self, connection: sqlite3.Connection, paths: Iterable[str]) -> int:
         """Read and index files (in worker processes when there are many)."""
         added = 0
         batch: List[tuple] = []
@@ -8287,18 +8608,28 @@ class DICOMfileClient:
             added += self._insert_records(connection, batch)
         return added
 
-    def _read_in_chunks(self, paths: List[str]) -> Iterator[List[tuple]]:
-        """Index records of files, chunk by chunk, read in worker processes when many."""
-        chunks = [paths[start:start + _POOL_CHUNK_SIZE]
-                  for start in range(0, len(paths), _POOL_CHUNK_SIZE)]
+    def _read_in_chunks(self, paths: Iterable[str]) -> Iterator[List[tuple]]:
+        """Index records of files, chunk by chunk, read in worker processes when many.
+
+        Only a few chunks per worker are read ahead of the caller, so memory does not
+        grow with the number of files.
+        """
+        chunks = _batches(paths, _POOL_CHUNK_SIZE)
         workers = self._workers or min(os.cpu_count() or 1, 8)
         context, threshold = _pool_context()
-        if workers < 2 or len(paths) < threshold:
-            for chunk in chunks:
+        first = list(itertools.islice(chunks, -(-threshold // _POOL_CHUNK_SIZE)))
+        if workers < 2 or sum(map(len, first)) < threshold:
+            for chunk in itertools.chain(first, chunks):
                 yield _read_records(self._root, chunk)
             return
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            yield from pool.map(_read_records, itertools.repeat(self._root), chunks)
+            ahead: Deque[concurrent.futures.Future] = collections.deque()
+            for chunk in itertools.chain(first, chunks):
+                ahead.append(pool.submit(_read_records, self._root, chunk))
+                if len(ahead) >= 2 * workers:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
 
     def _insert_records(self, connection: sqlite3.Connection, results: List[tuple]) -> int:
         """Insert the records of one batch in one transaction; return how many were new."""
@@ -9061,6 +9392,157 @@ class DICOMfileClient:
         self._check_frames(stored, numbers)
         return self._render([stored] * len(numbers), list(numbers), names, params)
 
+    #: width and height of the box a thumbnail is shrunk into when no viewport is given
+    _THUMBNAIL_BOX = 128
+
+    @_as_request_errors
+    def retrieve_study_thumbnail(self, study_instance_uid: str,
+                                 media_types: Optional[MediaTypes] = None,
+                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Render a small still image that stands for a study.
+
+        The image shown is the first frame of the study's first image: series come in
+        the order in which :meth:`search_for_series` lists them (Series Number, then
+        UID), instances within a series as :meth:`search_for_instances` lists them
+        (Instance Number, then UID), and instances without pixel data (documents,
+        structured reports) are passed over.  Unless ``params`` gives a ``viewport``, the
+        image is shrunk to fit into 128 x 128 pixels with its aspect ratio kept; an image
+        that already fits keeps its size.
+
+        Parameters
+        ----------
+        study_instance_uid: str
+            Study Instance UID.
+        media_types: Union[Tuple[str, ...], None], optional
+            Acceptable media types: ``image/jpeg`` (default), ``image/png``,
+            ``image/gif`` (one still image), ``image/jp2`` (when Pillow writes JPEG
+            2000), ``image/*`` or ``*/*`` (both give JPEG).
+        params: Union[Dict[str, Any], None], optional
+            ``quality`` and ``window`` as for :meth:`retrieve_instance_rendered`, and
+            ``viewport``, which replaces the default size: the image is then scaled to
+            fit it (up or down), as a rendered image is.
+
+        Returns
+        -------
+        bytes
+            The thumbnail.
+
+        Raises
+        ------
+        ValueError
+            If a UID cannot name a resource, a parameter is wrong, or the study holds no
+            image.
+        HTTPError
+            With status 404 (also a ``FileNotFoundError``) if the study is not in the
+            archive, or 406 (also a ``ValueError``) if no acceptable media type can be
+            made.
+
+        """
+        self._check_thumbnail_uids(study_instance_uid=study_instance_uid)
+        _, names = _accept('thumbnails', media_types)
+        stored = self._first_image(self._stored(study_instance_uid),
+                                   f'study {study_instance_uid}')
+        return self._thumbnail(stored, 1, names, params)
+
+    @_as_request_errors
+    def retrieve_series_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
+                                  media_types: Optional[MediaTypes] = None,
+                                  params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Render a small still image that stands for a series: its first image.
+
+        The image is the first frame of the first instance with pixel data, in the order
+        of :meth:`search_for_instances`; see :meth:`retrieve_study_thumbnail` for the
+        default size, the parameters and the errors.
+
+        Returns
+        -------
+        bytes
+            The thumbnail.
+
+        """
+        self._check_thumbnail_uids(study_instance_uid=study_instance_uid,
+                                   series_instance_uid=series_instance_uid)
+        _, names = _accept('thumbnails', media_types)
+        stored = self._first_image(self._stored(study_instance_uid, series_instance_uid),
+                                   f'series {series_instance_uid}')
+        return self._thumbnail(stored, 1, names, params)
+
+    @_as_request_errors
+    def retrieve_instance_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
+                                    sop_instance_uid: str,
+                                    media_types: Optional[MediaTypes] = None,
+                                    params: Optional[Dict[str, Any]] = None) -> bytes:
+        """Render a small still image of an instance: its first frame.
+
+        See :meth:`retrieve_study_thumbnail` for the default size, the parameters and the
+        errors; an instance without pixel data raises ``ValueError``.
+
+        Returns
+        -------
+        bytes
+            The thumbnail.
+
+        """
+        self._check_thumbnail_uids(study_instance_uid=study_instance_uid,
+                                   series_instance_uid=series_instance_uid,
+                                   sop_instance_uid=sop_instance_uid)
+        _, names = _accept('thumbnails', media_types)
+        stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
+        return self._thumbnail(stored, 1, names, params)
+
+    @_as_request_errors
+    def retrieve_instance_frames_thumbnail(self, study_instance_uid: str,
+                                           series_instance_uid: str, sop_instance_uid: str,
+                                           frame_numbers: Sequence[int],
+                                           media_types: Optional[MediaTypes] = None,
+                                           params: Optional[Dict[str, Any]] = None
+                                           ) -> bytes:
+        """Render a small still image of frames of an instance: the first one asked for.
+
+        Every frame number must exist in the instance, but only the first is shown (a
+        thumbnail is never animated).  See :meth:`retrieve_study_thumbnail` for the
+        default size, the parameters and the errors.
+
+        Returns
+        -------
+        bytes
+            The thumbnail.
+
+        """
+        self._check_thumbnail_uids(study_instance_uid=study_instance_uid,
+                                   series_instance_uid=series_instance_uid,
+                                   sop_instance_uid=sop_instance_uid)
+        numbers = _check_frame_numbers(frame_numbers)
+        _, names = _accept('thumbnails', media_types)
+        stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
+        self._check_frames(stored, numbers)
+        return self._thumbnail(stored, numbers[0], names, params)
+
+    @staticmethod
+    def _check_thumbnail_uids(**uids: str) -> None:
+        """Check the UIDs of a thumbnail request before anything is looked up."""
+        for name, value in uids.items():
+            _check_uid(value, name, permissive=True)
+
+    @staticmethod
+    def _first_image(stored: List[_Stored], what: str) -> _Stored:
+        """The first of the instances that has pixel data (what a thumbnail shows)."""
+        for item in stored:
+            if item.pixel_tag is not None:
+                return item
+        raise ValueError(f'{what} holds no images, so it has no thumbnail')
+
+    def _thumbnail(self, stored: _Stored, number: int, names: List[str],
+                   params: Optional[Dict[str, Any]]) -> bytes:
+        """One frame rendered, shrunk into the default box unless a viewport is given."""
+        wants_default = params is None or (isinstance(params, dict)
+                                           and params.get('viewport') is None)
+        if wants_default and stored.rows and stored.columns:
+            box = self._THUMBNAIL_BOX
+            params = {**(params or {}),
+                      'viewport': (min(stored.columns, box), min(stored.rows, box))}
+        return self._render([stored], [number], names, params)
+
     def _render(self, stored: List[_Stored], numbers: List[int], names: List[str],
                 params: Optional[Dict[str, Any]]) -> bytes:
         pdf = len(stored) == 1 and '"00420011"' in stored[0].metadata
@@ -9343,7 +9825,8 @@ def _root_of(url: str, create: bool) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f'url {url!r} names a file, not a folder')
     if not create and not os.path.isdir(path):
-        raise FileNotFoundError(f'url {url!r}: the folder {path} does not exist')
+        raise ArchiveNotFoundError(errno.ENOENT, 'there is no archive folder (pass '
+                                   'create_folder=True to create one)', path)
     os.makedirs(path, exist_ok=True)
     return path
 

@@ -64,6 +64,7 @@ SOP = "1.2.826.0.1.3680043.8.498.33"
 PREFIX = "/dicom-web"
 FRAMES_TYPE = "application/octet-stream"
 INDEX_NAME = ".dicomweb_client.sqlite"
+ROOT = Path(dwc.__file__).resolve().parent  # where the module under test lives
 
 
 @pytest.fixture(scope="module")
@@ -997,9 +998,24 @@ def test_index_with_a_damaged_header_is_rebuilt(archive: Path, caplog) -> None:
     assert len(client.search_for_instances()) == 12
 
 
-def test_index_with_damaged_data_pages_is_rebuilt(archive: Path) -> None:
+def test_index_with_damaged_data_pages_is_rebuilt_when_checked(archive: Path) -> None:
+    """After a clean close the index is trusted as it is (damage surfaces as an error);
+    ``update_db`` checks the whole file and rebuilds it."""
     _damage_pages(archive / INDEX_NAME, keep_first_page=True)
-    client = dwc.DICOMfileClient(archive.as_uri())
+    client = dwc.DICOMfileClient(archive.as_uri(), update_db=True)
+    assert len(client.search_for_instances()) == 12
+    assert len(client.search_for_studies()) == 3
+
+
+def test_index_with_damaged_data_pages_is_rebuilt_after_a_killed_writer(
+        archive: Path, caplog) -> None:
+    script = (f"import os, sys; sys.path[:0] = {[str(ROOT)]!r}; import {dwc.__name__} as dwc; "
+              f"client = dwc.DICOMfileClient({archive.as_uri()!r}, update_db=True); os._exit(0)")
+    subprocess.run([sys.executable, "-c", script], check=True)  # exits without closing
+    _damage_pages(archive / INDEX_NAME, keep_first_page=True)
+    with caplog.at_level(logging.INFO, logger="dicomweb_client"):
+        client = dwc.DICOMfileClient(archive.as_uri())
+    assert "a writer did not close it" in caplog.text and "damaged index" in caplog.text
     assert len(client.search_for_instances()) == 12
     assert len(client.search_for_studies()) == 3
 

@@ -173,11 +173,28 @@ def test_bad_flags(archive: Path) -> None:
         DICOMfileClient(archive.as_uri(), db_dir=3)
     with pytest.raises(ValueError, match='folder'):
         DICOMfileClient((archive / 'README.txt').as_uri())
-    with pytest.raises(FileNotFoundError, match='url'):
+    with pytest.raises(FileNotFoundError, match='no archive folder'):
         DICOMfileClient((archive / 'missing').as_uri(), readonly=True)
+    with pytest.raises(ValueError, match='read-only'):
+        DICOMfileClient((archive / 'missing').as_uri(), readonly=True, create_folder=True)
     assert not (archive / 'missing').exists()
-    DICOMfileClient((archive / 'new').as_uri(), in_memory=True)  # a writable one is created
-    assert (archive / 'new').is_dir()
+    with pytest.raises(TypeError, match='create_folder'):
+        DICOMfileClient((archive / 'new').as_uri(), create_folder=1)
+
+
+def test_missing_folder_is_an_error_unless_created(archive: Path) -> None:
+    typo = archive / 'typo' / 'archive'
+    with pytest.raises(dicomweb_client.ArchiveNotFoundError) as caught:
+        DICOMfileClient(typo.as_uri())
+    # a FileNotFoundError naming the folder and the way out, and the sqlite3 error the
+    # established package raises there
+    assert isinstance(caught.value, FileNotFoundError)
+    assert isinstance(caught.value, sqlite3.OperationalError)
+    assert caught.value.filename == str(typo) and 'create_folder=True' in str(caught.value)
+    assert not (archive / 'typo').exists()
+    with DICOMfileClient(typo.as_uri(), create_folder=True) as client:
+        assert client.search_for_studies() == []
+    assert typo.is_dir()
 
 
 # -- indexing ---------------------------------------------------------------------------------
@@ -1008,7 +1025,7 @@ def test_render_encapsulated_pdf(tmp_path: Path) -> None:
 
 def test_store_search_retrieve_delete_round_trip(tmp_path: Path) -> None:
     root = tmp_path / 'store'
-    client = DICOMfileClient(root.as_uri())
+    client = DICOMfileClient(root.as_uri(), create_folder=True)
     datasets = make_study(2, 2, rows=4, columns=4)
     report = client.store_instances(datasets[:3])
     assert len(report.ReferencedSOPSequence) == 3 and 'FailedSOPSequence' not in report
@@ -1054,7 +1071,7 @@ def test_store_again_is_an_update(archive: Path, archive_datasets: list) -> None
 
 def test_store_inputs_and_failures(tmp_path: Path) -> None:
     root = tmp_path / 'store'
-    client = DICOMfileClient(root.as_uri())
+    client = DICOMfileClient(root.as_uri(), create_folder=True)
     from_path, from_file, bare = (make_instance(rows=2, columns=2) for _ in range(3))
     path, = write_files([from_path], tmp_path / 'elsewhere')
     del bare.file_meta  # no file meta: written as Explicit VR Little Endian
@@ -1095,7 +1112,7 @@ def test_store_inputs_and_failures(tmp_path: Path) -> None:
 def test_store_refuses_uids_that_are_not_safe_file_names(tmp_path: Path, attribute,
                                                           uid) -> None:
     root = tmp_path / 'a' / 'b' / 'store'
-    client = DICOMfileClient(root.as_uri())
+    client = DICOMfileClient(root.as_uri(), create_folder=True)
     ds = make_instance(rows=2, columns=2)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # pydicom's own complaint about the invalid UID
@@ -1576,3 +1593,289 @@ def test_storing_never_writes_through_a_link_outside(tmp_path: Path) -> None:
     with pytest.raises(dicomweb_client.HTTPError):
         client.store_instances([ds])
     assert not list(elsewhere.rglob('*'))
+
+
+# -- thumbnails -------------------------------------------------------------------------------
+
+def _pdf_instance(**kw) -> pydicom.Dataset:
+    """An Encapsulated PDF instance: no pixel data, hence no image for a thumbnail."""
+    ds = make_instance(rows=2, columns=2, **kw)
+    del ds.PixelData
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.104.1'
+    ds.EncapsulatedDocument = b'%PDF-1.4 ' + b'x' * 100
+    ds.MIMETypeOfEncapsulatedDocument = 'application/pdf'
+    return ds
+
+
+@pytest.fixture
+def thumbnails(tmp_path: Path) -> tuple:
+    """A client and the instances of two studies.
+
+    Study one: series 1 holds only a PDF, series 2 a large image (instance number 2) and a
+    small one (instance number 1), series 3 a multi-frame image.  Study two holds only a
+    PDF.  Series UIDs and file names are random, so only the listing order (series and
+    instance numbers) decides which image stands for the study.
+    """
+    study = generate_uid()
+    pdf = _pdf_instance(study_uid=study, series_number=1)
+    series = generate_uid()
+    large = make_instance(rows=300, columns=200, study_uid=study, series_uid=series,
+                          series_number=2, instance_number=2, seed=1)
+    small = make_instance(rows=40, columns=60, study_uid=study, series_uid=series,
+                          series_number=2, instance_number=1, seed=2)
+    multi = make_instance(rows=8, columns=8, frames=3, bits=8, study_uid=study,
+                          series_number=3, seed=3)
+    lonely_pdf = _pdf_instance()
+    write_files([pdf, large, small, multi, lonely_pdf], tmp_path)
+    client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
+    names = dict(pdf=pdf, large=large, small=small, multi=multi, lonely_pdf=lonely_pdf)
+    return client, names
+
+
+def _ids(ds: pydicom.Dataset) -> tuple:
+    return ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+
+def _picture(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def test_thumbnail_default_size_fits_128_without_enlarging(thumbnails: tuple,
+                                                           tmp_path: Path) -> None:
+    client, ds = thumbnails
+    tall = _picture(client.retrieve_instance_thumbnail(*_ids(ds['large'])))
+    assert (tall.format, tall.size) == ('JPEG', (85, 128))       # 200 x 300 shrunk
+    small = _picture(client.retrieve_instance_thumbnail(*_ids(ds['small'])))
+    assert small.size == (60, 40)                                # never enlarged
+    wide = make_instance(rows=100, columns=400)
+    edge = make_instance(rows=128, columns=128)
+    write_files([wide, edge], tmp_path / 'more')
+    more = DICOMfileClient((tmp_path / 'more').as_uri(), in_memory=True)
+    assert _picture(more.retrieve_instance_thumbnail(*_ids(wide))).size == (128, 32)
+    assert _picture(more.retrieve_instance_thumbnail(*_ids(edge))).size == (128, 128)
+
+
+def test_thumbnail_is_the_rendered_image_at_thumbnail_size(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    png = ('image/png',)
+    large = _ids(ds['large'])
+    assert client.retrieve_instance_thumbnail(*large, media_types=png) == \
+        client.retrieve_instance_rendered(*large, media_types=png,
+                                          params={'viewport': '128,128'})
+    small = _ids(ds['small'])
+    assert client.retrieve_instance_thumbnail(*small, media_types=png) == \
+        client.retrieve_instance_rendered(*small, media_types=png)
+    windowed = client.retrieve_instance_thumbnail(*small, media_types=png,
+                                                  params={'window': '100,50'})
+    assert windowed != client.retrieve_instance_thumbnail(*small, media_types=png)
+
+
+def test_thumbnail_viewport_replaces_the_default_size(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    large, small = _ids(ds['large']), _ids(ds['small'])
+    assert _picture(client.retrieve_instance_thumbnail(
+        *large, params={'viewport': '64,64'})).size == (43, 64)
+    assert _picture(client.retrieve_instance_thumbnail(
+        *large, params={'viewport': '400,600', 'quality': 50})).size == (400, 600)
+    assert _picture(client.retrieve_instance_thumbnail(
+        *small, params={'viewport': (120, 120)})).size == (120, 80)   # as asked: enlarged
+    assert _picture(client.retrieve_instance_thumbnail(
+        *small, params={'viewport': None})).size == (60, 40)          # None: the default
+    assert _picture(client.retrieve_study_thumbnail(
+        large[0], params={'viewport': '30,30'})).size == (30, 20)
+    assert _picture(client.retrieve_series_thumbnail(
+        *large[:2], params={'viewport': '30,30'})).size == (30, 20)
+    multi = _ids(ds['multi'])
+    assert _picture(client.retrieve_instance_frames_thumbnail(
+        *multi, [2], params={'viewport': '4,4'})).size == (4, 4)
+
+
+@pytest.mark.parametrize('media_types, image_format', [
+    (None, 'JPEG'), (('image/jpeg',), 'JPEG'), (('image/png',), 'PNG'),
+    (('image/gif',), 'GIF'), (('image/*',), 'JPEG'), (('*/*',), 'JPEG'),
+    (('image/png', 'image/jpeg'), 'PNG'), ('image/png', 'PNG')])
+def test_thumbnail_media_types(thumbnails: tuple, media_types, image_format: str) -> None:
+    client, ds = thumbnails
+    uids = _ids(ds['multi'])
+    for data in (client.retrieve_study_thumbnail(uids[0], media_types=media_types),
+                 client.retrieve_series_thumbnail(*uids[:2], media_types=media_types),
+                 client.retrieve_instance_thumbnail(*uids, media_types=media_types),
+                 client.retrieve_instance_frames_thumbnail(*uids, [1, 3],
+                                                           media_types=media_types)):
+        picture = _picture(data)
+        assert picture.format == image_format
+        assert getattr(picture, 'n_frames', 1) == 1                   # one still image
+
+
+def test_thumbnail_jpeg_2000_when_pillow_writes_it(thumbnails: tuple) -> None:
+    if 'image/jp2' not in _writable():
+        pytest.skip('this Pillow does not write JPEG 2000')
+    client, ds = thumbnails
+    data = client.retrieve_instance_thumbnail(*_ids(ds['small']), media_types=('image/jp2',))
+    assert _picture(data).format == 'JPEG2000'
+
+
+def test_study_and_series_thumbnails_show_the_first_listed_image(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    png = ('image/png',)
+    study = ds['small'].StudyInstanceUID
+    listed = []
+    for series in client.search_for_series(study):
+        series_uid = series['0020000E']['Value'][0]
+        listed += [(study, series_uid, item['00080018']['Value'][0])
+                   for item in client.search_for_instances(study, series_uid)]
+    images = [uids for uids in listed if uids[2] != ds['pdf'].SOPInstanceUID]
+    assert images[0] == _ids(ds['small'])          # series 2 (1 is a PDF), instance 1
+    expected = client.retrieve_instance_thumbnail(*images[0], media_types=png)
+    assert client.retrieve_study_thumbnail(study, media_types=png) == expected
+    assert client.retrieve_series_thumbnail(*images[0][:2], media_types=png) == expected
+    multi = _ids(ds['multi'])
+    assert client.retrieve_series_thumbnail(*multi[:2], media_types=png) == \
+        client.retrieve_instance_frames_thumbnail(*multi, [1], media_types=png)
+
+
+def test_frame_thumbnails_show_the_first_frame_asked_for(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    png = ('image/png',)
+    uids = _ids(ds['multi'])
+    for frames, first in (([2, 3], 2), ([3, 1], 3), ([1], 1), (('2',), 2)):
+        data = client.retrieve_instance_frames_thumbnail(*uids, frames, media_types=png)
+        assert data == client.retrieve_instance_frames_rendered(*uids, [first],
+                                                                media_types=png)
+        assert np.array_equal(np.asarray(_picture(data)),
+                              _stretched(ds['multi'].pixel_array[first - 1]))
+    assert client.retrieve_instance_thumbnail(*uids, media_types=png) == \
+        client.retrieve_instance_frames_thumbnail(*uids, [1], media_types=png)
+    gif = client.retrieve_instance_frames_thumbnail(*uids, [1, 2, 3],
+                                                    media_types=('image/gif',))
+    assert getattr(_picture(gif), 'n_frames', 1) == 1
+
+
+def _thumbnail_calls(client: DICOMfileClient, uids: tuple, **kw) -> list:
+    return [lambda: client.retrieve_study_thumbnail(uids[0], **kw),
+            lambda: client.retrieve_series_thumbnail(*uids[:2], **kw),
+            lambda: client.retrieve_instance_thumbnail(*uids, **kw),
+            lambda: client.retrieve_instance_frames_thumbnail(*uids, [1], **kw)]
+
+
+def test_thumbnail_errors_for_bad_uids_come_first(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    study, series, sop = _ids(ds['small'])
+    unknown = generate_uid()
+    # an unusable UID is reported before the (also wrong) media type and parameters, and
+    # before the unknown study would be looked up; calls from `first` on take that UID
+    for uids, name, first in (
+            (('../x', series, sop), 'study_instance_uid', 0),
+            ((unknown, 'a/b', sop), 'series_instance_uid', 1),
+            ((unknown, series, 'a b'), 'sop_instance_uid', 2)):
+        calls = _thumbnail_calls(client, uids, media_types=('text/html',), params=[])
+        for call in calls[first:]:
+            with pytest.raises(OSError, match=name) as raised:
+                call()
+            _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='study_instance_uid') as raised:
+        client.retrieve_study_thumbnail(None)
+    _http_error(raised, TypeError)
+
+
+def test_thumbnail_errors_for_what_is_not_there(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    study, series, sop = _ids(ds['small'])
+    unknown = generate_uid()
+    # calls from `first` on name the unknown UID
+    for uids, first in (((unknown, series, sop), 0), ((study, unknown, sop), 1),
+                        ((study, series, unknown), 2)):
+        for call in _thumbnail_calls(client, uids)[first:]:
+            with pytest.raises(FileNotFoundError) as raised:
+                call()
+            _http_error(raised, dicomweb_client.HTTPError, status=404)
+    pdf, lonely = _ids(ds['pdf']), _ids(ds['lonely_pdf'])
+    with pytest.raises(OSError, match='holds no images') as raised:
+        client.retrieve_study_thumbnail(lonely[0])
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='holds no images') as raised:
+        client.retrieve_series_thumbnail(*pdf[:2])
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='no pixel data') as raised:
+        client.retrieve_instance_thumbnail(*pdf)
+    _http_error(raised, ValueError)
+    with pytest.raises(OSError, match='no pixel data') as raised:
+        client.retrieve_instance_frames_thumbnail(*pdf, [1])
+    _http_error(raised, ValueError)
+
+
+def test_thumbnail_errors_for_frames_and_parameters(thumbnails: tuple) -> None:
+    client, ds = thumbnails
+    uids = _ids(ds['multi'])
+    for frames, error in (([4], ValueError), ([1, 4], ValueError), ([0], ValueError),
+                          ([], ValueError), ('1', TypeError), ([1.5], TypeError)):
+        with pytest.raises(error, match='frame_numbers') as raised:
+            client.retrieve_instance_frames_thumbnail(*uids, frames)
+        _http_error(raised, error)
+    for params, error, match in (({'quality': 101}, ValueError, 'quality'),
+                                 ({'viewport': 'big'}, ValueError, 'viewport'),
+                                 ({'viewport': '0,10'}, ValueError, 'viewport'),
+                                 ({'window': 'x'}, ValueError, 'window'),
+                                 ('viewport=64,64', TypeError, 'params')):
+        for call in _thumbnail_calls(client, uids, params=params):
+            with pytest.raises(error, match=match) as raised:
+                call()
+            _http_error(raised, error)
+
+
+def test_thumbnail_errors_for_media_types(thumbnails: tuple, monkeypatch) -> None:
+    client, ds = thumbnails
+    uids = _ids(ds['small'])
+    for media_types in (('text/html',), ('application/dicom',), ('video/mp4',)):
+        for call in _thumbnail_calls(client, uids, media_types=media_types):
+            with pytest.raises(ValueError, match='media type') as raised:
+                call()
+            _http_error(raised, ValueError)
+    for call in _thumbnail_calls(client, uids,
+                                 media_types=(('image/jpeg', '1.2.840.10008.1.2.4.50'),)):
+        with pytest.raises(TypeError, match='media type alone') as raised:
+            call()
+        _http_error(raised, TypeError)
+    # a media type thumbnails may have but this Pillow cannot write: 406
+    monkeypatch.setattr(IMPLEMENTATION, '_pillow_can_write', lambda name: name != 'image/jp2')
+    for call in _thumbnail_calls(client, uids, media_types=('image/jp2',)):
+        with pytest.raises(ValueError, match='cannot render') as raised:
+            call()
+        _http_error(raised, dicomweb_client.HTTPError, status=406)
+    data = client.retrieve_instance_thumbnail(*uids, media_types=('image/jp2', 'image/png'))
+    assert _picture(data).format == 'PNG'
+
+
+THUMBNAIL_METHODS = ['retrieve_study_thumbnail', 'retrieve_series_thumbnail',
+                     'retrieve_instance_thumbnail', 'retrieve_instance_frames_thumbnail']
+
+
+def _parameters(method) -> list:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
+
+
+@pytest.mark.parametrize('name', THUMBNAIL_METHODS)
+def test_thumbnail_signatures_are_the_web_clients(name: str) -> None:
+    assert _parameters(getattr(DICOMfileClient, name)) == \
+        _parameters(getattr(dicomweb_client.DICOMwebClient, name))
+    assert getattr(DICOMfileClient, name).__doc__
+
+
+def test_file_client_has_every_method_of_the_protocol_and_of_the_web_clients_wado(
+        tmp_path: Path) -> None:
+    protocol = dicomweb_client.DICOMClient
+    declared = [name for name, value in vars(protocol).items()
+                if callable(value) and not name.startswith('_')]
+    for name in declared:
+        wanted = [p[0] for p in _parameters(getattr(protocol, name))]
+        offered = [p[0] for p in _parameters(getattr(DICOMfileClient, name))]
+        assert offered[:len(wanted)] == wanted, name
+    # every way the web client retrieves images is there too, with the same parameters
+    imaging = [name for name in dir(dicomweb_client.DICOMwebClient)
+               if name.startswith('retrieve_') and name.endswith(('_thumbnail', '_rendered'))]
+    assert set(THUMBNAIL_METHODS) <= set(imaging)
+    for name in imaging:
+        assert [p[0] for p in _parameters(getattr(DICOMfileClient, name))] == \
+            [p[0] for p in _parameters(getattr(dicomweb_client.DICOMwebClient, name))], name
+    with DICOMfileClient(tmp_path.as_uri()) as client:
+        assert isinstance(client, protocol)
