@@ -6414,7 +6414,7 @@ _IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
 _PYDICOM_SYNTAXES = frozenset({'1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
 _NATIVE_SYNTAXES = frozenset({_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN,
                               '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
-_INDEX_SCHEMA_VERSION = '2'
+_INDEX_SCHEMA_VERSION = '3'
 _INDEX_FILE_NAME = '.dicomweb_client.sqlite'
 _PRIVATE_PREFIX = '.dwc-'  # temporary and to-be-deleted files written by the client
 _BULK_DATA_THRESHOLD = 1024  # binary values longer than this become BulkDataURIs
@@ -6482,6 +6482,17 @@ _RECORD_FIELDS = ('transfer_syntax', 'pixel_tag', 'pixel_vr', 'pixel_offset', 'p
 _RECORD_COLUMNS = (_RECORD_FIELDS + tuple(column.keyword for column in _COLUMNS)
                    + tuple(f'{column.keyword}_fold' for column in _FOLDED_COLUMNS))
 _FOLDED_POSITIONS = tuple(_COLUMNS.index(column) for column in _FOLDED_COLUMNS)
+#: the preset dictionary of the compressed metadata kept in the index: the way the column
+#: attributes and common values start in DICOM JSON, so that even one instance's metadata
+#: compresses well (a change of the columns changes the schema version, so an index is
+#: never read with another dictionary than it was written with)
+_METADATA_DICTIONARY = '}]},'.join(
+    ['"BulkDataURI":"bulkdata/', '{"Alphabetic":"', '"1.2.840.10008.5.1.4.1.1.',
+     '"1.2.840.10008.1.2', '"ISO_IR 100"', '"1.2.826.0.1.3680043.']
+    + [f'"{column.tag}":{{"vr":"{column.vr}","Value":[' + (
+        '' if column.vr in _NUMERIC_COLUMN_VRS else '"')
+       for column in sorted(_COLUMNS, key=lambda column: column.tag, reverse=True)]
+).encode('ascii')
 # where the UIDs are in a record (see _index_record)
 _RECORD_STUDY, _RECORD_SERIES, _RECORD_SOP = (
     len(_RECORD_FIELDS) + [column.keyword for column in _COLUMNS].index(keyword)
@@ -7064,7 +7075,46 @@ def _index_record(header: _Header) -> tuple:
     except ValueError:  # NaN or infinity, which JSON cannot hold
         text = json.dumps(_finite(metadata), separators=(',', ':'), default=str)
     return (header.transfer_syntax, header.pixel_tag, header.pixel_vr, header.pixel_offset,
-            header.pixel_length, text, *values, *folded)
+            header.pixel_length, _pack_metadata(text), *values, *folded)
+
+
+def _pack_metadata(text: str) -> bytes:
+    """Metadata (DICOM JSON text) compressed as the index keeps it: a fifth to a tenth
+    of its size, with :data:`_METADATA_DICTIONARY`."""
+    packer = zlib.compressobj(6, zdict=_METADATA_DICTIONARY)
+    return packer.compress(text.encode('utf-8', 'surrogatepass')) + packer.flush()
+
+
+def _unpack_metadata(blob: bytes) -> str:
+    """The DICOM JSON text of metadata kept in the index (see :func:`_pack_metadata`)."""
+    unpacker = zlib.decompressobj(zdict=_METADATA_DICTIONARY)
+    return (unpacker.decompress(blob) + unpacker.flush()).decode('utf-8', 'surrogatepass')
+
+
+class _ElementReader:
+    """The SQL function ``_dwc_element(metadata, tag)``: the DICOM JSON (text) of one
+    top-level element of compressed metadata, or NULL.
+
+    It keeps the last document it unpacked, since a row is asked for several elements in
+    a row (one per criterion or returned attribute that is no column).
+    """
+
+    def __init__(self) -> None:
+        self.blob: Optional[bytes] = None
+        self.document: Dict[str, Any] = {}
+
+    def __call__(self, blob: Optional[bytes], tag: str) -> Optional[str]:
+        element = self.element(blob, tag)
+        return None if element is None else json.dumps(element)
+
+    def element(self, blob: Optional[bytes], tag: str) -> Optional[Dict[str, Any]]:
+        """The element ``tag`` of compressed metadata, or ``None``."""
+        if blob is None:
+            return None
+        if blob != self.blob:
+            self.document = json.loads(_unpack_metadata(blob))
+            self.blob = blob
+        return self.document.get(tag)
 
 
 def _finite(value: Any) -> Any:
@@ -7762,7 +7812,7 @@ def _schema() -> List[str]:
         'CREATE INDEX IF NOT EXISTS files_sop ON files (sop)',
         'CREATE TABLE IF NOT EXISTS instances (id INTEGER PRIMARY KEY, path TEXT NOT NULL '
         'UNIQUE, transfer_syntax TEXT, pixel_tag INTEGER, pixel_vr TEXT, pixel_offset INTEGER, '
-        f'pixel_length INTEGER, metadata TEXT NOT NULL, {columns}, {folded})',
+        f'pixel_length INTEGER, metadata BLOB NOT NULL, {columns}, {folded})',
         'CREATE UNIQUE INDEX IF NOT EXISTS instances_sop ON instances ("SOPInstanceUID")',
         'CREATE INDEX IF NOT EXISTS instances_order ON instances ("StudyInstanceUID", '
         '"SeriesInstanceUID", "InstanceNumber")',
@@ -7793,14 +7843,6 @@ _AGGREGATE_STATEMENTS = (
     'DELETE FROM temp.dirty_studies',
     'DELETE FROM temp.dirty_series',
 )
-
-
-def _python_json_extract(document: Optional[str], path: str) -> Optional[str]:
-    """Fallback for SQLite builds without JSON functions: ``$."TAG"`` paths only."""
-    if document is None:
-        return None
-    element = json.loads(document).get(path[3:-1])
-    return None if element is None else json.dumps(element)
 
 
 def _intact(connection: sqlite3.Connection) -> bool:
@@ -7976,9 +8018,11 @@ def _batches(items: Iterable[_T], size: int) -> Iterator[List[_T]]:
         yield batch
 
 
-def _sql_match(criteria: Dict[int, _Criterion], element: Optional[str], key: int) -> bool:
-    """SQL function: whether a stored JSON element matches criterion ``key``."""
-    return criteria[key].matches_element(None if element is None else json.loads(element))
+def _sql_match(criteria: Dict[int, _Criterion], reader: _ElementReader,
+               blob: Optional[bytes], tag: str, key: int) -> bool:
+    """SQL function ``_dwc_match(metadata, tag, key)``: whether element ``tag`` of
+    compressed metadata matches criterion ``key``."""
+    return criteria[key].matches_element(reader.element(blob, tag))
 
 
 def _default_cache_dir() -> str:
@@ -8063,7 +8107,7 @@ class _Stored:
     samples: Optional[int]
     size: Optional[int]
     mtime_ns: Optional[int]
-    metadata: str
+    metadata: bytes  # compressed (see _unpack_metadata)
 
 
 _STORED_COLUMNS = ('r.id, r.path, r."StudyInstanceUID", r."SeriesInstanceUID", '
@@ -8310,13 +8354,10 @@ class DICOMfileClient:
     def _add_functions(self, connection: sqlite3.Connection) -> None:
         connection.create_function('_dwc_time', 1, _sql_time, deterministic=True)
         # the function holds the criteria, not the client, so the client can be collected
-        connection.create_function('_dwc_match', 2, functools.partial(_sql_match,
-                                                                      self._criteria))
-        try:
-            connection.execute('''SELECT json_extract('{"a":1}', '$."a"')''').fetchone()
-        except sqlite3.OperationalError:
-            connection.create_function('json_extract', 2, _python_json_extract,
-                                       deterministic=True)
+        reader = _ElementReader()
+        connection.create_function('_dwc_element', 2, reader, deterministic=True)
+        connection.create_function('_dwc_match', 3, functools.partial(_sql_match,
+                                                                      self._criteria, reader))
 
 
     @staticmethod
@@ -9024,8 +9065,9 @@ class DICOMfileClient:
     def _metadata(self, stored: _Stored) -> Dict[str, dict]:
         """The DICOM JSON of an instance with absolute ``BulkDataURI`` values."""
         prefix = self._url(stored.study, stored.series, stored.sop) + '/'
-        text = stored.metadata.replace('"BulkDataURI":"bulkdata/',
-                                       '"BulkDataURI":' + json.dumps(prefix)[:-1] + 'bulkdata/')
+        text = _unpack_metadata(stored.metadata).replace('"BulkDataURI":"bulkdata/',
+                                                         '"BulkDataURI":'
+                                                         + json.dumps(prefix)[:-1] + 'bulkdata/')
         metadata = json.loads(text)
         if stored.pixel_tag is not None:
             tag = f'{stored.pixel_tag:08X}'
@@ -9177,7 +9219,8 @@ class DICOMfileClient:
     def _frame(self, stored: _Stored, number: int, mode: str) -> bytes:
         """One frame, read straight from the file where possible."""
         path, stored = self._current(stored)
-        if mode == 'decoded' or stored.pixel_offset is None or '"7FE00001"' in stored.metadata:
+        if mode == 'decoded' or stored.pixel_offset is None or '"7FE00001"' in \
+                _unpack_metadata(stored.metadata):
             return self._decoded_frame(path, stored, number, mode)
         with open(path, 'rb') as handle:
             if stored.pixel_length == -1:
@@ -9545,7 +9588,7 @@ class DICOMfileClient:
 
     def _render(self, stored: List[_Stored], numbers: List[int], names: List[str],
                 params: Optional[Dict[str, Any]]) -> bytes:
-        pdf = len(stored) == 1 and '"00420011"' in stored[0].metadata
+        pdf = len(stored) == 1 and '"00420011"' in _unpack_metadata(stored[0].metadata)
         try:
             media_type = _render_media_type(names, pdf)
         except ValueError as error:
@@ -9974,7 +10017,7 @@ class _SearchQuery:
         if column is not None and not column.multiple:
             self.add(tag, column.vr, 'column', _column_expression(column, 'r'))
         else:
-            self.add(tag, _vr_of(tag), 'json', f'json_extract(r.metadata, \'$."{tag}"\')')
+            self.add(tag, _vr_of(tag), 'json', f"_dwc_element(r.metadata, '{tag}')")
         if required:
             self.required.add(tag)
 
@@ -10023,7 +10066,7 @@ class _SearchQuery:
         else:
             key = self.client._register(criterion)
             keys.append(key)
-            condition = f'_dwc_match(json_extract(x.metadata, \'$."{tag}"\'), ?)'
+            condition = f"_dwc_match(x.metadata, '{tag}', ?)"
             params = [key]
         if level <= self.level or self.level == _INSTANCE:
             self.where(condition.replace('x.', 'r.'), params)
@@ -10064,7 +10107,7 @@ class _SearchQuery:
             self.url = next((tag for tag, _, kind in self.slots if kind == 'url'), None)
         result: Dict[str, dict] = {}
         if self.all_fields:
-            metadata = json.loads(row[-1])
+            metadata = json.loads(_unpack_metadata(row[-1]))
             result.update((tag, element) for tag, element in metadata.items()
                           if 'BulkDataURI' not in element and _level_of(tag) in self.levels)
         uids, values = row[:len(_URL_KEYWORDS)], row[len(_URL_KEYWORDS):]
