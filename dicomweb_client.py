@@ -56,6 +56,7 @@ import types
 import urllib.parse
 import urllib.request
 import uuid
+import warnings
 import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -7131,28 +7132,41 @@ def _finite(value: Any) -> Any:
 def _read_records(root: str, paths: Sequence[str]) -> List[tuple]:
     """Index records of files: ``(path, size, mtime_ns, record or None, problem)``.
 
-    Runs in worker processes too, so it takes and returns only plain values.
+    Runs in worker processes too, so it takes and returns only plain values.  What
+    pydicom warns about while reading a file (a VR that does not match, say) is logged
+    for that file at debug level rather than printed: the file is indexed or skipped
+    all the same, and skipped files are logged.
     """
     results: List[tuple] = []
+    for relative in paths:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            result = _read_record(root, relative)
+        for warning in caught:
+            logger.debug('%s: pydicom warns: %s', relative, warning.message)
+        if result is not None:
+            results.append(result)
+    return results
+
+
+def _read_record(root: str, relative: str) -> Optional[tuple]:
+    """The index record of one file (see :func:`_read_records`); ``None`` if it is gone."""
+    path = os.path.join(root, *relative.split('/'))
     size: Optional[int]
     mtime: Optional[int]
-    for relative in paths:
-        try:
-            size, mtime, header = _read_header(os.path.join(root, *relative.split('/')))
-        except FileNotFoundError:
-            continue
-        except OSError as error:
-            results.append((relative, None, None, None, f'unreadable ({error})'))
-            continue
-        except Exception as error:  # noqa: BLE001 - any damage makes a file unindexable
-            size, mtime = _size_and_mtime(os.path.join(root, *relative.split('/')))
-            results.append((relative, size, mtime, None, str(error) or type(error).__name__))
-            continue
-        try:
-            results.append((relative, size, mtime, _index_record(header), None))
-        except (_NotIndexable, ValueError, TypeError) as error:
-            results.append((relative, size, mtime, None, str(error)))
-    return results
+    try:
+        size, mtime, header = _read_header(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return relative, None, None, None, f'unreadable ({error})'
+    except Exception as error:  # noqa: BLE001 - any damage makes a file unindexable
+        size, mtime = _size_and_mtime(path)
+        return relative, size, mtime, None, str(error) or type(error).__name__
+    try:
+        return relative, size, mtime, _index_record(header), None
+    except (_NotIndexable, ValueError, TypeError) as error:
+        return relative, size, mtime, None, str(error)
 
 
 def _size_and_mtime(path: str) -> Tuple[Optional[int], Optional[int]]:
@@ -8488,12 +8502,20 @@ class DICOMfileClient:
     def _indexed_pages(connection: sqlite3.Connection, low: Optional[str],
                        high: Optional[str]) -> Iterator[List[tuple]]:
         """Pages of ``(path, size, mtime_ns)`` of indexed files in the range ``(low, high]``,
-        each fetched whole before the caller changes anything."""
+        each fetched whole before the caller changes anything.
+
+        Only the bounds that are set go into the query, so that SQLite searches the
+        primary key index for them (``? IS NULL OR path > ?`` would make it scan the
+        table from its start for every page).
+        """
         while True:
+            bounds = [('path > ?', low), ('path <= ?', high)]
+            conditions = [condition for condition, value in bounds if value is not None]
+            where = f'WHERE {" AND ".join(conditions)} ' if conditions else ''
             page = connection.execute(
-                'SELECT path, size, mtime_ns FROM files WHERE (? IS NULL OR path > ?) AND '
-                '(? IS NULL OR path <= ?) ORDER BY path LIMIT ?',
-                (low, low, high, high, _INDEX_BATCH_SIZE)).fetchall()
+                f'SELECT path, size, mtime_ns FROM files {where}ORDER BY path LIMIT ?',
+                [value for _, value in bounds if value is not None] + [_INDEX_BATCH_SIZE]
+            ).fetchall()
             if not page:
                 return
             yield page

@@ -268,3 +268,75 @@ def test_the_update_lock_without_waiting(tmp_path: Path) -> None:
         with dwc._exclusive_file_lock(path, wait=False) as second:
             assert not second
     assert not (tmp_path / 'index.lock').exists()
+
+
+# -- updating range by range -----------------------------------------------------------------
+
+def _sops(client: dwc.DICOMfileClient) -> set:
+    return {item['00080018']['Value'][0] for item in client.search_for_instances()}
+
+
+@pytest.mark.parametrize('batch', [1, 2, 3, 1000])
+def test_updates_compare_the_tree_with_the_index_range_by_range(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, batch: int) -> None:
+    """New, changed, removed and moved files in nested folders whose names sort around
+    ``/`` (``a``, ``a-b``, ``a.b``, ``a/…``), with batches and pages of a few rows, so
+    that every boundary between ranges falls somewhere interesting."""
+    monkeypatch.setattr(dwc, '_INDEX_BATCH_SIZE', batch)
+    root = tmp_path / 'archive'
+    datasets = make_archive(2, 2, 3, rows=4, columns=4)
+    folders = ['a', 'a-b', 'a.b', 'a/b', 'a/b/c', 'b', '']
+    placed = {}
+    for number, ds in enumerate(datasets):
+        folder = root / folders[number % len(folders)]
+        placed[ds.SOPInstanceUID] = write_files([ds], folder)[0]
+    with dwc.DICOMfileClient(root.as_uri()) as client:
+        assert _sops(client) == set(placed)
+    expected = set(placed)
+    gone = [sop for sop in sorted(placed)[:3]]
+    for sop in gone:  # removed
+        placed.pop(sop).unlink()
+        expected.discard(sop)
+    moved_sop = sorted(placed)[0]  # moved into another folder
+    target = root / 'a' / 'moved.dcm'
+    placed[moved_sop].rename(target)
+    placed[moved_sop] = target
+    changed = make_archive(1, 1, 1, rows=4, columns=4)[0]  # a file replaced by another
+    replaced_sop = sorted(placed)[-1]
+    write_files([changed], tmp_path / 'new')[0].replace(placed.pop(replaced_sop))
+    expected = (expected - {replaced_sop}) | {changed.SOPInstanceUID}
+    extra = make_archive(1, 1, 2, rows=4, columns=4)  # new files in a new folder
+    write_files(extra, root / 'a' / 'b' / 'new')
+    expected |= {ds.SOPInstanceUID for ds in extra}
+    with dwc.DICOMfileClient(root.as_uri(), update_db=True) as client:
+        assert _sops(client) == expected
+    with dwc.DICOMfileClient(root.as_uri(), in_memory=True) as truth:
+        assert _sops(truth) == expected
+    uri = f'{(root / INDEX_NAME).as_uri()}?mode=ro'
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+        indexed = [path for path, in connection.execute('SELECT path FROM files')]
+    on_disk = sorted(str(path.relative_to(root)) for path in root.rglob('*.dcm'))
+    assert sorted(indexed) == on_disk
+    with caplog.at_level(logging.INFO, logger='dicomweb_client'):
+        dwc.DICOMfileClient(root.as_uri(), update_db=True).close()
+    # nothing changed: the walk and the index agree on the order of every path
+    assert ': 0 files indexed, 0 forgotten in' in caplog.text
+
+
+# -- the first command a new user runs ------------------------------------------------------
+
+def test_the_first_command_of_the_readme_shows_its_result_and_nothing_else() -> None:
+    """README's first command indexes the files pydicom ships (some broken on purpose):
+    the result on standard output, no warnings from pydicom or the client on stderr."""
+    readme = ROOT / 'README.md'
+    if not readme.exists():
+        pytest.skip('README.md is not beside the module (installed elsewhere)')
+    line = next(line for line in readme.read_text().splitlines()
+                if line.startswith("pip install '.[test]' && python -c "))
+    code = line.split(' && python -c ', 1)[1]
+    assert code[0] == code[-1] == '"'
+    process = subprocess.run([sys.executable, '-c', code[1:-1]], capture_output=True,
+                             text=True, timeout=300, cwd=ROOT)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip().endswith(' studies') and process.stdout.count('\n') == 1
+    assert process.stderr == ''
