@@ -6415,7 +6415,7 @@ _IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
 _PYDICOM_SYNTAXES = frozenset({'1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
 _NATIVE_SYNTAXES = frozenset({_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN,
                               '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
-_INDEX_SCHEMA_VERSION = '3'
+_INDEX_SCHEMA_VERSION = '4'
 _INDEX_FILE_NAME = '.dicomweb_client.sqlite'
 _PRIVATE_PREFIX = '.dwc-'  # temporary and to-be-deleted files written by the client
 _BULK_DATA_THRESHOLD = 1024  # binary values longer than this become BulkDataURIs
@@ -7838,6 +7838,10 @@ def _schema() -> List[str]:
         'CREATE TABLE IF NOT EXISTS series ("SeriesInstanceUID" TEXT PRIMARY KEY, '
         '"StudyInstanceUID" TEXT, rep INTEGER, n_instances INTEGER, "Modality" TEXT)',
         'CREATE INDEX IF NOT EXISTS series_study ON series ("StudyInstanceUID")',
+        # a search on an instance attribute (PatientID, say) finds the instances by their
+        # index, then the studies and series they represent by these
+        'CREATE INDEX IF NOT EXISTS studies_rep ON studies (rep)',
+        'CREATE INDEX IF NOT EXISTS series_rep ON series (rep)',
     ]
 
 
