@@ -57,14 +57,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # -- recording server ----------------------------------------------------------------
 
 
+@pytest.fixture(scope='session')
+def _cache_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp('xdg-cache'))
+
+
 @pytest.fixture(autouse=True)
-def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch, _cache_folder: str) -> None:
     """Talk to 127.0.0.1 directly whatever proxy variables the machine has, and send no
-    credentials from the user's netrc file; tests that need either set them up."""
+    credentials from the user's netrc file; tests that need either set them up.  Indexes
+    that file clients keep in the user cache folder go below pytest's temporary folder
+    (child processes inherit the setting)."""
     for name in list(os.environ):
         if name.lower().endswith('_proxy'):
             monkeypatch.delenv(name)
     monkeypatch.setenv('NETRC', os.devnull)
+    monkeypatch.setenv('XDG_CACHE_HOME', _cache_folder)
 
 
 @pytest.fixture

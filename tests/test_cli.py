@@ -101,7 +101,8 @@ class FakeArchive:
     """Serves datasets over DICOMweb below one or more path prefixes.
 
     ``break_once[sop]`` is served once, instead of the instance, to the next WADO-RS request
-    for that instance; ``delay`` slows every instance retrieval, and ``max_in_flight``
+    for that instance; ``delay`` slows every instance retrieval (the first ones take
+    ``first_delays`` instead, one value each, while there are some), and ``max_in_flight``
     counts how many of them overlapped.  ``refuse`` holds SOP Instance UIDs that STOW-RS
     reports as failed.
     """
@@ -114,6 +115,7 @@ class FakeArchive:
         self.break_once: dict[str, Response] = {}
         self.refuse: set[str] = set()
         self.delay = 0.0
+        self.first_delays: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -244,8 +246,9 @@ class FakeArchive:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             broken = self.break_once.pop(sop, None)
+            delay = self.first_delays.pop(0) if self.first_delays else self.delay
         try:
-            time.sleep(self.delay)
+            time.sleep(delay)
             if broken is not None:
                 return broken
             if not self.select(study, series, sop):
@@ -1455,7 +1458,8 @@ def test_credentials_in_the_url_are_used_but_never_printed(
 def test_interrupted_download_exits_130_without_partial_files(archive: FakeArchive,
                                                               study: list[Dataset],
                                                               tmp_path: Path) -> None:
-    archive.delay = 0.2
+    archive.first_delays = [0.2, 0.2]  # two instances come, the rest cannot finish
+    archive.delay = 5                  # before the signal, however busy the machine
     process = subprocess.Popen(
         [sys.executable, "-m", "dicomweb_client_cli", "--url", archive.url, "retrieve",
          "studies", "--study", study[0].StudyInstanceUID, "full", "--output-dir",
@@ -1464,7 +1468,6 @@ def test_interrupted_download_exits_130_without_partial_files(archive: FakeArchi
     deadline = time.monotonic() + 20
     while not list(tmp_path.rglob("*.dcm")) and time.monotonic() < deadline:
         time.sleep(0.01)
-    archive.delay = 2  # the rest cannot finish before the signal, even on a busy machine
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert process.returncode == 130
