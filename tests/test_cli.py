@@ -1464,7 +1464,10 @@ def test_interrupted_download_exits_130_without_partial_files(archive: FakeArchi
         [sys.executable, "-m", "dicomweb_client_cli", "--url", archive.url, "retrieve",
          "studies", "--study", study[0].StudyInstanceUID, "full", "--output-dir",
          str(tmp_path), "--workers", "2"],
-        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a suite started in the background (``.ci/run &``) ignores SIGINT, and so would the
+        # child: give it the default, which Python turns into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 20
     while not list(tmp_path.rglob("*.dcm")) and time.monotonic() < deadline:
         time.sleep(0.01)
