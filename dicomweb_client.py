@@ -9464,7 +9464,6 @@ class DICOMfileClient:
     #: width and height of the box a thumbnail is shrunk into when no viewport is given
     _THUMBNAIL_BOX = 128
 
-    @_as_request_errors
     def retrieve_study_thumbnail(self, study_instance_uid: str,
                                  media_types: Optional[MediaTypes] = None,
                                  params: Optional[Dict[str, Any]] = None) -> bytes:
@@ -9513,7 +9512,6 @@ class DICOMfileClient:
                                    f'study {study_instance_uid}')
         return self._thumbnail(stored, 1, names, params)
 
-    @_as_request_errors
     def retrieve_series_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
                                   media_types: Optional[MediaTypes] = None,
                                   params: Optional[Dict[str, Any]] = None) -> bytes:
@@ -9536,7 +9534,6 @@ class DICOMfileClient:
                                    f'series {series_instance_uid}')
         return self._thumbnail(stored, 1, names, params)
 
-    @_as_request_errors
     def retrieve_instance_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
                                     sop_instance_uid: str,
                                     media_types: Optional[MediaTypes] = None,
@@ -9559,7 +9556,6 @@ class DICOMfileClient:
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
         return self._thumbnail(stored, 1, names, params)
 
-    @_as_request_errors
     def retrieve_instance_frames_thumbnail(self, study_instance_uid: str,
                                            series_instance_uid: str, sop_instance_uid: str,
                                            frame_numbers: Sequence[int],
@@ -9870,7 +9866,9 @@ _REQUEST_METHODS = (
     'retrieve_study_metadata', 'retrieve_series_metadata', 'retrieve_instance_metadata',
     'iter_instance_frames', 'retrieve_instance_frames', 'iter_bulkdata', 'retrieve_bulkdata',
     'retrieve_instance_rendered', 'retrieve_series_rendered',
-    'retrieve_instance_frames_rendered', 'store_instances', 'delete_study', 'delete_series',
+    'retrieve_instance_frames_rendered', 'retrieve_study_thumbnail',
+    'retrieve_series_thumbnail', 'retrieve_instance_thumbnail',
+    'retrieve_instance_frames_thumbnail', 'store_instances', 'delete_study', 'delete_series',
     'delete_instance')
 for _name in _REQUEST_METHODS:
     setattr(DICOMfileClient, _name, _as_request_errors(getattr(DICOMfileClient, _name)))
