@@ -47,6 +47,9 @@ setup(
         "compat": ["requests", "retrying"],
         "test": ["pytest", "hypothesis", "numpy", "Pillow", "google-auth", "requests",
                  "retrying"],
+        # building the HTML documentation (docs/, see docs/index.md); docs/make_pictures.py
+        # also needs the image extra
+        "docs": ["sphinx", "myst-parser"],
     },
     entry_points={
         "console_scripts": ["dicomweb_client = dicomweb_client_cli:_console_main"],

@@ -1,6 +1,12 @@
 """Sphinx configuration: the Markdown pages (MyST) plus an API reference from docstrings.
 
-Build with ``tox -e docs`` or ``sphinx-build -W -b html docs docs/_build/html``.
+Build from the repository root::
+
+    pip install -e '.[docs]'
+    python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+``tox -e docs`` runs the same build (after ``pip install tox``).  The pictures in
+``docs/images`` come from ``python docs/make_pictures.py``.
 """
 
 import pathlib
@@ -43,3 +49,6 @@ myst_heading_anchors = 3
 
 html_theme = "alabaster"
 html_title = f"dicomweb_client {release}"
+# A wider page, code that scrolls sideways, a sidebar title in one piece.
+html_static_path = ["_static"]
+html_css_files = ["dicomweb_client.css"]

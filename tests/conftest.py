@@ -260,6 +260,8 @@ def _try_launch(folder: Path) -> tuple[OrthancServer | None, str]:
         process = subprocess.Popen(
             [ORTHANC_BINARY, str(config_path)], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # SQLite's scratch files go below pytest's temporary folder, not /var/tmp
+            env=dict(os.environ, SQLITE_TMPDIR=str(folder), TMPDIR=str(folder)),
         )
     rest_url = f"http://127.0.0.1:{port}"
     error = _wait_ready(process, rest_url + "/dicom-web/studies", log_path)
