@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -32,12 +31,12 @@ import hashlib
 import http.client
 import http.cookiejar
 import importlib
+import importlib.util
 import io
 import itertools
 import json
 import logging
 import mmap
-import multiprocessing
 import netrc
 import os
 import pathlib
@@ -55,7 +54,6 @@ import time
 import types
 import urllib.parse
 import urllib.request
-import uuid
 import warnings
 import zlib
 from collections.abc import MutableMapping
@@ -82,14 +80,46 @@ from typing import (
     Union,
     cast,
     runtime_checkable,
+    TYPE_CHECKING,
 )
 
-import pydicom
-import pydicom.encaps
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID
+if TYPE_CHECKING:
+    import pydicom
+    import pydicom.encaps
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
+
+
+class _DeferredModule(types.ModuleType):
+    """Stand-in for a module that is imported when one of its attributes is first read.
+
+    Importing pydicom (numpy with it) takes about half a second, most of this module's
+    import time, while a search, a download of files or most CLI commands never make or
+    parse a data set.  On first use the stand-in imports the module and the submodules
+    read through it, puts the module in its own place in this module's namespace (later
+    reads cost nothing extra) and answers from it.  The import lock makes concurrent
+    first uses from several threads safe.
+    """
+
+    def __init__(self, name: str, submodules: Tuple[str, ...],
+                 namespace: Dict[str, Any]) -> None:
+        super().__init__(name)
+        self._submodules = submodules
+        self._namespace = namespace
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = importlib.import_module(self.__name__)
+        for submodule in self._submodules:
+            importlib.import_module(f'{self.__name__}.{submodule}')
+        if self._namespace.get(self.__name__) is self:
+            self._namespace[self.__name__] = module
+        return getattr(module, attribute)
+
+
+#: the parts of pydicom read as ``pydicom.<part>`` here and in the CLI
+_PYDICOM_PARTS = ('charset', 'datadict', 'dataset', 'encaps', 'errors', 'tag', 'uid')
+if not TYPE_CHECKING:
+    pydicom = _DeferredModule('pydicom', _PYDICOM_PARTS, globals())
 
 #: The API version of the established dicomweb-client package this module implements,
 #: with a local label (PEP 440) saying it is this module: version checks such as
@@ -99,14 +129,18 @@ __version__ = '0.61.2+stdlib.1'
 
 __all__ = [
     'ArchiveNotFoundError', 'BodyTooLargeError', 'ChunkedEncodingError',
-    'ContentDecodingError', 'CookieJar', 'DICOMClient',
-    'DICOMfileClient', 'DICOMwebClient', 'GoogleCloudHealthcareURL', 'HTTPDigestAuth',
-    'HTTPError', 'JSONDecodeError', 'MultipartError', 'RequestException', 'Response',
-    'RetryError', 'RetryPolicy', 'SSLError', 'Session', 'Timeout',
-    'TransportError', 'URI', 'URISuffix', 'URIType', 'add_certs_to_session',
-    'build_query_string', 'configure_logging', 'create_session', 'create_session_from_auth',
-    'create_session_from_gcp_credentials', 'create_session_from_user_pass', 'lookup_keyword',
-    'lookup_tag', 'parse_query_parameters',
+    'ConnectFailedError', 'ContentDecodingError', 'CookieJar', 'DICOMClient',
+    'DICOMfileClient', 'DICOMwebClient', 'FileClientMissingUIDError',
+    'FileClientNotAcceptableError', 'FileClientNotFoundError', 'FileClientReadOnlyError',
+    'FileClientStoreError', 'FileClientTypeError', 'FileClientValueError',
+    'GoogleCloudHealthcareURL', 'HTTPDigestAuth', 'HTTPError', 'JSONDecodeError',
+    'MultipartError', 'NoMetadataError', 'OutsideArchiveError', 'RequestException',
+    'Response', 'RetryError', 'RetryPolicy', 'SSLError', 'Session', 'StaleConnectionError',
+    'Timeout', 'TransportError', 'URI', 'URISuffix', 'URIType', 'UnknownAttributeError',
+    'add_certs_to_session', 'build_query_string', 'configure_logging', 'create_session',
+    'create_session_from_auth', 'create_session_from_gcp_credentials',
+    'create_session_from_user_pass', 'lookup_keyword', 'lookup_tag',
+    'parse_query_parameters',
 ]
 
 _T = TypeVar('_T')
@@ -394,6 +428,102 @@ def _reason_phrase(status_code: int) -> str:
 _HEX_TAG = re.compile(r'^[0-9A-Fa-f]{8}$')
 
 
+class _KeywordTables(NamedTuple):
+    """pydicom's data dictionary in the shape lookups need."""
+
+    tags: Dict[str, int]  # keyword -> tag
+    keywords: Dict[int, str]  # tag -> keyword
+    repeaters: Tuple[Tuple[int, int, str], ...]  # (mask, masked value, keyword): 60xx0010
+
+
+def _pydicom_data_file(name: str) -> Optional[types.ModuleType]:
+    """Run one of pydicom's generated dictionary files (``_dicom_dict``, ``_uid_dict``) alone.
+
+    They hold plain data; read this way they cost milliseconds instead of the whole
+    package import.  ``None`` when pydicom's layout is not the expected one.
+    """
+    spec = importlib.util.find_spec('pydicom')
+    folders = list(spec.submodule_search_locations or ()) if spec else []
+    path = os.path.join(folders[0], f'{name}.py') if folders else ''
+    if not os.path.isfile(path):
+        return None
+    file_spec = importlib.util.spec_from_file_location(f'{__name__}._pydicom{name}', path)
+    if file_spec is None or file_spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(file_spec)
+    try:
+        file_spec.loader.exec_module(module)
+    except Exception:  # noqa: BLE001 - any surprise: fall back to importing pydicom
+        return None
+    return module
+
+
+@functools.lru_cache(maxsize=None)
+def _keyword_tables() -> _KeywordTables:
+    """The standard data dictionary, read without importing pydicom when possible."""
+    data = _pydicom_data_file('_dicom_dict')
+    if data is None:
+        data = pydicom.datadict
+    keywords = {tag: entry[4] for tag, entry in data.DicomDictionary.items() if entry[4]}
+    repeaters = tuple(
+        (int(''.join('0' if digit == 'x' else 'F' for digit in mask), 16),
+         int(mask.replace('x', '0'), 16), entry[4])
+        for mask, entry in data.RepeatersDictionary.items() if entry[4])
+    return _KeywordTables({keyword: tag for tag, keyword in keywords.items()}, keywords,
+                          repeaters)
+
+
+@functools.lru_cache(maxsize=None)
+def _uid_names() -> Dict[str, str]:
+    """UID -> name from pydicom's UID dictionary, read without importing pydicom."""
+    data = _pydicom_data_file('_uid_dict')
+    table = data.UID_dictionary if data is not None else pydicom.uid.UID_dictionary
+    return {uid: entry[0] for uid, entry in table.items()}
+
+
+def _loaded_datadict() -> Any:
+    """pydicom's own ``datadict`` once pydicom is imported (it may hold added entries)."""
+    datadict = sys.modules.get('pydicom.datadict')
+    return datadict if hasattr(datadict, 'keyword_dict') else None
+
+
+def _tag_for_keyword(keyword: str) -> Optional[int]:
+    """The tag of a standard keyword, or ``None`` (as ``pydicom.datadict.tag_for_keyword``)."""
+    datadict = _loaded_datadict()
+    if datadict is not None:
+        return cast(Optional[int], datadict.tag_for_keyword(keyword))
+    return _keyword_tables().tags.get(keyword)
+
+
+def _keyword_for_tag(tag: int) -> str:
+    """The keyword of a tag, repeating groups included, or ``''`` (as pydicom's)."""
+    datadict = _loaded_datadict()
+    if datadict is not None:
+        return cast(str, datadict.keyword_for_tag(tag))
+    tables = _keyword_tables()
+    keyword = tables.keywords.get(tag)
+    if keyword is None:
+        keyword = next((keyword for mask, value, keyword in tables.repeaters
+                        if tag & mask == value), '')
+    return keyword
+
+
+def _uid_name(uid: str) -> Optional[str]:
+    """The name of a well-known UID (``'CT Image Storage'``), or ``None``."""
+    return _uid_names().get(uid)
+
+
+def _closest_keyword(word: str) -> Optional[str]:
+    """The standard keyword nearest to a misspelt one, or ``None`` when none is close."""
+    import difflib  # only on the error path
+    if _loaded_datadict() is not None:
+        candidates: Iterable[str] = _loaded_datadict().keyword_dict
+    else:
+        candidates = _keyword_tables().tags
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
 def lookup_keyword(tag: Union[str, int, Tuple[int, int], BaseTag]) -> str:
     """Return the keyword of a DICOM attribute, e.g. ``'SOPInstanceUID'``.
 
@@ -414,11 +544,11 @@ def lookup_keyword(tag: Union[str, int, Tuple[int, int], BaseTag]) -> str:
         If the data dictionary does not know the tag.
 
     """
-    value = Tag(int(tag, 16)) if isinstance(tag, str) else Tag(tag)
-    keyword = keyword_for_tag(value)
+    value = pydicom.tag.Tag(int(tag, 16)) if isinstance(tag, str) else pydicom.tag.Tag(tag)
+    keyword = pydicom.datadict.keyword_for_tag(value)
     if not keyword:
         raise KeyError(f'no keyword is known for tag "{value}"')
-    return keyword
+    return cast(str, keyword)
 
 
 def lookup_tag(keyword: str) -> str:
@@ -440,25 +570,41 @@ def lookup_tag(keyword: str) -> str:
         If the data dictionary does not know the keyword.
 
     """
-    tag = tag_for_keyword(keyword) if keyword else None
+    tag = _tag_for_keyword(keyword) if keyword else None
     if tag is None:
         raise KeyError(f'no tag is known for keyword "{keyword}"')
     return f'{tag:08X}'
 
 
+class UnknownAttributeError(ValueError):
+    """An attribute name that is neither a DICOM keyword nor an eight digit hex tag.
+
+    A ``ValueError`` (what the established package raises there).  ``argument`` is the
+    parameter that held it, ``name`` the name as given, ``step`` the unknown part of a
+    dotted path and ``suggestion`` the nearest standard keyword, if one is close.
+    """
+
+    def __init__(self, argument: str, name: str, step: str, suggestion: Optional[str]) -> None:
+        self.argument, self.name, self.step, self.suggestion = argument, name, step, suggestion
+        hint = f'; did you mean {suggestion!r}?' if suggestion else ''
+        super().__init__(f'"{argument}" names an unknown attribute: {name!r} (use a DICOM '
+                         f'keyword or an eight digit hex tag{hint})')
+
+
 def _check_attribute(name: str, argument: str) -> str:
     """Check that ``name`` names an attribute: a keyword, a hex tag or a dotted path of them.
 
-    Returns the name unchanged; raises ``ValueError`` naming ``argument`` otherwise.
+    Returns the name unchanged; raises :class:`UnknownAttributeError` naming ``argument``
+    (and the nearest keyword) otherwise.
     """
     if not isinstance(name, str):
         raise TypeError(f'attribute names in "{argument}" must be strings, not {name!r}')
     for step in name.split('.'):
         if _HEX_TAG.fullmatch(step):
             continue
-        if not step or tag_for_keyword(step) is None:
-            raise ValueError(f'"{argument}" names an unknown attribute: {name!r} '
-                             '(use a DICOM keyword or an eight digit hex tag)')
+        if not step or _tag_for_keyword(step) is None:
+            raise UnknownAttributeError(argument, name, step,
+                                        _closest_keyword(step) if step else None)
     return name
 
 
@@ -1975,7 +2121,7 @@ def _joined_within(pieces: Iterable[bytes], limit: Optional[int], url: str,
     return b''.join(kept)
 
 
-class _ConnectFailed(TransportError):
+class ConnectFailedError(TransportError):
     """The connection could not be opened; nothing was sent, so a retry is safe."""
 
     #: whether trying again may help (not for a host name that does not exist)
@@ -2002,13 +2148,13 @@ def _connect_failure(error: OSError, where: str, host: str) -> TransportError:
     Returns
     -------
     TransportError
-        A ``_ConnectFailed`` (also a ``requests.ConnectionError`` when requests is
+        A ``ConnectFailedError`` (also a ``requests.ConnectionError`` when requests is
         installed) whose message names ``where`` and the cause.
 
     """
     if not isinstance(error, socket.gaierror):
-        return _compatible(_ConnectFailed)(f'cannot connect to {where}: {error}')
-    failure = _compatible(_ConnectFailed)(
+        return _compatible(ConnectFailedError)(f'cannot connect to {where}: {error}')
+    failure = _compatible(ConnectFailedError)(
         f'cannot connect to {where}: the host name {host!r} cannot be resolved '
         f'({error.strerror or error})')
     failure.retriable = error.errno not in _UNKNOWN_HOST_ERRORS
@@ -2759,7 +2905,7 @@ class Session:
         while True:
             try:
                 response = self._send_once(prepared, body, options)
-            except _ConnectFailed as error:
+            except ConnectFailedError as error:
                 wait = retry.connect_wait() if error.retriable else None
                 if wait is None:
                     raise
@@ -2799,7 +2945,7 @@ class Session:
         if connection is not None:
             try:
                 return self._exchange(origin, connection, prepared, body, timeout)
-            except _StaleConnection as error:
+            except StaleConnectionError as error:
                 if prepared.method not in _REPEATABLE_METHODS or not body.replayable:
                     raise _compatible(TransportError)(
                         f'connection to {_redact(prepared.url)} was closed by the server before it '
@@ -2809,7 +2955,7 @@ class Session:
         connection = self._connect(origin, timeout)
         try:
             return self._exchange(origin, connection, prepared, body, timeout)
-        except _StaleConnection as error:
+        except StaleConnectionError as error:
             raise _transport_error(error.__cause__ or error, _redact(prepared.url)) from error
 
     def _exchange(self, origin: _Origin, connection: '_Connection',
@@ -2832,7 +2978,7 @@ class Session:
             raw = self._send_and_read_head(connection, prepared.method, head, payload)
         except _STALE_CONNECTION_ERRORS as error:
             connection.close()
-            raise _StaleConnection(str(error)) from error
+            raise StaleConnectionError(str(error)) from error
         except (OSError, http.client.HTTPException) as error:
             connection.close()
             raise _transport_error(error, _redact(prepared.url)) from error
@@ -3195,7 +3341,7 @@ def _content_length(values: List[str]) -> Optional[int]:
     return int(values[0])
 
 
-class _StaleConnection(TransportError):
+class StaleConnectionError(TransportError):
     """The server closed the connection before answering."""
 
 
@@ -4262,7 +4408,7 @@ class _PartSource:
             self._start, self.size = _remaining_size(item)
             if self._start is None:
                 raise TypeError('file objects to store must be seekable')
-        elif not isinstance(item, Dataset):
+        elif not isinstance(item, pydicom.Dataset):
             raise TypeError(f'cannot store {type(item).__name__}: pass pydicom Datasets, '
                             'bytes of Part 10 files, file paths or binary file objects')
         elif not _encoding_is_known(item):
@@ -4282,11 +4428,11 @@ class _PartSource:
         handed out as a view that is valid only until the next item is asked for.
         """
         item = self.item
-        if isinstance(item, Dataset) and scratch is None:
+        if isinstance(item, pydicom.Dataset) and scratch is None:
             buffer = io.BytesIO()
             _write_part_dataset(buffer, item)
             yield buffer.getvalue()
-        elif isinstance(item, Dataset) and scratch is not None:
+        elif isinstance(item, pydicom.Dataset) and scratch is not None:
             scratch.seek(0)
             _write_part_dataset(scratch, item)
             with scratch.getbuffer() as view, view[:scratch.tell()] as encoded:
@@ -4299,6 +4445,11 @@ class _PartSource:
         else:
             item.seek(self._start)
             yield from _read_chunks(item, chunk_size)
+
+
+def _new_boundary() -> str:
+    """A fresh multipart boundary: 32 random hex digits (128 bits, as random as a UUID)."""
+    return os.urandom(16).hex()
 
 
 class MultipartBody:
@@ -4325,7 +4476,7 @@ class MultipartBody:
                  chunk_size: int = 1 << 20) -> None:
         self.parts = [_PartSource(part) for part in parts]
         self.media_type = media_type
-        self.boundary = uuid.uuid4().hex
+        self.boundary = _new_boundary()
         self.chunk_size = chunk_size
         self._part_header = (f'--{self.boundary}\r\nContent-Type: {media_type}\r\n\r\n'
                              ).encode('ascii')
@@ -4396,7 +4547,7 @@ def _write_part_dataset(fileobj: Any, dataset: Dataset) -> None:
 
 def _file_meta_can_be_completed(dataset: Dataset) -> bool:
     """Whether pydicom can write ``dataset`` as a Part 10 file (its meta filled in)."""
-    meta = getattr(dataset, 'file_meta', None) or Dataset()
+    meta = getattr(dataset, 'file_meta', None) or pydicom.Dataset()
     return bool(meta.get('TransferSyntaxUID')) and all(
         meta.get(meta_keyword) or dataset.get(keyword)
         for meta_keyword, keyword in (('MediaStorageSOPClassUID', 'SOPClassUID'),
@@ -5860,7 +6011,7 @@ class DICOMwebClient:
                         suffix='metadata')
         items = self._get_metadata(url, additional_params, media_type)
         if not items:
-            raise _NoMetadata(f'expected the metadata of one instance from {url}, got none')
+            raise NoMetadataError(f'expected the metadata of one instance from {url}, got none')
         if len(items) > 1:  # the first is used, as by the established package
             logger.warning('expected the metadata of one instance from %s, got %d items; '
                            'the first is used', url, len(items))
@@ -6173,7 +6324,7 @@ class DICOMwebClient:
             If the server refuses the request (e.g. 409 when no instance was stored).
 
         """
-        if isinstance(datasets, (Dataset, str, bytes, os.PathLike)):
+        if isinstance(datasets, (pydicom.Dataset, str, bytes, os.PathLike)):
             raise TypeError('datasets must be a sequence of instances, not a single one')
         parts = list(datasets)  # none: sent all the same, as the established package does
         url = self._url('stow') + '/studies'
@@ -6254,6 +6405,7 @@ def _ordered_map(function: Callable[[_T], _R], items: Sequence[_T],
     At most ``2 * workers`` results wait to be consumed, so memory stays bounded; closing
     the iterator early cancels the calls not yet started.
     """
+    import concurrent.futures  # imported here: only parallel retrieval needs it
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix='dicomweb')
     pending: collections.deque = collections.deque()
     try:
@@ -6277,7 +6429,7 @@ def _first_value(item: Dict[str, dict], tag: str) -> Any:
         raise ValueError(f'a search result lacks attribute {tag}: {item!r}') from None
 
 
-class _NoMetadata(ValueError, IndexError):
+class NoMetadataError(ValueError, IndexError):
     """The server sent no metadata for an instance.
 
     Also an ``IndexError``, which the established package raises then.
@@ -6392,12 +6544,12 @@ def _byte_range(byte_range: Tuple[int, int]) -> str:
 def _store_report(response: Response) -> Dataset:
     """The STOW-RS answer as a dataset; logs the instances the server refused."""
     if response.status_code == HTTPStatus.NO_CONTENT or not response.content.strip():
-        return Dataset()
+        return pydicom.Dataset()
     if response.content_type not in (_DICOM_JSON, 'application/json'):
         logger.warning('store answer from %s is %s, not DICOM JSON; ignored',
                        response.url, response.content_type)
-        return Dataset()
-    report = Dataset.from_json(json.loads(response.content))
+        return pydicom.Dataset()
+    report = pydicom.Dataset.from_json(json.loads(response.content))
     failed = report.get('FailedSOPSequence')
     if failed:
         logger.warning('the server refused %d of the instances sent to %s', len(failed),
@@ -6440,39 +6592,35 @@ class _Column:
         return f'"{self.keyword}"'
 
 
-def _column(keyword: str, vr: str, level: int, multiple: bool = False) -> _Column:
-    return _Column(keyword, f'{tag_for_keyword(keyword):08X}', vr, level, multiple)
-
-
 _COLUMNS: Tuple[_Column, ...] = (
-    _column('SpecificCharacterSet', 'CS', _STUDY, multiple=True),
-    _column('StudyDate', 'DA', _STUDY),
-    _column('StudyTime', 'TM', _STUDY),
-    _column('AccessionNumber', 'SH', _STUDY),
-    _column('ReferringPhysicianName', 'PN', _STUDY),
-    _column('TimezoneOffsetFromUTC', 'SH', _STUDY),
-    _column('PatientName', 'PN', _STUDY),
-    _column('PatientID', 'LO', _STUDY),
-    _column('IssuerOfPatientID', 'LO', _STUDY),
-    _column('PatientBirthDate', 'DA', _STUDY),
-    _column('PatientSex', 'CS', _STUDY),
-    _column('StudyInstanceUID', 'UI', _STUDY),
-    _column('StudyID', 'SH', _STUDY),
-    _column('StudyDescription', 'LO', _STUDY),
-    _column('Modality', 'CS', _SERIES),
-    _column('SeriesInstanceUID', 'UI', _SERIES),
-    _column('SeriesNumber', 'IS', _SERIES),
-    _column('SeriesDescription', 'LO', _SERIES),
-    _column('PerformedProcedureStepStartDate', 'DA', _SERIES),
-    _column('PerformedProcedureStepStartTime', 'TM', _SERIES),
-    _column('SOPClassUID', 'UI', _INSTANCE),
-    _column('SOPInstanceUID', 'UI', _INSTANCE),
-    _column('InstanceNumber', 'IS', _INSTANCE),
-    _column('Rows', 'US', _INSTANCE),
-    _column('Columns', 'US', _INSTANCE),
-    _column('BitsAllocated', 'US', _INSTANCE),
-    _column('NumberOfFrames', 'IS', _INSTANCE),
-    _column('SamplesPerPixel', 'US', _INSTANCE),
+    _Column('SpecificCharacterSet', '00080005', 'CS', _STUDY, multiple=True),
+    _Column('StudyDate', '00080020', 'DA', _STUDY),
+    _Column('StudyTime', '00080030', 'TM', _STUDY),
+    _Column('AccessionNumber', '00080050', 'SH', _STUDY),
+    _Column('ReferringPhysicianName', '00080090', 'PN', _STUDY),
+    _Column('TimezoneOffsetFromUTC', '00080201', 'SH', _STUDY),
+    _Column('PatientName', '00100010', 'PN', _STUDY),
+    _Column('PatientID', '00100020', 'LO', _STUDY),
+    _Column('IssuerOfPatientID', '00100021', 'LO', _STUDY),
+    _Column('PatientBirthDate', '00100030', 'DA', _STUDY),
+    _Column('PatientSex', '00100040', 'CS', _STUDY),
+    _Column('StudyInstanceUID', '0020000D', 'UI', _STUDY),
+    _Column('StudyID', '00200010', 'SH', _STUDY),
+    _Column('StudyDescription', '00081030', 'LO', _STUDY),
+    _Column('Modality', '00080060', 'CS', _SERIES),
+    _Column('SeriesInstanceUID', '0020000E', 'UI', _SERIES),
+    _Column('SeriesNumber', '00200011', 'IS', _SERIES),
+    _Column('SeriesDescription', '0008103E', 'LO', _SERIES),
+    _Column('PerformedProcedureStepStartDate', '00400244', 'DA', _SERIES),
+    _Column('PerformedProcedureStepStartTime', '00400245', 'TM', _SERIES),
+    _Column('SOPClassUID', '00080016', 'UI', _INSTANCE),
+    _Column('SOPInstanceUID', '00080018', 'UI', _INSTANCE),
+    _Column('InstanceNumber', '00200013', 'IS', _INSTANCE),
+    _Column('Rows', '00280010', 'US', _INSTANCE),
+    _Column('Columns', '00280011', 'US', _INSTANCE),
+    _Column('BitsAllocated', '00280100', 'US', _INSTANCE),
+    _Column('NumberOfFrames', '00280008', 'IS', _INSTANCE),
+    _Column('SamplesPerPixel', '00280002', 'US', _INSTANCE),
 )
 _COLUMNS_BY_TAG = {column.tag: column for column in _COLUMNS}
 _NUMERIC_COLUMN_VRS = frozenset({'IS', 'US'})
@@ -6508,7 +6656,10 @@ _COMPUTED = {
     'AvailableTransferSyntaxUID': ('UI', _INSTANCE),
     'RetrieveURL': ('UR', _STUDY),
 }
-_COMPUTED_BY_TAG = {f'{tag_for_keyword(keyword):08X}': keyword for keyword in _COMPUTED}
+_COMPUTED_BY_TAG = {'00080061': 'ModalitiesInStudy', '00201206': 'NumberOfStudyRelatedSeries',
+                    '00201208': 'NumberOfStudyRelatedInstances',
+                    '00201209': 'NumberOfSeriesRelatedInstances',
+                    '00083002': 'AvailableTransferSyntaxUID', '00081190': 'RetrieveURL'}
 # aggregate columns: keyword -> (table, column, key column)
 _AGGREGATES = {
     'ModalitiesInStudy': ('studies', 'modalities', 'StudyInstanceUID'),
@@ -6570,7 +6721,7 @@ def _level_of(tag: str) -> int:
         return column.level
     if tag.startswith('0010'):
         return _STUDY
-    keyword = pydicom.datadict.keyword_for_tag(int(tag, 16))
+    keyword = _keyword_for_tag(int(tag, 16))
     if keyword in _STUDY_KEYWORDS:
         return _STUDY
     if keyword in _SERIES_KEYWORDS:
@@ -6580,7 +6731,7 @@ def _level_of(tag: str) -> int:
 
 # -- errors --------------------------------------------------------------------------------
 
-class _FileClientNotFound(HTTPError, FileNotFoundError):
+class FileClientNotFoundError(HTTPError, FileNotFoundError):
     """The archive holds no such study, series, instance or bulk data (like HTTP 404)."""
 
 
@@ -6590,34 +6741,34 @@ class ArchiveNotFoundError(FileNotFoundError, sqlite3.OperationalError):
     package raises there."""
 
 
-class _LeavesArchive(FileNotFoundError):
+class OutsideArchiveError(FileNotFoundError):
     """Symbolic links lead an indexed path out of the archive: it is not read there."""
 
 
-class _FileClientReadOnly(HTTPError, PermissionError):
+class FileClientReadOnlyError(HTTPError, PermissionError):
     """The client was opened with ``readonly=True`` (like HTTP 403)."""
 
 
-class _FileClientStoreFailed(HTTPError, ValueError):
+class FileClientStoreError(HTTPError, ValueError):
     """No instance of a store request could be stored (like HTTP 409)."""
 
 
-class _FileClientBadRequest(OSError, ValueError):
+class FileClientValueError(OSError, ValueError):
     """An argument with a value the file client cannot use (the established package
     raises an ``OSError`` for it)."""
 
 
-class _FileClientBadArgumentType(OSError, TypeError):
+class FileClientTypeError(OSError, TypeError):
     """An argument of a type the file client does not take (the established package
     raises an ``OSError`` for it)."""
 
 
-class _FileClientMissingUID(OSError, TypeError, ValueError):
+class FileClientMissingUIDError(OSError, TypeError, ValueError):
     """A UID a deletion needs is ``None`` (the established package raises ``ValueError``
     there, other methods here ``TypeError`` for a UID that is no string)."""
 
 
-class _FileClientNotAcceptable(HTTPError, ValueError):
+class FileClientNotAcceptableError(HTTPError, ValueError):
     """No acceptable media type or transfer syntax can be made of the data (like HTTP 406)."""
 
 
@@ -6660,9 +6811,9 @@ def _as_request_errors(method: _Method) -> _Method:
         except OSError:
             raise
         except TypeError as error:
-            raise _FileClientBadArgumentType(str(error)) from error
+            raise FileClientTypeError(str(error)) from error
         except ValueError as error:
-            raise _FileClientBadRequest(str(error)) from error
+            raise FileClientValueError(str(error)) from error
     return cast(_Method, wrapper)
 
 
@@ -7527,7 +7678,7 @@ def _image_module(name: str, purpose: str = 'rendering images') -> Any:
     except ImportError as error:
         package = 'numpy' if name.startswith('numpy') else 'Pillow'
         raise ImportError(f'{purpose} needs {package}, which is not installed: '
-                          f'pip install numpy Pillow (or dicomweb_client[image])') from error
+                          'pip install numpy Pillow') from error
 
 
 def _pixel_array(dataset: Dataset, index: Optional[int] = None) -> Any:
@@ -7712,22 +7863,22 @@ def _with_file_meta(dataset: Dataset) -> Dataset:
     meta = getattr(dataset, 'file_meta', None)
     if meta is not None and 'TransferSyntaxUID' in meta:
         return dataset
-    copy = Dataset(dataset)
+    copy = pydicom.Dataset(dataset)
     copy.preamble = getattr(dataset, 'preamble', None)
-    copy.file_meta = pydicom.dataset.FileMetaDataset(meta or Dataset())
+    copy.file_meta = pydicom.dataset.FileMetaDataset(meta or pydicom.Dataset())
     pixels = dataset.get('PixelData')
     if isinstance(pixels, bytes) and pixels[:4] == b'\xfe\xff\x00\xe0':
         raise ValueError('the dataset holds encapsulated pixel data but its file_meta names '
                          'no TransferSyntaxUID')
     encoding = getattr(dataset, 'original_encoding', (False, True))
-    copy.file_meta.TransferSyntaxUID = UID(
+    copy.file_meta.TransferSyntaxUID = pydicom.uid.UID(
         _IMPLICIT_VR_LITTLE_ENDIAN if encoding == (True, True) else _EXPLICIT_VR_LITTLE_ENDIAN)
     return copy
 
 
 def _payload(item: Any) -> bytes:
     """A Part 10 file of an item given to ``store_instances``."""
-    if isinstance(item, Dataset):
+    if isinstance(item, pydicom.Dataset):
         return _encode_dataset(_with_file_meta(item))
     if isinstance(item, (bytes, bytearray, memoryview)):
         data = bytes(item)
@@ -7758,14 +7909,14 @@ def _unsafe_uids(metadata: Dict[str, dict]) -> Optional[str]:
 
 def _store_arguments(datasets: Any, study_instance_uid: Optional[str]) -> List[Any]:
     """Check the arguments of ``store_instances``; return the instances as a list."""
-    if isinstance(datasets, (Dataset, str, bytes, os.PathLike)) or not isinstance(
+    if isinstance(datasets, (pydicom.Dataset, str, bytes, os.PathLike)) or not isinstance(
             datasets, Iterable):
         raise TypeError('datasets must be a sequence of instances, not a single one')
     items = list(datasets)
     if not items:
         raise ValueError('datasets must hold at least one instance')
     for item in items:
-        if not isinstance(item, (Dataset, bytes, bytearray, memoryview, str,
+        if not isinstance(item, (pydicom.Dataset, bytes, bytearray, memoryview, str,
                                  os.PathLike)) and not hasattr(item, 'read'):
             raise TypeError(f'datasets must hold datasets or Part 10 files, not {item!r}')
     if study_instance_uid is not None:
@@ -7793,7 +7944,7 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 def _store_item(sop_class: Optional[str], sop_instance: Optional[str],
                 reason: Optional[int] = None, url: Optional[str] = None) -> Dataset:
-    item = Dataset()
+    item = pydicom.Dataset()
     if sop_class:
         item.ReferencedSOPClassUID = sop_class
     if sop_instance:
@@ -7985,7 +8136,7 @@ class _IndexHandle:
         connection = self.connection
         self._use_write_ahead_log()
         connection.execute(_WRITERS_TABLE)
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()
         connection.execute('INSERT INTO writers VALUES (?, ?, ?, ?)', (
             token, socket.gethostname(), self.owner, _process_identity(self.owner)))
         self.token = token
@@ -8054,6 +8205,7 @@ def _pool_context() -> Tuple[Any, int]:
     Forking is fast but unsafe while other threads run (they may hold locks); then
     workers are spawned, which costs a second or so.
     """
+    import multiprocessing  # imported here: only indexing in worker processes needs it
     if 'fork' in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         return multiprocessing.get_context('fork'), _POOL_THRESHOLD
     return multiprocessing.get_context('spawn'), _SPAWN_POOL_THRESHOLD
@@ -8689,6 +8841,7 @@ class DICOMfileClient:
             for chunk in itertools.chain(first, chunks):
                 yield _read_records(self._root, chunk)
             return
+        import concurrent.futures  # imported here: only indexing in worker processes needs it
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             ahead: Deque[concurrent.futures.Future] = collections.deque()
             for chunk in itertools.chain(first, chunks):
@@ -8749,7 +8902,7 @@ class DICOMfileClient:
 
         Checked each time a file is read, written or moved: a path that symbolic links
         (put there after the file was indexed, say) lead out of the archive raises
-        :class:`_LeavesArchive`, a :class:`FileNotFoundError`, so it is served as gone.
+        :class:`OutsideArchiveError`, a :class:`FileNotFoundError`, so it is served as gone.
         """
         path = os.path.normpath(os.path.join(self._root, *relative.split('/')))
         if os.path.commonpath([path, self._root]) != self._root:
@@ -8757,7 +8910,7 @@ class DICOMfileClient:
         if self._links_lead_out(path):
             logger.warning('refused %s: symbolic links lead it to %s, outside the archive '
                            '%s', path, os.path.realpath(path), self._root)
-            raise _LeavesArchive(errno.ENOENT, 'a symbolic link leads out of the archive',
+            raise OutsideArchiveError(errno.ENOENT, 'a symbolic link leads out of the archive',
                                  path)
         return path
 
@@ -8790,7 +8943,7 @@ class DICOMfileClient:
         return url
 
     def _not_found(self, what: str, url: str) -> HTTPError:
-        return _file_error(_FileClientNotFound, 404, 'GET', url,
+        return _file_error(FileClientNotFoundError, 404, 'GET', url,
                            f'{what} not found in the archive {self.base_url}')
 
     def _file_gone(self, stored: _Stored) -> HTTPError:
@@ -8815,11 +8968,11 @@ class DICOMfileClient:
         """
         for name, value in uids.items():
             if value is None:
-                raise _FileClientMissingUID(f'{name} is required, not None')
+                raise FileClientMissingUIDError(f'{name} is required, not None')
 
     def _check_writable(self, method: str, action: str) -> None:
         if self._readonly:
-            raise _file_error(_FileClientReadOnly, 403, method, self.base_url,
+            raise _file_error(FileClientReadOnlyError, 403, method, self.base_url,
                               f'{action} refused: the client was opened with readonly=True '
                               f'and does not change the archive {self.base_url}')
 
@@ -8982,7 +9135,7 @@ class DICOMfileClient:
                 except Exception as error:  # noqa: BLE001 - decoders raise anything
                     problems.append(str(error))
         raise _file_error(
-            _FileClientNotAcceptable, 406, 'GET',
+            FileClientNotAcceptableError, 406, 'GET',
             self._url(stored.study, stored.series, stored.sop),
             f'instance {stored.sop} is stored as {stored_syntax} and cannot be converted to '
             f'{", ".join(str(s) for s in syntaxes)}'
@@ -9220,7 +9373,7 @@ class DICOMfileClient:
                 return 'stored'
         asked = ', '.join(media_type for media_type, _ in pairs)
         raise _file_error(
-            _FileClientNotAcceptable, 406, 'GET',
+            FileClientNotAcceptableError, 406, 'GET',
             self._url(stored.study, stored.series, stored.sop) + '/frames',
             f'frames of instance {stored.sop} (stored as {syntax}) are not available as '
             f'{asked}; ask for application/octet-stream (uncompressed) or the media type of '
@@ -9230,7 +9383,7 @@ class DICOMfileClient:
         """The file of an instance, and its pixel data place re-read if the file changed."""
         try:
             path = self._absolute(stored.path)
-        except _LeavesArchive:
+        except OutsideArchiveError:
             raise self._file_gone(stored) from None
         size, mtime = _size_and_mtime(path)
         if size is None:
@@ -9614,7 +9767,7 @@ class DICOMfileClient:
         try:
             media_type = _render_media_type(names, pdf)
         except ValueError as error:
-            raise _file_error(_FileClientNotAcceptable, 406, 'GET',
+            raise _file_error(FileClientNotAcceptableError, 406, 'GET',
                               self._url(stored[0].study, stored[0].series, stored[0].sop),
                               str(error)) from None
         options = _render_params(params, media_type)
@@ -9664,7 +9817,7 @@ class DICOMfileClient:
         """
         self._check_writable('POST', 'store_instances')
         items = _store_arguments(datasets, study_instance_uid)
-        report = Dataset()
+        report = pydicom.Dataset()
         report.ReferencedSOPSequence = []
         report.FailedSOPSequence = []
         accepted = [self._prepare(item, study_instance_uid, report) for item in items]
@@ -9681,7 +9834,7 @@ class DICOMfileClient:
                 _store_item(sop_class, uids[2], url=self._url(*uids)))
         failed = report.FailedSOPSequence
         if not written:
-            raise _file_error(_FileClientStoreFailed, 409, 'POST', self.base_url,
+            raise _file_error(FileClientStoreError, 409, 'POST', self.base_url,
                               'no instance was stored: ' + '; '.join(
                                   f'{item.get("ReferencedSOPInstanceUID", "?")}: reason '
                                   f'{item.FailureReason:#06x}' for item in failed))
@@ -9838,7 +9991,7 @@ class DICOMfileClient:
     def _move_aside(self, relative: str, moved: List[Tuple[str, str]]) -> None:
         try:
             original = self._absolute(relative)
-        except _LeavesArchive:
+        except OutsideArchiveError:
             return  # nothing outside the archive is touched; the row goes all the same
         folder, name = os.path.split(original)
         aside = os.path.join(folder, f'{_PRIVATE_PREFIX}del-{os.getpid()}-{name}')
@@ -9909,7 +10062,7 @@ def _frame_size(stored: _Stored) -> Optional[int]:
 def _as_explicit_little_endian(dataset: Dataset, stored_syntax: str) -> Dataset:
     """The dataset in Explicit VR Little Endian (decompressing its pixel data if needed)."""
     if stored_syntax in (_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN):
-        dataset.file_meta.TransferSyntaxUID = UID(_EXPLICIT_VR_LITTLE_ENDIAN)
+        dataset.file_meta.TransferSyntaxUID = pydicom.uid.UID(_EXPLICIT_VR_LITTLE_ENDIAN)
         return dataset
     if stored_syntax in _NATIVE_SYNTAXES:
         return _decode_dataset(_reencoded(dataset))
@@ -9926,7 +10079,7 @@ def _reencoded(dataset: Dataset) -> bytes:
     if 'PixelData' in dataset and dataset.file_meta.TransferSyntaxUID == '1.2.840.10008.1.2.2':
         array = _pixel_array(dataset)
         dataset.PixelData = array.astype(array.dtype.newbyteorder('<')).tobytes()
-    dataset.file_meta.TransferSyntaxUID = UID(_EXPLICIT_VR_LITTLE_ENDIAN)
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.UID(_EXPLICIT_VR_LITTLE_ENDIAN)
     buffer = io.BytesIO()
     try:
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True, little_endian=True,
@@ -10318,7 +10471,7 @@ def _import_google_auth() -> Any:
         import google.auth.transport
     except ImportError as error:
         raise ImportError('Google Cloud credentials need the google-auth package: '
-                          'pip install google-auth (or dicomweb_client[gcp])') from error
+                          'pip install google-auth') from error
     return google.auth
 
 

@@ -18,7 +18,6 @@ interrupted, 141 standard output was closed early (for example by ``head``).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import getpass
 import io
@@ -26,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,18 +33,19 @@ import time
 import traceback
 import urllib.parse
 import urllib.request
-import webbrowser
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import (IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
-
-import pydicom
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
 
 import dicomweb_client
+
+if TYPE_CHECKING:
+    import pydicom
+    from pydicom.dataset import Dataset
+else:  # imported on first use: most commands never make or parse a data set
+    pydicom = dicomweb_client._DeferredModule(
+        'pydicom', dicomweb_client._PYDICOM_PARTS, globals())
 
 PROG = 'dicomweb_client'
 
@@ -114,6 +115,18 @@ def _uid(text: str) -> str:
     return text
 
 
+def _attribute_name(text: str) -> str:
+    """An attribute keyword, tag or dotted path of them; a misspelling is told with the
+    nearest keyword, in the words of the command line rather than of the library."""
+    try:
+        return dicomweb_client._check_attribute(text, 'option')
+    except dicomweb_client.UnknownAttributeError as error:
+        hint = f'; did you mean {error.suggestion}?' if error.suggestion else ''
+        raise argparse.ArgumentTypeError(
+            f'unknown attribute {error.step!r}{hint} (give a DICOM keyword such as '
+            f'PatientID or an eight digit hex tag such as 00100020)') from None
+
+
 def _search_filter(text: str) -> Tuple[str, str]:
     """``KEY=VALUE`` as a (key, value) pair; the key is an attribute keyword or tag."""
     key, sep, value = text.partition('=')
@@ -121,7 +134,12 @@ def _search_filter(text: str) -> Tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not KEY=VALUE (for example PatientID=ABC123)')
-    return key, value
+    return _attribute_name(key), value
+
+
+def _field_name(text: str) -> str:
+    """A ``--field`` value: an attribute name or ``all``."""
+    return text if text.strip().lower() == 'all' else _attribute_name(text)
 
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -190,7 +208,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
                              'wildcards * and ? and date ranges are passed on to the '
                              'server; repeat for more attributes')
     parser.add_argument('--field', metavar='NAME', dest='fields', action='append',
-                        default=[],
+                        type=_field_name, default=[],
                         help='also return this attribute (keyword, tag or "all"); '
                              'repeatable')
     parser.add_argument('--limit', metavar='NUM', type=_non_negative_int,
@@ -202,7 +220,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     _add_format_options(parser)
     parser.add_argument('--output', choices=('json', 'table'), default='json',
                         help='print the results as DICOM JSON (default) or as a table '
-                             'with one row per result')
+                             'with one row per result, fitted to the terminal width')
 
 
 def _add_format_options(parser: argparse.ArgumentParser) -> None:
@@ -520,10 +538,12 @@ def _stdout() -> IO[str]:
 
 
 def _warn(message: str) -> None:
+    _WaitNotice.erase_current()
     print(f'{PROG}: warning: {message}', file=sys.stderr)
 
 
 def _error_line(message: str) -> None:
+    _WaitNotice.erase_current()
     print(f'{PROG}: error: {_one_line(message)}', file=sys.stderr)
 
 
@@ -583,7 +603,7 @@ def _ignore_bulkdata(tag: str, vr: str, value: str) -> None:
 
 
 def _as_dataset(item: Dict[str, Any]) -> Dataset:
-    return Dataset.from_json(item, bulk_data_uri_handler=_ignore_bulkdata)
+    return pydicom.Dataset.from_json(item, bulk_data_uri_handler=_ignore_bulkdata)
 
 
 def _print_items(items: Any, args: argparse.Namespace) -> None:
@@ -596,20 +616,46 @@ def _print_items(items: Any, args: argparse.Namespace) -> None:
     out.write(_to_json(items, getattr(args, 'prettify', False)) + '\n')
 
 
+# The default columns of a table by level.  Every row ends with the UIDs that the next
+# command takes (--study, --series, --instance), in that order.
 _TABLE_COLUMNS = {
     'study': ('PatientName', 'PatientID', 'StudyDate', 'AccessionNumber',
               'ModalitiesInStudy', 'StudyDescription', 'NumberOfStudyRelatedSeries',
               'NumberOfStudyRelatedInstances', 'StudyInstanceUID'),
     'series': ('Modality', 'SeriesNumber', 'SeriesDescription',
-               'NumberOfSeriesRelatedInstances', 'SeriesInstanceUID'),
+               'NumberOfSeriesRelatedInstances', 'StudyInstanceUID', 'SeriesInstanceUID'),
     'instance': ('InstanceNumber', 'Rows', 'Columns', 'NumberOfFrames', 'SOPClassUID',
-                 'SOPInstanceUID', 'SeriesInstanceUID'),
+                 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'),
 }
+
+# These are always shown, never cut and never dropped: they are what the user copies.
+_TABLE_KEYS = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
+
+# Fitting a table to the terminal (docs/cli.md describes it): free-text columns are cut
+# first; if the rows are still too wide, columns go in this order, then the --field
+# columns (the last one given first).
+_TABLE_DROP_ORDER = {
+    'study': ('AccessionNumber', 'NumberOfStudyRelatedSeries',
+              'NumberOfStudyRelatedInstances', 'ModalitiesInStudy', 'PatientID',
+              'StudyDescription', 'StudyDate', 'PatientName'),
+    'series': ('NumberOfSeriesRelatedInstances', 'SeriesNumber', 'Modality',
+               'SeriesDescription'),
+    'instance': ('Columns', 'Rows', 'NumberOfFrames', 'SOPClassUID', 'InstanceNumber'),
+}
+
+# Free text, which may be cut: these default columns, and --field columns of these value
+# representations (except identifiers, such as PatientID, which are copied like UIDs).
+_TABLE_FREE_TEXT = frozenset({'PatientName', 'StudyDescription', 'SeriesDescription',
+                              'SOPClassUID'})
+_FREE_TEXT_VRS = frozenset({'PN', 'LO', 'LT', 'ST', 'UT', 'UC'})
+_TABLE_NARROWEST = 10  # a free-text column is not cut below this, nor below its heading
+_CUT = '...'  # ends a cut cell
+_UID_TEXT = re.compile(r'[0-9]+(\.[0-9]+)+')  # e.g. an unknown SOP class: never cut
 
 _TABLE_HEADINGS = {
     'NumberOfStudyRelatedSeries': 'Series', 'NumberOfStudyRelatedInstances': 'Instances',
     'NumberOfSeriesRelatedInstances': 'Instances', 'ModalitiesInStudy': 'Modalities',
-    'NumberOfFrames': 'Frames',
+    'NumberOfFrames': 'Frames', 'SOPClassUID': 'SOPClass',
 }
 
 
@@ -617,7 +663,7 @@ def _tag_of(name: str) -> Optional[str]:
     """The 8-digit hex tag of a keyword or tag, or ``None`` if it is neither."""
     if re.fullmatch(r'[0-9A-Fa-f]{8}', name):
         return name.upper()
-    tag = tag_for_keyword(name)
+    tag = dicomweb_client._tag_for_keyword(name)
     return None if tag is None else f'{tag:08X}'
 
 
@@ -638,10 +684,178 @@ def _cell(element: Any) -> str:
     return '\\'.join(texts)
 
 
-def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str]) -> None:
+def _uid_label(uid: str) -> str:
+    """The name of a well-known UID, such as ``'CT Image Storage'``, else the UID itself."""
+    uid_name = getattr(dicomweb_client, '_uid_name', None)
+    if uid_name is None:
+        from pydicom.uid import UID_dictionary
+        entry = UID_dictionary.get(uid)
+        return entry[0] if entry else uid
+    return uid_name(uid) or uid
+
+
+@dataclass
+class _Column:
+    """One column of a table: keyword, heading, a cell per row and how it may be fitted.
+
+    ``key`` columns are never cut or dropped; ``narrowest`` is the width the column may be
+    cut to (its full width unless it holds free text).
+    """
+
+    name: str
+    heading: str
+    cells: List[str]
+    key: bool = False
+    narrowest: int = 0
+
+    @property
+    def width(self) -> int:
+        """The width of the longest cell (or of the heading)."""
+        return max([len(self.heading)] + [len(cell) for cell in self.cells])
+
+
+def _table_column(name: str, items: List[Dict[str, Any]], free_text: bool,
+                  known: Dict[str, str]) -> _Column:
+    """The column of attribute ``name`` (a keyword, or a tag if it has none)."""
+    tag = _tag_of(name) or name
+    key = name in _TABLE_KEYS
+    cells = [_cell(item.get(tag)) or (known.get(tag, '') if key else '') for item in items]
+    if name == 'SOPClassUID':
+        cells = ['\\'.join(_uid_label(uid) for uid in cell.split('\\')) if cell else ''
+                 for cell in cells]
+    column = _Column(name, _TABLE_HEADINGS.get(name, name), cells, key)
+    column.narrowest = column.width
+    if free_text:
+        whole = [len(cell) for cell in cells if _UID_TEXT.fullmatch(cell)]
+        floor = max([len(column.heading), _TABLE_NARROWEST] + whole)
+        column.narrowest = min(column.width, floor)
+    return column
+
+
+def _row_width(widths: Sequence[int]) -> int:
+    return sum(widths) + 2 * max(len(widths) - 1, 0)
+
+
+def _table_width() -> Optional[int]:
+    """The width to fit tables to, or ``None`` to print them whole.
+
+    As ``ls`` does: tables are fitted on a terminal or when ``COLUMNS`` is set (which
+    then gives the width); piped output without ``COLUMNS`` is whole, for programs.
+    """
+    columns = os.environ.get('COLUMNS', '').strip()
+    if (columns.isdigit() and int(columns) > 0) or _stdout_is_terminal():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _narrowed(columns: Sequence[_Column], limit: int) -> List[int]:
+    """Column widths with the free-text columns cut, widest first, towards ``limit``."""
+    widths = [column.width for column in columns]
+    excess = _row_width(widths) - limit
+    while excess > 0:
+        cuttable = [i for i, column in enumerate(columns) if widths[i] > column.narrowest]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
+def _fit(columns: List[_Column], drop: Sequence[str],
+         limit: Optional[int]) -> Tuple[List[_Column], List[int]]:
+    """The columns to show, and their widths, for rows of at most ``limit`` characters.
+
+    Free-text columns are cut first; columns are dropped, in ``drop`` order, only while
+    that is not enough, and then those dropped columns that still fit in the room left
+    are put back, the most important first.  With no limit, or when the key UID columns
+    alone are wider than it, every column is shown whole: cutting could not make the
+    rows fit.
+    """
+    whole = [column.width for column in columns]
+    if limit is None or _row_width([c.width for c in columns if c.key]) > limit:
+        return columns, whole
+    shown = list(columns)
+    order = list(drop) + [column.name for column in columns]
+    while _row_width(_narrowed(shown, limit)) > limit:
+        # the key columns alone fit, so something else is left to drop
+        shown.remove(next(column for name in order for column in shown
+                          if column.name == name and not column.key))
+    dropped = [column for column in columns if column not in shown]
+    for column in sorted(dropped, key=lambda column: order.index(column.name), reverse=True):
+        candidate = [kept for kept in columns if kept in shown or kept is column]
+        if _row_width(_narrowed(candidate, limit)) <= limit:
+            shown = candidate
+    return shown, _narrowed(shown, limit)
+
+
+def _hoisted(columns: List[_Column]) -> Tuple[List[_Column], List[_Column]]:
+    """The columns left in a fitted table, and the UID columns printed above it instead.
+
+    A UID column is printed above the table when it has one value, not empty, in every
+    row of two rows or more (as a series' study UID in a table of its instances).  At
+    least one column stays in the table.
+    """
+    def shared(column: _Column) -> bool:
+        return (column.key and len(column.cells) > 1 and column.cells[0] != ''
+                and len(set(column.cells)) == 1)
+
+    kept = [column for column in columns if not shared(column)]
+    if not kept:
+        return columns, []
+    return kept, [column for column in columns if shared(column)]
+
+
+def _labelled_lines(columns: Sequence[_Column], row: int, limit: int) -> List[str]:
+    """Row ``row`` of ``columns`` as lines of a label and a value, labels aligned.
+
+    Empty values are left out, except those of UID columns.  Free text is cut to fit
+    ``limit``; UIDs never are: a label and a UID that do not fit on one line become two,
+    the label, then the UID indented below it.
+    """
+    shown = [column for column in columns if column.key or column.cells[row]]
+    label = max(len(column.heading) for column in shown)
+    lines: List[str] = []
+    for column in shown:
+        text = column.cells[row]
+        if not column.key:
+            text = _clip(text, max(limit - label - 2, column.narrowest, len(_CUT) + 1))
+        line = f'{column.heading.ljust(label)}  {text}'.rstrip()
+        lines += [line] if len(line) <= limit else [column.heading, f'  {text}']
+    return lines
+
+
+def _print_records(columns: Sequence[_Column], rows: int, limit: int, out: IO[str]) -> None:
+    """Each result as a block of labelled lines, for a terminal narrower than the UIDs of
+    one row (as ``psql``'s expanded display); blocks are separated by a blank line."""
+    blocks = ['\n'.join(_labelled_lines(columns, row, limit)) for row in range(rows)]
+    out.write('\n\n'.join(blocks) + '\n')
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - len(_CUT)].rstrip() + _CUT
+
+
+def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str],
+                 known: Optional[Dict[str, str]] = None) -> None:
     """One row per result; default columns by level, plus the --field attributes.
 
-    Columns that are empty in every row are left out; a count ends the table.
+    Columns that are empty in every row are left out, except the UID columns; a count ends
+    the table.  The table is fitted to the terminal (see :func:`_table_width` and
+    :func:`_fit`); a fitted table shows a UID that is the same in every row once, above
+    it (see :func:`_hoisted`).  Piped output without ``COLUMNS`` keeps every column.
+
+    Parameters
+    ----------
+    items: List[Dict[str, Any]]
+        The results, as DICOM JSON objects.
+    level: str
+        ``'study'``, ``'series'`` or ``'instance'``.
+    fields: Sequence[str]
+        The ``--field`` values (keywords, tags or ``all``).
+    known: Dict[str, str], optional
+        UIDs given on the command line, by tag, for results that leave them out.
+
     """
     out = _stdout()
     noun = {'study': 'study', 'series': 'series', 'instance': 'instance'}[level]
@@ -650,27 +864,46 @@ def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str])
     if not items:
         out.write(count)
         return
-    names = list(_TABLE_COLUMNS[level])
-    requested = set()
+    defaults = _TABLE_COLUMNS[level]
+    names = list(defaults)
+    requested: List[str] = []
     for name in fields:
         tag = _tag_of(name)
         if tag is None:  # e.g. "all": keep the default columns
             continue
-        keyword = keyword_for_tag(int(tag, 16)) or tag
-        requested.add(keyword)
+        keyword = dicomweb_client._keyword_for_tag(int(tag, 16)) or tag
+        if keyword not in requested:
+            requested.append(keyword)
         if keyword not in names:  # before the UIDs, which end every row
-            first_uid = next(i for i, name in enumerate(names) if name.endswith('InstanceUID'))
+            first_uid = next(i for i, name in enumerate(names) if name in _TABLE_KEYS)
             names.insert(first_uid, keyword)
-    columns = [(name, _tag_of(name) or name) for name in names]
-    rows = [[_cell(item.get(tag)) for _, tag in columns] for item in items]
-    keep = [index for index, (name, _) in enumerate(columns)
-            if any(row[index] for row in rows) or name in requested]
-    headings = [_TABLE_HEADINGS.get(columns[i][0], columns[i][0]) for i in keep]
-    table = [headings] + [[row[i] for i in keep] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(keep))]
-    for number, line in enumerate(table):
-        out.write('  '.join(text.ljust(width) for text, width in zip(line, widths))
-                  .rstrip() + '\n')
+    columns = []
+    for name in names:
+        tag = _tag_of(name) or name
+        vr = next((item[tag].get('vr') for item in items
+                   if isinstance(item.get(tag), dict)), None)
+        free_text = name in _TABLE_FREE_TEXT or (
+            name not in defaults and vr in _FREE_TEXT_VRS and not name.endswith('ID'))
+        column = _table_column(name, items, free_text, known or {})
+        if column.key or name in requested or any(column.cells):
+            columns.append(column)
+    limit = _table_width()
+    above: List[_Column] = []
+    if limit is not None:  # for people: programs get the same columns in every table
+        columns, above = _hoisted(columns)
+    if above and limit is not None:
+        out.write('\n'.join(_labelled_lines(above, 0, limit)) + '\n\n')
+    if limit is not None and _row_width([c.width for c in columns if c.key]) > limit:
+        _print_records(columns, len(items), limit, out)  # no table of them can fit
+        out.write('\n' + count)
+        return
+    drop = [name for name in _TABLE_DROP_ORDER[level] if name not in requested]
+    columns, widths = _fit(columns, drop + requested[::-1], limit)
+    lines = [[column.heading for column in columns]]
+    lines += [[column.cells[row] for column in columns] for row in range(len(items))]
+    for number, line in enumerate(lines):
+        out.write('  '.join(_clip(text, width).ljust(width)
+                            for text, width in zip(line, widths)).rstrip() + '\n')
         if number == 0:
             out.write('  '.join('-' * width for width in widths) + '\n')
     out.write(count)
@@ -749,7 +982,7 @@ def _name_transfer_syntax(dataset: Dataset) -> None:
     """Give a data set read without file meta information (a bare data set) the
     Transfer Syntax UID it was encoded in, so that it can be written as a Part 10 file."""
     if getattr(dataset, 'file_meta', None) is None:
-        dataset.file_meta = FileMetaDataset()
+        dataset.file_meta = pydicom.dataset.FileMetaDataset()
     if 'TransferSyntaxUID' in dataset.file_meta:
         return
     encoding = getattr(dataset, 'original_encoding', None)  # pydicom 3
@@ -757,9 +990,10 @@ def _name_transfer_syntax(dataset: Dataset) -> None:
         encoding = (dataset.is_implicit_VR, dataset.is_little_endian)
     implicit, little_endian = encoding
     if implicit:
-        syntax = ImplicitVRLittleEndian
+        syntax = pydicom.uid.ImplicitVRLittleEndian
     else:
-        syntax = ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
+        syntax = (pydicom.uid.ExplicitVRLittleEndian if little_endian
+                  else pydicom.uid.ExplicitVRBigEndian)
     dataset.file_meta.TransferSyntaxUID = syntax
 
 
@@ -917,6 +1151,95 @@ def _progress(args: argparse.Namespace, label: str, **totals: Any) -> Progress:
     return Progress(label, enabled=enabled, **totals)
 
 
+class _WaitNotice:
+    """On a terminal, says that the command waits for the server's first answer.
+
+    A server that accepts the connection and then says nothing would leave the command
+    silent until the timeout.  After :attr:`DELAY` seconds without an answer this draws
+    ``waiting for an answer from <server> ... N s`` on standard error, redrawn each
+    second, and erases it when the first answer arrives or the command ends.  Warnings
+    and errors erase it before they are printed (:meth:`erase_current`).
+    """
+
+    DELAY = 1.0
+    _current: Optional['_WaitNotice'] = None
+
+    def __init__(self, where: str, stream: IO[str]) -> None:
+        self._where = where
+        self._stream = stream
+        self._answered = threading.Event()
+        self._lock = threading.Lock()
+        self._width = 0
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._draw_while_waiting, daemon=True,
+                                        name='dicomweb_client-wait-notice')
+
+    def start(self) -> None:
+        """Begin watching; the line appears only once :attr:`DELAY` has passed."""
+        _WaitNotice._current = self
+        self._thread.start()
+
+    def answered(self, response: Any, **_: Any) -> Any:
+        """Response hook of the session: the server has answered, the notice goes."""
+        self.stop()
+        return response
+
+    def stop(self) -> None:
+        """Stop drawing and erase the line (safe to call more than once)."""
+        self._answered.set()
+        self._erase()
+        if _WaitNotice._current is self:
+            _WaitNotice._current = None
+
+    @classmethod
+    def erase_current(cls) -> None:
+        """Erase the notice being drawn, if any, so that a line of text can be printed."""
+        notice = cls._current
+        if notice is not None:
+            notice._erase()
+
+    def _draw_while_waiting(self) -> None:
+        wait = self.DELAY
+        while not self._answered.wait(wait):
+            with self._lock:
+                if self._answered.is_set():
+                    return
+                elapsed = time.monotonic() - self._started
+                text = f'waiting for an answer from {self._where} ... {elapsed:.0f} s'
+                self._stream.write('\r' + text.ljust(self._width))
+                self._stream.flush()
+                self._width = len(text)
+            wait = 1.0
+
+    def _erase(self) -> None:
+        with self._lock:
+            if self._width:
+                self._stream.write('\r' + ' ' * self._width + '\r')
+                self._stream.flush()
+                self._width = 0
+
+
+@contextlib.contextmanager
+def _first_answer_awaited(client: Any, args: argparse.Namespace) -> Iterator[None]:
+    """Show a :class:`_WaitNotice` while the command waits for its first answer.
+
+    Only for a web client, with standard error a terminal and ``--no-progress`` not given.
+    """
+    session = getattr(client, '_session', None)
+    hooks = getattr(session, 'hooks', None)
+    if args.no_progress or not isinstance(hooks, dict) or not _is_terminal(sys.stderr):
+        yield
+        return
+    parts = urllib.parse.urlsplit(args.url)
+    notice = _WaitNotice(f'{parts.scheme}://{parts.netloc}', sys.stderr)
+    hooks.setdefault('response', []).append(notice.answered)
+    notice.start()
+    try:
+        yield
+    finally:
+        notice.stop()
+
+
 # ---------------------------------------------------------------------------------------
 # search
 # ---------------------------------------------------------------------------------------
@@ -942,7 +1265,10 @@ def _search(client: Any, args: argparse.Namespace) -> int:
         results = client.search_for_instances(study_instance_uid=args.study,
                                               series_instance_uid=args.series, **options)
     if args.output == 'table':
-        _print_table(results, args.level, args.fields)
+        known = {_STUDY_UID: getattr(args, 'study', None),
+                 _SERIES_UID: getattr(args, 'series', None)}
+        _print_table(results, args.level, args.fields,
+                     {tag: uid for tag, uid in known.items() if uid})
     else:
         _print_items(results, args)
     return EXIT_OK
@@ -1079,6 +1405,7 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
             for item in pending:
                 fetch(item)
         else:
+            import concurrent.futures  # imported here: only parallel downloads need it
             with concurrent.futures.ThreadPoolExecutor(workers) as executor:
                 try:
                     list(executor.map(fetch, pending))
@@ -1211,6 +1538,7 @@ def _show(numbered: List[Tuple[int, bytes]], media_types: Optional[Tuple[Any, ..
         path = os.path.join(folder, f'frame_{number}{_extension(data, media_types)}')
         with open(path, 'wb') as fileobj:
             fileobj.write(data)
+        import webbrowser  # imported here: only --show needs it
         if not webbrowser.open(urllib.parse.urljoin('file:', urllib.request.pathname2url(
                 os.path.abspath(path)))):
             _error_line(f'no image viewer could be started for {path}; use --save')
@@ -1408,7 +1736,7 @@ def _report_of_refusal(error: Any) -> Optional[Dataset]:
         return None
     try:
         data = json.loads(response.content)
-        report = Dataset.from_json(data)
+        report = pydicom.Dataset.from_json(data)
     except Exception:  # not a DICOM JSON report
         return None
     if 'FailedSOPSequence' not in report and 'ReferencedSOPSequence' not in report:
@@ -1556,7 +1884,8 @@ def _run(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> int:
     try:
         with _retries_shown(namespace.verbosity):
             client = _make_client(namespace)
-            return namespace.handler(client, namespace)
+            with _first_answer_awaited(client, namespace):
+                return namespace.handler(client, namespace)
     except KeyboardInterrupt:
         print(f'\n{PROG}: interrupted', file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -510,3 +510,54 @@ def test_gcp_url_is_the_same_class_under_the_ext_alias() -> None:
     from dicomweb_client.ext.gcp.uri import GoogleCloudHealthcareURL as aliased
     assert aliased is GoogleCloudHealthcareURL
     assert aliased.from_string(GCP_URL) == GoogleCloudHealthcareURL.from_string(GCP_URL)
+
+
+# -- public names of the errors a caller meets ------------------------------------------------
+
+#: exceptions used for control flow inside the module; none reaches a caller
+INTERNAL_EXCEPTIONS = {'_NeedMore', '_Unsupported', '_NotIndexable'}
+
+
+def _module_exceptions() -> dict:
+    return {name: value for name, value in vars(dicomweb_client).items()
+            if isinstance(value, type) and issubclass(value, BaseException)
+            and value.__module__ == 'dicomweb_client'}
+
+
+def test_every_error_a_caller_can_meet_has_a_public_documented_name() -> None:
+    errors = _module_exceptions()
+    assert {name for name in errors if name.startswith('_')} == INTERNAL_EXCEPTIONS
+    public = {name for name in errors if not name.startswith('_')}
+    assert public <= set(dicomweb_client.__all__)
+    api_page = PROJECT_ROOT / 'docs' / 'api.rst'
+    if api_page.exists():  # an installed copy has no docs beside it
+        documented = api_page.read_text(encoding='utf-8')
+        assert not {name for name in public
+                    if f'dicomweb_client.{name}\n' not in documented}, 'not in docs/api.rst'
+
+
+def test_a_refused_connection_is_reported_under_a_public_name() -> None:
+    code = '''
+        import socket, dicomweb_client
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        client = dicomweb_client.DICOMwebClient(f'http://127.0.0.1:{port}')
+        client.set_http_retry_params(retry=False)
+        client.search_for_studies()
+    '''
+    result = run_python(code)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith('dicomweb_client.ConnectFailedError: cannot connect to '), \
+        last_line
+
+
+def test_a_missing_instance_of_a_folder_is_reported_under_a_public_name(tmp_path: Path) -> None:
+    code = f'''
+        import dicomweb_client
+        client = dicomweb_client.DICOMfileClient({tmp_path.as_uri()!r})
+        client.retrieve_study_metadata('1.2.3')
+    '''
+    last_line = run_python(code).stderr.strip().splitlines()[-1]
+    assert last_line.startswith('dicomweb_client.FileClientNotFoundError: '), last_line

@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import webbrowser
 from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -411,6 +412,12 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
     (["--url", "U", "search", "studies", "--limit", "x"], "--limit"),
     (["--url", "U", "search", "studies", "--offset", "-1"], "--offset"),
     (["--url", "U", "search", "studies", "--filter", "PatientID"], "KEY=VALUE"),
+    (["--url", "U", "search", "studies", "--filter", "PatientNmae=x"],
+     "argument --filter: unknown attribute 'PatientNmae'; did you mean PatientName?"),
+    (["--url", "U", "search", "series", "--field", "SeriesDescripton"],
+     "argument --field: unknown attribute 'SeriesDescripton'; did you mean SeriesDescription?"),
+    (["--url", "U", "search", "instances", "--filter", "Qx=1"],
+     "argument --filter: unknown attribute 'Qx' (give a DICOM keyword"),
     (["--url", "U", "search", "studies", "--prettify", "--dicomize"], "not allowed"),
     (["--url", "U", "search", "studies", "--output", "table", "--prettify"], "table"),
     (["--url", "U", "search", "studies", "--output", "csv"], "invalid choice"),
@@ -749,7 +756,8 @@ def test_search_output_formats(archive: FakeArchive, study: list[Dataset],
 
 
 def test_search_table(archive: FakeArchive, study: list[Dataset],
-                      capsys: pytest.CaptureFixture) -> None:
+                      capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # the whole table, as when piped
     assert run("--url", archive.url, "search", "studies", "--output", "table") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["PatientName", "PatientID", "StudyDate", "AccessionNumber",
@@ -764,16 +772,357 @@ def test_search_table(archive: FakeArchive, study: list[Dataset],
                study[0].StudyInstanceUID, "--output", "table", "--field", "Rows",
                "--field", "00100020") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["InstanceNumber", "Rows", "Columns", "SOPClassUID",
-                                "PatientID", "SOPInstanceUID", "SeriesInstanceUID"]
+    assert lines[0].split() == ["InstanceNumber", "Rows", "Columns", "SOPClass",
+                                "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
+                                "SOPInstanceUID"]
     assert len(lines) == 2 + len(study) + 1 and lines[-1] == f"{len(study)} instances"
-    assert {line.split()[-2] for line in lines[2:-1]} == {ds.SOPInstanceUID for ds in study}
+    assert {tuple(line.split()[-3:]) for line in lines[2:-1]} == {
+        (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID) for ds in study}
 
 
 def test_search_table_with_no_results(archive: FakeArchive,
                                       capsys: pytest.CaptureFixture) -> None:
     assert run("--url", archive.url, "search", "series", "--output", "table") == 0
     assert capsys.readouterr().out == "0 series\n"
+
+
+# -- search: tables fitted to the terminal --------------------------------------------------
+
+
+LONG_NAME = "Doe^Jane Alexandra Marie-Louise^^Dr"
+LONG_STUDY = "CT thorax abdomen pelvis with contrast, arterial, venous phases"
+LONG_SERIES = "Axial 1.25 mm soft tissue, portal venous phase, reformatted"
+UNKNOWN_CLASS = "1.2.3.4.5.6.7"
+TABLE_STUDY = "2.25.7001"
+TABLE_SERIES = ("2.25.7001.1", "2.25.7001.2")
+TABLE_WORDS = {"studies": [], "series": ["--study", TABLE_STUDY],
+               "instances": ["--study", TABLE_STUDY]}
+TABLE_KEYS = {"studies": ["StudyInstanceUID"],
+              "series": ["StudyInstanceUID", "SeriesInstanceUID"],
+              "instances": ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]}
+
+
+@pytest.fixture
+def described(archive: FakeArchive) -> list[Dataset]:
+    """A study with short UIDs and long free text: two series of two instances, the last
+    one of a SOP class that has no name."""
+    datasets = []
+    for number, series in enumerate(TABLE_SERIES, 1):
+        for instance in (1, 2):
+            unknown = (number, instance) == (2, 2)
+            datasets.append(dicom_data.make_instance(
+                TABLE_STUDY, series, f"{series}.{instance}", patient_name=LONG_NAME,
+                study_description=LONG_STUDY, series_description=LONG_SERIES,
+                series_number=number, instance_number=instance,
+                sop_class_uid=UNKNOWN_CLASS if unknown else None))
+    return archive.add(datasets)
+
+
+def table_lines(archive: FakeArchive, level: str, columns: int | None,
+                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                *words: str) -> list[str]:
+    """The table that ``search LEVEL --output table`` prints with COLUMNS set (or unset)."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", str(columns))
+    assert run("--url", archive.url, "search", level, *TABLE_WORDS.get(level, []),
+               "--output", "table", *words) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def shared_uids(lines: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The UIDs printed once above a table, by label, and the table (heading to count).
+
+    They are ``Label  UID`` lines, or a label line with its UID indented on the next one,
+    and a blank line; a table without them starts with its heading."""
+    if "" not in lines:
+        return {}, lines
+    blank = lines.index("")
+    above, shared = lines[:blank], {}
+    while above:
+        label, *uid = above.pop(0).split()
+        if not uid:  # too wide for one line: the UID is on the next one, indented
+            assert above[0].startswith("  "), lines
+            uid = [above.pop(0).strip()]
+        assert len(uid) == 1 and label not in shared, lines
+        shared[label] = uid[0]
+    return shared, lines[blank + 1:]
+
+
+def key_uids(lines: list[str], level: str) -> set[tuple[str, ...]]:
+    """The UIDs of each row of a table: those that end the row (the lines between rule
+    and count), with those printed above the table."""
+    shared, table = shared_uids(lines)
+    keys = TABLE_KEYS[level]
+    shown = [key for key in keys if key not in shared]
+    assert set(shared) <= set(keys) and table[0].split()[len(table[0].split())
+                                                           - len(shown):] == shown
+    rows = [line.split()[len(line.split()) - len(shown):] for line in table[2:-1]]
+    return {tuple(shared[key] if key in shared else row[shown.index(key)] for key in keys)
+            for row in rows}
+
+
+def expected_uids(datasets: list[Dataset], level: str) -> set[tuple[str, ...]]:
+    return {tuple(str(getattr(ds, key)) for key in TABLE_KEYS[level]) for ds in datasets}
+
+
+# The columns left at each width by the priorities that docs/cli.md gives.  The series
+# and instances tables are of one study: its UID is printed above them (FITTED_ABOVE).
+FITTED_HEADINGS = {
+    ("studies", 80): ["PatientName", "PatientID", "StudyDate", "StudyDescription",
+                      "Instances", "StudyInstanceUID"],  # Instances fits in what is left
+    ("studies", 120): ["PatientName", "PatientID", "StudyDate", "AccessionNumber",
+                       "Modalities", "StudyDescription", "Series", "Instances",
+                       "StudyInstanceUID"],
+    ("series", 80): ["Modality", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID"],
+    ("series", 120): ["Modality", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID"],
+    ("instances", 80): ["InstanceNumber", "Rows", "Columns", "SOPClass",
+                        "SeriesInstanceUID", "SOPInstanceUID"],
+    ("instances", 120): ["InstanceNumber", "Rows", "Columns", "SOPClass",
+                         "SeriesInstanceUID", "SOPInstanceUID"],
+}
+FITTED_ABOVE = {"studies": {}, "series": {"StudyInstanceUID": TABLE_STUDY},
+                "instances": {"StudyInstanceUID": TABLE_STUDY}}
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("level", ["studies", "series", "instances"])
+def test_table_fits_the_width_that_columns_gives(level: str, columns: int,
+                                                 described: list[Dataset],
+                                                 archive: FakeArchive,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    lines = table_lines(archive, level, columns, monkeypatch, capsys)
+    assert lines and all(len(line) <= columns for line in lines), "\n".join(lines)
+    shared, table = shared_uids(lines)
+    assert shared == FITTED_ABOVE[level]
+    assert table[0].split() == FITTED_HEADINGS[level, columns]
+    assert key_uids(lines, level) == expected_uids(described, level)
+    text = "\n".join(lines)
+    if columns == 80 and level != "instances":  # free text is cut, marked with "..."
+        assert "..." in text and "\N{HORIZONTAL ELLIPSIS}" not in text
+        assert LONG_STUDY not in text and LONG_SERIES not in text
+
+
+def test_table_drops_columns_only_after_cutting_free_text(
+        described: list[Dataset], archive: FakeArchive, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    lines = table_lines(archive, "studies", 60, monkeypatch, capsys)
+    assert lines[0].split() == ["PatientName", "StudyDate", "StudyDescription",
+                                "StudyInstanceUID"]
+    row = lines[2]
+    assert row.startswith("Doe^Jane") and "..." in row and len(row) <= 60
+    lines = table_lines(archive, "instances", 45, monkeypatch, capsys)
+    # InstanceNumber goes; Rows, narrower, fits in the room that is left
+    assert shared_uids(lines)[1][0].split() == ["Rows", "SeriesInstanceUID", "SOPInstanceUID"]
+    # a --field column is kept longer than the default ones
+    lines = table_lines(archive, "instances", 50, monkeypatch, capsys, "--field",
+                        "PatientID")
+    assert shared_uids(lines)[1][0].split() == ["Rows", "PatientID", "SeriesInstanceUID",
+                                                "SOPInstanceUID"]
+    assert all(len(line) <= 50 for line in lines)
+
+
+@pytest.mark.parametrize("level", ["studies", "series", "instances"])
+def test_table_uids_are_never_cut(level: str, archive: FakeArchive, study: list[Dataset],
+                                  monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture) -> None:
+    """pydicom's UIDs are 64 characters long: two of them cannot fit in 80 columns."""
+    words = [] if level == "studies" else ["--study", study[0].StudyInstanceUID]
+    monkeypatch.setitem(TABLE_WORDS, level, words)
+    lines = table_lines(archive, level, 80, monkeypatch, capsys)
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    shared, table = shared_uids(lines)
+    uid = study[0].StudyInstanceUID
+    assert shared == ({} if level == "studies" else {"StudyInstanceUID": uid})
+    if level != "instances":  # with the study's UID above the series, the rows fit
+        assert key_uids(lines, level) == expected_uids(study, level)
+        return
+    # a series UID and a SOP UID side by side are too wide for any table: one block of
+    # labelled lines per instance, every UID whole
+    blocks = "\n".join(table[:-1]).split("\n\n")
+    assert len(blocks) == len(study) and table[-1] == f"{len(study)} instances"
+    for dataset in study:
+        block = next(block for block in blocks if dataset.SOPInstanceUID in block)
+        block_lines = block.splitlines()
+        # "SeriesInstanceUID  <64 characters>" is 83 wide (and the SOP line, whose label is
+        # aligned with it, too): the UIDs go below their labels
+        assert block_lines[-4:] == ["SeriesInstanceUID", f"  {dataset.SeriesInstanceUID}",
+                                    "SOPInstanceUID", f"  {dataset.SOPInstanceUID}"]
+        assert block_lines[0] == f"InstanceNumber     {dataset.InstanceNumber}", block
+
+
+def long_uid(number: int) -> str:
+    """A UID of 64 characters, the most there may be (pydicom's are 63 or 64)."""
+    return f"1.2.826.0.1.3680043.8.498.9{number:037d}"
+
+
+@pytest.fixture
+def long_uids(archive: FakeArchive) -> list[Dataset]:
+    """A study of two series of three instances, all with UIDs of 64 characters."""
+    return archive.add([
+        dicom_data.make_instance(long_uid(1), long_uid(10 + series),
+                                 long_uid(100 + 10 * series + instance),
+                                 series_number=series, instance_number=instance)
+        for series in (1, 2) for instance in (1, 2, 3)])
+
+
+def test_instance_table_of_one_series_prints_its_study_and_series_above_it(
+        archive: FakeArchive, long_uids: list[Dataset], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """Three 64-character UIDs are too wide for 120 columns; the two that every row shares
+    are printed once, in full, and the rest fits."""
+    study, series = long_uid(1), long_uid(11)
+    instances = archive.select(study, series)
+    monkeypatch.setitem(TABLE_WORDS, "instances", ["--study", study, "--series", series])
+    lines = table_lines(archive, "instances", 120, monkeypatch, capsys)
+    assert lines[:3] == [f"StudyInstanceUID   {study}", f"SeriesInstanceUID  {series}", ""]
+    assert all(len(line) <= 120 for line in lines), "\n".join(lines)
+    heading, rule, *rows, count = lines[3:]
+    assert heading.split() == ["InstanceNumber", "Rows", "Columns", "SOPClass",
+                               "SOPInstanceUID"]
+    assert [row.split()[-1] for row in rows] == [ds.SOPInstanceUID for ds in instances]
+    assert count == "3 instances"
+    assert key_uids(lines, "instances") == expected_uids(instances, "instances")
+
+
+def test_series_table_of_one_study_fits_80_columns(archive: FakeArchive,
+                                                   long_uids: list[Dataset],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """``StudyInstanceUID`` and a 64-character UID make 82 characters: the label is on a
+    line of its own, the UID under it."""
+    monkeypatch.setitem(TABLE_WORDS, "series", ["--study", long_uid(1)])
+    lines = table_lines(archive, "series", 80, monkeypatch, capsys)
+    assert lines[:3] == ["StudyInstanceUID", f"  {long_uid(1)}", ""]
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    # the UID leaves room for columns of the series: they are put back
+    assert lines[3].split() == ["Modality", "SeriesInstanceUID"]
+    assert lines[-1] == "2 series"
+    assert key_uids(lines, "series") == expected_uids(long_uids, "series")
+
+
+def test_table_of_one_row_keeps_its_uid_columns(archive: FakeArchive, study: list[Dataset],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
+    first = study[0]
+    monkeypatch.setitem(TABLE_WORDS, "instances", ["--study", first.StudyInstanceUID,
+                                                   "--series", first.SeriesInstanceUID])
+    lines = table_lines(archive, "instances", 240, monkeypatch, capsys, "--limit", "1")
+    assert len(lines) == 4 and lines[-1] == "1 instance"
+    assert lines[0].split()[-3:] == TABLE_KEYS["instances"]
+    assert lines[2].split()[-3:-1] == [first.StudyInstanceUID, first.SeriesInstanceUID]
+
+
+def test_table_keeps_a_uid_column_that_differs_between_rows(
+        archive: FakeArchive, study: list[Dataset], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    other = archive.add(dicom_data.make_study(1, 1, patient_id="P2"))
+    lines = table_lines(archive, "studies", 80, monkeypatch, capsys)
+    assert lines[0].split()[-1] == "StudyInstanceUID" and lines[-1] == "2 studies"
+    assert "" not in lines and all(len(line) <= 80 for line in lines)
+    assert key_uids(lines, "studies") == expected_uids(study + other, "studies")
+    # series of both studies: the study UID differs, and no series UID is shared
+    monkeypatch.setitem(TABLE_WORDS, "series", [])
+    lines = table_lines(archive, "series", 200, monkeypatch, capsys)
+    assert lines[0].split()[-2:] == TABLE_KEYS["series"] and lines[-1] == "3 series"
+    assert key_uids(lines, "series") == expected_uids(study + other, "series")
+
+
+def test_piped_table_without_columns_is_whole(described: list[Dataset],
+                                              archive: FakeArchive) -> None:
+    command = [sys.executable, "-m", "dicomweb_client_cli", "--url", archive.url, "search",
+               "series", "--study", TABLE_STUDY, "--output", "table"]
+    env = subprocess_env()
+    env.pop("COLUMNS", None)
+    piped = subprocess.run(command, env=env, capture_output=True, timeout=60, text=True)
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert max(map(len, lines)) > 80 and "..." not in piped.stdout
+    assert [line.count(LONG_SERIES) for line in lines[2:-1]] == [1, 1]
+    assert key_uids(lines, "series") == expected_uids(described, "series")
+    # for programs, every row carries its UIDs: the shared study UID stays a column
+    assert lines[0].split()[-2:] == ["StudyInstanceUID", "SeriesInstanceUID"]
+    assert [line.split()[-2] for line in lines[2:-1]] == [TABLE_STUDY, TABLE_STUDY]
+    narrow = subprocess.run(command, env=dict(env, COLUMNS="80"), capture_output=True,
+                            timeout=60, text=True)
+    assert narrow.returncode == 0, narrow.stderr
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines())
+    assert LONG_SERIES not in narrow.stdout
+    assert narrow.stdout.startswith(f"StudyInstanceUID  {TABLE_STUDY}\n\nModality  ")
+
+
+def test_table_on_a_terminal_fits_its_window(described: list[Dataset],
+                                             archive: FakeArchive) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    env = subprocess_env()
+    env.pop("COLUMNS", None)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 72, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicomweb_client_cli", "--url", archive.url, "search",
+         "studies", "--output", "table"], env=env, stdin=subprocess.DEVNULL, stdout=slave,
+        stderr=subprocess.DEVNULL)
+    os.close(slave)
+    try:
+        shown = _read_pty(master, process).decode()
+    finally:
+        os.close(master)
+    assert process.returncode == 0
+    lines = shown.splitlines()
+    assert lines[-1] == "1 study" and all(len(line) <= 72 for line in lines), shown
+    assert TABLE_STUDY in lines[2].split() and "..." in shown
+
+
+def test_table_names_sop_classes(described: list[Dataset], archive: FakeArchive,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture) -> None:
+    lines = table_lines(archive, "instances", None, monkeypatch, capsys)
+    classes = {line.split()[-1]: line for line in lines[2:-1]}
+    assert len(classes) == 4
+    for ds in described:
+        row = classes[ds.SOPInstanceUID]
+        if ds.SOPClassUID == UNKNOWN_CLASS:
+            assert f"  {UNKNOWN_CLASS}  " in row
+        else:
+            assert "  CT Image Storage  " in row and ds.SOPClassUID not in row
+    # two characters too wide (the study UID is above the table): the names are cut, an
+    # unknown UID is not
+    lines = table_lines(archive, "instances", 80, monkeypatch, capsys)
+    table = shared_uids(lines)[1]
+    assert table[0].split()[3] == "SOPClass" and max(map(len, table)) == 80
+    assert [line.count("CT Image St...") for line in table[2:-1]] == [1, 1, 1, 0]
+    assert f"  {UNKNOWN_CLASS}  " in lines[-2]
+
+
+def test_uid_label_without_the_package_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    label = dicomweb_client_cli._uid_label
+    assert label("1.2.840.10008.5.1.4.1.1.2") == "CT Image Storage"
+    assert label(UNKNOWN_CLASS) == UNKNOWN_CLASS
+    monkeypatch.delattr(dicomweb_client, "_uid_name", raising=False)
+    assert label("1.2.840.10008.5.1.4.1.1.7") == "Secondary Capture Image Storage"
+    assert label(UNKNOWN_CLASS) == UNKNOWN_CLASS
+
+
+def test_table_fills_in_uids_the_server_leaves_out(recording_server: RecordingServer,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    series = TABLE_SERIES[0]
+    items = [{"00080018": {"vr": "UI", "Value": [f"{series}.{n}"]},
+              "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+              "00200013": {"vr": "IS", "Value": [n]}} for n in (1, 2)]
+    recording_server.add("GET", f"/studies/{TABLE_STUDY}/series/{series}/instances",
+                         _json(items))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert run("--url", recording_server.url, "search", "instances", "--study",
+               TABLE_STUDY, "--series", series, "--output", "table") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert key_uids(lines, "instances") == {(TABLE_STUDY, series, f"{series}.{n}")
+                                            for n in (1, 2)}
 
 
 # -- retrieve: metadata ---------------------------------------------------------------------
@@ -1145,7 +1494,7 @@ def test_frames_show_opens_a_viewer(archive: FakeArchive, study: list[Dataset],
     # the viewer's files outlive the command, so they go to pytest's folder here
     monkeypatch.setattr(dicomweb_client_cli.tempfile, "tempdir", str(tmp_path))
     opened: list[str] = []
-    monkeypatch.setattr(dicomweb_client_cli.webbrowser, "open",
+    monkeypatch.setattr(webbrowser, "open",
                         lambda url: opened.append(url) or True)
     assert run("--url", archive.url, *frame_args(study[-1]), "--numbers", "1", "2",
                "--media-type", "image/jpeg", "--show") == 0
@@ -1154,7 +1503,7 @@ def test_frames_show_opens_a_viewer(archive: FakeArchive, study: list[Dataset],
     assert first.read_bytes() == FAKE_JPEG + b"\x01"
     assert first.suffix == ".jpg"
     assert capsys.readouterr().out == ""
-    monkeypatch.setattr(dicomweb_client_cli.webbrowser, "open", lambda url: False)
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
     assert run("--url", archive.url, *frame_args(study[-1]), "--show") == 1
     assert "no image viewer" in capsys.readouterr().err
 
@@ -1810,3 +2159,95 @@ def test_orthanc_metadata_and_errors(orthanc_clean: Any, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert err.startswith(f"dicomweb_client: error: 404 Not Found from GET {url}/studies/")
     assert err.count("\n") == 1
+
+
+# -- waiting for a silent server ---------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers; its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_a_terminal_is_told_what_the_command_waits_for(silent_server: str) -> None:
+    argv = [sys.executable, "-m", "dicomweb_client_cli", "--url", silent_server,
+            "--timeout", "2.5", "search", "studies"]
+    master, slave = pty.openpty()
+    process = subprocess.Popen(argv, env=subprocess_env(), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    try:
+        shown = _read_pty(master, process).decode()
+    finally:
+        os.close(master)
+    assert process.stdout.read() == b""
+    process.stdout.close()
+    assert process.returncode == 1
+    assert f"\rwaiting for an answer from {silent_server} ... 1 s" in shown, shown
+    assert f"\rwaiting for an answer from {silent_server} ... 2 s" in shown, shown
+    notice, _, error = shown.replace("\r\n", "\n").rpartition("\r")  # erased, then the error
+    assert error.startswith("dicomweb_client: error: timed out"), shown
+    assert notice.endswith("\r" + " " * len(
+        f"waiting for an answer from {silent_server} ... 2 s")), shown
+
+
+def test_no_wait_notice_when_stderr_is_no_terminal_or_progress_is_off(
+        silent_server: str) -> None:
+    argv = [sys.executable, "-m", "dicomweb_client_cli", "--url", silent_server,
+            "--timeout", "1.5", "search", "studies"]
+    piped = subprocess.run(argv, env=subprocess_env(), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=60)
+    assert piped.returncode == 1
+    assert piped.stderr.decode().startswith("dicomweb_client: error: timed out")
+    master, slave = pty.openpty()
+    process = subprocess.Popen(argv[:3] + ["--no-progress"] + argv[3:], env=subprocess_env(),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=slave)
+    os.close(slave)
+    try:
+        shown = _read_pty(master, process).decode()
+    finally:
+        os.close(master)
+    assert "waiting" not in shown and shown.startswith("dicomweb_client: error: timed out")
+
+
+def test_the_wait_notice_goes_with_the_first_answer(archive: FakeArchive,
+                                                    study: list[Dataset]) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    notice = dicomweb_client_cli._WaitNotice("http://example.org", stream)
+    notice.DELAY = 0.05
+    notice.start()
+    time.sleep(0.3)
+    assert notice.answered("the response") == "the response"
+    drawn = stream.getvalue()
+    assert drawn.startswith("\rwaiting for an answer from http://example.org ... 0 s")
+    assert drawn.endswith("\r" + " " * len(
+        "waiting for an answer from http://example.org ... 0 s") + "\r")
+    time.sleep(0.2)
+    assert stream.getvalue() == drawn  # nothing more after the answer

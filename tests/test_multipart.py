@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import random
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.message import Message
 from pathlib import Path
@@ -526,8 +525,7 @@ def test_property_writer_output_round_trips(payloads, sizes) -> None:
     for payload in payloads:
         assume(_unambiguous(payload, WRITER_DELIMITER))
     # A known boundary lets the payloads carry fragments of it.
-    with mock.patch.object(dicomweb_client.uuid, "uuid4",
-                           return_value=uuid.UUID(hex=FIXED_HEX)):
+    with mock.patch.object(dicomweb_client, "_new_boundary", return_value=FIXED_HEX):
         body = MultipartBody(payloads, "application/octet-stream")
     assert body.boundary == FIXED_HEX
     data = b"".join(body())
