@@ -34,9 +34,8 @@ import traceback
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, Tuple, Union)
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Iterator, List,
+                    Optional, Sequence, Tuple, Union, cast)
 
 import dicomweb_client
 
@@ -142,16 +141,18 @@ def _field_name(text: str) -> str:
     return text if text.strip().lower() == 'all' else _attribute_name(text)
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
 def _header(text: str) -> Tuple[str, str]:
-    """``'Name: value'`` as a (name, value) pair."""
+    """``'Name: value'`` as a (name, value) pair; the name is checked as the client checks
+    the names it sends."""
     name, sep, value = text.partition(':')
     name = name.strip()
-    if not sep or not _HEADER_NAME.fullmatch(name):
-        raise argparse.ArgumentTypeError(
-            f'{text!r} is not a header field; write it as "Name: value"')
+    bad = f'{text!r} is not a header field; write it as "Name: value"'
+    if not sep:
+        raise argparse.ArgumentTypeError(bad)
+    try:
+        dicomweb_client._check_header_name(name)
+    except ValueError:
+        raise argparse.ArgumentTypeError(bad) from None
     if '\r' in value or '\n' in value:
         raise argparse.ArgumentTypeError(f'the value of header {name} holds a line break')
     return name, value.strip()
@@ -507,13 +508,14 @@ def _make_file_client(args: argparse.Namespace) -> Any:
             f'--url {args.url} needs dicomweb_client.DICOMfileClient, which the installed '
             f'dicomweb_client {dicomweb_client.__version__} does not have; use an '
             'http:// or https:// URL')
-    parts = urllib.parse.urlsplit(args.url)
-    folder = urllib.request.url2pathname(parts.path)
-    if parts.netloc not in ('', 'localhost') or not folder:
-        raise CommandError(f'--url {args.url} is not a file URL of a local folder '
-                           '(write file:///path/to/folder)')
-    if not os.path.isdir(folder):
-        raise CommandError(f'--url {args.url}: the folder {folder} does not exist')
+    try:  # the file client's own reading of the URL, without creating the folder
+        dicomweb_client._root_of(args.url, create=False)
+    except FileNotFoundError as error:
+        raise CommandError(f'--url {args.url}: the folder {error.filename} does not '
+                           'exist') from None
+    except ValueError as error:
+        raise CommandError(f'--url {args.url} is not a file URL of a local folder: '
+                           f'{error}') from None
     unused = [name for name, value in (
         ('--user', args.username), ('--bearer-token', args.bearer_token),
         ('--ca', args.ca_bundle), ('--cert', args.cert), ('--header', args.headers),
@@ -938,82 +940,37 @@ def _safe_name(uid: Any) -> Optional[str]:
     return None
 
 
-def _write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> int:
-    """Write a file through ``<path>.part`` so that ``path`` appears only when complete.
+def _new_file_mode() -> int:
+    """The permission bits ``open`` gives a new file: 0o666 less the umask.
 
-    Returns the number of bytes written.  On failure the partial file is removed.
+    Reading the umask means setting it, so it is read before any thread starts (it is set
+    to the most private mask meanwhile).
     """
-    partial = path + '.part'
-    try:
-        with open(partial, 'wb') as fileobj:
-            write(fileobj)
-            size = fileobj.tell()
-        os.replace(partial, path)
-    except BaseException:
-        try:
-            os.remove(partial)
-        except OSError:
-            pass
-        raise
-    return size
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
-def _bytes_writer(data: bytes) -> Callable[[IO[bytes]], None]:
-    """A writer for :func:`_write_atomically` that writes ``data``."""
-    def write(fileobj: IO[bytes]) -> None:
-        fileobj.write(data)
-    return write
-
-
-def _write_dataset(dataset: Dataset, fileobj: IO[bytes]) -> None:
-    """Write a data set as a Part 10 file, keeping its encoding as received."""
-    meta = getattr(dataset, 'file_meta', None)
-    as_received = getattr(dataset, 'preamble', None) is not None and meta is not None \
-        and 'TransferSyntaxUID' in meta
-    if not as_received:
-        _name_transfer_syntax(dataset)
-    try:
-        pydicom.dcmwrite(fileobj, dataset, enforce_file_format=not as_received)
-    except TypeError:  # pydicom 2 has write_like_original instead
-        pydicom.dcmwrite(fileobj, dataset, write_like_original=as_received)
-
-
-def _name_transfer_syntax(dataset: Dataset) -> None:
-    """Give a data set read without file meta information (a bare data set) the
-    Transfer Syntax UID it was encoded in, so that it can be written as a Part 10 file."""
-    if getattr(dataset, 'file_meta', None) is None:
-        dataset.file_meta = pydicom.dataset.FileMetaDataset()
-    if 'TransferSyntaxUID' in dataset.file_meta:
-        return
-    encoding = getattr(dataset, 'original_encoding', None)  # pydicom 3
-    if encoding is None:
-        encoding = (dataset.is_implicit_VR, dataset.is_little_endian)
-    implicit, little_endian = encoding
-    if implicit:
-        syntax = pydicom.uid.ImplicitVRLittleEndian
-    else:
-        syntax = (pydicom.uid.ExplicitVRLittleEndian if little_endian
-                  else pydicom.uid.ExplicitVRBigEndian)
-    dataset.file_meta.TransferSyntaxUID = syntax
-
-
-def _instance_writer(client: Any, study: str, series: str, sop: str,
-                     options: Dict[str, Any]) -> Callable[[IO[bytes]], None]:
-    """Fetch one instance now; return a writer of its file for :func:`_write_atomically`.
-
-    From a server, a Part 10 file is saved byte for byte as it came (nothing is lost or
-    changed by decoding and encoding it again, and it is quicker); anything else, and
-    instances of a local folder, are decoded and written as a Part 10 file.
+def _save(path: str, data: bytes, mode: Optional[int] = None) -> int:
+    """Write a file with the library's atomic write: under a temporary name in its folder,
+    on disk (fsync), then renamed, so that ``path`` appears only when complete (a failure
+    or Ctrl-C removes the temporary file).  ``mode`` defaults to what the umask gives.
+    Returns the number of bytes written.
     """
-    fetch_file = getattr(client, '_instance_file', None)
-    if fetch_file is None:
-        dataset = client.retrieve_instance(study, series, sop, **options)
-    else:
-        data = fetch_file(study, series, sop, **options)
-        if data[128:132] == b'DICM':
-            return _bytes_writer(data)
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-    return lambda fileobj: _write_dataset(dataset, fileobj)
+    dicomweb_client._write_atomically(path, data, _new_file_mode() if mode is None else mode)
+    return len(data)
+
+
+def _instance_file(client: Any, study: str, series: str, sop: str,
+                   options: Dict[str, Any]) -> bytes:
+    """One instance as a Part 10 file.
+
+    From a server, a Part 10 file is kept byte for byte as it came (nothing is lost or
+    changed by decoding and encoding it again, and it is quicker); a bare data set is
+    written as a Part 10 file, as the library does for one given to store.
+    """
+    data = client.retrieve_instance_file(study, series, sop, **options)
+    return dicomweb_client._payload(data)
 
 
 def _output_dir(args: argparse.Namespace, create: bool = True) -> str:
@@ -1290,20 +1247,16 @@ def _retrieve_metadata(client: Any, args: argparse.Namespace) -> int:
         return EXIT_OK
     folder = _output_dir(args)
     items = metadata if isinstance(metadata, list) else [metadata]
+    mode = _new_file_mode()
     for number, item in enumerate(items, start=1):
-        uid = _first_value(item, _SOP_UID)
-        name = _safe_name(uid) or f'instance-{number}'
+        try:
+            name = _safe_name(dicomweb_client._first_value(item, _SOP_UID))
+        except ValueError:  # no SOP Instance UID: the file is named by its number
+            name = None
         text = _to_json(item, args.prettify).encode('utf-8')
-        _write_atomically(os.path.join(folder, f'{name}.json'), _bytes_writer(text))
+        _save(os.path.join(folder, f'{name or f"instance-{number}"}.json'), text, mode)
     _stdout().write(f'saved {_plural(len(items), "file")} to {folder}\n')
     return EXIT_OK
-
-
-def _first_value(item: Any, tag: str) -> Any:
-    try:
-        return item[tag]['Value'][0]
-    except (KeyError, IndexError, TypeError):
-        return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -1318,10 +1271,10 @@ def _retrieve_full(client: Any, args: argparse.Namespace) -> int:
                                                **options)
             _stdout().write(f'{dataset}\n')
             return EXIT_OK
-        write = _instance_writer(client, args.study, args.series, args.instance, options)
+        data = _instance_file(client, args.study, args.series, args.instance, options)
         folder = _output_dir(args)
         name = _safe_name(args.instance) or 'instance'
-        _write_atomically(os.path.join(folder, f'{name}.dcm'), write)
+        _save(os.path.join(folder, f'{name}.dcm'), data)
         _stdout().write(f'saved 1 file to {folder}\n')
         return EXIT_OK
     if not args.save:
@@ -1367,10 +1320,13 @@ class _Tally:
 def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) -> int:
     """Save every instance of a study or series to ``<dir>/<study>/<series>/<sop>.dcm``.
 
-    The instances are listed with QIDO-RS and fetched one request each, by ``--workers``
-    threads sharing the client.  Files already present are skipped, so an interrupted
-    download resumes where it stopped; each file is written to ``<name>.part`` first and
-    renamed when complete.
+    The instances are listed with QIDO-RS (page by page, by the client) and fetched one
+    request each, by ``--workers`` threads sharing the client (the library's
+    :func:`dicomweb_client._ordered_map`).  Files already present are skipped, so an
+    interrupted download resumes where it stopped; each file is written with the library's
+    atomic write, under a temporary name until it is complete.  Unlike the client's
+    ``iter_study(workers=...)``, which this resembles, each file keeps the bytes the server
+    sent, and an instance that fails is reported and counted while the others go on.
     """
     folder = _output_dir(args, create=False)
     tally = _Tally()
@@ -1378,19 +1334,20 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
     if not plan and not tally.failed:
         what = 'series' if args.level == 'series' else 'study'
         raise CommandError(f'the server listed no instances of the {what}')
+    _remove_leftovers(plan)
     pending = [item for item in plan if not os.path.isfile(item.path)
                or os.path.getsize(item.path) == 0]
     tally.skipped += len(plan) - len(pending)
     workers = 1 if _is_file_client(client) else min(args.workers, max(len(pending), 1))
+    mode = _new_file_mode()  # read before the threads start: reading the umask sets it
     progress = _progress(args, 'retrieve', total_items=len(plan))
     progress.advance(items=tally.skipped)
 
     def fetch(item: _Download) -> None:
         try:
-            write = _instance_writer(client, item.study, item.series, item.sop, options)
-            os.makedirs(os.path.dirname(item.path), exist_ok=True)
-            size = _write_atomically(item.path, write)
-        except Exception as error:  # reported per instance; the others go on
+            data = _instance_file(client, item.study, item.series, item.sop, options)
+            size = _save(item.path, data, mode)
+        except Exception as error:  # noqa: BLE001 - reported per instance; the others go on
             tally.done(failed=item.sop)
             progress.message(f'{PROG}: error: instance {item.sop}: {_describe(error)}')
             if args.verbosity:
@@ -1401,17 +1358,16 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
         progress.advance(items=1, nbytes=size)
 
     with progress:
-        if workers == 1:
+        if workers == 1:  # in this thread (a file client is not shared between threads)
             for item in pending:
                 fetch(item)
-        else:
-            import concurrent.futures  # imported here: only parallel downloads need it
-            with concurrent.futures.ThreadPoolExecutor(workers) as executor:
-                try:
-                    list(executor.map(fetch, pending))
-                except BaseException:
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    raise
+        else:  # on Ctrl-C, the instances not started are cancelled, those started finish
+            fetched = cast('Generator[None, None, None]',
+                           dicomweb_client._ordered_map(fetch, pending, workers,
+                                                        ordered=False))
+            with contextlib.closing(fetched):
+                for _ in fetched:
+                    pass
     target = os.path.join(folder, args.study)
     summary = (f'{tally.downloaded} downloaded, {tally.skipped} already present, '
                f'{len(tally.failed)} failed: {target}')
@@ -1421,55 +1377,63 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
 
 def _plan_download(client: Any, args: argparse.Namespace, folder: str,
                    tally: _Tally) -> List[_Download]:
+    """The instances to download, listed by the client with ``get_remaining=True`` (all
+    pages; a server that ignores ``offset`` is an error there, since what it lists may
+    not be all).  A listed UID that cannot name a folder or file is reported and counted
+    as failed."""
     study = args.study  # checked by _uid: safe as a folder name
     if args.level == 'series':
         series_uids = [args.series]
     else:
-        series_uids = [_first_value(item, _SERIES_UID) for item in _search_all(
-            client.search_for_series, _SERIES_UID, study_instance_uid=args.study)]
+        listed = client.search_for_series(study_instance_uid=args.study, get_remaining=True)
+        series_uids = [_listed_uid(item, _SERIES_UID, 'a folder', tally) for item in listed]
     plan: List[_Download] = []
     seen = set()
-    for series_uid in series_uids:
-        series = _safe_name(series_uid)
-        if series is None:
-            _error_line(f'the server listed a series UID that cannot be a folder name: '
-                        f'{series_uid!r}')
-            tally.failed.append(str(series_uid))
-            continue
-        for item in _search_all(client.search_for_instances, _SOP_UID,
-                                study_instance_uid=args.study,
-                                series_instance_uid=series_uid):
-            uid = _first_value(item, _SOP_UID)
-            sop = _safe_name(uid)
-            if sop is None:
-                _error_line(f'the server listed an instance UID that cannot be a file '
-                            f'name: {uid!r}')
-                tally.failed.append(str(uid))
-                continue
-            if sop not in seen:
+    for series in dict.fromkeys(uid for uid in series_uids if uid is not None):
+        for item in client.search_for_instances(study_instance_uid=args.study,
+                                                series_instance_uid=series,
+                                                get_remaining=True):
+            sop = _listed_uid(item, _SOP_UID, 'a file', tally)
+            if sop is not None and sop not in seen:
                 seen.add(sop)
-                plan.append(_Download(study, series_uid, sop,
+                plan.append(_Download(study, series, sop,
                                       os.path.join(folder, study, series, f'{sop}.dcm')))
     return plan
 
 
-def _search_all(search: Callable[..., List[Dict[str, Any]]], key: str,
-                **options: Any) -> List[Dict[str, Any]]:
-    """All results of a search, asking page after page while new results come.
+def _listed_uid(item: Dict[str, Any], tag: str, what: str, tally: _Tally) -> Optional[str]:
+    """The UID ``tag`` of a search result if it can name ``what`` (a file or folder);
+    else ``None``, after reporting it and counting it as failed."""
+    try:
+        uid = dicomweb_client._first_value(item, tag)
+    except ValueError as error:  # the result lacks the UID
+        _error_line(str(error))
+        tally.failed.append('')
+        return None
+    name = _safe_name(uid)
+    if name is None:
+        noun = 'a series' if tag == _SERIES_UID else 'an instance'
+        _error_line(f'the server listed {noun} UID that cannot be {what} name: {uid!r}')
+        tally.failed.append(str(uid))
+    return name
 
-    Stops at an empty page, or at a page with nothing new (a server that ignores
-    ``offset``), so it always ends.
-    """
-    results: List[Dict[str, Any]] = []
-    seen = set()
-    while True:
-        page = search(offset=len(results) or None, **options)
-        fresh = [item for item in page if _first_value(item, key) not in seen]
-        if not fresh:
-            return results
-        for item in fresh:
-            seen.add(_first_value(item, key))
-        results.extend(fresh)
+
+def _remove_leftovers(plan: List[_Download]) -> None:
+    """Remove what an interrupted download left in the folders it writes to: temporary
+    files of the library's atomic write (a process killed while writing) and the
+    ``<name>.dcm.part`` files that earlier versions wrote instead."""
+    planned = {os.path.basename(item.path) + '.part' for item in plan}
+    for folder in sorted({os.path.dirname(item.path) for item in plan}):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet: nothing was left there
+            continue
+        for entry in entries:
+            if entry.name.startswith(dicomweb_client._TEMPORARY_PREFIX) \
+                    or entry.name in planned:
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False):
+                        os.unlink(entry.path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1519,9 +1483,10 @@ def _retrieve_frames(client: Any, args: argparse.Namespace) -> int:
     if args.save:
         folder = _output_dir(args)
         base = _safe_name(args.instance) or 'instance'
+        mode = _new_file_mode()
         for number, data in numbered:
             path = os.path.join(folder, f'{base}_{number}{_extension(data, media_types)}')
-            _write_atomically(path, _bytes_writer(data))
+            _save(path, data, mode)
         _stdout().write(f'saved {_plural(len(numbered), "file")} to {folder}\n')
     if args.show:
         status = _show(numbered, media_types)
@@ -1701,7 +1666,7 @@ def _inspect(path: str) -> _Upload:
                                       specific_tags=['SOPInstanceUID'])
     except OSError as error:
         return _Upload(path, 0, error=error.strerror or str(error))
-    except Exception as error:  # pydicom raises several kinds for broken files
+    except Exception as error:  # noqa: BLE001 - pydicom raises several kinds for broken files
         return _Upload(path, 0, error=f'cannot be read as DICOM: {_one_line(str(error))}')
     uid = dataset.get('SOPInstanceUID') or dataset.file_meta.get('MediaStorageSOPInstanceUID')
     return _Upload(path, size, uid=str(uid) if uid else None)
@@ -1737,7 +1702,7 @@ def _report_of_refusal(error: Any) -> Optional[Dataset]:
     try:
         data = json.loads(response.content)
         report = pydicom.Dataset.from_json(data)
-    except Exception:  # not a DICOM JSON report
+    except Exception:  # noqa: BLE001 - whatever fails, it is not a DICOM JSON report
         return None
     if 'FailedSOPSequence' not in report and 'ReferencedSOPSequence' not in report:
         return None
@@ -1779,7 +1744,7 @@ def _store_one_by_one(client: Any, args: argparse.Namespace,
                     _apply_report(report, [upload])
                 else:
                     upload.stored = True
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - reported per file; the others go on
                 upload.error = _describe(error)
             progress.advance(items=1, nbytes=upload.size)
 
@@ -1791,10 +1756,7 @@ def _store_one_by_one(client: Any, args: argparse.Namespace,
 def _describe(error: BaseException) -> str:
     """One line saying what went wrong."""
     if isinstance(error, dicomweb_client.HTTPError):
-        try:
-            phrase = HTTPStatus(error.status_code).phrase
-        except ValueError:
-            phrase = 'Unknown Status'
+        phrase = dicomweb_client._reason_phrase(error.status_code)
         text = f'{error.status_code} {phrase} from {error.method} {error.url}'
         message = _one_line(error.message or '')
         if message and message != phrase:
@@ -1892,7 +1854,7 @@ def _run(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure is one error line and status 1
         if namespace.verbosity:
             print(_traceback_text(error), file=sys.stderr)
         _error_line(_describe(error))

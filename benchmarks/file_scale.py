@@ -707,7 +707,7 @@ def child_main(argument: str) -> int:
     """Entry point of a child process: print one marked JSON line."""
     try:
         result = child(json.loads(argument))
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which shows it
         traceback.print_exc()
         result = {'error': f'{type(error).__name__}: {error}'}
     print(RESULT_MARKER + json.dumps(result), flush=True)

@@ -162,7 +162,7 @@ def run(root: Path, args: argparse.Namespace) -> None:
 
     for label, options in (('re-open unchanged index:', {}),
                            ('re-open with update_db=True:', {'update_db': True})):
-        median, best, _ = timed(lambda: DICOMfileClient(url, **options).close(), 5)
+        median, best, _ = timed(lambda options=options: DICOMfileClient(url, **options).close(), 5)
         print(f'{label:30s}{median:7.3f} s  (best {best:.3f} s)')
 
     client = DICOMfileClient(url)

@@ -279,7 +279,7 @@ def parallel_table(results: Dict[str, Dict[str, Dict[str, Any]]], sizes: Dict[st
         ok = seq_rate and par_rate and 'error' not in (seq or {}) and 'error' not in (par or {})
         speedup = f'{par_rate / seq_rate:.2f}x' if ok else '-'
 
-        def pair(key: str, fmt: str) -> str:
+        def pair(key: str, fmt: str, seq: Any = seq, par: Any = par) -> str:
             values = [(r or {}).get(key) for r in (seq, par)]
             return ' / '.join('-' if v is None else format(v, fmt) for v in values)
 

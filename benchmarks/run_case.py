@@ -363,7 +363,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         for _ in range(max(args.repeat, 1)):
             runs.append(_run_once(case, ctx, result['problems']))
-    except Exception as error:  # reported, not raised: the runner shows it in the table
+    except Exception as error:  # noqa: BLE001 - reported, not raised: the table shows it
         ctx.cleanup()
         result['error'] = f'{type(error).__name__}: {error}'
         result['traceback'] = traceback.format_exc(limit=8)

@@ -6,10 +6,13 @@ Fixtures
 ``make_server``       factory ``make_server(**options) -> RecordingServer`` (started,
                       stopped after the test).
 ``tls_certificate``   ``(certfile, keyfile)`` of a self-signed cert for 127.0.0.1.
+``archive_folder``    a folder of 12 instances that a file client indexed and closed.
 ``orthanc``           session-wide :class:`OrthancServer` (Orthanc + DICOMweb plugin).
 ``orthanc_clean``     the same server, emptied before the test.
 
-Tests using an Orthanc fixture are marked ``orthanc`` automatically.
+Tests using an Orthanc fixture are marked ``orthanc`` automatically.  Tests marked
+``shared_reference`` (they read ``../shared/reference`` beside the checkout) are skipped
+where that folder is not there.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,13 +31,15 @@ from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = TESTS_DIR.parent
-for _folder in (PROJECT_ROOT, TESTS_DIR):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:  # pytest.ini puts it there too; this is for runs without it
+    sys.path.insert(0, _TESTS)
 
+from helpers import API_SIGNATURES, PROJECT_ROOT, closed_port  # noqa: E402
 from recording_server import RecordingServer, self_signed_certificate  # noqa: E402
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
 
 ORTHANC_BINARY = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 ORTHANC_PLUGIN = os.environ.get(
@@ -48,10 +52,15 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses an Orthanc fixture with ``orthanc``."""
+    """Mark every test that uses an Orthanc fixture with ``orthanc``; skip the tests marked
+    ``shared_reference`` when the reference listing is not beside the checkout."""
+    no_reference = pytest.mark.skip(reason=f"{API_SIGNATURES} is not there (the tests that "
+                                           "compare with the reference API need it)")
     for item in items:
         if {"orthanc", "orthanc_clean"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.orthanc)
+        if item.get_closest_marker("shared_reference") and not API_SIGNATURES.is_file():
+            item.add_marker(no_reference)
 
 
 # -- recording server ----------------------------------------------------------------
@@ -113,6 +122,18 @@ def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
+@pytest.fixture
+def archive_folder(tmp_path: Path) -> Path:
+    """A folder of 12 instances (3 studies of 2 series of 2), indexed once and closed cleanly."""
+    import dicomweb_client
+    from dicom_data import make_archive, write_files
+    root = tmp_path / "archive"
+    write_files(make_archive(3, 2, 2, rows=8, columns=8), root)
+    with dicomweb_client.DICOMfileClient(root.as_uri()) as client:
+        assert len(client.search_for_instances()) == 12
+    return root
+
+
 # -- Orthanc -----------------------------------------------------------------------------
 
 
@@ -162,12 +183,6 @@ class OrthancServer:
     def log(self) -> str:
         """The Orthanc log so far."""
         return self.log_path.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _orthanc_config(port: int, storage: Path) -> dict:
@@ -252,7 +267,7 @@ def _try_launch(folder: Path) -> tuple[OrthancServer | None, str]:
     """One start attempt; returns the server, or ``None`` and an error text with the log."""
     storage = folder / "storage"
     storage.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = closed_port()
     config_path = folder / "orthanc.json"
     config_path.write_text(json.dumps(_orthanc_config(port, storage), indent=2))
     log_path = folder / "orthanc.log"

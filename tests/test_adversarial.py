@@ -26,7 +26,6 @@ a process to stop at an exact point (the killed store).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
 import gzip
@@ -56,7 +55,8 @@ from concurrency import run_in_threads
 from recording_server import RecordedRequest, RecordingServer, Response, multipart_response
 
 import dicomweb_client as dwc
-from dicom_data import make_archive, make_instance, write_files
+from dicom_data import make_archive, make_instance
+from helpers import TESTS_DIR, basic, basic_credentials, closed_port, run_python
 
 STUDY = "1.2.826.0.1.3680043.8.498.11"
 SERIES = "1.2.826.0.1.3680043.8.498.22"
@@ -64,7 +64,6 @@ SOP = "1.2.826.0.1.3680043.8.498.33"
 PREFIX = "/dicom-web"
 FRAMES_TYPE = "application/octet-stream"
 INDEX_NAME = ".dicomweb_client.sqlite"
-ROOT = Path(dwc.__file__).resolve().parent  # where the module under test lives
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +79,6 @@ def client_for(server_url: str, **options: Any) -> dwc.DICOMwebClient:
     client = dwc.DICOMwebClient(server_url + PREFIX, **options)
     client.set_http_retry_params(wait_exponential_multiplier=1)
     return client
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode("ascii")
 
 
 # =========================================================================================
@@ -671,7 +660,7 @@ def test_cookie_and_authorization_dropped_on_https_to_http_redirect(
                         headers={"Cookie": "sid=cookie-secret-2"})
     assert client.search_for_studies() == []
     assert secure.last.header("Cookie") == "sid=cookie-secret-2"
-    assert secure.last.header("Authorization") == "Basic " + b64("alice:pw-secret-2")
+    assert secure.last.header("Authorization") == basic("alice", "pw-secret-2")
     assert plain.last.header("Cookie") is None
     assert plain.last.header("Authorization") is None
 
@@ -728,7 +717,7 @@ CREDENTIAL_SOURCES = {"client headers": _with_header_secrets,
                       "session auth, header and params": _with_session_secrets,
                       "requests.Session": _with_requests_session_secrets}
 ALL_SCOPED_SECRETS = [*SCOPED_SECRETS.values(), "Scoped-Secret-param11",
-                      b64("alice:Scoped-Secret-pw10")]
+                      basic_credentials("alice", "Scoped-Secret-pw10")]
 
 
 def _secrets_in(text: str) -> list[str]:
@@ -793,7 +782,7 @@ def test_a_second_client_for_the_other_server_sharing_the_session_sends_them(
     assert _fetch_bulkdata(first) == [b"pixels"]
     assert elsewhere.last.header("Authorization") is None
     assert second.retrieve_bulkdata(elsewhere.url + "/bulk/7FE00010") == [b"pixels"]
-    assert elsewhere.last.header("Authorization") == "Basic " + b64("alice:Scoped-Secret-pw10")
+    assert elsewhere.last.header("Authorization") == basic("alice", "Scoped-Secret-pw10")
 
 
 def test_redirects_drop_credentials_even_to_a_trusted_origin(make_server) -> None:
@@ -825,8 +814,9 @@ SECRETS = ["Basic-Secret-pw1", "Bearer-Secret-tok2", "Url-Secret-pw3", "Header-S
 
 def _secret_forms() -> list[str]:
     forms = list(SECRETS)
-    forms += [b64("alice:Basic-Secret-pw1"), b64("bob:Url-Secret-pw3"),
-              b64("px:Proxy-Secret-pw6")]
+    forms += [basic_credentials("alice", "Basic-Secret-pw1"),
+              basic_credentials("bob", "Url-Secret-pw3"),
+              basic_credentials("px", "Proxy-Secret-pw6")]
     return forms
 
 
@@ -960,15 +950,6 @@ def test_one_client_shared_by_16_threads(recording_server: RecordingServer) -> N
 # =========================================================================================
 
 
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    root = tmp_path / "archive"
-    write_files(make_archive(3, 2, 2, rows=8, columns=8), root)
-    with dwc.DICOMfileClient(root.as_uri()) as client:
-        assert len(client.search_for_instances()) == 12
-    return root
-
-
 def _snapshot(root: Path, include_index: bool = True) -> dict[str, str]:
     """Relative path -> SHA-256 of every file below ``root``."""
     return {
@@ -987,47 +968,47 @@ def _damage_pages(index: Path, keep_first_page: bool) -> None:
     index.write_bytes(bytes(data))
 
 
-def test_index_with_a_damaged_header_is_rebuilt(archive: Path, caplog) -> None:
-    index = archive / INDEX_NAME
+def test_index_with_a_damaged_header_is_rebuilt(archive_folder: Path, caplog) -> None:
+    index = archive_folder / INDEX_NAME
     data = bytearray(index.read_bytes())
     data[0:16] = b"not sqlite at al"
     index.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING, logger="dicomweb_client"):
-        client = dwc.DICOMfileClient(archive.as_uri())
+        client = dwc.DICOMfileClient(archive_folder.as_uri())
     assert "damaged index" in caplog.text
     assert len(client.search_for_instances()) == 12
 
 
-def test_index_with_damaged_data_pages_is_rebuilt_when_checked(archive: Path) -> None:
+def test_index_with_damaged_data_pages_is_rebuilt_when_checked(archive_folder: Path) -> None:
     """After a clean close the index is trusted as it is (damage surfaces as an error);
     ``update_db`` checks the whole file and rebuilds it."""
-    _damage_pages(archive / INDEX_NAME, keep_first_page=True)
-    client = dwc.DICOMfileClient(archive.as_uri(), update_db=True)
+    _damage_pages(archive_folder / INDEX_NAME, keep_first_page=True)
+    client = dwc.DICOMfileClient(archive_folder.as_uri(), update_db=True)
     assert len(client.search_for_instances()) == 12
     assert len(client.search_for_studies()) == 3
 
 
 def test_index_with_damaged_data_pages_is_rebuilt_after_a_killed_writer(
-        archive: Path, caplog) -> None:
-    script = (f"import os, sys; sys.path[:0] = {[str(ROOT)]!r}; import {dwc.__name__} as dwc; "
-              f"client = dwc.DICOMfileClient({archive.as_uri()!r}, update_db=True); os._exit(0)")
-    subprocess.run([sys.executable, "-c", script], check=True)  # exits without closing
-    _damage_pages(archive / INDEX_NAME, keep_first_page=True)
+        archive_folder: Path, caplog) -> None:
+    run_python(f"import os, dicomweb_client as dwc\n"  # exits without closing
+               f"client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n"
+               f"os._exit(0)", check=True)
+    _damage_pages(archive_folder / INDEX_NAME, keep_first_page=True)
     with caplog.at_level(logging.INFO, logger="dicomweb_client"):
-        client = dwc.DICOMfileClient(archive.as_uri())
+        client = dwc.DICOMfileClient(archive_folder.as_uri())
     assert "a writer did not close it" in caplog.text and "damaged index" in caplog.text
     assert len(client.search_for_instances()) == 12
     assert len(client.search_for_studies()) == 3
 
 
-def test_index_with_damaged_data_pages_is_never_trusted_silently(archive: Path) -> None:
+def test_index_with_damaged_data_pages_is_never_trusted_silently(archive_folder: Path) -> None:
     """Whatever happens, a damaged index gives the right answer or an error."""
-    with dwc.DICOMfileClient(archive.as_uri(), in_memory=True) as truth:
+    with dwc.DICOMfileClient(archive_folder.as_uri(), in_memory=True) as truth:
         expected = [truth.search_for_studies(), truth.search_for_series(),
                     truth.search_for_instances()]
-    _damage_pages(archive / INDEX_NAME, keep_first_page=True)
+    _damage_pages(archive_folder / INDEX_NAME, keep_first_page=True)
     try:
-        client = dwc.DICOMfileClient(archive.as_uri())
+        client = dwc.DICOMfileClient(archive_folder.as_uri())
         got = [client.search_for_studies(), client.search_for_series(),
                client.search_for_instances()]
     except sqlite3.DatabaseError:
@@ -1037,12 +1018,12 @@ def test_index_with_damaged_data_pages_is_never_trusted_silently(archive: Path) 
         [sorted(map(key, answer)) for answer in expected]
 
 
-def test_readonly_cannot_be_made_to_write(archive: Path, tmp_path: Path,
+def test_readonly_cannot_be_made_to_write(archive_folder: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    before = _snapshot(archive)
+    before = _snapshot(archive_folder)
     ds = make_archive(1, 1, 1, rows=8, columns=8)[0]
-    client = dwc.DICOMfileClient(archive.as_uri(), readonly=True)
+    client = dwc.DICOMfileClient(archive_folder.as_uri(), readonly=True)
     stored = client.search_for_instances()[0]
     study = stored["0020000D"]["Value"][0]
     series = stored["0020000E"]["Value"][0]
@@ -1059,42 +1040,42 @@ def test_readonly_cannot_be_made_to_write(archive: Path, tmp_path: Path,
         with pytest.raises(PermissionError):
             attempt()
     with pytest.raises(sqlite3.OperationalError):
-        client._connection.execute("DELETE FROM instances")
+        client._index.connection.execute("DELETE FROM instances")
     assert len(client.search_for_instances()) == 12
     client.close()
-    after = _snapshot(archive)
+    after = _snapshot(archive_folder)
     # the DICOM files and the index database itself are unchanged ...
     assert {name: digest for name, digest in after.items() if name in before} == before
     # ... but see test_readonly_adds_no_files_to_the_archive for SQLite's side files
 
 
-def test_readonly_adds_no_files_to_the_archive(archive: Path) -> None:
-    before = _snapshot(archive)
-    client = dwc.DICOMfileClient(archive.as_uri(), readonly=True)
+def test_readonly_adds_no_files_to_the_archive(archive_folder: Path) -> None:
+    before = _snapshot(archive_folder)
+    client = dwc.DICOMfileClient(archive_folder.as_uri(), readonly=True)
     assert len(client.search_for_instances()) == 12
     client.close()
-    assert _snapshot(archive) == before
+    assert _snapshot(archive_folder) == before
 
 
 @pytest.mark.parametrize("flags", [{"update_db": True}, {"recreate_db": True}], ids=str)
 def test_readonly_with_index_flags_leaves_the_dicom_files_alone(
-        archive: Path, flags: dict) -> None:
-    before = _snapshot(archive, include_index=False)
-    (archive / "extra.dcm").write_bytes(b"not really DICOM")
+        archive_folder: Path, flags: dict) -> None:
+    before = _snapshot(archive_folder, include_index=False)
+    (archive_folder / "extra.dcm").write_bytes(b"not really DICOM")
     before["extra.dcm"] = hashlib.sha256(b"not really DICOM").hexdigest()
-    client = dwc.DICOMfileClient(archive.as_uri(), readonly=True, **flags)
+    client = dwc.DICOMfileClient(archive_folder.as_uri(), readonly=True, **flags)
     with pytest.raises(PermissionError):
         client.delete_study(client.search_for_studies()[0]["0020000D"]["Value"][0])
     client.close()
-    assert _snapshot(archive, include_index=False) == before
+    assert _snapshot(archive_folder, include_index=False) == before
 
 
 def test_readonly_with_recreate_db_leaves_the_index_beside_the_archive_alone(
-        archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        archive_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    index = archive / INDEX_NAME
+    index = archive_folder / INDEX_NAME
     before = hashlib.sha256(index.read_bytes()).hexdigest()
-    client = dwc.DICOMfileClient(archive.as_uri(), readonly=True, recreate_db=True)
+    client = dwc.DICOMfileClient(archive_folder.as_uri(), readonly=True, recreate_db=True)
     assert len(client.search_for_instances()) == 12
     client.close()
     assert hashlib.sha256(index.read_bytes()).hexdigest() == before
@@ -1117,10 +1098,9 @@ _KILLED_STORE = textwrap.dedent("""
 """)
 
 
-def test_store_killed_half_way_leaves_no_visible_file(archive: Path) -> None:
-    tests_dir = Path(__file__).resolve().parent
-    script = _KILLED_STORE.format(paths=[str(tests_dir.parent), str(tests_dir)],
-                                  url=archive.as_uri())
+def test_store_killed_half_way_leaves_no_visible_file(archive_folder: Path) -> None:
+    script = _KILLED_STORE.format(paths=[str(TESTS_DIR.parent), str(TESTS_DIR)],
+                                  url=archive_folder.as_uri())
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                text=True)
     try:
@@ -1130,8 +1110,8 @@ def test_store_killed_half_way_leaves_no_visible_file(archive: Path) -> None:
         process.send_signal(signal.SIGKILL)  # ... but not yet renamed into place
         process.wait()
         process.stdout.close()
-    assert sop and not list(archive.rglob(f"{sop}.dcm"))
-    with dwc.DICOMfileClient(archive.as_uri(), update_db=True) as client:
+    assert sop and not list(archive_folder.rglob(f"{sop}.dcm"))
+    with dwc.DICOMfileClient(archive_folder.as_uri(), update_db=True) as client:
         assert len(client.search_for_instances()) == 12
         found = client.search_for_instances(search_filters={"SOPInstanceUID": sop})
         assert found == []
@@ -1142,9 +1122,9 @@ TRAVERSAL_UIDS = ["..", "../..", "../../etc", "1.2/../../x", "/etc/passwd", "1.2
 
 
 @pytest.mark.parametrize("uid", TRAVERSAL_UIDS, ids=repr)
-def test_file_client_refuses_uids_that_leave_the_archive(archive: Path, uid: str) -> None:
-    before = _snapshot(archive, include_index=False)
-    client = dwc.DICOMfileClient(archive.as_uri())
+def test_file_client_refuses_uids_that_leave_the_archive(archive_folder: Path, uid: str) -> None:
+    before = _snapshot(archive_folder, include_index=False)
+    client = dwc.DICOMfileClient(archive_folder.as_uri())
     stored = client.search_for_instances()[0]
     study = stored["0020000D"]["Value"][0]
     series = stored["0020000E"]["Value"][0]
@@ -1167,7 +1147,7 @@ def test_file_client_refuses_uids_that_leave_the_archive(archive: Path, uid: str
         else:
             assert argument in str(caught.value), name
     client.close()
-    assert _snapshot(archive, include_index=False) == before  # the DICOM files are untouched
+    assert _snapshot(archive_folder, include_index=False) == before  # the DICOM files are untouched
 
 
 # =========================================================================================

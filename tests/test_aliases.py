@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -24,17 +22,14 @@ from hypothesis import strategies as st
 
 import dicomweb_client
 from dicomweb_client import GoogleCloudHealthcareURL
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The API listing of the established package, when a ../shared folder sits beside the
-# checkout (the tests that need it skip elsewhere; test_oracle.py checks behaviour anyway).
-REFERENCE = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / 'api-signatures.json'
+from helpers import API_SIGNATURES, PROJECT_ROOT, blocker, run_python
 
 
 def _reference() -> dict:
-    if not REFERENCE.exists():
-        pytest.skip(f'{REFERENCE} is not available')
-    return json.loads(REFERENCE.read_text())
+    """The API listing of the established package, in ../shared beside the checkout where
+    there is one: the tests that read it are marked ``shared_reference`` and skip elsewhere
+    (test_oracle.py checks the behaviour anyway)."""
+    return json.loads(API_SIGNATURES.read_text())
 
 # alias -> names it must hand out (those of the established package's public API)
 ALIASES = {
@@ -58,41 +53,6 @@ ALIASES = {
 
 GCP_URL = ('https://healthcare.googleapis.com/v1/projects/my-project/locations/us-central1'
            '/datasets/my-dataset/dicomStores/my-store/dicomWeb')
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    """Run code in a fresh interpreter with the project on the path."""
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
-
-
-def blocker(*names: str) -> str:
-    """Code that makes importing the given top-level packages fail, as if not installed."""
-    return textwrap.dedent(f'''
-        import importlib.abc
-        import sys
-
-        BLOCKED = {set(names)!r}
-
-        class Blocker(importlib.abc.MetaPathFinder):
-            def find_spec(self, fullname, path=None, target=None):
-                if fullname.partition('.')[0] in BLOCKED:
-                    raise ModuleNotFoundError(f'blocked for the test: {{fullname}}',
-                                              name=fullname)
-                return None
-
-        for loaded in [name for name in sys.modules if name.partition('.')[0] in BLOCKED]:
-            del sys.modules[loaded]
-        sys.meta_path.insert(0, Blocker())
-        for name in BLOCKED:
-            try:
-                __import__(name)
-            except ImportError:
-                pass
-            else:
-                raise SystemExit(f'the blocker let {{name}} through')
-    ''')
 
 
 # -- the aliases in this interpreter ---------------------------------------------------------
@@ -163,6 +123,7 @@ def test_import_statements() -> None:
     assert callable(dicomweb_client.cli.main)
 
 
+@pytest.mark.shared_reference
 def test_reference_names_are_served() -> None:
     """Each name of the reference API listing exists under its module path.
 
@@ -200,8 +161,8 @@ def _parameter_names(signature: str) -> list[str]:
 
 
 def _reference_callables():
-    if not REFERENCE.exists():  # called while collecting: no skip here, just no cases
-        return []
+    if not API_SIGNATURES.is_file():  # read while collecting: the marker skips the test
+        return
     reference = _reference()
     for module_name, members in reference.items():
         if module_name == 'dicomweb_client.cli':
@@ -220,9 +181,10 @@ def _reference_callables():
                            signature)
 
 
-@pytest.mark.parametrize('path, signature', [(where, signature) for _, where, signature
-                                             in _reference_callables()],
-                         ids=[label for label, _, _ in _reference_callables()])
+@pytest.mark.shared_reference
+@pytest.mark.parametrize('path, signature', [
+    pytest.param(where, signature, id=label) for label, where, signature
+    in _reference_callables()] or [pytest.param(None, None, id='no-reference-listing')])
 def test_parameters_match_the_reference(path: tuple, signature: str) -> None:
     module_name, name, member = path
     target = getattr(importlib.import_module(module_name), name)
@@ -248,6 +210,7 @@ def _protocol_methods() -> list[str]:
                   if callable(value) and not name.startswith('_'))
 
 
+@pytest.mark.shared_reference
 def test_protocol_declares_the_reference_methods() -> None:
     reference = _reference()
     expected = sorted(name for name in reference['dicomweb_client.protocol']['DICOMClient']

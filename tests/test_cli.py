@@ -29,7 +29,7 @@ import time
 import urllib.parse
 import urllib.request
 import webbrowser
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -422,6 +422,8 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
     (["--url", "U", "search", "studies", "--output", "table", "--prettify"], "table"),
     (["--url", "U", "search", "studies", "--output", "csv"], "invalid choice"),
     (["--url", "U", "--header", "no colon", "search", "studies"], "Name: value"),
+    (["--url", "U", "--header", "Bad Name: x", "search", "studies"], "Name: value"),
+    (["--url", "U", "--header", ": x", "search", "studies"], "Name: value"),
     (["--url", "U", "--chunk-size", "0", "search", "studies"], "--chunk-size"),
     (["--url", "U", "--bearer-token", "t", "-u", "a", "-p", "b", "search", "studies"],
      "not both"),
@@ -1298,6 +1300,68 @@ def test_an_instance_sent_without_file_header_is_saved_as_a_part10_file(
     assert saved.PixelData == first.PixelData
 
 
+def save_bare_instance(archive: FakeArchive, ds: Dataset, folder: Path) -> int:
+    """Serve ``ds`` without its file header and save it with the command."""
+    original = archive.files[ds.SOPInstanceUID]
+    meta_end = 132 + 12 + int.from_bytes(original[140:144], "little")
+    archive.files[ds.SOPInstanceUID] = original[meta_end:]
+    return run("--url", archive.url, "retrieve", "instances", "--study", ds.StudyInstanceUID,
+               "--series", ds.SeriesInstanceUID, "--instance", ds.SOPInstanceUID, "full",
+               "--output-dir", folder)
+
+
+def test_a_type_error_of_pydicom_is_reported_not_retried_as_pydicom_2(
+        archive: FakeArchive, study: list[Dataset], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    calls: list[dict] = []
+
+    def dcmwrite(fp: Any, dataset: Dataset, /, *, enforce_file_format: bool = False,
+                 **kwargs: Any) -> None:  # pydicom 3's signature, failing on the data
+        calls.append({"enforce_file_format": enforce_file_format, **kwargs})
+        raise TypeError("this value cannot be written")
+
+    monkeypatch.setattr(pydicom, "dcmwrite", dcmwrite)
+    assert save_bare_instance(archive, study[0], tmp_path) == 1
+    assert calls == [{"enforce_file_format": True}]  # once, not again as for pydicom 2
+    assert capsys.readouterr().err == \
+        "dicomweb_client: error: TypeError: this value cannot be written\n"
+    assert tree(tmp_path) == {}
+
+
+def test_datasets_are_written_with_the_arguments_of_pydicom_2(
+        archive: FakeArchive, study: list[Dataset], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = pydicom.dcmwrite, []
+
+    def dcmwrite(filename: Any, dataset: Dataset, write_like_original: bool = True) -> None:
+        calls.append(write_like_original)  # pydicom 2's signature
+        real(filename, dataset, enforce_file_format=not write_like_original)
+
+    monkeypatch.setattr(pydicom, "dcmwrite", dcmwrite)
+    assert save_bare_instance(archive, study[0], tmp_path) == 0
+    assert calls == [False]
+    saved = pydicom.dcmread(tmp_path / f"{study[0].SOPInstanceUID}.dcm")
+    assert saved.SOPInstanceUID == study[0].SOPInstanceUID
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_saved_files_get_the_mode_the_umask_gives(umask: int, mode: int, archive: FakeArchive,
+                                                  study: list[Dataset],
+                                                  tmp_path: Path) -> None:
+    first = study[0]
+    previous = os.umask(umask)
+    try:
+        assert run("--url", archive.url, "retrieve", "studies", "--study",
+                   first.StudyInstanceUID, "full", "--output-dir", tmp_path / "study") == 0
+        assert run("--url", archive.url, "retrieve", "studies", "--study",
+                   first.StudyInstanceUID, "metadata", "--output-dir", tmp_path / "meta") == 0
+    finally:
+        assert os.umask(previous) == umask  # and the umask is as it was
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) == 2 * len(study)
+    assert {path.stat().st_mode & 0o777 for path in files} == {mode}
+
+
 def test_download_resumes_after_a_failure(archive: FakeArchive, study: list[Dataset],
                                           tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
@@ -1371,19 +1435,94 @@ def test_many_download_threads_keep_their_connections(archive: FakeArchive,
     assert archive.server.connection_count <= 14 + 1
 
 
+def test_a_slow_instance_does_not_hold_up_the_other_downloads(archive: FakeArchive,
+                                                              tmp_path: Path) -> None:
+    study = archive.add(dicom_data.make_study(1, 12, rows=4, columns=4))
+    slow, real = study[0].SOPInstanceUID, archive.instance
+    saved_meanwhile: list[int] = []
+
+    def instance(request: RecordedRequest, **uids: str) -> Response:
+        if uids["sop"] == slow:  # answers once the others are saved (or after 10 s)
+            deadline = time.monotonic() + 10
+            while len(list(tmp_path.rglob("*.dcm"))) < 11 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            saved_meanwhile.append(len(list(tmp_path.rglob("*.dcm"))))
+        return real(request, **uids)
+
+    archive.instance = instance  # type: ignore[method-assign]
+    assert run("--url", archive.url, "retrieve", "studies", "--study",
+               study[0].StudyInstanceUID, "full", "--output-dir", tmp_path,
+               "--workers", "2") == 0
+    assert saved_meanwhile == [11]  # the other thread went on past the slow one
+    assert len(list(tmp_path.rglob("*.dcm"))) == 12
+
+
+def first_page(items: list[dict]) -> Callable[[RecordedRequest], Response]:
+    """A search answer that has ``items`` at offset 0 (or without offset), then none."""
+    return lambda request: _json([] if int(request.query.get("offset", ["0"])[0]) else items)
+
+
 def test_download_refuses_unsafe_uids_from_the_server(recording_server: RecordingServer,
                                                       tmp_path: Path,
                                                       capsys: pytest.CaptureFixture) -> None:
-    recording_server.add("GET", "/studies/1.2/series", _json(
+    recording_server.add("GET", "/studies/1.2/series", first_page(
         [{"0020000E": {"vr": "UI", "Value": ["3.4"]}}]))
-    recording_server.add("GET", "/studies/1.2/series/3.4/instances", lambda request: _json(
-        [] if "offset" in request.query else
+    recording_server.add("GET", "/studies/1.2/series/3.4/instances", first_page(
         [{"00080018": {"vr": "UI", "Value": ["../../../escaped"]}}]))
     out = tmp_path / "out"
     assert run("--url", recording_server.url, "retrieve", "studies", "--study", "1.2", "full",
                "--output-dir", out) == 1
     assert "cannot be a file name: '../../../escaped'" in capsys.readouterr().err
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_download_reports_a_listed_instance_without_uid(archive: FakeArchive,
+                                                       study: list[Dataset], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    real = archive.qido_instances
+
+    def without_uid(request: RecordedRequest, **uids: Any) -> Response:
+        items = json.loads(real(request, **uids).body)
+        if items and items[0]["0020000E"]["Value"] == [study[0].SeriesInstanceUID]:
+            items.append({"0020000E": items[0]["0020000E"]})  # no SOP Instance UID
+        return _json(items)
+
+    archive.qido_instances = without_uid  # type: ignore[method-assign]
+    uid = study[0].StudyInstanceUID
+    assert run("--url", archive.url, "retrieve", "studies", "--study", uid, "full",
+               "--output-dir", tmp_path) == 1
+    captured = capsys.readouterr()
+    assert captured.out == f"7 downloaded, 0 already present, 1 failed: {tmp_path / uid}\n"
+    assert captured.err.startswith(
+        "dicomweb_client: error: a search result lacks attribute 00080018: ")
+    assert tree(tmp_path) == expected_layout(archive, study)
+
+
+def test_download_from_a_server_that_ignores_offset_is_an_error(
+        recording_server: RecordingServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    # the same answer at every offset: whether it is all cannot be known
+    recording_server.add("GET", "/studies/1.2/series", first_page(
+        [{"0020000E": {"vr": "UI", "Value": ["3.4"]}}]))
+    recording_server.add("GET", "/studies/1.2/series/3.4/instances", _json(
+        [{"00080018": {"vr": "UI", "Value": ["5.6"]}}]))
+    assert run("--url", recording_server.url, "retrieve", "studies", "--study", "1.2", "full",
+               "--output-dir", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dicomweb_client: error: the server at ") and err.count("\n") == 1
+    assert 'ignore "offset"' in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_removes_temporary_files_a_killed_download_left(
+        archive: FakeArchive, study: list[Dataset], tmp_path: Path) -> None:
+    first = study[0]
+    folder = tmp_path / first.StudyInstanceUID / first.SeriesInstanceUID
+    folder.mkdir(parents=True)
+    (folder / f"{dicomweb_client._TEMPORARY_PREFIX}k1ll3d").write_bytes(b"half a file")
+    assert run("--url", archive.url, "retrieve", "studies", "--study",
+               first.StudyInstanceUID, "full", "--output-dir", tmp_path) == 0
+    assert tree(tmp_path) == expected_layout(archive, study)
 
 
 def test_download_of_an_unknown_study_is_an_error(archive: FakeArchive, study: list[Dataset],
@@ -2003,6 +2142,10 @@ class FakeFileClient:
     def retrieve_instance(self, study: str, series: str, sop: str) -> Dataset:
         self.calls.append(f"retrieve_instance {threading.current_thread().name}")
         return self.datasets[sop]
+
+    def retrieve_instance_file(self, study: str, series: str, sop: str) -> bytes:
+        self.calls.append(f"retrieve_instance_file {threading.current_thread().name}")
+        return dicom_data.to_bytes(self.datasets[sop])
 
     def store_instances(self, datasets: list[Dataset],
                         study_instance_uid: str | None = None) -> Dataset:

@@ -48,8 +48,7 @@ from pydicom.dataset import Dataset
 
 import dicom_data
 from dicomweb_client import DICOMfileClient, DICOMwebClient, HTTPError, create_session
-
-PROJECT = Path(__file__).resolve().parent.parent
+from helpers import PROJECT_ROOT
 
 #: the pages whose ```python blocks are run (relative to the project folder)
 PAGES = ("README.md", "docs/index.md", "docs/quickstart.md", "docs/usage.md",
@@ -92,7 +91,7 @@ class Example:
 
 def python_blocks(page: str) -> list[Example]:
     """The ```python fenced blocks of ``page``, in order."""
-    lines = (PROJECT / page).read_text(encoding="utf-8").splitlines()
+    lines = (PROJECT_ROOT / page).read_text(encoding="utf-8").splitlines()
     examples: list[Example] = []
     number = 0
     while number < len(lines):
@@ -547,26 +546,26 @@ def test_example(example: Example, request: pytest.FixtureRequest, tmp_path: Pat
 
 
 @pytest.fixture
-def client(orthanc: Any) -> Iterator[DICOMwebClient]:
+def orthanc_client(orthanc: Any) -> Iterator[DICOMwebClient]:
     with DICOMwebClient(orthanc.url) as opened:
         yield opened
 
 
 def test_baseline_jpeg_frames_need_8_bit_pixels(docs_data: Data,
-                                                client: DICOMwebClient) -> None:
+                                                orthanc_client: DICOMwebClient) -> None:
     """usage.md: baseline JPEG for an 8-bit image (Pillow decodes it); Orthanc answers
     500 for a 16-bit one, which JPEG Lossless serves (Pillow cannot read that)."""
     PIL_Image = pytest.importorskip("PIL.Image")
     baseline = (("image/jpeg", JPEG_BASELINE),)
-    jpeg = client.retrieve_instance_frames(*docs_data.ids(), frame_numbers=[1],
-                                           media_types=baseline)
+    jpeg = orthanc_client.retrieve_instance_frames(*docs_data.ids(), frame_numbers=[1],
+                                                   media_types=baseline)
     pixels = np.array(PIL_Image.open(io.BytesIO(jpeg[0])))
     assert pixels.shape == (32, 32)
     with pytest.raises(HTTPError) as info:
-        client.retrieve_instance_frames(*docs_data.ids(docs_data.image16), frame_numbers=[1],
-                                        media_types=baseline)
+        orthanc_client.retrieve_instance_frames(*docs_data.ids(docs_data.image16),
+                                                frame_numbers=[1], media_types=baseline)
     assert info.value.status_code == 500
-    lossless = client.retrieve_instance_frames(
+    lossless = orthanc_client.retrieve_instance_frames(
         *docs_data.ids(docs_data.image16), frame_numbers=[1],
         media_types=(("image/jpeg", JPEG_LOSSLESS_SV1),))
     assert lossless[0].startswith(b"\xff\xd8")
@@ -586,8 +585,8 @@ def test_deleting_what_is_gone_raises_404(docs_data: Data, tmp_path: Path) -> No
 
 
 def test_orthanc_refuses_delete_as_the_guide_says(docs_data: Data,
-                                                  client: DICOMwebClient) -> None:
+                                                  orthanc_client: DICOMwebClient) -> None:
     with pytest.raises(HTTPError) as info:
-        client.delete_instance(*docs_data.ids())
+        orthanc_client.delete_instance(*docs_data.ids())
     assert info.value.status_code == 405
-    assert client.retrieve_instance_metadata(*docs_data.ids())  # still there
+    assert orthanc_client.retrieve_instance_metadata(*docs_data.ids())  # still there

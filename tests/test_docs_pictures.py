@@ -18,7 +18,9 @@ from types import ModuleType
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from helpers import PROJECT_ROOT
+
+DOCS = PROJECT_ROOT / "docs"
 IMAGES = DOCS / "images"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -46,28 +48,29 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def session(make_pictures: ModuleType, workdir: Path) -> str:
+def transcript(make_pictures: ModuleType, workdir: Path) -> str:
+    """What the documented command-line session prints now."""
     return make_pictures.transcript(workdir)
 
 
-def test_committed_transcript_is_what_the_command_prints_now(session: str) -> None:
+def test_committed_transcript_is_what_the_command_prints_now(transcript: str) -> None:
     committed = (IMAGES / "cli-session.txt").read_text(encoding="utf-8")
-    if session != committed:
+    if transcript != committed:
         diff = "".join(difflib.unified_diff(
-            committed.splitlines(keepends=True), session.splitlines(keepends=True),
+            committed.splitlines(keepends=True), transcript.splitlines(keepends=True),
             "docs/images/cli-session.txt (committed)", "what the command prints now"))
         pytest.fail("the CLI picture is out of date; run `python docs/make_pictures.py` "
                     f"and commit docs/images/:\n{diff}")
 
 
 def test_transcript_shows_each_command_and_no_temporary_path(
-        make_pictures: ModuleType, session: str, workdir: Path) -> None:
-    commands = [line for line in session.splitlines() if line.startswith("$ ")]
+        make_pictures: ModuleType, transcript: str, workdir: Path) -> None:
+    commands = [line for line in transcript.splitlines() if line.startswith("$ ")]
     assert len(commands) == len(make_pictures.SESSION)
     assert all(line.startswith("$ dicomweb_client --url file:///data/dicom ")
                for line in commands)
-    assert str(workdir) not in session
-    assert "2 studies" in session and "5 downloaded" in session
+    assert str(workdir) not in transcript
+    assert "2 studies" in transcript and "5 downloaded" in transcript
 
 
 def test_committed_pictures_are_small_png_files() -> None:
@@ -78,7 +81,7 @@ def test_committed_pictures_are_small_png_files() -> None:
         assert len(data) < 80_000, f"{name} is {len(data)} bytes"
 
 
-def test_pictures_are_made_as_png(make_pictures: ModuleType, session: str,
+def test_pictures_are_made_as_png(make_pictures: ModuleType, transcript: str,
                                   workdir: Path) -> None:
     pytest.importorskip("numpy")
     image_module = pytest.importorskip("PIL.Image")
@@ -90,11 +93,11 @@ def test_pictures_are_made_as_png(make_pictures: ModuleType, session: str,
         low, high = picture.convert("L").getextrema()
         assert low < 20 and high > 235, "the window should reach black and white"
 
-    terminal = make_pictures.draw_terminal(session)
+    terminal = make_pictures.draw_terminal(transcript)
     with image_module.open(io.BytesIO(terminal)) as picture:
         assert picture.format == "PNG"
         width, height = picture.size
         picture.verify()
-    longest = max(len(line) for line in session.splitlines())
-    assert width > 5 * longest and height > 10 * len(session.splitlines())
+    longest = max(len(line) for line in transcript.splitlines())
+    assert width > 5 * longest and height > 10 * len(transcript.splitlines())
     assert len(terminal) < 80_000

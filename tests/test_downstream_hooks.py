@@ -45,8 +45,8 @@ import pytest
 
 import dicom_data
 import dicomweb_client
-from conftest import PROJECT_ROOT
 from dicomweb_client import DICOMwebClient, HTTPError, MultipartError
+from helpers import PROJECT_ROOT
 from isolated_python import clean_env
 from recording_server import RecordedRequest, RecordingServer, Response, multipart_response
 
@@ -65,8 +65,7 @@ def reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter with the established package (as the differential oracle's)."""
     from test_oracle import REFERENCE_REQUIREMENT, _reference_python
     try:
-        return _reference_python(tmp_path_factory.getbasetemp().parent /
-                                 'oracle-venv-0.61.2')
+        return _reference_python(tmp_path_factory)
     except (OSError, subprocess.SubprocessError) as error:
         pytest.skip(f'cannot install {REFERENCE_REQUIREMENT}: {error}')
 

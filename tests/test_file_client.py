@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy
 import datetime
 import inspect
@@ -43,12 +44,11 @@ from dicom_data import (
     write_files,
     write_part10,
 )
+from helpers import API_SIGNATURES, PROJECT_ROOT
 
 # the module that implements the client (the only place that names it is the import above)
 IMPLEMENTATION = sys.modules[DICOMfileClient.__module__]
-IMPORT_PATHS = [str(Path(__file__).resolve().parent.parent / 'dev'),
-                str(Path(__file__).resolve().parent.parent)]
-SIGNATURES = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / 'api-signatures.json'
+IMPORT_PATHS = [str(PROJECT_ROOT / 'dev'), str(PROJECT_ROOT)]
 EXPLICIT = '1.2.840.10008.1.2.1'
 IMPLICIT = '1.2.840.10008.1.2'
 INDEX_NAME = '.dicomweb_client.sqlite'
@@ -83,7 +83,7 @@ def archive_datasets() -> list:
 
 
 @pytest.fixture
-def archive(tmp_path: Path, archive_datasets: list) -> Path:
+def archive_tree(tmp_path: Path, archive_datasets: list) -> Path:
     """A folder with the archive datasets in nested folders, plus a stray text file."""
     root = tmp_path / 'archive'
     for ds in archive_datasets:
@@ -94,8 +94,8 @@ def archive(tmp_path: Path, archive_datasets: list) -> Path:
 
 
 @pytest.fixture
-def client(archive: Path) -> DICOMfileClient:
-    with DICOMfileClient(archive.as_uri()) as opened:
+def file_client(archive_tree: Path) -> DICOMfileClient:
+    with DICOMfileClient(archive_tree.as_uri()) as opened:
         yield opened
 
 
@@ -116,10 +116,9 @@ def _write(ds: pydicom.Dataset, path: Path, implicit: bool = False) -> Path:
 
 # -- construction and API surface -------------------------------------------------------------
 
+@pytest.mark.shared_reference
 def test_signatures_match_the_documented_api() -> None:
-    if not SIGNATURES.exists():
-        pytest.skip(f'{SIGNATURES} is not available')
-    spec = json.loads(SIGNATURES.read_text())['dicomweb_client.api']['DICOMfileClient']
+    spec = json.loads(API_SIGNATURES.read_text())['dicomweb_client.api']['DICOMfileClient']
     for name, documented in spec['members'].items():
         signature = inspect.signature(getattr(DICOMfileClient, name))
         have = [(p.name, p.default) for p in signature.parameters.values() if p.name != 'self']
@@ -146,15 +145,15 @@ def _split_params(text: str) -> list:
     return parts + ([current.strip()] if current.strip() else [])
 
 
-def test_attributes(client: DICOMfileClient, archive: Path) -> None:
-    assert client.base_url == archive.as_uri()
-    assert client.scheme == 'file' and client.protocol is None
-    assert client.qido_url_prefix is None and client.wado_url_prefix is None
-    assert client.lookup_keyword('00080018') == 'SOPInstanceUID'
-    assert client.lookup_tag('SOPInstanceUID') == '00080018'
+def test_attributes(file_client: DICOMfileClient, archive_tree: Path) -> None:
+    assert file_client.base_url == archive_tree.as_uri()
+    assert file_client.scheme == 'file' and file_client.protocol is None
+    assert file_client.qido_url_prefix is None and file_client.wado_url_prefix is None
+    assert file_client.lookup_keyword('00080018') == 'SOPInstanceUID'
+    assert file_client.lookup_tag('SOPInstanceUID') == '00080018'
     for name in dir(dicomweb_client.DICOMClient):
         if not name.startswith('_'):
-            assert hasattr(client, name), name
+            assert hasattr(file_client, name), name
 
 
 @pytest.mark.parametrize('url, error', [
@@ -166,24 +165,24 @@ def test_bad_urls(url, error) -> None:
         DICOMfileClient(url)
 
 
-def test_bad_flags(archive: Path) -> None:
+def test_bad_flags(archive_tree: Path) -> None:
     with pytest.raises(TypeError, match='update_db'):
-        DICOMfileClient(archive.as_uri(), update_db='yes')
+        DICOMfileClient(archive_tree.as_uri(), update_db='yes')
     with pytest.raises(TypeError, match='db_dir'):
-        DICOMfileClient(archive.as_uri(), db_dir=3)
+        DICOMfileClient(archive_tree.as_uri(), db_dir=3)
     with pytest.raises(ValueError, match='folder'):
-        DICOMfileClient((archive / 'README.txt').as_uri())
+        DICOMfileClient((archive_tree / 'README.txt').as_uri())
     with pytest.raises(FileNotFoundError, match='no archive folder'):
-        DICOMfileClient((archive / 'missing').as_uri(), readonly=True)
+        DICOMfileClient((archive_tree / 'missing').as_uri(), readonly=True)
     with pytest.raises(ValueError, match='read-only'):
-        DICOMfileClient((archive / 'missing').as_uri(), readonly=True, create_folder=True)
-    assert not (archive / 'missing').exists()
+        DICOMfileClient((archive_tree / 'missing').as_uri(), readonly=True, create_folder=True)
+    assert not (archive_tree / 'missing').exists()
     with pytest.raises(TypeError, match='create_folder'):
-        DICOMfileClient((archive / 'new').as_uri(), create_folder=1)
+        DICOMfileClient((archive_tree / 'new').as_uri(), create_folder=1)
 
 
-def test_missing_folder_is_an_error_unless_created(archive: Path) -> None:
-    typo = archive / 'typo' / 'archive'
+def test_missing_folder_is_an_error_unless_created(archive_tree: Path) -> None:
+    typo = archive_tree / 'typo' / 'archive'
     with pytest.raises(dicomweb_client.ArchiveNotFoundError) as caught:
         DICOMfileClient(typo.as_uri())
     # a FileNotFoundError naming the folder and the way out, and the sqlite3 error the
@@ -191,7 +190,7 @@ def test_missing_folder_is_an_error_unless_created(archive: Path) -> None:
     assert isinstance(caught.value, FileNotFoundError)
     assert isinstance(caught.value, sqlite3.OperationalError)
     assert caught.value.filename == str(typo) and 'create_folder=True' in str(caught.value)
-    assert not (archive / 'typo').exists()
+    assert not (archive_tree / 'typo').exists()
     with DICOMfileClient(typo.as_uri(), create_folder=True) as client:
         assert client.search_for_studies() == []
     assert typo.is_dir()
@@ -199,52 +198,52 @@ def test_missing_folder_is_an_error_unless_created(archive: Path) -> None:
 
 # -- indexing ---------------------------------------------------------------------------------
 
-def test_index_skips_non_dicom_and_corrupt_files(archive: Path, caplog) -> None:
+def test_index_skips_non_dicom_and_corrupt_files(archive_tree: Path, caplog) -> None:
     good = make_instance(rows=4, columns=4)
     data = to_bytes(good)
-    (archive / 'truncated.dcm').write_bytes(data[:300])
-    (archive / 'garbage.dcm').write_bytes(b'\0' * 128 + b'DICM' + os.urandom(500))
-    (archive / 'empty.dcm').write_bytes(b'')
+    (archive_tree / 'truncated.dcm').write_bytes(data[:300])
+    (archive_tree / 'garbage.dcm').write_bytes(b'\0' * 128 + b'DICM' + os.urandom(500))
+    (archive_tree / 'empty.dcm').write_bytes(b'')
     no_uids = pydicom.Dataset()
     no_uids.PatientName = 'No^Uids'
     no_uids.file_meta = pydicom.dataset.FileMetaDataset()
     no_uids.file_meta.TransferSyntaxUID = EXPLICIT
     no_uids.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.1.3.10'
     no_uids.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    write_part10(archive / 'no_uids.dcm', no_uids)
+    write_part10(archive_tree / 'no_uids.dcm', no_uids)
     with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
-        client = DICOMfileClient(archive.as_uri())
+        client = DICOMfileClient(archive_tree.as_uri())
     assert len(client.search_for_instances()) == 12
     skipped = ' '.join(record.getMessage() for record in caplog.records)
     for name in ('README.txt', 'truncated.dcm', 'garbage.dcm', 'empty.dcm', 'no_uids.dcm'):
         assert name in skipped
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
-        DICOMfileClient(archive.as_uri(), update_db=True)
+        DICOMfileClient(archive_tree.as_uri(), update_db=True)
     assert not caplog.records  # unchanged skipped files are not read (nor reported) again
-    (archive / 'truncated.dcm').write_bytes(data)  # repaired: indexed on the next update
-    client = DICOMfileClient(archive.as_uri(), update_db=True)
+    (archive_tree / 'truncated.dcm').write_bytes(data)  # repaired: indexed on the next update
+    client = DICOMfileClient(archive_tree.as_uri(), update_db=True)
     assert len(client.search_for_instances()) == 13
 
 
-def test_update_db_finds_new_changed_and_removed_files(archive: Path,
+def test_update_db_finds_new_changed_and_removed_files(archive_tree: Path,
                                                         archive_datasets: list) -> None:
-    client = DICOMfileClient(archive.as_uri())
+    client = DICOMfileClient(archive_tree.as_uri())
     assert len(client.search_for_studies()) == 3
     extra = make_instance(rows=4, columns=4, patient_id='NEW')
-    write_files([extra], archive / 'new')
+    write_files([extra], archive_tree / 'new')
     changed = archive_datasets[0]
-    path = next(archive.rglob(f'{changed.SOPInstanceUID}.dcm'))
+    path = next(archive_tree.rglob(f'{changed.SOPInstanceUID}.dcm'))
     modified = pydicom.dcmread(path)
     modified.PatientID = 'CHANGED'
     modified.StudyInstanceUID = generate_uid()
     pydicom.dcmwrite(path, modified)
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     removed = archive_datasets[-1]
-    next(archive.rglob(f'{removed.SOPInstanceUID}.dcm')).unlink()
-    stale = DICOMfileClient(archive.as_uri())  # no update asked: the index stays as it was
+    next(archive_tree.rglob(f'{removed.SOPInstanceUID}.dcm')).unlink()
+    stale = DICOMfileClient(archive_tree.as_uri())  # no update asked: the index stays as it was
     assert len(stale.search_for_instances()) == 12
-    fresh = DICOMfileClient(archive.as_uri(), update_db=True)
+    fresh = DICOMfileClient(archive_tree.as_uri(), update_db=True)
     instances = fresh.search_for_instances()
     assert len(instances) == 12
     assert extra.SOPInstanceUID in _uids(instances, '00080018')
@@ -255,47 +254,48 @@ def test_update_db_finds_new_changed_and_removed_files(archive: Path,
     assert stale.search_for_instances(search_filters={'PatientID': 'NEW'})  # same index file
 
 
-def test_recreate_db_and_schema(archive: Path) -> None:
-    DICOMfileClient(archive.as_uri())
-    index = archive / INDEX_NAME
+def test_recreate_db_and_schema(archive_tree: Path) -> None:
+    DICOMfileClient(archive_tree.as_uri())
+    index = archive_tree / INDEX_NAME
     with sqlite3.connect(index) as connection:
         connection.execute("UPDATE meta SET value = 'old' WHERE key = 'schema'")
-    assert len(DICOMfileClient(archive.as_uri()).search_for_instances()) == 12  # rebuilt
+    assert len(DICOMfileClient(archive_tree.as_uri()).search_for_instances()) == 12  # rebuilt
     with sqlite3.connect(index) as connection:
         connection.execute('DELETE FROM instances')
-    assert DICOMfileClient(archive.as_uri()).search_for_instances() == []
-    assert len(DICOMfileClient(archive.as_uri(), recreate_db=True).search_for_instances()) == 12
+    assert DICOMfileClient(archive_tree.as_uri()).search_for_instances() == []
+    recreated = DICOMfileClient(archive_tree.as_uri(), recreate_db=True)
+    assert len(recreated.search_for_instances()) == 12
 
 
-def test_damaged_index_is_rebuilt(archive: Path, caplog) -> None:
-    (archive / INDEX_NAME).write_bytes(b'this is not an SQLite database' * 100)
+def test_damaged_index_is_rebuilt(archive_tree: Path, caplog) -> None:
+    (archive_tree / INDEX_NAME).write_bytes(b'this is not an SQLite database' * 100)
     with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
-        client = DICOMfileClient(archive.as_uri())
+        client = DICOMfileClient(archive_tree.as_uri())
     assert 'damaged index' in caplog.text
     assert len(client.search_for_instances()) == 12
 
 
-def test_in_memory_writes_no_file(archive: Path, tmp_path: Path) -> None:
+def test_in_memory_writes_no_file(archive_tree: Path, tmp_path: Path) -> None:
     before = sorted(tmp_path.rglob('*'))
-    client = DICOMfileClient(archive.as_uri(), in_memory=True)
+    client = DICOMfileClient(archive_tree.as_uri(), in_memory=True)
     assert len(client.search_for_series()) == 6
     assert sorted(tmp_path.rglob('*')) == before
 
 
-def test_db_dir(archive: Path, tmp_path: Path) -> None:
+def test_db_dir(archive_tree: Path, tmp_path: Path) -> None:
     db_dir = tmp_path / 'index'
-    client = DICOMfileClient(archive.as_uri(), db_dir=db_dir)
+    client = DICOMfileClient(archive_tree.as_uri(), db_dir=db_dir)
     assert len(client.search_for_studies()) == 3
-    assert not (archive / INDEX_NAME).exists()
+    assert not (archive_tree / INDEX_NAME).exists()
     assert len(list(db_dir.glob('*.sqlite'))) == 1
 
 
-def test_readonly(archive: Path, tmp_path: Path, archive_datasets: list, monkeypatch) -> None:
+def test_readonly(archive_tree: Path, tmp_path: Path, archive_datasets: list, monkeypatch) -> None:
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
-    before = sorted(archive.rglob('*'))
-    client = DICOMfileClient(archive.as_uri(), readonly=True)  # index built in the cache
+    before = sorted(archive_tree.rglob('*'))
+    client = DICOMfileClient(archive_tree.as_uri(), readonly=True)  # index built in the cache
     assert len(client.search_for_instances()) == 12
-    assert sorted(archive.rglob('*')) == before
+    assert sorted(archive_tree.rglob('*')) == before
     assert list((tmp_path / 'cache').rglob('*.sqlite'))
     ds = archive_datasets[0]
     with pytest.raises(PermissionError, match='store_instances refused.*readonly=True'):
@@ -305,17 +305,17 @@ def test_readonly(archive: Path, tmp_path: Path, archive_datasets: list, monkeyp
     assert raised.value.status_code == 403
     assert client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
                                     ds.SOPInstanceUID).PatientID == ds.PatientID
-    DICOMfileClient(archive.as_uri()).close()  # an index beside the archive ...
-    reader = DICOMfileClient(archive.as_uri(), readonly=True)  # ... is opened read-only
+    DICOMfileClient(archive_tree.as_uri()).close()  # an index beside the archive ...
+    reader = DICOMfileClient(archive_tree.as_uri(), readonly=True)  # ... is opened read-only
     with pytest.raises(sqlite3.OperationalError, match='readonly'):
-        reader._connection.execute('DELETE FROM files')
+        reader._index.connection.execute('DELETE FROM files')
     assert len(reader.search_for_studies()) == 3
 
 
 # -- searching --------------------------------------------------------------------------------
 
-def test_study_answers(client: DICOMfileClient, archive_datasets: list) -> None:
-    studies = client.search_for_studies()
+def test_study_answers(file_client: DICOMfileClient, archive_datasets: list) -> None:
+    studies = file_client.search_for_studies()
     assert len(studies) == 3
     first = studies[0]
     assert list(first) == sorted(first)
@@ -325,32 +325,32 @@ def test_study_answers(client: DICOMfileClient, archive_datasets: list) -> None:
     assert first['00080061'] == {'vr': 'CS', 'Value': ['CT', 'MR']}
     assert first['00201206'] == {'vr': 'IS', 'Value': [2]}
     assert first['00201208'] == {'vr': 'IS', 'Value': [4]}
-    assert first['00081190']['Value'][0] == f'{client.base_url}/studies/{ds.StudyInstanceUID}'
+    assert first['00081190']['Value'][0] == f'{file_client.base_url}/studies/{ds.StudyInstanceUID}'
     assert '00080018' not in first
     names = {s['0020000D']['Value'][0]: s['00100010']['Value'][0] for s in studies}
     assert names[archive_datasets[4].StudyInstanceUID] == {
         'Alphabetic': 'Müller^Hans', 'Ideographic': 'ミュラー^ハンス'}
 
 
-def test_series_and_instance_answers(client: DICOMfileClient, archive_datasets: list) -> None:
+def test_series_and_instance_answers(file_client: DICOMfileClient, archive_datasets: list) -> None:
     ds = archive_datasets[0]
-    series = client.search_for_series(ds.StudyInstanceUID)
+    series = file_client.search_for_series(ds.StudyInstanceUID)
     assert len(series) == 2
     assert series[0]['00201209'] == {'vr': 'IS', 'Value': [2]}
     assert '00100020' not in series[0]  # scoped to the study: no study attributes
-    assert client.search_for_series()[0]['00100020']['Value'] == ['P1']
+    assert file_client.search_for_series()[0]['00100020']['Value'] == ['P1']
     assert series[0]['00200011'] == {'vr': 'IS', 'Value': [1]}
-    instances = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    instances = file_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
     assert [i['00200013']['Value'][0] for i in instances] == [1, 2]
     assert instances[0]['00280010'] == {'vr': 'US', 'Value': [8]}
     assert instances[0]['00280008'] == {'vr': 'IS', 'Value': [1]}  # an image has a frame
     assert '00083002' not in instances[0]
-    syntaxes = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                           fields=['AvailableTransferSyntaxUID'])
+    syntaxes = file_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                fields=['AvailableTransferSyntaxUID'])
     assert syntaxes[0]['00083002'] == {'vr': 'UI', 'Value': [EXPLICIT]}
-    assert len(client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)) == 2
-    assert len(client.search_for_instances(ds.StudyInstanceUID)) == 4
-    assert client.search_for_series(generate_uid()) == []
+    assert len(file_client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)) == 2
+    assert len(file_client.search_for_instances(ds.StudyInstanceUID)) == 4
+    assert file_client.search_for_series(generate_uid()) == []
 
 
 FILTERS = [
@@ -407,53 +407,55 @@ FILTERS = [
 
 @pytest.mark.parametrize('force_json', [False, True], ids=['columns', 'json'])
 @pytest.mark.parametrize('level, filters, count', FILTERS)
-def test_filters(client: DICOMfileClient, archive_datasets: list, level, filters, count,
+def test_filters(file_client: DICOMfileClient, archive_datasets: list, level, filters, count,
                  force_json) -> None:
     if 'StudyInstanceUID' in filters:
         wanted = [archive_datasets[0].StudyInstanceUID, archive_datasets[8].StudyInstanceUID]
         filters, count = {'StudyInstanceUID': ','.join(wanted)}, 2
-    client._force_json_matching = force_json
-    results = getattr(client, f'search_for_{level}')(search_filters=filters)
+    with json_matching(force_json):
+        results = getattr(file_client, f'search_for_{level}')(search_filters=filters)
     assert len(results) == count
     levels = ('studies', 'series', 'instances')
     for key in filters:  # matching keys of the level searched (or above) are returned
-        tag = key if key[0].isdigit() else client.lookup_tag(key.split('.')[0])
+        tag = key if key[0].isdigit() else file_client.lookup_tag(key.split('.')[0])
         returned = all(tag in result for result in results)
         lower = IMPLEMENTATION._answer_level(tag) > levels.index(level)
         assert returned != lower or key in ('IssuerOfPatientID', 'PatientName'), key
 
 
-def test_fuzzy_person_names(client: DICOMfileClient) -> None:
-    assert client.search_for_studies(search_filters={'PatientName': 'hans'}) == []
-    fuzzy = client.search_for_studies(fuzzymatching=True, search_filters={'PatientName': 'hans'})
+def test_fuzzy_person_names(file_client: DICOMfileClient) -> None:
+    assert file_client.search_for_studies(search_filters={'PatientName': 'hans'}) == []
+    fuzzy = file_client.search_for_studies(fuzzymatching=True,
+                                           search_filters={'PatientName': 'hans'})
     assert len(fuzzy) == 1
-    assert len(client.search_for_studies(fuzzymatching=True,
-                                         search_filters={'PatientName': 'pat*'})) == 2
-    assert len(client.search_for_studies(fuzzymatching=True,
-                                         search_filters={'ReferringPhysicianName': 'doc'})) == 3
+    assert len(file_client.search_for_studies(fuzzymatching=True,
+                                              search_filters={'PatientName': 'pat*'})) == 2
+    assert len(file_client.search_for_studies(
+        fuzzymatching=True, search_filters={'ReferringPhysicianName': 'doc'})) == 3
 
 
-def test_limit_offset_and_fields(client: DICOMfileClient) -> None:
-    everything = client.search_for_instances()
-    pages = [client.search_for_instances(limit=5, offset=offset) for offset in (0, 5, 10)]
+def test_limit_offset_and_fields(file_client: DICOMfileClient) -> None:
+    everything = file_client.search_for_instances()
+    pages = [file_client.search_for_instances(limit=5, offset=offset) for offset in (0, 5, 10)]
     assert [len(page) for page in pages] == [5, 5, 2]
     assert sum(pages, []) == everything
-    assert client.search_for_instances(offset=11) == everything[11:]
-    assert client.search_for_studies(limit=0) == []
-    assert len(client.search_for_studies(limit=2, get_remaining=True)) == 2
-    studies = client.search_for_studies(fields=['InstitutionName', 'StudyDescription',
-                                                '00180015'])
+    assert file_client.search_for_instances(offset=11) == everything[11:]
+    assert file_client.search_for_studies(limit=0) == []
+    assert len(file_client.search_for_studies(limit=2, get_remaining=True)) == 2
+    studies = file_client.search_for_studies(fields=['InstitutionName', 'StudyDescription',
+                                                     '00180015'])
     assert all('00081030' in study for study in studies)
     # series and instance attributes are not study answers (PS3.18 10.6.3.3.1)
     assert not any('00080080' in study or '00180015' in study for study in studies)
-    series = client.search_for_series(fields=['InstitutionName', 'Rows'])
+    series = file_client.search_for_series(fields=['InstitutionName', 'Rows'])
     assert all('00080080' in item and '00280010' not in item for item in series)
-    nested = client.search_for_series(fields=['RequestAttributesSequence.ScheduledProcedureStepID'])
+    nested = file_client.search_for_series(
+        fields=['RequestAttributesSequence.ScheduledProcedureStepID'])
     assert nested[0]['00400275']['Value'][0]['00400009']['Value'] == ['SPS0']
-    everything = client.search_for_studies(fields=['all'])
+    everything = file_client.search_for_studies(fields=['all'])
     assert '00100030' in everything[0] and '00080018' not in everything[0]
     assert '00080080' not in everything[0]  # a series attribute
-    instance = client.search_for_instances(limit=1, fields=['all'])[0]
+    instance = file_client.search_for_instances(limit=1, fields=['all'])[0]
     assert '00080064' in instance and '7FE00010' not in instance
 
 
@@ -466,20 +468,20 @@ def test_limit_offset_and_fields(client: DICOMfileClient) -> None:
     ({'PatientID': {'a': 1}}, TypeError),
     ({'limit': 3}, ValueError),
 ])
-def test_bad_filters(client: DICOMfileClient, filters, error) -> None:
+def test_bad_filters(file_client: DICOMfileClient, filters, error) -> None:
     with pytest.raises(error, match='search_filters'):
-        client.search_for_studies(search_filters=filters)
+        file_client.search_for_studies(search_filters=filters)
 
 
-def test_bad_search_arguments(client: DICOMfileClient) -> None:
+def test_bad_search_arguments(file_client: DICOMfileClient) -> None:
     with pytest.raises(ValueError, match='limit'):
-        client.search_for_studies(limit=-1)
+        file_client.search_for_studies(limit=-1)
     with pytest.raises(TypeError, match='fuzzymatching'):
-        client.search_for_studies(fuzzymatching='yes')
+        file_client.search_for_studies(fuzzymatching='yes')
     with pytest.raises(ValueError, match='fields'):
-        client.search_for_studies(fields=['NoSuchKeyword'])
+        file_client.search_for_studies(fields=['NoSuchKeyword'])
     with pytest.raises(ValueError, match='study_instance_uid'):
-        client.search_for_series('1.2/3')
+        file_client.search_for_series('1.2/3')
 
 
 # -- what searches answer (PS3.18 10.6.3.3) -----------------------------------------------
@@ -641,49 +643,62 @@ def test_decompressing_keeps_the_sop_instance_uid(tmp_path: Path) -> None:
     assert decoded.SOPInstanceUID == rle.SOPInstanceUID
 
 
-def test_argument_errors_are_http_errors_too(client: DICOMfileClient,
+def test_argument_errors_are_http_errors_too(file_client: DICOMfileClient,
                                               archive_datasets: list) -> None:
     ds = archive_datasets[0]
     with pytest.raises(OSError, match='limit') as raised:
-        client.search_for_studies(limit=-1)
+        file_client.search_for_studies(limit=-1)
     _http_error(raised, ValueError)
     with pytest.raises(OSError, match='search_filters') as raised:
-        client.search_for_series(search_filters=[('PatientID', 'P1')])
+        file_client.search_for_series(search_filters=[('PatientID', 'P1')])
     _http_error(raised, TypeError)
     with pytest.raises(OSError, match='study_instance_uid') as raised:
-        client.retrieve_study(None)
+        file_client.retrieve_study(None)
     _http_error(raised, TypeError)
     with pytest.raises(OSError, match='frame_numbers') as raised:
-        client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                        ds.SOPInstanceUID, [0])
+        file_client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                             ds.SOPInstanceUID, [0])
     _http_error(raised, ValueError)
     with pytest.raises(OSError, match='empty') as raised:
-        client.retrieve_bulkdata('')
+        file_client.retrieve_bulkdata('')
     _http_error(raised, ValueError)
-    for call in (lambda: client.delete_study(None),
-                 lambda: client.delete_series(ds.StudyInstanceUID, None),
-                 lambda: client.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                                None)):
+    for call in (lambda: file_client.delete_study(None),
+                 lambda: file_client.delete_series(ds.StudyInstanceUID, None),
+                 lambda: file_client.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                     None)):
         with pytest.raises(OSError, match='is required') as raised:
             call()
         _http_error(raised, ValueError, TypeError)
-    assert len(client.search_for_instances()) == len(archive_datasets)  # nothing deleted
+    assert len(file_client.search_for_instances()) == len(archive_datasets)  # nothing deleted
     assert inspect.signature(DICOMfileClient.retrieve_study).parameters['media_types']
 
 
 NAMES = st.text(alphabet='abAB^ =*?[é', min_size=0, max_size=6)
 
 
+@contextlib.contextmanager
+def json_matching(on: bool = True):
+    """While on, every matching key is matched on the stored metadata, as the keys of
+    attributes without an index column are: both ways must give the same answers."""
+    original = dicomweb_client._matched_in_column
+    if on:
+        dicomweb_client._matched_in_column = lambda column, criterion: False
+    try:
+        yield
+    finally:
+        dicomweb_client._matched_in_column = original
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=NAMES, fuzzy=st.booleans())
-def test_column_and_json_matching_agree(pattern: str, fuzzy: bool) -> None:
-    client = _name_client()
+def test_column_and_json_matching_agree(name_client: DICOMfileClient, pattern: str,
+                                        fuzzy: bool) -> None:
     filters = {'PatientName': pattern, 'StudyDescription': pattern.replace('^', '')}
     for key, value in filters.items():
-        client._force_json_matching = False
-        by_column = client.search_for_studies(fuzzymatching=fuzzy, search_filters={key: value})
-        client._force_json_matching = True
-        by_json = client.search_for_studies(fuzzymatching=fuzzy, search_filters={key: value})
+        by_column = name_client.search_for_studies(fuzzymatching=fuzzy, search_filters={key: value})
+        with json_matching():
+            by_json = name_client.search_for_studies(fuzzymatching=fuzzy,
+                                                     search_filters={key: value})
         assert by_column == by_json
 
 
@@ -692,79 +707,74 @@ DATES = st.sampled_from(['', '20240101', '20240102', '20240103', '2024', '202312
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(low=DATES, high=DATES, single=st.booleans())
-def test_column_and_json_date_matching_agree(low: str, high: str, single: bool) -> None:
+def test_column_and_json_date_matching_agree(name_client: DICOMfileClient, low: str, high: str,
+                                             single: bool) -> None:
     value = low if single else f'{low}-{high}'
     if value in ('', '-') or (low and not low.isdigit()) or len(low) not in (0, 8) or (
             len(high) not in (0, 8)):
         return
-    client = _name_client()
-    client._force_json_matching = False
-    by_column = client.search_for_studies(search_filters={'StudyDate': value})
-    client._force_json_matching = True
-    assert client.search_for_studies(search_filters={'StudyDate': value}) == by_column
+    by_column = name_client.search_for_studies(search_filters={'StudyDate': value})
+    with json_matching():
+        assert name_client.search_for_studies(search_filters={'StudyDate': value}) == by_column
 
 
-_NAME_CLIENT: list = []
-
-
-def _name_client() -> DICOMfileClient:
-    """An in-memory archive of studies with awkward names (built once)."""
-    if not _NAME_CLIENT:
-        import tempfile
-        root = Path(tempfile.mkdtemp())
-        names = ['ab^AB', 'Ab^ba', 'a b^B=é^a', '', 'A*^?', 'éa^[b]', 'b^a^ab', 'AB']
-        dates = ['20240101', '', '20240102', '20240103', '20231231', '', '20240102', '2024']
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # pydicom on the invalid date '2024'
-            datasets = [make_instance(rows=2, columns=2, patient_name=name,
-                                      study_description=name.replace('^', ' '),
-                                      study_date=date, bits=8)
-                        for name, date in zip(names, dates)]
-        for ds in datasets:
-            ds.SpecificCharacterSet = 'ISO_IR 192'
-        write_files(datasets, root)
-        _NAME_CLIENT.append(DICOMfileClient(root.as_uri(), in_memory=True))
-    return _NAME_CLIENT[0]
+@pytest.fixture(scope='module')
+def name_client(tmp_path_factory: pytest.TempPathFactory) -> DICOMfileClient:
+    """An in-memory archive of studies with awkward names (built once for the module)."""
+    root = tmp_path_factory.mktemp('names')
+    names = ['ab^AB', 'Ab^ba', 'a b^B=é^a', '', 'A*^?', 'éa^[b]', 'b^a^ab', 'AB']
+    dates = ['20240101', '', '20240102', '20240103', '20231231', '', '20240102', '2024']
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # pydicom on the invalid date '2024'
+        datasets = [make_instance(rows=2, columns=2, patient_name=name,
+                                  study_description=name.replace('^', ' '),
+                                  study_date=date, bits=8)
+                    for name, date in zip(names, dates)]
+    for ds in datasets:
+        ds.SpecificCharacterSet = 'ISO_IR 192'
+    write_files(datasets, root)
+    with DICOMfileClient(root.as_uri(), in_memory=True) as client:
+        yield client
 
 
 # -- retrieving -------------------------------------------------------------------------------
 
-def test_retrieve_instances(client: DICOMfileClient, archive_datasets: list) -> None:
+def test_retrieve_instances(file_client: DICOMfileClient, archive_datasets: list) -> None:
     ds = archive_datasets[0]
-    instance = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                        ds.SOPInstanceUID)
+    instance = file_client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                             ds.SOPInstanceUID)
     assert instance.SOPInstanceUID == ds.SOPInstanceUID
     assert instance.PixelData == ds.PixelData
-    study = client.retrieve_study(ds.StudyInstanceUID)
+    study = file_client.retrieve_study(ds.StudyInstanceUID)
     assert [item.InstanceNumber for item in study] == [1, 2, 1, 2]
-    series = client.retrieve_series(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                    media_types=(('application/dicom', '*'),))
+    series = file_client.retrieve_series(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                         media_types=(('application/dicom', '*'),))
     assert {item.SOPInstanceUID for item in series} == {
         item.SOPInstanceUID for item in archive_datasets[:2]}
-    iterator = client.iter_series(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    iterator = file_client.iter_series(ds.StudyInstanceUID, ds.SeriesInstanceUID)
     assert not isinstance(iterator, list)
     assert next(iterator).SeriesInstanceUID == ds.SeriesInstanceUID
-    assert len(list(client.iter_study(ds.StudyInstanceUID))) == 4
+    assert len(list(file_client.iter_study(ds.StudyInstanceUID))) == 4
 
 
-def test_retrieve_not_found_and_bad_input(client: DICOMfileClient,
+def test_retrieve_not_found_and_bad_input(file_client: DICOMfileClient,
                                           archive_datasets: list) -> None:
     ds = archive_datasets[0]
     with pytest.raises(FileNotFoundError):
-        client.retrieve_study(generate_uid())
+        file_client.retrieve_study(generate_uid())
     with pytest.raises(dicomweb_client.HTTPError) as raised:
-        client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, generate_uid())
+        file_client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, generate_uid())
     assert raised.value.status_code == 404
     with pytest.raises(ValueError, match='study_instance_uid'):
-        client.iter_study('../../etc')
+        file_client.iter_study('../../etc')
     with pytest.raises(TypeError, match='study_instance_uid'):
-        client.retrieve_study(None)
+        file_client.retrieve_study(None)
     with pytest.raises(ValueError, match='media type'):
-        client.retrieve_study(ds.StudyInstanceUID, media_types=('image/jpeg',))
+        file_client.retrieve_study(ds.StudyInstanceUID, media_types=('image/jpeg',))
     with pytest.raises(TypeError, match='media_types'):
-        client.retrieve_study(ds.StudyInstanceUID, media_types=42)
+        file_client.retrieve_study(ds.StudyInstanceUID, media_types=42)
     with pytest.raises(ValueError, match='sop_instance_uid'):
-        client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID, 'a/b')
+        file_client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID, 'a/b')
 
 
 def test_transfer_syntax_choice(tmp_path: Path) -> None:
@@ -809,7 +819,7 @@ def test_files_read_by_pydicom(tmp_path: Path, name: str) -> None:
         ds = pydicom.dcmread(tmp_path / name)
         try:
             expected = ds.pixel_array
-        except Exception as error:  # pydicom 2 with Pillow or numpy releases after it
+        except Exception as error:  # noqa: BLE001 - pydicom 2 with later Pillow or numpy
             pytest.skip(f'pydicom {pydicom.__version__} cannot decode {name} here: {error!r}')
     frames = int(ds.get('NumberOfFrames', 1) or 1)
     first = expected[0] if frames > 1 else expected
@@ -855,12 +865,12 @@ def test_metadata_and_bulk_data(tmp_path: Path) -> None:
         client.retrieve_bulkdata(pixel_url, byte_range=(5, 2))
 
 
-def test_metadata_matches_pydicom(client: DICOMfileClient, archive: Path) -> None:
-    for path in archive.rglob('*.dcm'):
+def test_metadata_matches_pydicom(file_client: DICOMfileClient, archive_tree: Path) -> None:
+    for path in archive_tree.rglob('*.dcm'):
         ds = pydicom.dcmread(path)
         expected = ds.to_json_dict()
         expected.pop('7FE00010')
-        metadata = client.retrieve_instance_metadata(
+        metadata = file_client.retrieve_instance_metadata(
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
         assert metadata.pop('7FE00010')['vr'] == 'OW'
         assert metadata == expected
@@ -1056,8 +1066,8 @@ def test_store_search_retrieve_delete_round_trip(tmp_path: Path) -> None:
     assert DICOMfileClient(root.as_uri(), update_db=True).search_for_studies() == []
 
 
-def test_store_again_is_an_update(archive: Path, archive_datasets: list) -> None:
-    client = DICOMfileClient(archive.as_uri())
+def test_store_again_is_an_update(archive_tree: Path, archive_datasets: list) -> None:
+    client = DICOMfileClient(archive_tree.as_uri())
     ds = copy.deepcopy(archive_datasets[0])
     ds.PatientID = 'UPDATED'
     client.store_instances([ds])
@@ -1065,8 +1075,9 @@ def test_store_again_is_an_update(archive: Path, archive_datasets: list) -> None
     assert len(client.search_for_instances()) == 12
     found = client.search_for_instances(search_filters={'SOPInstanceUID': ds.SOPInstanceUID})
     assert found[0]['00100020']['Value'] == ['UPDATED']
-    assert len(list(archive.rglob(f'{ds.SOPInstanceUID}.dcm'))) == 1  # the old file is gone
-    assert len(DICOMfileClient(archive.as_uri(), recreate_db=True).search_for_instances()) == 12
+    assert len(list(archive_tree.rglob(f'{ds.SOPInstanceUID}.dcm'))) == 1  # the old file is gone
+    recreated = DICOMfileClient(archive_tree.as_uri(), recreate_db=True)
+    assert len(recreated.search_for_instances()) == 12
 
 
 def test_store_inputs_and_failures(tmp_path: Path) -> None:
@@ -1125,58 +1136,58 @@ def test_store_refuses_uids_that_are_not_safe_file_names(tmp_path: Path, attribu
                for name in files), files
 
 
-def test_delete_failure_keeps_files_and_rows(archive: Path, archive_datasets: list,
+def test_delete_failure_keeps_files_and_rows(archive_tree: Path, archive_datasets: list,
                                              monkeypatch) -> None:
-    client = DICOMfileClient(archive.as_uri())
+    client = DICOMfileClient(archive_tree.as_uri())
     ds = archive_datasets[0]
 
     def broken(*args, **kwargs):
         raise sqlite3.OperationalError('disk I/O error')
 
-    monkeypatch.setattr(DICOMfileClient, '_delete_rows', staticmethod(broken))
+    monkeypatch.setattr(dicomweb_client._ArchiveIndex, 'delete_rows', staticmethod(broken))
     with pytest.raises(sqlite3.OperationalError):
         client.delete_study(ds.StudyInstanceUID)
     monkeypatch.undo()
     assert len(client.search_for_instances(ds.StudyInstanceUID)) == 4
-    assert len(list(archive.rglob('*.dcm'))) == 12
-    assert not list(archive.rglob('.dwc-*'))
+    assert len(list(archive_tree.rglob('*.dcm'))) == 12
+    assert not list(archive_tree.rglob('.dwc-*'))
 
 
 def test_interrupted_store_and_delete_are_repaired_by_the_next_update(
-        archive: Path, archive_datasets: list, monkeypatch) -> None:
-    client = DICOMfileClient(archive.as_uri())
+        archive_tree: Path, archive_datasets: list, monkeypatch) -> None:
+    client = DICOMfileClient(archive_tree.as_uri())
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt('killed')
 
-    monkeypatch.setattr(DICOMfileClient, '_index_stored', crash)
+    monkeypatch.setattr(dicomweb_client._ArchiveIndex, 'index_stored', crash)
     new = make_instance(rows=2, columns=2)
     with pytest.raises(KeyboardInterrupt):
         client.store_instances([new])  # the file is written, the index row is not
     monkeypatch.undo()
     # a delete killed after moving a file aside, before committing
     ds = archive_datasets[5]
-    path = next(archive.rglob(f'{ds.SOPInstanceUID}.dcm'))
+    path = next(archive_tree.rglob(f'{ds.SOPInstanceUID}.dcm'))
     aside = path.with_name(f'.dwc-del-1-{path.name}')
     path.rename(aside)
     os.utime(aside, (time.time() - 120, time.time() - 120))  # left two minutes ago
-    repaired = DICOMfileClient(archive.as_uri(), update_db=True)
+    repaired = DICOMfileClient(archive_tree.as_uri(), update_db=True)
     sops = _uids(repaired.search_for_instances(), '00080018')
     assert new.SOPInstanceUID in sops and ds.SOPInstanceUID not in sops
-    assert not list(archive.rglob('.dwc-*'))
+    assert not list(archive_tree.rglob('.dwc-*'))
 
 
-def test_duplicate_sop_instances(archive: Path, archive_datasets: list) -> None:
+def test_duplicate_sop_instances(archive_tree: Path, archive_datasets: list) -> None:
     ds = archive_datasets[0]
-    original = next(archive.rglob(f'{ds.SOPInstanceUID}.dcm'))
-    copy = archive / 'copies' / 'copy.dcm'
+    original = next(archive_tree.rglob(f'{ds.SOPInstanceUID}.dcm'))
+    copy = archive_tree / 'copies' / 'copy.dcm'
     copy.parent.mkdir()
     copy.write_bytes(original.read_bytes())
-    client = DICOMfileClient(archive.as_uri())
+    client = DICOMfileClient(archive_tree.as_uri())
     assert len(client.search_for_instances()) == 12
     indexed = client._stored(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)[0]
-    (archive / indexed.path).unlink()
-    updated = DICOMfileClient(archive.as_uri(), update_db=True)
+    (archive_tree / indexed.path).unlink()
+    updated = DICOMfileClient(archive_tree.as_uri(), update_db=True)
     assert updated.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
                                      ds.SOPInstanceUID).SOPInstanceUID == ds.SOPInstanceUID
     updated.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
@@ -1243,23 +1254,23 @@ def _count_rows(index: Path) -> int:
         return 0
 
 
-def test_readers_in_other_processes_during_an_update(archive: Path) -> None:
-    DICOMfileClient(archive.as_uri()).close()
-    _many_files(archive, 60)
+def test_readers_in_other_processes_during_an_update(archive_tree: Path) -> None:
+    DICOMfileClient(archive_tree.as_uri()).close()
+    _many_files(archive_tree, 60)
     reader = textwrap.dedent(f'''
         import sys
         sys.path[:0] = {IMPORT_PATHS!r}
         DICOMfileClient = __import__({DICOMfileClient.__module__!r}).DICOMfileClient
         counts = set()
         for _ in range(30):
-            client = DICOMfileClient({archive.as_uri()!r})
+            client = DICOMfileClient({archive_tree.as_uri()!r})
             counts.add(len(client.search_for_instances()))
             client.close()
         print(sorted(counts))
     ''')
     process = subprocess.Popen([sys.executable, '-c', reader], stdout=subprocess.PIPE,
                                text=True)
-    DICOMfileClient(archive.as_uri(), update_db=True)
+    DICOMfileClient(archive_tree.as_uri(), update_db=True)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert set(json.loads(output)) <= {12, 72}
@@ -1325,10 +1336,10 @@ ORTHANC_QUERIES = [
 ]
 
 
-def test_same_answers_as_orthanc(orthanc_clean, archive: Path, archive_datasets: list) -> None:
+def test_same_answers_as_orthanc(orthanc_clean, archive_tree: Path, archive_datasets: list) -> None:
     orthanc_clean.upload(to_bytes(ds) for ds in archive_datasets)
     web = dicomweb_client.DICOMwebClient(orthanc_clean.url)
-    files = DICOMfileClient(archive.as_uri(), in_memory=True)
+    files = DICOMfileClient(archive_tree.as_uri(), in_memory=True)
     for level, filters in ORTHANC_QUERIES:
         tag = {'studies': '0020000D', 'series': '0020000E', 'instances': '00080018'}[level]
         expected = getattr(web, f'search_for_{level}')(search_filters=filters)
@@ -1391,7 +1402,7 @@ def inside_and_outside(tmp_path: Path) -> tuple:
 
 
 def _indexed(client: DICOMfileClient) -> list:
-    return sorted(path for path, in client._connection.execute('SELECT path FROM files'))
+    return sorted(path for path, in client._index.connection.execute('SELECT path FROM files'))
 
 
 def _sops(client: DICOMfileClient) -> list:

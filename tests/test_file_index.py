@@ -25,20 +25,10 @@ import pytest
 
 import dicomweb_client as dwc
 from dicom_data import make_archive, write_files
+from helpers import PROJECT_ROOT, TESTS_DIR, run_python
 
 INDEX_NAME = '.dicomweb_client.sqlite'
-ROOT = Path(dwc.__file__).resolve().parent  # where the module under test lives
 CHECKING = 'checking the integrity of the index'
-
-
-@pytest.fixture
-def archive_folder(tmp_path: Path) -> Path:
-    """A folder of 12 instances, indexed once and closed cleanly."""
-    root = tmp_path / 'archive'
-    write_files(make_archive(3, 2, 2, rows=8, columns=8), root)
-    with dwc.DICOMfileClient(root.as_uri()) as client:
-        assert len(client.search_for_instances()) == 12
-    return root
 
 
 def leftovers(root: Path) -> List[str]:
@@ -61,12 +51,6 @@ def writers(root: Path) -> List[tuple]:
 
 def journal_mode(root: Path) -> str:
     return query(root, 'PRAGMA journal_mode')[0][0]
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    script = f'import sys; sys.path[:0] = [{str(ROOT)!r}]\n{code}'
-    return subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                          timeout=120, check=True)
 
 
 # -- checking the index only when it may be damaged ------------------------------------------
@@ -109,8 +93,7 @@ def test_a_killed_writer_makes_the_next_client_check(archive_folder: Path, caplo
     code = (f'import dicomweb_client as dwc, os, signal\n'
             f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n'
             f'os.kill(os.getpid(), signal.SIGKILL)')
-    process = subprocess.run([sys.executable, '-c', f'import sys; sys.path[:0] = '
-                              f'[{str(ROOT)!r}]\n{code}'], timeout=120)
+    process = run_python(code)
     assert process.returncode == -signal.SIGKILL
     assert len(writers(archive_folder)) == 1  # it never left
     with caplog.at_level(logging.INFO, logger='dicomweb_client'):
@@ -129,7 +112,7 @@ def test_a_read_only_client_checks_after_a_killed_writer_too(archive_folder: Pat
     code = (f'import dicomweb_client as dwc, os\n'
             f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n'
             f'os._exit(0)')  # no finalizers, no atexit: as if killed
-    run_python(code)
+    run_python(code, check=True)
     with caplog.at_level(logging.INFO, logger='dicomweb_client'):
         with dwc.DICOMfileClient(archive_folder.as_uri(), readonly=True) as client:
             assert len(client.search_for_instances()) == 12
@@ -191,8 +174,8 @@ def test_interpreter_exit_without_close_leaves_only_the_index(archive_folder: Pa
             f'client.store_instances(make_archive(1, 1, 1, rows=4, columns=4))\n'
             f'reader = dwc.DICOMfileClient({archive_folder.as_uri()!r}, readonly=True)\n'
             f'print(len(reader.search_for_instances()))')
-    tests = str(Path(__file__).resolve().parent)
-    assert run_python(f'sys.path.insert(0, {tests!r})\n{code}').stdout.strip() == '13'
+    code = f'import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\n{code}'
+    assert run_python(code, check=True).stdout.strip() == '13'
     assert leftovers(archive_folder) == []
     assert writers(archive_folder) == []
 
@@ -328,15 +311,15 @@ def test_updates_compare_the_tree_with_the_index_range_by_range(
 def test_the_first_command_of_the_readme_shows_its_result_and_nothing_else() -> None:
     """README's first command indexes the files pydicom ships (some broken on purpose):
     the result on standard output, no warnings from pydicom or the client on stderr."""
-    readme = ROOT / 'README.md'
+    readme = PROJECT_ROOT / 'README.md'
     if not readme.exists():
-        pytest.skip('README.md is not beside the module (installed elsewhere)')
+        pytest.skip(f'{readme} is not there')
     line = next(line for line in readme.read_text().splitlines()
                 if line.startswith("pip install '.[test]' && python -c "))
     code = line.split(' && python -c ', 1)[1]
     assert code[0] == code[-1] == '"'
     process = subprocess.run([sys.executable, '-c', code[1:-1]], capture_output=True,
-                             text=True, timeout=300, cwd=ROOT)
+                             text=True, timeout=300, cwd=PROJECT_ROOT)
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip().endswith(' studies') and process.stdout.count('\n') == 1
     assert process.stderr == ''

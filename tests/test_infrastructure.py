@@ -130,7 +130,7 @@ def test_clear_forgets_requests(recording_server: RecordingServer) -> None:
     recording_server.clear()
     assert recording_server.requests == []
     with pytest.raises(IndexError):
-        recording_server.last
+        recording_server.last  # noqa: B018 - reading the property is the test
 
 
 # -- responses ---------------------------------------------------------------------------

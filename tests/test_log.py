@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from recording_server import RecordingServer, Response
 
 import dicomweb_client
 from dicomweb_client import configure_logging
+from helpers import run_python
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_LOGGER = 'dicomweb_client'
 
 # Every standard level plus one below DEBUG (only verbosity 4 shows it).
@@ -136,12 +132,6 @@ def test_log_alias_is_the_same_function() -> None:
     assert dicomweb_client.log.configure_logging is dicomweb_client.configure_logging
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-    return subprocess.run([sys.executable, '-c', code], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
-
-
 @pytest.mark.parametrize('verbosity', sorted(SHOWN))
 def test_messages_go_to_stderr_not_stdout_in_a_fresh_interpreter(verbosity: int) -> None:
     code = (
@@ -152,7 +142,7 @@ def test_messages_go_to_stderr_not_stdout_in_a_fresh_interpreter(verbosity: int)
         "    logger.log(level, 'marker-%s', name)\n"
         "print('stdout-line')\n"
     )
-    result = run_python(code)
+    result = run_python(code, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == 'stdout-line\n'
     assert shown_markers(result.stderr) == SHOWN[verbosity]
@@ -161,7 +151,7 @@ def test_messages_go_to_stderr_not_stdout_in_a_fresh_interpreter(verbosity: int)
 def test_importing_does_not_print_anything() -> None:
     result = run_python('import dicomweb_client\n'
                         "import logging\n"
-                        "logging.getLogger('dicomweb_client').warning('x')\n")
+                        "logging.getLogger('dicomweb_client').warning('x')\n", timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ''
 
@@ -207,7 +197,8 @@ def test_retries_print_nothing_when_logging_is_not_configured(recording_server) 
     """Without the NullHandler, Python's last-resort handler would print the retry
     warnings on standard error of a program that never set logging up."""
     result = run_python(FAILING_REQUESTS.format(configure='',
-                                                busy_url=_busy_server(recording_server)))
+                                                busy_url=_busy_server(recording_server)),
+                        timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == '[]\ndown\n'
     assert result.stderr == ''
@@ -217,7 +208,8 @@ def test_retries_print_nothing_when_logging_is_not_configured(recording_server) 
 def test_retries_reach_the_logging_the_program_configures(recording_server) -> None:
     configure = 'import logging\nlogging.basicConfig(format="%(name)s: %(message)s")'
     result = run_python(FAILING_REQUESTS.format(configure=configure,
-                                                busy_url=_busy_server(recording_server)))
+                                                busy_url=_busy_server(recording_server)),
+                        timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) >= 2 and all(line.startswith('dicomweb_client.retry: ') for line in lines)

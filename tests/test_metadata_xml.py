@@ -34,15 +34,16 @@ XML_INSTANCE = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.fixture
-def client(recording_server):
+def web_client(recording_server):
+    """A DICOMwebClient on the recording server."""
     return dicomweb_client.DICOMwebClient(recording_server.url)
 
 
 @pytest.mark.filterwarnings('ignore:No bulk data URI handler')
-def test_instance_metadata_as_xml_is_converted_to_json(client, recording_server):
+def test_instance_metadata_as_xml_is_converted_to_json(web_client, recording_server):
     recording_server.queue(multipart_response([XML_INSTANCE], 'application/dicom+xml'))
-    metadata = client.retrieve_instance_metadata(STUDY, SERIES, INSTANCE,
-                                                 media_type='application/dicom+xml')
+    metadata = web_client.retrieve_instance_metadata(STUDY, SERIES, INSTANCE,
+                                                     media_type='application/dicom+xml')
     request = recording_server.last
     assert request.path == f'/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/metadata'
     assert request.header('Accept') == 'multipart/related; type="application/dicom+xml"'
@@ -57,22 +58,22 @@ def test_instance_metadata_as_xml_is_converted_to_json(client, recording_server)
     assert dataset.Rows == 512
 
 
-def test_series_metadata_as_xml_gives_one_item_per_part(client, recording_server):
+def test_series_metadata_as_xml_gives_one_item_per_part(web_client, recording_server):
     recording_server.queue(multipart_response([XML_INSTANCE, XML_INSTANCE],
                                               'application/dicom+xml'))
-    items = client.retrieve_series_metadata(STUDY, SERIES, media_type='application/dicom+xml')
+    items = web_client.retrieve_series_metadata(STUDY, SERIES, media_type='application/dicom+xml')
     assert len(items) == 2
     assert items[0]['00080018']['Value'] == ['1.2.3.4.5']
 
 
-def test_malformed_xml_raises(client, recording_server):
+def test_malformed_xml_raises(web_client, recording_server):
     recording_server.queue(multipart_response([b'<NativeDicomModel><oops>'],
                                               'application/dicom+xml'))
     with pytest.raises(ValueError, match='XML'):
-        client.retrieve_study_metadata(STUDY, media_type='application/dicom+xml')
+        web_client.retrieve_study_metadata(STUDY, media_type='application/dicom+xml')
 
 
-def test_unknown_metadata_media_type_is_rejected_before_sending(client, recording_server):
+def test_unknown_metadata_media_type_is_rejected_before_sending(web_client, recording_server):
     with pytest.raises(ValueError, match='media_type'):
-        client.retrieve_study_metadata(STUDY, media_type='text/html')
+        web_client.retrieve_study_metadata(STUDY, media_type='text/html')
     assert recording_server.requests == []

@@ -1,21 +1,10 @@
 """Image features name the missing package when numpy or Pillow is not installed."""
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import dicom_data
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import blocker, run_python
 
 SCRIPT = textwrap.dedent('''
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in {blocked!r}:
-                raise ImportError('blocked: ' + name)
-    sys.meta_path.insert(0, Block())
-    sys.path.insert(0, {root!r})
     import dicomweb_client
     client = dicomweb_client.DICOMfileClient({url!r}, in_memory=True)
     try:
@@ -28,10 +17,8 @@ SCRIPT = textwrap.dedent('''
 def test_rendering_without_pillow_says_so(tmp_path):
     ds = dicom_data.make_instance(rows=8, columns=8)
     dicom_data.write_files([ds], tmp_path)
-    script = SCRIPT.format(blocked=('PIL',), root=str(ROOT), url=tmp_path.as_uri(),
-                           study=ds.StudyInstanceUID, series=ds.SeriesInstanceUID,
-                           sop=ds.SOPInstanceUID)
-    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                            timeout=60)
+    script = blocker('PIL') + SCRIPT.format(url=tmp_path.as_uri(), study=ds.StudyInstanceUID,
+                                            series=ds.SeriesInstanceUID, sop=ds.SOPInstanceUID)
+    result = run_python(script, timeout=60)
     assert 'ImportError:' in result.stdout, result.stderr
     assert 'Pillow' in result.stdout and 'pip install' in result.stdout

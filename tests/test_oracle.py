@@ -49,7 +49,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from conftest import PROJECT_ROOT, TESTS_DIR
+from helpers import PROJECT_ROOT, TESTS_DIR, env_without_pythonpath, kept_folder
 from oracle_scenarios import Scenario, all_scenarios
 from oracle_server import OracleServer, make_instances
 from dicom_data import pydicom_test_files, write_part10
@@ -309,11 +309,12 @@ DELIBERATE: dict[str, Deliberate] = {
 # -- the reference interpreter ------------------------------------------------------------
 
 
-def _reference_python(cache_dir: Path) -> Path:
+def _reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An interpreter with the established package, installing it once if needed."""
     configured = os.environ.get("DICOMWEB_ORACLE_PYTHON")
     if configured:
         return Path(configured)
+    cache_dir = kept_folder(tmp_path_factory, "oracle-venv-0.61.2")
     python = cache_dir / "bin" / "python"
     marker = cache_dir / "installed.txt"
     if python.exists() and marker.exists() and marker.read_text() == REFERENCE_REQUIREMENT:
@@ -323,7 +324,7 @@ def _reference_python(cache_dir: Path) -> Path:
                    capture_output=True, timeout=300)
     subprocess.run([str(python), "-m", "pip", "install", "-q",
                     "--disable-pip-version-check", REFERENCE_REQUIREMENT],
-                   check=True, capture_output=True, timeout=600)
+                   check=True, capture_output=True, timeout=600, env=env_without_pythonpath())
     marker.write_text(REFERENCE_REQUIREMENT)
     return python
 
@@ -333,11 +334,11 @@ def reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The established package's interpreter (skip, or fail under CI, without it).
 
     The virtualenv lives beside pytest's numbered temporary folders (which pytest
-    prunes), so it is made once per machine and never inside the checkout.
+    prunes), so it is made once per machine and never inside the checkout (see
+    ``helpers.kept_folder``).
     """
-    cache_dir = tmp_path_factory.getbasetemp().parent / "oracle-venv-0.61.2"
     try:
-        return _reference_python(cache_dir)
+        return _reference_python(tmp_path_factory)
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", b"") or b""
         message = (f"cannot install {REFERENCE_REQUIREMENT} for the oracle: {error}\n"

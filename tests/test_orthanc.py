@@ -228,7 +228,7 @@ def extra_study(prefix: str, n_series: int = 1, n_instances: int = 2) -> list[Da
 
 
 @pytest.fixture(scope="module")
-def archive(orthanc: Any) -> Iterator[Archive]:
+def stored_archive(orthanc: Any) -> Iterator[Archive]:
     """Orthanc holding exactly the archive, stored with ``store_instances``."""
     orthanc.reset()
     data = _build_archive()
@@ -238,12 +238,12 @@ def archive(orthanc: Any) -> Iterator[Archive]:
 
 
 @pytest.fixture(scope="module")
-def client(orthanc: Any, archive: Archive) -> DICOMwebClient:
+def orthanc_client(orthanc: Any, stored_archive: Archive) -> DICOMwebClient:
     return make_client(orthanc)
 
 
 @pytest.fixture
-def scratch(orthanc: Any, archive: Archive) -> Iterator[list[str]]:
+def scratch(orthanc: Any, stored_archive: Archive) -> Iterator[list[str]]:
     """Study UIDs a test stored on top of the archive; deleted afterwards."""
     stored: list[str] = []
     yield stored
@@ -265,63 +265,63 @@ def requests_module() -> Iterator[types.ModuleType]:
 # -- STOW-RS ----------------------------------------------------------------------------
 
 
-def test_store_report_references_every_instance(archive: Archive) -> None:
-    report = archive.report
-    assert referenced_uids(report) == archive.sop_uids()
+def test_store_report_references_every_instance(stored_archive: Archive) -> None:
+    report = stored_archive.report
+    assert referenced_uids(report) == stored_archive.sop_uids()
     assert not report.get("FailedSOPSequence")
 
 
-def test_store_from_file_paths(client: DICOMwebClient, scratch: list[str],
+def test_store_from_file_paths(orthanc_client: DICOMwebClient, scratch: list[str],
                                tmp_path: Path) -> None:
     datasets = extra_study("PATHS")
     scratch.append(datasets[0].StudyInstanceUID)
     paths = dicom_data.write_files(datasets, tmp_path)
-    report = client.store_instances([paths[0], str(paths[1])])  # Path and str
+    report = orthanc_client.store_instances([paths[0], str(paths[1])])  # Path and str
     assert referenced_uids(report) == sorted(ds.SOPInstanceUID for ds in datasets)
     assert not report.get("FailedSOPSequence")
     for original in datasets:
-        assert_same_pixels(client.retrieve_instance(*ids(original)), original)
+        assert_same_pixels(orthanc_client.retrieve_instance(*ids(original)), original)
 
 
-def test_store_from_open_binary_files(client: DICOMwebClient, scratch: list[str],
+def test_store_from_open_binary_files(orthanc_client: DICOMwebClient, scratch: list[str],
                                       tmp_path: Path) -> None:
     datasets = extra_study("FILEOBJ", n_instances=3)
     scratch.append(datasets[0].StudyInstanceUID)
     paths = dicom_data.write_files(datasets, tmp_path)
     handles = [path.open("rb") for path in paths]
     try:
-        report = client.store_instances(handles)
+        report = orthanc_client.store_instances(handles)
     finally:
         for handle in handles:
             handle.close()
     assert referenced_uids(report) == sorted(ds.SOPInstanceUID for ds in datasets)
     assert not report.get("FailedSOPSequence")
-    retrieved = client.retrieve_series(datasets[0].StudyInstanceUID,
-                                       datasets[0].SeriesInstanceUID)
+    retrieved = orthanc_client.retrieve_series(datasets[0].StudyInstanceUID,
+                                               datasets[0].SeriesInstanceUID)
     originals = {ds.SOPInstanceUID: ds for ds in datasets}
     assert sorted(ds.SOPInstanceUID for ds in retrieved) == sorted(originals)
     for ds in retrieved:
         assert_same_pixels(ds, originals[ds.SOPInstanceUID])
 
 
-def test_store_study_scoped(client: DICOMwebClient, scratch: list[str]) -> None:
+def test_store_study_scoped(orthanc_client: DICOMwebClient, scratch: list[str]) -> None:
     datasets = extra_study("SCOPED", n_series=2, n_instances=1)
     study_uid = datasets[0].StudyInstanceUID
     scratch.append(study_uid)
-    report = client.store_instances(datasets, study_instance_uid=study_uid)
+    report = orthanc_client.store_instances(datasets, study_instance_uid=study_uid)
     assert referenced_uids(report) == sorted(ds.SOPInstanceUID for ds in datasets)
     assert not report.get("FailedSOPSequence")
-    assert uids(client.search_for_series(study_uid), SERIES_UID) == sorted(
+    assert uids(orthanc_client.search_for_series(study_uid), SERIES_UID) == sorted(
         ds.SeriesInstanceUID for ds in datasets)
 
 
 def test_store_study_scoped_refuses_instance_of_other_study(
-        client: DICOMwebClient, scratch: list[str]) -> None:
+        orthanc_client: DICOMwebClient, scratch: list[str]) -> None:
     foreign = dicom_data.make_instance(patient_id="FOREIGN")
     target = generate_uid()
     scratch.extend([foreign.StudyInstanceUID, target])
     with pytest.raises(HTTPError) as info:
-        client.store_instances([foreign], study_instance_uid=target)
+        orthanc_client.store_instances([foreign], study_instance_uid=target)
     # Orthanc answers 409 with a report whose FailedSOPSequence names the instance
     assert info.value.status_code == 409
     assert "00081198" in str(info.value)
@@ -331,17 +331,17 @@ def test_store_study_scoped_refuses_instance_of_other_study(
 # -- QIDO-RS ----------------------------------------------------------------------------
 
 
-def test_search_counts(client: DICOMwebClient, archive: Archive) -> None:
-    assert uids(client.search_for_studies(), STUDY_UID) == archive.study_uids()
-    assert uids(client.search_for_series(), SERIES_UID) == archive.series_uids()
-    assert uids(client.search_for_instances(), SOP_UID) == archive.sop_uids()
+def test_search_counts(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    assert uids(orthanc_client.search_for_studies(), STUDY_UID) == stored_archive.study_uids()
+    assert uids(orthanc_client.search_for_series(), SERIES_UID) == stored_archive.series_uids()
+    assert uids(orthanc_client.search_for_instances(), SOP_UID) == stored_archive.sop_uids()
 
 
 @pytest.mark.parametrize("key", ["PatientID", "00100020"])
-def test_search_studies_by_patient_id(client: DICOMwebClient, archive: Archive,
+def test_search_studies_by_patient_id(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                       key: str) -> None:
-    found = client.search_for_studies(search_filters={key: "PAT-B002"})
-    assert uids(found, STUDY_UID) == [archive.studies[1][0].StudyInstanceUID]
+    found = orthanc_client.search_for_studies(search_filters={key: "PAT-B002"})
+    assert uids(found, STUDY_UID) == [stored_archive.studies[1][0].StudyInstanceUID]
     assert first(found[0], "00100020") == "PAT-B002"
 
 
@@ -357,12 +357,12 @@ def test_search_studies_by_patient_id(client: DICOMwebClient, archive: Archive,
      lambda ds: ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"),
 ], ids=["accession", "modalities-in-study", "modality", "series-description",
         "series-description-tag", "sop-class"])
-def test_search_exact_match(client: DICOMwebClient, archive: Archive, level: str,
+def test_search_exact_match(orthanc_client: DICOMwebClient, stored_archive: Archive, level: str,
                             filters: dict, keep: Callable[[Dataset], bool]) -> None:
     search, tag, expected = {
-        "studies": (client.search_for_studies, STUDY_UID, archive.study_uids),
-        "series": (client.search_for_series, SERIES_UID, archive.series_uids),
-        "instances": (client.search_for_instances, SOP_UID, archive.sop_uids),
+        "studies": (orthanc_client.search_for_studies, STUDY_UID, stored_archive.study_uids),
+        "series": (orthanc_client.search_for_series, SERIES_UID, stored_archive.series_uids),
+        "instances": (orthanc_client.search_for_instances, SOP_UID, stored_archive.sop_uids),
     }[level]
     assert expected(keep)  # the filter selects something
     assert uids(search(search_filters=filters), tag) == expected(keep)
@@ -385,14 +385,14 @@ def _name(ds: Dataset) -> str:
      lambda ds: ds.get("SeriesDescription") == "AXIAL_HEAD"),
 ], ids=["name-star", "name-question", "accession-star", "accession-question",
         "description-star", "description-question"])
-def test_search_wildcards(client: DICOMwebClient, archive: Archive, level: str,
+def test_search_wildcards(orthanc_client: DICOMwebClient, stored_archive: Archive, level: str,
                           filters: dict, keep: Callable[[Dataset], bool]) -> None:
     if level == "studies":
-        found = uids(client.search_for_studies(search_filters=filters), STUDY_UID)
-        assert found == archive.study_uids(keep)
+        found = uids(orthanc_client.search_for_studies(search_filters=filters), STUDY_UID)
+        assert found == stored_archive.study_uids(keep)
     else:
-        found = uids(client.search_for_series(search_filters=filters), SERIES_UID)
-        assert found == archive.series_uids(keep)
+        found = uids(orthanc_client.search_for_series(search_filters=filters), SERIES_UID)
+        assert found == stored_archive.series_uids(keep)
 
 
 @pytest.mark.parametrize("date_range, low, high", [
@@ -401,82 +401,87 @@ def test_search_wildcards(client: DICOMwebClient, archive: Archive, level: str,
     ("20240102-", "20240102", "99991231"),
     ("-20231231", "00000000", "20231231"),
 ])
-def test_search_study_date_range(client: DICOMwebClient, archive: Archive,
+def test_search_study_date_range(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                  date_range: str, low: str, high: str) -> None:
-    found = client.search_for_studies(search_filters={"StudyDate": date_range})
-    expected = archive.study_uids(lambda ds: low <= ds.StudyDate <= high)
+    found = orthanc_client.search_for_studies(search_filters={"StudyDate": date_range})
+    expected = stored_archive.study_uids(lambda ds: low <= ds.StudyDate <= high)
     assert expected
     assert uids(found, STUDY_UID) == expected
 
 
-def test_search_limit_and_offset(client: DICOMwebClient, archive: Archive) -> None:
-    everything = [first(item, STUDY_UID) for item in client.search_for_studies()]
-    assert len(everything) == len(archive.study_uids()) >= 4
+def test_search_limit_and_offset(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    everything = [first(item, STUDY_UID) for item in orthanc_client.search_for_studies()]
+    assert len(everything) == len(stored_archive.study_uids()) >= 4
 
     def page(**kw: int) -> list[str]:
-        return [first(item, STUDY_UID) for item in client.search_for_studies(**kw)]
+        return [first(item, STUDY_UID) for item in orthanc_client.search_for_studies(**kw)]
 
     assert page(limit=2) == everything[:2]
     assert page(limit=2, offset=1) == everything[1:3]
     assert page(offset=3) == everything[3:]
     assert page(offset=len(everything)) == []
-    instances = client.search_for_instances(limit=4, offset=2)
+    instances = orthanc_client.search_for_instances(limit=4, offset=2)
     assert len(instances) == 4
 
 
-def test_search_fields_include_attribute(client: DICOMwebClient, archive: Archive) -> None:
-    plain = {first(item, STUDY_UID): item for item in client.search_for_studies()}
-    study_uid = archive.studies[0][0].StudyInstanceUID
+def test_search_fields_include_attribute(orthanc_client: DICOMwebClient,
+                                         stored_archive: Archive) -> None:
+    plain = {first(item, STUDY_UID): item for item in orthanc_client.search_for_studies()}
+    study_uid = stored_archive.studies[0][0].StudyInstanceUID
     assert STUDY_DESCRIPTION not in plain[study_uid]  # not a default attribute
-    expected = {ds.StudyInstanceUID: ds.StudyDescription for ds in archive.generated}
+    expected = {ds.StudyInstanceUID: ds.StudyDescription for ds in stored_archive.generated}
     for fields in (["StudyDescription"], ["00081030"]):
-        found = client.search_for_studies(fields=fields)
+        found = orthanc_client.search_for_studies(fields=fields)
         described = {first(item, STUDY_UID): first(item, STUDY_DESCRIPTION)
                      for item in found if item.get(STUDY_DESCRIPTION, {}).get("Value")}
         assert {uid: described.get(uid) for uid in expected} == expected
-    frames = client.search_for_instances(
-        archive.multiframe.StudyInstanceUID, archive.multiframe.SeriesInstanceUID,
+    frames = orthanc_client.search_for_instances(
+        stored_archive.multiframe.StudyInstanceUID, stored_archive.multiframe.SeriesInstanceUID,
         fields=["NumberOfFrames"])
     assert [int(first(item, NUMBER_OF_FRAMES)) for item in frames] == [5]
 
 
-def test_search_get_remaining(client: DICOMwebClient, archive: Archive) -> None:
-    found = client.search_for_instances(get_remaining=True)
-    assert uids(found, SOP_UID) == archive.sop_uids()
+def test_search_get_remaining(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    found = orthanc_client.search_for_instances(get_remaining=True)
+    assert uids(found, SOP_UID) == stored_archive.sop_uids()
     # pages of one result each: the client has to keep asking until a page is empty
-    paged = client.search_for_instances(get_remaining=True, additional_params={"limit": 1})
-    assert uids(paged, SOP_UID) == archive.sop_uids()
-    paged_studies = client.search_for_studies(get_remaining=True,
-                                              additional_params={"limit": 1})
-    assert uids(paged_studies, STUDY_UID) == archive.study_uids()
-    everything = [first(item, STUDY_UID) for item in client.search_for_studies()]
-    rest = client.search_for_studies(get_remaining=True, offset=2)
+    paged = orthanc_client.search_for_instances(get_remaining=True, additional_params={"limit": 1})
+    assert uids(paged, SOP_UID) == stored_archive.sop_uids()
+    paged_studies = orthanc_client.search_for_studies(get_remaining=True,
+                                                      additional_params={"limit": 1})
+    assert uids(paged_studies, STUDY_UID) == stored_archive.study_uids()
+    everything = [first(item, STUDY_UID) for item in orthanc_client.search_for_studies()]
+    rest = orthanc_client.search_for_studies(get_remaining=True, offset=2)
     assert [first(item, STUDY_UID) for item in rest] == everything[2:]
 
 
-def test_search_series_of_one_study(client: DICOMwebClient, archive: Archive) -> None:
-    for study in archive.studies:
+def test_search_series_of_one_study(orthanc_client: DICOMwebClient,
+                                    stored_archive: Archive) -> None:
+    for study in stored_archive.studies:
         study_uid = study[0].StudyInstanceUID
-        found = client.search_for_series(study_uid)
-        assert uids(found, SERIES_UID) == archive.series_uids(
+        found = orthanc_client.search_for_series(study_uid)
+        assert uids(found, SERIES_UID) == stored_archive.series_uids(
             lambda ds, uid=study_uid: ds.StudyInstanceUID == uid)
         assert {first(item, STUDY_UID) for item in found} == {study_uid}
 
 
-def test_search_instances_of_one_study(client: DICOMwebClient, archive: Archive) -> None:
-    study_uid = archive.multiframe.StudyInstanceUID
-    found = client.search_for_instances(study_uid)
-    assert uids(found, SOP_UID) == archive.sop_uids(
+def test_search_instances_of_one_study(orthanc_client: DICOMwebClient,
+                                       stored_archive: Archive) -> None:
+    study_uid = stored_archive.multiframe.StudyInstanceUID
+    found = orthanc_client.search_for_instances(study_uid)
+    assert uids(found, SOP_UID) == stored_archive.sop_uids(
         lambda ds: ds.StudyInstanceUID == study_uid)
 
 
-def test_search_instances_of_one_series(client: DICOMwebClient, archive: Archive) -> None:
-    ds = archive.studies[1][-1]  # a series of three instances
-    expected = archive.sop_uids(lambda other: other.SeriesInstanceUID == ds.SeriesInstanceUID)
+def test_search_instances_of_one_series(orthanc_client: DICOMwebClient,
+                                        stored_archive: Archive) -> None:
+    ds = stored_archive.studies[1][-1]  # a series of three instances
+    expected = stored_archive.sop_uids(
+        lambda other: other.SeriesInstanceUID == ds.SeriesInstanceUID)
     assert len(expected) == 3
-    within_study = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    within_study = orthanc_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
     assert uids(within_study, SOP_UID) == expected
-    series_only = client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)
+    series_only = orthanc_client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)
     assert uids(series_only, SOP_UID) == expected
 
 
@@ -484,15 +489,16 @@ def test_search_instances_of_one_series(client: DICOMwebClient, archive: Archive
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_retrieve_study(client: DICOMwebClient, archive: Archive, streamed: bool) -> None:
-    for study in archive.studies:
+def test_retrieve_study(orthanc_client: DICOMwebClient, stored_archive: Archive,
+                        streamed: bool) -> None:
+    for study in stored_archive.studies:
         study_uid = study[0].StudyInstanceUID
         if streamed:
-            iterator = client.iter_study(study_uid)
+            iterator = orthanc_client.iter_study(study_uid)
             assert not isinstance(iterator, list)
             received = list(iterator)
         else:
-            received = client.retrieve_study(study_uid)
+            received = orthanc_client.retrieve_study(study_uid)
         originals = {ds.SOPInstanceUID: ds for ds in study}
         assert sorted(ds.SOPInstanceUID for ds in received) == sorted(originals)
         for ds in received:
@@ -501,38 +507,41 @@ def test_retrieve_study(client: DICOMwebClient, archive: Archive, streamed: bool
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_retrieve_series(client: DICOMwebClient, archive: Archive, streamed: bool) -> None:
-    study = archive.studies[0]
+def test_retrieve_series(orthanc_client: DICOMwebClient, stored_archive: Archive,
+                         streamed: bool) -> None:
+    study = stored_archive.studies[0]
     series_uid = study[0].SeriesInstanceUID
     originals = {ds.SOPInstanceUID: ds for ds in study if ds.SeriesInstanceUID == series_uid}
-    method = client.iter_series if streamed else client.retrieve_series
+    method = orthanc_client.iter_series if streamed else orthanc_client.retrieve_series
     received = list(method(study[0].StudyInstanceUID, series_uid))
     assert sorted(ds.SOPInstanceUID for ds in received) == sorted(originals)
     for ds in received:
         assert_same_pixels(ds, originals[ds.SOPInstanceUID])
 
 
-def test_iter_and_retrieve_give_the_same(client: DICOMwebClient, archive: Archive) -> None:
-    study_uid = archive.multiframe.StudyInstanceUID
-    listed = client.retrieve_study(study_uid)
-    streamed = list(client.iter_study(study_uid))
+def test_iter_and_retrieve_give_the_same(orthanc_client: DICOMwebClient,
+                                         stored_archive: Archive) -> None:
+    study_uid = stored_archive.multiframe.StudyInstanceUID
+    listed = orthanc_client.retrieve_study(study_uid)
+    streamed = list(orthanc_client.iter_study(study_uid))
     assert [ds.SOPInstanceUID for ds in listed] == [ds.SOPInstanceUID for ds in streamed]
     assert [bytes(ds.PixelData) for ds in listed] == [bytes(ds.PixelData) for ds in streamed]
 
 
 @pytest.mark.parametrize("which", ["multiframe", "rgb", "bytes8", "CT_small.dcm",
                                    "MR_small.dcm"])
-def test_retrieve_instance(client: DICOMwebClient, archive: Archive, which: str) -> None:
-    original = archive.pydicom_files.get(which) or getattr(archive, which)
-    received = client.retrieve_instance(*ids(original))
+def test_retrieve_instance(orthanc_client: DICOMwebClient, stored_archive: Archive,
+                           which: str) -> None:
+    original = stored_archive.pydicom_files.get(which) or getattr(stored_archive, which)
+    received = orthanc_client.retrieve_instance(*ids(original))
     assert_same_pixels(received, original)
     assert received.Rows == original.Rows and received.Columns == original.Columns
 
 
-def test_retrieve_rle_instance_default_is_decompressed(client: DICOMwebClient,
-                                                       archive: Archive) -> None:
-    original = archive.rle
-    received = client.retrieve_instance(*ids(original))
+def test_retrieve_rle_instance_default_is_decompressed(orthanc_client: DICOMwebClient,
+                                                       stored_archive: Archive) -> None:
+    original = stored_archive.rle
+    received = orthanc_client.retrieve_instance(*ids(original))
     # Orthanc transcodes to Explicit VR Little Endian when no transfer syntax is asked for
     assert received.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(received.pixel_array, original.pixel_array)
@@ -540,31 +549,32 @@ def test_retrieve_rle_instance_default_is_decompressed(client: DICOMwebClient,
 
 
 @pytest.mark.parametrize("transfer_syntax", ["*", RLELossless])
-def test_retrieve_rle_instance_as_stored(client: DICOMwebClient, archive: Archive,
+def test_retrieve_rle_instance_as_stored(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                          transfer_syntax: str) -> None:
-    original = archive.rle
-    received = client.retrieve_instance(
+    original = stored_archive.rle
+    received = orthanc_client.retrieve_instance(
         *ids(original), media_types=(("application/dicom", transfer_syntax),))
     assert received.file_meta.TransferSyntaxUID == RLELossless
     assert bytes(received.PixelData) == bytes(original.PixelData)  # the encapsulated bytes
     assert np.array_equal(received.pixel_array, original.pixel_array)
 
 
-def test_retrieve_rle_instance_of_series(client: DICOMwebClient, archive: Archive) -> None:
-    original = archive.rle
-    received = client.retrieve_series(original.StudyInstanceUID, original.SeriesInstanceUID,
-                                      media_types=(("application/dicom", "*"),))
+def test_retrieve_rle_instance_of_series(orthanc_client: DICOMwebClient,
+                                         stored_archive: Archive) -> None:
+    original = stored_archive.rle
+    received = orthanc_client.retrieve_series(original.StudyInstanceUID, original.SeriesInstanceUID,
+                                              media_types=(("application/dicom", "*"),))
     assert [ds.SOPInstanceUID for ds in received] == [original.SOPInstanceUID]
     assert bytes(received[0].PixelData) == bytes(original.PixelData)
 
 
-def test_retrieve_pydicom_rle_file(client: DICOMwebClient, archive: Archive) -> None:
-    original = archive.pydicom_files["SC_rgb_rle.dcm"]
-    received = client.retrieve_instance(*ids(original))
+def test_retrieve_pydicom_rle_file(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    original = stored_archive.pydicom_files["SC_rgb_rle.dcm"]
+    received = orthanc_client.retrieve_instance(*ids(original))
     assert received.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(received.pixel_array, original.pixel_array)
-    as_stored = client.retrieve_instance(*ids(original),
-                                         media_types=(("application/dicom", "*"),))
+    as_stored = orthanc_client.retrieve_instance(*ids(original),
+                                                 media_types=(("application/dicom", "*"),))
     assert bytes(as_stored.PixelData) == bytes(original.PixelData)
 
 
@@ -580,45 +590,45 @@ def check_metadata(item: dict, original: Dataset) -> None:
 
 
 @pytest.mark.parametrize("which", ["plain", "multiframe", "rgb", "bytes8", "CT_small.dcm"])
-def test_instance_metadata_and_bulkdata(client: DICOMwebClient, archive: Archive,
+def test_instance_metadata_and_bulkdata(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                         which: str) -> None:
-    original = (archive.studies[0][0] if which == "plain"
-                else archive.pydicom_files.get(which) or getattr(archive, which))
-    item = client.retrieve_instance_metadata(*ids(original))
+    original = (stored_archive.studies[0][0] if which == "plain"
+                else stored_archive.pydicom_files.get(which) or getattr(stored_archive, which))
+    item = orthanc_client.retrieve_instance_metadata(*ids(original))
     assert isinstance(item, dict)
     check_metadata(item, original)
     uri = item[PIXEL_DATA]["BulkDataURI"]
-    assert client.retrieve_bulkdata(uri) == [bytes(original.PixelData)]
-    assert b"".join(client.iter_bulkdata(uri)) == bytes(original.PixelData)
+    assert orthanc_client.retrieve_bulkdata(uri) == [bytes(original.PixelData)]
+    assert b"".join(orthanc_client.iter_bulkdata(uri)) == bytes(original.PixelData)
 
 
-def test_rle_instance_metadata(client: DICOMwebClient, archive: Archive) -> None:
-    original = archive.rle
-    item = client.retrieve_instance_metadata(*ids(original))
+def test_rle_instance_metadata(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    original = stored_archive.rle
+    item = orthanc_client.retrieve_instance_metadata(*ids(original))
     assert first(item, STUDY_UID) == original.StudyInstanceUID
     assert first(item, SOP_UID) == original.SOPInstanceUID
     assert first(item, "00280010") == original.Rows  # Rows
     # Orthanc leaves encapsulated Pixel Data out of the metadata (no BulkDataURI)
 
 
-def test_series_metadata(client: DICOMwebClient, archive: Archive) -> None:
-    study = archive.studies[1]
+def test_series_metadata(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    study = stored_archive.studies[1]
     series_uid = study[-1].SeriesInstanceUID
     originals = {ds.SOPInstanceUID: ds for ds in study if ds.SeriesInstanceUID == series_uid}
-    items = client.retrieve_series_metadata(study[0].StudyInstanceUID, series_uid)
+    items = orthanc_client.retrieve_series_metadata(study[0].StudyInstanceUID, series_uid)
     assert isinstance(items, list)
     assert uids(items, SOP_UID) == sorted(originals)
     for item in items:
         original = originals[first(item, SOP_UID)]
         check_metadata(item, original)
-        assert client.retrieve_bulkdata(item[PIXEL_DATA]["BulkDataURI"]) == [
+        assert orthanc_client.retrieve_bulkdata(item[PIXEL_DATA]["BulkDataURI"]) == [
             bytes(original.PixelData)]
 
 
-def test_study_metadata(client: DICOMwebClient, archive: Archive) -> None:
-    study = archive.studies[0]
+def test_study_metadata(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    study = stored_archive.studies[0]
     originals = {ds.SOPInstanceUID: ds for ds in study}
-    items = client.retrieve_study_metadata(study[0].StudyInstanceUID)
+    items = orthanc_client.retrieve_study_metadata(study[0].StudyInstanceUID)
     assert uids(items, SOP_UID) == sorted(originals)
     assert uids(items, SERIES_UID) == sorted(ds.SeriesInstanceUID for ds in study)
     for item in items:
@@ -640,11 +650,11 @@ def encodings_seen(client: DICOMwebClient) -> list[str | None]:
 
 
 def test_json_answers_come_compressed_and_match_uncompressed_ones(
-        orthanc: Any, archive: Archive) -> None:
+        orthanc: Any, stored_archive: Archive) -> None:
     compressed, plain = make_client(orthanc), make_client(orthanc)
     plain._session.headers["Accept-Encoding"] = "identity"
     seen, seen_plain = encodings_seen(compressed), encodings_seen(plain)
-    study_uid = archive.studies[0][0].StudyInstanceUID
+    study_uid = stored_archive.studies[0][0].StudyInstanceUID
     for client in (compressed, plain):
         client.results = [client.search_for_studies(fields=["all"]),  # type: ignore[attr-defined]
                           client.search_for_instances(study_uid),
@@ -653,14 +663,14 @@ def test_json_answers_come_compressed_and_match_uncompressed_ones(
     assert seen == ["gzip"] * 3 and seen_plain == [None] * 3
 
 
-def test_instances_and_frames_compressed_on_request(orthanc: Any, archive: Archive) -> None:
+def test_instances_and_frames_compressed_on_request(orthanc: Any, stored_archive: Archive) -> None:
     # Orthanc 1.10 compresses a multipart answer of one instance when asked, not the
     # ones it streams (several instances) and not frames; those must come back right too
     client = make_client(orthanc)
     client._session.headers["Accept-Encoding"] = "gzip"
     client.set_chunk_size(4096)  # many pieces of compressed input per part
     seen = encodings_seen(client)
-    original = archive.multiframe
+    original = stored_archive.multiframe
     assert_same_pixels(client.retrieve_instance(*ids(original)), original)
     numbers = [5, 1, 3]
     assert client.retrieve_instance_frames(*ids(original), frame_numbers=numbers) == [
@@ -673,45 +683,47 @@ def test_instances_and_frames_compressed_on_request(orthanc: Any, archive: Archi
 
 @pytest.mark.parametrize("numbers", [[1], [2, 4], [5, 1]], ids=str)
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_frames_of_multiframe_instance(client: DICOMwebClient, archive: Archive,
+def test_frames_of_multiframe_instance(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                        numbers: list[int], streamed: bool) -> None:
-    original = archive.multiframe
-    method = client.iter_instance_frames if streamed else client.retrieve_instance_frames
+    original = stored_archive.multiframe
+    method = (orthanc_client.iter_instance_frames if streamed
+              else orthanc_client.retrieve_instance_frames)
     frames = list(method(*ids(original), frame_numbers=numbers))
     assert frames == [dicom_data.frame_bytes(original, number) for number in numbers]
     assert all(len(frame) == 32 * 32 * 2 for frame in frames)
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_large_frames_come_back_byte_for_byte(client: DICOMwebClient,
+def test_large_frames_come_back_byte_for_byte(orthanc_client: DICOMwebClient,
                                               scratch: list[str], streamed: bool) -> None:
     # 512 KiB frames: a frame list kept in memory takes its own allocation path
     original = dicom_data.make_instance(generate_uid(), frames=4, rows=512, columns=512,
                                         bits=16, seed=77)
     scratch.append(original.StudyInstanceUID)
-    client.store_instances([original])
-    method = client.iter_instance_frames if streamed else client.retrieve_instance_frames
+    orthanc_client.store_instances([original])
+    method = (orthanc_client.iter_instance_frames if streamed
+              else orthanc_client.retrieve_instance_frames)
     frames = list(method(*ids(original), frame_numbers=[4, 1, 3]))
     assert frames == [dicom_data.frame_bytes(original, number) for number in (4, 1, 3)]
     assert all(type(frame) is bytes and len(frame) == 512 * 512 * 2 for frame in frames)
 
 
-def test_frames_of_rle_instance(client: DICOMwebClient, archive: Archive) -> None:
-    original = archive.rle
-    decoded = client.retrieve_instance_frames(*ids(original), [1])
+def test_frames_of_rle_instance(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
+    original = stored_archive.rle
+    decoded = orthanc_client.retrieve_instance_frames(*ids(original), [1])
     assert decoded == [original.pixel_array.tobytes()]
     for media_types in ((("application/octet-stream", "*"),), ("image/dicom-rle",)):
-        as_stored = client.retrieve_instance_frames(*ids(original), [1],
-                                                    media_types=media_types)
+        as_stored = orthanc_client.retrieve_instance_frames(*ids(original), [1],
+                                                            media_types=media_types)
         assert as_stored == [dicom_data.frame_bytes(original, 1)], media_types
 
 
 @pytest.mark.parametrize("which, numbers", [("bytes8", [1, 3]), ("rgb", [1])])
-def test_frames_as_jpeg(client: DICOMwebClient, archive: Archive, which: str,
+def test_frames_as_jpeg(orthanc_client: DICOMwebClient, stored_archive: Archive, which: str,
                         numbers: list[int]) -> None:
-    original = getattr(archive, which)
-    frames = client.retrieve_instance_frames(*ids(original), numbers,
-                                             media_types=("image/jpeg",))
+    original = getattr(stored_archive, which)
+    frames = orthanc_client.retrieve_instance_frames(*ids(original), numbers,
+                                                     media_types=("image/jpeg",))
     assert len(frames) == len(numbers)
     for frame in frames:
         assert frame.startswith(JPEG_START) and frame.rstrip(b"\x00").endswith(JPEG_END)
@@ -723,12 +735,13 @@ def test_frames_as_jpeg(client: DICOMwebClient, archive: Archive, which: str,
     # chroma subsampling makes baseline JPEG of random RGB noise far off: shape only
     ("rgb", [1], None),
 ])
-def test_frames_as_baseline_jpeg(client: DICOMwebClient, archive: Archive, which: str,
+def test_frames_as_baseline_jpeg(orthanc_client: DICOMwebClient, stored_archive: Archive,
+                                 which: str,
                                  numbers: list[int], tolerance: int | None) -> None:
     image_module = pytest.importorskip("PIL.Image")
-    original = getattr(archive, which)
-    frames = client.retrieve_instance_frames(*ids(original), numbers,
-                                             media_types=(("image/jpeg", JPEG_BASELINE),))
+    original = getattr(stored_archive, which)
+    frames = orthanc_client.retrieve_instance_frames(*ids(original), numbers,
+                                                     media_types=(("image/jpeg", JPEG_BASELINE),))
     pixels = original.pixel_array
     if int(original.get("NumberOfFrames", 1)) == 1:
         pixels = pixels[np.newaxis]
@@ -748,60 +761,62 @@ MAGIC = {"image/png": PNG_SIGNATURE, "image/jpeg": JPEG_START}
 
 @pytest.mark.parametrize("media_type", ["image/png", "image/jpeg"])
 @pytest.mark.parametrize("level", ["instance", "series", "frame"])
-def test_rendered(client: DICOMwebClient, archive: Archive, level: str,
+def test_rendered(orthanc_client: DICOMwebClient, stored_archive: Archive, level: str,
                   media_type: str) -> None:
-    original = archive.multiframe
+    original = stored_archive.multiframe
     study_uid, series_uid, sop_uid = ids(original)
     if level == "instance":
-        image = client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
-                                                  media_types=(media_type,))
+        image = orthanc_client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
+                                                          media_types=(media_type,))
     elif level == "series":
-        image = client.retrieve_series_rendered(study_uid, series_uid,
-                                                media_types=(media_type,))
+        image = orthanc_client.retrieve_series_rendered(study_uid, series_uid,
+                                                        media_types=(media_type,))
     else:
-        image = client.retrieve_instance_frames_rendered(study_uid, series_uid, sop_uid,
+        image = orthanc_client.retrieve_instance_frames_rendered(study_uid, series_uid, sop_uid,
                                                          [3], media_types=(media_type,))
     assert image.startswith(MAGIC[media_type])
     image_module = pytest.importorskip("PIL.Image")
     assert image_module.open(io.BytesIO(image)).size == (original.Columns, original.Rows)
 
 
-def test_rendered_default_is_jpeg_and_frames_differ(client: DICOMwebClient,
-                                                    archive: Archive) -> None:
-    original = archive.rgb
-    assert client.retrieve_instance_rendered(*ids(original)).startswith(JPEG_START)
-    multiframe = archive.multiframe
+def test_rendered_default_is_jpeg_and_frames_differ(orthanc_client: DICOMwebClient,
+                                                    stored_archive: Archive) -> None:
+    original = stored_archive.rgb
+    assert orthanc_client.retrieve_instance_rendered(*ids(original)).startswith(JPEG_START)
+    multiframe = stored_archive.multiframe
     second, fourth = (
-        client.retrieve_instance_frames_rendered(*ids(multiframe), [number],
-                                                 media_types=("image/png",))
+        orthanc_client.retrieve_instance_frames_rendered(*ids(multiframe), [number],
+                                                         media_types=("image/png",))
         for number in (2, 4))
     assert second.startswith(PNG_SIGNATURE) and fourth.startswith(PNG_SIGNATURE)
     assert second != fourth
 
 
-def test_rendered_quality_parameter(client: DICOMwebClient, archive: Archive) -> None:
-    original = archive.bytes8
-    low, high = (client.retrieve_instance_rendered(*ids(original), media_types=("image/jpeg",),
-                                                   params={"quality": quality})
+def test_rendered_quality_parameter(orthanc_client: DICOMwebClient,
+                                    stored_archive: Archive) -> None:
+    original = stored_archive.bytes8
+    low, high = (orthanc_client.retrieve_instance_rendered(*ids(original),
+                                                           media_types=("image/jpeg",),
+                                                           params={"quality": quality})
                  for quality in (10, 95))
     assert low.startswith(JPEG_START) and high.startswith(JPEG_START)
     assert len(low) < len(high)
 
 
 @pytest.mark.parametrize("level", ["instance", "series", "frame"])
-def test_rendered_viewport_parameter(client: DICOMwebClient, archive: Archive,
+def test_rendered_viewport_parameter(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                      level: str) -> None:
     image_module = pytest.importorskip("PIL.Image")
-    study_uid, series_uid, sop_uid = ids(archive.multiframe)
+    study_uid, series_uid, sop_uid = ids(stored_archive.multiframe)
     params = {"viewport": "8,8"}
     if level == "instance":
-        image = client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
-                                                  media_types=("image/png",), params=params)
+        image = orthanc_client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
+                                                          media_types=("image/png",), params=params)
     elif level == "series":
-        image = client.retrieve_series_rendered(study_uid, series_uid,
-                                                media_types=("image/png",), params=params)
+        image = orthanc_client.retrieve_series_rendered(study_uid, series_uid,
+                                                        media_types=("image/png",), params=params)
     else:
-        image = client.retrieve_instance_frames_rendered(
+        image = orthanc_client.retrieve_instance_frames_rendered(
             study_uid, series_uid, sop_uid, [2], media_types=("image/png",), params=params)
     assert image_module.open(io.BytesIO(image)).size == (8, 8)
 
@@ -809,15 +824,15 @@ def test_rendered_viewport_parameter(client: DICOMwebClient, archive: Archive,
 # -- keep-alive -------------------------------------------------------------------------
 
 
-def test_search_after_server_closed_idle_connection(orthanc: Any, archive: Archive) -> None:
+def test_search_after_server_closed_idle_connection(orthanc: Any, stored_archive: Archive) -> None:
     client = make_client(orthanc)
     before = uids(client.search_for_studies(), STUDY_UID)
     time.sleep(IDLE_LONGER_THAN_KEEP_ALIVE)
     after = uids(client.search_for_studies(), STUDY_UID)
-    assert before == after == archive.study_uids()
+    assert before == after == stored_archive.study_uids()
 
 
-def test_store_after_server_closed_idle_connection(orthanc: Any, archive: Archive,
+def test_store_after_server_closed_idle_connection(orthanc: Any, stored_archive: Archive,
                                                    scratch: list[str]) -> None:
     client = make_client(orthanc)
     assert client.search_for_studies(limit=1)  # leaves a pooled connection behind
@@ -833,11 +848,11 @@ def test_store_after_server_closed_idle_connection(orthanc: Any, archive: Archiv
 # -- errors -----------------------------------------------------------------------------
 
 
-def test_missing_study_raises_404_with_server_message(client: DICOMwebClient,
-                                                      archive: Archive) -> None:
+def test_missing_study_raises_404_with_server_message(orthanc_client: DICOMwebClient,
+                                                      stored_archive: Archive) -> None:
     missing = generate_uid()
     with pytest.raises(HTTPError) as info:
-        client.retrieve_study(missing)
+        orthanc_client.retrieve_study(missing)
     error = info.value
     assert error.status_code == 404
     assert error.method == "GET"
@@ -848,7 +863,7 @@ def test_missing_study_raises_404_with_server_message(client: DICOMwebClient,
 
 
 def test_a_client_given_the_server_root_is_told_where_dicomweb_may_be(
-        orthanc: Any, archive: Archive) -> None:
+        orthanc: Any, stored_archive: Archive) -> None:
     session = create_session()
     session.trust_env = False
     client = DICOMwebClient(orthanc.rest_url, session=session)  # not .../dicom-web
@@ -859,23 +874,23 @@ def test_a_client_given_the_server_root_is_told_where_dicomweb_may_be(
     assert "serves DICOMweb under /dicom-web" in str(info.value)
 
 
-def test_missing_instance_metadata_raises_404(client: DICOMwebClient,
-                                              archive: Archive) -> None:
-    ds = archive.studies[0][0]
+def test_missing_instance_metadata_raises_404(orthanc_client: DICOMwebClient,
+                                              stored_archive: Archive) -> None:
+    ds = stored_archive.studies[0][0]
     with pytest.raises(HTTPError) as info:
-        client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                          generate_uid())
+        orthanc_client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                  generate_uid())
     assert info.value.status_code == 404
     assert "inexistent instance" in str(info.value)
 
 
 @pytest.mark.parametrize("level", ["study", "series", "instance"])
-def test_delete_is_refused_by_orthanc(client: DICOMwebClient, archive: Archive,
+def test_delete_is_refused_by_orthanc(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                       level: str) -> None:
-    ds = archive.studies[1][0]
+    ds = stored_archive.studies[1][0]
     arguments = {"study": ids(ds)[:1], "series": ids(ds)[:2], "instance": ids(ds)}[level]
     with pytest.raises(HTTPError) as info:
-        getattr(client, f"delete_{level}")(*arguments)
+        getattr(orthanc_client, f"delete_{level}")(*arguments)
     error = info.value
     assert error.status_code == 405
     assert error.method == "DELETE"
@@ -883,19 +898,19 @@ def test_delete_is_refused_by_orthanc(client: DICOMwebClient, archive: Archive,
     text = str(error)
     assert "405" in text and "Method Not Allowed" in text and "DELETE" in text
     # nothing was deleted
-    assert client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    assert orthanc_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
 
 
-def test_requests_http_error_catches_404(client: DICOMwebClient, archive: Archive,
+def test_requests_http_error_catches_404(orthanc_client: DICOMwebClient, stored_archive: Archive,
                                          requests_module: types.ModuleType) -> None:
     missing = generate_uid()
     with pytest.raises(requests_module.exceptions.HTTPError) as info:
-        client.retrieve_study(missing)
+        orthanc_client.retrieve_study(missing)
     assert isinstance(info.value, HTTPError)
     assert info.value.status_code == 404
     assert info.value.response.status_code == 404
     try:
-        client.retrieve_study_metadata(missing)
+        orthanc_client.retrieve_study_metadata(missing)
     except requests_module.exceptions.RequestException as error:  # the base class too
         assert "404" in str(error)
     else:
@@ -903,14 +918,15 @@ def test_requests_http_error_catches_404(client: DICOMwebClient, archive: Archiv
 
 
 def test_server_error_is_not_retried_by_default(
-        client: DICOMwebClient, archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+        orthanc_client: DICOMwebClient, stored_archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
     fake_time = types.SimpleNamespace(sleep=waits.append, monotonic=time.monotonic,
                                       time=time.time)
     monkeypatch.setattr(dicomweb_client, "time", fake_time)
     # Orthanc cannot make baseline JPEG out of 16-bit frames and answers 500
     with pytest.raises(HTTPError) as info:
-        client.retrieve_instance_frames(*ids(archive.multiframe), [1],
-                                        media_types=(("image/jpeg", JPEG_BASELINE),))
+        orthanc_client.retrieve_instance_frames(*ids(stored_archive.multiframe), [1],
+                                                media_types=(("image/jpeg", JPEG_BASELINE),))
     assert info.value.status_code == 500
     assert waits == []

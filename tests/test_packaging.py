@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import PACKAGE_SOURCES, PROJECT_ROOT, check
 from isolated_python import (
     VenvUnavailable,
     add_pydicom,
@@ -29,14 +30,11 @@ from isolated_python import (
     venv_script,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "dicomweb_client.py",
-           "dicomweb_client_cli.py")
 MODULES = {"dicomweb_client.py", "dicomweb_client_cli.py"}
 
 
 def source_version() -> str:
-    text = (ROOT / "dicomweb_client.py").read_text(encoding="utf-8")
+    text = (PROJECT_ROOT / "dicomweb_client.py").read_text(encoding="utf-8")
     match = re.search(r"""^__version__\s*=\s*(['"])([^'"]+)\1""", text, flags=re.MULTILINE)
     assert match is not None, "no __version__ in dicomweb_client.py"
     return match.group(2)
@@ -45,11 +43,6 @@ def source_version() -> str:
 def run(command: list, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=clean_env())
-
-
-def check(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 @dataclass
@@ -65,8 +58,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     base = tmp_path_factory.mktemp("packaging")
     source = base / "source"
     source.mkdir()
-    for name in SOURCES:
-        shutil.copy2(ROOT / name, source / name)
+    for name in PACKAGE_SOURCES:
+        shutil.copy2(PROJECT_ROOT / name, source / name)
     wheels = base / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", source, "--no-deps", "-w", wheels]
     result = run(build, cwd=base, timeout=180)

@@ -33,25 +33,13 @@ from recording_server import DigestProtected, RecordingServer
 from recording_server import Response as Canned
 
 import dicomweb_client as dwc
+from helpers import basic, closed_port
 
 #: retries without noticeable waiting: back-off of 2 ms, 4 ms, ...
 FAST_RETRY = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=1)
 
 
 # -- fixtures and helpers -------------------------------------------------------------
-
-
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound once, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def basic(user: str, password: str) -> str:
-    return 'Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode('ascii')
 
 
 def ok(body: bytes = b'ok') -> Canned:

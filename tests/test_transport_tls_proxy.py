@@ -8,7 +8,6 @@ port (to test a redirect that only downgrades the scheme).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import http.server
@@ -30,24 +29,13 @@ import pytest
 from recording_server import Response as Canned
 
 import dicomweb_client as dwc
+from helpers import basic, closed_port
 
 HOP_BY_HOP = frozenset({'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection',
                         'te', 'trailer', 'transfer-encoding', 'upgrade'})
 
 
 # -- fixtures and helpers -------------------------------------------------------------
-
-
-
-
-def basic(user: str, password: str) -> str:
-    return 'Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode('ascii')
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def server_context(certfile: Path, keyfile: Path,

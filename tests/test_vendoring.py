@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import dicom_data
+from helpers import PROJECT_ROOT, check
 from isolated_python import (
     OPTIONAL_IMPORTS,
     VenvUnavailable,
@@ -30,7 +31,6 @@ from isolated_python import (
 )
 from recording_server import RecordingServer, Response, multipart_response
 
-ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("dicomweb_client.py", "dicomweb_client_cli.py")
 DICOM_JSON = "application/dicom+json"
 
@@ -65,13 +65,8 @@ def vendored(tmp_path_factory: pytest.TempPathFactory) -> Vendored:
     folder = base / "project"
     folder.mkdir()
     for name in MODULES:
-        shutil.copy2(ROOT / name, folder / name)
+        shutil.copy2(PROJECT_ROOT / name, folder / name)
     return Vendored(python, site_packages, folder)
-
-
-def check(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def test_environment_holds_pydicom_and_nothing_else(vendored: Vendored) -> None:

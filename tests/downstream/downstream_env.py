@@ -6,8 +6,8 @@ from the checkout with its ``compat`` extra: requests and retrying, which such p
 import themselves) and then the downstream packages from the package index, installed
 the way their users install them: after this module, so that pip finds the
 ``dicomweb-client`` requirement met and keeps this module.  The virtualenv is made once
-per machine beside pytest's numbered temporary folders.  Under ``CI`` a failure to make
-it fails the tests; elsewhere it skips them.
+per machine beside pytest's numbered temporary folders (``helpers.kept_folder``).  Under
+``CI`` a failure to make it fails the tests; elsewhere it skips them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from helpers import PACKAGE_SOURCES, PROJECT_ROOT, env_without_pythonpath, kept_folder
 
 DOWNSTREAM_PACKAGES = ("wsidicom",)
 HERE = Path(__file__).resolve().parent
@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 
 def _pip(python: Path, *arguments: str) -> None:
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    *arguments], check=True, capture_output=True, timeout=900)
+                    *arguments], check=True, capture_output=True, timeout=900,
+                   env=env_without_pythonpath())
 
 
 def _fingerprint() -> str:
@@ -49,7 +50,11 @@ def _make_venv(folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True,
                    capture_output=True, timeout=300)
-    _pip(python, f"{PROJECT_ROOT}[compat]")
+    source = folder / "source"  # built from a copy: the checkout gets no build/ folder
+    source.mkdir()
+    for name in PACKAGE_SOURCES:
+        shutil.copy2(PROJECT_ROOT / name, source / name)
+    _pip(python, f"{source}[compat]")
     _pip(python, *DOWNSTREAM_PACKAGES)
     marker.write_text(_fingerprint())
     return python
@@ -58,7 +63,7 @@ def _make_venv(folder: Path) -> Path:
 def downstream_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The downstream virtualenv's interpreter (skip, or fail under CI, without it); the
     body of the test modules' session fixture of the same name."""
-    folder = tmp_path_factory.getbasetemp().parent / "downstream-venv"
+    folder = kept_folder(tmp_path_factory, "downstream-venv")
     try:
         python = _make_venv(folder)
     except (OSError, subprocess.SubprocessError) as error:
@@ -73,7 +78,7 @@ def downstream_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_in(python: Path, script: Path, *arguments: str, timeout: float = 600) -> dict:
     """Run ``script`` with the downstream interpreter; return the JSON it prints last."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = env_without_pythonpath()
     env["NETRC"] = os.devnull
     result = subprocess.run([str(python), str(script), *arguments], capture_output=True,
                             text=True, timeout=timeout, env=env, cwd=str(script.parent))

@@ -44,6 +44,7 @@ from pydicom.uid import ExplicitVRLittleEndian, VLWholeSlideMicroscopyImageStora
 
 import dicom_data
 import wsi_data
+from helpers import basic
 
 SERIES_UID = "0020000E"
 SOP_UID = "00080018"
@@ -607,9 +608,7 @@ def _mercure_test_connection(client, url: str) -> dict:
 
 
 def _basic_auth_front(orthanc_url: str, user: str, password: str):
-    import base64
-
-    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    expected = basic(user, password)
 
     def route(exchange: Exchange) -> Answer:
         if exchange.headers.get("authorization") != expected:
