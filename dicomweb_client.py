@@ -15,6 +15,7 @@ client protocol, the web client (:class:`DICOMwebClient`), the file client
 (:class:`DICOMfileClient`, a folder of Part 10 files indexed with sqlite3), Google Cloud
 helpers and finally the module aliases.
 """
+
 from __future__ import annotations
 
 import base64
@@ -101,8 +102,7 @@ class _DeferredModule(types.ModuleType):
     first uses from several threads safe.
     """
 
-    def __init__(self, name: str, submodules: Tuple[str, ...],
-                 namespace: Dict[str, Any]) -> None:
+    def __init__(self, name: str, submodules: Tuple[str, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name)
         self._submodules = submodules
         self._namespace = namespace
@@ -128,18 +128,51 @@ if not TYPE_CHECKING:
 __version__ = '0.61.2+stdlib.1'
 
 __all__ = [
-    'ArchiveNotFoundError', 'BodyTooLargeError', 'ChunkedEncodingError',
-    'ConnectFailedError', 'ContentDecodingError', 'CookieJar', 'DICOMClient',
-    'DICOMfileClient', 'DICOMwebClient', 'FileClientMissingUIDError',
-    'FileClientNotAcceptableError', 'FileClientNotFoundError', 'FileClientReadOnlyError',
-    'FileClientStoreError', 'FileClientTypeError', 'FileClientValueError',
-    'GoogleCloudHealthcareURL', 'HTTPDigestAuth', 'HTTPError', 'JSONDecodeError',
-    'MultipartError', 'NoMetadataError', 'OutsideArchiveError', 'RequestException',
-    'Response', 'RetryError', 'RetryPolicy', 'SSLError', 'Session', 'StaleConnectionError',
-    'Timeout', 'TransportError', 'URI', 'URISuffix', 'URIType', 'UnknownAttributeError',
-    'add_certs_to_session', 'build_query_string', 'configure_logging', 'create_session',
-    'create_session_from_auth', 'create_session_from_gcp_credentials',
-    'create_session_from_user_pass', 'lookup_keyword', 'lookup_tag',
+    'ArchiveNotFoundError',
+    'BodyTooLargeError',
+    'ChunkedEncodingError',
+    'ConnectFailedError',
+    'ContentDecodingError',
+    'CookieJar',
+    'DICOMClient',
+    'DICOMfileClient',
+    'DICOMwebClient',
+    'FileClientMissingUIDError',
+    'FileClientNotAcceptableError',
+    'FileClientNotFoundError',
+    'FileClientReadOnlyError',
+    'FileClientStoreError',
+    'FileClientTypeError',
+    'FileClientValueError',
+    'GoogleCloudHealthcareURL',
+    'HTTPDigestAuth',
+    'HTTPError',
+    'JSONDecodeError',
+    'MultipartError',
+    'NoMetadataError',
+    'OutsideArchiveError',
+    'RequestException',
+    'Response',
+    'RetryError',
+    'RetryPolicy',
+    'SSLError',
+    'Session',
+    'StaleConnectionError',
+    'Timeout',
+    'TransportError',
+    'URI',
+    'URISuffix',
+    'URIType',
+    'UnknownAttributeError',
+    'add_certs_to_session',
+    'build_query_string',
+    'configure_logging',
+    'create_session',
+    'create_session_from_auth',
+    'create_session_from_gcp_credentials',
+    'create_session_from_user_pass',
+    'lookup_keyword',
+    'lookup_tag',
     'parse_query_parameters',
 ]
 
@@ -162,8 +195,12 @@ if not any(isinstance(handler, logging.NullHandler) for handler in logger.handle
 #: retries, as they are decided (a child of the package logger; the CLI always shows it)
 _retry_logger = logging.getLogger('dicomweb_client.retry')
 
-_VERBOSITY_LEVELS = {0: logging.CRITICAL + 10, 1: logging.WARNING, 2: logging.INFO,
-                     3: logging.DEBUG}
+_VERBOSITY_LEVELS = {
+    0: logging.CRITICAL + 10,
+    1: logging.WARNING,
+    2: logging.INFO,
+    3: logging.DEBUG,
+}
 
 
 def configure_logging(verbosity: int) -> logging.Logger:
@@ -190,8 +227,11 @@ def configure_logging(verbosity: int) -> logging.Logger:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler._dicomweb_client_handler = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter(
-        '%(asctime)s | %(levelname)-8s | %(name)s | %(message)s', '%Y-%m-%d %H:%M:%S'))
+    handler.setFormatter(
+        logging.Formatter(
+            '%(asctime)s | %(levelname)-8s | %(name)s | %(message)s', '%Y-%m-%d %H:%M:%S'
+        )
+    )
     logger.addHandler(handler)
     logger.setLevel(level)
     return logger
@@ -200,6 +240,7 @@ def configure_logging(verbosity: int) -> logging.Logger:
 # ---------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------
+
 
 class RequestException(OSError):
     """Base class of every error raised while talking to a server."""
@@ -229,8 +270,14 @@ class HTTPError(RequestException):
 
     """
 
-    def __init__(self, status_code: int, method: str, url: str, message: str = '',
-                 response: Optional['Response'] = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        method: str,
+        url: str,
+        message: str = '',
+        response: Optional['Response'] = None,
+    ) -> None:
         reason = _reason_phrase(status_code)
         kind = 'Client Error' if 400 <= status_code < 500 else 'Server Error'
         text = f'{status_code} {kind}: {reason} for {method} {url}'
@@ -282,8 +329,14 @@ class RetryError(HTTPError):
 
     """
 
-    def __init__(self, status_code: int, method: str, url: str, message: str = '',
-                 response: Optional['Response'] = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        method: str,
+        url: str,
+        message: str = '',
+        response: Optional['Response'] = None,
+    ) -> None:
         super().__init__(status_code, method, url, message, response)
         self.last_attempt = _Attempt(response, getattr(response, 'attempts', 1))
 
@@ -345,9 +398,11 @@ class BodyTooLargeError(RequestException):
     """
 
     def __init__(self, url: str, setting: str, limit: float, what: str) -> None:
-        super().__init__(f'the answer from {url} is refused: {what}; set {setting} on '
-                         f'the client or session to a larger value (None: no limit) if '
-                         f'it is expected')
+        super().__init__(
+            f'the answer from {url} is refused: {what}; set {setting} on '
+            f'the client or session to a larger value (None: no limit) if '
+            f'it is expected'
+        )
         self.url = url
         self.setting = setting
         self.limit = limit
@@ -366,16 +421,23 @@ class JSONDecodeError(RequestException, json.JSONDecodeError):
         position = getattr(error, 'pos', 0)
         reason = getattr(error, 'msg', str(error))
         message = f'the answer from {url} is not valid JSON: {reason}'
-        json.JSONDecodeError.__init__(self, f'{message} ({hint})' if hint else message,
-                                      document, position)
+        json.JSONDecodeError.__init__(
+            self, f'{message} ({hint})' if hint else message, document, position
+        )
         self.url = url
         self.error = error
 
 
-_REQUESTS_TWINS = {HTTPError: 'HTTPError', TransportError: 'ConnectionError',
-                   Timeout: 'Timeout', ContentDecodingError: 'ContentDecodingError',
-                   SSLError: 'SSLError', ChunkedEncodingError: 'ChunkedEncodingError',
-                   JSONDecodeError: 'JSONDecodeError', BodyTooLargeError: 'RequestException'}
+_REQUESTS_TWINS = {
+    HTTPError: 'HTTPError',
+    TransportError: 'ConnectionError',
+    Timeout: 'Timeout',
+    ContentDecodingError: 'ContentDecodingError',
+    SSLError: 'SSLError',
+    ChunkedEncodingError: 'ChunkedEncodingError',
+    JSONDecodeError: 'JSONDecodeError',
+    BodyTooLargeError: 'RequestException',
+}
 _twin_cache: Dict[Tuple[type, ...], type] = {}
 
 
@@ -391,8 +453,11 @@ def _compatible(error_class: type) -> type:
         return error_class
     key = (error_class, *twins)
     if key not in _twin_cache:
-        _twin_cache[key] = type(error_class.__name__, key,
-                                {'__module__': __name__, '__qualname__': error_class.__name__})
+        _twin_cache[key] = type(
+            error_class.__name__,
+            key,
+            {'__module__': __name__, '__qualname__': error_class.__name__},
+        )
     return _twin_cache[key]
 
 
@@ -401,8 +466,9 @@ def _twins_of(error_class: type) -> Tuple[type, ...]:
     twins: List[type] = []
     requests_exceptions = sys.modules.get('requests.exceptions')
     if requests_exceptions is not None:
-        name = next((_REQUESTS_TWINS[base] for base in error_class.__mro__
-                     if base in _REQUESTS_TWINS), '')
+        name = next(
+            (_REQUESTS_TWINS[base] for base in error_class.__mro__ if base in _REQUESTS_TWINS), ''
+        )
         twin = getattr(requests_exceptions, name, None)
         if isinstance(twin, type):
             twins.append(twin)
@@ -466,11 +532,15 @@ def _keyword_tables() -> _KeywordTables:
         data = pydicom.datadict
     keywords = {tag: entry[4] for tag, entry in data.DicomDictionary.items() if entry[4]}
     repeaters = tuple(
-        (int(''.join('0' if digit == 'x' else 'F' for digit in mask), 16),
-         int(mask.replace('x', '0'), 16), entry[4])
-        for mask, entry in data.RepeatersDictionary.items() if entry[4])
-    return _KeywordTables({keyword: tag for tag, keyword in keywords.items()}, keywords,
-                          repeaters)
+        (
+            int(''.join('0' if digit == 'x' else 'F' for digit in mask), 16),
+            int(mask.replace('x', '0'), 16),
+            entry[4],
+        )
+        for mask, entry in data.RepeatersDictionary.items()
+        if entry[4]
+    )
+    return _KeywordTables({keyword: tag for tag, keyword in keywords.items()}, keywords, repeaters)
 
 
 @functools.lru_cache(maxsize=None)
@@ -503,8 +573,9 @@ def _keyword_for_tag(tag: int) -> str:
     tables = _keyword_tables()
     keyword = tables.keywords.get(tag)
     if keyword is None:
-        keyword = next((keyword for mask, value, keyword in tables.repeaters
-                        if tag & mask == value), '')
+        keyword = next(
+            (keyword for mask, value, keyword in tables.repeaters if tag & mask == value), ''
+        )
     return keyword
 
 
@@ -516,6 +587,7 @@ def _uid_name(uid: str) -> Optional[str]:
 def _closest_keyword(word: str) -> Optional[str]:
     """The standard keyword nearest to a misspelt one, or ``None`` when none is close."""
     import difflib  # only on the error path
+
     if _loaded_datadict() is not None:
         candidates: Iterable[str] = _loaded_datadict().keyword_dict
     else:
@@ -587,8 +659,10 @@ class UnknownAttributeError(ValueError):
     def __init__(self, argument: str, name: str, step: str, suggestion: Optional[str]) -> None:
         self.argument, self.name, self.step, self.suggestion = argument, name, step, suggestion
         hint = f'; did you mean {suggestion!r}?' if suggestion else ''
-        super().__init__(f'"{argument}" names an unknown attribute: {name!r} (use a DICOM '
-                         f'keyword or an eight digit hex tag{hint})')
+        super().__init__(
+            f'"{argument}" names an unknown attribute: {name!r} (use a DICOM '
+            f'keyword or an eight digit hex tag{hint})'
+        )
 
 
 def _check_attribute(name: str, argument: str) -> str:
@@ -603,8 +677,9 @@ def _check_attribute(name: str, argument: str) -> str:
         if _HEX_TAG.fullmatch(step):
             continue
         if not step or _tag_for_keyword(step) is None:
-            raise UnknownAttributeError(argument, name, step,
-                                        _closest_keyword(step) if step else None)
+            raise UnknownAttributeError(
+                argument, name, step, _closest_keyword(step) if step else None
+            )
     return name
 
 
@@ -630,15 +705,19 @@ def _check_uid(value: Any, name: str, permissive: bool = False) -> str:
         raise TypeError(f'{name} must be a string, not {type(value).__name__}')
     if permissive:
         if not _PERMISSIVE_UID_PATTERN.fullmatch(value) or value in ('.', '..'):
-            raise ValueError(f'{name} {value!r} is not usable as a UID: it must not be '
-                             'empty or contain "/", "@", "?", "#", "%", white space or '
-                             'control characters')
+            raise ValueError(
+                f'{name} {value!r} is not usable as a UID: it must not be '
+                'empty or contain "/", "@", "?", "#", "%", white space or '
+                'control characters'
+            )
         return value
     if len(value) > _MAX_UID_LENGTH or not _UID_PATTERN.fullmatch(value):
-        raise ValueError(f'{name} {value!r} is not a valid DICOM UID (digits separated '
-                         'by dots, at most 64 characters); permissive mode '
-                         '(permissive=True, or permissive_uid=True for the client) '
-                         'accepts non-conformant UIDs')
+        raise ValueError(
+            f'{name} {value!r} is not a valid DICOM UID (digits separated '
+            'by dots, at most 64 characters); permissive mode '
+            '(permissive=True, or permissive_uid=True for the client) '
+            'accepts non-conformant UIDs'
+        )
     return value
 
 
@@ -654,8 +733,7 @@ def _check_frame_numbers(frames: Any, name: str = 'frame_numbers') -> Tuple[int,
         if isinstance(number, bool) or not isinstance(number, int):
             raise TypeError(f'{name} must hold integers, not {number!r}')
         if number < 1:
-            raise ValueError(f'{name} must be positive (frames are numbered from 1), '
-                             f'got {number}')
+            raise ValueError(f'{name} must be positive (frames are numbered from 1), got {number}')
     return numbers
 
 
@@ -677,11 +755,13 @@ class URIType(enum.Enum):
     FRAME = 'frame'
 
 
-def _resource_path(study_instance_uid: Optional[str] = None,
-                   series_instance_uid: Optional[str] = None,
-                   sop_instance_uid: Optional[str] = None,
-                   frames: Optional[Sequence[int]] = None,
-                   suffix: Optional[str] = None) -> str:
+def _resource_path(
+    study_instance_uid: Optional[str] = None,
+    series_instance_uid: Optional[str] = None,
+    sop_instance_uid: Optional[str] = None,
+    frames: Optional[Sequence[int]] = None,
+    suffix: Optional[str] = None,
+) -> str:
     """Build the DICOMweb path below the service URL (no validation here)."""
     path = ''
     if study_instance_uid is not None:
@@ -731,31 +811,40 @@ class URI:
 
     """
 
-    def __init__(self, base_url: str, study_instance_uid: Optional[str] = None,
-                 series_instance_uid: Optional[str] = None,
-                 sop_instance_uid: Optional[str] = None,
-                 frames: Optional[Sequence[int]] = None,
-                 suffix: Optional[URISuffix] = None, permissive: bool = False):
+    def __init__(
+        self,
+        base_url: str,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        sop_instance_uid: Optional[str] = None,
+        frames: Optional[Sequence[int]] = None,
+        suffix: Optional[URISuffix] = None,
+        permissive: bool = False,
+    ):
         _check_base_url(base_url)
         if series_instance_uid is not None and study_instance_uid is None:
             raise ValueError('series_instance_uid needs study_instance_uid')
-        if sop_instance_uid is not None and (study_instance_uid is None
-                                             or series_instance_uid is None):
-            raise ValueError('sop_instance_uid needs study_instance_uid and '
-                             'series_instance_uid')
-        for value, name in ((study_instance_uid, 'study_instance_uid'),
-                            (series_instance_uid, 'series_instance_uid'),
-                            (sop_instance_uid, 'sop_instance_uid')):
+        if sop_instance_uid is not None and (
+            study_instance_uid is None or series_instance_uid is None
+        ):
+            raise ValueError('sop_instance_uid needs study_instance_uid and series_instance_uid')
+        for value, name in (
+            (study_instance_uid, 'study_instance_uid'),
+            (series_instance_uid, 'series_instance_uid'),
+            (sop_instance_uid, 'sop_instance_uid'),
+        ):
             if value is not None:
                 _check_uid(value, name, permissive)
         if frames is not None:
             if sop_instance_uid is None:
-                raise ValueError('frames need study_instance_uid, series_instance_uid '
-                                 'and sop_instance_uid')
+                raise ValueError(
+                    'frames need study_instance_uid, series_instance_uid and sop_instance_uid'
+                )
             frames = _check_frame_numbers(frames, 'frames')
             if any(later <= earlier for earlier, later in zip(frames, frames[1:])):
-                raise ValueError(f'frames must be in ascending order without '
-                                 f'duplicates, got {list(frames)}')
+                raise ValueError(
+                    f'frames must be in ascending order without duplicates, got {list(frames)}'
+                )
         if suffix is not None:
             suffix = URISuffix(suffix)
             if study_instance_uid is None:
@@ -773,17 +862,33 @@ class URI:
     def __str__(self) -> str:
         suffix = self._suffix.value if self._suffix is not None else None
         return self._base_url + _resource_path(
-            self._study_instance_uid, self._series_instance_uid, self._sop_instance_uid,
-            self._frames, suffix)
+            self._study_instance_uid,
+            self._series_instance_uid,
+            self._sop_instance_uid,
+            self._frames,
+            suffix,
+        )
 
     def _parts(self) -> Tuple[Any, ...]:
         """The parts the URI is made of, from the service URL to the suffix."""
-        return (self._base_url, self._study_instance_uid, self._series_instance_uid,
-                self._sop_instance_uid, self._frames, self._suffix)
+        return (
+            self._base_url,
+            self._study_instance_uid,
+            self._series_instance_uid,
+            self._sop_instance_uid,
+            self._frames,
+            self._suffix,
+        )
 
     def __repr__(self) -> str:
-        names = ('base_url', 'study_instance_uid', 'series_instance_uid',
-                 'sop_instance_uid', 'frames', 'suffix')
+        names = (
+            'base_url',
+            'study_instance_uid',
+            'series_instance_uid',
+            'sop_instance_uid',
+            'frames',
+            'suffix',
+        )
         arguments = ', '.join(f'{name}={value!r}' for name, value in zip(names, self._parts()))
         return f'dicomweb_client.URI({arguments})'
 
@@ -858,8 +963,15 @@ class URI:
         return self.base_uri()
 
     def _without_suffix(self) -> 'URI':
-        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
-                   self._sop_instance_uid, self._frames, None, self._permissive)
+        return URI(
+            self._base_url,
+            self._study_instance_uid,
+            self._series_instance_uid,
+            self._sop_instance_uid,
+            self._frames,
+            None,
+            self._permissive,
+        )
 
     def base_uri(self) -> 'URI':
         """Return the URI of the DICOMweb service itself."""
@@ -875,30 +987,48 @@ class URI:
         """Return the URI of the series; raises ``ValueError`` without a series."""
         if self._series_instance_uid is None:
             raise ValueError(f'{self} has no Series Instance UID')
-        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
-                   permissive=self._permissive)
+        return URI(
+            self._base_url,
+            self._study_instance_uid,
+            self._series_instance_uid,
+            permissive=self._permissive,
+        )
 
     def instance_uri(self) -> 'URI':
         """Return the URI of the instance; raises ``ValueError`` without an instance."""
         if self._sop_instance_uid is None:
             raise ValueError(f'{self} has no SOP Instance UID')
-        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
-                   self._sop_instance_uid, permissive=self._permissive)
+        return URI(
+            self._base_url,
+            self._study_instance_uid,
+            self._series_instance_uid,
+            self._sop_instance_uid,
+            permissive=self._permissive,
+        )
 
     def frame_uri(self) -> 'URI':
         """Return the URI of the frames; raises ``ValueError`` without frames."""
         if self._frames is None:
             raise ValueError(f'{self} has no frame numbers')
-        return URI(self._base_url, self._study_instance_uid, self._series_instance_uid,
-                   self._sop_instance_uid, self._frames, permissive=self._permissive)
+        return URI(
+            self._base_url,
+            self._study_instance_uid,
+            self._series_instance_uid,
+            self._sop_instance_uid,
+            self._frames,
+            permissive=self._permissive,
+        )
 
-    def update(self, base_url: Optional[str] = None,
-               study_instance_uid: Optional[str] = None,
-               series_instance_uid: Optional[str] = None,
-               sop_instance_uid: Optional[str] = None,
-               frames: Optional[Sequence[int]] = None,
-               suffix: Optional[URISuffix] = None,
-               permissive: Optional[bool] = False) -> 'URI':
+    def update(
+        self,
+        base_url: Optional[str] = None,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        sop_instance_uid: Optional[str] = None,
+        frames: Optional[Sequence[int]] = None,
+        suffix: Optional[URISuffix] = None,
+        permissive: Optional[bool] = False,
+    ) -> 'URI':
         """Return a copy with the given parts replaced (``None`` keeps the current part).
 
         Raises
@@ -909,10 +1039,8 @@ class URI:
         """
         return URI(
             base_url if base_url is not None else self._base_url,
-            study_instance_uid if study_instance_uid is not None
-            else self._study_instance_uid,
-            series_instance_uid if series_instance_uid is not None
-            else self._series_instance_uid,
+            study_instance_uid if study_instance_uid is not None else self._study_instance_uid,
+            series_instance_uid if series_instance_uid is not None else self._series_instance_uid,
             sop_instance_uid if sop_instance_uid is not None else self._sop_instance_uid,
             frames if frames is not None else self._frames,
             suffix if suffix is not None else self._suffix,
@@ -920,8 +1048,9 @@ class URI:
         )
 
     @classmethod
-    def from_string(cls, dicomweb_uri: str, uri_type: Optional[URIType] = None,
-                    permissive: bool = False) -> 'URI':
+    def from_string(
+        cls, dicomweb_uri: str, uri_type: Optional[URIType] = None, permissive: bool = False
+    ) -> 'URI':
         """Parse a DICOMweb URI such as ``<service>/studies/<uid>/series/<uid>``.
 
         Parameters
@@ -951,31 +1080,40 @@ class URI:
         suffix = None
         if len(parts) % 2:  # key/value pairs, then possibly one suffix
             if parts[-1] not in {member.value for member in URISuffix}:
-                raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: unknown '
-                                 f'suffix {parts[-1]!r}')
+                raise ValueError(
+                    f'{dicomweb_uri!r} is not a DICOMweb URI: unknown suffix {parts[-1]!r}'
+                )
             suffix = URISuffix(parts.pop())
         values: Dict[str, Any] = {}
-        for key, name in (('studies', 'study_instance_uid'),
-                          ('series', 'series_instance_uid'),
-                          ('instances', 'sop_instance_uid'), ('frames', 'frames')):
+        for key, name in (
+            ('studies', 'study_instance_uid'),
+            ('series', 'series_instance_uid'),
+            ('instances', 'sop_instance_uid'),
+            ('frames', 'frames'),
+        ):
             if not parts:
                 break
             if len(parts) < 2 or parts[0] != key:
-                raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: expected '
-                                 f'"{key}/<value>" at "{"/".join(parts)}"')
+                raise ValueError(
+                    f'{dicomweb_uri!r} is not a DICOMweb URI: expected '
+                    f'"{key}/<value>" at "{"/".join(parts)}"'
+                )
             values[name] = parts[1]
             parts = parts[2:]
         if parts:
-            raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: unexpected '
-                             f'"{"/".join(parts)}"')
+            raise ValueError(
+                f'{dicomweb_uri!r} is not a DICOMweb URI: unexpected "{"/".join(parts)}"'
+            )
         if 'frames' in values:
             if not _FRAME_LIST_PATTERN.fullmatch(values['frames']):
                 raise ValueError(f'{dicomweb_uri!r} has a malformed frame list')
             values['frames'] = [int(number) for number in values['frames'].split(',')]
         uri = cls(base_url, suffix=suffix, permissive=permissive, **values)
         if uri_type is not None and uri.type is not URIType(uri_type):
-            raise ValueError(f'{dicomweb_uri!r} is a {uri.type.value} URI, expected '
-                             f'a {URIType(uri_type).value} URI')
+            raise ValueError(
+                f'{dicomweb_uri!r} is a {uri.type.value} URI, expected '
+                f'a {URIType(uri_type).value} URI'
+            )
         return uri
 
 
@@ -983,14 +1121,12 @@ def _split_resource_path(dicomweb_uri: str) -> Tuple[str, List[str]]:
     """Split a DICOMweb URI into the service URL and the resource path segments."""
     parsed = urllib.parse.urlsplit(dicomweb_uri)
     if parsed.query or parsed.fragment or dicomweb_uri.endswith(('?', '#')):
-        raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: it has a query or '
-                         'fragment')
+        raise ValueError(f'{dicomweb_uri!r} is not a DICOMweb URI: it has a query or fragment')
     segments = parsed.path.split('/')
     for index, segment in enumerate(segments):
         if segment == 'studies' and index + 1 < len(segments):
             service_path = '/'.join(segments[:index])
-            base_url = urllib.parse.urlunsplit(
-                (parsed.scheme, parsed.netloc, service_path, '', ''))
+            base_url = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, service_path, '', ''))
             return base_url, segments[index:]
     suffixes = {member.value for member in URISuffix}
     if len(segments) > 1 and segments[-1] in suffixes:
@@ -1060,11 +1196,13 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
-def parse_query_parameters(fuzzymatching: Optional[bool] = None,
-                           limit: Optional[int] = None, offset: Optional[int] = None,
-                           fields: Optional[Sequence[str]] = None,
-                           search_filters: Optional[Dict[str, Any]] = None
-                           ) -> Dict[str, Any]:
+def parse_query_parameters(
+    fuzzymatching: Optional[bool] = None,
+    limit: Optional[int] = None,
+    offset: Optional[int] = None,
+    fields: Optional[Sequence[str]] = None,
+    search_filters: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """Check the arguments of a search and turn them into sorted query parameters.
 
     Parameters
@@ -1109,13 +1247,12 @@ def parse_query_parameters(fuzzymatching: Optional[bool] = None,
     if fields is not None:
         if isinstance(fields, str):
             fields = [fields]
-        params['includefield'] = sorted({
-            field if field == 'all' else _check_attribute(field, 'fields')
-            for field in fields})
+        params['includefield'] = sorted(
+            {field if field == 'all' else _check_attribute(field, 'fields') for field in fields}
+        )
     for key, value in (search_filters or {}).items():
         if key in ('limit', 'offset', 'fuzzymatching', 'includefield'):
-            raise ValueError(f'search_filters must not hold {key!r}; use the {key} '
-                             'argument')
+            raise ValueError(f'search_filters must not hold {key!r}; use the {key} argument')
         params[_check_attribute(key, 'search_filters')] = value
     return dict(sorted(params.items()))
 
@@ -1207,6 +1344,7 @@ _MEMO = _TransportMemo()
 
 # -- Model: errors, URLs, header fields, cookies, retry policy, request, response -------
 
+
 class ConnectFailedError(TransportError):
     """The connection could not be opened; nothing was sent, so a retry is safe."""
 
@@ -1228,19 +1366,23 @@ def _transport_error(error: BaseException, url: str, chunked: bool = False) -> R
     if chunked and isinstance(error, (http.client.IncompleteRead, http.client.LineTooLong)):
         return _compatible(ChunkedEncodingError)(
             f'the chunked answer from {url} is malformed or ends inside a chunk '
-            f'({type(error).__name__})')
+            f'({type(error).__name__})'
+        )
     if isinstance(error, http.client.IncompleteRead):  # requests: ChunkedEncodingError too
         missing = '' if error.expected is None else f', {error.expected} more were expected'
         return _compatible(ChunkedEncodingError)(
-            f'the answer from {url} ended early: got {len(error.partial)} bytes{missing}')
+            f'the answer from {url} ended early: got {len(error.partial)} bytes{missing}'
+        )
     if isinstance(error, ssl.SSLError):
         return _compatible(SSLError)(f'TLS failed for {url}: {error}')
     return _compatible(TransportError)(
-        f'connection to {url} failed: {type(error).__name__}: {error}')
+        f'connection to {url} failed: {type(error).__name__}: {error}'
+    )
 
 
-def _body_too_large(url: str, limit: float, what: str,
-                    setting: str = 'max_body_size') -> BodyTooLargeError:
+def _body_too_large(
+    url: str, limit: float, what: str, setting: str = 'max_body_size'
+) -> BodyTooLargeError:
     """The error for an answer past a limit: ``what`` it did, ``setting`` that sets it."""
     return _compatible(BodyTooLargeError)(url, setting, limit, what)
 
@@ -1267,8 +1409,7 @@ def _credentials_in_url(url: str) -> Tuple[Optional[str], Optional[str]]:
     parts = urllib.parse.urlsplit(url)
     if parts.username is None:
         return None, None
-    return (urllib.parse.unquote(parts.username),
-            urllib.parse.unquote(parts.password or ''))
+    return (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ''))
 
 
 _TARGET_OF_URL = re.compile(r'[^/]*//[^/?#]*([^#]*)')
@@ -1281,8 +1422,9 @@ def _request_target(url: str) -> str:
     return target if target.startswith('/') else '/' + target
 
 
-def _merged_params(session_params: Mapping[str, Any],
-                   params: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def _merged_params(
+    session_params: Mapping[str, Any], params: Optional[Dict[str, Any]]
+) -> Dict[str, Any]:
     """The session's query parameters updated with a request's; ``None`` drops one."""
     merged = {**session_params, **(params or {})}
     return {key: value for key, value in merged.items() if value is not None}
@@ -1359,23 +1501,47 @@ class CookieJar(http.cookiejar.CookieJar):
         self.__dict__.update(state)
         self._cookies_lock = threading.RLock()
 
-    def set(self, name: str, value: Optional[str], domain: str = '',
-            path: str = '/') -> None:
+    def set(self, name: str, value: Optional[str], domain: str = '', path: str = '/') -> None:
         """Set a cookie (``value=None`` removes the cookies of that name)."""
         if value is None:
             for cookie in [cookie for cookie in self if cookie.name == name]:
                 self.clear(cookie.domain, cookie.path, cookie.name)
             return
-        self.set_cookie(http.cookiejar.Cookie(
-            0, name, str(value), None, False, domain, bool(domain), domain.startswith('.'),
-            path, True, False, None, True, None, None, {}))
+        self.set_cookie(
+            http.cookiejar.Cookie(
+                0,
+                name,
+                str(value),
+                None,
+                False,
+                domain,
+                bool(domain),
+                domain.startswith('.'),
+                path,
+                True,
+                False,
+                None,
+                True,
+                None,
+                None,
+                {},
+            )
+        )
 
-    def get(self, name: str, default: Any = None, domain: Optional[str] = None,
-            path: Optional[str] = None) -> Any:
+    def get(
+        self,
+        name: str,
+        default: Any = None,
+        domain: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> Any:
         """The value of the first cookie called ``name`` (in that domain and path)."""
         for cookie in self:
-            if cookie.name == name and domain in (None, cookie.domain) \
-                    and path in (None, cookie.path):
+            if (
+                cookie.name == name
+                and domain in (None, cookie.domain)
+                and path in (None, cookie.path)
+            ):
                 return cookie.value
         return default
 
@@ -1428,8 +1594,9 @@ def _cookie_request(url: str) -> urllib.request.Request:
     return urllib.request.Request(url)
 
 
-def _with_cookies(prepared: 'PreparedRequest',
-                  cookies: http.cookiejar.CookieJar) -> 'PreparedRequest':
+def _with_cookies(
+    prepared: 'PreparedRequest', cookies: http.cookiejar.CookieJar
+) -> 'PreparedRequest':
     """``prepared``, or a copy of it with the ``Cookie`` field of the cookies that apply."""
     request = _cookie_request(prepared.url)
     cookies.add_cookie_header(request)
@@ -1442,8 +1609,10 @@ def _with_cookies(prepared: 'PreparedRequest',
 
 
 DEFAULT_RETRIABLE_STATUSES: Tuple[HTTPStatus, ...] = (
-    HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.REQUEST_TIMEOUT,
-    HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT,
+    HTTPStatus.TOO_MANY_REQUESTS,
+    HTTPStatus.REQUEST_TIMEOUT,
+    HTTPStatus.SERVICE_UNAVAILABLE,
+    HTTPStatus.GATEWAY_TIMEOUT,
 )
 
 
@@ -1505,13 +1674,13 @@ class RetryPolicy:
     def increment(self, connect_wait: float = 0.0) -> 'RetryPolicy':
         """Return the policy of the next attempt (``connect_wait``: seconds waited before
         it because the connection failed)."""
-        return dataclasses.replace(self, attempt=self.attempt + 1,
-                                   connect_waited=self.connect_waited + connect_wait)
+        return dataclasses.replace(
+            self, attempt=self.attempt + 1, connect_waited=self.connect_waited + connect_wait
+        )
 
     def backoff(self) -> float:
         """Return the exponential wait in seconds before the next attempt."""
-        return min(self.wait_exponential_multiplier * 2 ** self.attempt / 1000.0,
-                   self.max_wait)
+        return min(self.wait_exponential_multiplier * 2**self.attempt / 1000.0, self.max_wait)
 
     def wait_after(self, response: 'Response') -> Optional[float]:
         """Return seconds to wait before retrying ``response``, or ``None`` not to retry."""
@@ -1544,15 +1713,17 @@ def _announce_retry(retry: RetryPolicy, wait: float, what: str) -> None:
         What went wrong, without credentials.
 
     """
-    _retry_logger.warning('%s; retrying in %.1f s (retry %d of %d)', what, wait,
-                          retry.attempt, retry.max_attempts - 1)
+    _retry_logger.warning(
+        '%s; retrying in %.1f s (retry %d of %d)', what, wait, retry.attempt, retry.max_attempts - 1
+    )
 
 
 _NO_RETRIES = RetryPolicy(max_attempts=1)
 
 
-def _send_retrying(send: Callable[[], 'Response'], retry: RetryPolicy, replayable: bool,
-                   method: str, url: str) -> 'Response':
+def _send_retrying(
+    send: Callable[[], 'Response'], retry: RetryPolicy, replayable: bool, method: str, url: str
+) -> 'Response':
     """Send a request with ``send()`` until ``retry`` says its answer is final.
 
     The one retry loop of both sessions, :class:`Session` and the adapter of a
@@ -1623,8 +1794,9 @@ class PreparedRequest:
     _hook_owner = ''
     _jar: Optional[http.cookiejar.CookieJar] = None
 
-    def __init__(self, method: str, url: str, headers: CaseInsensitiveDict,
-                 body: Any = None) -> None:
+    def __init__(
+        self, method: str, url: str, headers: CaseInsensitiveDict, body: Any = None
+    ) -> None:
         self.method = method
         self.url = url
         self.headers = headers
@@ -1761,8 +1933,11 @@ DEFAULT_MAX_DECODING_RATIO = 200.0
 _RATIO_CHECKED_AFTER = 16 << 20  # decoded bytes before the ratio counts
 
 
-_WBITS_OF_CODING = {'gzip': 16 + zlib.MAX_WBITS, 'x-gzip': 16 + zlib.MAX_WBITS,
-                    'deflate': zlib.MAX_WBITS}
+_WBITS_OF_CODING = {
+    'gzip': 16 + zlib.MAX_WBITS,
+    'x-gzip': 16 + zlib.MAX_WBITS,
+    'deflate': zlib.MAX_WBITS,
+}
 _DECODER_READ_SIZE = 1 << 16
 _COLLECTED_PIECE = 1 << 20  # bytes per read while a body is read whole
 
@@ -1786,8 +1961,10 @@ class _BodyDecoder:
         self._fed = self._decoded = 0  # bytes in and out so far
         wbits = _WBITS_OF_CODING.get(encoding.lower())
         if wbits is None:
-            raise self._error(f'it is sent with Content-Encoding {encoding!r}; this module '
-                              f'undoes only {", ".join(sorted(_WBITS_OF_CODING))}')
+            raise self._error(
+                f'it is sent with Content-Encoding {encoding!r}; this module '
+                f'undoes only {", ".join(sorted(_WBITS_OF_CODING))}'
+            )
         self._wbits = wbits
         self._inflater = zlib.decompressobj(self._wbits)
         self._pending = b''
@@ -1796,7 +1973,8 @@ class _BodyDecoder:
 
     def _error(self, problem: str) -> ContentDecodingError:
         return _compatible(ContentDecodingError)(
-            f'cannot decode the answer from {self._url}: {problem}')
+            f'cannot decode the answer from {self._url}: {problem}'
+        )
 
     def feed(self, data: bytes) -> None:
         """Add compressed bytes."""
@@ -1830,12 +2008,18 @@ class _BodyDecoder:
         self._decoded += size
         ratio = self._max_ratio
         used = self._fed - len(self._pending)
-        if ratio is not None and self._decoded > _RATIO_CHECKED_AFTER and \
-                self._decoded > ratio * used:
+        if (
+            ratio is not None
+            and self._decoded > _RATIO_CHECKED_AFTER
+            and self._decoded > ratio * used
+        ):
             raise _body_too_large(
-                self._url, ratio, f'its {self._encoding} body inflates more than {ratio:g} '
+                self._url,
+                ratio,
+                f'its {self._encoding} body inflates more than {ratio:g} '
                 f'times ({self._decoded} bytes from {used}), as a decompression bomb does',
-                'max_decoding_ratio')
+                'max_decoding_ratio',
+            )
 
     def _start(self) -> None:
         """Pick the decompressor once the first bytes are in: deflate data without the
@@ -1859,8 +2043,9 @@ class _BodyDecoder:
             raise self._error(f'the {self._encoding} data is truncated')
 
 
-def _joined_within(pieces: Iterable[bytes], limit: Optional[int], url: str,
-                   what: str = 'its body') -> bytes:
+def _joined_within(
+    pieces: Iterable[bytes], limit: Optional[int], url: str, what: str = 'its body'
+) -> bytes:
     """Join ``pieces`` of an answer from ``url``, refused once more than ``limit`` bytes.
 
     Parameters
@@ -1973,8 +2158,12 @@ class Response:
     #: while response hooks run: ``connection.send(request)`` sends a request again
     connection: Any = None
 
-    def __init__(self, raw: http.client.HTTPResponse, request: PreparedRequest,
-                 release: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        raw: http.client.HTTPResponse,
+        request: PreparedRequest,
+        release: Callable[[bool], None],
+    ) -> None:
         self.raw = raw
         self.request = request
         self.status_code: int = raw.status
@@ -2129,8 +2318,7 @@ class Response:
     def _read1_decoded(self, size: int) -> bytes:
         """Up to ``size`` bytes of the decompressed body (``b''`` at its end)."""
         if self._decoder is None:
-            self._decoder = _BodyDecoder(str(self._coding), self.url,
-                                         self.max_decoding_ratio)
+            self._decoder = _BodyDecoder(str(self._coding), self.url, self.max_decoding_ratio)
         decoder = self._decoder
         while True:
             data = decoder.take(size)
@@ -2149,11 +2337,16 @@ class Response:
         bodies go from the socket buffer straight into ``view``.
         """
         raw = self.raw
-        if raw.chunked or raw.fp is None or self._content is not None \
-                or self._error is not None or self._coding is not None:
+        if (
+            raw.chunked
+            or raw.fp is None
+            or self._content is not None
+            or self._error is not None
+            or self._coding is not None
+        ):
             return _readinto_from_read1(self.read1)(view)
         if raw.length is not None:
-            view = view[:raw.length]
+            view = view[: raw.length]
         try:
             count = raw.fp.readinto1(view) if len(view) else 0
         except Exception as error:
@@ -2166,12 +2359,13 @@ class Response:
             self._finish(reusable=True)
         return count
 
-    def iter_content(self, chunk_size: int = 1 << 16,
-                     decode_unicode: bool = False) -> Iterator[bytes]:
+    def iter_content(
+        self, chunk_size: int = 1 << 16, decode_unicode: bool = False
+    ) -> Iterator[bytes]:
         """Yield the body in pieces of at most ``chunk_size`` bytes as they arrive."""
         if self._content is not None:
             for start in range(0, len(self._content), chunk_size):
-                yield self._content[start:start + chunk_size]
+                yield self._content[start : start + chunk_size]
             return
         try:
             while True:
@@ -2182,8 +2376,9 @@ class Response:
         finally:
             self.close()
 
-    def iter_lines(self, chunk_size: int = 512, decode_unicode: bool = False,
-                   delimiter: Optional[bytes] = None) -> Iterator[Any]:
+    def iter_lines(
+        self, chunk_size: int = 512, decode_unicode: bool = False, delimiter: Optional[bytes] = None
+    ) -> Iterator[Any]:
         """Yield the body line by line as it arrives (without the line breaks), as
         ``str`` when ``decode_unicode`` is true; ``delimiter`` replaces line breaks."""
         rest = b''
@@ -2206,8 +2401,9 @@ class Response:
     def raise_for_status(self) -> None:
         """Raise :class:`HTTPError` if the status code is 400 or above."""
         if self.status_code >= 400:
-            raise _compatible(HTTPError)(self.status_code, self.request.method, self.url,
-                                         _server_message(self), self)
+            raise _compatible(HTTPError)(
+                self.status_code, self.request.method, self.url, _server_message(self), self
+            )
 
     def close(self) -> None:
         """Give the connection back to the pool, or close it if the body is unread."""
@@ -2264,8 +2460,9 @@ def _check_header_fields(pairs: Sequence[Tuple[str, Any]]) -> None:
     raise ValueError('a line break in the Host field or the request line')
 
 
-def _new_request_head(method: str, target: str, host: str,
-                      pairs: List[Tuple[str, Any]], has_body: bool) -> bytes:
+def _new_request_head(
+    method: str, target: str, host: str, pairs: List[Tuple[str, Any]], has_body: bool
+) -> bytes:
     if _BAD_METHOD.search(method):
         raise ValueError(f'invalid HTTP method {method!r}')
     if _BAD_TARGET.search(target) or not target.isascii():
@@ -2281,15 +2478,23 @@ def _new_request_head(method: str, target: str, host: str,
     lines.extend(f'{name}: {_header_text(value)}' for name, value in pairs)
     block = '\r\n'.join(lines)
     # each line break is one of the separators just inserted, unless a field has its own
-    if block.count('\n') != len(lines) - 1 or block.count('\r') != len(lines) - 1 or \
-            not all(name in _MEMO.header_names or _check_header_name(name)
-                    for name, _ in pairs):
+    if (
+        block.count('\n') != len(lines) - 1
+        or block.count('\r') != len(lines) - 1
+        or not all(name in _MEMO.header_names or _check_header_name(name) for name, _ in pairs)
+    ):
         _check_header_fields(pairs)
     return (block + '\r\n\r\n').encode('latin-1')
 
 
-def _request_head(method: str, url: str, origin: _Origin, headers: Mapping[str, Any],
-                  has_body: bool, sent: Dict[Any, bytes]) -> bytes:
+def _request_head(
+    method: str,
+    url: str,
+    origin: _Origin,
+    headers: Mapping[str, Any],
+    has_body: bool,
+    sent: Dict[Any, bytes],
+) -> bytes:
     """The request line and header block of an HTTP/1.1 request to ``url`` sent to
     ``origin``, checked and encoded.
 
@@ -2298,8 +2503,7 @@ def _request_head(method: str, url: str, origin: _Origin, headers: Mapping[str, 
     the same few heads again and again: heads whose field values are all text are kept in
     ``sent`` (only text, so that a lookup never mistakes ``1`` for ``True``).
     """
-    pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else \
-        list(headers.items())
+    pairs = headers.pairs() if type(headers) is CaseInsensitiveDict else list(headers.items())
     key = (method, url, origin, has_body, *pairs)
     try:
         return sent[key]
@@ -2397,23 +2601,37 @@ def _head(version: int, status: int, reason: str, fields: Sequence[Tuple[str, st
         elif key == 'set-cookie':
             sets_cookies = True
     chunked = (coding or '').lower() == 'chunked'
-    encoding = ', '.join(item for item in encodings
-                         if item and item.lower() != 'identity') or None
-    return _Head(version, status, reason, tuple(fields), chunked,
-                 'close' in (connection or '').lower(),
-                 None if chunked else _content_length(lengths), encoding, sets_cookies)
+    encoding = ', '.join(item for item in encodings if item and item.lower() != 'identity') or None
+    return _Head(
+        version,
+        status,
+        reason,
+        tuple(fields),
+        chunked,
+        'close' in (connection or '').lower(),
+        None if chunked else _content_length(lengths),
+        encoding,
+        sets_cookies,
+    )
 
 
 def _plain_head(block: bytes) -> Optional[_Head]:
     """The head in ``block`` (status line and field lines, CRLF between them) if it is an
     HTTP/1.1 final answer with plain field lines; else ``None``."""
-    if block[:9] != b'HTTP/1.1 ' or not block[9:12].isdigit() or block[9:10] == b'1' or \
-            block[12:13] not in (b' ', b'\r', b''):
+    if (
+        block[:9] != b'HTTP/1.1 '
+        or not block[9:12].isdigit()
+        or block[9:10] == b'1'
+        or block[12:13] not in (b' ', b'\r', b'')
+    ):
         return None
     text = block.decode('iso-8859-1')
     lines = text.split('\r\n')
-    if text.count('\n') != len(lines) - 1 or text.count('\r') != len(lines) - 1 or \
-            len(lines) > _MAX_HEADERS:
+    if (
+        text.count('\n') != len(lines) - 1
+        or text.count('\r') != len(lines) - 1
+        or len(lines) > _MAX_HEADERS
+    ):
         return None
     fields = []
     for line in itertools.islice(lines, 1, None):
@@ -2498,8 +2716,12 @@ class _HTTPResponse(http.client.HTTPResponse):
         else:
             head, buffered = self._read_head(), None
         status = head.status
-        self.version, self.status, self.code, self.reason = \
-            head.version, status, status, head.reason
+        self.version, self.status, self.code, self.reason = (
+            head.version,
+            status,
+            status,
+            head.reason,
+        )
         self.headers = self.msg = headers = http.client.HTTPMessage()
         for name, value in head.fields:
             headers.set_raw(name, value)  # as received, like the email parser keeps them
@@ -2508,8 +2730,7 @@ class _HTTPResponse(http.client.HTTPResponse):
         self.will_close = head.close if head.version == 11 else self._check_close()
         if status in (204, 304) or 100 <= status < 200 or self._method == 'HEAD':
             self.length = 0
-        if status == 101 or (not self.will_close and not self.chunked and
-                             self.length is None):
+        if status == 101 or (not self.will_close and not self.chunked and self.length is None):
             self.will_close = True  # (after 101 the connection no longer speaks HTTP)
         if buffered is not None and self.length is not None:
             self.spare = buffered - self.length
@@ -2522,22 +2743,32 @@ class _HTTPResponse(http.client.HTTPResponse):
                 return _head(version, status, reason, self._read_header_lines())
             self._read_header_lines()  # 100 Continue, 102 Processing, 103 Early Hints
             version, status, reason = self._read_status_line()
-        raise http.client.HTTPException(f'more than {_MAX_INTERIM_ANSWERS} interim (1xx) '
-                                        'answers before the final one')
+        raise http.client.HTTPException(
+            f'more than {_MAX_INTERIM_ANSWERS} interim (1xx) answers before the final one'
+        )
 
     def _read_status_line(self) -> Tuple[int, int, str]:
         line = self.fp.readline(_MAX_HEADER_LINE + 1)
-        if line[:9] == b'HTTP/1.1 ' and line[9:12].isdigit() and line[12:13] in b' \r\n' \
-                and len(line) <= _MAX_HEADER_LINE:  # the usual case, quickly
+        if (
+            line[:9] == b'HTTP/1.1 '
+            and line[9:12].isdigit()
+            and line[12:13] in b' \r\n'
+            and len(line) <= _MAX_HEADER_LINE
+        ):  # the usual case, quickly
             return 11, int(line[9:12]), line[13:].rstrip(b'\r\n').decode('iso-8859-1')
         if not line:
-            raise http.client.RemoteDisconnected('the server closed the connection '
-                                                 'without answering')
+            raise http.client.RemoteDisconnected(
+                'the server closed the connection without answering'
+            )
         if len(line) > _MAX_HEADER_LINE:
             raise http.client.LineTooLong('status line')
         parts = line.decode('iso-8859-1').rstrip('\r\n').split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith('HTTP/') or not parts[1].isdigit() \
-                or len(parts[1]) != 3:
+        if (
+            len(parts) < 2
+            or not parts[0].startswith('HTTP/')
+            or not parts[1].isdigit()
+            or len(parts[1]) != 3
+        ):
             raise http.client.BadStatusLine(line.decode('iso-8859-1', 'replace'))
         version = 10 if parts[0] == 'HTTP/1.0' else 11
         return version, int(parts[1]), parts[2] if len(parts) == 3 else ''
@@ -2574,16 +2805,20 @@ _COALESCE_LIMIT = 1 << 16  # bodies up to this size go out in one write with the
 
 
 #: errors of a send that the server cut short (it may have answered first)
-_SEND_CUT_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
-                    ssl.SSLEOFError)
-_STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError,
-                            ConnectionAbortedError, BrokenPipeError,
-                            http.client.BadStatusLine)
+_SEND_CUT_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, ssl.SSLEOFError)
+_STALE_CONNECTION_ERRORS = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+    http.client.BadStatusLine,
+)
 
 
 #: name resolution answers that say the host does not exist (retrying cannot help)
 _UNKNOWN_HOST_ERRORS = frozenset(
-    getattr(socket, name) for name in ('EAI_NONAME', 'EAI_NODATA') if hasattr(socket, name))
+    getattr(socket, name) for name in ('EAI_NONAME', 'EAI_NODATA') if hasattr(socket, name)
+)
 
 
 def _connect_failure(error: OSError, where: str, host: str) -> TransportError:
@@ -2609,7 +2844,8 @@ def _connect_failure(error: OSError, where: str, host: str) -> TransportError:
         return _compatible(ConnectFailedError)(f'cannot connect to {where}: {error}')
     failure = _compatible(ConnectFailedError)(
         f'cannot connect to {where}: the host name {host!r} cannot be resolved '
-        f'({error.strerror or error})')
+        f'({error.strerror or error})'
+    )
     failure.retriable = error.errno not in _UNKNOWN_HOST_ERRORS
     return failure
 
@@ -2634,8 +2870,9 @@ class _Origin:
 
     def __post_init__(self) -> None:
         # looked up in the pool twice per request: hash the fields once (_TransportMemo)
-        object.__setattr__(self, '_hash', hash((self.scheme, self.host, self.port,
-                                                 self.proxy, self.tls)))
+        object.__setattr__(
+            self, '_hash', hash((self.scheme, self.host, self.port, self.proxy, self.tls))
+        )
 
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined,no-any-return]
@@ -2676,8 +2913,9 @@ class _Connection:
 
     __slots__ = ('_opener', 'sock', '_raw', '_reader', '_timeout', '_poller', 'heads_read')
 
-    def __init__(self, opener: http.client.HTTPConnection,
-                 heads_read: Dict[bytes, '_Head']) -> None:
+    def __init__(
+        self, opener: http.client.HTTPConnection, heads_read: Dict[bytes, '_Head']
+    ) -> None:
         self._opener = opener
         self.heads_read = heads_read  # the session's memo of answer heads
         self.sock = opener.sock
@@ -2796,8 +3034,18 @@ class _ConnectionPool:
 #: session header fields that are not credentials: they say who the client is and what
 #: it can read, and go to every origin; every other session field (Authorization,
 #: Cookie, X-Api-Key, ...) goes only to the origins trusted with the credentials
-_UNSCOPED_HEADERS = frozenset({'user-agent', 'accept', 'accept-charset', 'accept-encoding',
-                               'accept-language', 'cache-control', 'connection', 'pragma'})
+_UNSCOPED_HEADERS = frozenset(
+    {
+        'user-agent',
+        'accept',
+        'accept-charset',
+        'accept-encoding',
+        'accept-language',
+        'cache-control',
+        'connection',
+        'pragma',
+    }
+)
 
 
 _AUTHORITY_END = re.compile(r'[/?#]')
@@ -2807,8 +3055,9 @@ def _origin_of_authority(scheme: str, authority: str) -> Tuple[str, str, int]:
     """The origin of ``scheme://authority`` (see :func:`_origin_of`, which remembers it)."""
     parts = urllib.parse.urlsplit(f'{scheme}://{authority}')
     if parts.scheme not in ('http', 'https') or not parts.hostname:
-        raise ValueError(f'{scheme}://{authority!r} is not an http(s) URL such as '
-                         'https://host:port')
+        raise ValueError(
+            f'{scheme}://{authority!r} is not an http(s) URL such as https://host:port'
+        )
     return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == 'https' else 80)
 
 
@@ -2863,8 +3112,9 @@ def _trusted(url: str, credential_origin: Optional[str], also: Iterable[str]) ->
     """
     if credential_origin is None:
         return True
-    if url.startswith(credential_origin) and \
-            url[len(credential_origin):len(credential_origin) + 1] in ('', '/', '?', '#'):
+    if url.startswith(credential_origin) and url[
+        len(credential_origin) : len(credential_origin) + 1
+    ] in ('', '/', '?', '#'):
         return True  # the client's own URLs: the quick answer
     origin = _origin_of(url)
     if origin == _origin_of(credential_origin):
@@ -2883,16 +3133,21 @@ def _read_netrc() -> Dict[str, Tuple[str, str]]:
     path = os.environ.get('NETRC')
     if not path:
         home = os.path.expanduser('~')
-        path = next((os.path.join(home, name) for name in ('.netrc', '_netrc')
-                     if os.path.isfile(os.path.join(home, name))), None)
+        path = next(
+            (
+                os.path.join(home, name)
+                for name in ('.netrc', '_netrc')
+                if os.path.isfile(os.path.join(home, name))
+            ),
+            None,
+        )
     if not path or not os.path.isfile(path):
         return {}
     try:
         hosts = netrc.netrc(path).hosts
     except (OSError, netrc.NetrcParseError, UnicodeDecodeError):
         return {}
-    return {host: (login or '', password or '')
-            for host, (login, _, password) in hosts.items()}
+    return {host: (login or '', password or '') for host, (login, _, password) in hosts.items()}
 
 
 def _basic_auth_value(username: str, password: str) -> str:
@@ -2935,8 +3190,9 @@ class BearerAuth:
         return 'BearerAuth(***)'
 
 
-def _merged_proxies(session_proxies: Optional[Dict[str, str]],
-                    proxies: Optional[Dict[str, str]]) -> Tuple[Tuple[str, str], ...]:
+def _merged_proxies(
+    session_proxies: Optional[Dict[str, str]], proxies: Optional[Dict[str, str]]
+) -> Tuple[Tuple[str, str], ...]:
     """The proxies of a request (the session's, then the request's) as a sorted tuple."""
     if not session_proxies and not proxies:
         return ()
@@ -2996,14 +3252,18 @@ def _sha512_256(data: bytes = b'') -> Any:
 #: hash functions of the digest algorithms (RFC 7616, and ``SHA``/``SHA-512`` as
 #: requests knows them); a ``-sess`` suffix selects the session variant of each
 _DIGEST_HASHES: Dict[str, Callable[..., Any]] = {
-    'MD5': hashlib.md5, 'SHA': hashlib.sha1, 'SHA-256': hashlib.sha256,
+    'MD5': hashlib.md5,
+    'SHA': hashlib.sha1,
+    'SHA-256': hashlib.sha256,
     'SHA-512': hashlib.sha512,
 }
 if 'sha512_256' in hashlib.algorithms_available:
     _DIGEST_HASHES['SHA-512-256'] = _sha512_256
 _AUTH_SCHEME = re.compile(r"[\s,]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?=[\s,]|$)")
-_AUTH_PARAM = re.compile(r"""[\s,]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*"""
-                         r'''("(?:[^"\\]|\\.)*"|[^\s,]*)''')
+_AUTH_PARAM = re.compile(
+    r"""[\s,]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*"""
+    r'''("(?:[^"\\]|\\.)*"|[^\s,]*)'''
+)
 
 
 def _digest_base_algorithm(algorithm: Optional[str]) -> str:
@@ -3068,15 +3328,24 @@ def _usable_challenge(params: Dict[str, str]) -> Optional[_DigestChallenge]:
             return None  # auth-int only: the body would have to be hashed
         qop = 'auth'
     return _DigestChallenge(
-        params.get('realm', ''), params['nonce'], algorithm, qop, params.get('opaque'),
-        params.get('stale', '').lower() == 'true', params.get('userhash', '').lower() == 'true')
+        params.get('realm', ''),
+        params['nonce'],
+        algorithm,
+        qop,
+        params.get('opaque'),
+        params.get('stale', '').lower() == 'true',
+        params.get('userhash', '').lower() == 'true',
+    )
 
 
 def _digest_challenge(response: 'Response') -> Optional[_DigestChallenge]:
     """The first ``Digest`` challenge of a 401 answer that this module can answer."""
     get_all = getattr(response.headers, 'get_all', None)
-    fields = (get_all('WWW-Authenticate') or []) if get_all else \
-        [response.headers.get('WWW-Authenticate', '')]
+    fields = (
+        (get_all('WWW-Authenticate') or [])
+        if get_all
+        else [response.headers.get('WWW-Authenticate', '')]
+    )
     for field in fields:
         for scheme, params in _auth_challenges(field):
             if scheme.lower() == 'digest':
@@ -3091,10 +3360,12 @@ def _quoted(value: str) -> str:
     return '"' + value.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 
-def _digest_authorization(challenge: _DigestChallenge, username: str, password: str,
-                          count: int, method: str, url: str) -> str:
+def _digest_authorization(
+    challenge: _DigestChallenge, username: str, password: str, count: int, method: str, url: str
+) -> str:
     """The ``Authorization`` field answering ``challenge`` for one request (RFC 7616;
     RFC 2069 when the server offers no quality of protection)."""
+
     def digest(text: str) -> str:
         return str(challenge.hash(text.encode('utf-8')).hexdigest())
 
@@ -3107,12 +3378,17 @@ def _digest_authorization(challenge: _DigestChallenge, username: str, password: 
     if challenge.qop is None:
         answer = digest(f'{secret}:{challenge.nonce}:{request_digest}')
     else:
-        answer = digest(f'{secret}:{challenge.nonce}:{count:08x}:{cnonce}:'
-                        f'{challenge.qop}:{request_digest}')
+        answer = digest(
+            f'{secret}:{challenge.nonce}:{count:08x}:{cnonce}:{challenge.qop}:{request_digest}'
+        )
     name = digest(f'{username}:{challenge.realm}') if challenge.userhash else username
-    fields = [f'username={_quoted(name)}', f'realm={_quoted(challenge.realm)}',
-              f'nonce={_quoted(challenge.nonce)}', f'uri={_quoted(uri)}',
-              f'response={_quoted(answer)}']
+    fields = [
+        f'username={_quoted(name)}',
+        f'realm={_quoted(challenge.realm)}',
+        f'nonce={_quoted(challenge.nonce)}',
+        f'uri={_quoted(uri)}',
+        f'response={_quoted(answer)}',
+    ]
     if challenge.algorithm is not None:
         fields.append(f'algorithm={challenge.algorithm}')
     if challenge.opaque is not None:
@@ -3173,7 +3449,8 @@ class HTTPDigestAuth:
             self._count += 1
             count = self._count
         request.headers['Authorization'] = _digest_authorization(
-            challenge, self.username, self.password, count, request.method, request.url)
+            challenge, self.username, self.password, count, request.method, request.url
+        )
         return request
 
     def respond(self, response: 'Response', answered: int) -> Optional[str]:
@@ -3204,15 +3481,18 @@ class HTTPDigestAuth:
             self._count += 1
             count = self._count
         request = response.request
-        return _digest_authorization(challenge, self.username, self.password, count,
-                                     request.method, request.url)
+        return _digest_authorization(
+            challenge, self.username, self.password, count, request.method, request.url
+        )
 
 
 def _is_requests_digest_auth(auth: Any) -> bool:
     """Whether ``auth`` is a ``requests.auth.HTTPDigestAuth`` (found without importing
     requests: by the names of its classes)."""
-    return any(cls.__name__ == 'HTTPDigestAuth' and cls.__module__ == 'requests.auth'
-               for cls in type(auth).__mro__)
+    return any(
+        cls.__name__ == 'HTTPDigestAuth' and cls.__module__ == 'requests.auth'
+        for cls in type(auth).__mro__
+    )
 
 
 def _native_auth(auth: Any) -> Any:
@@ -3268,8 +3548,18 @@ class _HookConnection:
 
 
 #: what a pickled :class:`Session` leaves out: live connections, locks and caches
-_SESSION_RUNTIME = frozenset({'_pool', '_heads_sent', '_heads_read', '_ssl_contexts',
-                              '_origins', '_ssl_lock', '_netrc_hosts', '_digest_twins'})
+_SESSION_RUNTIME = frozenset(
+    {
+        '_pool',
+        '_heads_sent',
+        '_heads_read',
+        '_ssl_contexts',
+        '_origins',
+        '_ssl_lock',
+        '_netrc_hosts',
+        '_digest_twins',
+    }
+)
 
 
 class Session:
@@ -3372,8 +3662,9 @@ class Session:
         """The settings (headers, auth, cookies, TLS, proxies, ...) without connections,
         locks and caches, so that a session, and a client holding one, can be pickled
         (e.g. into the worker processes of a data loader)."""
-        state = {name: value for name, value in self.__dict__.items()
-                 if name not in _SESSION_RUNTIME}
+        state = {
+            name: value for name, value in self.__dict__.items() if name not in _SESSION_RUNTIME
+        }
         state['pool_maxsize'] = self._pool.maxsize
         return state
 
@@ -3456,13 +3747,24 @@ class Session:
         """Send a DELETE request (see :meth:`request`)."""
         return self.request('DELETE', url, **kwargs)
 
-    def request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
-                data: Any = None, headers: Optional[Mapping[str, str]] = None,
-                timeout: Any = None, stream: bool = False, allow_redirects: bool = True,
-                retry: Optional[RetryPolicy] = None, json: Any = None,
-                auth: Any = None, verify: Union[bool, str, None] = None, cert: Any = None,
-                proxies: Optional[Dict[str, str]] = None,
-                credential_origin: Optional[str] = None) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: Optional[Dict[str, Any]] = None,
+        data: Any = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: Any = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+        retry: Optional[RetryPolicy] = None,
+        json: Any = None,
+        auth: Any = None,
+        verify: Union[bool, str, None] = None,
+        cert: Any = None,
+        proxies: Optional[Dict[str, str]] = None,
+        credential_origin: Optional[str] = None,
+    ) -> Response:
         """Send a request and return the answer (errors are not raised here).
 
         Parameters
@@ -3517,13 +3819,18 @@ class Session:
         trusted = _trusted(url, credential_origin, self.credential_origins)
         if self.params and trusted:
             params = _merged_params(self.params, params)
-        prepared = self.prepare_request(method, _with_query(url, params), headers, data,
-                                        auth, credential_origin, trusted)
+        prepared = self.prepare_request(
+            method, _with_query(url, params), headers, data, auth, credential_origin, trusted
+        )
         timeout = self.timeout if timeout is None else timeout
         options = _SendOptions(
-            timeout, retry or self.retry, _tls_settings(
-                self.verify if verify is None else verify, self.cert if cert is None else cert),
-            _merged_proxies(self.proxies, proxies))
+            timeout,
+            retry or self.retry,
+            _tls_settings(
+                self.verify if verify is None else verify, self.cert if cert is None else cert
+            ),
+            _merged_proxies(self.proxies, proxies),
+        )
         response = self._send_following_redirects(prepared, options, allow_redirects)
         if self.hooks.get('response') or prepared.hooks.get('response'):
             response = self._run_hooks(response, prepared, options, stream)
@@ -3531,8 +3838,9 @@ class Session:
             response.content  # noqa: B018 - reads the body and frees the connection
         return response
 
-    def _run_hooks(self, response: Response, prepared: PreparedRequest,
-                   options: '_SendOptions', stream: bool) -> Response:
+    def _run_hooks(
+        self, response: Response, prepared: PreparedRequest, options: '_SendOptions', stream: bool
+    ) -> Response:
         """Call the session's response hooks, then those that the auth registered; the
         answer's ``connection`` lets a hook send a request again, as in requests."""
         for hook in self.hooks.get('response', []):
@@ -3547,14 +3855,20 @@ class Session:
                     f'the response hook that {prepared._hook_owner or "the auth"} registered '
                     f'needs a part of requests that dicomweb_client.Session does not have '
                     f'({error}); pass the client a requests.Session (session=...) instead, '
-                    'or use an auth that only sets header fields') from error
+                    'or use an auth that only sets header fields'
+                ) from error
         return response
 
-    def prepare_request(self, method: str, url: str,
-                        headers: Optional[Mapping[str, str]] = None,
-                        data: Any = None, auth: Any = None,
-                        credential_origin: Optional[str] = None,
-                        trusted: Optional[bool] = None) -> PreparedRequest:
+    def prepare_request(
+        self,
+        method: str,
+        url: str,
+        headers: Optional[Mapping[str, str]] = None,
+        data: Any = None,
+        auth: Any = None,
+        credential_origin: Optional[str] = None,
+        trusted: Optional[bool] = None,
+    ) -> PreparedRequest:
         """Merge the session's headers and auth into a :class:`PreparedRequest`.
 
         Only the fields of :attr:`headers` that are not credentials go with it (and not
@@ -3564,9 +3878,17 @@ class Session:
         """
         if trusted is None:
             trusted = _trusted(url, credential_origin, self.credential_origins)
-        merged = self.headers.copy() if trusted else CaseInsensitiveDict(
-            {name: value for name, value in self.headers.items()
-             if name.lower() in _UNSCOPED_HEADERS})
+        merged = (
+            self.headers.copy()
+            if trusted
+            else CaseInsensitiveDict(
+                {
+                    name: value
+                    for name, value in self.headers.items()
+                    if name.lower() in _UNSCOPED_HEADERS
+                }
+            )
+        )
         for key, value in (headers or {}).items():
             if value is None:
                 merged.pop(key, None)
@@ -3625,8 +3947,9 @@ class Session:
 
     # -- redirects and retries -----------------------------------------------------------
 
-    def _send_following_redirects(self, prepared: PreparedRequest, options: '_SendOptions',
-                                  allow_redirects: bool) -> Response:
+    def _send_following_redirects(
+        self, prepared: PreparedRequest, options: '_SendOptions', allow_redirects: bool
+    ) -> Response:
         history: List[Response] = []  # redirects and answered challenges, oldest first
         response = self._send_authenticated(prepared, options, history)
         redirects = 0
@@ -3634,7 +3957,8 @@ class Session:
             if redirects >= self.max_redirects:
                 response.close()
                 raise _compatible(TransportError)(
-                    f'more than {self.max_redirects} redirects from {history[0].url}')
+                    f'more than {self.max_redirects} redirects from {history[0].url}'
+                )
             following = self._redirected_request(prepared, response)
             if following is None:
                 break
@@ -3646,8 +3970,9 @@ class Session:
         response.history = history
         return response
 
-    def _send_authenticated(self, prepared: PreparedRequest, options: '_SendOptions',
-                            history: List[Response]) -> Response:
+    def _send_authenticated(
+        self, prepared: PreparedRequest, options: '_SendOptions', history: List[Response]
+    ) -> Response:
         """Send (with retries); a 401 challenge that the request's authenticator can
         answer is answered and the request sent again, if its body can be sent again.
         Answered 401s are added to ``history``."""
@@ -3667,8 +3992,9 @@ class Session:
             response = self._send_with_retries(prepared, options, body)
         return response
 
-    def _redirected_request(self, prepared: PreparedRequest,
-                            response: Response) -> Optional[PreparedRequest]:
+    def _redirected_request(
+        self, prepared: PreparedRequest, response: Response
+    ) -> Optional[PreparedRequest]:
         """The request a redirect asks for; credentials are not sent to another origin."""
         location = urllib.parse.urljoin(prepared.url, response.headers['Location'])
         following = prepared.copy()
@@ -3683,7 +4009,8 @@ class Session:
             return None
         old, new = urllib.parse.urlsplit(prepared.url), urllib.parse.urlsplit(location)
         if (old.hostname, old.port) != (new.hostname, new.port) or (
-                old.scheme == 'https' and new.scheme != 'https'):
+            old.scheme == 'https' and new.scheme != 'https'
+        ):
             # even to one of credential_origins: the server, not the user, chose it; the
             # session's other credential fields (X-Api-Key, ...) go too
             for name in _CREDENTIAL_HEADERS + _scoped_header_names(self.headers):
@@ -3694,17 +4021,24 @@ class Session:
             following = following.authenticator(following) or following
         return following
 
-    def _send_with_retries(self, prepared: PreparedRequest, options: '_SendOptions',
-                           body: Optional[_Body] = None) -> Response:
+    def _send_with_retries(
+        self, prepared: PreparedRequest, options: '_SendOptions', body: Optional[_Body] = None
+    ) -> Response:
         if body is None:
             body = _NO_BODY if prepared.body is None else _Body(prepared.body)
-        return _send_retrying(functools.partial(self._send_once, prepared, body, options),
-                              options.retry, body.replayable, prepared.method, prepared.url)
+        return _send_retrying(
+            functools.partial(self._send_once, prepared, body, options),
+            options.retry,
+            body.replayable,
+            prepared.method,
+            prepared.url,
+        )
 
     # -- one exchange over one connection ------------------------------------------------
 
-    def _send_once(self, prepared: PreparedRequest, body: _Body,
-                   options: '_SendOptions') -> Response:
+    def _send_once(
+        self, prepared: PreparedRequest, body: _Body, options: '_SendOptions'
+    ) -> Response:
         """Send once, with the cookies that apply; keep the cookies the answer sets."""
         cookies = self.cookies
         if cookies and 'Cookie' not in prepared.headers:  # a field given by hand wins
@@ -3714,8 +4048,9 @@ class Session:
             cookies.extract_cookies(response.raw, _cookie_request(prepared.url))
         return response
 
-    def _send_on_a_connection(self, prepared: PreparedRequest, body: _Body,
-                              options: '_SendOptions') -> Response:
+    def _send_on_a_connection(
+        self, prepared: PreparedRequest, body: _Body, options: '_SendOptions'
+    ) -> Response:
         """Send once; a pooled connection that turns out dead is replaced once."""
         origin = self._origin(prepared.url, options)
         timeout = options.timeout
@@ -3728,7 +4063,8 @@ class Session:
                     raise _compatible(TransportError)(
                         f'connection to {_redact(prepared.url)} was closed by the server before it '
                         f'answered {prepared.method}; not repeated because the request '
-                        'may have taken effect') from error.__cause__
+                        'may have taken effect'
+                    ) from error.__cause__
                 logger.debug('pooled connection was closed by the server; reconnecting')
         connection = self._connect(origin, timeout)
         try:
@@ -3736,8 +4072,14 @@ class Session:
         except StaleConnectionError as error:
             raise _transport_error(error.__cause__ or error, _redact(prepared.url)) from error
 
-    def _exchange(self, origin: _Origin, connection: '_Connection',
-                  prepared: PreparedRequest, body: _Body, timeout: Any) -> Response:
+    def _exchange(
+        self,
+        origin: _Origin,
+        connection: '_Connection',
+        prepared: PreparedRequest,
+        body: _Body,
+        timeout: Any,
+    ) -> Response:
         """Write the request and read the status line and headers of the answer."""
         _, read_timeout = _split_timeout(timeout)
         headers = prepared.headers
@@ -3749,9 +4091,14 @@ class Session:
             extra.update(_proxy_auth_headers(origin.proxy))
         started = time.monotonic()
         try:
-            head = _request_head(prepared.method, prepared.url, origin,
-                                 {**headers, **extra} if extra else headers,
-                                 prepared.body is not None, self._heads_sent)
+            head = _request_head(
+                prepared.method,
+                prepared.url,
+                origin,
+                {**headers, **extra} if extra else headers,
+                prepared.body is not None,
+                self._heads_sent,
+            )
             connection.set_timeout(read_timeout)
             raw = self._send_and_read_head(connection, prepared.method, head, payload)
         except _STALE_CONNECTION_ERRORS as error:
@@ -3775,13 +4122,19 @@ class Session:
         response.max_body_size = self.max_body_size
         response.max_decoding_ratio = self.max_decoding_ratio
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug('%s %s -> %d (%.3f s)', prepared.method, _redact(prepared.url),
-                         response.status_code, response.elapsed.total_seconds())
+            logger.debug(
+                '%s %s -> %d (%.3f s)',
+                prepared.method,
+                _redact(prepared.url),
+                response.status_code,
+                response.elapsed.total_seconds(),
+            )
         return response
 
     @staticmethod
-    def _send_and_read_head(connection: '_Connection', method: str, head: bytes,
-                            payload: Any) -> '_HTTPResponse':
+    def _send_and_read_head(
+        connection: '_Connection', method: str, head: bytes, payload: Any
+    ) -> '_HTTPResponse':
         """Send a request and read the head of its answer.
 
         A server may answer before it has read the whole body (401, 413, ...) and close
@@ -3813,10 +4166,12 @@ class Session:
         if origin.scheme == 'https':
             assert origin.tls is not None  # _new_origin sets it for every https origin
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=connect_timeout, context=self._ssl_context(origin.tls))
+                host, port, timeout=connect_timeout, context=self._ssl_context(origin.tls)
+            )
             if origin.proxy:
-                connection.set_tunnel(origin.host, origin.port,
-                                      headers=_proxy_auth_headers(origin.proxy))
+                connection.set_tunnel(
+                    origin.host, origin.port, headers=_proxy_auth_headers(origin.proxy)
+                )
         else:
             connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
         try:
@@ -3824,7 +4179,8 @@ class Session:
         except ssl.SSLError as error:
             connection.close()
             raise _transport_error(
-                error, f'{origin.scheme}://{origin.host}:{origin.port}') from error
+                error, f'{origin.scheme}://{origin.host}:{origin.port}'
+            ) from error
         except OSError as error:
             connection.close()
             where = f'{origin.scheme}://{origin.host}:{origin.port}'
@@ -3839,8 +4195,13 @@ class Session:
     def _origin(self, url: str, options: '_SendOptions') -> _Origin:
         """Where ``url`` is sent with these options (remembered per scheme and host)."""
         pieces = url.split('/', 3)  # scheme, '', host and port, path
-        key = (pieces[0], pieces[2] if len(pieces) > 2 else '', options.proxies, options.tls,
-               self.trust_env)
+        key = (
+            pieces[0],
+            pieces[2] if len(pieces) > 2 else '',
+            options.proxies,
+            options.tls,
+            self.trust_env,
+        )
         origin = self._origins.get(key)
         if origin is None:
             origin = self._new_origin(url, options)
@@ -3852,10 +4213,13 @@ class Session:
         if parts.scheme not in ('http', 'https') or not parts.hostname:
             raise ValueError(f'cannot send a request to {url!r}: not an http(s) URL')
         port = parts.port or (443 if parts.scheme == 'https' else 80)
-        return _Origin(parts.scheme, parts.hostname, port,
-                       self._choose_proxy(parts.scheme, parts.hostname,
-                                          dict(options.proxies)),
-                       self._choose_tls(options.tls) if parts.scheme == 'https' else None)
+        return _Origin(
+            parts.scheme,
+            parts.hostname,
+            port,
+            self._choose_proxy(parts.scheme, parts.hostname, dict(options.proxies)),
+            self._choose_tls(options.tls) if parts.scheme == 'https' else None,
+        )
 
     def _choose_tls(self, tls: Tuple[Any, Any]) -> Tuple[Any, Any]:
         """The TLS settings of an origin: with default verification and ``trust_env``,
@@ -3866,8 +4230,9 @@ class Session:
         if verify is True and self.trust_env:
             for variable in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
                 if os.environ.get(variable):
-                    return _existing_ca_bundle(os.environ[variable],
-                                               f'the CA bundle that {variable} names'), cert
+                    return _existing_ca_bundle(
+                        os.environ[variable], f'the CA bundle that {variable} names'
+                    ), cert
         return _existing_ca_bundle(verify), cert
 
     def _choose_proxy(self, scheme: str, host: str, given: Dict[str, str]) -> Optional[str]:
@@ -3878,8 +4243,7 @@ class Session:
         """
         proxies: Dict[str, str] = {}
         if self.trust_env:
-            proxies.update((k, v) for k, v in urllib.request.getproxies().items()
-                           if k != 'no')
+            proxies.update((k, v) for k, v in urllib.request.getproxies().items() if k != 'no')
         proxies.update(given)
         if not proxies or (self.trust_env and urllib.request.proxy_bypass(host)):
             return None
@@ -3899,6 +4263,7 @@ class Session:
 
 
 # -- Foreign session: a requests.Session behind the Session interface -------------------
+
 
 def _adds_nothing(request: Any) -> Any:
     """An auth for requests that adds no credentials (it stands in for the session's)."""
@@ -3960,11 +4325,18 @@ class _ForeignSession:
             raise AttributeError(name)
         return getattr(self.wrapped, name)
 
-    def request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
-                headers: Optional[Mapping[str, str]] = None, data: Any = None,
-                timeout: Any = None, stream: bool = True,
-                retry: Optional[RetryPolicy] = None,
-                credential_origin: Optional[str] = None) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: Optional[Dict[str, Any]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        data: Any = None,
+        timeout: Any = None,
+        stream: bool = True,
+        retry: Optional[RetryPolicy] = None,
+        credential_origin: Optional[str] = None,
+    ) -> Response:
         """Send through the wrapped session; same contract as :meth:`Session.request`.
 
         Toward an origin not trusted with the credentials, the wrapped session's
@@ -3975,19 +4347,25 @@ class _ForeignSession:
         body = _Body(data)  # streamed bodies go out chunked: requests frames them itself
         fields: Dict[str, Optional[str]] = dict(headers or {})
         extra: Dict[str, Any] = {}
-        if not _trusted(url, credential_origin,
-                        self.__dict__.get('credential_origins', ())):
+        if not _trusted(url, credential_origin, self.__dict__.get('credential_origins', ())):
             extra = self._withheld(fields)
         target = _with_query(url, params)
 
         def send() -> Response:
-            answer = self.wrapped.request(method, target, data=body.payload(),
-                                          headers=fields, timeout=timeout, stream=True,
-                                          **extra)
+            answer = self.wrapped.request(
+                method,
+                target,
+                data=body.payload(),
+                headers=fields,
+                timeout=timeout,
+                stream=True,
+                **extra,
+            )
             return _ForeignResponse(answer, method)
 
-        return _send_retrying(send, _NO_RETRIES if retry is None else retry,
-                              body.replayable, method, target)
+        return _send_retrying(
+            send, _NO_RETRIES if retry is None else retry, body.replayable, method, target
+        )
 
     def _withheld(self, fields: Dict[str, Optional[str]]) -> Dict[str, Any]:
         """Unset, in ``fields``, the wrapped session's credential header fields (requests
@@ -4000,6 +4378,7 @@ class _ForeignSession:
 
 
 # -- Factories: create_session and friends (the session_utils module) -------------------
+
 
 def create_session() -> Session:
     """Return a new :class:`Session` without credentials.
@@ -4055,8 +4434,9 @@ def create_session_from_user_pass(username: str, password: str) -> Session:
     return create_session_from_auth(BasicAuth(username, password))
 
 
-def add_certs_to_session(session: Session, ca_bundle: Optional[str] = None,
-                         cert: Optional[str] = None) -> Session:
+def add_certs_to_session(
+    session: Session, ca_bundle: Optional[str] = None, cert: Optional[str] = None
+) -> Session:
     """Set the CA bundle that verifies the server and the client certificate.
 
     Parameters
@@ -4106,8 +4486,9 @@ def _boundary_of(content_type: str) -> bytes:
     """The boundary parameter of a multipart Content-Type, checked against RFC 2046."""
     boundary = _content_type(content_type).get_param('boundary')
     if not isinstance(boundary, str) or not _BOUNDARY_PATTERN.fullmatch(boundary):
-        raise MultipartError(f'multipart answer without a valid boundary: '
-                             f'Content-Type {content_type!r}')
+        raise MultipartError(
+            f'multipart answer without a valid boundary: Content-Type {content_type!r}'
+        )
     return boundary.encode('ascii')
 
 
@@ -4119,8 +4500,9 @@ class _Window:
     handed out through :func:`_kept_copy`.
     """
 
-    def __init__(self, readinto1: Callable[[memoryview], int], chunk_size: int,
-                 parts_kept: bool = False) -> None:
+    def __init__(
+        self, readinto1: Callable[[memoryview], int], chunk_size: int, parts_kept: bool = False
+    ) -> None:
         self._readinto1 = readinto1
         self._chunk_size = chunk_size
         self._parts_kept = parts_kept
@@ -4136,14 +4518,14 @@ class _Window:
         if self.end + self._chunk_size > len(self.buf):
             self._make_room()
         with memoryview(self.buf) as view:
-            count = self._readinto1(view[self.end:self.end + self._chunk_size])
+            count = self._readinto1(view[self.end : self.end + self._chunk_size])
         self.end += count
         return count > 0
 
     def _make_room(self) -> None:
         held = self.end - self.start
         if self.start and held <= len(self.buf) // 2:
-            self.buf[:held] = self.buf[self.start:self.end]
+            self.buf[:held] = self.buf[self.start : self.end]
             self.start, self.end = 0, held
         else:
             self.buf.extend(bytes(len(self.buf)))
@@ -4155,11 +4537,11 @@ class _Window:
 
     def peek(self, size: int) -> bytes:
         """The first ``size`` bytes, left in place."""
-        return bytes(self.buf[self.start:self.start + size])
+        return bytes(self.buf[self.start : self.start + size])
 
     def take(self, size: int) -> bytes:
         """Remove and return the first ``size`` bytes."""
-        with memoryview(self.buf) as view, view[self.start:self.start + size] as taken:
+        with memoryview(self.buf) as view, view[self.start : self.start + size] as taken:
             if self._parts_kept and size >= _KEPT_COPY_MIN:
                 data = _kept_copy(taken)
             else:
@@ -4172,7 +4554,7 @@ class _Window:
         self.start += size
         held = self.end - self.start
         if held <= self._chunk_size and self.start > self._chunk_size:
-            self.buf[:held] = self.buf[self.start:self.end]
+            self.buf[:held] = self.buf[self.start : self.end]
             self.start, self.end = 0, held
 
 
@@ -4211,8 +4593,11 @@ class _PagePopulator:
         self._enabled = sys.platform.startswith('linux')
 
     def __call__(self, buffer: memoryview) -> None:
-        if len(buffer) < mmap.PAGESIZE or not self._enabled or (
-                self._madvise is None and not self._load()):
+        if (
+            len(buffer) < mmap.PAGESIZE
+            or not self._enabled
+            or (self._madvise is None and not self._load())
+        ):
             return
         pointer = self._ctypes.c_char.from_buffer(buffer)  # exports buffer while alive
         address = self._ctypes.addressof(pointer)
@@ -4220,13 +4605,17 @@ class _PagePopulator:
         page = mmap.PAGESIZE
         first = -(-address // page) * page
         last = (address + len(buffer)) // page * page
-        if last > first and self._madvise(first, last - first, self._MADV_POPULATE_WRITE) \
-                and self._ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS):
+        if (
+            last > first
+            and self._madvise(first, last - first, self._MADV_POPULATE_WRITE)
+            and self._ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS)
+        ):
             self._enabled = False  # a kernel without it: stop asking
 
     def _load(self) -> bool:
         try:
             import ctypes
+
             madvise = ctypes.CDLL(None, use_errno=True).madvise
         except (ImportError, OSError, AttributeError):
             self._enabled = False
@@ -4243,10 +4632,12 @@ _KEPT_COPY_MIN = 1 << 18  # smaller parts come from the allocator's heap, mapped
 
 def _readinto_from_read1(read1: Callable[[int], bytes]) -> Callable[[memoryview], int]:
     """Adapt a ``read1(n) -> bytes`` source to ``readinto1(view) -> int``."""
+
     def readinto1(view: memoryview) -> int:
         data = read1(len(view))
-        view[:len(data)] = data
+        view[: len(data)] = data
         return len(data)
+
     return readinto1
 
 
@@ -4285,9 +4676,16 @@ class MultipartReader:
 
     """
 
-    def __init__(self, source: Any, boundary: bytes, chunk_size: int = 1 << 20, *,
-                 parts_kept: bool = False, max_part_size: Optional[int] = None,
-                 url: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        boundary: bytes,
+        chunk_size: int = 1 << 20,
+        *,
+        parts_kept: bool = False,
+        max_part_size: Optional[int] = None,
+        url: Optional[str] = None,
+    ) -> None:
         readinto1 = getattr(source, 'readinto1', None)
         if not callable(readinto1):
             readinto1 = _readinto_from_read1(source)
@@ -4330,8 +4728,7 @@ class MultipartReader:
             if index >= 0:
                 return index
             if limit is not None and len(window) > limit:
-                raise MultipartError(f'multipart body is malformed: no {what} within '
-                                     f'{limit} bytes')
+                raise MultipartError(f'multipart body is malformed: no {what} within {limit} bytes')
             self._check_part_size(len(window) - len(needle))
             scan_from = max(len(window) - len(needle) + 1, 0)
             self._more(what)
@@ -4341,28 +4738,28 @@ class MultipartReader:
         ``size`` reaches the limit."""
         limit = self._max_part_size
         if limit is not None and size >= limit:
-            raise _body_too_large(self._url, limit, f'a part of its multipart body is '
-                                  f'larger than {limit} bytes')
+            raise _body_too_large(
+                self._url, limit, f'a part of its multipart body is larger than {limit} bytes'
+            )
 
     def _skip_padding(self) -> None:
         end = self._find(b'\r\n', 'the end of a boundary line', limit=1024)
         padding = self._window.take(end + 2)[:-2]
         if padding.strip(b' \t'):
-            raise MultipartError('multipart body is malformed: unexpected bytes after a '
-                                 f'boundary: {padding[:40]!r}')
+            raise MultipartError(
+                f'multipart body is malformed: unexpected bytes after a boundary: {padding[:40]!r}'
+            )
 
     def _read_headers(self) -> Message:
         self._fill(2, 'the part headers')
         if self._window.peek(2) == b'\r\n':
             self._window.skip(2)
             return Message()
-        end = self._find(b'\r\n\r\n', 'the end of the part headers',
-                         limit=_MAX_PART_HEADER_SIZE)
+        end = self._find(b'\r\n\r\n', 'the end of the part headers', limit=_MAX_PART_HEADER_SIZE)
         block = self._window.take(end + 4)[:-2]
         headers = email.parser.BytesHeaderParser().parsebytes(block)
         if headers.defects or headers.get_payload():
-            raise MultipartError(f'multipart body is malformed: bad part headers '
-                                 f'{block[:200]!r}')
+            raise MultipartError(f'multipart body is malformed: bad part headers {block[:200]!r}')
         return headers
 
     def _part_size(self, headers: Message, number: int) -> int:
@@ -4374,9 +4771,11 @@ class MultipartReader:
         declared = _declared_length(headers, number) if len(headers) else None
         size = self._find(self._delimiter, 'the end of a part')
         if declared is not None and declared != size:
-            raise MultipartError(f'multipart body is malformed: part {number} declares '
-                                 f'Content-Length {declared} but holds {size} bytes '
-                                 f'before the next boundary')
+            raise MultipartError(
+                f'multipart body is malformed: part {number} declares '
+                f'Content-Length {declared} but holds {size} bytes '
+                f'before the next boundary'
+            )
         return size
 
     def _drain(self) -> None:
@@ -4412,20 +4811,24 @@ def _declared_length(headers: Message, number: int) -> Optional[int]:
         return None
     text = values[0].strip()
     if not (text.isascii() and text.isdigit()) or any(
-            value.strip() != text for value in values[1:]):
-        raise MultipartError(f'multipart body is malformed: part {number} declares '
-                             f'Content-Length {", ".join(values)!r}, not a length in bytes')
+        value.strip() != text for value in values[1:]
+    ):
+        raise MultipartError(
+            f'multipart body is malformed: part {number} declares '
+            f'Content-Length {", ".join(values)!r}, not a length in bytes'
+        )
     return int(text)
 
 
-def _single_part(response: Response, acceptable: Sequence[str]) -> Iterator[Tuple[Message,
-                                                                                  bytes]]:
+def _single_part(response: Response, acceptable: Sequence[str]) -> Iterator[Tuple[Message, bytes]]:
     """Yield a non-multipart answer as one part, if its media type was asked for."""
     media_type = response.content_type
     if not any(_media_type_matches(pattern, media_type) for pattern in acceptable):
-        raise MultipartError(f'expected a multipart/related answer from {response.url}, '
-                             f'got Content-Type '
-                             f'{response.headers.get("Content-Type", "(none)")!r}')
+        raise MultipartError(
+            f'expected a multipart/related answer from {response.url}, '
+            f'got Content-Type '
+            f'{response.headers.get("Content-Type", "(none)")!r}'
+        )
     headers = Message()
     headers['Content-Type'] = response.headers.get('Content-Type', media_type)
     yield headers, response.content
@@ -4437,8 +4840,9 @@ def _media_type_matches(pattern: str, media_type: str) -> bool:
     return pattern.endswith('/*') and media_type.startswith(pattern[:-1])
 
 
-def _iter_parts(response: Response, acceptable: Sequence[str], chunk_size: int,
-                parts_kept: bool = False) -> Iterator[Tuple[Message, bytes]]:
+def _iter_parts(
+    response: Response, acceptable: Sequence[str], chunk_size: int, parts_kept: bool = False
+) -> Iterator[Tuple[Message, bytes]]:
     """Yield (headers, body) of each part of an answer; closes the answer at the end."""
     try:
         if response.status_code == HTTPStatus.NO_CONTENT:
@@ -4448,12 +4852,15 @@ def _iter_parts(response: Response, acceptable: Sequence[str], chunk_size: int,
         if parsed.get_content_maintype() != 'multipart':
             yield from _single_part(response, acceptable)
         elif parsed.get_param('boundary') is None:
-            yield from _parts_without_boundary(response, content_type, chunk_size,
-                                               parts_kept)
+            yield from _parts_without_boundary(response, content_type, chunk_size, parts_kept)
         else:
-            yield from MultipartReader(response, _boundary_of(content_type), chunk_size,
-                                       parts_kept=parts_kept,
-                                       max_part_size=_part_limit(response))
+            yield from MultipartReader(
+                response,
+                _boundary_of(content_type),
+                chunk_size,
+                parts_kept=parts_kept,
+                max_part_size=_part_limit(response),
+            )
     finally:
         response.close()
 
@@ -4464,8 +4871,9 @@ def _part_limit(response: Response) -> Optional[int]:
     return limit if isinstance(limit, int) else None
 
 
-def _parts_without_boundary(response: Response, content_type: str, chunk_size: int,
-                            parts_kept: bool) -> Iterator[Tuple[Message, bytes]]:
+def _parts_without_boundary(
+    response: Response, content_type: str, chunk_size: int, parts_kept: bool
+) -> Iterator[Tuple[Message, bytes]]:
     """The parts of a multipart answer whose Content-Type names no boundary.
 
     When the body starts with a delimiter line (``--boundary`` and CRLF), that boundary
@@ -4475,17 +4883,27 @@ def _parts_without_boundary(response: Response, content_type: str, chunk_size: i
     head = _read_first_line(response)
     boundary = _boundary_of_delimiter_line(head)
     if boundary is not None:
-        logger.debug('multipart answer from %s names no boundary; using %r from its body',
-                     response.url, boundary)
-        yield from MultipartReader(_prefixed_read1(head, response.read1), boundary,
-                                   chunk_size, parts_kept=parts_kept,
-                                   max_part_size=_part_limit(response), url=response.url)
+        logger.debug(
+            'multipart answer from %s names no boundary; using %r from its body',
+            response.url,
+            boundary,
+        )
+        yield from MultipartReader(
+            _prefixed_read1(head, response.read1),
+            boundary,
+            chunk_size,
+            parts_kept=parts_kept,
+            max_part_size=_part_limit(response),
+            url=response.url,
+        )
         return
     rest = iter(functools.partial(response.read1, max(chunk_size, 1024)), b'')
     headers = Message()
     headers['Content-Type'] = content_type
-    yield headers, _joined_within(itertools.chain((head,), rest), _part_limit(response),
-                                  response.url)
+    yield (
+        headers,
+        _joined_within(itertools.chain((head,), rest), _part_limit(response), response.url),
+    )
 
 
 def _read_first_line(response: Response, limit: int = 1024) -> bytes:
@@ -4524,6 +4942,7 @@ def _prefixed_read1(prefix: bytes, read1: Callable[[int], bytes]) -> Callable[[i
                 data = data[:size]
             return data
         return read1(size)
+
     return read
 
 
@@ -4538,27 +4957,33 @@ class _PartSource:
         elif isinstance(item, (str, os.PathLike)):
             info = os.stat(item)
             if stat.S_ISDIR(info.st_mode):
-                raise ValueError(f'{os.fspath(item)!r} is a folder: pass the paths of the '
-                                 f'files in it, e.g. sorted(pathlib.Path(folder).rglob('
-                                 f'"*.dcm"))')
+                raise ValueError(
+                    f'{os.fspath(item)!r} is a folder: pass the paths of the '
+                    f'files in it, e.g. sorted(pathlib.Path(folder).rglob('
+                    f'"*.dcm"))'
+                )
             self.size = info.st_size
         elif hasattr(item, 'read'):
             self._start, self.size = _remaining_size(item)
             if self._start is None:
                 raise TypeError('file objects to store must be seekable')
         elif not isinstance(item, pydicom.Dataset):
-            raise TypeError(f'cannot store {type(item).__name__}: pass pydicom Datasets, '
-                            'bytes of Part 10 files, file paths or binary file objects')
+            raise TypeError(
+                f'cannot store {type(item).__name__}: pass pydicom Datasets, '
+                'bytes of Part 10 files, file paths or binary file objects'
+            )
         elif not _encoding_is_known(item):
             uid = item.get('SOPInstanceUID', '(no SOP Instance UID)')
-            raise ValueError(f'dataset {uid} has no Transfer Syntax UID in its file meta '
-                             f'information, so it cannot be encoded: set '
-                             f'dataset.file_meta.TransferSyntaxUID (for instance to '
-                             f'pydicom.uid.ExplicitVRLittleEndian) before storing it')
+            raise ValueError(
+                f'dataset {uid} has no Transfer Syntax UID in its file meta '
+                f'information, so it cannot be encoded: set '
+                f'dataset.file_meta.TransferSyntaxUID (for instance to '
+                f'pydicom.uid.ExplicitVRLittleEndian) before storing it'
+            )
 
-    def chunks(self, chunk_size: int,
-               scratch: Optional[io.BytesIO] = None) -> Iterator[Union[bytes, bytearray,
-                                                                       memoryview]]:
+    def chunks(
+        self, chunk_size: int, scratch: Optional[io.BytesIO] = None
+    ) -> Iterator[Union[bytes, bytearray, memoryview]]:
         """Yield the bytes of the part.
 
         With ``scratch``, a dataset is encoded into that buffer (reused from part to part,
@@ -4573,7 +4998,7 @@ class _PartSource:
         elif isinstance(item, pydicom.Dataset) and scratch is not None:
             scratch.seek(0)
             _write_part_dataset(scratch, item)
-            with scratch.getbuffer() as view, view[:scratch.tell()] as encoded:
+            with scratch.getbuffer() as view, view[: scratch.tell()] as encoded:
                 yield encoded
         elif isinstance(item, (bytes, bytearray, memoryview)):
             yield bytes(item) if isinstance(item, memoryview) else item
@@ -4610,21 +5035,20 @@ class MultipartBody:
 
     replayable = True
 
-    def __init__(self, parts: Sequence[Any], media_type: str,
-                 chunk_size: int = 1 << 20) -> None:
+    def __init__(self, parts: Sequence[Any], media_type: str, chunk_size: int = 1 << 20) -> None:
         self.parts = [_PartSource(part) for part in parts]
         self.media_type = media_type
         self.boundary = _new_boundary()
         self.chunk_size = chunk_size
-        self._part_header = (f'--{self.boundary}\r\nContent-Type: {media_type}\r\n\r\n'
-                             ).encode('ascii')
+        self._part_header = (f'--{self.boundary}\r\nContent-Type: {media_type}\r\n\r\n').encode(
+            'ascii'
+        )
         self._closing = f'--{self.boundary}--\r\n'.encode('ascii')
 
     @property
     def content_type(self) -> str:
         """str: value of the request's Content-Type field."""
-        return (f'multipart/related; type="{self.media_type}"; '
-                f'boundary={self.boundary}')
+        return f'multipart/related; type="{self.media_type}"; boundary={self.boundary}'
 
     @property
     def length(self) -> Optional[int]:
@@ -4663,8 +5087,12 @@ def _write_dataset(fileobj: Any, dataset: Dataset) -> None:
     _dcmwrite(fileobj, dataset, enforce_file_format=True)
 
 
-def _dcmwrite(fileobj: Any, dataset: Dataset, enforce_file_format: bool,
-              encoding: Optional[Tuple[bool, bool]] = None) -> None:
+def _dcmwrite(
+    fileobj: Any,
+    dataset: Dataset,
+    enforce_file_format: bool,
+    encoding: Optional[Tuple[bool, bool]] = None,
+) -> None:
     """``pydicom.dcmwrite`` with pydicom 3's arguments, on pydicom 3 and 2 alike.
 
     ``enforce_file_format`` is pydicom 3's (pydicom 2 has its opposite,
@@ -4674,10 +5102,10 @@ def _dcmwrite(fileobj: Any, dataset: Dataset, enforce_file_format: bool,
     value it cannot write) is never mistaken for pydicom 2 and always propagates.
     """
     if _dcmwrite_is_pydicom_3(pydicom.dcmwrite):
-        options = {} if encoding is None else {'implicit_vr': encoding[0],
-                                               'little_endian': encoding[1]}
-        pydicom.dcmwrite(fileobj, dataset, enforce_file_format=enforce_file_format,
-                         **options)
+        options = (
+            {} if encoding is None else {'implicit_vr': encoding[0], 'little_endian': encoding[1]}
+        )
+        pydicom.dcmwrite(fileobj, dataset, enforce_file_format=enforce_file_format, **options)
         return
     if encoding is not None:
         dataset.is_implicit_VR, dataset.is_little_endian = encoding
@@ -4695,14 +5123,17 @@ def _dcmwrite_is_pydicom_3(function: Any) -> bool:
     if known is function:
         return modern
     import inspect  # imported here: only the first dataset written needs it
+
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # no signature to read: take it for the current one
         modern = True
     else:
-        modern = any(parameter.name == 'enforce_file_format'
-                     or parameter.kind is inspect.Parameter.VAR_KEYWORD
-                     for parameter in parameters)
+        modern = any(
+            parameter.name == 'enforce_file_format'
+            or parameter.kind is inspect.Parameter.VAR_KEYWORD
+            for parameter in parameters
+        )
     _DCMWRITE_SIGNATURE[0] = (function, modern)
     return modern
 
@@ -4726,8 +5157,11 @@ def _file_meta_can_be_completed(dataset: Dataset) -> bool:
     meta = getattr(dataset, 'file_meta', None) or pydicom.Dataset()
     return bool(meta.get('TransferSyntaxUID')) and all(
         meta.get(meta_keyword) or dataset.get(keyword)
-        for meta_keyword, keyword in (('MediaStorageSOPClassUID', 'SOPClassUID'),
-                                      ('MediaStorageSOPInstanceUID', 'SOPInstanceUID')))
+        for meta_keyword, keyword in (
+            ('MediaStorageSOPClassUID', 'SOPClassUID'),
+            ('MediaStorageSOPInstanceUID', 'SOPInstanceUID'),
+        )
+    )
 
 
 def _encoding_is_known(dataset: Dataset) -> bool:
@@ -4739,8 +5173,7 @@ def _encoding_is_known(dataset: Dataset) -> bool:
     """
     if 'TransferSyntaxUID' in (getattr(dataset, 'file_meta', None) or ()):
         return True
-    flags = (getattr(dataset, 'is_implicit_VR', None),
-             getattr(dataset, 'is_little_endian', None))
+    flags = (getattr(dataset, 'is_implicit_VR', None), getattr(dataset, 'is_little_endian', None))
     original = getattr(dataset, 'original_encoding', (None, None))
     return None not in flags or None not in original
 
@@ -4756,7 +5189,8 @@ def _decode_dataset(data: bytes) -> Dataset:
             dataset = None
         if dataset is None or 'SOPInstanceUID' not in dataset:  # not a bare data set
             raise pydicom.errors.InvalidDicomError(
-                f'a part of {len(data)} bytes is not a DICOM data set: {error}') from None
+                f'a part of {len(data)} bytes is not a DICOM data set: {error}'
+            ) from None
         return dataset
 
 
@@ -4769,44 +5203,103 @@ _EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1'
 # media types of pixel data and bulk data (PS3.18 8.7.3), with the transfer syntaxes each
 # can carry; the first is the default
 _BULKDATA_MEDIA_TYPES: Dict[str, Tuple[str, ...]] = {
-    'application/octet-stream': (_EXPLICIT_VR_LITTLE_ENDIAN, '1.2.840.10008.1.2',
-                                 '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'),
-    'image/jpeg': ('1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51',
-                   '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70'),
+    'application/octet-stream': (
+        _EXPLICIT_VR_LITTLE_ENDIAN,
+        '1.2.840.10008.1.2',
+        '1.2.840.10008.1.2.1.99',
+        '1.2.840.10008.1.2.2',
+    ),
+    'image/jpeg': (
+        '1.2.840.10008.1.2.4.50',
+        '1.2.840.10008.1.2.4.51',
+        '1.2.840.10008.1.2.4.57',
+        '1.2.840.10008.1.2.4.70',
+    ),
     'image/dicom-rle': ('1.2.840.10008.1.2.5',),
     'image/x-dicom-rle': ('1.2.840.10008.1.2.5',),
     'image/jls': ('1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'),
     'image/x-jls': ('1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'),
     'image/jp2': ('1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91'),
     'image/jpx': ('1.2.840.10008.1.2.4.92', '1.2.840.10008.1.2.4.93'),
-    'image/jphc': ('1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202',
-                   '1.2.840.10008.1.2.4.203'),
-    'image/jxl': ('1.2.840.10008.1.2.4.110', '1.2.840.10008.1.2.4.111',
-                  '1.2.840.10008.1.2.4.112'),
+    'image/jphc': ('1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202', '1.2.840.10008.1.2.4.203'),
+    'image/jxl': ('1.2.840.10008.1.2.4.110', '1.2.840.10008.1.2.4.111', '1.2.840.10008.1.2.4.112'),
     'video/mpeg2': ('1.2.840.10008.1.2.4.100', '1.2.840.10008.1.2.4.101'),
     'video/mpeg': ('1.2.840.10008.1.2.4.100', '1.2.840.10008.1.2.4.101'),
-    'video/mp4': ('1.2.840.10008.1.2.4.102', '1.2.840.10008.1.2.4.103',
-                  '1.2.840.10008.1.2.4.104', '1.2.840.10008.1.2.4.105',
-                  '1.2.840.10008.1.2.4.106'),
+    'video/mp4': (
+        '1.2.840.10008.1.2.4.102',
+        '1.2.840.10008.1.2.4.103',
+        '1.2.840.10008.1.2.4.104',
+        '1.2.840.10008.1.2.4.105',
+        '1.2.840.10008.1.2.4.106',
+    ),
     'video/H265': ('1.2.840.10008.1.2.4.107', '1.2.840.10008.1.2.4.108'),
 }
 #: Transfer syntaxes an instance can be asked for in (PS3.18 Table 8.7.3-2 and the newer
 #: ones): Explicit VR Little Endian, Deflated, RLE, JPEG, JPEG-LS, JPEG 2000, MPEG, HEVC,
 #: JPEG XL and HTJ2K.
-_INSTANCE_SYNTAXES = frozenset({
-    '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.5',
-    *(f'1.2.840.10008.1.2.4.{n}' for n in (
-        50, 51, 57, 70, 80, 81, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108,
-        110, 111, 112, 201, 202, 203)),
-})
+_INSTANCE_SYNTAXES = frozenset(
+    {
+        '1.2.840.10008.1.2.1',
+        '1.2.840.10008.1.2.1.99',
+        '1.2.840.10008.1.2.5',
+        *(
+            f'1.2.840.10008.1.2.4.{n}'
+            for n in (
+                50,
+                51,
+                57,
+                70,
+                80,
+                81,
+                90,
+                91,
+                92,
+                93,
+                100,
+                101,
+                102,
+                103,
+                104,
+                105,
+                106,
+                107,
+                108,
+                110,
+                111,
+                112,
+                201,
+                202,
+                203,
+            )
+        ),
+    }
+)
 _BULKDATA_WILDCARDS = ('*/*', 'image/*', 'video/*', 'application/*')
-_RENDERED_MEDIA_TYPES = ('image/jpeg', 'image/jp2', 'image/gif', 'image/png', 'video/gif',
-                         'video/mp4', 'video/h265', 'text/html', 'text/plain', 'text/xml',
-                         'text/rtf', 'application/pdf', 'image/*', '*/*')
-_RENDERED_FRAME_MEDIA_TYPES = ('image/jpeg', 'image/jp2', 'image/gif', 'image/png',
-                               'image/*', '*/*')
-_THUMBNAIL_MEDIA_TYPES = ('image/jpeg', 'image/gif', 'image/png', 'image/jp2', 'image/*',
-                          '*/*')
+_RENDERED_MEDIA_TYPES = (
+    'image/jpeg',
+    'image/jp2',
+    'image/gif',
+    'image/png',
+    'video/gif',
+    'video/mp4',
+    'video/h265',
+    'text/html',
+    'text/plain',
+    'text/xml',
+    'text/rtf',
+    'application/pdf',
+    'image/*',
+    '*/*',
+)
+_RENDERED_FRAME_MEDIA_TYPES = (
+    'image/jpeg',
+    'image/jp2',
+    'image/gif',
+    'image/png',
+    'image/*',
+    '*/*',
+)
+_THUMBNAIL_MEDIA_TYPES = ('image/jpeg', 'image/gif', 'image/png', 'image/jp2', 'image/*', '*/*')
 
 
 @dataclass(frozen=True)
@@ -4825,53 +5318,63 @@ class _Resource:
                 raise ValueError(
                     f'media type {media_type!r} is not available for instances (only '
                     '"application/dicom"); use retrieve_instance_frames() or '
-                    'retrieve_bulkdata() for pixel data')
+                    'retrieve_bulkdata() for pixel data'
+                )
             if transfer_syntax not in (None, '*'):
                 _check_uid(transfer_syntax, 'transfer syntax UID')
                 if transfer_syntax not in _INSTANCE_SYNTAXES:
                     raise ValueError(
                         f'transfer syntax {transfer_syntax!r} is not one PS3.18 defines for '
                         '"application/dicom" (Implicit VR Little Endian, for one, is not '
-                        'used in DICOMweb); ask for "*" to take what the server has')
+                        'used in DICOMweb); ask for "*" to take what the server has'
+                    )
             return
         if self.name in ('frames', 'bulkdata'):
             self._allows_bulkdata(media_type, transfer_syntax)
             return
         if media_type not in self.media_types:
-            raise ValueError(f'media type {media_type!r} is not available for '
-                             f'{self.name}; choose from {", ".join(self.media_types)}')
+            raise ValueError(
+                f'media type {media_type!r} is not available for '
+                f'{self.name}; choose from {", ".join(self.media_types)}'
+            )
         if transfer_syntax is not None:
-            raise ValueError(f'{self.name} take no transfer syntax, got '
-                             f'{transfer_syntax!r} for {media_type!r}')
+            raise ValueError(
+                f'{self.name} take no transfer syntax, got {transfer_syntax!r} for {media_type!r}'
+            )
 
     def _allows_bulkdata(self, media_type: str, transfer_syntax: Optional[str]) -> None:
         if media_type in _BULKDATA_WILDCARDS:
             if transfer_syntax not in (None, '*'):
-                raise ValueError(f'wildcard media type {media_type!r} needs no transfer '
-                                 f'syntax or "*", got {transfer_syntax!r}')
+                raise ValueError(
+                    f'wildcard media type {media_type!r} needs no transfer '
+                    f'syntax or "*", got {transfer_syntax!r}'
+                )
             return
         syntaxes = _BULKDATA_MEDIA_TYPES.get(media_type)
         if syntaxes is None:
             raise ValueError(
                 f'media type {media_type!r} is not available for {self.name}; choose from '
-                f'{", ".join(list(_BULKDATA_MEDIA_TYPES) + list(_BULKDATA_WILDCARDS))}')
+                f'{", ".join(list(_BULKDATA_MEDIA_TYPES) + list(_BULKDATA_WILDCARDS))}'
+            )
         if transfer_syntax not in (None, '*') and transfer_syntax not in syntaxes:
-            raise ValueError(f'transfer syntax {transfer_syntax!r} cannot be sent as '
-                             f'{media_type!r}; it carries {", ".join(syntaxes)}')
+            raise ValueError(
+                f'transfer syntax {transfer_syntax!r} cannot be sent as '
+                f'{media_type!r}; it carries {", ".join(syntaxes)}'
+            )
 
 
 _RESOURCES = {
     'instances': _Resource('instances', (('application/dicom', None),), True),
     'frames': _Resource('frames', (('application/octet-stream', None),), True),
     'bulkdata': _Resource('bulkdata', (('application/octet-stream', None),), True),
-    'rendered': _Resource('rendered', (('image/jpeg', None),), False,
-                          _RENDERED_MEDIA_TYPES),
-    'rendered frames': _Resource('rendered frames', (('image/jpeg', None),), False,
-                                 _RENDERED_FRAME_MEDIA_TYPES),
-    'thumbnails': _Resource('thumbnails', (('image/jpeg', None),), False,
-                            _THUMBNAIL_MEDIA_TYPES),
-    'XML metadata': _Resource('XML metadata', (('application/dicom+xml', None),), True,
-                              ('application/dicom+xml',)),
+    'rendered': _Resource('rendered', (('image/jpeg', None),), False, _RENDERED_MEDIA_TYPES),
+    'rendered frames': _Resource(
+        'rendered frames', (('image/jpeg', None),), False, _RENDERED_FRAME_MEDIA_TYPES
+    ),
+    'thumbnails': _Resource('thumbnails', (('image/jpeg', None),), False, _THUMBNAIL_MEDIA_TYPES),
+    'XML metadata': _Resource(
+        'XML metadata', (('application/dicom+xml', None),), True, ('application/dicom+xml',)
+    ),
 }
 
 
@@ -4887,10 +5390,15 @@ def _normalize_media_types(media_types: Any) -> Tuple[Tuple[str, Optional[str]],
     for item in media_types:
         if isinstance(item, str):
             item = (item,)
-        if not isinstance(item, (tuple, list)) or len(item) not in (1, 2) or not all(
-                isinstance(value, str) for value in item):
-            raise TypeError(f'each of media_types must be a media type or a (media type, '
-                            f'transfer syntax UID) pair, not {item!r}')
+        if (
+            not isinstance(item, (tuple, list))
+            or len(item) not in (1, 2)
+            or not all(isinstance(value, str) for value in item)
+        ):
+            raise TypeError(
+                f'each of media_types must be a media type or a (media type, '
+                f'transfer syntax UID) pair, not {item!r}'
+            )
         media_type = item[0].strip()
         if media_type.count('/') != 1:
             raise ValueError(f'{media_type!r} in media_types is not a media type')
@@ -4909,8 +5417,10 @@ def _require_plain_media_types(name: str, media_types: Any) -> None:
         return
     for item in media_types:
         if not isinstance(item, str):
-            raise TypeError(f'{name} are asked for by media type alone (a string), not '
-                            f'{item!r}: transfer syntaxes do not apply to them')
+            raise TypeError(
+                f'{name} are asked for by media type alone (a string), not '
+                f'{item!r}: transfer syntaxes do not apply to them'
+            )
 
 
 def _accept(resource: str, media_types: Optional[MediaTypes]) -> Tuple[str, List[str]]:
@@ -4937,7 +5447,6 @@ def _accept(resource: str, media_types: Optional[MediaTypes]) -> Tuple[str, List
     return ', '.join(values), [media_type for media_type, _ in pairs]
 
 
-
 # DICOM XML (PS3.19 Native DICOM Model) to DICOM JSON (PS3.18 Annex F)
 
 _NUMERIC_VRS = frozenset({'DS', 'FL', 'FD', 'IS', 'SL', 'SS', 'SV', 'UL', 'US', 'UV'})
@@ -4956,6 +5465,7 @@ def _children(element: Any, name: str) -> List[Any]:
 def _xml_to_dicom_json(data: bytes) -> Dict[str, dict]:
     """Convert one Native DICOM Model XML document into a DICOM JSON object."""
     from xml.etree import ElementTree
+
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as error:
@@ -4977,11 +5487,11 @@ def _xml_attributes(element: Any) -> Dict[str, dict]:
         elif vr == 'SQ':
             entry['Value'] = [_xml_attributes(item) for item in _children(attribute, 'Item')]
         elif vr == 'PN':
-            entry['Value'] = [_xml_person_name(name)
-                              for name in _children(attribute, 'PersonName')]
+            entry['Value'] = [_xml_person_name(name) for name in _children(attribute, 'PersonName')]
         else:
-            entry['Value'] = [_xml_value(value.text or '', vr)
-                              for value in _children(attribute, 'Value')]
+            entry['Value'] = [
+                _xml_value(value.text or '', vr) for value in _children(attribute, 'Value')
+            ]
         if entry.get('Value') == []:
             del entry['Value']
         result[tag] = entry
@@ -5000,8 +5510,10 @@ def _xml_person_name(element: Any) -> Dict[str, str]:
     for group in ('Alphabetic', 'Ideographic', 'Phonetic'):
         found = _children(element, group)
         if found:
-            parts = [''.join(child.text or '' for child in _children(found[0], component))
-                     for component in _NAME_COMPONENTS]
+            parts = [
+                ''.join(child.text or '' for child in _children(found[0], component))
+                for component in _NAME_COMPONENTS
+            ]
             name[group] = '^'.join(parts).rstrip('^')
     return name
 
@@ -5009,6 +5521,7 @@ def _xml_person_name(element: Any) -> Dict[str, str]:
 # ---------------------------------------------------------------------------------------
 # The client protocol
 # ---------------------------------------------------------------------------------------
+
 
 @runtime_checkable
 class DICOMClient(Protocol):
@@ -5035,100 +5548,159 @@ class DICOMClient(Protocol):
     stow_url_prefix: Optional[str] = None
     delete_url_prefix: Optional[str] = None
 
-    def search_for_studies(self, fuzzymatching: Optional[bool] = None,
-                           limit: Optional[int] = None, offset: Optional[int] = None,
-                           fields: Optional[Sequence[str]] = None,
-                           search_filters: Optional[Dict[str, Any]] = None,
-                           get_remaining: bool = False) -> List[Dict[str, dict]]:
+    def search_for_studies(
+        self,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+    ) -> List[Dict[str, dict]]:
         """Search for studies."""
 
-    def search_for_series(self, study_instance_uid: Optional[str] = None,
-                          fuzzymatching: Optional[bool] = None,
-                          limit: Optional[int] = None, offset: Optional[int] = None,
-                          fields: Optional[Sequence[str]] = None,
-                          search_filters: Optional[Dict[str, Any]] = None,
-                          get_remaining: bool = False) -> List[Dict[str, dict]]:
+    def search_for_series(
+        self,
+        study_instance_uid: Optional[str] = None,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+    ) -> List[Dict[str, dict]]:
         """Search for series."""
 
-    def search_for_instances(self, study_instance_uid: Optional[str] = None,
-                             series_instance_uid: Optional[str] = None,
-                             fuzzymatching: Optional[bool] = None,
-                             limit: Optional[int] = None, offset: Optional[int] = None,
-                             fields: Optional[Sequence[str]] = None,
-                             search_filters: Optional[Dict[str, Any]] = None,
-                             get_remaining: bool = False) -> List[Dict[str, dict]]:
+    def search_for_instances(
+        self,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+    ) -> List[Dict[str, dict]]:
         """Search for instances."""
 
-    def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
-                          byte_range: Optional[Tuple[int, int]] = None) -> List[bytes]:
+    def retrieve_bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes] = None,
+        byte_range: Optional[Tuple[int, int]] = None,
+    ) -> List[bytes]:
         """Retrieve bulk data at a URL."""
 
-    def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
-                      byte_range: Optional[Tuple[int, int]] = None) -> Iterator[bytes]:
+    def iter_bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes] = None,
+        byte_range: Optional[Tuple[int, int]] = None,
+    ) -> Iterator[bytes]:
         """Iterate over bulk data at a URL."""
 
     def retrieve_study_metadata(self, study_instance_uid: str) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a study."""
 
-    def retrieve_series_metadata(self, study_instance_uid: str,
-                                 series_instance_uid: str) -> List[Dict[str, dict]]:
+    def retrieve_series_metadata(
+        self, study_instance_uid: str, series_instance_uid: str
+    ) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a series."""
 
-    def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
-                                   sop_instance_uid: str) -> Dict[str, dict]:
+    def retrieve_instance_metadata(
+        self, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+    ) -> Dict[str, dict]:
         """Retrieve the metadata of an instance."""
 
-    def retrieve_study(self, study_instance_uid: str,
-                       media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+    def retrieve_study(
+        self, study_instance_uid: str, media_types: Optional[MediaTypes] = None
+    ) -> List[Dataset]:
         """Retrieve the instances of a study."""
 
-    def iter_study(self, study_instance_uid: str,
-                   media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+    def iter_study(
+        self, study_instance_uid: str, media_types: Optional[MediaTypes] = None
+    ) -> Iterator[Dataset]:
         """Iterate over the instances of a study."""
 
-    def retrieve_series(self, study_instance_uid: str, series_instance_uid: str,
-                        media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+    def retrieve_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> List[Dataset]:
         """Retrieve the instances of a series."""
 
-    def iter_series(self, study_instance_uid: str, series_instance_uid: str,
-                    media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+    def iter_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> Iterator[Dataset]:
         """Iterate over the instances of a series."""
 
-    def retrieve_instance(self, study_instance_uid: str, series_instance_uid: str,
-                          sop_instance_uid: str,
-                          media_types: Optional[MediaTypes] = None) -> Dataset:
+    def retrieve_instance(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> Dataset:
         """Retrieve an instance."""
 
-    def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                                 sop_instance_uid: str, frame_numbers: Sequence[int],
-                                 media_types: Optional[MediaTypes] = None) -> List[bytes]:
+    def retrieve_instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+    ) -> List[bytes]:
         """Retrieve frames of an instance."""
 
-    def iter_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                             sop_instance_uid: str, frame_numbers: Sequence[int],
-                             media_types: Optional[MediaTypes] = None) -> Iterator[bytes]:
+    def iter_instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+    ) -> Iterator[bytes]:
         """Iterate over frames of an instance."""
 
-    def retrieve_instance_rendered(self, study_instance_uid: str, series_instance_uid: str,
-                                   sop_instance_uid: str,
-                                   media_types: Optional[MediaTypes] = None,
-                                   params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_rendered(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve an instance rendered by the server."""
 
-    def retrieve_series_rendered(self, study_instance_uid, series_instance_uid,
-                                 media_types: Optional[MediaTypes] = None,
-                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_series_rendered(
+        self,
+        study_instance_uid,
+        series_instance_uid,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve a series rendered by the server."""
 
-    def retrieve_instance_frames_rendered(self, study_instance_uid: str,
-                                          series_instance_uid: str, sop_instance_uid: str,
-                                          frame_numbers: Sequence[int],
-                                          media_types: Optional[MediaTypes] = None,
-                                          params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_frames_rendered(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve frames rendered by the server."""
 
-    def store_instances(self, datasets: Sequence[Dataset],
-                        study_instance_uid: Optional[str] = None) -> Dataset:
+    def store_instances(
+        self, datasets: Sequence[Dataset], study_instance_uid: Optional[str] = None
+    ) -> Dataset:
         """Store instances."""
 
     def delete_study(self, study_instance_uid: str) -> None:
@@ -5137,8 +5709,9 @@ class DICOMClient(Protocol):
     def delete_series(self, study_instance_uid: str, series_instance_uid: str) -> None:
         """Delete a series."""
 
-    def delete_instance(self, study_instance_uid: str, series_instance_uid: str,
-                        sop_instance_uid: str) -> None:
+    def delete_instance(
+        self, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+    ) -> None:
         """Delete an instance."""
 
 
@@ -5152,8 +5725,9 @@ _DICOM_JSON = 'application/dicom+json'
 _JSON_ACCEPT = f'{_DICOM_JSON}, application/json'
 #: request fields for JSON answers (never changed: requests copy them)
 _JSON_AS_IS = types.MappingProxyType({'Accept': _JSON_ACCEPT})
-_JSON_MAYBE_COMPRESSED = types.MappingProxyType({'Accept': _JSON_ACCEPT,
-                                                 'Accept-Encoding': 'gzip, deflate'})
+_JSON_MAYBE_COMPRESSED = types.MappingProxyType(
+    {'Accept': _JSON_ACCEPT, 'Accept-Encoding': 'gzip, deflate'}
+)
 _DICOM_XML = 'application/dicom+xml'
 
 
@@ -5168,8 +5742,12 @@ class _Transaction(enum.Enum):
 
 
 #: the ``*_url_prefix`` attribute (``qido`` for ``qido_url_prefix``) of each service
-_PREFIX_OF_TRANSACTION = {_Transaction.SEARCH: 'qido', _Transaction.RETRIEVE: 'wado',
-                          _Transaction.STORE: 'stow', _Transaction.DELETE: 'delete'}
+_PREFIX_OF_TRANSACTION = {
+    _Transaction.SEARCH: 'qido',
+    _Transaction.RETRIEVE: 'wado',
+    _Transaction.STORE: 'stow',
+    _Transaction.DELETE: 'delete',
+}
 
 #: the multipart hooks of the client that downstream code overrides or replaces
 _PART_HOOKS = ('_decode_multipart_message', '_extract_part_content')
@@ -5198,8 +5776,7 @@ def _requests_like(response: Response) -> Response:
     headers = response.headers
     if type(headers) is http.client.HTTPMessage:
         headers.__class__ = _ReplacingHeaders  # same object, raw.headers included
-    sent = getattr(getattr(getattr(response, '_answer', None), 'request', None),
-                   'headers', None)
+    sent = getattr(getattr(getattr(response, '_answer', None), 'request', None), 'headers', None)
     request = getattr(response, 'request', None)
     if sent and request is not None and not request.headers:
         request.headers.update(sent)
@@ -5310,16 +5887,23 @@ class DICOMwebClient:
 
     """
 
-    def __init__(self, url: str, session: Optional[Session] = None,
-                 qido_url_prefix: Optional[str] = None,
-                 wado_url_prefix: Optional[str] = None,
-                 stow_url_prefix: Optional[str] = None,
-                 delete_url_prefix: Optional[str] = None,
-                 proxies: Optional[Dict[str, str]] = None,
-                 headers: Optional[Dict[str, str]] = None,
-                 callback: Optional[Callable] = None, chunk_size: int = 10**6,
-                 permissive_uid: bool = False, timeout: Union[float, tuple] = 20, *,
-                 credential_origins: Optional[Iterable[str]] = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        session: Optional[Session] = None,
+        qido_url_prefix: Optional[str] = None,
+        wado_url_prefix: Optional[str] = None,
+        stow_url_prefix: Optional[str] = None,
+        delete_url_prefix: Optional[str] = None,
+        proxies: Optional[Dict[str, str]] = None,
+        headers: Optional[Dict[str, str]] = None,
+        callback: Optional[Callable] = None,
+        chunk_size: int = 10**6,
+        permissive_uid: bool = False,
+        timeout: Union[float, tuple] = 20,
+        *,
+        credential_origins: Optional[Iterable[str]] = None,
+    ) -> None:
         if not isinstance(url, str):
             raise TypeError(f'url must be a string, not {type(url).__name__}')
         self.base_url = url.rstrip('/')
@@ -5343,8 +5927,10 @@ class DICOMwebClient:
             session.headers.update(headers)
         if not isinstance(session, Session):
             if not callable(getattr(session, 'request', None)):
-                raise TypeError(f'session must be a dicomweb_client.Session (see the '
-                                f'session_utils functions), not {type(session).__name__}')
+                raise TypeError(
+                    f'session must be a dicomweb_client.Session (see the '
+                    f'session_utils functions), not {type(session).__name__}'
+                )
             session = _ForeignSession(session)
         session.credential_origins.update(trusted_origins)
         self._session = session
@@ -5395,13 +5981,15 @@ class DICOMwebClient:
         if '_' + name in vars(self):
             return vars(self)['_' + name]
         value = getattr(self._session, name, Response)  # a requests session has none
-        return value if value is None or isinstance(value, (int, float)) \
-            else getattr(Response, name)
+        return (
+            value if value is None or isinstance(value, (int, float)) else getattr(Response, name)
+        )
 
     def _set_body_limit(self, name: str, value: Any) -> None:
         """Set the limit ``name`` for this client: a positive number or ``None``."""
-        if value is not None and (isinstance(value, bool) or
-                                  not isinstance(value, (int, float)) or not value > 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        ):
             raise ValueError(f'{name} must be a positive number or None, got {value!r}')
         vars(self)['_' + name] = value
 
@@ -5414,16 +6002,18 @@ class DICOMwebClient:
             Bytes per chunk; small values cost many system calls.
 
         """
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) \
-                or chunk_size < 1:
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f'chunk_size must be a positive integer, got {chunk_size!r}')
         self._chunk_size = chunk_size
 
     def set_http_retry_params(
-            self, retry: bool = True, max_attempts: int = 5,
-            wait_exponential_multiplier: int = 1000,
-            retriable_error_codes: Tuple[HTTPStatus, ...] = DEFAULT_RETRIABLE_STATUSES,
-            *, connect_budget: float = 1.0
+        self,
+        retry: bool = True,
+        max_attempts: int = 5,
+        wait_exponential_multiplier: int = 1000,
+        retriable_error_codes: Tuple[HTTPStatus, ...] = DEFAULT_RETRIABLE_STATUSES,
+        *,
+        connect_budget: float = 1.0,
     ) -> None:
         """Choose whether and how requests are repeated when the server is busy or failing.
 
@@ -5460,10 +6050,8 @@ class DICOMwebClient:
         when requests is installed) naming the server and the cause.
 
         """
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
-                or max_attempts < 1:
-            raise ValueError(f'max_attempts must be a positive integer, got '
-                             f'{max_attempts!r}')
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f'max_attempts must be a positive integer, got {max_attempts!r}')
         if wait_exponential_multiplier < 0:
             raise ValueError('wait_exponential_multiplier must not be negative')
         _check_seconds(connect_budget, 'connect_budget')
@@ -5471,21 +6059,37 @@ class DICOMwebClient:
             max_attempts=max_attempts if retry else 1,
             wait_exponential_multiplier=wait_exponential_multiplier,
             retriable_statuses=frozenset(int(code) for code in retriable_error_codes)
-            if retry else frozenset(), connect_budget=float(connect_budget))
+            if retry
+            else frozenset(),
+            connect_budget=float(connect_budget),
+        )
 
     lookup_keyword = staticmethod(lookup_keyword)
     lookup_tag = staticmethod(lookup_tag)
 
     # -- the one request path ------------------------------------------------------------
 
-    def _request(self, method: str, url: str, params: Optional[Dict[str, Any]] = None,
-                 headers: Optional[Mapping[str, str]] = None, data: Any = None,
-                 stream: bool = False) -> Response:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        params: Optional[Dict[str, Any]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        data: Any = None,
+        stream: bool = False,
+    ) -> Response:
         """Send a request, run the callback and raise :class:`HTTPError` on failure."""
-        response = self._session.request(method, url, params=params, headers=headers,
-                                         data=data, timeout=self._timeout, stream=True,
-                                         retry=self._retry,
-                                         credential_origin=self.base_url)
+        response = self._session.request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            data=data,
+            timeout=self._timeout,
+            stream=True,
+            retry=self._retry,
+            credential_origin=self.base_url,
+        )
         _requests_like(response)
         response.max_body_size = self.max_body_size
         response.max_decoding_ratio = self.max_decoding_ratio
@@ -5501,13 +6105,18 @@ class DICOMwebClient:
         status = response.status_code
         if status >= 400 and status in self._retry.retriable_statuses:
             method = getattr(getattr(response, 'request', None), 'method', '') or ''
-            raise _compatible(RetryError)(status, method, response.url,
-                                          _server_message(response), response)
+            raise _compatible(RetryError)(
+                status, method, response.url, _server_message(response), response
+            )
         response.raise_for_status()
 
-    def _http_get(self, url: str, params: Optional[Dict[str, Any]] = None,
-                  headers: Optional[Dict[str, str]] = None,
-                  stream: bool = False) -> Response:
+    def _http_get(
+        self,
+        url: str,
+        params: Optional[Dict[str, Any]] = None,
+        headers: Optional[Dict[str, str]] = None,
+        stream: bool = False,
+    ) -> Response:
         """Send a GET request through the client's session and retry policy.
 
         Kept for downstream code that calls the established package's private helper
@@ -5542,23 +6151,30 @@ class DICOMwebClient:
             logger.warning('server warning for %s: %s', url, warning)
         return response
 
-    def _url(self, service: str, study_instance_uid: Optional[str] = None,
-             series_instance_uid: Optional[str] = None,
-             sop_instance_uid: Optional[str] = None,
-             frame_numbers: Optional[Sequence[int]] = None,
-             suffix: Optional[str] = None) -> str:
+    def _url(
+        self,
+        service: str,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        sop_instance_uid: Optional[str] = None,
+        frame_numbers: Optional[Sequence[int]] = None,
+        suffix: Optional[str] = None,
+    ) -> str:
         """The URL of a resource of a service; UIDs and frame numbers are checked first."""
-        for value, name in ((study_instance_uid, 'study_instance_uid'),
-                            (series_instance_uid, 'series_instance_uid'),
-                            (sop_instance_uid, 'sop_instance_uid')):
+        for value, name in (
+            (study_instance_uid, 'study_instance_uid'),
+            (series_instance_uid, 'series_instance_uid'),
+            (sop_instance_uid, 'sop_instance_uid'),
+        ):
             if value is not None:
                 _check_uid(value, name, self._permissive_uid)
         if frame_numbers is not None:
             frame_numbers = _check_frame_numbers(frame_numbers)
         prefix = getattr(self, f'{service}_url_prefix')
         base = f'{self.base_url}/{prefix}' if prefix else self.base_url
-        return base + _resource_path(study_instance_uid, series_instance_uid,
-                                     sop_instance_uid, frame_numbers, suffix)
+        return base + _resource_path(
+            study_instance_uid, series_instance_uid, sop_instance_uid, frame_numbers, suffix
+        )
 
     # -- URL helpers of the established package, kept for downstream code -------------
 
@@ -5577,12 +6193,15 @@ class DICOMwebClient:
 
         """
         if not isinstance(transaction, _Transaction):
-            raise ValueError(f'unknown DICOMweb service {transaction!r}; use a member of '
-                             'dicomweb_client.web._Transaction')
+            raise ValueError(
+                f'unknown DICOMweb service {transaction!r}; use a member of '
+                'dicomweb_client.web._Transaction'
+            )
         return self._url(_PREFIX_OF_TRANSACTION[transaction])
 
-    def _get_studies_url(self, transaction: _Transaction,
-                         study_instance_uid: Optional[str] = None) -> str:
+    def _get_studies_url(
+        self, transaction: _Transaction, study_instance_uid: Optional[str] = None
+    ) -> str:
         """URL of all studies of a service, or of one study.
 
         Parameters
@@ -5600,9 +6219,12 @@ class DICOMwebClient:
         """
         return self._resource_url(transaction, '/studies', study_instance_uid)
 
-    def _get_series_url(self, transaction: _Transaction,
-                        study_instance_uid: Optional[str] = None,
-                        series_instance_uid: Optional[str] = None) -> str:
+    def _get_series_url(
+        self,
+        transaction: _Transaction,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+    ) -> str:
         """URL of series, as the established package builds it.
 
         Without a study UID the URL is ``.../series`` and a series UID is ignored (with
@@ -5626,13 +6248,17 @@ class DICOMwebClient:
         if study_instance_uid is None:
             _warn_ignored(series_instance_uid, 'series UID', 'study UID')
             return self._resource_url(transaction, '/series')
-        return self._resource_url(self._get_studies_url(transaction, study_instance_uid),
-                                  '/series', series_instance_uid)
+        return self._resource_url(
+            self._get_studies_url(transaction, study_instance_uid), '/series', series_instance_uid
+        )
 
-    def _get_instances_url(self, transaction: _Transaction,
-                           study_instance_uid: Optional[str] = None,
-                           series_instance_uid: Optional[str] = None,
-                           sop_instance_uid: Optional[str] = None) -> str:
+    def _get_instances_url(
+        self,
+        transaction: _Transaction,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        sop_instance_uid: Optional[str] = None,
+    ) -> str:
         """URL of instances, as the established package builds it.
 
         A SOP Instance UID counts only with both a study and a series UID, and a series
@@ -5657,8 +6283,7 @@ class DICOMwebClient:
 
         """
         if study_instance_uid is not None and series_instance_uid is not None:
-            parent = self._get_series_url(transaction, study_instance_uid,
-                                          series_instance_uid)
+            parent = self._get_series_url(transaction, study_instance_uid, series_instance_uid)
             return self._resource_url(parent, '/instances', sop_instance_uid)
         if study_instance_uid is not None:
             _warn_ignored(sop_instance_uid, 'SOP Instance UID', 'Series Instance UID')
@@ -5666,8 +6291,9 @@ class DICOMwebClient:
         _warn_ignored(sop_instance_uid, 'SOP Instance UID', 'Study/Series Instance UID')
         return self._resource_url(transaction, '/instances')
 
-    def _resource_url(self, parent: Union[_Transaction, str], collection: str,
-                      uid: Optional[str] = None) -> str:
+    def _resource_url(
+        self, parent: Union[_Transaction, str], collection: str, uid: Optional[str] = None
+    ) -> str:
         """``parent`` (a service or a URL) with ``collection`` and an optional UID added.
 
         The UID must stay one path segment (as in permissive mode); the established
@@ -5686,8 +6312,11 @@ class DICOMwebClient:
         if warning:
             logger.warning('server warning for %s: %s', url, warning)
         content = response.content
-        if response.status_code == 204 or not content or (
-                content[:1].isspace() and not content.strip()):
+        if (
+            response.status_code == 204
+            or not content
+            or (content[:1].isspace() and not content.strip())
+        ):
             return []
         try:
             return _json_loads(content)
@@ -5702,19 +6331,24 @@ class DICOMwebClient:
             return _JSON_MAYBE_COMPRESSED
         return _JSON_AS_IS
 
-    def _stream_parts(self, url: str, resource: str, media_types: Optional[MediaTypes],
-                      params: Optional[Dict[str, Any]] = None,
-                      headers: Optional[Dict[str, str]] = None,
-                      parts_kept: bool = False) -> Iterator[bytes]:
+    def _stream_parts(
+        self,
+        url: str,
+        resource: str,
+        media_types: Optional[MediaTypes],
+        params: Optional[Dict[str, Any]] = None,
+        headers: Optional[Dict[str, str]] = None,
+        parts_kept: bool = False,
+    ) -> Iterator[bytes]:
         """Send the request now; return a generator over the bodies of its parts
         (``parts_kept``: the caller keeps them all, see :class:`MultipartReader`)."""
         accept, names = _accept(resource, media_types)
-        response = self._request('GET', url, params=params,
-                                 headers={'Accept': accept, **(headers or {})}, stream=True)
+        response = self._request(
+            'GET', url, params=params, headers={'Accept': accept, **(headers or {})}, stream=True
+        )
         if resource in _HOOKED_RESOURCES and self._hooks_apply(resource, response):
             return self._hooked_parts(response, stream=not parts_kept)
-        return (body for _, body in _iter_parts(response, names, self._chunk_size,
-                                                parts_kept))
+        return (body for _, body in _iter_parts(response, names, self._chunk_size, parts_kept))
 
     # -- multipart hooks of the established package, kept for downstream code ---------
 
@@ -5749,8 +6383,10 @@ class DICOMwebClient:
             return None
         head, blank, body = bytes(part).partition(b'\r\n\r\n')
         if not blank:
-            raise MultipartError(f'a part of a multipart message has no blank line after '
-                                 f'its header lines: {head[:80]!r}')
+            raise MultipartError(
+                f'a part of a multipart message has no blank line after '
+                f'its header lines: {head[:80]!r}'
+            )
         return body
 
     def _decode_multipart_message(self, response: Response, stream: bool) -> Iterator[bytes]:
@@ -5782,25 +6418,31 @@ class DICOMwebClient:
         content_type = response.headers.get('Content-Type') or ''
         parsed = _content_type(content_type)
         if parsed.get_content_type() != 'multipart/related':
-            raise MultipartError(f'expected a multipart/related answer from '
-                                 f'{response.url}, got Content-Type {content_type!r}')
+            raise MultipartError(
+                f'expected a multipart/related answer from '
+                f'{response.url}, got Content-Type {content_type!r}'
+            )
         boundary = parsed.get_param('boundary')
         with response:
             if not isinstance(boundary, str):
                 yield response.content  # one part, as some servers send a single frame
-            elif self._replaced('_extract_part_content') or \
-                    not _BOUNDARY_PATTERN.fullmatch(boundary):
-                yield from self._extracted_parts(response, boundary.encode('latin-1'),
-                                                 stream)
+            elif self._replaced('_extract_part_content') or not _BOUNDARY_PATTERN.fullmatch(
+                boundary
+            ):
+                yield from self._extracted_parts(response, boundary.encode('latin-1'), stream)
             else:
-                reader = MultipartReader(_unread_body(response, stream),
-                                         boundary.encode('ascii'), self._chunk_size,
-                                         max_part_size=_part_limit(response),
-                                         url=str(getattr(response, 'url', '')))
+                reader = MultipartReader(
+                    _unread_body(response, stream),
+                    boundary.encode('ascii'),
+                    self._chunk_size,
+                    max_part_size=_part_limit(response),
+                    url=str(getattr(response, 'url', '')),
+                )
                 yield from (body for _, body in reader)
 
-    def _extracted_parts(self, response: Response, boundary: bytes,
-                         stream: bool) -> Iterator[bytes]:
+    def _extracted_parts(
+        self, response: Response, boundary: bytes, stream: bool
+    ) -> Iterator[bytes]:
         """The part bodies as :meth:`_extract_part_content` finds them in the pieces."""
         chunks = response.iter_content(self._chunk_size) if stream else (response.content,)
         for piece in _multipart_pieces(chunks, boundary):
@@ -5815,8 +6457,7 @@ class DICOMwebClient:
         if hook in vars(self):
             own = _OWN_PART_HOOKS[hook]
             assigned = vars(self)[hook]
-            return getattr(assigned, '__func__', assigned) is not getattr(own, '__func__',
-                                                                          own)
+            return getattr(assigned, '__func__', assigned) is not getattr(own, '__func__', own)
         for klass in type(self).__mro__:
             if hook in vars(klass):
                 return vars(klass)[hook] is not _OWN_PART_HOOKS[hook]
@@ -5831,7 +6472,8 @@ class DICOMwebClient:
         if response.status_code == HTTPStatus.NO_CONTENT:
             return False
         return resource != 'instances' or not (
-            response.headers.get('Content-Type') or '').startswith('application/dicom')
+            response.headers.get('Content-Type') or ''
+        ).startswith('application/dicom')
 
     def _hooked_parts(self, response: Response, stream: bool) -> Iterator[bytes]:
         """The part bodies as the overridden hooks give them; the answer is closed."""
@@ -5842,12 +6484,18 @@ class DICOMwebClient:
 
     # -- QIDO-RS ------------------------------------------------------------------------
 
-    def _search(self, url: str, fuzzymatching: Optional[bool], limit: Optional[int],
-                offset: Optional[int], fields: Optional[Sequence[str]],
-                search_filters: Optional[Dict[str, Any]], get_remaining: bool,
-                additional_params: Optional[Dict[str, Any]]) -> List[Dict[str, dict]]:
-        params = parse_query_parameters(fuzzymatching, limit, offset, fields,
-                                        search_filters)
+    def _search(
+        self,
+        url: str,
+        fuzzymatching: Optional[bool],
+        limit: Optional[int],
+        offset: Optional[int],
+        fields: Optional[Sequence[str]],
+        search_filters: Optional[Dict[str, Any]],
+        get_remaining: bool,
+        additional_params: Optional[Dict[str, Any]],
+    ) -> List[Dict[str, dict]]:
+        params = parse_query_parameters(fuzzymatching, limit, offset, fields, search_filters)
         params.update(additional_params or {})
         if not get_remaining:
             return self._search_page(url, params)
@@ -5860,9 +6508,11 @@ class DICOMwebClient:
             # package sends it; a limit is the size of each page
             page = self._search_page(url, page_params)
             if page and results and page[0] == previous_first:
-                raise ValueError(f'the server at {url} sent the same results again for a '
-                                 'higher offset; it seems to ignore "offset", so '
-                                 'get_remaining cannot page through its results')
+                raise ValueError(
+                    f'the server at {url} sent the same results again for a '
+                    'higher offset; it seems to ignore "offset", so '
+                    'get_remaining cannot page through its results'
+                )
             results.extend(page)
             if not page:
                 return results
@@ -5878,24 +6528,30 @@ class DICOMwebClient:
             root = self._url('qido')
             if url.rpartition('/')[0] != root or getattr(error, 'status_code', 404) != 404:
                 raise
-            hint = (f'no DICOMweb search service answers at {_redact(root)}; check the '
-                    f'URL the client was given: Orthanc, for one, serves DICOMweb under '
-                    f'/dicom-web')
+            hint = (
+                f'no DICOMweb search service answers at {_redact(root)}; check the '
+                f'URL the client was given: Orthanc, for one, serves DICOMweb under '
+                f'/dicom-web'
+            )
             if isinstance(error, JSONDecodeError):
                 raise _compatible(JSONDecodeError)(error.url, error.error, hint) from None
             if not isinstance(error, HTTPError):
                 raise ValueError(f'{error} ({hint})') from None
             message = f'{error.message} ({hint})' if error.message else hint
-            raise _compatible(HTTPError)(error.status_code, error.method, error.url, message,
-                                         error.response) from None
+            raise _compatible(HTTPError)(
+                error.status_code, error.method, error.url, message, error.response
+            ) from None
 
-    def search_for_studies(self, fuzzymatching: Optional[bool] = None,
-                           limit: Optional[int] = None, offset: Optional[int] = None,
-                           fields: Optional[Sequence[str]] = None,
-                           search_filters: Optional[Dict[str, Any]] = None,
-                           get_remaining: bool = False,
-                           additional_params: Optional[Dict[str, Any]] = None
-                           ) -> List[Dict[str, dict]]:
+    def search_for_studies(
+        self,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> List[Dict[str, dict]]:
         """Search for studies (QIDO-RS).
 
         Parameters
@@ -5925,17 +6581,28 @@ class DICOMwebClient:
 
         """
         url = self._url('qido') + '/studies'
-        return self._search(url, fuzzymatching, limit, offset, fields, search_filters,
-                            get_remaining, additional_params)
+        return self._search(
+            url,
+            fuzzymatching,
+            limit,
+            offset,
+            fields,
+            search_filters,
+            get_remaining,
+            additional_params,
+        )
 
-    def search_for_series(self, study_instance_uid: Optional[str] = None,
-                          fuzzymatching: Optional[bool] = None,
-                          limit: Optional[int] = None, offset: Optional[int] = None,
-                          fields: Optional[Sequence[str]] = None,
-                          search_filters: Optional[Dict[str, Any]] = None,
-                          get_remaining: bool = False,
-                          additional_params: Optional[Dict[str, Any]] = None
-                          ) -> List[Dict[str, dict]]:
+    def search_for_series(
+        self,
+        study_instance_uid: Optional[str] = None,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> List[Dict[str, dict]]:
         """Search for series, of one study or of all (QIDO-RS).
 
         Parameters are those of :meth:`search_for_studies`, plus ``study_instance_uid``.
@@ -5947,18 +6614,29 @@ class DICOMwebClient:
 
         """
         url = self._url('qido', study_instance_uid) + '/series'
-        return self._search(url, fuzzymatching, limit, offset, fields, search_filters,
-                            get_remaining, additional_params)
+        return self._search(
+            url,
+            fuzzymatching,
+            limit,
+            offset,
+            fields,
+            search_filters,
+            get_remaining,
+            additional_params,
+        )
 
-    def search_for_instances(self, study_instance_uid: Optional[str] = None,
-                             series_instance_uid: Optional[str] = None,
-                             fuzzymatching: Optional[bool] = None,
-                             limit: Optional[int] = None, offset: Optional[int] = None,
-                             fields: Optional[Sequence[str]] = None,
-                             search_filters: Optional[Dict[str, Any]] = None,
-                             get_remaining: bool = False,
-                             additional_params: Optional[Dict[str, Any]] = None
-                             ) -> List[Dict[str, dict]]:
+    def search_for_instances(
+        self,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> List[Dict[str, dict]]:
         """Search for instances, of a study, a series or all (QIDO-RS).
 
         Parameters are those of :meth:`search_for_studies`, plus the UIDs.  A series UID
@@ -5972,42 +6650,70 @@ class DICOMwebClient:
         """
         if series_instance_uid is not None and study_instance_uid is None:
             _check_uid(series_instance_uid, 'series_instance_uid', self._permissive_uid)
-            search_filters = {**(search_filters or {}),
-                              'SeriesInstanceUID': series_instance_uid}
+            search_filters = {**(search_filters or {}), 'SeriesInstanceUID': series_instance_uid}
             series_instance_uid = None
         url = self._url('qido', study_instance_uid, series_instance_uid) + '/instances'
-        return self._search(url, fuzzymatching, limit, offset, fields, search_filters,
-                            get_remaining, additional_params)
+        return self._search(
+            url,
+            fuzzymatching,
+            limit,
+            offset,
+            fields,
+            search_filters,
+            get_remaining,
+            additional_params,
+        )
 
     # -- WADO-RS: instances ---------------------------------------------------------------
 
-    def _iter_instances(self, url: str, media_types: Optional[MediaTypes],
-                        additional_params: Optional[Dict[str, Any]]) -> Iterator[Dataset]:
+    def _iter_instances(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes],
+        additional_params: Optional[Dict[str, Any]],
+    ) -> Iterator[Dataset]:
         parts = self._stream_parts(url, 'instances', media_types, additional_params)
         return (_decode_dataset(body) for body in parts)
 
-    def _iter_instances_in_parallel(self, study_instance_uid: str,
-                                    series_instance_uid: Optional[str],
-                                    media_types: Optional[MediaTypes],
-                                    additional_params: Optional[Dict[str, Any]],
-                                    workers: int) -> Iterator[Dataset]:
+    def _iter_instances_in_parallel(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: Optional[str],
+        media_types: Optional[MediaTypes],
+        additional_params: Optional[Dict[str, Any]],
+        workers: int,
+    ) -> Iterator[Dataset]:
         """List the instances with QIDO-RS, then fetch each on a pool of threads."""
         _accept('instances', media_types)
         session = self._session
         if isinstance(session, Session) and session.pool_maxsize < workers:
             session.pool_maxsize = workers  # else threads close and reopen connections
-        found = self.search_for_instances(study_instance_uid, series_instance_uid,
-                                          fields=['SeriesInstanceUID'], get_remaining=True)
-        keys = [(study_instance_uid, _first_value(item, '0020000E'),
-                 _first_value(item, '00080018')) for item in found]
+        found = self.search_for_instances(
+            study_instance_uid,
+            series_instance_uid,
+            fields=['SeriesInstanceUID'],
+            get_remaining=True,
+        )
+        keys = [
+            (study_instance_uid, _first_value(item, '0020000E'), _first_value(item, '00080018'))
+            for item in found
+        ]
         return _ordered_map(
-            lambda key: self.retrieve_instance(*key, media_types=media_types,
-                                               additional_params=additional_params),
-            keys, workers)
+            lambda key: self.retrieve_instance(
+                *key, media_types=media_types, additional_params=additional_params
+            ),
+            keys,
+            workers,
+        )
 
-    def iter_study(self, study_instance_uid: str, media_types: Optional[MediaTypes] = None,
-                   additional_params: Optional[Dict[str, Any]] = None, *,
-                   workers: Optional[int] = None) -> Iterator[Dataset]:
+    def iter_study(
+        self,
+        study_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        workers: Optional[int] = None,
+    ) -> Iterator[Dataset]:
         """Yield the instances of a study as they arrive (WADO-RS).
 
         Parameters
@@ -6033,14 +6739,19 @@ class DICOMwebClient:
         """
         url = self._url('wado', study_instance_uid)
         if workers is not None and _parallel(workers):
-            return self._iter_instances_in_parallel(study_instance_uid, None, media_types,
-                                                    additional_params, workers)
+            return self._iter_instances_in_parallel(
+                study_instance_uid, None, media_types, additional_params, workers
+            )
         return self._iter_instances(url, media_types, additional_params)
 
-    def retrieve_study(self, study_instance_uid: str,
-                       media_types: Optional[MediaTypes] = None,
-                       additional_params: Optional[Dict[str, Any]] = None, *,
-                       workers: Optional[int] = None) -> List[Dataset]:
+    def retrieve_study(
+        self,
+        study_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        workers: Optional[int] = None,
+    ) -> List[Dataset]:
         """Retrieve the instances of a study (see :meth:`iter_study`).
 
         Returns
@@ -6049,13 +6760,19 @@ class DICOMwebClient:
             The instances.
 
         """
-        return list(self.iter_study(study_instance_uid, media_types, additional_params,
-                                    workers=workers))
+        return list(
+            self.iter_study(study_instance_uid, media_types, additional_params, workers=workers)
+        )
 
-    def iter_series(self, study_instance_uid: str, series_instance_uid: str,
-                    media_types: Optional[MediaTypes] = None,
-                    additional_params: Optional[Dict[str, Any]] = None, *,
-                    workers: Optional[int] = None) -> Iterator[Dataset]:
+    def iter_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        workers: Optional[int] = None,
+    ) -> Iterator[Dataset]:
         """Yield the instances of a series as they arrive (see :meth:`iter_study`).
 
         Returns
@@ -6066,14 +6783,20 @@ class DICOMwebClient:
         """
         url = self._url('wado', study_instance_uid, series_instance_uid)
         if workers is not None and _parallel(workers):
-            return self._iter_instances_in_parallel(study_instance_uid, series_instance_uid,
-                                                    media_types, additional_params, workers)
+            return self._iter_instances_in_parallel(
+                study_instance_uid, series_instance_uid, media_types, additional_params, workers
+            )
         return self._iter_instances(url, media_types, additional_params)
 
-    def retrieve_series(self, study_instance_uid: str, series_instance_uid: str,
-                        media_types: Optional[MediaTypes] = None,
-                        additional_params: Optional[Dict[str, Any]] = None, *,
-                        workers: Optional[int] = None) -> List[Dataset]:
+    def retrieve_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        workers: Optional[int] = None,
+    ) -> List[Dataset]:
         """Retrieve the instances of a series (see :meth:`iter_study`).
 
         Returns
@@ -6082,12 +6805,24 @@ class DICOMwebClient:
             The instances.
 
         """
-        return list(self.iter_series(study_instance_uid, series_instance_uid, media_types,
-                                     additional_params, workers=workers))
+        return list(
+            self.iter_series(
+                study_instance_uid,
+                series_instance_uid,
+                media_types,
+                additional_params,
+                workers=workers,
+            )
+        )
 
-    def retrieve_instance(self, study_instance_uid: str, series_instance_uid: str,
-                          sop_instance_uid: str, media_types: Optional[MediaTypes] = None,
-                          additional_params: Optional[Dict[str, Any]] = None) -> Dataset:
+    def retrieve_instance(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> Dataset:
         """Retrieve one instance (see :meth:`iter_study` for ``media_types``).
 
         Returns
@@ -6101,13 +6836,24 @@ class DICOMwebClient:
             If the answer does not hold exactly one instance.
 
         """
-        return _decode_dataset(self.retrieve_instance_file(study_instance_uid, series_instance_uid,
-                                                   sop_instance_uid, media_types,
-                                                   additional_params))
+        return _decode_dataset(
+            self.retrieve_instance_file(
+                study_instance_uid,
+                series_instance_uid,
+                sop_instance_uid,
+                media_types,
+                additional_params,
+            )
+        )
 
-    def retrieve_instance_file(self, study_instance_uid: str, series_instance_uid: str,
-                               sop_instance_uid: str, media_types: Optional[MediaTypes] = None,
-                               additional_params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_file(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve one instance as the server sent it: a DICOM file, byte for byte.
 
         Saving these bytes keeps the file exactly as the server holds it (nothing is
@@ -6145,19 +6891,25 @@ class DICOMwebClient:
 
     # -- WADO-RS: metadata ---------------------------------------------------------------
 
-    def _get_metadata(self, url: str, params: Optional[Dict[str, Any]],
-                      media_type: str) -> List[Dict[str, dict]]:
+    def _get_metadata(
+        self, url: str, params: Optional[Dict[str, Any]], media_type: str
+    ) -> List[Dict[str, dict]]:
         if media_type == _DICOM_JSON:
             return _json_list(self._get_json(url, params), url)
         if media_type != _DICOM_XML:
-            raise ValueError(f'media_type must be {_DICOM_JSON!r} or {_DICOM_XML!r}, '
-                             f'not {media_type!r}')
+            raise ValueError(
+                f'media_type must be {_DICOM_JSON!r} or {_DICOM_XML!r}, not {media_type!r}'
+            )
         parts = self._stream_parts(url, 'XML metadata', None, params)
         return [_xml_to_dicom_json(part) for part in parts]
 
-    def retrieve_study_metadata(self, study_instance_uid: str,
-                                additional_params: Optional[Dict[str, Any]] = None, *,
-                                media_type: str = _DICOM_JSON) -> List[Dict[str, dict]]:
+    def retrieve_study_metadata(
+        self,
+        study_instance_uid: str,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        media_type: str = _DICOM_JSON,
+    ) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a study, in DICOM JSON.
 
         Parameters
@@ -6180,9 +6932,14 @@ class DICOMwebClient:
         url = self._url('wado', study_instance_uid, suffix='metadata')
         return self._get_metadata(url, additional_params, media_type)
 
-    def retrieve_series_metadata(self, study_instance_uid: str, series_instance_uid: str,
-                                 additional_params: Optional[Dict[str, Any]] = None, *,
-                                 media_type: str = _DICOM_JSON) -> List[Dict[str, dict]]:
+    def retrieve_series_metadata(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        media_type: str = _DICOM_JSON,
+    ) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a series, in DICOM JSON.
 
         See :meth:`retrieve_study_metadata` for ``media_type``.
@@ -6196,10 +6953,15 @@ class DICOMwebClient:
         url = self._url('wado', study_instance_uid, series_instance_uid, suffix='metadata')
         return self._get_metadata(url, additional_params, media_type)
 
-    def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
-                                   sop_instance_uid: str,
-                                   additional_params: Optional[Dict[str, Any]] = None, *,
-                                   media_type: str = _DICOM_JSON) -> Dict[str, dict]:
+    def retrieve_instance_metadata(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        media_type: str = _DICOM_JSON,
+    ) -> Dict[str, dict]:
         """Retrieve the metadata of one instance, in DICOM JSON.
 
         See :meth:`retrieve_study_metadata` for ``media_type``.
@@ -6210,23 +6972,33 @@ class DICOMwebClient:
             The metadata.
 
         """
-        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
-                        suffix='metadata')
+        url = self._url(
+            'wado', study_instance_uid, series_instance_uid, sop_instance_uid, suffix='metadata'
+        )
         items = self._get_metadata(url, additional_params, media_type)
         if not items:
             raise NoMetadataError(f'expected the metadata of one instance from {url}, got none')
         if len(items) > 1:  # the first is used, as by the established package
-            logger.warning('expected the metadata of one instance from %s, got %d items; '
-                           'the first is used', url, len(items))
+            logger.warning(
+                'expected the metadata of one instance from %s, got %d items; the first is used',
+                url,
+                len(items),
+            )
         return items[0]
 
     # -- WADO-RS: frames and bulk data ---------------------------------------------------
 
-    def iter_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                             sop_instance_uid: str, frame_numbers: Sequence[int],
-                             media_types: Optional[MediaTypes] = None,
-                             additional_params: Optional[Dict[str, Any]] = None, *,
-                             workers: Optional[int] = None) -> Iterator[bytes]:
+    def iter_instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        workers: Optional[int] = None,
+    ) -> Iterator[bytes]:
         """Yield frames of an instance as they arrive (WADO-RS).
 
         Parameters
@@ -6260,36 +7032,65 @@ class DICOMwebClient:
             If the server sends another number of frames than asked for.
 
         """
-        return self._instance_frames(study_instance_uid, series_instance_uid,
-                                     sop_instance_uid, frame_numbers, media_types,
-                                     additional_params, workers, parts_kept=False)
+        return self._instance_frames(
+            study_instance_uid,
+            series_instance_uid,
+            sop_instance_uid,
+            frame_numbers,
+            media_types,
+            additional_params,
+            workers,
+            parts_kept=False,
+        )
 
-    def _instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                         sop_instance_uid: str, frame_numbers: Sequence[int],
-                         media_types: Optional[MediaTypes],
-                         additional_params: Optional[Dict[str, Any]],
-                         workers: Optional[int], parts_kept: bool) -> Iterator[bytes]:
+    def _instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes],
+        additional_params: Optional[Dict[str, Any]],
+        workers: Optional[int],
+        parts_kept: bool,
+    ) -> Iterator[bytes]:
         frame_numbers = _check_frame_numbers(frame_numbers)
-        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
-                        frame_numbers)
+        url = self._url(
+            'wado', study_instance_uid, series_instance_uid, sop_instance_uid, frame_numbers
+        )
         if workers is not None and _parallel(workers) and len(frame_numbers) > 1:
             _accept('frames', media_types)
             size = -(-len(frame_numbers) // workers)
-            groups = [frame_numbers[i:i + size] for i in range(0, len(frame_numbers), size)]
+            groups = [frame_numbers[i : i + size] for i in range(0, len(frame_numbers), size)]
             batches = _ordered_map(
                 lambda group: self.retrieve_instance_frames(
-                    study_instance_uid, series_instance_uid, sop_instance_uid, group,
-                    media_types, additional_params), groups, workers)
+                    study_instance_uid,
+                    series_instance_uid,
+                    sop_instance_uid,
+                    group,
+                    media_types,
+                    additional_params,
+                ),
+                groups,
+                workers,
+            )
             return (frame for batch in batches for frame in batch)
-        parts = self._stream_parts(url, 'frames', media_types, additional_params,
-                                   parts_kept=parts_kept)
+        parts = self._stream_parts(
+            url, 'frames', media_types, additional_params, parts_kept=parts_kept
+        )
         return _counted(parts, len(frame_numbers), f'frames from {url}')
 
-    def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                                 sop_instance_uid: str, frame_numbers: Sequence[int],
-                                 media_types: Optional[MediaTypes] = None,
-                                 additional_params: Optional[Dict[str, Any]] = None, *,
-                                 workers: Optional[int] = None) -> List[bytes]:
+    def retrieve_instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+        *,
+        workers: Optional[int] = None,
+    ) -> List[bytes]:
         """Retrieve frames of an instance (see :meth:`iter_instance_frames`).
 
         Returns
@@ -6298,14 +7099,26 @@ class DICOMwebClient:
             One item per frame, in the order asked for.
 
         """
-        return list(self._instance_frames(study_instance_uid, series_instance_uid,
-                                          sop_instance_uid, frame_numbers, media_types,
-                                          additional_params, workers, parts_kept=True))
+        return list(
+            self._instance_frames(
+                study_instance_uid,
+                series_instance_uid,
+                sop_instance_uid,
+                frame_numbers,
+                media_types,
+                additional_params,
+                workers,
+                parts_kept=True,
+            )
+        )
 
-    def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
-                      byte_range: Optional[Tuple[int, int]] = None,
-                      additional_params: Optional[Dict[str, Any]] = None
-                      ) -> Iterator[bytes]:
+    def iter_bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes] = None,
+        byte_range: Optional[Tuple[int, int]] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> Iterator[bytes]:
         """Yield the bulk data at a URL (a ``BulkDataURI`` from metadata) as it arrives.
 
         Parameters
@@ -6325,21 +7138,28 @@ class DICOMwebClient:
             Bulk data items.
 
         """
-        return self._bulkdata(url, media_types, byte_range, additional_params,
-                              parts_kept=False)
+        return self._bulkdata(url, media_types, byte_range, additional_params, parts_kept=False)
 
-    def _bulkdata(self, url: str, media_types: Optional[MediaTypes],
-                  byte_range: Optional[Tuple[int, int]],
-                  additional_params: Optional[Dict[str, Any]],
-                  parts_kept: bool) -> Iterator[bytes]:
+    def _bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes],
+        byte_range: Optional[Tuple[int, int]],
+        additional_params: Optional[Dict[str, Any]],
+        parts_kept: bool,
+    ) -> Iterator[bytes]:
         headers = {'Range': _byte_range(byte_range)} if byte_range is not None else None
-        return self._stream_parts(self._bulkdata_url(url), 'bulkdata', media_types,
-                                  additional_params, headers, parts_kept)
+        return self._stream_parts(
+            self._bulkdata_url(url), 'bulkdata', media_types, additional_params, headers, parts_kept
+        )
 
-    def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
-                          byte_range: Optional[Tuple[int, int]] = None,
-                          additional_params: Optional[Dict[str, Any]] = None
-                          ) -> List[bytes]:
+    def retrieve_bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes] = None,
+        byte_range: Optional[Tuple[int, int]] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> List[bytes]:
         """Retrieve the bulk data at a URL (see :meth:`iter_bulkdata`).
 
         Returns
@@ -6348,8 +7168,9 @@ class DICOMwebClient:
             Bulk data items.
 
         """
-        return list(self._bulkdata(url, media_types, byte_range, additional_params,
-                                   parts_kept=True))
+        return list(
+            self._bulkdata(url, media_types, byte_range, additional_params, parts_kept=True)
+        )
 
     def _bulkdata_url(self, url: str) -> str:
         if not isinstance(url, str) or not url:
@@ -6360,15 +7181,24 @@ class DICOMwebClient:
 
     # -- WADO-RS: rendered and thumbnails ------------------------------------------------
 
-    def _get_image(self, url: str, resource: str, media_types: Optional[MediaTypes],
-                   params: Optional[Dict[str, Any]]) -> bytes:
+    def _get_image(
+        self,
+        url: str,
+        resource: str,
+        media_types: Optional[MediaTypes],
+        params: Optional[Dict[str, Any]],
+    ) -> bytes:
         accept, _ = _accept(resource, media_types)
         return self._request('GET', url, params=params, headers={'Accept': accept}).content
 
-    def retrieve_instance_rendered(self, study_instance_uid: str, series_instance_uid: str,
-                                   sop_instance_uid: str,
-                                   media_types: Optional[MediaTypes] = None,
-                                   params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_rendered(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve an instance rendered by the server (e.g. as JPEG or PNG).
 
         Parameters
@@ -6390,13 +7220,18 @@ class DICOMwebClient:
             The rendered image (or document).
 
         """
-        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
-                        suffix='rendered')
+        url = self._url(
+            'wado', study_instance_uid, series_instance_uid, sop_instance_uid, suffix='rendered'
+        )
         return self._get_image(url, 'rendered', media_types, params)
 
-    def retrieve_series_rendered(self, study_instance_uid, series_instance_uid,
-                                 media_types: Optional[MediaTypes] = None,
-                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_series_rendered(
+        self,
+        study_instance_uid,
+        series_instance_uid,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve a series rendered by the server (see :meth:`retrieve_instance_rendered`).
 
         Returns
@@ -6408,11 +7243,15 @@ class DICOMwebClient:
         url = self._url('wado', study_instance_uid, series_instance_uid, suffix='rendered')
         return self._get_image(url, 'rendered', media_types, params)
 
-    def retrieve_instance_frames_rendered(self, study_instance_uid: str,
-                                          series_instance_uid: str, sop_instance_uid: str,
-                                          frame_numbers: Sequence[int],
-                                          media_types: Optional[MediaTypes] = None,
-                                          params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_frames_rendered(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve frames rendered by the server (see :meth:`retrieve_instance_rendered`).
 
         Returns
@@ -6421,13 +7260,22 @@ class DICOMwebClient:
             The rendered frames.
 
         """
-        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
-                        frame_numbers, suffix='rendered')
+        url = self._url(
+            'wado',
+            study_instance_uid,
+            series_instance_uid,
+            sop_instance_uid,
+            frame_numbers,
+            suffix='rendered',
+        )
         return self._get_image(url, 'rendered frames', media_types, params)
 
-    def retrieve_study_thumbnail(self, study_instance_uid: str,
-                                 media_types: Optional[MediaTypes] = None,
-                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_study_thumbnail(
+        self,
+        study_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve a small image that represents a study.
 
         Parameters
@@ -6448,9 +7296,13 @@ class DICOMwebClient:
         url = self._url('wado', study_instance_uid, suffix='thumbnail')
         return self._get_image(url, 'thumbnails', media_types, params)
 
-    def retrieve_series_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
-                                  media_types: Optional[MediaTypes] = None,
-                                  params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_series_thumbnail(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve a small image that represents a series (see study thumbnails).
 
         Returns
@@ -6459,14 +7311,17 @@ class DICOMwebClient:
             The image.
 
         """
-        url = self._url('wado', study_instance_uid, series_instance_uid,
-                        suffix='thumbnail')
+        url = self._url('wado', study_instance_uid, series_instance_uid, suffix='thumbnail')
         return self._get_image(url, 'thumbnails', media_types, params)
 
-    def retrieve_instance_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
-                                    sop_instance_uid: str,
-                                    media_types: Optional[MediaTypes] = None,
-                                    params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_thumbnail(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve a small image that represents an instance (see study thumbnails).
 
         Returns
@@ -6475,16 +7330,20 @@ class DICOMwebClient:
             The image.
 
         """
-        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
-                        suffix='thumbnail')
+        url = self._url(
+            'wado', study_instance_uid, series_instance_uid, sop_instance_uid, suffix='thumbnail'
+        )
         return self._get_image(url, 'thumbnails', media_types, params)
 
-    def retrieve_instance_frames_thumbnail(self, study_instance_uid: str,
-                                           series_instance_uid: str, sop_instance_uid: str,
-                                           frame_numbers: Sequence[int],
-                                           media_types: Optional[MediaTypes] = None,
-                                           params: Optional[Dict[str, Any]] = None
-                                           ) -> bytes:
+    def retrieve_instance_frames_thumbnail(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Retrieve a small image of frames of an instance (see study thumbnails).
 
         Returns
@@ -6493,15 +7352,24 @@ class DICOMwebClient:
             The image.
 
         """
-        url = self._url('wado', study_instance_uid, series_instance_uid, sop_instance_uid,
-                        frame_numbers, suffix='thumbnail')
+        url = self._url(
+            'wado',
+            study_instance_uid,
+            series_instance_uid,
+            sop_instance_uid,
+            frame_numbers,
+            suffix='thumbnail',
+        )
         return self._get_image(url, 'thumbnails', media_types, params)
 
     # -- STOW-RS and deletion ------------------------------------------------------------
 
-    def store_instances(self, datasets: Sequence[Dataset],
-                        study_instance_uid: Optional[str] = None,
-                        additional_params: Optional[Dict[str, Any]] = None) -> Dataset:
+    def store_instances(
+        self,
+        datasets: Sequence[Dataset],
+        study_instance_uid: Optional[str] = None,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> Dataset:
         """Store instances on the server (STOW-RS), streaming them one by one.
 
         Parameters
@@ -6534,13 +7402,18 @@ class DICOMwebClient:
         if study_instance_uid is not None:
             url = self._url('stow', study_instance_uid)
         body = MultipartBody(parts, 'application/dicom', self._chunk_size)
-        response = self._request('POST', url, params=additional_params, data=body,
-                                 headers={'Content-Type': body.content_type,
-                                          'Accept': _DICOM_JSON})
+        response = self._request(
+            'POST',
+            url,
+            params=additional_params,
+            data=body,
+            headers={'Content-Type': body.content_type, 'Accept': _DICOM_JSON},
+        )
         return _store_report(response)
 
-    def delete_study(self, study_instance_uid: str,
-                     additional_params: Optional[Dict[str, Any]] = None) -> None:
+    def delete_study(
+        self, study_instance_uid: str, additional_params: Optional[Dict[str, Any]] = None
+    ) -> None:
         """Delete a study (not part of the standard; not every server allows it).
 
         Parameters
@@ -6552,26 +7425,42 @@ class DICOMwebClient:
 
         """
         _require_uids(study_instance_uid=study_instance_uid)
-        self._request('DELETE', self._url('delete', study_instance_uid),
-                      params=additional_params)
+        self._request('DELETE', self._url('delete', study_instance_uid), params=additional_params)
 
-    def delete_series(self, study_instance_uid: str, series_instance_uid: str,
-                      additional_params: Optional[Dict[str, Any]] = None) -> None:
+    def delete_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> None:
         """Delete a series (not part of the standard; see :meth:`delete_study`)."""
-        _require_uids(study_instance_uid=study_instance_uid,
-                      series_instance_uid=series_instance_uid)
-        self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid),
-                      params=additional_params)
+        _require_uids(
+            study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+        )
+        self._request(
+            'DELETE',
+            self._url('delete', study_instance_uid, series_instance_uid),
+            params=additional_params,
+        )
 
-    def delete_instance(self, study_instance_uid: str, series_instance_uid: str,
-                        sop_instance_uid: str,
-                        additional_params: Optional[Dict[str, Any]] = None) -> None:
+    def delete_instance(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        additional_params: Optional[Dict[str, Any]] = None,
+    ) -> None:
         """Delete an instance (not part of the standard; see :meth:`delete_study`)."""
-        _require_uids(study_instance_uid=study_instance_uid,
-                      series_instance_uid=series_instance_uid,
-                      sop_instance_uid=sop_instance_uid)
-        self._request('DELETE', self._url('delete', study_instance_uid, series_instance_uid,
-                                          sop_instance_uid), params=additional_params)
+        _require_uids(
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+        )
+        self._request(
+            'DELETE',
+            self._url('delete', study_instance_uid, series_instance_uid, sop_instance_uid),
+            params=additional_params,
+        )
 
 
 #: the client's own multipart hooks, to tell overridden or patched ones from them
@@ -6601,8 +7490,9 @@ def _parallel(workers: Optional[int]) -> bool:
     return workers > 1
 
 
-def _ordered_map(function: Callable[[_T], _R], items: Sequence[_T],
-                 workers: int, ordered: bool = True) -> Iterator[_R]:
+def _ordered_map(
+    function: Callable[[_T], _R], items: Sequence[_T], workers: int, ordered: bool = True
+) -> Iterator[_R]:
     """Run ``function`` over ``items`` on ``workers`` threads; yield results in order.
 
     At most ``2 * workers`` results wait to be consumed, so memory stays bounded; closing
@@ -6612,14 +7502,14 @@ def _ordered_map(function: Callable[[_T], _R], items: Sequence[_T],
     files and return nothing, want that).
     """
     import concurrent.futures  # imported here: only parallel retrieval needs it
+
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix='dicomweb')
     pending: collections.deque = collections.deque()
 
     def next_result() -> _R:
         if ordered:
             return pending.popleft().result()
-        done, _ = concurrent.futures.wait(pending,
-                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
         future = next(future for future in pending if future in done)
         pending.remove(future)
         return future.result()
@@ -6689,8 +7579,9 @@ def _checked_origins(origins: Optional[Iterable[str]]) -> List[str]:
     if origins is None:
         return []
     if isinstance(origins, str):
-        raise TypeError('credential_origins must be a collection of URLs, not a string; '
-                        f'write [{origins!r}]')
+        raise TypeError(
+            f'credential_origins must be a collection of URLs, not a string; write [{origins!r}]'
+        )
     checked = list(origins)
     for origin in checked:
         if origin != '*':
@@ -6717,16 +7608,18 @@ def _check_seconds(value: Any, name: str) -> None:
         If it is not such a number.
 
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 0 <= value < float('inf'):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < float('inf')
+    ):
         raise ValueError(f'{name} must be a number of seconds, 0 or more, got {value!r}')
 
 
 def _json_list(value: Any, url: str) -> List[Dict[str, dict]]:
     if isinstance(value, dict):
         return [value]
-    if not isinstance(value, list) or not all(map(isinstance, value,
-                                                   itertools.repeat(dict))):
+    if not isinstance(value, list) or not all(map(isinstance, value, itertools.repeat(dict))):
         raise ValueError(f'the answer from {url} is not a DICOM JSON array')
     return value
 
@@ -6748,12 +7641,15 @@ def _byte_range(byte_range: Tuple[int, int]) -> str:
     try:
         first, last = byte_range
     except (TypeError, ValueError):
-        raise TypeError(f'byte_range must be a (first, last) pair, not {byte_range!r}') \
-            from None
-    if not isinstance(first, int) or first < 0 or (
-            last is not None and (not isinstance(last, int) or last < first)):
-        raise ValueError(f'byte_range must be two byte offsets with first <= last, got '
-                         f'{byte_range!r}')
+        raise TypeError(f'byte_range must be a (first, last) pair, not {byte_range!r}') from None
+    if (
+        not isinstance(first, int)
+        or first < 0
+        or (last is not None and (not isinstance(last, int) or last < first))
+    ):
+        raise ValueError(
+            f'byte_range must be two byte offsets with first <= last, got {byte_range!r}'
+        )
     return f'bytes={first}-{"" if last is None else last}'
 
 
@@ -6762,14 +7658,18 @@ def _store_report(response: Response) -> Dataset:
     if response.status_code == HTTPStatus.NO_CONTENT or not response.content.strip():
         return pydicom.Dataset()
     if response.content_type not in (_DICOM_JSON, 'application/json'):
-        logger.warning('store answer from %s is %s, not DICOM JSON; ignored',
-                       response.url, response.content_type)
+        logger.warning(
+            'store answer from %s is %s, not DICOM JSON; ignored',
+            response.url,
+            response.content_type,
+        )
         return pydicom.Dataset()
     report = pydicom.Dataset.from_json(json.loads(response.content))
     failed = report.get('FailedSOPSequence')
     if failed:
-        logger.warning('the server refused %d of the instances sent to %s', len(failed),
-                       response.url)
+        logger.warning(
+            'the server refused %d of the instances sent to %s', len(failed), response.url
+        )
     return report
 
 
@@ -6781,8 +7681,14 @@ _STUDY, _SERIES, _INSTANCE = 0, 1, 2
 _IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
 # transfer syntaxes the header reader leaves to pydicom: deflated and big endian
 _PYDICOM_SYNTAXES = frozenset({'1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
-_NATIVE_SYNTAXES = frozenset({_IMPLICIT_VR_LITTLE_ENDIAN, _EXPLICIT_VR_LITTLE_ENDIAN,
-                              '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'})
+_NATIVE_SYNTAXES = frozenset(
+    {
+        _IMPLICIT_VR_LITTLE_ENDIAN,
+        _EXPLICIT_VR_LITTLE_ENDIAN,
+        '1.2.840.10008.1.2.1.99',
+        '1.2.840.10008.1.2.2',
+    }
+)
 _INDEX_SCHEMA_VERSION = '4'
 _INDEX_FILE_NAME = '.dicomweb_client.sqlite'
 _PRIVATE_PREFIX = '.dwc-'  # temporary and to-be-deleted files written by the client
@@ -6842,26 +7748,44 @@ _COLUMNS_BY_TAG = {column.tag: column for column in _COLUMNS}
 _NUMERIC_COLUMN_VRS = frozenset({'IS', 'US'})
 _FOLDED_COLUMNS = tuple(column for column in _COLUMNS if column.vr == 'PN')
 # columns of an instance row besides the attribute columns, in insertion order
-_RECORD_FIELDS = ('transfer_syntax', 'pixel_tag', 'pixel_vr', 'pixel_offset', 'pixel_length',
-                  'metadata')
-_RECORD_COLUMNS = (_RECORD_FIELDS + tuple(column.keyword for column in _COLUMNS)
-                   + tuple(f'{column.keyword}_fold' for column in _FOLDED_COLUMNS))
+_RECORD_FIELDS = (
+    'transfer_syntax',
+    'pixel_tag',
+    'pixel_vr',
+    'pixel_offset',
+    'pixel_length',
+    'metadata',
+)
+_RECORD_COLUMNS = (
+    _RECORD_FIELDS
+    + tuple(column.keyword for column in _COLUMNS)
+    + tuple(f'{column.keyword}_fold' for column in _FOLDED_COLUMNS)
+)
 _FOLDED_POSITIONS = tuple(_COLUMNS.index(column) for column in _FOLDED_COLUMNS)
 #: the preset dictionary of the compressed metadata kept in the index: the way the column
 #: attributes and common values start in DICOM JSON, so that even one instance's metadata
 #: compresses well (a change of the columns changes the schema version, so an index is
 #: never read with another dictionary than it was written with)
 _METADATA_DICTIONARY = '}]},'.join(
-    ['"BulkDataURI":"bulkdata/', '{"Alphabetic":"', '"1.2.840.10008.5.1.4.1.1.',
-     '"1.2.840.10008.1.2', '"ISO_IR 100"', '"1.2.826.0.1.3680043.']
-    + [f'"{column.tag}":{{"vr":"{column.vr}","Value":[' + (
-        '' if column.vr in _NUMERIC_COLUMN_VRS else '"')
-       for column in sorted(_COLUMNS, key=lambda column: column.tag, reverse=True)]
+    [
+        '"BulkDataURI":"bulkdata/',
+        '{"Alphabetic":"',
+        '"1.2.840.10008.5.1.4.1.1.',
+        '"1.2.840.10008.1.2',
+        '"ISO_IR 100"',
+        '"1.2.826.0.1.3680043.',
+    ]
+    + [
+        f'"{column.tag}":{{"vr":"{column.vr}","Value":['
+        + ('' if column.vr in _NUMERIC_COLUMN_VRS else '"')
+        for column in sorted(_COLUMNS, key=lambda column: column.tag, reverse=True)
+    ]
 ).encode('ascii')
 # where the UIDs are in a record (see _index_record)
 _RECORD_STUDY, _RECORD_SERIES, _RECORD_SOP = (
     len(_RECORD_FIELDS) + [column.keyword for column in _COLUMNS].index(keyword)
-    for keyword in ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'))
+    for keyword in ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
+)
 
 # attributes answered from aggregates: keyword -> (VR, level)
 _COMPUTED = {
@@ -6872,10 +7796,14 @@ _COMPUTED = {
     'AvailableTransferSyntaxUID': ('UI', _INSTANCE),
     'RetrieveURL': ('UR', _STUDY),
 }
-_COMPUTED_BY_TAG = {'00080061': 'ModalitiesInStudy', '00201206': 'NumberOfStudyRelatedSeries',
-                    '00201208': 'NumberOfStudyRelatedInstances',
-                    '00201209': 'NumberOfSeriesRelatedInstances',
-                    '00083002': 'AvailableTransferSyntaxUID', '00081190': 'RetrieveURL'}
+_COMPUTED_BY_TAG = {
+    '00080061': 'ModalitiesInStudy',
+    '00201206': 'NumberOfStudyRelatedSeries',
+    '00201208': 'NumberOfStudyRelatedInstances',
+    '00201209': 'NumberOfSeriesRelatedInstances',
+    '00083002': 'AvailableTransferSyntaxUID',
+    '00081190': 'RetrieveURL',
+}
 # aggregate columns: keyword -> (table, column, key column)
 _AGGREGATES = {
     'ModalitiesInStudy': ('studies', 'modalities', 'StudyInstanceUID'),
@@ -6889,18 +7817,39 @@ _AGGREGATES = {
 # rather than only when known; a series or instance search also answers the attributes
 # of the levels above that its resource is not scoped to (PS3.18 10.6.3.3)
 _RESULT_ATTRIBUTES: Dict[int, Tuple[Tuple[str, bool], ...]] = {
-    _STUDY: (('StudyDate', True), ('StudyTime', True), ('AccessionNumber', True),
-             ('ModalitiesInStudy', True), ('ReferringPhysicianName', True),
-             ('PatientName', True), ('PatientID', True), ('PatientBirthDate', True),
-             ('PatientSex', True), ('StudyInstanceUID', True), ('StudyID', True),
-             ('NumberOfStudyRelatedSeries', True), ('NumberOfStudyRelatedInstances', True)),
-    _SERIES: (('Modality', True), ('SeriesDescription', False), ('SeriesInstanceUID', True),
-              ('SeriesNumber', True), ('NumberOfSeriesRelatedInstances', True),
-              ('PerformedProcedureStepStartDate', False),
-              ('PerformedProcedureStepStartTime', False)),
-    _INSTANCE: (('SOPClassUID', True), ('SOPInstanceUID', True), ('InstanceNumber', True),
-                ('Rows', True), ('Columns', True), ('BitsAllocated', True),
-                ('NumberOfFrames', True)),
+    _STUDY: (
+        ('StudyDate', True),
+        ('StudyTime', True),
+        ('AccessionNumber', True),
+        ('ModalitiesInStudy', True),
+        ('ReferringPhysicianName', True),
+        ('PatientName', True),
+        ('PatientID', True),
+        ('PatientBirthDate', True),
+        ('PatientSex', True),
+        ('StudyInstanceUID', True),
+        ('StudyID', True),
+        ('NumberOfStudyRelatedSeries', True),
+        ('NumberOfStudyRelatedInstances', True),
+    ),
+    _SERIES: (
+        ('Modality', True),
+        ('SeriesDescription', False),
+        ('SeriesInstanceUID', True),
+        ('SeriesNumber', True),
+        ('NumberOfSeriesRelatedInstances', True),
+        ('PerformedProcedureStepStartDate', False),
+        ('PerformedProcedureStepStartTime', False),
+    ),
+    _INSTANCE: (
+        ('SOPClassUID', True),
+        ('SOPInstanceUID', True),
+        ('InstanceNumber', True),
+        ('Rows', True),
+        ('Columns', True),
+        ('BitsAllocated', True),
+        ('NumberOfFrames', True),
+    ),
 }
 # answered at every level when known (besides the Retrieve URL)
 _RESULT_ATTRIBUTES_IF_KNOWN = ('SpecificCharacterSet', 'TimezoneOffsetFromUTC')
@@ -6908,26 +7857,64 @@ _RESULT_ATTRIBUTES_IF_KNOWN = ('SpecificCharacterSet', 'TimezoneOffsetFromUTC')
 # attributes of the patient and study (besides group 0010) and of the series, which decide
 # where a filter on an attribute without index column is evaluated and what
 # includefield=all returns at each level
-_STUDY_KEYWORDS = frozenset({
-    'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID',
-    'AccessionNumber', 'IssuerOfAccessionNumberSequence', 'StudyDescription',
-    'PhysiciansOfRecord', 'NameOfPhysiciansReadingStudy', 'ProcedureCodeSequence',
-    'ReferencedStudySequence', 'RequestingServiceCodeSequence', 'AdmittingDiagnosesDescription',
-    'ReasonForPerformedProcedureCodeSequence', 'TimezoneOffsetFromUTC',
-    'SpecificCharacterSet', 'StudyIDIssuer', 'OtherStudyNumbers',
-})
-_SERIES_KEYWORDS = frozenset({
-    'Modality', 'SeriesInstanceUID', 'SeriesNumber', 'SeriesDescription', 'SeriesDate',
-    'SeriesTime', 'Laterality', 'BodyPartExamined', 'ProtocolName', 'OperatorsName',
-    'PerformingPhysicianName', 'PatientPosition', 'PerformedProcedureStepStartDate',
-    'PerformedProcedureStepStartTime', 'PerformedProcedureStepID',
-    'PerformedProcedureStepDescription', 'RequestAttributesSequence',
-    'SeriesDescriptionCodeSequence', 'Manufacturer', 'InstitutionName', 'InstitutionAddress',
-    'StationName', 'InstitutionalDepartmentName', 'ManufacturerModelName',
-    'DeviceSerialNumber', 'SoftwareVersions', 'FrameOfReferenceUID',
-    'PositionReferenceIndicator', 'AnatomicalOrientationType', 'SmallestPixelValueInSeries',
-    'LargestPixelValueInSeries',
-})
+_STUDY_KEYWORDS = frozenset(
+    {
+        'StudyInstanceUID',
+        'StudyDate',
+        'StudyTime',
+        'ReferringPhysicianName',
+        'StudyID',
+        'AccessionNumber',
+        'IssuerOfAccessionNumberSequence',
+        'StudyDescription',
+        'PhysiciansOfRecord',
+        'NameOfPhysiciansReadingStudy',
+        'ProcedureCodeSequence',
+        'ReferencedStudySequence',
+        'RequestingServiceCodeSequence',
+        'AdmittingDiagnosesDescription',
+        'ReasonForPerformedProcedureCodeSequence',
+        'TimezoneOffsetFromUTC',
+        'SpecificCharacterSet',
+        'StudyIDIssuer',
+        'OtherStudyNumbers',
+    }
+)
+_SERIES_KEYWORDS = frozenset(
+    {
+        'Modality',
+        'SeriesInstanceUID',
+        'SeriesNumber',
+        'SeriesDescription',
+        'SeriesDate',
+        'SeriesTime',
+        'Laterality',
+        'BodyPartExamined',
+        'ProtocolName',
+        'OperatorsName',
+        'PerformingPhysicianName',
+        'PatientPosition',
+        'PerformedProcedureStepStartDate',
+        'PerformedProcedureStepStartTime',
+        'PerformedProcedureStepID',
+        'PerformedProcedureStepDescription',
+        'RequestAttributesSequence',
+        'SeriesDescriptionCodeSequence',
+        'Manufacturer',
+        'InstitutionName',
+        'InstitutionAddress',
+        'StationName',
+        'InstitutionalDepartmentName',
+        'ManufacturerModelName',
+        'DeviceSerialNumber',
+        'SoftwareVersions',
+        'FrameOfReferenceUID',
+        'PositionReferenceIndicator',
+        'AnatomicalOrientationType',
+        'SmallestPixelValueInSeries',
+        'LargestPixelValueInSeries',
+    }
+)
 
 
 def _level_of(tag: str) -> int:
@@ -6946,6 +7933,7 @@ def _level_of(tag: str) -> int:
 
 
 # -- errors --------------------------------------------------------------------------------
+
 
 class FileClientNotFoundError(HTTPError, FileNotFoundError):
     """The archive holds no such study, series, instance or bulk data (like HTTP 404)."""
@@ -6988,8 +7976,7 @@ class FileClientNotAcceptableError(HTTPError, ValueError):
     """No acceptable media type or transfer syntax can be made of the data (like HTTP 406)."""
 
 
-def _file_error(error_class: type, status: int, method: str, url: str,
-                message: str) -> HTTPError:
+def _file_error(error_class: type, status: int, method: str, url: str, message: str) -> HTTPError:
     """An error that is both an :class:`HTTPError` and a Python built-in error (and
     ``requests``' HTTPError when the program has imported it, as the established file
     client raises)."""
@@ -7020,6 +8007,7 @@ def _as_request_errors(method: _Method) -> _Method:
         The method, raising the converted errors (chained to the original ones).
 
     """
+
     @functools.wraps(method)
     def wrapper(self: 'DICOMfileClient', *args: Any, **kwargs: Any) -> Any:
         try:
@@ -7030,6 +8018,7 @@ def _as_request_errors(method: _Method) -> _Method:
             raise FileClientTypeError(str(error)) from error
         except ValueError as error:
             raise FileClientValueError(str(error)) from error
+
     return cast(_Method, wrapper)
 
 
@@ -7040,14 +8029,24 @@ _ITEM_TAG, _ITEM_END_TAG, _SEQUENCE_END_TAG = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA_TAG = 0x7FE00010
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, _PIXEL_DATA_TAG})
 _PIXEL_TAG_VRS = {0x7FE00008: 'OF', 0x7FE00009: 'OD'}
-_KNOWN_VRS = ('AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV '
-              'TM UC UI UL UN UR US UT UV').split()
+_KNOWN_VRS = (
+    'AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV '
+    'TM UC UI UL UN UR US UT UV'
+).split()
 _VR_BY_BYTES = {vr.encode('ascii'): vr for vr in _KNOWN_VRS}
 _KNOWN_VR_SET = frozenset(_KNOWN_VRS)
 _LONG_VRS = frozenset('OB OD OF OL OV OW SQ SV UC UN UR UT UV'.split())
 _BINARY_VRS = frozenset('OB OD OF OL OV OW UN'.split())
-_NUMBER_FORMATS = {'US': ('H', 2), 'SS': ('h', 2), 'UL': ('I', 4), 'SL': ('i', 4),
-                   'FL': ('f', 4), 'FD': ('d', 8), 'SV': ('q', 8), 'UV': ('Q', 8)}
+_NUMBER_FORMATS = {
+    'US': ('H', 2),
+    'SS': ('h', 2),
+    'UL': ('I', 4),
+    'SL': ('i', 4),
+    'FL': ('f', 4),
+    'FD': ('d', 8),
+    'SV': ('q', 8),
+    'UV': ('Q', 8),
+}
 _SINGLE_TEXT_VRS = frozenset({'LT', 'ST', 'UT', 'UR'})
 _CHARSET_VRS = frozenset({'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UT'})
 _AMBIGUOUS_VRS = {'OB or OW': 'OW', 'US or OW': 'OW', 'US or SS or OW': 'OW'}
@@ -7128,8 +8127,11 @@ def _person_name_json(text: str) -> Dict[str, str]:
     if '=' not in text:
         return {'Alphabetic': text} if text else {}
     groups = text.split('=')
-    return {name: group for name, group in zip(('Alphabetic', 'Ideographic', 'Phonetic'),
-                                                groups) if group}
+    return {
+        name: group
+        for name, group in zip(('Alphabetic', 'Ideographic', 'Phonetic'), groups)
+        if group
+    }
 
 
 def _number(text: str, integer: bool) -> Any:
@@ -7195,15 +8197,16 @@ class _HeaderReader:
                 raise _Unsupported(f'undefined length of {key}')
             if position + length > size:
                 self.need(position + length)
-            value = buffer[position:position + length]
+            value = buffer[position : position + length]
             position += length
             result[key] = self.element(tag, vr, value, path + key)
             if group % 2 and 0x10 <= number <= 0xFF:
                 creators[number] = result[key].get('Value', [''])[0]
         return result, position
 
-    def element_header(self, tag: int, position: int,
-                       creators: Dict[int, str]) -> Tuple[str, int, int]:
+    def element_header(
+        self, tag: int, position: int, creators: Dict[int, str]
+    ) -> Tuple[str, int, int]:
         """The VR and length of an element, and where its value starts."""
         buffer = self.buffer
         vr: Optional[str]
@@ -7214,7 +8217,7 @@ class _HeaderReader:
             if length == _UNDEFINED_LENGTH:
                 vr = 'SQ'
             return vr, length, position + 8
-        vr = _VR_BY_BYTES.get(buffer[position + 4:position + 6])
+        vr = _VR_BY_BYTES.get(buffer[position + 4 : position + 6])
         if vr is None:
             raise _Unsupported(f'unknown VR at offset {position}')
         if vr in _LONG_VRS:
@@ -7268,8 +8271,10 @@ class _HeaderReader:
             return {'vr': vr, 'InlineBinary': base64.b64encode(value).decode('ascii')}
         if vr == 'AT':
             pairs = struct.unpack_from(f'<{len(value) // 2}H', value)
-            return {'vr': vr, 'Value': [f'{pairs[i]:04X}{pairs[i + 1]:04X}'
-                                        for i in range(0, len(pairs) - 1, 2)]}
+            return {
+                'vr': vr,
+                'Value': [f'{pairs[i]:04X}{pairs[i + 1]:04X}' for i in range(0, len(pairs) - 1, 2)],
+            }
         return self.text_element(tag, vr, value, path)
 
     def text_element(self, tag: int, vr: str, value: bytes, path: str) -> Dict[str, Any]:
@@ -7304,7 +8309,7 @@ class _HeaderReader:
             length = _UINT32.unpack_from(self.buffer, position + 4)[0]
             self.pixel = (tag, _PIXEL_TAG_VRS.get(tag, 'OW'), position + 8, length)
             return
-        vr = _VR_BY_BYTES.get(self.buffer[position + 4:position + 6], 'OB')
+        vr = _VR_BY_BYTES.get(self.buffer[position + 4 : position + 6], 'OB')
         length = _UINT32.unpack_from(self.buffer, position + 8)[0]
         self.pixel = (tag, vr, position + 12, length)
 
@@ -7323,7 +8328,7 @@ def _read_file_meta(buffer: bytes, complete: bool) -> Tuple[int, str]:
         vr, length, start = reader.element_header(group << 16 | number, position, {})
         reader.need(start + length)
         if number == 0x0010:
-            transfer_syntax = buffer[start:start + length].decode('latin_1').rstrip(' \x00')
+            transfer_syntax = buffer[start : start + length].decode('latin_1').rstrip(' \x00')
         position = start + length
     if not transfer_syntax:
         raise _Unsupported('no transfer syntax in the file meta information')
@@ -7368,8 +8373,9 @@ def _parse_with_pydicom(source: Union[str, bytes]) -> _Header:
                 header.pixel_tag, header.pixel_vr = tag, dataset[tag].VR
         for tag in [tag for tag in dataset.keys() if tag >= 0x7FE00008]:
             del dataset[tag]  # pixel data and what follows (trailing padding)
-        header.metadata = dataset.to_json_dict(_BULK_DATA_THRESHOLD, _bulk_data_placeholder,
-                                               suppress_invalid_tags=True)
+        header.metadata = dataset.to_json_dict(
+            _BULK_DATA_THRESHOLD, _bulk_data_placeholder, suppress_invalid_tags=True
+        )
     return header
 
 
@@ -7404,8 +8410,9 @@ def _json_first_value(metadata: Dict[str, dict], tag: str) -> Any:
 
 def _person_name_text(value: Any) -> str:
     if isinstance(value, dict):
-        return '='.join(value.get(group, '') for group in
-                        ('Alphabetic', 'Ideographic', 'Phonetic')).rstrip('=')
+        return '='.join(
+            value.get(group, '') for group in ('Alphabetic', 'Ideographic', 'Phonetic')
+        ).rstrip('=')
     return '' if value is None else str(value)
 
 
@@ -7430,20 +8437,33 @@ def _column_value(column: _Column, element: Optional[dict]) -> Any:
 def _index_record(header: _Header) -> tuple:
     """The values of an instance row (see ``_RECORD_COLUMNS``); raises if UIDs lack."""
     metadata = header.metadata
-    for keyword, tag in (('StudyInstanceUID', '0020000D'), ('SeriesInstanceUID', '0020000E'),
-                         ('SOPInstanceUID', '00080018')):
+    for keyword, tag in (
+        ('StudyInstanceUID', '0020000D'),
+        ('SeriesInstanceUID', '0020000E'),
+        ('SOPInstanceUID', '00080018'),
+    ):
         value = _json_first_value(metadata, tag)
         if not isinstance(value, str) or not value:
             raise _NotIndexable(f'no {keyword}')
     values = [_column_value(column, metadata.get(column.tag)) for column in _COLUMNS]
-    folded = [None if values[position] is None else values[position].casefold()
-              for position in _FOLDED_POSITIONS]
+    folded = [
+        None if values[position] is None else values[position].casefold()
+        for position in _FOLDED_POSITIONS
+    ]
     try:
         text = json.dumps(metadata, separators=(',', ':'), allow_nan=False, default=str)
     except ValueError:  # NaN or infinity, which JSON cannot hold
         text = json.dumps(_finite(metadata), separators=(',', ':'), default=str)
-    return (header.transfer_syntax, header.pixel_tag, header.pixel_vr, header.pixel_offset,
-            header.pixel_length, _pack_metadata(text), *values, *folded)
+    return (
+        header.transfer_syntax,
+        header.pixel_tag,
+        header.pixel_vr,
+        header.pixel_offset,
+        header.pixel_length,
+        _pack_metadata(text),
+        *values,
+        *folded,
+    )
 
 
 def _pack_metadata(text: str) -> bytes:
@@ -7548,8 +8568,10 @@ def _size_and_mtime(path: str) -> Tuple[Optional[int], Optional[int]]:
 
 _DATE_PATTERN = re.compile(r'\d{8}')
 _TIME_PATTERN = re.compile(r'(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?')
-_DATETIME_PATTERN = re.compile(r'(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?'
-                               r'(?:[+-]\d{4})?')
+_DATETIME_PATTERN = re.compile(
+    r'(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?'
+    r'(?:[+-]\d{4})?'
+)
 _WILDCARD_VRS = frozenset({'AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT'})
 _RANGE_VRS = frozenset({'DA', 'TM', 'DT'})
 
@@ -7591,8 +8613,7 @@ def _glob_escape(text: str) -> str:
 
 def _glob_regex(pattern: str) -> 're.Pattern[str]':
     """A regular expression matching exactly what ``GLOB pattern`` matches."""
-    parts = ('.*' if char == '*' else '.' if char == '?' else re.escape(char)
-             for char in pattern)
+    parts = ('.*' if char == '*' else '.' if char == '?' else re.escape(char) for char in pattern)
     return re.compile(''.join(parts), re.DOTALL)
 
 
@@ -7607,10 +8628,15 @@ def _filter_texts(value: Any, vr: str, name: str) -> List[str]:
         items = [value]
     texts: List[str] = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (str, int, float)) and not hasattr(
-                item, 'strftime'):
-            raise TypeError(f'search_filters[{name!r}] must be a string, number, date or a '
-                            f'list of them, not {item!r}')
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, (str, int, float))
+            and not hasattr(item, 'strftime')
+        ):
+            raise TypeError(
+                f'search_filters[{name!r}] must be a string, number, date or a '
+                f'list of them, not {item!r}'
+            )
         if hasattr(item, 'strftime'):
             item = _date_text(item, vr)
         text = str(item)
@@ -7727,14 +8753,17 @@ class _RangeTest(_Test):
         if self.vr == 'DA':
             text = text.strip().replace('.', '')
             if not _DATE_PATTERN.fullmatch(text):
-                raise ValueError(f'search_filters[{name!r}]: {text!r} is not a date '
-                                 '(YYYYMMDD) or a date range (YYYYMMDD-YYYYMMDD)')
+                raise ValueError(
+                    f'search_filters[{name!r}]: {text!r} is not a date '
+                    '(YYYYMMDD) or a date range (YYYYMMDD-YYYYMMDD)'
+                )
             return text
         normalize = _normalized_time if self.vr == 'TM' else _normalized_datetime
         value = normalize(text, upper)
         if value is None:
-            raise ValueError(f'search_filters[{name!r}]: {text!r} is not a valid {self.vr} '
-                             'value or range')
+            raise ValueError(
+                f'search_filters[{name!r}]: {text!r} is not a valid {self.vr} value or range'
+            )
         return value
 
     def sql(self, expression: str, folded: Optional[str]) -> Tuple[str, list]:
@@ -7764,8 +8793,9 @@ class _RangeTest(_Test):
             return False
         if self.single:
             return normalized == self.low
-        return ((self.low is None or normalized >= self.low)
-                and (self.high is None or normalized <= self.high))
+        return (self.low is None or normalized >= self.low) and (
+            self.high is None or normalized <= self.high
+        )
 
 
 class _NumberTest(_Test):
@@ -7773,8 +8803,7 @@ class _NumberTest(_Test):
 
     def __init__(self, text: str, vr: str, name: str) -> None:
         try:
-            self.number: Union[int, float] = (float(text) if vr in ('DS', 'FL', 'FD')
-                                              else int(text))
+            self.number: Union[int, float] = float(text) if vr in ('DS', 'FL', 'FD') else int(text)
         except ValueError:
             raise ValueError(f'search_filters[{name!r}]: {text!r} is not a number') from None
 
@@ -7837,8 +8866,10 @@ class _Criterion:
         values = element.get('Value') or []
         if depth < len(self.path):
             key = self.path[depth]
-            return any(isinstance(item, dict) and self.matches_element(item.get(key), depth + 1)
-                       for item in values)
+            return any(
+                isinstance(item, dict) and self.matches_element(item.get(key), depth + 1)
+                for item in values
+            )
         if not values:
             return any(test.matches(None) for test in self.tests)
         return any(test.matches(value) for value in values for test in self.tests)
@@ -7863,13 +8894,16 @@ def _vr_of(tag: str) -> str:
 
 # -- search answers -----------------------------------------------------------------------
 
+
 def _element_maker(vr: str) -> Callable[[Any], dict]:
     """A function making the DICOM JSON element of an index column value of a VR."""
     if vr == 'PN':
+
         def make_name(value: str) -> dict:
             if value == '':
                 return {'vr': vr}
             return {'vr': vr, 'Value': [_person_name_json(part) for part in value.split('\\')]}
+
         return make_name
 
     def make(value: Union[str, int]) -> dict:
@@ -7878,13 +8912,18 @@ def _element_maker(vr: str) -> Callable[[Any], dict]:
         if value == '':
             return {'vr': vr}
         return {'vr': vr, 'Value': cast(str, value).split('\\')}
+
     return make
 
 
 # -- rendering ------------------------------------------------------------------------------
 
-_PILLOW_FORMATS = {'image/jpeg': 'JPEG', 'image/png': 'PNG', 'image/gif': 'GIF',
-                   'image/jp2': 'JPEG2000'}
+_PILLOW_FORMATS = {
+    'image/jpeg': 'JPEG',
+    'image/png': 'PNG',
+    'image/gif': 'GIF',
+    'image/jp2': 'JPEG2000',
+}
 
 
 def _image_module(name: str, purpose: str = 'rendering images') -> Any:
@@ -7893,8 +8932,9 @@ def _image_module(name: str, purpose: str = 'rendering images') -> Any:
         return importlib.import_module(name)
     except ImportError as error:
         package = 'numpy' if name.startswith('numpy') else 'Pillow'
-        raise ImportError(f'{purpose} needs {package}, which is not installed: '
-                          'pip install numpy Pillow') from error
+        raise ImportError(
+            f'{purpose} needs {package}, which is not installed: pip install numpy Pillow'
+        ) from error
 
 
 def _pixel_array(dataset: Dataset, index: Optional[int] = None) -> Any:
@@ -7915,12 +8955,15 @@ def _pack_bits(array: Any) -> bytes:
     if pixels is not None:
         return pixels.pack_bits(array)
     from pydicom.pixel_data_handlers.numpy_handler import (  # type: ignore[attr-defined]
-        pack_bits)  # pydicom 2
+        pack_bits,
+    )  # pydicom 2
+
     return pack_bits(array)
 
 
-def _encapsulated_frame(source: Any, index: int, frames: int,
-                        extended: Optional[Tuple[Any, Any]] = None) -> bytes:
+def _encapsulated_frame(
+    source: Any, index: int, frames: int, extended: Optional[Tuple[Any, Any]] = None
+) -> bytes:
     """Frame ``index`` (from 0) of encapsulated Pixel Data, from its value or from a file
     positioned at its value (pydicom 3 reads only that frame; pydicom 2 reads the rest of
     the file and walks the fragments)."""
@@ -7928,8 +8971,9 @@ def _encapsulated_frame(source: Any, index: int, frames: int,
     if get_frame is not None:
         return get_frame(source, index, extended_offsets=extended, number_of_frames=frames)
     data = source if isinstance(source, (bytes, bytearray)) else source.read()
-    found = next(itertools.islice(
-        pydicom.encaps.generate_pixel_data_frame(data, frames), index, None), None)
+    found = next(
+        itertools.islice(pydicom.encaps.generate_pixel_data_frame(data, frames), index, None), None
+    )
     if found is None:
         raise ValueError(f'the encapsulated Pixel Data holds no frame {index + 1}')
     return found
@@ -7951,10 +8995,12 @@ def _render_media_type(names: Sequence[str], pdf: bool) -> str:
             return name
         if name in _PILLOW_FORMATS and _pillow_can_write(name):
             return name
-    raise ValueError(f'cannot render as {", ".join(names)}: the file client renders '
-                     'image/jpeg, image/png, image/gif' + (
-                         ', image/jp2' if _pillow_can_write('image/jp2') else '') + (
-                         ' and application/pdf' if pdf else ''))
+    raise ValueError(
+        f'cannot render as {", ".join(names)}: the file client renders '
+        'image/jpeg, image/png, image/gif'
+        + (', image/jp2' if _pillow_can_write('image/jp2') else '')
+        + (' and application/pdf' if pdf else '')
+    )
 
 
 def _render_params(params: Optional[Dict[str, Any]], media_type: str) -> Dict[str, Any]:
@@ -7969,8 +9015,7 @@ def _render_params(params: Optional[Dict[str, Any]], media_type: str) -> Dict[st
         try:
             quality = int(quality)
         except (TypeError, ValueError):
-            raise ValueError(f'params["quality"] must be an integer, not {quality!r}') \
-                from None
+            raise ValueError(f'params["quality"] must be an integer, not {quality!r}') from None
         if not 1 <= quality <= 100:
             raise ValueError(f'params["quality"] must be between 1 and 100, got {quality}')
         checked['quality'] = quality
@@ -7991,11 +9036,13 @@ def _numbers_param(value: Any, name: str, counts: Tuple[int, ...]) -> Tuple[floa
     try:
         numbers = tuple(float(item) for item in items)
     except (TypeError, ValueError):
-        raise ValueError(f'params[{name!r}] must be comma separated numbers, not {value!r}') \
-            from None
+        raise ValueError(
+            f'params[{name!r}] must be comma separated numbers, not {value!r}'
+        ) from None
     if len(numbers) not in counts:
-        raise ValueError(f'params[{name!r}] must hold {" or ".join(map(str, counts))} '
-                         f'numbers, not {value!r}')
+        raise ValueError(
+            f'params[{name!r}] must hold {" or ".join(map(str, counts))} numbers, not {value!r}'
+        )
     return numbers
 
 
@@ -8031,10 +9078,10 @@ def _dataset_window(dataset: Dataset) -> Optional[Tuple[float, float]]:
     if center is None or width is None:
         return None
     try:
-        center = center[0] if isinstance(center, Sequence) and not isinstance(center, str) \
-            else center
-        width = width[0] if isinstance(width, Sequence) and not isinstance(width, str) \
-            else width
+        center = (
+            center[0] if isinstance(center, Sequence) and not isinstance(center, str) else center
+        )
+        width = width[0] if isinstance(width, Sequence) and not isinstance(width, str) else width
         return float(center), float(width)
     except (TypeError, ValueError, IndexError):
         return None
@@ -8052,11 +9099,13 @@ def _encode_images(images: Sequence[Any], media_type: str, options: Dict[str, An
     if file_format == 'JPEG':
         pictures[0].save(buffer, 'JPEG', quality=options.get('quality', 95))
     elif file_format == 'GIF' and len(pictures) > 1:
-        pictures[0].save(buffer, 'GIF', save_all=True, append_images=pictures[1:],
-                         duration=100, loop=0)
+        pictures[0].save(
+            buffer, 'GIF', save_all=True, append_images=pictures[1:], duration=100, loop=0
+        )
     elif file_format == 'JPEG2000' and 'quality' in options:
-        pictures[0].save(buffer, 'JPEG2000', quality_mode='dB',
-                         quality_layers=[20 + options['quality'] * 0.3])
+        pictures[0].save(
+            buffer, 'JPEG2000', quality_mode='dB', quality_layers=[20 + options['quality'] * 0.3]
+        )
     else:
         pictures[0].save(buffer, file_format)
     return buffer.getvalue()
@@ -8074,6 +9123,7 @@ def _fit_viewport(picture: Any, viewport: Tuple[float, ...]) -> Any:
 
 # -- storing --------------------------------------------------------------------------------
 
+
 def _with_file_meta(dataset: Dataset) -> Dataset:
     """The dataset, or a shallow copy with the File Meta Information a Part 10 file needs."""
     meta = getattr(dataset, 'file_meta', None)
@@ -8084,11 +9134,13 @@ def _with_file_meta(dataset: Dataset) -> Dataset:
     copy.file_meta = pydicom.dataset.FileMetaDataset(meta or pydicom.Dataset())
     pixels = dataset.get('PixelData')
     if isinstance(pixels, bytes) and pixels[:4] == b'\xfe\xff\x00\xe0':
-        raise ValueError('the dataset holds encapsulated pixel data but its file_meta names '
-                         'no TransferSyntaxUID')
+        raise ValueError(
+            'the dataset holds encapsulated pixel data but its file_meta names no TransferSyntaxUID'
+        )
     encoding = getattr(dataset, 'original_encoding', (False, True))
     copy.file_meta.TransferSyntaxUID = pydicom.uid.UID(
-        _IMPLICIT_VR_LITTLE_ENDIAN if encoding == (True, True) else _EXPLICIT_VR_LITTLE_ENDIAN)
+        _IMPLICIT_VR_LITTLE_ENDIAN if encoding == (True, True) else _EXPLICIT_VR_LITTLE_ENDIAN
+    )
     return copy
 
 
@@ -8110,30 +9162,37 @@ def _payload(item: Any) -> bytes:
 
 def _unsafe_uids(metadata: Dict[str, dict]) -> Optional[str]:
     """Why the UIDs of an instance cannot name its folders and file, or ``None``."""
-    for keyword, tag in (('StudyInstanceUID', '0020000D'), ('SeriesInstanceUID', '0020000E'),
-                         ('SOPInstanceUID', '00080018')):
+    for keyword, tag in (
+        ('StudyInstanceUID', '0020000D'),
+        ('SeriesInstanceUID', '0020000E'),
+        ('SOPInstanceUID', '00080018'),
+    ):
         values = metadata.get(tag, {}).get('Value') or []
         if len(values) != 1 or not isinstance(values[0], str):
             return f'{keyword} must hold exactly one UID, not {values!r}'
         try:
             _check_uid(values[0], keyword)
         except ValueError:
-            return (f'{keyword} {values[0]!r} is not a valid DICOM UID (digits separated by '
-                    'dots, at most 64 characters), so it cannot name a folder or file')
+            return (
+                f'{keyword} {values[0]!r} is not a valid DICOM UID (digits separated by '
+                'dots, at most 64 characters), so it cannot name a folder or file'
+            )
     return None
 
 
 def _store_arguments(datasets: Any, study_instance_uid: Optional[str]) -> List[Any]:
     """Check the arguments of ``store_instances``; return the instances as a list."""
     if isinstance(datasets, (pydicom.Dataset, str, bytes, os.PathLike)) or not isinstance(
-            datasets, Iterable):
+        datasets, Iterable
+    ):
         raise TypeError('datasets must be a sequence of instances, not a single one')
     items = list(datasets)
     if not items:
         raise ValueError('datasets must hold at least one instance')
     for item in items:
-        if not isinstance(item, (pydicom.Dataset, bytes, bytearray, memoryview, str,
-                                 os.PathLike)) and not hasattr(item, 'read'):
+        if not isinstance(
+            item, (pydicom.Dataset, bytes, bytearray, memoryview, str, os.PathLike)
+        ) and not hasattr(item, 'read'):
             raise TypeError(f'datasets must hold datasets or Part 10 files, not {item!r}')
     if study_instance_uid is not None:
         _check_uid(study_instance_uid, 'study_instance_uid')
@@ -8166,8 +9225,12 @@ def _write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def _store_item(sop_class: Optional[str], sop_instance: Optional[str],
-                reason: Optional[int] = None, url: Optional[str] = None) -> Dataset:
+def _store_item(
+    sop_class: Optional[str],
+    sop_instance: Optional[str],
+    reason: Optional[int] = None,
+    url: Optional[str] = None,
+) -> Dataset:
     item = pydicom.Dataset()
     if sop_class:
         item.ReferencedSOPClassUID = sop_class
@@ -8181,6 +9244,7 @@ def _store_item(sop_class: Optional[str], sop_instance: Optional[str],
 
 
 # -- the archive's files: paths that stay inside it, moving files aside ----------------------
+
 
 class _ArchiveFiles:
     """The folder of an archive: turning index paths into files that stay inside it,
@@ -8211,10 +9275,15 @@ class _ArchiveFiles:
         if os.path.commonpath([path, self.root]) != self.root:
             raise ValueError(f'{relative!r} lies outside the archive')
         if self._links_lead_out(path):
-            logger.warning('refused %s: symbolic links lead it to %s, outside the archive '
-                           '%s', path, os.path.realpath(path), self.root)
-            raise OutsideArchiveError(errno.ENOENT, 'a symbolic link leads out of the archive',
-                                 path)
+            logger.warning(
+                'refused %s: symbolic links lead it to %s, outside the archive %s',
+                path,
+                os.path.realpath(path),
+                self.root,
+            )
+            raise OutsideArchiveError(
+                errno.ENOENT, 'a symbolic link leads out of the archive', path
+            )
         return path
 
     def _links_lead_out(self, path: str) -> bool:
@@ -8227,7 +9296,7 @@ class _ArchiveFiles:
         creates it as a plain folder or file).  The root itself is trusted.
         """
         current = self.root
-        for step in path[len(self.root):].strip(os.sep).split(os.sep):
+        for step in path[len(self.root) :].strip(os.sep).split(os.sep):
             current = os.path.join(current, step)
             try:
                 mode = os.lstat(current).st_mode
@@ -8257,11 +9326,11 @@ class _ArchiveFiles:
         """
         target = os.path.realpath(path)
         if self.inside(target):
-            logger.debug('not following %s: its target %s is indexed where it is', path,
-                         target)
+            logger.debug('not following %s: its target %s is indexed where it is', path, target)
         else:
-            logger.warning('skipped %s: a symbolic link to %s, outside the archive %s',
-                           path, target, self.root)
+            logger.warning(
+                'skipped %s: a symbolic link to %s, outside the archive %s', path, target, self.root
+            )
 
     def clean_private_file(self, entry: os.DirEntry) -> None:
         """Remove what an interrupted delete (after a minute) or store (an hour) left."""
@@ -8299,15 +9368,18 @@ class _ArchiveFiles:
 # -- the index database ---------------------------------------------------------------------
 
 #: clients that write the index, each while it has it open (see :class:`_IndexHandle`)
-_WRITERS_TABLE = ('CREATE TABLE IF NOT EXISTS writers (token TEXT PRIMARY KEY, host TEXT, '
-                  'pid INTEGER, identity TEXT)')
+_WRITERS_TABLE = (
+    'CREATE TABLE IF NOT EXISTS writers (token TEXT PRIMARY KEY, host TEXT, '
+    'pid INTEGER, identity TEXT)'
+)
 
 
 def _schema() -> List[str]:
     """Statements that create the (private) index schema."""
     columns = ', '.join(
         f'{column.sql} {"INTEGER" if column.vr in _NUMERIC_COLUMN_VRS else "TEXT"}'
-        for column in _COLUMNS)
+        for column in _COLUMNS
+    )
     folded = ', '.join(f'"{column.keyword}_fold" TEXT' for column in _FOLDED_COLUMNS)
     return [
         'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)',
@@ -8424,8 +9496,11 @@ def _unclosed_writers(connection: sqlite3.Connection) -> Optional[List[str]]:
         empty = connection.execute('SELECT count(*) FROM sqlite_master').fetchone()[0] == 0
         return [] if empty else None
     host = socket.gethostname()
-    return [token for token, row_host, pid, identity in rows
-            if row_host == host and not _process_alive(pid, identity)]
+    return [
+        token
+        for token, row_host, pid, identity in rows
+        if row_host == host and not _process_alive(pid, identity)
+    ]
 
 
 def _sound(connection: sqlite3.Connection, check: bool = False) -> bool:
@@ -8434,8 +9509,13 @@ def _sound(connection: sqlite3.Connection, check: bool = False) -> bool:
     unclosed = _unclosed_writers(connection)
     if unclosed == [] and not check:
         return True
-    reason = ('asked for' if check else 'a writer did not close it' if unclosed
-              else 'it predates writer registration')
+    reason = (
+        'asked for'
+        if check
+        else 'a writer did not close it'
+        if unclosed
+        else 'it predates writer registration'
+    )
     logger.info('checking the integrity of the index (%s)', reason)
     return _intact(connection)
 
@@ -8477,8 +9557,10 @@ class _IndexHandle:
         self._use_write_ahead_log()
         connection.execute(_WRITERS_TABLE)
         token = os.urandom(16).hex()
-        connection.execute('INSERT INTO writers VALUES (?, ?, ?, ?)', (
-            token, socket.gethostname(), self.owner, _process_identity(self.owner)))
+        connection.execute(
+            'INSERT INTO writers VALUES (?, ?, ?, ?)',
+            (token, socket.gethostname(), self.owner, _process_identity(self.owner)),
+        )
         self.token = token
 
     def _use_write_ahead_log(self, patience: float = 60.0) -> None:
@@ -8527,8 +9609,13 @@ def _batches(items: Iterable[_T], size: int) -> Iterator[List[_T]]:
         yield batch
 
 
-def _sql_match(criteria: Dict[int, _Criterion], reader: _ElementReader,
-               blob: Optional[bytes], tag: str, key: int) -> bool:
+def _sql_match(
+    criteria: Dict[int, _Criterion],
+    reader: _ElementReader,
+    blob: Optional[bytes],
+    tag: str,
+    key: int,
+) -> bool:
     """SQL function ``_dwc_match(metadata, tag, key)``: whether element ``tag`` of
     compressed metadata matches criterion ``key``."""
     return criteria[key].matches_element(reader.element(blob, tag))
@@ -8546,6 +9633,7 @@ def _pool_context() -> Tuple[Any, int]:
     workers are spawned, which costs a second or so.
     """
     import multiprocessing  # imported here: only indexing in worker processes needs it
+
     if 'fork' in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         return multiprocessing.get_context('fork'), _POOL_THRESHOLD
     return multiprocessing.get_context('spawn'), _SPAWN_POOL_THRESHOLD
@@ -8620,10 +9708,12 @@ class _Stored:
     metadata: bytes  # compressed (see _unpack_metadata)
 
 
-_STORED_COLUMNS = ('r.id, r.path, r."StudyInstanceUID", r."SeriesInstanceUID", '
-                   'r."SOPInstanceUID", r.transfer_syntax, r.pixel_tag, r.pixel_vr, '
-                   'r.pixel_offset, r.pixel_length, r."Rows", r."Columns", r."BitsAllocated", '
-                   'r."NumberOfFrames", r."SamplesPerPixel", f.size, f.mtime_ns, r.metadata')
+_STORED_COLUMNS = (
+    'r.id, r.path, r."StudyInstanceUID", r."SeriesInstanceUID", '
+    'r."SOPInstanceUID", r.transfer_syntax, r.pixel_tag, r.pixel_vr, '
+    'r.pixel_offset, r.pixel_length, r."Rows", r."Columns", r."BitsAllocated", '
+    'r."NumberOfFrames", r."SamplesPerPixel", f.size, f.mtime_ns, r.metadata'
+)
 _STORED_ORDER = 'r."SeriesNumber", r."SeriesInstanceUID", r."InstanceNumber", r."SOPInstanceUID"'
 
 
@@ -8669,8 +9759,9 @@ class _ArchiveIndex:
 
     """
 
-    def __init__(self, files: _ArchiveFiles, db_path: Optional[str], update_db: bool,
-                 recreate_db: bool) -> None:
+    def __init__(
+        self, files: _ArchiveFiles, db_path: Optional[str], update_db: bool, recreate_db: bool
+    ) -> None:
         self.files = files
         self.readonly = files.readonly
         self.db_path = db_path
@@ -8681,8 +9772,9 @@ class _ArchiveIndex:
         self.connection = self.handle.connection
 
     @staticmethod
-    def location(files: _ArchiveFiles, db_dir: Union[pathlib.Path, str, None],
-                 rebuilding: bool) -> str:
+    def location(
+        files: _ArchiveFiles, db_dir: Union[pathlib.Path, str, None], rebuilding: bool
+    ) -> str:
         """The index file: in ``db_dir``, beside the archive, or in the user cache folder.
 
         A read-only client only ever reads the index beside the archive; one that must
@@ -8719,15 +9811,17 @@ class _ArchiveIndex:
             self.handle = _IndexHandle(self._connect(read_only=False), shared_file=False)
             self.update(self.handle.connection)
             return self.handle
-        if self.readonly and not (update_db or recreate_db) and os.path.exists(
-                self.db_path):
+        if self.readonly and not (update_db or recreate_db) and os.path.exists(self.db_path):
             connection = self._connect_complete_read_only()
             if connection is not None:
                 self.handle = _IndexHandle(connection, shared_file=False)
                 return self.handle
             if os.path.dirname(self.db_path) == self.files.root:  # never rebuild it in there
-                logger.warning('the index %s is damaged or incomplete; a read-only client '
-                               'builds its own in the cache folder', self.db_path)
+                logger.warning(
+                    'the index %s is damaged or incomplete; a read-only client '
+                    'builds its own in the cache folder',
+                    self.db_path,
+                )
                 self.db_path = self._cache_path(os.path.basename(self.db_path))
         self._open_writable(update_db, recreate_db)
         if self.readonly:
@@ -8739,8 +9833,11 @@ class _ArchiveIndex:
         """A read-only connection to a sound, complete index of this version, or ``None``."""
         with contextlib.suppress(sqlite3.DatabaseError):
             connection = self._connect(read_only=True)
-            if self._meta(connection, 'state') == 'complete' and self._meta(
-                    connection, 'schema') == _INDEX_SCHEMA_VERSION and _sound(connection):
+            if (
+                self._meta(connection, 'state') == 'complete'
+                and self._meta(connection, 'schema') == _INDEX_SCHEMA_VERSION
+                and _sound(connection)
+            ):
                 return connection
             connection.close()
         return None
@@ -8751,8 +9848,12 @@ class _ArchiveIndex:
         exists = os.path.exists(self.db_path)
         connection, replaced = self._connect_writable(check=update_db or recreate_db)
         self.handle = handle = _IndexHandle(connection, shared_file=True)
-        fresh = (recreate_db or not exists or replaced
-                 or self._meta(connection, 'schema') != _INDEX_SCHEMA_VERSION)
+        fresh = (
+            recreate_db
+            or not exists
+            or replaced
+            or self._meta(connection, 'schema') != _INDEX_SCHEMA_VERSION
+        )
         if fresh:
             self._create_tables(connection)
         if fresh or update_db:
@@ -8763,20 +9864,22 @@ class _ArchiveIndex:
 
     def _connect(self, read_only: bool) -> sqlite3.Connection:
         if self.db_path is None:
-            connection = sqlite3.connect(':memory:', isolation_level=None,
-                                         check_same_thread=False)
+            connection = sqlite3.connect(':memory:', isolation_level=None, check_same_thread=False)
         elif read_only:
             uri = pathlib.Path(self.db_path).as_uri() + '?mode=ro'
             try:
-                connection = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                             check_same_thread=False, timeout=60)
+                connection = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False, timeout=60
+                )
                 connection.execute('SELECT count(*) FROM sqlite_master').fetchone()
             except sqlite3.OperationalError:  # WAL files cannot be made: read the file as is
-                connection = sqlite3.connect(uri + '&immutable=1', uri=True,
-                                             isolation_level=None, check_same_thread=False)
+                connection = sqlite3.connect(
+                    uri + '&immutable=1', uri=True, isolation_level=None, check_same_thread=False
+                )
         else:
-            connection = sqlite3.connect(self.db_path, isolation_level=None,
-                                         check_same_thread=False, timeout=60)
+            connection = sqlite3.connect(
+                self.db_path, isolation_level=None, check_same_thread=False, timeout=60
+            )
             connection.execute('PRAGMA synchronous=NORMAL')  # writes use WAL (see _IndexHandle)
         connection.execute('PRAGMA busy_timeout=60000')
         # temporary tables and sorts spill to files: in memory, dropping the tables of a
@@ -8784,10 +9887,12 @@ class _ArchiveIndex:
         connection.execute('PRAGMA cache_size=-16384')
         self._add_functions(connection)
         if not read_only:
-            connection.execute('CREATE TEMP TABLE IF NOT EXISTS dirty_studies '
-                               '(uid TEXT PRIMARY KEY)')
-            connection.execute('CREATE TEMP TABLE IF NOT EXISTS dirty_series '
-                               '(uid TEXT PRIMARY KEY)')
+            connection.execute(
+                'CREATE TEMP TABLE IF NOT EXISTS dirty_studies (uid TEXT PRIMARY KEY)'
+            )
+            connection.execute(
+                'CREATE TEMP TABLE IF NOT EXISTS dirty_series (uid TEXT PRIMARY KEY)'
+            )
         return connection
 
     def _add_functions(self, connection: sqlite3.Connection) -> None:
@@ -8795,8 +9900,9 @@ class _ArchiveIndex:
         # the function holds the criteria, not the client, so the client can be collected
         reader = _ElementReader()
         connection.create_function('_dwc_element', 2, reader, deterministic=True)
-        connection.create_function('_dwc_match', 3, functools.partial(_sql_match,
-                                                                      self.criteria, reader))
+        connection.create_function(
+            '_dwc_match', 3, functools.partial(_sql_match, self.criteria, reader)
+        )
 
     @staticmethod
     def _meta(connection: sqlite3.Connection, key: str) -> Optional[str]:
@@ -8819,8 +9925,9 @@ class _ArchiveIndex:
                 raise sqlite3.DatabaseError('integrity check failed')
             dead = _unclosed_writers(connection)
             if dead:
-                connection.executemany('DELETE FROM writers WHERE token = ?',
-                                       [(token,) for token in dead])
+                connection.executemany(
+                    'DELETE FROM writers WHERE token = ?', [(token,) for token in dead]
+                )
             return connection, False
         except sqlite3.DatabaseError as error:
             if self.db_path is None or 'locked' in str(error) or 'busy' in str(error):
@@ -8837,12 +9944,15 @@ class _ArchiveIndex:
                 connection.execute(f'DROP TABLE IF EXISTS {table}')
             for statement in _schema():
                 connection.execute(statement)
-            connection.executemany('INSERT INTO meta VALUES (?, ?)', [
-                ('schema', _INDEX_SCHEMA_VERSION), ('root', self.files.root), ('state', 'new')])
+            connection.executemany(
+                'INSERT INTO meta VALUES (?, ?)',
+                [('schema', _INDEX_SCHEMA_VERSION), ('root', self.files.root), ('state', 'new')],
+            )
 
     @contextlib.contextmanager
-    def transaction(self, connection: Optional[sqlite3.Connection] = None) -> Iterator[
-            sqlite3.Connection]:
+    def transaction(
+        self, connection: Optional[sqlite3.Connection] = None
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``) that rolls back on any error."""
         connection = connection or self.connection
         with self.lock:
@@ -8869,8 +9979,7 @@ class _ArchiveIndex:
         lock_path = None if self.db_path is None else self.db_path + '.lock'
         with self.lock, _exclusive_file_lock(lock_path, wait) as locked:
             if not locked:
-                logger.info('the index %s is being updated by another process',
-                            self.db_path)
+                logger.info('the index %s is being updated by another process', self.db_path)
                 return
             started = time.perf_counter()
             with self.transaction(connection):
@@ -8879,13 +9988,18 @@ class _ArchiveIndex:
             added = self._index_files(connection, self._files_to_read(connection, forgotten))
             with self.transaction(connection):
                 connection.execute("INSERT OR REPLACE INTO meta VALUES ('state', 'complete')")
-                connection.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)',
-                                   ('root', self.files.root))
-            logger.info('index of %s: %d files indexed, %d forgotten in %.2f s', self.files.root,
-                        added, sum(forgotten), time.perf_counter() - started)
+                connection.execute(
+                    'INSERT OR REPLACE INTO meta VALUES (?, ?)', ('root', self.files.root)
+                )
+            logger.info(
+                'index of %s: %d files indexed, %d forgotten in %.2f s',
+                self.files.root,
+                added,
+                sum(forgotten),
+                time.perf_counter() - started,
+            )
 
-    def _files_to_read(self, connection: sqlite3.Connection,
-                       forgotten: List[int]) -> Iterator[str]:
+    def _files_to_read(self, connection: sqlite3.Connection, forgotten: List[int]) -> Iterator[str]:
         """Paths of new and changed files, forgetting changed and removed ones on the way.
 
         The walk (in path order) is cut into batches; each is compared with the indexed
@@ -8899,9 +10013,14 @@ class _ArchiveIndex:
             low = high
         yield from self._compare_range(connection, {}, low, None, forgotten)
 
-    def _compare_range(self, connection: sqlite3.Connection,
-                       on_disk: Dict[str, Tuple[int, int]], low: Optional[str],
-                       high: Optional[str], forgotten: List[int]) -> List[str]:
+    def _compare_range(
+        self,
+        connection: sqlite3.Connection,
+        on_disk: Dict[str, Tuple[int, int]],
+        low: Optional[str],
+        high: Optional[str],
+        forgotten: List[int],
+    ) -> List[str]:
         """Compare the files found in a path range with the index; return those to read.
 
         Indexed files of the range ``(low, high]`` (open ends for ``None``) are read a page
@@ -8923,8 +10042,9 @@ class _ArchiveIndex:
         return sorted(set(fresh + reread))
 
     @staticmethod
-    def _indexed_pages(connection: sqlite3.Connection, low: Optional[str],
-                       high: Optional[str]) -> Iterator[List[tuple]]:
+    def _indexed_pages(
+        connection: sqlite3.Connection, low: Optional[str], high: Optional[str]
+    ) -> Iterator[List[tuple]]:
         """Pages of ``(path, size, mtime_ns)`` of indexed files in the range ``(low, high]``,
         each fetched whole before the caller changes anything.
 
@@ -8938,7 +10058,7 @@ class _ArchiveIndex:
             where = f'WHERE {" AND ".join(conditions)} ' if conditions else ''
             page = connection.execute(
                 f'SELECT path, size, mtime_ns FROM files {where}ORDER BY path LIMIT ?',
-                [value for _, value in bounds if value is not None] + [_INDEX_BATCH_SIZE]
+                [value for _, value in bounds if value is not None] + [_INDEX_BATCH_SIZE],
             ).fetchall()
             if not page:
                 return
@@ -8956,15 +10076,22 @@ class _ArchiveIndex:
             if entry is None:
                 pending.pop()
             elif entry[1] is None:  # a folder: walked before what sorts after it
-                pending.append(iter(self._folder_entries(
-                    os.path.join(self.files.root, *entry[0].split('/')), entry[0] + '/',
-                    index_dir, visited)))
+                pending.append(
+                    iter(
+                        self._folder_entries(
+                            os.path.join(self.files.root, *entry[0].split('/')),
+                            entry[0] + '/',
+                            index_dir,
+                            visited,
+                        )
+                    )
+                )
             else:
                 yield entry[0], entry[1]
 
-    def _folder_entries(self, folder: str, prefix: str, index_dir: Optional[str],
-                        visited: Set[Tuple[int, int]]
-                        ) -> List[Tuple[str, Optional[Tuple[int, int]]]]:
+    def _folder_entries(
+        self, folder: str, prefix: str, index_dir: Optional[str], visited: Set[Tuple[int, int]]
+    ) -> List[Tuple[str, Optional[Tuple[int, int]]]]:
         """The candidate files (with their state) and sub-folders (state ``None``) of
         one folder as relative paths, sorted as the walk yields them: a folder sorts as
         its name followed by ``/``, i.e. as the paths below it do."""
@@ -8979,15 +10106,21 @@ class _ArchiveIndex:
             logger.warning('cannot read folder %s: %s', folder, error)
             return []
         found = [self._scan_entry(entry, prefix, index_dir) for entry in entries]
-        return sorted((item for item in found if item is not None),
-                      key=lambda item: item[0] if item[1] is not None else item[0] + '/')
+        return sorted(
+            (item for item in found if item is not None),
+            key=lambda item: item[0] if item[1] is not None else item[0] + '/',
+        )
 
-    def _scan_entry(self, entry: os.DirEntry, prefix: str, index_dir: Optional[str]
-                    ) -> Optional[Tuple[str, Optional[Tuple[int, int]]]]:
+    def _scan_entry(
+        self, entry: os.DirEntry, prefix: str, index_dir: Optional[str]
+    ) -> Optional[Tuple[str, Optional[Tuple[int, int]]]]:
         """A file with its ``(size, mtime_ns)``, a folder with ``None``, or ``None``."""
         name = entry.name
-        if name.startswith(_INDEX_FILE_NAME) or name.startswith('dicomweb_client_') and (
-                os.path.dirname(entry.path) == index_dir):
+        if (
+            name.startswith(_INDEX_FILE_NAME)
+            or name.startswith('dicomweb_client_')
+            and (os.path.dirname(entry.path) == index_dir)
+        ):
             return None
         if name.startswith(_PRIVATE_PREFIX):
             self.files.clean_private_file(entry)
@@ -9008,7 +10141,7 @@ class _ArchiveIndex:
         """Drop the rows of files; return files to re-read (duplicates of dropped ones)."""
         reread: List[str] = []
         for start in range(0, len(paths), _INDEX_BATCH_SIZE):
-            batch = paths[start:start + _INDEX_BATCH_SIZE]
+            batch = paths[start : start + _INDEX_BATCH_SIZE]
             with self.transaction(connection):
                 sops = self.delete_rows(connection, batch)
                 reread += self._orphaned_duplicates(connection, sops)
@@ -9019,11 +10152,12 @@ class _ArchiveIndex:
         """Files of SOP instances that lost their indexed file: they are indexed anew."""
         paths: List[str] = []
         for sop in sops:
-            if connection.execute('SELECT 1 FROM instances WHERE "SOPInstanceUID" = ?',
-                                  (sop,)).fetchone():
+            if connection.execute(
+                'SELECT 1 FROM instances WHERE "SOPInstanceUID" = ?', (sop,)
+            ).fetchone():
                 continue
             rows = connection.execute('SELECT path FROM files WHERE sop = ?', (sop,)).fetchall()
-            paths += [path for path, in rows]
+            paths += [path for (path,) in rows]
             connection.executemany('DELETE FROM files WHERE path = ?', rows)
         return paths
 
@@ -9034,12 +10168,12 @@ class _ArchiveIndex:
         for path in paths:
             row = connection.execute(
                 'SELECT "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID" FROM '
-                'instances WHERE path = ?', (path,)).fetchone()
+                'instances WHERE path = ?',
+                (path,),
+            ).fetchone()
             if row is not None:
-                connection.execute('INSERT OR IGNORE INTO temp.dirty_studies VALUES (?)',
-                                   (row[0],))
-                connection.execute('INSERT OR IGNORE INTO temp.dirty_series VALUES (?)',
-                                   (row[1],))
+                connection.execute('INSERT OR IGNORE INTO temp.dirty_studies VALUES (?)', (row[0],))
+                connection.execute('INSERT OR IGNORE INTO temp.dirty_series VALUES (?)', (row[1],))
                 connection.execute('DELETE FROM instances WHERE path = ?', (path,))
                 sops.append(row[2])
             connection.execute('DELETE FROM files WHERE path = ?', (path,))
@@ -9075,6 +10209,7 @@ class _ArchiveIndex:
                 yield _read_records(self.files.root, chunk)
             return
         import concurrent.futures  # imported here: only indexing in worker processes needs it
+
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             ahead: Deque[concurrent.futures.Future] = collections.deque()
             for chunk in itertools.chain(first, chunks):
@@ -9105,16 +10240,21 @@ class _ArchiveIndex:
             if size is not None:
                 files.append((path, size, mtime, record and record[_RECORD_SOP], problem))
         before = connection.total_changes
-        connection.executemany(f'INSERT OR IGNORE INTO instances (path, {columns}) '
-                               f'VALUES ({marks})', records)
+        connection.executemany(
+            f'INSERT OR IGNORE INTO instances (path, {columns}) VALUES ({marks})', records
+        )
         added = connection.total_changes - before
         if added < len(records):
             self._warn_duplicates(connection, records)
         connection.executemany('INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)', files)
-        connection.executemany('INSERT OR IGNORE INTO temp.dirty_studies VALUES (?)',
-                               {(record[_RECORD_STUDY + 1],) for record in records})
-        connection.executemany('INSERT OR IGNORE INTO temp.dirty_series VALUES (?)',
-                               {(record[_RECORD_SERIES + 1],) for record in records})
+        connection.executemany(
+            'INSERT OR IGNORE INTO temp.dirty_studies VALUES (?)',
+            {(record[_RECORD_STUDY + 1],) for record in records},
+        )
+        connection.executemany(
+            'INSERT OR IGNORE INTO temp.dirty_series VALUES (?)',
+            {(record[_RECORD_SERIES + 1],) for record in records},
+        )
         for statement in _AGGREGATE_STATEMENTS:
             connection.execute(statement)
         return added
@@ -9122,14 +10262,20 @@ class _ArchiveIndex:
     @staticmethod
     def _warn_duplicates(connection: sqlite3.Connection, records: List[tuple]) -> None:
         for record in records:
-            row = connection.execute('SELECT path FROM instances WHERE "SOPInstanceUID" = ?',
-                                     (record[_RECORD_SOP + 1],)).fetchone()
+            row = connection.execute(
+                'SELECT path FROM instances WHERE "SOPInstanceUID" = ?', (record[_RECORD_SOP + 1],)
+            ).fetchone()
             if row is not None and row[0] != record[0]:
-                logger.warning('skipping %s: SOP instance %s is indexed from %s', record[0],
-                               record[_RECORD_SOP + 1], row[0])
+                logger.warning(
+                    'skipping %s: SOP instance %s is indexed from %s',
+                    record[0],
+                    record[_RECORD_SOP + 1],
+                    row[0],
+                )
 
-    def stored(self, study: str, series: Optional[str] = None,
-               sop: Optional[str] = None) -> List[_Stored]:
+    def stored(
+        self, study: str, series: Optional[str] = None, sop: Optional[str] = None
+    ) -> List[_Stored]:
         """Where the instances of a study, series (``series``) or instance (``sop`` too)
         are kept, in the order retrievals give them."""
         conditions, values = ['r."StudyInstanceUID" = ?'], [study]
@@ -9141,7 +10287,8 @@ class _ArchiveIndex:
             rows = self.connection.execute(
                 f'SELECT {_STORED_COLUMNS} FROM instances r LEFT JOIN files f ON f.path = '
                 f'r.path WHERE {" AND ".join(conditions)} ORDER BY {_STORED_ORDER}',
-                values).fetchall()
+                values,
+            ).fetchall()
         return [_Stored(*row) for row in rows]
 
     def register(self, criterion: _Criterion) -> int:
@@ -9153,8 +10300,10 @@ class _ArchiveIndex:
     def paths_of(connection: sqlite3.Connection, sops: List[str]) -> List[str]:
         paths: List[str] = []
         for sop in sops:
-            paths += [path for path, in connection.execute(
-                'SELECT path FROM files WHERE sop = ?', (sop,))]
+            paths += [
+                path
+                for (path,) in connection.execute('SELECT path FROM files WHERE sop = ?', (sop,))
+            ]
         return paths
 
     def index_stored(self, written: List[_Written]) -> None:
@@ -9163,19 +10312,22 @@ class _ArchiveIndex:
         replaced: List[str] = []
         with self.transaction() as connection:
             for item in written:
-                rows = connection.execute('SELECT path FROM files WHERE sop = ? OR path = ?',
-                                          (item.uids[2], item.path)).fetchall()
-                replaced += [path for path, in rows if path != item.path]
-                self.delete_rows(connection, [path for path, in rows])
-            self._insert_batch(connection, [
-                (item.path, *item.state, _index_record(item.header), None)
-                for item in written])
+                rows = connection.execute(
+                    'SELECT path FROM files WHERE sop = ? OR path = ?', (item.uids[2], item.path)
+                ).fetchall()
+                replaced += [path for (path,) in rows if path != item.path]
+                self.delete_rows(connection, [path for (path,) in rows])
+            self._insert_batch(
+                connection,
+                [(item.path, *item.state, _index_record(item.header), None) for item in written],
+            )
         for relative in replaced:
             with contextlib.suppress(OSError, ValueError):
                 os.unlink(self.files.absolute(relative))
 
 
 # -- the client -----------------------------------------------------------------------------
+
 
 class DICOMfileClient:
     """Search, retrieve, store and delete DICOM Part 10 files in a folder, DICOMweb style.
@@ -9237,12 +10389,23 @@ class DICOMfileClient:
     lookup_keyword = staticmethod(lookup_keyword)
     lookup_tag = staticmethod(lookup_tag)
 
-    def __init__(self, url: str, update_db: bool = False, recreate_db: bool = False,
-                 in_memory: bool = False, db_dir: Union[pathlib.Path, str, None] = None,
-                 readonly: bool = False, create_folder: bool = False) -> None:
-        for name, flag in (('update_db', update_db), ('recreate_db', recreate_db),
-                           ('in_memory', in_memory), ('readonly', readonly),
-                           ('create_folder', create_folder)):
+    def __init__(
+        self,
+        url: str,
+        update_db: bool = False,
+        recreate_db: bool = False,
+        in_memory: bool = False,
+        db_dir: Union[pathlib.Path, str, None] = None,
+        readonly: bool = False,
+        create_folder: bool = False,
+    ) -> None:
+        for name, flag in (
+            ('update_db', update_db),
+            ('recreate_db', recreate_db),
+            ('in_memory', in_memory),
+            ('readonly', readonly),
+            ('create_folder', create_folder),
+        ):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, not {flag!r}')
         if db_dir is not None and not isinstance(db_dir, (str, os.PathLike)):
@@ -9259,12 +10422,17 @@ class DICOMfileClient:
         self.stow_url_prefix: Optional[str] = None
         self.delete_url_prefix: Optional[str] = None
         self._readonly = readonly
-        db_path = None if in_memory else _ArchiveIndex.location(
-            self._files, db_dir, rebuilding=update_db or recreate_db)
+        db_path = (
+            None
+            if in_memory
+            else _ArchiveIndex.location(self._files, db_dir, rebuilding=update_db or recreate_db)
+        )
         self._index = _ArchiveIndex(self._files, db_path, update_db, recreate_db)
         import multiprocessing.util  # its finalizers also run in worker processes
-        self._closer = multiprocessing.util.Finalize(self, self._index.handle.close,
-                                                     exitpriority=10)
+
+        self._closer = multiprocessing.util.Finalize(
+            self, self._index.handle.close, exitpriority=10
+        )
         self._reopening = {'in_memory': in_memory, 'db_dir': db_dir, 'readonly': readonly}
 
     def __repr__(self) -> str:
@@ -9297,7 +10465,6 @@ class DICOMfileClient:
 
     # -- the index: where it is, opening, updating ------------------------------------------
 
-
     # -- paths and URLs ---------------------------------------------------------------------
 
     def _url(self, study: str, series: Optional[str] = None, sop: Optional[str] = None) -> str:
@@ -9309,13 +10476,20 @@ class DICOMfileClient:
         return url
 
     def _not_found(self, what: str, url: str) -> HTTPError:
-        return _file_error(FileClientNotFoundError, 404, 'GET', url,
-                           f'{what} not found in the archive {self.base_url}')
+        return _file_error(
+            FileClientNotFoundError,
+            404,
+            'GET',
+            url,
+            f'{what} not found in the archive {self.base_url}',
+        )
 
     def _file_gone(self, stored: _Stored) -> HTTPError:
         """The error for an indexed instance whose file is no longer there."""
-        return self._not_found(f'file {stored.path} of instance {stored.sop}',
-                               self._url(stored.study, stored.series, stored.sop))
+        return self._not_found(
+            f'file {stored.path} of instance {stored.sop}',
+            self._url(stored.study, stored.series, stored.sop),
+        )
 
     @staticmethod
     def _require_uids(**uids: Optional[str]) -> None:
@@ -9338,17 +10512,26 @@ class DICOMfileClient:
 
     def _check_writable(self, method: str, action: str) -> None:
         if self._readonly:
-            raise _file_error(FileClientReadOnlyError, 403, method, self.base_url,
-                              f'{action} refused: the client was opened with readonly=True '
-                              f'and does not change the archive {self.base_url}')
+            raise _file_error(
+                FileClientReadOnlyError,
+                403,
+                method,
+                self.base_url,
+                f'{action} refused: the client was opened with readonly=True '
+                f'and does not change the archive {self.base_url}',
+            )
 
     # -- searching ----------------------------------------------------------------------------
 
-    def search_for_studies(self, fuzzymatching: Optional[bool] = None,
-                           limit: Optional[int] = None, offset: Optional[int] = None,
-                           fields: Optional[Sequence[str]] = None,
-                           search_filters: Optional[Dict[str, Any]] = None,
-                           get_remaining: bool = False) -> List[Dict[str, dict]]:
+    def search_for_studies(
+        self,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+    ) -> List[Dict[str, dict]]:
         """Search for studies.
 
         Parameters
@@ -9379,12 +10562,16 @@ class DICOMfileClient:
         """
         return self._search(_STUDY, fuzzymatching, limit, offset, fields, search_filters)
 
-    def search_for_series(self, study_instance_uid: Optional[str] = None,
-                          fuzzymatching: Optional[bool] = None,
-                          limit: Optional[int] = None, offset: Optional[int] = None,
-                          fields: Optional[Sequence[str]] = None,
-                          search_filters: Optional[Dict[str, Any]] = None,
-                          get_remaining: bool = False) -> List[Dict[str, dict]]:
+    def search_for_series(
+        self,
+        study_instance_uid: Optional[str] = None,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+    ) -> List[Dict[str, dict]]:
         """Search for series, of one study or of all (see :meth:`search_for_studies`).
 
         Returns
@@ -9393,16 +10580,21 @@ class DICOMfileClient:
             Matching series in DICOM JSON.
 
         """
-        return self._search(_SERIES, fuzzymatching, limit, offset, fields, search_filters,
-                            study_instance_uid)
+        return self._search(
+            _SERIES, fuzzymatching, limit, offset, fields, search_filters, study_instance_uid
+        )
 
-    def search_for_instances(self, study_instance_uid: Optional[str] = None,
-                             series_instance_uid: Optional[str] = None,
-                             fuzzymatching: Optional[bool] = None,
-                             limit: Optional[int] = None, offset: Optional[int] = None,
-                             fields: Optional[Sequence[str]] = None,
-                             search_filters: Optional[Dict[str, Any]] = None,
-                             get_remaining: bool = False) -> List[Dict[str, dict]]:
+    def search_for_instances(
+        self,
+        study_instance_uid: Optional[str] = None,
+        series_instance_uid: Optional[str] = None,
+        fuzzymatching: Optional[bool] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+        search_filters: Optional[Dict[str, Any]] = None,
+        get_remaining: bool = False,
+    ) -> List[Dict[str, dict]]:
         """Search for instances, of a study, a series or all (see :meth:`search_for_studies`).
 
         Returns
@@ -9411,13 +10603,28 @@ class DICOMfileClient:
             Matching instances in DICOM JSON.
 
         """
-        return self._search(_INSTANCE, fuzzymatching, limit, offset, fields, search_filters,
-                            study_instance_uid, series_instance_uid)
+        return self._search(
+            _INSTANCE,
+            fuzzymatching,
+            limit,
+            offset,
+            fields,
+            search_filters,
+            study_instance_uid,
+            series_instance_uid,
+        )
 
-    def _search(self, level: int, fuzzymatching: Optional[bool], limit: Optional[int],
-                offset: Optional[int], fields: Optional[Sequence[str]],
-                search_filters: Optional[Dict[str, Any]], study: Optional[str] = None,
-                series: Optional[str] = None) -> List[Dict[str, dict]]:
+    def _search(
+        self,
+        level: int,
+        fuzzymatching: Optional[bool],
+        limit: Optional[int],
+        offset: Optional[int],
+        fields: Optional[Sequence[str]],
+        search_filters: Optional[Dict[str, Any]],
+        study: Optional[str] = None,
+        series: Optional[str] = None,
+    ) -> List[Dict[str, dict]]:
         if search_filters is not None and not isinstance(search_filters, dict):
             raise TypeError(f'search_filters must be a dict, not {search_filters!r}')
         params = parse_query_parameters(fuzzymatching, limit, offset, fields, search_filters)
@@ -9428,8 +10635,9 @@ class DICOMfileClient:
         includes = params.pop('includefield', [])
         limit, offset = params.pop('limit', None), params.pop('offset', None)
         criteria = [_Criterion(name, value, fuzzy) for name, value in params.items()]
-        query = _SearchQuery(self._index, self._url, level, criteria, includes,
-                             _result_levels(level, study, series))
+        query = _SearchQuery(
+            self._index, self._url, level, criteria, includes, _result_levels(level, study, series)
+        )
         if study is not None:
             query.where('r."StudyInstanceUID" = ?', [study])
         if series is not None:
@@ -9438,19 +10646,21 @@ class DICOMfileClient:
 
     # -- retrieving instances ---------------------------------------------------------------
 
-    def _stored(self, study: str, series: Optional[str] = None, sop: Optional[str] = None,
-                names: Tuple[str, ...] = ('study_instance_uid', 'series_instance_uid',
-                                          'sop_instance_uid')) -> List[_Stored]:
+    def _stored(
+        self,
+        study: str,
+        series: Optional[str] = None,
+        sop: Optional[str] = None,
+        names: Tuple[str, ...] = ('study_instance_uid', 'series_instance_uid', 'sop_instance_uid'),
+    ) -> List[_Stored]:
         """The instances of a study, series or instance; raises when there are none."""
         for value, name in zip((study, series, sop), names):
             if value is not None or name == names[0]:
                 _check_uid(value, name, permissive=True)
         stored = self._index.stored(study, series, sop)
         if not stored:
-            what = ('instance' if sop is not None else 'series' if series is not None
-                    else 'study')
-            raise self._not_found(f'{what} {sop or series or study}',
-                                  self._url(study, series, sop))
+            what = 'instance' if sop is not None else 'series' if series is not None else 'study'
+            raise self._not_found(f'{what} {sop or series or study}', self._url(study, series, sop))
         return stored
 
     def _instance_syntaxes(self, media_types: Optional[MediaTypes]) -> List[Optional[str]]:
@@ -9458,8 +10668,10 @@ class DICOMfileClient:
         _accept('instances', media_types)
         if media_types is None:
             return [None]
-        return [None if syntax in (None, '*') else syntax
-                for _, syntax in _normalize_media_types(media_types)]
+        return [
+            None if syntax in (None, '*') else syntax
+            for _, syntax in _normalize_media_types(media_types)
+        ]
 
     def _load(self, stored: _Stored, syntaxes: List[Optional[str]]) -> Dataset:
         """Read an instance and give it the first acceptable transfer syntax."""
@@ -9478,14 +10690,18 @@ class DICOMfileClient:
                 except Exception as error:  # noqa: BLE001 - decoders raise anything
                     problems.append(str(error))
         raise _file_error(
-            FileClientNotAcceptableError, 406, 'GET',
+            FileClientNotAcceptableError,
+            406,
+            'GET',
             self._url(stored.study, stored.series, stored.sop),
             f'instance {stored.sop} is stored as {stored_syntax} and cannot be converted to '
             f'{", ".join(str(s) for s in syntaxes)}'
-            + (f' ({"; ".join(problems)})' if problems else ''))
+            + (f' ({"; ".join(problems)})' if problems else ''),
+        )
 
-    def iter_study(self, study_instance_uid: str,
-                   media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+    def iter_study(
+        self, study_instance_uid: str, media_types: Optional[MediaTypes] = None
+    ) -> Iterator[Dataset]:
         """Iterate over the instances of a study, reading one file at a time.
 
         Parameters
@@ -9508,8 +10724,9 @@ class DICOMfileClient:
         stored = self._stored(study_instance_uid)
         return (self._load(item, syntaxes) for item in stored)
 
-    def retrieve_study(self, study_instance_uid: str,
-                       media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+    def retrieve_study(
+        self, study_instance_uid: str, media_types: Optional[MediaTypes] = None
+    ) -> List[Dataset]:
         """Retrieve all instances of a study (see :meth:`iter_study`).
 
         Returns
@@ -9520,8 +10737,12 @@ class DICOMfileClient:
         """
         return list(self.iter_study(study_instance_uid, media_types))
 
-    def iter_series(self, study_instance_uid: str, series_instance_uid: str,
-                    media_types: Optional[MediaTypes] = None) -> Iterator[Dataset]:
+    def iter_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> Iterator[Dataset]:
         """Iterate over the instances of a series (see :meth:`iter_study`).
 
         Returns
@@ -9535,8 +10756,12 @@ class DICOMfileClient:
         stored = self._stored(study_instance_uid, series_instance_uid)
         return (self._load(item, syntaxes) for item in stored)
 
-    def retrieve_series(self, study_instance_uid: str, series_instance_uid: str,
-                        media_types: Optional[MediaTypes] = None) -> List[Dataset]:
+    def retrieve_series(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> List[Dataset]:
         """Retrieve all instances of a series (see :meth:`iter_study`).
 
         Returns
@@ -9547,9 +10772,13 @@ class DICOMfileClient:
         """
         return list(self.iter_series(study_instance_uid, series_instance_uid, media_types))
 
-    def retrieve_instance(self, study_instance_uid: str, series_instance_uid: str,
-                          sop_instance_uid: str,
-                          media_types: Optional[MediaTypes] = None) -> Dataset:
+    def retrieve_instance(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> Dataset:
         """Retrieve an instance (see :meth:`iter_study` for ``media_types``).
 
         Returns
@@ -9559,12 +10788,17 @@ class DICOMfileClient:
 
         """
         syntaxes = self._instance_syntaxes(media_types)
-        return self._load(self._one(study_instance_uid, series_instance_uid,
-                                    sop_instance_uid), syntaxes)
+        return self._load(
+            self._one(study_instance_uid, series_instance_uid, sop_instance_uid), syntaxes
+        )
 
-    def retrieve_instance_file(self, study_instance_uid: str, series_instance_uid: str,
-                               sop_instance_uid: str,
-                               media_types: Optional[MediaTypes] = None) -> bytes:
+    def retrieve_instance_file(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+    ) -> bytes:
         """Retrieve one instance as a DICOM file: the stored file byte for byte when its
         transfer syntax is acceptable, otherwise the converted data set written as a file.
 
@@ -9596,14 +10830,16 @@ class DICOMfileClient:
     def _metadata(self, stored: _Stored) -> Dict[str, dict]:
         """The DICOM JSON of an instance with absolute ``BulkDataURI`` values."""
         prefix = self._url(stored.study, stored.series, stored.sop) + '/'
-        text = _unpack_metadata(stored.metadata).replace('"BulkDataURI":"bulkdata/',
-                                                         '"BulkDataURI":'
-                                                         + json.dumps(prefix)[:-1] + 'bulkdata/')
+        text = _unpack_metadata(stored.metadata).replace(
+            '"BulkDataURI":"bulkdata/', '"BulkDataURI":' + json.dumps(prefix)[:-1] + 'bulkdata/'
+        )
         metadata = json.loads(text)
         if stored.pixel_tag is not None:
             tag = f'{stored.pixel_tag:08X}'
-            metadata[tag] = {'vr': stored.pixel_vr or 'OW',
-                             'BulkDataURI': f'{prefix}bulkdata/{tag}'}
+            metadata[tag] = {
+                'vr': stored.pixel_vr or 'OW',
+                'BulkDataURI': f'{prefix}bulkdata/{tag}',
+            }
         return metadata
 
     def retrieve_study_metadata(self, study_instance_uid: str) -> List[Dict[str, dict]]:
@@ -9623,8 +10859,9 @@ class DICOMfileClient:
         """
         return [self._metadata(item) for item in self._stored(study_instance_uid)]
 
-    def retrieve_series_metadata(self, study_instance_uid: str,
-                                 series_instance_uid: str) -> List[Dict[str, dict]]:
+    def retrieve_series_metadata(
+        self, study_instance_uid: str, series_instance_uid: str
+    ) -> List[Dict[str, dict]]:
         """Retrieve the metadata of every instance of a series.
 
         Returns
@@ -9634,11 +10871,13 @@ class DICOMfileClient:
 
         """
         _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
-        return [self._metadata(item)
-                for item in self._stored(study_instance_uid, series_instance_uid)]
+        return [
+            self._metadata(item) for item in self._stored(study_instance_uid, series_instance_uid)
+        ]
 
-    def retrieve_instance_metadata(self, study_instance_uid: str, series_instance_uid: str,
-                                   sop_instance_uid: str) -> Dict[str, dict]:
+    def retrieve_instance_metadata(
+        self, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+    ) -> Dict[str, dict]:
         """Retrieve the metadata of an instance.
 
         Returns
@@ -9647,14 +10886,18 @@ class DICOMfileClient:
             DICOM JSON of the instance.
 
         """
-        return self._metadata(self._one(study_instance_uid, series_instance_uid,
-                                        sop_instance_uid))
+        return self._metadata(self._one(study_instance_uid, series_instance_uid, sop_instance_uid))
 
     # -- frames and bulk data ----------------------------------------------------------------
 
-    def iter_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                             sop_instance_uid: str, frame_numbers: List[int],
-                             media_types: Optional[MediaTypes] = None) -> Iterator[bytes]:
+    def iter_instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: List[int],
+        media_types: Optional[MediaTypes] = None,
+    ) -> Iterator[bytes]:
         """Iterate over frames of an image instance.
 
         Parameters
@@ -9686,9 +10929,14 @@ class DICOMfileClient:
         self._check_frames(stored, numbers)
         return (self._frame(stored, number, mode) for number in numbers)
 
-    def retrieve_instance_frames(self, study_instance_uid: str, series_instance_uid: str,
-                                 sop_instance_uid: str, frame_numbers: List[int],
-                                 media_types: Optional[MediaTypes] = None) -> List[bytes]:
+    def retrieve_instance_frames(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: List[int],
+        media_types: Optional[MediaTypes] = None,
+    ) -> List[bytes]:
         """Retrieve frames of an image instance (see :meth:`iter_instance_frames`).
 
         Returns
@@ -9697,8 +10945,15 @@ class DICOMfileClient:
             Frames, in the order asked for.
 
         """
-        return list(self.iter_instance_frames(study_instance_uid, series_instance_uid,
-                                              sop_instance_uid, frame_numbers, media_types))
+        return list(
+            self.iter_instance_frames(
+                study_instance_uid,
+                series_instance_uid,
+                sop_instance_uid,
+                frame_numbers,
+                media_types,
+            )
+        )
 
     def _check_frames(self, stored: _Stored, numbers: Sequence[int]) -> None:
         if stored.pixel_tag is None:
@@ -9706,13 +10961,17 @@ class DICOMfileClient:
         count = stored.frames or 1
         beyond = [number for number in numbers if number > count]
         if beyond:
-            raise ValueError(f'frame_numbers {beyond} exceed the {count} frame(s) of '
-                             f'instance {stored.sop}')
+            raise ValueError(
+                f'frame_numbers {beyond} exceed the {count} frame(s) of instance {stored.sop}'
+            )
 
     def _frame_mode(self, stored: _Stored, media_types: Optional[MediaTypes]) -> str:
         """``'stored'`` (bytes as stored) or ``'decoded'`` (uncompressed) frames."""
-        pairs = (_normalize_media_types(media_types) if media_types is not None
-                 else (('application/octet-stream', None),))
+        pairs = (
+            _normalize_media_types(media_types)
+            if media_types is not None
+            else (('application/octet-stream', None),)
+        )
         syntax = stored.transfer_syntax
         native = syntax in _NATIVE_SYNTAXES
         for media_type, wanted in pairs:
@@ -9720,16 +10979,22 @@ class DICOMfileClient:
                 return 'decoded' if syntax == '1.2.840.10008.1.2.2' else 'stored'
             if media_type == 'application/octet-stream':
                 return 'stored' if native and syntax != '1.2.840.10008.1.2.2' else 'decoded'
-            if not native and syntax in _BULKDATA_MEDIA_TYPES.get(media_type, ()) and (
-                    wanted in (None, '*', syntax)):
+            if (
+                not native
+                and syntax in _BULKDATA_MEDIA_TYPES.get(media_type, ())
+                and (wanted in (None, '*', syntax))
+            ):
                 return 'stored'
         asked = ', '.join(media_type for media_type, _ in pairs)
         raise _file_error(
-            FileClientNotAcceptableError, 406, 'GET',
+            FileClientNotAcceptableError,
+            406,
+            'GET',
             self._url(stored.study, stored.series, stored.sop) + '/frames',
             f'frames of instance {stored.sop} (stored as {syntax}) are not available as '
             f'{asked}; ask for application/octet-stream (uncompressed) or the media type of '
-            'the stored transfer syntax')
+            'the stored transfer syntax',
+        )
 
     def _current(self, stored: _Stored) -> Tuple[str, _Stored]:
         """The file of an instance, and its pixel data place re-read if the file changed."""
@@ -9742,16 +11007,24 @@ class DICOMfileClient:
             raise self._file_gone(stored)
         if (size, mtime) != (stored.size, stored.mtime_ns):
             _, _, header = _read_header(path)
-            stored = _Stored(**{**stored.__dict__, 'pixel_offset': header.pixel_offset,
-                                'pixel_length': header.pixel_length,
-                                'transfer_syntax': header.transfer_syntax})
+            stored = _Stored(
+                **{
+                    **stored.__dict__,
+                    'pixel_offset': header.pixel_offset,
+                    'pixel_length': header.pixel_length,
+                    'transfer_syntax': header.transfer_syntax,
+                }
+            )
         return path, stored
 
     def _frame(self, stored: _Stored, number: int, mode: str) -> bytes:
         """One frame, read straight from the file where possible."""
         path, stored = self._current(stored)
-        if mode == 'decoded' or stored.pixel_offset is None or '"7FE00001"' in \
-                _unpack_metadata(stored.metadata):
+        if (
+            mode == 'decoded'
+            or stored.pixel_offset is None
+            or '"7FE00001"' in _unpack_metadata(stored.metadata)
+        ):
             return self._decoded_frame(path, stored, number, mode)
         with open(path, 'rb') as handle:
             if stored.pixel_length == -1:
@@ -9770,15 +11043,18 @@ class DICOMfileClient:
             extended = None
             if 'ExtendedOffsetTable' in dataset:
                 extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
-            return _encapsulated_frame(dataset.PixelData, number - 1, stored.frames or 1,
-                                       extended)
+            return _encapsulated_frame(dataset.PixelData, number - 1, stored.frames or 1, extended)
         array = _pixel_array(dataset, number - 1)
         if int(dataset.get('BitsAllocated', 8)) == 1:
             return _pack_bits(array)
         return array.astype(array.dtype.newbyteorder('<')).tobytes()
 
-    def iter_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
-                      byte_range: Optional[Tuple[int, int]] = None) -> Iterator[bytes]:
+    def iter_bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes] = None,
+        byte_range: Optional[Tuple[int, int]] = None,
+    ) -> Iterator[bytes]:
         """Iterate over the bulk data at a URL (a ``BulkDataURI`` of the metadata).
 
         Parameters
@@ -9810,10 +11086,14 @@ class DICOMfileClient:
         if byte_range is None:
             return iter(items)
         first, last = byte_range
-        return iter([item[first:None if last is None else last + 1] for item in items])
+        return iter([item[first : None if last is None else last + 1] for item in items])
 
-    def retrieve_bulkdata(self, url: str, media_types: Optional[MediaTypes] = None,
-                          byte_range: Optional[Tuple[int, int]] = None) -> List[bytes]:
+    def retrieve_bulkdata(
+        self,
+        url: str,
+        media_types: Optional[MediaTypes] = None,
+        byte_range: Optional[Tuple[int, int]] = None,
+    ) -> List[bytes]:
         """Retrieve the bulk data at a URL (see :meth:`iter_bulkdata`).
 
         Returns
@@ -9837,46 +11117,57 @@ class DICOMfileClient:
         prefix = self.base_url + '/studies/'
         if not url.startswith(prefix):
             raise ValueError(f'url {url!r} is not a bulk data URL of {self.base_url}')
-        segments = urllib.parse.unquote(url[len(prefix) - len('studies/'):]).split('/')
-        if (len(segments) < 8 or segments[0::2][:3] != ['studies', 'series', 'instances']
-                or segments[6] not in ('bulkdata', 'frames')):
-            raise ValueError(f'url {url!r} is not a bulk data URL: expected '
-                             '<base>/studies/<uid>/series/<uid>/instances/<uid>/bulkdata/<tag>')
+        segments = urllib.parse.unquote(url[len(prefix) - len('studies/') :]).split('/')
+        if (
+            len(segments) < 8
+            or segments[0::2][:3] != ['studies', 'series', 'instances']
+            or segments[6] not in ('bulkdata', 'frames')
+        ):
+            raise ValueError(
+                f'url {url!r} is not a bulk data URL: expected '
+                '<base>/studies/<uid>/series/<uid>/instances/<uid>/bulkdata/<tag>'
+            )
         stored = self._one(segments[1], segments[3], segments[5])
         return stored, segments[6:]
 
-    def _bulkdata(self, stored: _Stored, steps: List[str],
-                  media_types: Optional[MediaTypes]) -> List[bytes]:
+    def _bulkdata(
+        self, stored: _Stored, steps: List[str], media_types: Optional[MediaTypes]
+    ) -> List[bytes]:
         if steps[0] == 'frames':
             numbers = [int(part) for part in steps[1].split(',') if part.isdigit()]
             self._check_frames(stored, _check_frame_numbers(numbers))
             mode = self._frame_mode(stored, media_types)
             return [self._frame(stored, number, mode) for number in numbers]
         tags = steps[1::2]
-        if len(tags) == 1 and stored.pixel_tag is not None and tags[0].upper() == (
-                f'{stored.pixel_tag:08X}'):
+        if (
+            len(tags) == 1
+            and stored.pixel_tag is not None
+            and tags[0].upper() == (f'{stored.pixel_tag:08X}')
+        ):
             return self._pixel_bulkdata(stored, media_types)
         if media_types is not None and all(
-                media_type not in _BULKDATA_WILDCARDS + ('application/octet-stream',)
-                for media_type, _ in _normalize_media_types(media_types)):
-            raise ValueError('bulk data other than pixel data are only available as '
-                             'application/octet-stream')
+            media_type not in _BULKDATA_WILDCARDS + ('application/octet-stream',)
+            for media_type, _ in _normalize_media_types(media_types)
+        ):
+            raise ValueError(
+                'bulk data other than pixel data are only available as application/octet-stream'
+            )
         return [self._element_bytes(stored, steps[1:])]
 
     def _pixel_bulkdata(self, stored: _Stored, media_types: Optional[MediaTypes]) -> List[bytes]:
         mode = self._frame_mode(stored, media_types)
         path, stored = self._current(stored)
         if stored.pixel_length == -1 or mode == 'decoded' or stored.pixel_offset is None:
-            return [self._frame(stored, number, mode)
-                    for number in range(1, (stored.frames or 1) + 1)]
+            return [
+                self._frame(stored, number, mode) for number in range(1, (stored.frames or 1) + 1)
+            ]
         with open(path, 'rb') as handle:
             handle.seek(stored.pixel_offset)
             return [handle.read(stored.pixel_length)]
 
     def _element_bytes(self, stored: _Stored, steps: List[str]) -> bytes:
         """The value of a (possibly nested) binary element of an instance."""
-        url = self._url(stored.study, stored.series, stored.sop) + '/bulkdata/' + '/'.join(
-            steps)
+        url = self._url(stored.study, stored.series, stored.sop) + '/bulkdata/' + '/'.join(steps)
         path, _ = self._current(stored)
         node: Any = pydicom.dcmread(path, stop_before_pixels=True)
         try:
@@ -9890,10 +11181,14 @@ class DICOMfileClient:
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def retrieve_instance_rendered(self, study_instance_uid: str, series_instance_uid: str,
-                                   sop_instance_uid: str,
-                                   media_types: Optional[MediaTypes] = None,
-                                   params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_rendered(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Render an instance as an image (its first frame) with numpy and Pillow.
 
         Parameters
@@ -9924,9 +11219,13 @@ class DICOMfileClient:
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
         return self._render([stored], [1], names, params)
 
-    def retrieve_series_rendered(self, study_instance_uid, series_instance_uid,
-                                 media_types: Optional[MediaTypes] = None,
-                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_series_rendered(
+        self,
+        study_instance_uid,
+        series_instance_uid,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Render a series: its first image, or every image as an animated ``image/gif``.
 
         See :meth:`retrieve_instance_rendered` for the parameters.
@@ -9939,17 +11238,24 @@ class DICOMfileClient:
         """
         _, names = _accept('rendered', media_types)
         _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
-        stored = [item for item in self._stored(study_instance_uid, series_instance_uid)
-                  if item.pixel_tag is not None]
+        stored = [
+            item
+            for item in self._stored(study_instance_uid, series_instance_uid)
+            if item.pixel_tag is not None
+        ]
         if not stored:
             raise ValueError(f'series {series_instance_uid} holds no images')
         return self._render(stored, [1] * len(stored), names, params)
 
-    def retrieve_instance_frames_rendered(self, study_instance_uid: str,
-                                          series_instance_uid: str, sop_instance_uid: str,
-                                          frame_numbers: List[int],
-                                          media_types: Optional[MediaTypes] = None,
-                                          params: Optional[Dict[str, str]] = None) -> bytes:
+    def retrieve_instance_frames_rendered(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: List[int],
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, str]] = None,
+    ) -> bytes:
         """Render frames of an instance (several frames only as animated ``image/gif``).
 
         See :meth:`retrieve_instance_rendered` for the parameters.
@@ -9969,9 +11275,12 @@ class DICOMfileClient:
     #: width and height of the box a thumbnail is shrunk into when no viewport is given
     _THUMBNAIL_BOX = 128
 
-    def retrieve_study_thumbnail(self, study_instance_uid: str,
-                                 media_types: Optional[MediaTypes] = None,
-                                 params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_study_thumbnail(
+        self,
+        study_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Render a small still image that stands for a study.
 
         The image shown is the first frame of the study's first image: series come in
@@ -10013,13 +11322,16 @@ class DICOMfileClient:
         """
         self._check_thumbnail_uids(study_instance_uid=study_instance_uid)
         _, names = _accept('thumbnails', media_types)
-        stored = self._first_image(self._stored(study_instance_uid),
-                                   f'study {study_instance_uid}')
+        stored = self._first_image(self._stored(study_instance_uid), f'study {study_instance_uid}')
         return self._thumbnail(stored, 1, names, params)
 
-    def retrieve_series_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
-                                  media_types: Optional[MediaTypes] = None,
-                                  params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_series_thumbnail(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Render a small still image that stands for a series: its first image.
 
         The image is the first frame of the first instance with pixel data, in the order
@@ -10032,17 +11344,23 @@ class DICOMfileClient:
             The thumbnail.
 
         """
-        self._check_thumbnail_uids(study_instance_uid=study_instance_uid,
-                                   series_instance_uid=series_instance_uid)
+        self._check_thumbnail_uids(
+            study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+        )
         _, names = _accept('thumbnails', media_types)
-        stored = self._first_image(self._stored(study_instance_uid, series_instance_uid),
-                                   f'series {series_instance_uid}')
+        stored = self._first_image(
+            self._stored(study_instance_uid, series_instance_uid), f'series {series_instance_uid}'
+        )
         return self._thumbnail(stored, 1, names, params)
 
-    def retrieve_instance_thumbnail(self, study_instance_uid: str, series_instance_uid: str,
-                                    sop_instance_uid: str,
-                                    media_types: Optional[MediaTypes] = None,
-                                    params: Optional[Dict[str, Any]] = None) -> bytes:
+    def retrieve_instance_thumbnail(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Render a small still image of an instance: its first frame.
 
         See :meth:`retrieve_study_thumbnail` for the default size, the parameters and the
@@ -10054,19 +11372,24 @@ class DICOMfileClient:
             The thumbnail.
 
         """
-        self._check_thumbnail_uids(study_instance_uid=study_instance_uid,
-                                   series_instance_uid=series_instance_uid,
-                                   sop_instance_uid=sop_instance_uid)
+        self._check_thumbnail_uids(
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+        )
         _, names = _accept('thumbnails', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
         return self._thumbnail(stored, 1, names, params)
 
-    def retrieve_instance_frames_thumbnail(self, study_instance_uid: str,
-                                           series_instance_uid: str, sop_instance_uid: str,
-                                           frame_numbers: Sequence[int],
-                                           media_types: Optional[MediaTypes] = None,
-                                           params: Optional[Dict[str, Any]] = None
-                                           ) -> bytes:
+    def retrieve_instance_frames_thumbnail(
+        self,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        frame_numbers: Sequence[int],
+        media_types: Optional[MediaTypes] = None,
+        params: Optional[Dict[str, Any]] = None,
+    ) -> bytes:
         """Render a small still image of frames of an instance: the first one asked for.
 
         Every frame number must exist in the instance, but only the first is shown (a
@@ -10079,9 +11402,11 @@ class DICOMfileClient:
             The thumbnail.
 
         """
-        self._check_thumbnail_uids(study_instance_uid=study_instance_uid,
-                                   series_instance_uid=series_instance_uid,
-                                   sop_instance_uid=sop_instance_uid)
+        self._check_thumbnail_uids(
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+        )
         numbers = _check_frame_numbers(frame_numbers)
         _, names = _accept('thumbnails', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
@@ -10102,26 +11427,39 @@ class DICOMfileClient:
                 return item
         raise ValueError(f'{what} holds no images, so it has no thumbnail')
 
-    def _thumbnail(self, stored: _Stored, number: int, names: List[str],
-                   params: Optional[Dict[str, Any]]) -> bytes:
+    def _thumbnail(
+        self, stored: _Stored, number: int, names: List[str], params: Optional[Dict[str, Any]]
+    ) -> bytes:
         """One frame rendered, shrunk into the default box unless a viewport is given."""
-        wants_default = params is None or (isinstance(params, dict)
-                                           and params.get('viewport') is None)
+        wants_default = params is None or (
+            isinstance(params, dict) and params.get('viewport') is None
+        )
         if wants_default and stored.rows and stored.columns:
             box = self._THUMBNAIL_BOX
-            params = {**(params or {}),
-                      'viewport': (min(stored.columns, box), min(stored.rows, box))}
+            params = {
+                **(params or {}),
+                'viewport': (min(stored.columns, box), min(stored.rows, box)),
+            }
         return self._render([stored], [number], names, params)
 
-    def _render(self, stored: List[_Stored], numbers: List[int], names: List[str],
-                params: Optional[Dict[str, Any]]) -> bytes:
+    def _render(
+        self,
+        stored: List[_Stored],
+        numbers: List[int],
+        names: List[str],
+        params: Optional[Dict[str, Any]],
+    ) -> bytes:
         pdf = len(stored) == 1 and '"00420011"' in _unpack_metadata(stored[0].metadata)
         try:
             media_type = _render_media_type(names, pdf)
         except ValueError as error:
-            raise _file_error(FileClientNotAcceptableError, 406, 'GET',
-                              self._url(stored[0].study, stored[0].series, stored[0].sop),
-                              str(error)) from None
+            raise _file_error(
+                FileClientNotAcceptableError,
+                406,
+                'GET',
+                self._url(stored[0].study, stored[0].series, stored[0].sop),
+                str(error),
+            ) from None
         options = _render_params(params, media_type)
         if media_type == 'application/pdf':
             return self._element_bytes(stored[0], ['00420011'])
@@ -10139,8 +11477,9 @@ class DICOMfileClient:
 
     # -- storing and deleting ----------------------------------------------------------------
 
-    def store_instances(self, datasets: Sequence[Dataset],
-                        study_instance_uid: Optional[str] = None) -> Dataset:
+    def store_instances(
+        self, datasets: Sequence[Dataset], study_instance_uid: Optional[str] = None
+    ) -> Dataset:
         """Store instances as files ``<study UID>/<series UID>/<SOP instance UID>.dcm``.
 
         Each file is written under a temporary name and renamed into place, so readers
@@ -10183,17 +11522,26 @@ class DICOMfileClient:
         """Complete the report of a store request; raise if nothing was stored."""
         for item in written:
             report.ReferencedSOPSequence.append(
-                _store_item(item.sop_class, item.uids[2], url=self._url(*item.uids)))
+                _store_item(item.sop_class, item.uids[2], url=self._url(*item.uids))
+            )
         failed = report.FailedSOPSequence
         if not written:
-            raise _file_error(FileClientStoreError, 409, 'POST', self.base_url,
-                              'no instance was stored: ' + '; '.join(
-                                  f'{item.get("ReferencedSOPInstanceUID", "?")}: reason '
-                                  f'{item.FailureReason:#06x}' for item in failed))
+            raise _file_error(
+                FileClientStoreError,
+                409,
+                'POST',
+                self.base_url,
+                'no instance was stored: '
+                + '; '.join(
+                    f'{item.get("ReferencedSOPInstanceUID", "?")}: reason {item.FailureReason:#06x}'
+                    for item in failed
+                ),
+            )
         report.RetrieveURL = self._url(written[0].uids[0])
         if failed:
-            logger.warning('%d of %d instances were not stored in %s', len(failed), total,
-                           self.base_url)
+            logger.warning(
+                '%d of %d instances were not stored in %s', len(failed), total, self.base_url
+            )
         else:
             del report.FailedSOPSequence
         return report
@@ -10208,18 +11556,21 @@ class DICOMfileClient:
             report.FailedSOPSequence.append(_store_item(None, None, 0xC000))
             return None
         metadata = header.metadata
-        uids = tuple(_json_first_value(metadata, tag) for tag in ('0020000D', '0020000E',
-                                                              '00080018'))
+        uids = tuple(
+            _json_first_value(metadata, tag) for tag in ('0020000D', '0020000E', '00080018')
+        )
         sop_class = _json_first_value(metadata, '00080016')
         problem = _unsafe_uids(metadata)
         if problem:
             logger.warning('cannot store instance %s: %s', uids[2], problem)
-            report.FailedSOPSequence.append(_store_item(
-                sop_class, uids[2] if isinstance(uids[2], str) else None, 0xA900))
+            report.FailedSOPSequence.append(
+                _store_item(sop_class, uids[2] if isinstance(uids[2], str) else None, 0xA900)
+            )
             return None
         if study is not None and uids[0] != study:
-            logger.warning('cannot store instance %s: it belongs to study %s, not %s',
-                           uids[2], uids[0], study)
+            logger.warning(
+                'cannot store instance %s: it belongs to study %s, not %s', uids[2], uids[0], study
+            )
             report.FailedSOPSequence.append(_store_item(sop_class, uids[2], 0xA900))
             return None
         return _Accepted(data, header, uids)  # type: ignore[arg-type]
@@ -10239,8 +11590,11 @@ class DICOMfileClient:
                 logger.warning('cannot write instance %s: %s', uids[2], error)
                 report.FailedSOPSequence.append(_store_item(sop_class, uids[2], 0xA700))
                 continue
-            written.append(_Written(relative, entry.header, uids, sop_class,
-                                    (status.st_size, status.st_mtime_ns)))
+            written.append(
+                _Written(
+                    relative, entry.header, uids, sop_class, (status.st_size, status.st_mtime_ns)
+                )
+            )
         return written
 
     def delete_study(self, study_instance_uid: str) -> None:
@@ -10267,14 +11621,16 @@ class DICOMfileClient:
             Series Instance UID.
 
         """
-        self._require_uids(study_instance_uid=study_instance_uid,
-                           series_instance_uid=series_instance_uid)
+        self._require_uids(
+            study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+        )
         self._check_writable('DELETE', 'delete_series')
         _check_uid(series_instance_uid, 'series_instance_uid', permissive=True)
         self._delete(self._stored(study_instance_uid, series_instance_uid))
 
-    def delete_instance(self, study_instance_uid: str, series_instance_uid: str,
-                        sop_instance_uid: str) -> None:
+    def delete_instance(
+        self, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+    ) -> None:
         """Delete an instance (its files and index rows).
 
         Parameters
@@ -10287,9 +11643,11 @@ class DICOMfileClient:
             SOP Instance UID.
 
         """
-        self._require_uids(study_instance_uid=study_instance_uid,
-                           series_instance_uid=series_instance_uid,
-                           sop_instance_uid=sop_instance_uid)
+        self._require_uids(
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+        )
         self._check_writable('DELETE', 'delete_instance')
         self._delete([self._one(study_instance_uid, series_instance_uid, sop_instance_uid)])
 
@@ -10315,19 +11673,36 @@ class DICOMfileClient:
             self._files.remove_empty_folders(os.path.dirname(original))
 
 
-
 # the public methods whose argument errors are also HTTP errors (see _as_request_errors)
 _REQUEST_METHODS = (
-    'search_for_studies', 'search_for_series', 'search_for_instances', 'iter_study',
-    'retrieve_study', 'iter_series', 'retrieve_series', 'retrieve_instance',
-    'retrieve_instance_file', 'retrieve_study_metadata', 'retrieve_series_metadata',
+    'search_for_studies',
+    'search_for_series',
+    'search_for_instances',
+    'iter_study',
+    'retrieve_study',
+    'iter_series',
+    'retrieve_series',
+    'retrieve_instance',
+    'retrieve_instance_file',
+    'retrieve_study_metadata',
+    'retrieve_series_metadata',
     'retrieve_instance_metadata',
-    'iter_instance_frames', 'retrieve_instance_frames', 'iter_bulkdata', 'retrieve_bulkdata',
-    'retrieve_instance_rendered', 'retrieve_series_rendered',
-    'retrieve_instance_frames_rendered', 'retrieve_study_thumbnail',
-    'retrieve_series_thumbnail', 'retrieve_instance_thumbnail',
-    'retrieve_instance_frames_thumbnail', 'store_instances', 'delete_study', 'delete_series',
-    'delete_instance')
+    'iter_instance_frames',
+    'retrieve_instance_frames',
+    'iter_bulkdata',
+    'retrieve_bulkdata',
+    'retrieve_instance_rendered',
+    'retrieve_series_rendered',
+    'retrieve_instance_frames_rendered',
+    'retrieve_study_thumbnail',
+    'retrieve_series_thumbnail',
+    'retrieve_instance_thumbnail',
+    'retrieve_instance_frames_thumbnail',
+    'store_instances',
+    'delete_study',
+    'delete_series',
+    'delete_instance',
+)
 for _name in _REQUEST_METHODS:
     setattr(DICOMfileClient, _name, _as_request_errors(getattr(DICOMfileClient, _name)))
 del _name
@@ -10341,8 +11716,10 @@ def _root_of(url: str, create: bool) -> str:
     if parts.scheme != 'file':
         raise ValueError(f'url {url!r} must use the file scheme (file:///path/to/folder)')
     if parts.netloc not in ('', 'localhost') or parts.query or parts.fragment:
-        raise ValueError(f'url {url!r} must be a local file URL without host, query or '
-                         'fragment (file:///path/to/folder)')
+        raise ValueError(
+            f'url {url!r} must be a local file URL without host, query or '
+            'fragment (file:///path/to/folder)'
+        )
     path = urllib.request.url2pathname(parts.path)
     if not path or not os.path.isabs(path):
         raise ValueError(f'url {url!r} must name an absolute path')
@@ -10350,8 +11727,9 @@ def _root_of(url: str, create: bool) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f'url {url!r} names a file, not a folder')
     if not create and not os.path.isdir(path):
-        raise ArchiveNotFoundError(errno.ENOENT, 'there is no archive folder (pass '
-                                   'create_folder=True to create one)', path)
+        raise ArchiveNotFoundError(
+            errno.ENOENT, 'there is no archive folder (pass create_folder=True to create one)', path
+        )
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -10408,9 +11786,15 @@ class _SearchQuery:
     tags answered even without a value.
     """
 
-    def __init__(self, index: _ArchiveIndex, url_of: Callable[..., str], level: int,
-                 criteria: List[_Criterion], includes: Sequence[str],
-                 levels: Sequence[int]) -> None:
+    def __init__(
+        self,
+        index: _ArchiveIndex,
+        url_of: Callable[..., str],
+        level: int,
+        criteria: List[_Criterion],
+        includes: Sequence[str],
+        levels: Sequence[int],
+    ) -> None:
         self.index = index
         self.url_of = url_of  # the RetrieveURL of (study, series, SOP) UIDs
         self.level = level
@@ -10555,15 +11939,21 @@ class _SearchQuery:
             self.where(condition.replace('x.', 'r.'), params)
         else:
             key_column = 'StudyInstanceUID' if self.level == _STUDY else 'SeriesInstanceUID'
-            self.where(f'EXISTS (SELECT 1 FROM instances x WHERE x."{key_column}" = '
-                       f'r."{key_column}" AND {condition})', params)
+            self.where(
+                f'EXISTS (SELECT 1 FROM instances x WHERE x."{key_column}" = '
+                f'r."{key_column}" AND {condition})',
+                params,
+            )
         return keys
 
     def computed_condition(self, criterion: _Criterion, keyword: str) -> None:
         if keyword == 'ModalitiesInStudy':
             condition, params = criterion.sql('y."Modality"')
-            self.where('EXISTS (SELECT 1 FROM series y WHERE y."StudyInstanceUID" = '
-                       f'r."StudyInstanceUID" AND {condition})', params)
+            self.where(
+                'EXISTS (SELECT 1 FROM series y WHERE y."StudyInstanceUID" = '
+                f'r."StudyInstanceUID" AND {condition})',
+                params,
+            )
         elif keyword in _AGGREGATES:
             condition, params = criterion.sql(self.aggregate(keyword))
             self.where(condition, params)
@@ -10582,8 +11972,9 @@ class _SearchQuery:
             params += [-1 if limit is None else limit, offset or 0]
         return self.index.connection.execute(sql, params).fetchall()
 
-    def rows(self, criteria: List[_Criterion], limit: Optional[int],
-             offset: Optional[int]) -> List[tuple]:
+    def rows(
+        self, criteria: List[_Criterion], limit: Optional[int], offset: Optional[int]
+    ) -> List[tuple]:
         """Add the matching keys and run the query; the criteria matched on the stored
         metadata are registered in the index only while it runs."""
         with self.index.lock:
@@ -10599,22 +11990,26 @@ class _SearchQuery:
     def answer(self, row: tuple) -> Dict[str, dict]:
         """The DICOM JSON of one result row."""
         if self.makers is None:
-            self.makers = [json.loads if kind == 'json' else _element_maker(vr)
-                           for _, vr, kind in self.slots]
+            self.makers = [
+                json.loads if kind == 'json' else _element_maker(vr) for _, vr, kind in self.slots
+            ]
             self.url = next((tag for tag, _, kind in self.slots if kind == 'url'), None)
         result: Dict[str, dict] = {}
         if self.all_fields:
             metadata = json.loads(_unpack_metadata(row[-1]))
-            result.update((tag, element) for tag, element in metadata.items()
-                          if 'BulkDataURI' not in element and _level_of(tag) in self.levels)
-        uids, values = row[:len(_URL_KEYWORDS)], row[len(_URL_KEYWORDS):]
+            result.update(
+                (tag, element)
+                for tag, element in metadata.items()
+                if 'BulkDataURI' not in element and _level_of(tag) in self.levels
+            )
+        uids, values = row[: len(_URL_KEYWORDS)], row[len(_URL_KEYWORDS) :]
         for (tag, vr, _), make, value in zip(self.slots, self.makers, values):
             if value is not None:
                 result[tag] = make(value)
             elif tag in self.required and tag not in result:
                 result[tag] = {'vr': vr}
         if self.url is not None:
-            result[self.url] = {'vr': 'UR', 'Value': [self.url_of(*uids[:self.level + 1])]}
+            result[self.url] = {'vr': 'UR', 'Value': [self.url_of(*uids[: self.level + 1])]}
         return dict(sorted(result.items()))
 
 
@@ -10628,8 +12023,10 @@ def _column_expression(column: _Column, alias: str) -> str:
     An image without Number of Frames has one frame (PS3.3 C.7.6.6), so its value is 1.
     """
     if column.keyword == 'NumberOfFrames':
-        return (f'CASE WHEN {alias}.pixel_tag IS NULL THEN {alias}."NumberOfFrames" '
-                f'ELSE COALESCE({alias}."NumberOfFrames", 1) END')
+        return (
+            f'CASE WHEN {alias}.pixel_tag IS NULL THEN {alias}."NumberOfFrames" '
+            f'ELSE COALESCE({alias}."NumberOfFrames", 1) END'
+        )
     return f'{alias}.{column.sql}'
 
 
@@ -10679,12 +12076,18 @@ def _result_levels(level: int, study: Optional[str], series: Optional[str]) -> T
 
 
 _SEARCH_SOURCES = {
-    _STUDY: ('studies s JOIN instances r ON r.id = s.rep',
-             'r."StudyDate", r."StudyTime", s."StudyInstanceUID"'),
-    _SERIES: ('series se JOIN instances r ON r.id = se.rep',
-              'r."StudyDate", r."StudyInstanceUID", r."SeriesNumber", se."SeriesInstanceUID"'),
-    _INSTANCE: ('instances r', 'r."StudyInstanceUID", r."SeriesInstanceUID", '
-                'r."InstanceNumber", r."SOPInstanceUID"'),
+    _STUDY: (
+        'studies s JOIN instances r ON r.id = s.rep',
+        'r."StudyDate", r."StudyTime", s."StudyInstanceUID"',
+    ),
+    _SERIES: (
+        'series se JOIN instances r ON r.id = se.rep',
+        'r."StudyDate", r."StudyInstanceUID", r."SeriesNumber", se."SeriesInstanceUID"',
+    ),
+    _INSTANCE: (
+        'instances r',
+        'r."StudyInstanceUID", r."SeriesInstanceUID", r."InstanceNumber", r."SOPInstanceUID"',
+    ),
 }
 
 
@@ -10697,15 +12100,18 @@ _GCP_HOST = 'https://healthcare.googleapis.com/v1'
 # also "." for datasets and DICOM stores
 _GCP_NAME = r'[\w-]+'
 _GCP_DOTTED_NAME = r'[\w.-]+'
-_GCP_ID_PATTERNS = {'project_id': re.compile(_GCP_NAME),
-                    'location': re.compile(_GCP_NAME),
-                    'dataset_id': re.compile(_GCP_DOTTED_NAME),
-                    'dicom_store_id': re.compile(_GCP_DOTTED_NAME)}
+_GCP_ID_PATTERNS = {
+    'project_id': re.compile(_GCP_NAME),
+    'location': re.compile(_GCP_NAME),
+    'dataset_id': re.compile(_GCP_DOTTED_NAME),
+    'dicom_store_id': re.compile(_GCP_DOTTED_NAME),
+}
 # one final newline is tolerated after the URL, as the established package does
 _GCP_URL_PATTERN = re.compile(
     rf'https://healthcare\.googleapis\.com/v1/projects/(?P<project_id>{_GCP_NAME})'
     rf'/locations/(?P<location>{_GCP_NAME})/datasets/(?P<dataset_id>{_GCP_DOTTED_NAME})'
-    rf'/dicomStores/(?P<dicom_store_id>{_GCP_DOTTED_NAME})/dicomWeb\n?')
+    rf'/dicomStores/(?P<dicom_store_id>{_GCP_DOTTED_NAME})/dicomWeb\n?'
+)
 _GCP_SCOPES = ('https://www.googleapis.com/auth/cloud-platform',)
 
 
@@ -10749,12 +12155,16 @@ class GoogleCloudHealthcareURL:
             if not isinstance(value, str):
                 raise TypeError(f'{name} must be a string, not {type(value).__name__}')
             if pattern.fullmatch(value) is None:
-                raise ValueError(f'{name} {value!r} is not a valid Google Cloud ID: it '
-                                 f'must match the regular expression {pattern.pattern}')
+                raise ValueError(
+                    f'{name} {value!r} is not a valid Google Cloud ID: it '
+                    f'must match the regular expression {pattern.pattern}'
+                )
 
     def __str__(self) -> str:
-        return (f'{_GCP_HOST}/projects/{self.project_id}/locations/{self.location}'
-                f'/datasets/{self.dataset_id}/dicomStores/{self.dicom_store_id}/dicomWeb')
+        return (
+            f'{_GCP_HOST}/projects/{self.project_id}/locations/{self.location}'
+            f'/datasets/{self.dataset_id}/dicomStores/{self.dicom_store_id}/dicomWeb'
+        )
 
     @classmethod
     def from_string(cls, base_url: str) -> 'GoogleCloudHealthcareURL':
@@ -10776,12 +12186,13 @@ class GoogleCloudHealthcareURL:
             If ``base_url`` is not such a URL.
 
         """
-        match = _GCP_URL_PATTERN.fullmatch(base_url) if isinstance(base_url, str) \
-            else None
+        match = _GCP_URL_PATTERN.fullmatch(base_url) if isinstance(base_url, str) else None
         if match is None:
-            raise ValueError(f'{base_url!r} is not the DICOMweb URL of a Google Cloud '
-                             f'DICOM store ({_GCP_HOST}/projects/P/locations/L/datasets/D'
-                             '/dicomStores/S/dicomWeb)')
+            raise ValueError(
+                f'{base_url!r} is not the DICOMweb URL of a Google Cloud '
+                f'DICOM store ({_GCP_HOST}/projects/P/locations/L/datasets/D'
+                '/dicomStores/S/dicomWeb)'
+            )
         return cls(**match.groupdict())
 
 
@@ -10790,8 +12201,9 @@ def _import_google_auth() -> Any:
         import google.auth
         import google.auth.transport
     except ImportError as error:
-        raise ImportError('Google Cloud credentials need the google-auth package: '
-                          'pip install google-auth') from error
+        raise ImportError(
+            'Google Cloud credentials need the google-auth package: pip install google-auth'
+        ) from error
     return google.auth
 
 
@@ -10813,8 +12225,7 @@ class _GoogleCredentialsAuth:
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
         headers: Dict[str, str] = {}
         with self._lock:
-            self.credentials.before_request(self._transport, request.method, request.url,
-                                            headers)
+            self.credentials.before_request(self._transport, request.method, request.url, headers)
         request.headers.update(headers)
         return request
 
@@ -10842,22 +12253,29 @@ def _google_transport_request(transport: Any) -> Any:
         def __init__(self) -> None:
             self.session = Session()
 
-        def __call__(self, url: str, method: str = 'GET', body: Any = None,
-                     headers: Optional[Dict[str, str]] = None, timeout: Any = None,
-                     **kwargs: Any) -> Any:
+        def __call__(
+            self,
+            url: str,
+            method: str = 'GET',
+            body: Any = None,
+            headers: Optional[Dict[str, str]] = None,
+            timeout: Any = None,
+            **kwargs: Any,
+        ) -> Any:
             try:
-                response = self.session.request(method, url, data=body, headers=headers,
-                                                timeout=timeout or 120)
+                response = self.session.request(
+                    method, url, data=body, headers=headers, timeout=timeout or 120
+                )
             except RequestException as error:
                 import google.auth.exceptions
+
                 raise google.auth.exceptions.TransportError(error) from error
             return _Answer(response)
 
     return _Request()
 
 
-def create_session_from_gcp_credentials(google_credentials: Optional[Any] = None
-                                        ) -> Session:
+def create_session_from_gcp_credentials(google_credentials: Optional[Any] = None) -> Session:
     """Return a session authorized with Google Cloud credentials (needs google-auth).
 
     Parameters
@@ -10887,38 +12305,58 @@ def create_session_from_gcp_credentials(google_credentials: Optional[Any] = None
 # Module aliases: the import paths of the established package, served from this file
 # ---------------------------------------------------------------------------------------
 
+
 def _cli_main(args: Any) -> int:
     """Run the command line interface (``dicomweb_client_cli.main``).
 
     ``args`` is a list of strings or the namespace parsed by :func:`_cli_get_parser`.
     """
     import dicomweb_client_cli
+
     return dicomweb_client_cli.main(args)
 
 
 def _cli_get_parser() -> Any:
     """Return the argument parser of the command line interface."""
     import dicomweb_client_cli
+
     return dicomweb_client_cli.build_parser()
 
 
 def _cli_console_main() -> None:
     """Run the command line interface with ``sys.argv`` and exit with its code."""
     import dicomweb_client_cli
+
     dicomweb_client_cli._console_main()
 
 
 _ALIASES: Dict[str, Tuple[str, ...]] = {
-    'api': ('DICOMClient', 'DICOMfileClient', 'DICOMwebClient', 'HTTPError', 'Session',
-            'URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters',
-            'lookup_keyword', 'lookup_tag', 'GoogleCloudHealthcareURL'),
+    'api': (
+        'DICOMClient',
+        'DICOMfileClient',
+        'DICOMwebClient',
+        'HTTPError',
+        'Session',
+        'URI',
+        'URISuffix',
+        'URIType',
+        'build_query_string',
+        'parse_query_parameters',
+        'lookup_keyword',
+        'lookup_tag',
+        'GoogleCloudHealthcareURL',
+    ),
     'uri': ('URI', 'URISuffix', 'URIType', 'build_query_string', 'parse_query_parameters'),
-    'web': ('DICOMwebClient', '_Transaction', 'build_query_string',
-            'parse_query_parameters'),
+    'web': ('DICOMwebClient', '_Transaction', 'build_query_string', 'parse_query_parameters'),
     'file': ('DICOMfileClient', 'build_query_string', 'parse_query_parameters'),
-    'session_utils': ('Session', 'create_session', 'create_session_from_auth',
-                      'create_session_from_user_pass', 'add_certs_to_session',
-                      'create_session_from_gcp_credentials'),
+    'session_utils': (
+        'Session',
+        'create_session',
+        'create_session_from_auth',
+        'create_session_from_user_pass',
+        'add_certs_to_session',
+        'create_session_from_gcp_credentials',
+    ),
     'log': ('configure_logging',),
     'protocol': ('DICOMClient',),
     'cli': (),

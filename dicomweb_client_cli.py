@@ -15,6 +15,7 @@ The module reads top to bottom: argument types, the parser, building the client,
 Exit codes: 0 success, 1 a request or some of the work failed, 2 bad arguments, 130
 interrupted, 141 standard output was closed early (for example by ``head``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,22 @@ import traceback
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Iterator, List,
-                    Optional, Sequence, Tuple, Union, cast)
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+)
 
 import dicomweb_client
 
@@ -43,8 +58,7 @@ if TYPE_CHECKING:
     import pydicom
     from pydicom.dataset import Dataset
 else:  # imported on first use: most commands never make or parse a data set
-    pydicom = dicomweb_client._DeferredModule(
-        'pydicom', dicomweb_client._PYDICOM_PARTS, globals())
+    pydicom = dicomweb_client._DeferredModule('pydicom', dicomweb_client._PYDICOM_PARTS, globals())
 
 PROG = 'dicomweb_client'
 
@@ -68,6 +82,7 @@ class CommandError(Exception):
 # ---------------------------------------------------------------------------------------
 # Argument types: each turns one command line word into a value or rejects it
 # ---------------------------------------------------------------------------------------
+
 
 def _number(text: str, kind: Callable[[str], Any], least: float, inclusive: bool) -> Any:
     """``text`` as a number of ``kind`` that is at least (or above) ``least``."""
@@ -110,7 +125,8 @@ def _uid(text: str) -> str:
     text = text.strip()
     if not _UID.fullmatch(text) or len(text) > 64:
         raise argparse.ArgumentTypeError(
-            f'{text!r} is not a UID (digits separated by dots, at most 64 characters)')
+            f'{text!r} is not a UID (digits separated by dots, at most 64 characters)'
+        )
     return text
 
 
@@ -123,7 +139,8 @@ def _attribute_name(text: str) -> str:
         hint = f'; did you mean {error.suggestion}?' if error.suggestion else ''
         raise argparse.ArgumentTypeError(
             f'unknown attribute {error.step!r}{hint} (give a DICOM keyword such as '
-            f'PatientID or an eight digit hex tag such as 00100020)') from None
+            f'PatientID or an eight digit hex tag such as 00100020)'
+        ) from None
 
 
 def _search_filter(text: str) -> Tuple[str, str]:
@@ -132,7 +149,8 @@ def _search_filter(text: str) -> Tuple[str, str]:
     key = key.strip()
     if not sep or not key:
         raise argparse.ArgumentTypeError(
-            f'{text!r} is not KEY=VALUE (for example PatientID=ABC123)')
+            f'{text!r} is not KEY=VALUE (for example PatientID=ABC123)'
+        )
     return _attribute_name(key), value
 
 
@@ -170,8 +188,7 @@ def _media_types(words: Optional[Sequence[str]]) -> Optional[Tuple[Any, ...]]:
     result: List[Any] = []
     for word in words:
         tokens = word.split()
-        if len(tokens) == 1 and '/' not in tokens[0] and result \
-                and isinstance(result[-1], str):
+        if len(tokens) == 1 and '/' not in tokens[0] and result and isinstance(result[-1], str):
             result[-1] = (result[-1], tokens[0])
         elif len(tokens) == 1 and '/' in tokens[0]:
             result.append(tokens[0])
@@ -180,7 +197,8 @@ def _media_types(words: Optional[Sequence[str]]) -> Optional[Tuple[Any, ...]]:
         else:
             raise CommandError(
                 f'--media-type {word!r} is not a media type, optionally followed by a '
-                'transfer syntax UID (for example "image/jpeg 1.2.840.10008.1.2.4.50")')
+                'transfer syntax UID (for example "image/jpeg 1.2.840.10008.1.2.4.50")'
+            )
     return tuple(result)
 
 
@@ -203,67 +221,101 @@ Global options go before the command.  Run any command with --help for its optio
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--filter', metavar='KEY=VALUE', dest='filters', action='append',
-                        type=_search_filter, default=[],
-                        help='match an attribute (keyword or tag) against a value; '
-                             'wildcards * and ? and date ranges are passed on to the '
-                             'server; repeat for more attributes')
-    parser.add_argument('--field', metavar='NAME', dest='fields', action='append',
-                        type=_field_name, default=[],
-                        help='also return this attribute (keyword, tag or "all"); '
-                             'repeatable')
-    parser.add_argument('--limit', metavar='NUM', type=_non_negative_int,
-                        help='return at most NUM results')
-    parser.add_argument('--offset', metavar='NUM', type=_non_negative_int,
-                        help='skip the first NUM results')
-    parser.add_argument('--fuzzy', action='store_true',
-                        help='ask the server for fuzzy matching of person names')
+    parser.add_argument(
+        '--filter',
+        metavar='KEY=VALUE',
+        dest='filters',
+        action='append',
+        type=_search_filter,
+        default=[],
+        help='match an attribute (keyword or tag) against a value; '
+        'wildcards * and ? and date ranges are passed on to the '
+        'server; repeat for more attributes',
+    )
+    parser.add_argument(
+        '--field',
+        metavar='NAME',
+        dest='fields',
+        action='append',
+        type=_field_name,
+        default=[],
+        help='also return this attribute (keyword, tag or "all"); repeatable',
+    )
+    parser.add_argument(
+        '--limit', metavar='NUM', type=_non_negative_int, help='return at most NUM results'
+    )
+    parser.add_argument(
+        '--offset', metavar='NUM', type=_non_negative_int, help='skip the first NUM results'
+    )
+    parser.add_argument(
+        '--fuzzy', action='store_true', help='ask the server for fuzzy matching of person names'
+    )
     _add_format_options(parser)
-    parser.add_argument('--output', choices=('json', 'table'), default='json',
-                        help='print the results as DICOM JSON (default) or as a table '
-                             'with one row per result, fitted to the terminal width')
+    parser.add_argument(
+        '--output',
+        choices=('json', 'table'),
+        default='json',
+        help='print the results as DICOM JSON (default) or as a table '
+        'with one row per result, fitted to the terminal width',
+    )
 
 
 def _add_format_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--prettify', action='store_true',
-                       help='indent the JSON output for reading')
-    group.add_argument('--dicomize', action='store_true',
-                       help='print each item as a pydicom data set instead of JSON')
+    group.add_argument('--prettify', action='store_true', help='indent the JSON output for reading')
+    group.add_argument(
+        '--dicomize',
+        action='store_true',
+        help='print each item as a pydicom data set instead of JSON',
+    )
 
 
 def _add_save_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--save', action='store_true',
-                        help='write what is retrieved to files instead of printing it')
-    parser.add_argument('--output-dir', metavar='PATH',
-                        help='folder for the files (default: the current folder); '
-                             'implies --save')
+    parser.add_argument(
+        '--save',
+        action='store_true',
+        help='write what is retrieved to files instead of printing it',
+    )
+    parser.add_argument(
+        '--output-dir',
+        metavar='PATH',
+        help='folder for the files (default: the current folder); implies --save',
+    )
 
 
 def _add_media_type_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--media-type', metavar='MEDIATYPE', nargs='+', dest='media_types',
-                        help='acceptable media type, optionally followed by a space and a '
-                             'transfer syntax UID, e.g. "image/jpeg" or '
-                             '"image/jpeg 1.2.840.10008.1.2.4.50"; several may be given')
+    parser.add_argument(
+        '--media-type',
+        metavar='MEDIATYPE',
+        nargs='+',
+        dest='media_types',
+        help='acceptable media type, optionally followed by a space and a '
+        'transfer syntax UID, e.g. "image/jpeg" or '
+        '"image/jpeg 1.2.840.10008.1.2.4.50"; several may be given',
+    )
 
 
-def _add_uid_options(parser: argparse.ArgumentParser, *levels: str,
-                     required: bool = True) -> None:
-    texts = {'study': 'Study Instance UID', 'series': 'Series Instance UID',
-             'instance': 'SOP Instance UID'}
+def _add_uid_options(parser: argparse.ArgumentParser, *levels: str, required: bool = True) -> None:
+    texts = {
+        'study': 'Study Instance UID',
+        'series': 'Series Instance UID',
+        'instance': 'SOP Instance UID',
+    }
     for level in levels:
-        parser.add_argument(f'--{level}', metavar='UID', required=required, type=_uid,
-                            help=f'the {texts[level]}')
+        parser.add_argument(
+            f'--{level}', metavar='UID', required=required, type=_uid, help=f'the {texts[level]}'
+        )
 
 
-def _subparsers(parser: argparse.ArgumentParser, dest: str, title: str,
-                metavar: str) -> Any:
+def _subparsers(parser: argparse.ArgumentParser, dest: str, title: str, metavar: str) -> Any:
     return parser.add_subparsers(dest=dest, title=title, metavar=metavar, required=True)
 
 
 def _add_metadata_command(subparsers: Any, level: str, help_text: str) -> None:
-    description = (f'Fetch {help_text} as DICOM JSON and print it, or with --save write one '
-                   '<SOPInstanceUID>.json file per instance.')
+    description = (
+        f'Fetch {help_text} as DICOM JSON and print it, or with --save write one '
+        '<SOPInstanceUID>.json file per instance.'
+    )
     parser = subparsers.add_parser('metadata', help=help_text, description=description)
     _add_format_options(parser)
     _add_save_options(parser)
@@ -272,8 +324,10 @@ def _add_metadata_command(subparsers: Any, level: str, help_text: str) -> None:
 
 def _add_full_command(subparsers: Any, level: str, help_text: str) -> None:
     if level == 'instance':
-        description = (f'Fetch {help_text} and print it as a pydicom data set, or with '
-                       '--save write it to <SOPInstanceUID>.dcm.')
+        description = (
+            f'Fetch {help_text} and print it as a pydicom data set, or with '
+            '--save write it to <SOPInstanceUID>.dcm.'
+        )
     else:
         description = (
             f'Fetch {help_text} and print them as pydicom data sets, or with --save write '
@@ -281,154 +335,244 @@ def _add_full_command(subparsers: Any, level: str, help_text: str) -> None:
             '<SOPInstanceUID>.dcm.  Saving lists the instances (QIDO-RS) and fetches them '
             'one request each, several at a time (--workers).  Files already there are '
             'skipped and each file is written under a .part name until it is complete, so '
-            'running the same command again resumes an interrupted download.')
+            'running the same command again resumes an interrupted download.'
+        )
     parser = subparsers.add_parser('full', help=help_text, description=description)
     _add_save_options(parser)
     _add_media_type_option(parser)
     if level != 'instance':
-        parser.add_argument('--workers', metavar='N', type=_positive_int, default=4,
-                            help='with --save: download N instances at a time '
-                                 '(default: 4)')
+        parser.add_argument(
+            '--workers',
+            metavar='N',
+            type=_positive_int,
+            default=4,
+            help='with --save: download N instances at a time (default: 4)',
+        )
     parser.set_defaults(handler=_retrieve_full, level=level)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``dicomweb_client`` command."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--version', action='version',
-                        version=f'%(prog)s {dicomweb_client.__version__}')
-    parser.add_argument('-v', '--verbosity', action='count', default=0,
-                        help='say more on standard error: -v warnings and the traceback '
-                             'of a failure, -vv information, -vvv debug messages, '
-                             '-vvvv everything')
-    parser.add_argument('-u', '--user', metavar='NAME', dest='username',
-                        help='user name for HTTP basic authentication')
-    parser.add_argument('-p', '--password', metavar='PASSWORD',
-                        help='password for HTTP basic authentication (asked for when '
-                             '--user is given without it and a terminal is attached)')
-    parser.add_argument('--ca', metavar='CERT-FILE', dest='ca_bundle',
-                        help='PEM file of the certificate authorities that vouch for the '
-                             'server')
-    parser.add_argument('--cert', metavar='CERT-FILE',
-                        help='PEM file holding the client certificate and its key')
-    parser.add_argument('--bearer-token', '--token', metavar='TOKEN', dest='bearer_token',
-                        help='send "Authorization: Bearer TOKEN" with every request')
-    parser.add_argument('--url', metavar='URL', required=True,
-                        help='URL of the DICOMweb service, or file:///path/to/folder for '
-                             'DICOM files in a local folder')
-    parser.add_argument('--chunk-size', metavar='NUM', type=_positive_int,
-                        help='bytes per read or write when data are streamed')
-    parser.add_argument('--header', metavar='"NAME: VALUE"', dest='headers',
-                        action='append', type=_header, default=[],
-                        help='send this header field with every request; repeatable')
-    parser.add_argument('--timeout', metavar='SECONDS', type=_positive_float,
-                        help='give up on a connection or read after this many seconds '
-                             '(default: 20)')
-    parser.add_argument('--retries', metavar='NUM', type=_non_negative_int,
-                        help='repeat a request up to NUM times when the server is busy '
-                             '(429, 408, 503, 504), waiting 2, 4, 8 ... seconds in between '
-                             '(default: 4; 0 turns retries off); each retry is shown on '
-                             'standard error')
-    parser.add_argument('--connect-budget', metavar='SECONDS', type=_seconds,
-                        help='keep trying to reach a server that refuses the connection or '
-                             'cannot be reached for this many seconds in all, within '
-                             '--retries (default: 1; 0 reports it at once); a host name '
-                             'that does not exist is reported at once')
-    parser.add_argument('--no-progress', action='store_true',
-                        help='never draw a progress bar (it is only drawn when standard '
-                             'error is a terminal)')
+        prog=PROG,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        '--version', action='version', version=f'%(prog)s {dicomweb_client.__version__}'
+    )
+    parser.add_argument(
+        '-v',
+        '--verbosity',
+        action='count',
+        default=0,
+        help='say more on standard error: -v warnings and the traceback '
+        'of a failure, -vv information, -vvv debug messages, '
+        '-vvvv everything',
+    )
+    parser.add_argument(
+        '-u',
+        '--user',
+        metavar='NAME',
+        dest='username',
+        help='user name for HTTP basic authentication',
+    )
+    parser.add_argument(
+        '-p',
+        '--password',
+        metavar='PASSWORD',
+        help='password for HTTP basic authentication (asked for when '
+        '--user is given without it and a terminal is attached)',
+    )
+    parser.add_argument(
+        '--ca',
+        metavar='CERT-FILE',
+        dest='ca_bundle',
+        help='PEM file of the certificate authorities that vouch for the server',
+    )
+    parser.add_argument(
+        '--cert', metavar='CERT-FILE', help='PEM file holding the client certificate and its key'
+    )
+    parser.add_argument(
+        '--bearer-token',
+        '--token',
+        metavar='TOKEN',
+        dest='bearer_token',
+        help='send "Authorization: Bearer TOKEN" with every request',
+    )
+    parser.add_argument(
+        '--url',
+        metavar='URL',
+        required=True,
+        help='URL of the DICOMweb service, or file:///path/to/folder for '
+        'DICOM files in a local folder',
+    )
+    parser.add_argument(
+        '--chunk-size',
+        metavar='NUM',
+        type=_positive_int,
+        help='bytes per read or write when data are streamed',
+    )
+    parser.add_argument(
+        '--header',
+        metavar='"NAME: VALUE"',
+        dest='headers',
+        action='append',
+        type=_header,
+        default=[],
+        help='send this header field with every request; repeatable',
+    )
+    parser.add_argument(
+        '--timeout',
+        metavar='SECONDS',
+        type=_positive_float,
+        help='give up on a connection or read after this many seconds (default: 20)',
+    )
+    parser.add_argument(
+        '--retries',
+        metavar='NUM',
+        type=_non_negative_int,
+        help='repeat a request up to NUM times when the server is busy '
+        '(429, 408, 503, 504), waiting 2, 4, 8 ... seconds in between '
+        '(default: 4; 0 turns retries off); each retry is shown on '
+        'standard error',
+    )
+    parser.add_argument(
+        '--connect-budget',
+        metavar='SECONDS',
+        type=_seconds,
+        help='keep trying to reach a server that refuses the connection or '
+        'cannot be reached for this many seconds in all, within '
+        '--retries (default: 1; 0 reports it at once); a host name '
+        'that does not exist is reported at once',
+    )
+    parser.add_argument(
+        '--no-progress',
+        action='store_true',
+        help='never draw a progress bar (it is only drawn when standard error is a terminal)',
+    )
 
     services = _subparsers(parser, 'service', 'services', '{search,retrieve,store}')
 
     # -- search (QIDO-RS) ------------------------------------------------------------
     search = services.add_parser(
-        'search', help='find studies, series or instances (QIDO-RS)',
-        description='QIDO-RS: find studies, series or instances that match criteria.')
-    entities = _subparsers(search, 'entity', 'information entities',
-                           'INFORMATION ENTITIES')
-    studies = entities.add_parser('studies', help='find studies',
-                                  description='Find studies.')
+        'search',
+        help='find studies, series or instances (QIDO-RS)',
+        description='QIDO-RS: find studies, series or instances that match criteria.',
+    )
+    entities = _subparsers(search, 'entity', 'information entities', 'INFORMATION ENTITIES')
+    studies = entities.add_parser('studies', help='find studies', description='Find studies.')
     _add_search_options(studies)
     studies.set_defaults(handler=_search, level='study')
-    series = entities.add_parser('series', help='find series',
-                                 description='Find series, of one study or of all.')
+    series = entities.add_parser(
+        'series', help='find series', description='Find series, of one study or of all.'
+    )
     _add_search_options(series)
     _add_uid_options(series, 'study', required=False)
     series.set_defaults(handler=_search, level='series')
-    instances = entities.add_parser('instances', help='find instances',
-                                    description='Find instances, of one study, one '
-                                                'series or of all.')
+    instances = entities.add_parser(
+        'instances',
+        help='find instances',
+        description='Find instances, of one study, one series or of all.',
+    )
     _add_search_options(instances)
     _add_uid_options(instances, 'study', 'series', required=False)
     instances.set_defaults(handler=_search, level='instance')
 
     # -- retrieve (WADO-RS) ----------------------------------------------------------
     retrieve = services.add_parser(
-        'retrieve', help='fetch metadata, instances, frames or bulk data (WADO-RS)',
-        description='WADO-RS: fetch metadata, whole instances, frames or bulk data.')
-    entities = _subparsers(retrieve, 'entity', 'information entities',
-                           'INFORMATION ENTITIES')
+        'retrieve',
+        help='fetch metadata, instances, frames or bulk data (WADO-RS)',
+        description='WADO-RS: fetch metadata, whole instances, frames or bulk data.',
+    )
+    entities = _subparsers(retrieve, 'entity', 'information entities', 'INFORMATION ENTITIES')
 
     studies = entities.add_parser(
-        'studies', help='every instance of one study',
-        description='Fetch the metadata or the instances of one study.')
+        'studies',
+        help='every instance of one study',
+        description='Fetch the metadata or the instances of one study.',
+    )
     _add_uid_options(studies, 'study')
     kinds = _subparsers(studies, 'kind', 'what to fetch', '{metadata,full}')
     _add_metadata_command(kinds, 'study', 'the metadata of every instance of the study')
     _add_full_command(kinds, 'study', 'every instance of the study as DICOM files')
 
     series = entities.add_parser(
-        'series', help='every instance of one series',
-        description='Fetch the metadata or the instances of one series.')
+        'series',
+        help='every instance of one series',
+        description='Fetch the metadata or the instances of one series.',
+    )
     _add_uid_options(series, 'study', 'series')
     kinds = _subparsers(series, 'kind', 'what to fetch', '{metadata,full}')
     _add_metadata_command(kinds, 'series', 'the metadata of every instance of the series')
     _add_full_command(kinds, 'series', 'every instance of the series as DICOM files')
 
     instances = entities.add_parser(
-        'instances', help='one instance',
-        description='Fetch the metadata, the DICOM file or frames of one instance.')
+        'instances',
+        help='one instance',
+        description='Fetch the metadata, the DICOM file or frames of one instance.',
+    )
     _add_uid_options(instances, 'study', 'series', 'instance')
     kinds = _subparsers(instances, 'kind', 'what to fetch', '{metadata,full,frames}')
     _add_metadata_command(kinds, 'instance', 'the metadata of the instance')
     _add_full_command(kinds, 'instance', 'the instance as a DICOM file')
     frames = kinds.add_parser(
-        'frames', help='frames of the pixel data',
+        'frames',
+        help='frames of the pixel data',
         description='Fetch frames of the pixel data of the instance.  Without --save '
-                    'or --show the frames are written to standard output when it is '
-                    'redirected, and described when it is a terminal.')
+        'or --show the frames are written to standard output when it is '
+        'redirected, and described when it is a terminal.',
+    )
     _add_save_options(frames)
     _add_media_type_option(frames)
-    frames.add_argument('--numbers', metavar='NUM', nargs='+', type=_positive_int,
-                        default=[1], help='frame numbers, counting from 1 (default: 1)')
-    frames.add_argument('--show', action='store_true',
-                        help='open each frame in the default image viewer')
+    frames.add_argument(
+        '--numbers',
+        metavar='NUM',
+        nargs='+',
+        type=_positive_int,
+        default=[1],
+        help='frame numbers, counting from 1 (default: 1)',
+    )
+    frames.add_argument(
+        '--show', action='store_true', help='open each frame in the default image viewer'
+    )
     frames.set_defaults(handler=_retrieve_frames, level='instance')
 
     bulkdata = entities.add_parser(
-        'bulkdata', help='bulk data from a known location',
+        'bulkdata',
+        help='bulk data from a known location',
         description='Fetch bulk data from a BulkDataURI found in metadata.  The data are '
-                    'written to standard output when it is redirected, and described '
-                    'when it is a terminal.')
+        'written to standard output when it is redirected, and described '
+        'when it is a terminal.',
+    )
     _add_media_type_option(bulkdata)
-    bulkdata.add_argument('--uri', required=True, metavar='URI',
-                          help='the URI of the bulk data (absolute, or relative to --url)')
+    bulkdata.add_argument(
+        '--uri',
+        required=True,
+        metavar='URI',
+        help='the URI of the bulk data (absolute, or relative to --url)',
+    )
     bulkdata.set_defaults(handler=_retrieve_bulkdata, level=None)
 
     # -- store (STOW-RS) -------------------------------------------------------------
     store = services.add_parser(
-        'store', help='upload DICOM files (STOW-RS)',
-        description='STOW-RS: upload DICOM files.')
+        'store', help='upload DICOM files (STOW-RS)', description='STOW-RS: upload DICOM files.'
+    )
     entities = _subparsers(store, 'entity', 'information entities', 'INFORMATION ENTITIES')
     instances = entities.add_parser(
-        'instances', help='upload DICOM files or folders of them',
+        'instances',
+        help='upload DICOM files or folders of them',
         description='Upload DICOM Part 10 files, streamed from disk.  Folders are '
-                    'searched for DICOM files.  One line is printed per file: stored on '
-                    'standard output, failed on standard error.')
-    instances.add_argument('paths', metavar='PATH', nargs='+',
-                           help='DICOM file, or folder searched recursively for them')
+        'searched for DICOM files.  One line is printed per file: stored on '
+        'standard output, failed on standard error.',
+    )
+    instances.add_argument(
+        'paths',
+        metavar='PATH',
+        nargs='+',
+        help='DICOM file, or folder searched recursively for them',
+    )
     _add_uid_options(instances, 'study', required=False)
     instances.set_defaults(handler=_store_instances, level=None)
     return parser
@@ -439,8 +583,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     scheme = urllib.parse.urlsplit(args.url).scheme.lower()
     if scheme not in ('http', 'https', 'file'):
         parser.error(f'--url {args.url!r} must start with http://, https:// or file://')
-    if args.bearer_token is not None and (args.username is not None
-                                          or args.password is not None):
+    if args.bearer_token is not None and (args.username is not None or args.password is not None):
         parser.error('give either --user/--password or --bearer-token, not both')
     if args.password is not None and args.username is None:
         parser.error('--password needs --user')
@@ -462,24 +605,24 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 # Building the client
 # ---------------------------------------------------------------------------------------
 
+
 def _make_client(args: argparse.Namespace) -> Any:
     """A DICOMwebClient, or a DICOMfileClient for a ``file://`` URL."""
     if urllib.parse.urlsplit(args.url).scheme.lower() == 'file':
         return _make_file_client(args)
     if args.bearer_token is not None:
         session = dicomweb_client.create_session_from_auth(
-            dicomweb_client.BearerAuth(args.bearer_token))
+            dicomweb_client.BearerAuth(args.bearer_token)
+        )
     elif args.username is not None:
-        session = dicomweb_client.create_session_from_user_pass(args.username,
-                                                                args.password)
+        session = dicomweb_client.create_session_from_user_pass(args.username, args.password)
     else:
         session = dicomweb_client.create_session()
     if args.ca_bundle is not None or args.cert is not None:
         for path in (args.ca_bundle, args.cert):
             if path is not None and not os.path.exists(path):
                 raise CommandError(f'certificate file {path} does not exist')
-        dicomweb_client.add_certs_to_session(session, ca_bundle=args.ca_bundle,
-                                             cert=args.cert)
+        dicomweb_client.add_certs_to_session(session, ca_bundle=args.ca_bundle, cert=args.cert)
     workers = getattr(args, 'workers', None) or 1
     if workers > session.pool_maxsize:  # each download thread keeps its connection
         session.pool_maxsize = workers
@@ -507,20 +650,32 @@ def _make_file_client(args: argparse.Namespace) -> Any:
         raise CommandError(
             f'--url {args.url} needs dicomweb_client.DICOMfileClient, which the installed '
             f'dicomweb_client {dicomweb_client.__version__} does not have; use an '
-            'http:// or https:// URL')
+            'http:// or https:// URL'
+        )
     try:  # the file client's own reading of the URL, without creating the folder
         dicomweb_client._root_of(args.url, create=False)
     except FileNotFoundError as error:
-        raise CommandError(f'--url {args.url}: the folder {error.filename} does not '
-                           'exist') from None
+        raise CommandError(
+            f'--url {args.url}: the folder {error.filename} does not exist'
+        ) from None
     except ValueError as error:
-        raise CommandError(f'--url {args.url} is not a file URL of a local folder: '
-                           f'{error}') from None
-    unused = [name for name, value in (
-        ('--user', args.username), ('--bearer-token', args.bearer_token),
-        ('--ca', args.ca_bundle), ('--cert', args.cert), ('--header', args.headers),
-        ('--chunk-size', args.chunk_size), ('--timeout', args.timeout),
-        ('--retries', args.retries)) if value is not None and value != []]
+        raise CommandError(
+            f'--url {args.url} is not a file URL of a local folder: {error}'
+        ) from None
+    unused = [
+        name
+        for name, value in (
+            ('--user', args.username),
+            ('--bearer-token', args.bearer_token),
+            ('--ca', args.ca_bundle),
+            ('--cert', args.cert),
+            ('--header', args.headers),
+            ('--chunk-size', args.chunk_size),
+            ('--timeout', args.timeout),
+            ('--retries', args.retries),
+        )
+        if value is not None and value != []
+    ]
     if unused:
         _warn(f'ignored for a file:// URL: {", ".join(unused)}')
     # update_db: files added to or removed from the folder since the last run count
@@ -534,6 +689,7 @@ def _is_file_client(client: Any) -> bool:
 # ---------------------------------------------------------------------------------------
 # Output: JSON, data sets, tables, binary data and files
 # ---------------------------------------------------------------------------------------
+
 
 def _stdout() -> IO[str]:
     return sys.stdout
@@ -621,13 +777,35 @@ def _print_items(items: Any, args: argparse.Namespace) -> None:
 # The default columns of a table by level.  Every row ends with the UIDs that the next
 # command takes (--study, --series, --instance), in that order.
 _TABLE_COLUMNS = {
-    'study': ('PatientName', 'PatientID', 'StudyDate', 'AccessionNumber',
-              'ModalitiesInStudy', 'StudyDescription', 'NumberOfStudyRelatedSeries',
-              'NumberOfStudyRelatedInstances', 'StudyInstanceUID'),
-    'series': ('Modality', 'SeriesNumber', 'SeriesDescription',
-               'NumberOfSeriesRelatedInstances', 'StudyInstanceUID', 'SeriesInstanceUID'),
-    'instance': ('InstanceNumber', 'Rows', 'Columns', 'NumberOfFrames', 'SOPClassUID',
-                 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'),
+    'study': (
+        'PatientName',
+        'PatientID',
+        'StudyDate',
+        'AccessionNumber',
+        'ModalitiesInStudy',
+        'StudyDescription',
+        'NumberOfStudyRelatedSeries',
+        'NumberOfStudyRelatedInstances',
+        'StudyInstanceUID',
+    ),
+    'series': (
+        'Modality',
+        'SeriesNumber',
+        'SeriesDescription',
+        'NumberOfSeriesRelatedInstances',
+        'StudyInstanceUID',
+        'SeriesInstanceUID',
+    ),
+    'instance': (
+        'InstanceNumber',
+        'Rows',
+        'Columns',
+        'NumberOfFrames',
+        'SOPClassUID',
+        'StudyInstanceUID',
+        'SeriesInstanceUID',
+        'SOPInstanceUID',
+    ),
 }
 
 # These are always shown, never cut and never dropped: they are what the user copies.
@@ -637,27 +815,37 @@ _TABLE_KEYS = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
 # first; if the rows are still too wide, columns go in this order, then the --field
 # columns (the last one given first).
 _TABLE_DROP_ORDER = {
-    'study': ('AccessionNumber', 'NumberOfStudyRelatedSeries',
-              'NumberOfStudyRelatedInstances', 'ModalitiesInStudy', 'PatientID',
-              'StudyDescription', 'StudyDate', 'PatientName'),
-    'series': ('NumberOfSeriesRelatedInstances', 'SeriesNumber', 'Modality',
-               'SeriesDescription'),
+    'study': (
+        'AccessionNumber',
+        'NumberOfStudyRelatedSeries',
+        'NumberOfStudyRelatedInstances',
+        'ModalitiesInStudy',
+        'PatientID',
+        'StudyDescription',
+        'StudyDate',
+        'PatientName',
+    ),
+    'series': ('NumberOfSeriesRelatedInstances', 'SeriesNumber', 'Modality', 'SeriesDescription'),
     'instance': ('Columns', 'Rows', 'NumberOfFrames', 'SOPClassUID', 'InstanceNumber'),
 }
 
 # Free text, which may be cut: these default columns, and --field columns of these value
 # representations (except identifiers, such as PatientID, which are copied like UIDs).
-_TABLE_FREE_TEXT = frozenset({'PatientName', 'StudyDescription', 'SeriesDescription',
-                              'SOPClassUID'})
+_TABLE_FREE_TEXT = frozenset(
+    {'PatientName', 'StudyDescription', 'SeriesDescription', 'SOPClassUID'}
+)
 _FREE_TEXT_VRS = frozenset({'PN', 'LO', 'LT', 'ST', 'UT', 'UC'})
 _TABLE_NARROWEST = 10  # a free-text column is not cut below this, nor below its heading
 _CUT = '...'  # ends a cut cell
 _UID_TEXT = re.compile(r'[0-9]+(\.[0-9]+)+')  # e.g. an unknown SOP class: never cut
 
 _TABLE_HEADINGS = {
-    'NumberOfStudyRelatedSeries': 'Series', 'NumberOfStudyRelatedInstances': 'Instances',
-    'NumberOfSeriesRelatedInstances': 'Instances', 'ModalitiesInStudy': 'Modalities',
-    'NumberOfFrames': 'Frames', 'SOPClassUID': 'SOPClass',
+    'NumberOfStudyRelatedSeries': 'Series',
+    'NumberOfStudyRelatedInstances': 'Instances',
+    'NumberOfSeriesRelatedInstances': 'Instances',
+    'ModalitiesInStudy': 'Modalities',
+    'NumberOfFrames': 'Frames',
+    'SOPClassUID': 'SOPClass',
 }
 
 
@@ -691,6 +879,7 @@ def _uid_label(uid: str) -> str:
     uid_name = getattr(dicomweb_client, '_uid_name', None)
     if uid_name is None:
         from pydicom.uid import UID_dictionary
+
         entry = UID_dictionary.get(uid)
         return entry[0] if entry else uid
     return uid_name(uid) or uid
@@ -716,15 +905,17 @@ class _Column:
         return max([len(self.heading)] + [len(cell) for cell in self.cells])
 
 
-def _table_column(name: str, items: List[Dict[str, Any]], free_text: bool,
-                  known: Dict[str, str]) -> _Column:
+def _table_column(
+    name: str, items: List[Dict[str, Any]], free_text: bool, known: Dict[str, str]
+) -> _Column:
     """The column of attribute ``name`` (a keyword, or a tag if it has none)."""
     tag = _tag_of(name) or name
     key = name in _TABLE_KEYS
     cells = [_cell(item.get(tag)) or (known.get(tag, '') if key else '') for item in items]
     if name == 'SOPClassUID':
-        cells = ['\\'.join(_uid_label(uid) for uid in cell.split('\\')) if cell else ''
-                 for cell in cells]
+        cells = [
+            '\\'.join(_uid_label(uid) for uid in cell.split('\\')) if cell else '' for cell in cells
+        ]
     column = _Column(name, _TABLE_HEADINGS.get(name, name), cells, key)
     column.narrowest = column.width
     if free_text:
@@ -764,8 +955,9 @@ def _narrowed(columns: Sequence[_Column], limit: int) -> List[int]:
     return widths
 
 
-def _fit(columns: List[_Column], drop: Sequence[str],
-         limit: Optional[int]) -> Tuple[List[_Column], List[int]]:
+def _fit(
+    columns: List[_Column], drop: Sequence[str], limit: Optional[int]
+) -> Tuple[List[_Column], List[int]]:
     """The columns to show, and their widths, for rows of at most ``limit`` characters.
 
     Free-text columns are cut first; columns are dropped, in ``drop`` order, only while
@@ -781,8 +973,14 @@ def _fit(columns: List[_Column], drop: Sequence[str],
     order = list(drop) + [column.name for column in columns]
     while _row_width(_narrowed(shown, limit)) > limit:
         # the key columns alone fit, so something else is left to drop
-        shown.remove(next(column for name in order for column in shown
-                          if column.name == name and not column.key))
+        shown.remove(
+            next(
+                column
+                for name in order
+                for column in shown
+                if column.name == name and not column.key
+            )
+        )
     dropped = [column for column in columns if column not in shown]
     for column in sorted(dropped, key=lambda column: order.index(column.name), reverse=True):
         candidate = [kept for kept in columns if kept in shown or kept is column]
@@ -798,9 +996,14 @@ def _hoisted(columns: List[_Column]) -> Tuple[List[_Column], List[_Column]]:
     row of two rows or more (as a series' study UID in a table of its instances).  At
     least one column stays in the table.
     """
+
     def shared(column: _Column) -> bool:
-        return (column.key and len(column.cells) > 1 and column.cells[0] != ''
-                and len(set(column.cells)) == 1)
+        return (
+            column.key
+            and len(column.cells) > 1
+            and column.cells[0] != ''
+            and len(set(column.cells)) == 1
+        )
 
     kept = [column for column in columns if not shared(column)]
     if not kept:
@@ -835,11 +1038,15 @@ def _print_records(columns: Sequence[_Column], rows: int, limit: int, out: IO[st
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - len(_CUT)].rstrip() + _CUT
+    return text if len(text) <= width else text[: width - len(_CUT)].rstrip() + _CUT
 
 
-def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str],
-                 known: Optional[Dict[str, str]] = None) -> None:
+def _print_table(
+    items: List[Dict[str, Any]],
+    level: str,
+    fields: Sequence[str],
+    known: Optional[Dict[str, str]] = None,
+) -> None:
     """One row per result; default columns by level, plus the --field attributes.
 
     Columns that are empty in every row are left out, except the UID columns; a count ends
@@ -882,10 +1089,10 @@ def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str],
     columns = []
     for name in names:
         tag = _tag_of(name) or name
-        vr = next((item[tag].get('vr') for item in items
-                   if isinstance(item.get(tag), dict)), None)
+        vr = next((item[tag].get('vr') for item in items if isinstance(item.get(tag), dict)), None)
         free_text = name in _TABLE_FREE_TEXT or (
-            name not in defaults and vr in _FREE_TEXT_VRS and not name.endswith('ID'))
+            name not in defaults and vr in _FREE_TEXT_VRS and not name.endswith('ID')
+        )
         column = _table_column(name, items, free_text, known or {})
         if column.key or name in requested or any(column.cells):
             columns.append(column)
@@ -904,8 +1111,10 @@ def _print_table(items: List[Dict[str, Any]], level: str, fields: Sequence[str],
     lines = [[column.heading for column in columns]]
     lines += [[column.cells[row] for column in columns] for row in range(len(items))]
     for number, line in enumerate(lines):
-        out.write('  '.join(_clip(text, width).ljust(width)
-                            for text, width in zip(line, widths)).rstrip() + '\n')
+        out.write(
+            '  '.join(_clip(text, width).ljust(width) for text, width in zip(line, widths)).rstrip()
+            + '\n'
+        )
         if number == 0:
             out.write('  '.join('-' * width for width in widths) + '\n')
     out.write(count)
@@ -961,8 +1170,9 @@ def _save(path: str, data: bytes, mode: Optional[int] = None) -> int:
     return len(data)
 
 
-def _instance_file(client: Any, study: str, series: str, sop: str,
-                   options: Dict[str, Any]) -> bytes:
+def _instance_file(
+    client: Any, study: str, series: str, sop: str, options: Dict[str, Any]
+) -> bytes:
     """One instance as a Part 10 file.
 
     From a server, a Part 10 file is kept byte for byte as it came (nothing is lost or
@@ -988,6 +1198,7 @@ def _plural(count: int, noun: str) -> str:
 # The progress bar
 # ---------------------------------------------------------------------------------------
 
+
 def _human_bytes(count: float) -> str:
     unit = 'B'
     for bigger in ('KiB', 'MiB', 'GiB', 'TiB'):
@@ -1008,9 +1219,14 @@ class Progress:
 
     INTERVAL = 0.1
 
-    def __init__(self, label: str, total_items: Optional[int] = None,
-                 total_bytes: Optional[int] = None, enabled: Optional[bool] = None,
-                 stream: Optional[IO[str]] = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        total_items: Optional[int] = None,
+        total_bytes: Optional[int] = None,
+        enabled: Optional[bool] = None,
+        stream: Optional[IO[str]] = None,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         if enabled is None:
             enabled = _is_terminal(self.stream)
@@ -1069,16 +1285,18 @@ class Progress:
         self._drawn_at = time.monotonic()
         elapsed = max(self._drawn_at - self._start, 1e-6)
         columns = _terminal_columns(self.stream)
-        counts = f'{self.items}/{self.total_items}' if self.total_items is not None \
-            else str(self.items)
-        tail = f' {counts} files  {_human_bytes(self.bytes)}  ' \
-               f'{_human_bytes(self.bytes / elapsed)}/s'
+        counts = (
+            f'{self.items}/{self.total_items}' if self.total_items is not None else str(self.items)
+        )
+        tail = (
+            f' {counts} files  {_human_bytes(self.bytes)}  {_human_bytes(self.bytes / elapsed)}/s'
+        )
         fraction = self._fraction()
         head = self.label
         if fraction is not None:
             filled = int(round(fraction * self._bar_width))
             head += f' [{"#" * filled}{"." * (self._bar_width - filled)}] {fraction:4.0%}'
-        line = (head + tail)[:max(columns - 1, 20)]
+        line = (head + tail)[: max(columns - 1, 20)]
         self.stream.write('\r' + line.ljust(self._width))
         self.stream.flush()
         self._width = len(line)
@@ -1128,8 +1346,9 @@ class _WaitNotice:
         self._lock = threading.Lock()
         self._width = 0
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._draw_while_waiting, daemon=True,
-                                        name='dicomweb_client-wait-notice')
+        self._thread = threading.Thread(
+            target=self._draw_while_waiting, daemon=True, name='dicomweb_client-wait-notice'
+        )
 
     def start(self) -> None:
         """Begin watching; the line appears only once :attr:`DELAY` has passed."""
@@ -1201,6 +1420,7 @@ def _first_answer_awaited(client: Any, args: argparse.Namespace) -> Iterator[Non
 # search
 # ---------------------------------------------------------------------------------------
 
+
 def _search(client: Any, args: argparse.Namespace) -> int:
     filters: Dict[str, Any] = {}
     for key, value in args.filters:
@@ -1211,21 +1431,27 @@ def _search(client: Any, args: argparse.Namespace) -> int:
             filters[key] = value
     options: Dict[str, Any] = {
         'fuzzymatching': True if args.fuzzy else None,
-        'limit': args.limit, 'offset': args.offset,
-        'fields': args.fields or None, 'search_filters': filters or None,
+        'limit': args.limit,
+        'offset': args.offset,
+        'fields': args.fields or None,
+        'search_filters': filters or None,
     }
     if args.level == 'study':
         results = client.search_for_studies(**options)
     elif args.level == 'series':
         results = client.search_for_series(study_instance_uid=args.study, **options)
     else:
-        results = client.search_for_instances(study_instance_uid=args.study,
-                                              series_instance_uid=args.series, **options)
+        results = client.search_for_instances(
+            study_instance_uid=args.study, series_instance_uid=args.series, **options
+        )
     if args.output == 'table':
-        known = {_STUDY_UID: getattr(args, 'study', None),
-                 _SERIES_UID: getattr(args, 'series', None)}
-        _print_table(results, args.level, args.fields,
-                     {tag: uid for tag, uid in known.items() if uid})
+        known = {
+            _STUDY_UID: getattr(args, 'study', None),
+            _SERIES_UID: getattr(args, 'series', None),
+        }
+        _print_table(
+            results, args.level, args.fields, {tag: uid for tag, uid in known.items() if uid}
+        )
     else:
         _print_items(results, args)
     return EXIT_OK
@@ -1234,6 +1460,7 @@ def _search(client: Any, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------
 # retrieve: metadata
 # ---------------------------------------------------------------------------------------
+
 
 def _retrieve_metadata(client: Any, args: argparse.Namespace) -> int:
     if args.level == 'study':
@@ -1263,12 +1490,12 @@ def _retrieve_metadata(client: Any, args: argparse.Namespace) -> int:
 # retrieve: whole instances (printed, or saved resumably and in parallel)
 # ---------------------------------------------------------------------------------------
 
+
 def _retrieve_full(client: Any, args: argparse.Namespace) -> int:
     options = {} if args.media_types is None else {'media_types': args.media_types}
     if args.level == 'instance':
         if not args.save:
-            dataset = client.retrieve_instance(args.study, args.series, args.instance,
-                                               **options)
+            dataset = client.retrieve_instance(args.study, args.series, args.instance, **options)
             _stdout().write(f'{dataset}\n')
             return EXIT_OK
         data = _instance_file(client, args.study, args.series, args.instance, options)
@@ -1335,8 +1562,9 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
         what = 'series' if args.level == 'series' else 'study'
         raise CommandError(f'the server listed no instances of the {what}')
     _remove_leftovers(plan)
-    pending = [item for item in plan if not os.path.isfile(item.path)
-               or os.path.getsize(item.path) == 0]
+    pending = [
+        item for item in plan if not os.path.isfile(item.path) or os.path.getsize(item.path) == 0
+    ]
     tally.skipped += len(plan) - len(pending)
     workers = 1 if _is_file_client(client) else min(args.workers, max(len(pending), 1))
     mode = _new_file_mode()  # read before the threads start: reading the umask sets it
@@ -1362,21 +1590,25 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
             for item in pending:
                 fetch(item)
         else:  # on Ctrl-C, the instances not started are cancelled, those started finish
-            fetched = cast('Generator[None, None, None]',
-                           dicomweb_client._ordered_map(fetch, pending, workers,
-                                                        ordered=False))
+            fetched = cast(
+                'Generator[None, None, None]',
+                dicomweb_client._ordered_map(fetch, pending, workers, ordered=False),
+            )
             with contextlib.closing(fetched):
                 for _ in fetched:
                     pass
     target = os.path.join(folder, args.study)
-    summary = (f'{tally.downloaded} downloaded, {tally.skipped} already present, '
-               f'{len(tally.failed)} failed: {target}')
+    summary = (
+        f'{tally.downloaded} downloaded, {tally.skipped} already present, '
+        f'{len(tally.failed)} failed: {target}'
+    )
     _stdout().write(summary + '\n')
     return EXIT_FAILED if tally.failed else EXIT_OK
 
 
-def _plan_download(client: Any, args: argparse.Namespace, folder: str,
-                   tally: _Tally) -> List[_Download]:
+def _plan_download(
+    client: Any, args: argparse.Namespace, folder: str, tally: _Tally
+) -> List[_Download]:
     """The instances to download, listed by the client with ``get_remaining=True`` (all
     pages; a server that ignores ``offset`` is an error there, since what it lists may
     not be all).  A listed UID that cannot name a folder or file is reported and counted
@@ -1390,14 +1622,15 @@ def _plan_download(client: Any, args: argparse.Namespace, folder: str,
     plan: List[_Download] = []
     seen = set()
     for series in dict.fromkeys(uid for uid in series_uids if uid is not None):
-        for item in client.search_for_instances(study_instance_uid=args.study,
-                                                series_instance_uid=series,
-                                                get_remaining=True):
+        for item in client.search_for_instances(
+            study_instance_uid=args.study, series_instance_uid=series, get_remaining=True
+        ):
             sop = _listed_uid(item, _SOP_UID, 'a file', tally)
             if sop is not None and sop not in seen:
                 seen.add(sop)
-                plan.append(_Download(study, series, sop,
-                                      os.path.join(folder, study, series, f'{sop}.dcm')))
+                plan.append(
+                    _Download(study, series, sop, os.path.join(folder, study, series, f'{sop}.dcm'))
+                )
     return plan
 
 
@@ -1429,8 +1662,7 @@ def _remove_leftovers(plan: List[_Download]) -> None:
         except OSError:  # not made yet: nothing was left there
             continue
         for entry in entries:
-            if entry.name.startswith(dicomweb_client._TEMPORARY_PREFIX) \
-                    or entry.name in planned:
+            if entry.name.startswith(dicomweb_client._TEMPORARY_PREFIX) or entry.name in planned:
                 with contextlib.suppress(OSError):
                     if entry.is_file(follow_symlinks=False):
                         os.unlink(entry.path)
@@ -1441,23 +1673,39 @@ def _remove_leftovers(plan: List[_Download]) -> None:
 # ---------------------------------------------------------------------------------------
 
 _EXTENSIONS = {
-    'application/octet-stream': '.dat', 'image/jpeg': '.jpg', 'image/jp2': '.jp2',
-    'image/jpx': '.jpx', 'image/jls': '.jls', 'image/x-jls': '.jls', 'image/png': '.png',
-    'image/gif': '.gif', 'image/dicom-rle': '.rle', 'image/x-dicom-rle': '.rle',
-    'image/jxl': '.jxl', 'image/jphc': '.jhc', 'video/mpeg': '.mpg', 'video/mpeg2': '.mpg',
-    'video/mp4': '.mp4', 'video/H265': '.mp4',
+    'application/octet-stream': '.dat',
+    'image/jpeg': '.jpg',
+    'image/jp2': '.jp2',
+    'image/jpx': '.jpx',
+    'image/jls': '.jls',
+    'image/x-jls': '.jls',
+    'image/png': '.png',
+    'image/gif': '.gif',
+    'image/dicom-rle': '.rle',
+    'image/x-dicom-rle': '.rle',
+    'image/jxl': '.jxl',
+    'image/jphc': '.jhc',
+    'video/mpeg': '.mpg',
+    'video/mpeg2': '.mpg',
+    'video/mp4': '.mp4',
+    'video/H265': '.mp4',
 }
 
-_SIGNATURES = ((b'\x89PNG\r\n\x1a\n', '.png'), (b'\x00\x00\x00\x0cjP  \r\n\x87\n', '.jp2'),
-               (b'\xff\x4f\xff\x51', '.j2k'), (b'GIF87a', '.gif'), (b'GIF89a', '.gif'),
-               (b'\xff\xd8\xff\xf7', '.jls'), (b'\xff\xd8', '.jpg'))
+_SIGNATURES = (
+    (b'\x89PNG\r\n\x1a\n', '.png'),
+    (b'\x00\x00\x00\x0cjP  \r\n\x87\n', '.jp2'),
+    (b'\xff\x4f\xff\x51', '.j2k'),
+    (b'GIF87a', '.gif'),
+    (b'GIF89a', '.gif'),
+    (b'\xff\xd8\xff\xf7', '.jls'),
+    (b'\xff\xd8', '.jpg'),
+)
 
 
 def _extension(data: bytes, media_types: Optional[Tuple[Any, ...]]) -> str:
     """File name extension of a frame: from the one media type asked for, else sniffed."""
     if media_types is not None and len(media_types) == 1:
-        media_type = media_types[0] if isinstance(media_types[0], str) \
-            else media_types[0][0]
+        media_type = media_types[0] if isinstance(media_types[0], str) else media_types[0][0]
         if media_type in _EXTENSIONS:
             return _EXTENSIONS[media_type]
     for signature, extension in _SIGNATURES:
@@ -1469,15 +1717,17 @@ def _extension(data: bytes, media_types: Optional[Tuple[Any, ...]]) -> str:
 def _describe_blob(name: str, data: bytes, media_types: Optional[Tuple[Any, ...]]) -> str:
     kind = _extension(data, media_types).lstrip('.')
     kind = {'dat': 'binary data', 'jpg': 'JPEG', 'png': 'PNG', 'jp2': 'JPEG 2000'}.get(
-        kind, kind.upper())
+        kind, kind.upper()
+    )
     return f'{name}: {_plural(len(data), "byte")} ({kind})'
 
 
 def _retrieve_frames(client: Any, args: argparse.Namespace) -> int:
     media_types = args.media_types
     options = {} if media_types is None else {'media_types': media_types}
-    frames = client.retrieve_instance_frames(args.study, args.series, args.instance,
-                                             args.numbers, **options)
+    frames = client.retrieve_instance_frames(
+        args.study, args.series, args.instance, args.numbers, **options
+    )
     numbered = list(zip(args.numbers, frames))
     status = EXIT_OK
     if args.save:
@@ -1491,8 +1741,11 @@ def _retrieve_frames(client: Any, args: argparse.Namespace) -> int:
     if args.show:
         status = _show(numbered, media_types)
     if not args.save and not args.show:
-        _print_blobs([(f'frame {number}', data) for number, data in numbered], media_types,
-                     'redirect standard output to a file to keep the data, or use --save')
+        _print_blobs(
+            [(f'frame {number}', data) for number, data in numbered],
+            media_types,
+            'redirect standard output to a file to keep the data, or use --save',
+        )
     return status
 
 
@@ -1504,15 +1757,18 @@ def _show(numbered: List[Tuple[int, bytes]], media_types: Optional[Tuple[Any, ..
         with open(path, 'wb') as fileobj:
             fileobj.write(data)
         import webbrowser  # imported here: only --show needs it
-        if not webbrowser.open(urllib.parse.urljoin('file:', urllib.request.pathname2url(
-                os.path.abspath(path)))):
+
+        if not webbrowser.open(
+            urllib.parse.urljoin('file:', urllib.request.pathname2url(os.path.abspath(path)))
+        ):
             _error_line(f'no image viewer could be started for {path}; use --save')
             return EXIT_FAILED
     return EXIT_OK
 
 
-def _print_blobs(blobs: List[Tuple[str, bytes]], media_types: Optional[Tuple[Any, ...]],
-                 hint: str) -> None:
+def _print_blobs(
+    blobs: List[Tuple[str, bytes]], media_types: Optional[Tuple[Any, ...]], hint: str
+) -> None:
     """Raw bytes to a redirected standard output, a description to a terminal."""
     if _stdout_is_terminal():
         out = _stdout()
@@ -1527,14 +1783,18 @@ def _retrieve_bulkdata(client: Any, args: argparse.Namespace) -> int:
     media_types = args.media_types
     options = {} if media_types is None else {'media_types': media_types}
     items = client.retrieve_bulkdata(args.uri, **options)
-    _print_blobs([(f'item {number}', data) for number, data in enumerate(items, start=1)],
-                 media_types, 'redirect standard output to a file to keep the data')
+    _print_blobs(
+        [(f'item {number}', data) for number, data in enumerate(items, start=1)],
+        media_types,
+        'redirect standard output to a file to keep the data',
+    )
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------
 # store
 # ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Upload:
@@ -1590,11 +1850,17 @@ class _StreamedFile:
 
 
 _FAILURE_REASONS = {
-    0x0110: 'processing failure', 0x0112: 'no such object instance',
-    0x0117: 'invalid object instance', 0x0119: 'class-instance conflict',
-    0x0122: 'SOP class not supported', 0x0124: 'not authorized', 0xA700: 'out of resources',
-    0xA770: 'storage full', 0xA900: 'data set does not match SOP class',
-    0xC000: 'cannot understand', 0xC122: 'transfer syntax not supported',
+    0x0110: 'processing failure',
+    0x0112: 'no such object instance',
+    0x0117: 'invalid object instance',
+    0x0119: 'class-instance conflict',
+    0x0122: 'SOP class not supported',
+    0x0124: 'not authorized',
+    0xA700: 'out of resources',
+    0xA770: 'storage full',
+    0xA900: 'data set does not match SOP class',
+    0xC000: 'cannot understand',
+    0xC122: 'transfer syntax not supported',
 }
 
 
@@ -1648,8 +1914,11 @@ def _walk(folder: str) -> List[str]:
     found = []
     for root, folders, files in os.walk(folder):
         folders[:] = sorted(name for name in folders if not name.startswith('.'))
-        found += [os.path.join(root, name) for name in sorted(files)
-                  if not name.startswith('.') and not name.endswith('.part')]
+        found += [
+            os.path.join(root, name)
+            for name in sorted(files)
+            if not name.startswith('.') and not name.endswith('.part')
+        ]
     return found
 
 
@@ -1662,8 +1931,9 @@ def _inspect(path: str) -> _Upload:
             if fileobj.read(4) != b'DICM':
                 return _Upload(path, size, error='not a DICOM file (no DICM prefix)')
             fileobj.seek(0)
-            dataset = pydicom.dcmread(fileobj, stop_before_pixels=True,
-                                      specific_tags=['SOPInstanceUID'])
+            dataset = pydicom.dcmread(
+                fileobj, stop_before_pixels=True, specific_tags=['SOPInstanceUID']
+            )
     except OSError as error:
         return _Upload(path, 0, error=error.strerror or str(error))
     except Exception as error:  # noqa: BLE001 - pydicom raises several kinds for broken files
@@ -1672,8 +1942,7 @@ def _inspect(path: str) -> _Upload:
     return _Upload(path, size, uid=str(uid) if uid else None)
 
 
-def _store_in_one_request(client: Any, args: argparse.Namespace,
-                          uploads: List[_Upload]) -> None:
+def _store_in_one_request(client: Any, args: argparse.Namespace, uploads: List[_Upload]) -> None:
     """Stream every file in one STOW-RS request and sort the files by the report."""
     total = sum(upload.size for upload in uploads)
     with _progress(args, 'store', total_items=len(uploads), total_bytes=total) as progress:
@@ -1710,8 +1979,10 @@ def _report_of_refusal(error: Any) -> Optional[Dataset]:
 
 
 def _apply_report(report: Dataset, uploads: List[_Upload]) -> None:
-    stored = {str(item.get('ReferencedSOPInstanceUID', ''))
-              for item in report.get('ReferencedSOPSequence', [])}
+    stored = {
+        str(item.get('ReferencedSOPInstanceUID', ''))
+        for item in report.get('ReferencedSOPSequence', [])
+    }
     failed = {}
     for item in report.get('FailedSOPSequence', []):
         code = item.get('FailureReason')
@@ -1731,11 +2002,11 @@ def _apply_report(report: Dataset, uploads: List[_Upload]) -> None:
             upload.error = 'not listed in the server\'s report'
 
 
-def _store_one_by_one(client: Any, args: argparse.Namespace,
-                      uploads: List[_Upload]) -> None:
+def _store_one_by_one(client: Any, args: argparse.Namespace, uploads: List[_Upload]) -> None:
     """Store files through a file client, one data set in memory at a time."""
-    with _progress(args, 'store', total_items=len(uploads),
-                   total_bytes=sum(upload.size for upload in uploads)) as progress:
+    with _progress(
+        args, 'store', total_items=len(uploads), total_bytes=sum(upload.size for upload in uploads)
+    ) as progress:
         for upload in uploads:
             try:
                 dataset = pydicom.dcmread(upload.path)
@@ -1753,6 +2024,7 @@ def _store_one_by_one(client: Any, args: argparse.Namespace,
 # Errors and the entry points
 # ---------------------------------------------------------------------------------------
 
+
 def _describe(error: BaseException) -> str:
     """One line saying what went wrong."""
     if isinstance(error, dicomweb_client.HTTPError):
@@ -1762,15 +2034,13 @@ def _describe(error: BaseException) -> str:
         if message and message != phrase:
             text += f': {message}'
         return text
-    if isinstance(error, (dicomweb_client.RequestException, CommandError, ValueError,
-                          OSError)):
+    if isinstance(error, (dicomweb_client.RequestException, CommandError, ValueError, OSError)):
         return _one_line(str(error)) or type(error).__name__
     return _one_line(f'{type(error).__name__}: {error}')
 
 
 def _traceback_text(error: BaseException) -> str:
-    return ''.join(traceback.format_exception(type(error), error, error.__traceback__)
-                   ).rstrip()
+    return ''.join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
 
 
 def _exit_code(exit_: SystemExit) -> int:
@@ -1826,8 +2096,10 @@ def main(args: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     parser = build_parser()
     if isinstance(args, argparse.Namespace):
         if not callable(getattr(args, 'handler', None)):
-            raise TypeError('args must be a list of strings or the namespace returned by '
-                            '_get_parser().parse_args()')
+            raise TypeError(
+                'args must be a list of strings or the namespace returned by '
+                '_get_parser().parse_args()'
+            )
         sys.exit(_run(parser, args))
     try:
         namespace = parser.parse_args(sys.argv[1:] if args is None else list(args))

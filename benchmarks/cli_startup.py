@@ -15,6 +15,7 @@ each environment (``python -c pass``: the floor no Python program goes below), i
 the module, and the CLI's ``search studies``.  Prints a Markdown table of the median and
 the fastest run; a shell loop over N UIDs waits about N times the median.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,22 +48,28 @@ def environment(impl: str) -> Dict[str, str]:
 def wall_time(command: Sequence[str], env: Dict[str, str]) -> float:
     """Seconds from starting ``command`` to its exit; a failure stops the benchmark."""
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    completed = subprocess.run(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f'{" ".join(command)} failed: {completed.stderr.decode()[-500:]}')
     return elapsed
 
 
-def commands(url: str, our_python: str,
-             reference_python: Optional[str]) -> Dict[str, List[str]]:
+def commands(url: str, our_python: str, reference_python: Optional[str]) -> Dict[str, List[str]]:
     """Row label -> command line (run in the repository root)."""
     rows = {
         'bare interpreter (our venv)': [our_python, '-c', 'pass'],
         'import dicomweb_client (ours)': [our_python, '-c', 'import dicomweb_client'],
-        'CLI search studies (ours)': [our_python, str(ROOT / 'dicomweb_client_cli.py'),
-                                      '--url', url, 'search', 'studies'],
+        'CLI search studies (ours)': [
+            our_python,
+            str(ROOT / 'dicomweb_client_cli.py'),
+            '--url',
+            url,
+            'search',
+            'studies',
+        ],
     }
     if reference_python:
         script = Path(reference_python).parent / 'dicomweb_client'
@@ -70,16 +77,18 @@ def commands(url: str, our_python: str,
         # the path, so the established package is what gets imported
         rows['bare interpreter (established venv)'] = [reference_python, '-P', '-c', 'pass']
         rows['import dicomweb_client.api (established)'] = [
-            reference_python, '-P', '-c', 'import dicomweb_client.api']
-        rows['CLI search studies (established)'] = [
-            str(script), '--url', url, 'search', 'studies']
+            reference_python,
+            '-P',
+            '-c',
+            'import dicomweb_client.api',
+        ]
+        rows['CLI search studies (established)'] = [str(script), '--url', url, 'search', 'studies']
     return rows
 
 
 def measure(rows: Dict[str, List[str]], runs: int) -> Dict[str, List[float]]:
     """Run every row ``runs`` times, interleaved, after one untimed warm-up run each."""
-    envs = {label: environment('reference' if 'established' in label else 'ours')
-            for label in rows}
+    envs = {label: environment('reference' if 'established' in label else 'ours') for label in rows}
     for label, command in rows.items():
         wall_time(command, envs[label])
     times: Dict[str, List[float]] = {label: [] for label in rows}
@@ -92,16 +101,18 @@ def measure(rows: Dict[str, List[str]], runs: int) -> Dict[str, List[float]]:
 def table(times: Dict[str, List[float]]) -> str:
     lines = ['| command | median | fastest |', '|---|---:|---:|']
     for label, values in times.items():
-        lines.append(f'| {label} | {statistics.median(values) * 1000:.0f} ms '
-                     f'| {min(values) * 1000:.0f} ms |')
+        lines.append(
+            f'| {label} | {statistics.median(values) * 1000:.0f} ms | {min(values) * 1000:.0f} ms |'
+        )
     return '\n'.join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--runs', type=int, default=20, help='timed runs per row')
-    parser.add_argument('--reference-python',
-                        help='python of a virtualenv with the established dicomweb-client')
+    parser.add_argument(
+        '--reference-python', help='python of a virtualenv with the established dicomweb-client'
+    )
     options = parser.parse_args(argv)
     server, url = start_server(SIZES, 0.0)
     try:
@@ -114,8 +125,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.terminate()
         server.wait()
     print(table(times))
-    print(f'\n{options.runs} runs per row, Python {sys.version.split()[0]}, '
-          f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}')
+    print(
+        f'\n{options.runs} runs per row, Python {sys.version.split()[0]}, '
+        f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}'
+    )
     return 0
 
 

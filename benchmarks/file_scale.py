@@ -40,6 +40,7 @@ The result is a Markdown table on standard output (progress goes to standard err
 ratio column is established / ours, so above 1 means ours is faster or smaller.  The exit
 status is non-zero when a child process failed or our client gave a wrong answer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,17 +71,38 @@ GENERATOR_VERSION = 1  # bump when the generated files change, so cached archive
 
 UID_ROOT = '1.2.826.0.1.3680043.8.498.'  # pydicom's root
 MODALITIES = ('CT', 'MR', 'CR', 'NM')
-SOP_CLASSES = {'CT': '1.2.840.10008.5.1.4.1.1.2', 'MR': '1.2.840.10008.5.1.4.1.1.4',
-               'CR': '1.2.840.10008.5.1.4.1.1.1', 'NM': '1.2.840.10008.5.1.4.1.1.20'}
-STUDY_DESCRIPTIONS = {'CT': 'CT CHEST WITH CONTRAST', 'MR': 'MR BRAIN WITHOUT CONTRAST',
-                      'CR': 'CR CHEST 2 VIEWS', 'NM': 'NM BONE SCAN WHOLE BODY'}
+SOP_CLASSES = {
+    'CT': '1.2.840.10008.5.1.4.1.1.2',
+    'MR': '1.2.840.10008.5.1.4.1.1.4',
+    'CR': '1.2.840.10008.5.1.4.1.1.1',
+    'NM': '1.2.840.10008.5.1.4.1.1.20',
+}
+STUDY_DESCRIPTIONS = {
+    'CT': 'CT CHEST WITH CONTRAST',
+    'MR': 'MR BRAIN WITHOUT CONTRAST',
+    'CR': 'CR CHEST 2 VIEWS',
+    'NM': 'NM BONE SCAN WHOLE BODY',
+}
 BODY_PARTS = {'CT': 'CHEST', 'MR': 'HEAD', 'CR': 'CHEST', 'NM': 'WHOLEBODY'}
-SERIES_KINDS = {'CT': ('AXIAL', 'CORONAL', 'SAGITTAL', 'SCOUT'),
-                'MR': ('T1 AX', 'T2 AX', 'FLAIR', 'DWI'),
-                'CR': ('PA', 'LAT', 'AP', 'OBLIQUE'),
-                'NM': ('ANTERIOR', 'POSTERIOR', 'SPECT', 'WHOLE BODY')}
-LAST_NAMES = ('SMITH', 'MUELLER', 'GARCIA', 'ROSSI', 'NGUYEN', 'KOWALSKI', 'SATO', 'DUBOIS',
-              'JOHANSSON', 'OKAFOR', 'SILVA')
+SERIES_KINDS = {
+    'CT': ('AXIAL', 'CORONAL', 'SAGITTAL', 'SCOUT'),
+    'MR': ('T1 AX', 'T2 AX', 'FLAIR', 'DWI'),
+    'CR': ('PA', 'LAT', 'AP', 'OBLIQUE'),
+    'NM': ('ANTERIOR', 'POSTERIOR', 'SPECT', 'WHOLE BODY'),
+}
+LAST_NAMES = (
+    'SMITH',
+    'MUELLER',
+    'GARCIA',
+    'ROSSI',
+    'NGUYEN',
+    'KOWALSKI',
+    'SATO',
+    'DUBOIS',
+    'JOHANSSON',
+    'OKAFOR',
+    'SILVA',
+)
 FIRST_NAMES = ('ANNA', 'BEN', 'CHLOE', 'DAVID', 'EMMA', 'FELIX', 'GRACE', 'HUGO', 'IRIS')
 
 # the searches: name -> row label; their arguments come from query_specs()
@@ -94,6 +116,7 @@ QUERIES = {
 
 
 # -- the archive layout --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -193,6 +216,7 @@ def _width(values: Any) -> int:
 
 def _date(start: Tuple[int, int, int], days: int) -> str:
     import datetime
+
     return (datetime.date(*start) + datetime.timedelta(days=days)).strftime('%Y%m%d')
 
 
@@ -228,8 +252,7 @@ def study_values(layout: Layout, study: int) -> Dict[str, str]:
         'SeriesDate': date,
         'ContentDate': date,
         'StudyTime': f'{7 + study % 11:02d}{study * 13 % 60:02d}{study * 7 % 60:02d}',
-        'StudyDescription': STUDY_DESCRIPTIONS[modality].ljust(
-            _width(STUDY_DESCRIPTIONS.values())),
+        'StudyDescription': STUDY_DESCRIPTIONS[modality].ljust(_width(STUDY_DESCRIPTIONS.values())),
         'Modality': modality,
         'BodyPartExamined': BODY_PARTS[modality].ljust(_width(BODY_PARTS.values())),
         'SOPClassUID': SOP_CLASSES[modality],
@@ -239,8 +262,10 @@ def study_values(layout: Layout, study: int) -> Dict[str, str]:
 
 def series_values(layout: Layout, study: int, series: int) -> Dict[str, str]:
     """The attributes that differ between the series of a study (fixed-width strings)."""
-    widest = max((f'{kind} series {layout.per_study}' for kinds in SERIES_KINDS.values()
-                  for kind in kinds), key=len)
+    widest = max(
+        (f'{kind} series {layout.per_study}' for kinds in SERIES_KINDS.values() for kind in kinds),
+        key=len,
+    )
     return {
         'SeriesInstanceUID': series_uid(study, series),
         'FrameOfReferenceUID': f'{UID_ROOT}4.{10_000_000 + study}.{10 + series}',
@@ -264,6 +289,7 @@ def instance_values(layout: Layout, study: int, series: int, instance: int) -> D
 
 # -- the template and the patching ----------------------------------------------------------
 
+
 def build_template(layout: Layout) -> Tuple[bytes, Dict[str, Tuple[int, int, bytes]]]:
     """Write the first instance with pydicom and find where its variable values are.
 
@@ -286,28 +312,51 @@ def build_template(layout: Layout) -> Tuple[bytes, Dict[str, Tuple[int, int, byt
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
 
-    values = {**study_values(layout, 0), **series_values(layout, 0, 0),
-              **instance_values(layout, 0, 0, 0)}
+    values = {
+        **study_values(layout, 0),
+        **series_values(layout, 0, 0),
+        **instance_values(layout, 0, 0, 0),
+    }
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     constant = {
-        'SpecificCharacterSet': 'ISO_IR 100', 'ImageType': ['ORIGINAL', 'PRIMARY', 'AXIAL'],
-        'InstanceCreationDate': '20240101', 'InstanceCreationTime': '120000',
-        'ContentTime': '120000', 'Manufacturer': 'BENCHMARK MEDICAL',
-        'InstitutionName': 'BENCHMARK HOSPITAL', 'ReferringPhysicianName': 'WHO^REFERRED',
-        'StationName': 'SCANNER01', 'ManufacturerModelName': 'SCALE 1000',
-        'OperatorsName': 'TECH^ONE', 'DeviceSerialNumber': '0001',
-        'SoftwareVersions': '1.0', 'ProtocolName': 'BENCHMARK PROTOCOL',
-        'SliceThickness': '2.5', 'KVP': '120', 'PatientPosition': 'HFS',
-        'StudyInstanceUID': values['StudyInstanceUID'], 'SeriesNumber': '1',
-        'AcquisitionNumber': '1', 'ImageOrientationPatient': ['1', '0', '0', '0', '1', '0'],
-        'PositionReferenceIndicator': '', 'SamplesPerPixel': 1,
-        'PhotometricInterpretation': 'MONOCHROME2', 'Rows': 8, 'Columns': 8,
-        'PixelSpacing': ['0.5', '0.5'], 'BitsAllocated': 16, 'BitsStored': 12, 'HighBit': 11,
-        'PixelRepresentation': 0, 'WindowCenter': '2048', 'WindowWidth': '4096',
-        'RescaleIntercept': '-1024', 'RescaleSlope': '1',
+        'SpecificCharacterSet': 'ISO_IR 100',
+        'ImageType': ['ORIGINAL', 'PRIMARY', 'AXIAL'],
+        'InstanceCreationDate': '20240101',
+        'InstanceCreationTime': '120000',
+        'ContentTime': '120000',
+        'Manufacturer': 'BENCHMARK MEDICAL',
+        'InstitutionName': 'BENCHMARK HOSPITAL',
+        'ReferringPhysicianName': 'WHO^REFERRED',
+        'StationName': 'SCANNER01',
+        'ManufacturerModelName': 'SCALE 1000',
+        'OperatorsName': 'TECH^ONE',
+        'DeviceSerialNumber': '0001',
+        'SoftwareVersions': '1.0',
+        'ProtocolName': 'BENCHMARK PROTOCOL',
+        'SliceThickness': '2.5',
+        'KVP': '120',
+        'PatientPosition': 'HFS',
+        'StudyInstanceUID': values['StudyInstanceUID'],
+        'SeriesNumber': '1',
+        'AcquisitionNumber': '1',
+        'ImageOrientationPatient': ['1', '0', '0', '0', '1', '0'],
+        'PositionReferenceIndicator': '',
+        'SamplesPerPixel': 1,
+        'PhotometricInterpretation': 'MONOCHROME2',
+        'Rows': 8,
+        'Columns': 8,
+        'PixelSpacing': ['0.5', '0.5'],
+        'BitsAllocated': 16,
+        'BitsStored': 12,
+        'HighBit': 11,
+        'PixelRepresentation': 0,
+        'WindowCenter': '2048',
+        'WindowWidth': '4096',
+        'RescaleIntercept': '-1024',
+        'RescaleSlope': '1',
     }
     for keyword, value in {**constant, **values}.items():
         target = ds.file_meta if keyword.startswith('MediaStorage') else ds
@@ -333,8 +382,9 @@ def build_template(layout: Layout) -> Tuple[bytes, Dict[str, Tuple[int, int, byt
     return data, slots
 
 
-def patch(buffer: bytearray, slots: Dict[str, Tuple[int, int, bytes]],
-          values: Dict[str, str]) -> None:
+def patch(
+    buffer: bytearray, slots: Dict[str, Tuple[int, int, bytes]], values: Dict[str, str]
+) -> None:
     """Write values into a copy of the template, in place.
 
     Parameters
@@ -353,15 +403,19 @@ def patch(buffer: bytearray, slots: Dict[str, Tuple[int, int, bytes]],
             raw += padding
             if len(raw) != length:
                 raise ValueError(f'{keyword} {value!r} does not fit {length} bytes')
-        buffer[offset:offset + length] = raw
+        buffer[offset : offset + length] = raw
 
 
 def instance_path(root: str, layout: Layout, study: int, series: int, instance: int) -> str:
     """Where a generated instance is written: patient/study/series/instance.dcm."""
     values = study_values(layout, study)
-    return os.path.join(root, values['PatientID'],
-                        f'{values["StudyDate"]}_{values["AccessionNumber"]}',
-                        f'{series + 1:02d}_{values["Modality"]}', f'{instance + 1:05d}.dcm')
+    return os.path.join(
+        root,
+        values['PatientID'],
+        f'{values["StudyDate"]}_{values["AccessionNumber"]}',
+        f'{series + 1:02d}_{values["Modality"]}',
+        f'{instance + 1:05d}.dcm',
+    )
 
 
 def generate(root: Path, layout: Layout, progress: Callable[[int], None]) -> int:
@@ -395,8 +449,7 @@ def generate(root: Path, layout: Layout, progress: Callable[[int], None]) -> int
             for instance in range(count):
                 buffer = bytearray(series_buffer)
                 patch(buffer, slots, instance_values(layout, study, series, instance))
-                descriptor = os.open(os.path.join(folder, f'{instance + 1:05d}.dcm'), flags,
-                                     0o644)
+                descriptor = os.open(os.path.join(folder, f'{instance + 1:05d}.dcm'), flags, 0o644)
                 try:
                     os.write(descriptor, buffer)
                 finally:
@@ -411,8 +464,9 @@ def sample_positions(layout: Layout, count: int = 25) -> List[Tuple[int, int, in
     step = max(layout.size // count, 1)
     numbers = sorted(set(range(0, layout.size, step)) | {layout.size - 1})
     per_study = layout.per_study * layout.per_series
-    return [(n // per_study, n % per_study // layout.per_series, n % layout.per_series)
-            for n in numbers]
+    return [
+        (n // per_study, n % per_study // layout.per_series, n % layout.per_series) for n in numbers
+    ]
 
 
 def verify(root: Path, layout: Layout) -> int:
@@ -445,8 +499,11 @@ def verify(root: Path, layout: Layout) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter('error')  # invalid values would warn
             ds = pydicom.dcmread(path)
-            expected = {**study_values(layout, study), **series_values(layout, study, series),
-                        **instance_values(layout, study, series, instance)}
+            expected = {
+                **study_values(layout, study),
+                **series_values(layout, study, series),
+                **instance_values(layout, study, series, instance),
+            }
             for keyword, value in expected.items():
                 element = (ds.file_meta if keyword.startswith('MediaStorage') else ds)[keyword]
                 got = element.value
@@ -490,8 +547,10 @@ def prepare_archive(workdir: Path, layout: Layout) -> Dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
         marker.unlink(missing_ok=True)
         root.mkdir(parents=True)
-        log(f'{layout.size:,}: generating {layout.n_studies:,} studies, '
-            f'{layout.n_series:,} series in {root} ...')
+        log(
+            f'{layout.size:,}: generating {layout.n_studies:,} studies, '
+            f'{layout.n_series:,} series in {root} ...'
+        )
         started, cpu_started = time.perf_counter(), time.process_time()
         next_report = [time.monotonic() + 10]
 
@@ -503,13 +562,19 @@ def prepare_archive(workdir: Path, layout: Layout) -> Dict[str, Any]:
 
         written = generate(root, layout, progress)
         seconds = time.perf_counter() - started
-        info = {**expected, 'bytes': written, 'seconds': seconds,
-                'cpu_seconds': time.process_time() - cpu_started,
-                'files_per_second': layout.size / seconds}
+        info = {
+            **expected,
+            'bytes': written,
+            'seconds': seconds,
+            'cpu_seconds': time.process_time() - cpu_started,
+            'files_per_second': layout.size / seconds,
+        }
         marker.write_text(json.dumps(info, indent=1))
         info['reused'] = False
-        log(f'{layout.size:,}: generated {written / 1e6:,.1f} MB in {seconds:.1f} s '
-            f'({layout.size / seconds:,.0f} files/s, {written / layout.size:,.0f} B/file)')
+        log(
+            f'{layout.size:,}: generated {written / 1e6:,.1f} MB in {seconds:.1f} s '
+            f'({layout.size / seconds:,.0f} files/s, {written / layout.size:,.0f} B/file)'
+        )
     info['verified'] = verify(root, layout)
     info['root'] = str(root)
     return info
@@ -536,6 +601,7 @@ def warm_cache(root: Path) -> float:
 
 
 # -- index files beside the archive -----------------------------------------------------
+
 
 def index_files(root: Path, impl: Optional[str] = None) -> List[str]:
     """Names in the archive folder that belong to an index (of one or both implementations).
@@ -565,7 +631,7 @@ def remove_indexes(root: Path) -> None:
 def leftovers(root: Path, impl: str) -> List[str]:
     """Suffixes of the index companion files that are there (e.g. ``['-shm', '-wal']``)."""
     name = INDEX_NAMES[impl]
-    return [other[len(name):] for other in index_files(root, impl) if other != name]
+    return [other[len(name) :] for other in index_files(root, impl) if other != name]
 
 
 def index_size(root: Path, impl: str) -> Optional[int]:
@@ -578,6 +644,7 @@ def index_size(root: Path, impl: str) -> Optional[int]:
 
 
 # -- the child process ------------------------------------------------------------------
+
 
 def rss_mib(who: int) -> float:
     """Peak RSS (``ru_maxrss``) of this process or of its largest waited-for child, MiB."""
@@ -608,8 +675,10 @@ def import_client(impl: str) -> Tuple[type, Dict[str, Any]]:
     inside = module == PROJECT / 'dicomweb_client.py'
     if inside != (impl == 'ours'):
         raise RuntimeError(f'{impl}: imported the wrong dicomweb_client ({module})')
-    return DICOMfileClient, {'module': str(module),
-                             'version': getattr(dicomweb_client, '__version__', None)}
+    return DICOMfileClient, {
+        'module': str(module),
+        'version': getattr(dicomweb_client, '__version__', None),
+    }
 
 
 def close_client(client: Any) -> None:
@@ -645,8 +714,11 @@ def open_and_close(client_class: type, url: str, update_db: bool) -> Dict[str, f
     close_client(client)
     del client
     done = time.perf_counter()
-    return {'seconds': done - started, 'open_seconds': opened - started,
-            'close_seconds': done - opened}
+    return {
+        'seconds': done - started,
+        'open_seconds': opened - started,
+        'close_seconds': done - opened,
+    }
 
 
 def run_query(client: Any, name: str, spec: Dict[str, Any]) -> List[Any]:
@@ -656,8 +728,9 @@ def run_query(client: Any, name: str, spec: Dict[str, Any]) -> List[Any]:
     if name in ('series_by_description', 'series_by_modality'):
         return client.search_for_series(search_filters=spec['filters'])
     if name == 'instances_of_series':
-        return client.search_for_instances(study_instance_uid=spec['study'],
-                                           series_instance_uid=spec['series'])
+        return client.search_for_instances(
+            study_instance_uid=spec['study'], series_instance_uid=spec['series']
+        )
     raise ValueError(f'unknown query {name!r}')
 
 
@@ -689,8 +762,9 @@ def child(spec: Dict[str, Any]) -> Dict[str, Any]:
         answer = run_query(client, spec['query'], spec['args'])
         result['first_seconds'] = time.perf_counter() - first
         times: List[float] = []
-        while not times or (len(times) < spec['repeat']
-                            and result['first_seconds'] + sum(times) < spec['budget']):
+        while not times or (
+            len(times) < spec['repeat'] and result['first_seconds'] + sum(times) < spec['budget']
+        ):
             started = time.perf_counter()
             answer = run_query(client, spec['query'], spec['args'])
             times.append(time.perf_counter() - started)
@@ -715,6 +789,7 @@ def child_main(argument: str) -> int:
 
 
 # -- the parent: running children --------------------------------------------------------
+
 
 def log(message: str) -> None:
     """Progress to standard error."""
@@ -772,18 +847,23 @@ class Runner:
             The child's JSON answer, or one with ``error``.
         """
         spec = {**spec, 'impl': impl, 'url': root.as_uri()}
-        command = [self.pythons[impl], str(Path(__file__).resolve()), '--child',
-                   json.dumps(spec)]
+        command = [self.pythons[impl], str(Path(__file__).resolve()), '--child', json.dumps(spec)]
         try:
-            done = subprocess.run(command, cwd=str(root.parent), env=self.env,
-                                  capture_output=True, text=True, timeout=self.timeout)
+            done = subprocess.run(
+                command,
+                cwd=str(root.parent),
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+            )
         except subprocess.TimeoutExpired:
             return {'error': f'timed out after {self.timeout:.0f} s'}
         lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
         if not lines:
             tail = ' | '.join(done.stderr.strip().splitlines()[-3:])
             return {'error': f'exit status {done.returncode}: {tail}'}
-        result = json.loads(lines[-1][len(RESULT_MARKER):])
+        result = json.loads(lines[-1][len(RESULT_MARKER) :])
         if 'error' in result:
             log(done.stderr.strip())
         result['leftovers'] = leftovers(root, impl)
@@ -805,31 +885,38 @@ def query_specs(layout: Layout) -> Dict[str, Dict[str, Any]]:
         filtered search, the number there would be without the filter (``unfiltered``).
     """
     studies = range(layout.n_studies)
-    series = [(study, number) for study in studies
-              for number in range(len(layout.series_sizes(study)))]
+    series = [
+        (study, number) for study in studies for number in range(len(layout.series_sizes(study)))
+    ]
     middle = layout.n_studies // 2
     patient = patient_id(layout, middle)
     return {
         'all_studies': {'args': {}, 'expected': layout.n_studies},
         'studies_by_patient_id': {
-            'args': {'filters': {'PatientID': patient}}, 'unfiltered': layout.n_studies,
-            'expected': sum(patient_id(layout, s) == patient for s in studies)},
+            'args': {'filters': {'PatientID': patient}},
+            'unfiltered': layout.n_studies,
+            'expected': sum(patient_id(layout, s) == patient for s in studies),
+        },
         'series_by_description': {
             'args': {'filters': {'SeriesDescription': '*series 2*'}},
             'unfiltered': len(series),
-            'expected': sum(fnmatchcase(series_description(*key), '*series 2*')
-                            for key in series)},
+            'expected': sum(fnmatchcase(series_description(*key), '*series 2*') for key in series),
+        },
         'series_by_modality': {
-            'args': {'filters': {'Modality': 'M*'}}, 'unfiltered': len(series),
-            'expected': sum(study_modality(study) == 'MR' for study, _ in series)},
+            'args': {'filters': {'Modality': 'M*'}},
+            'unfiltered': len(series),
+            'expected': sum(study_modality(study) == 'MR' for study, _ in series),
+        },
         'instances_of_series': {
             'args': {'study': study_uid(middle), 'series': series_uid(middle, 0)},
-            'expected': layout.series_sizes(middle)[0]},
+            'expected': layout.series_sizes(middle)[0],
+        },
     }
 
 
-def measure(runner: Runner, impl: str, root: Path, layout: Layout,
-            args: argparse.Namespace) -> Dict[str, Any]:
+def measure(
+    runner: Runner, impl: str, root: Path, layout: Layout, args: argparse.Namespace
+) -> Dict[str, Any]:
     """All measurements of one implementation on one archive.
 
     Parameters
@@ -860,25 +947,37 @@ def measure(runner: Runner, impl: str, root: Path, layout: Layout,
     result['index_bytes'] = index_size(root, impl)
     if result['index_bytes'] is None:
         result['problems'].append(f'no index file {INDEX_NAMES[impl]} beside the archive')
-    for key, update_db, count in (('reopen', False, args.reopens),
-                                  ('update', True, args.update_reopens)):
+    for key, update_db, count in (
+        ('reopen', False, args.reopens),
+        ('update', True, args.update_reopens),
+    ):
         log(f'  {impl}: {count} x re-open, update_db={update_db} ...')
-        runs = [runner.run(impl, root, {'action': 'open', 'update_db': update_db})
-                for _ in range(count)]
+        runs = [
+            runner.run(impl, root, {'action': 'open', 'update_db': update_db}) for _ in range(count)
+        ]
         result[key] = combine(runs)
     result['queries'] = {}
     for name, query in query_specs(layout).items():
         log(f'  {impl}: {QUERIES[name]} ...')
-        answer = runner.run(impl, root, {'action': 'query', 'query': name,
-                                         'args': query['args'], 'repeat': args.repeat,
-                                         'budget': args.query_budget})
+        answer = runner.run(
+            impl,
+            root,
+            {
+                'action': 'query',
+                'query': name,
+                'args': query['args'],
+                'repeat': args.repeat,
+                'budget': args.query_budget,
+            },
+        )
         answer['expected'] = query['expected']
         if 'error' not in answer and answer['count'] != query['expected']:
             answer['wrong'] = True
             ignored = answer['count'] == query.get('unfiltered')
             result['problems'].append(
                 f'{QUERIES[name]}: {answer["count"]:,} results, expected '
-                f'{query["expected"]:,}' + (' (the filter was ignored)' if ignored else ''))
+                f'{query["expected"]:,}' + (' (the filter was ignored)' if ignored else '')
+            )
         result['queries'][name] = answer
     for step in ('index', 'reopen', 'update', *result['queries'].values()):
         answer = result[step] if isinstance(step, str) else step
@@ -893,15 +992,18 @@ def combine(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     good = [run for run in runs if 'error' not in run]
     if not good:
         return runs[0]
-    return {'seconds': statistics.median(run['seconds'] for run in good),
-            'times': [run['seconds'] for run in good],
-            'rss_mib': max(run['rss_mib'] for run in good),
-            'baseline_rss_mib': max(run['baseline_rss_mib'] for run in good),
-            'leftovers': sorted({s for run in runs for s in run.get('leftovers', [])}),
-            'runs': runs}
+    return {
+        'seconds': statistics.median(run['seconds'] for run in good),
+        'times': [run['seconds'] for run in good],
+        'rss_mib': max(run['rss_mib'] for run in good),
+        'baseline_rss_mib': max(run['baseline_rss_mib'] for run in good),
+        'leftovers': sorted({s for run in runs for s in run.get('leftovers', [])}),
+        'runs': runs,
+    }
 
 
 # -- the table ----------------------------------------------------------------------------
+
 
 def fmt_seconds(value: Optional[float]) -> str:
     """Seconds with a unit that keeps three significant digits or so."""
@@ -929,6 +1031,7 @@ def row_values(result: Dict[str, Any], size: int) -> Dict[str, Tuple[Optional[fl
     Dict[str, Tuple[Optional[float], str]]
         The number is what the ratio is computed from (lower is better), None if none.
     """
+
     def seconds(answer: Dict[str, Any]) -> Tuple[Optional[float], str]:
         if 'error' in answer:
             return None, 'error'
@@ -947,13 +1050,15 @@ def row_values(result: Dict[str, Any], size: int) -> Dict[str, Tuple[Optional[fl
     index, reopen, update = result['index'], result['reopen'], result['update']
     rows = {
         'index from scratch': seconds(index),
-        'index: files/s': (None, '—') if 'error' in index else (
-            index['seconds'] / size, f'{size / index["seconds"]:,.0f}'),
+        'index: files/s': (None, '—')
+        if 'error' in index
+        else (index['seconds'] / size, f'{size / index["seconds"]:,.0f}'),
         'index: peak RSS, process': mib(index),
         'index: peak RSS, largest worker': mib(index, 'children_rss_mib'),
         'index: bytes per instance (with -wal)': (
             None if result['index_bytes'] is None else result['index_bytes'] / size,
-            '—' if result['index_bytes'] is None else f'{result["index_bytes"] / size:,.0f}'),
+            '—' if result['index_bytes'] is None else f'{result["index_bytes"] / size:,.0f}',
+        ),
         're-open, update_db=False (median)': seconds(reopen),
         're-open: peak RSS': mib(reopen),
         're-open, update_db=True': seconds(update),
@@ -964,7 +1069,8 @@ def row_values(result: Dict[str, Any], size: int) -> Dict[str, Tuple[Optional[fl
         rows[f'{QUERIES[name]} (median)'] = seconds(answer)
     rows['search: peak RSS (max)'] = max(
         (mib(answer) for answer in result['queries'].values()),
-        key=lambda pair: -1 if pair[0] is None else pair[0])
+        key=lambda pair: -1 if pair[0] is None else pair[0],
+    )
     steps = [('index', index), ('re-open', reopen), ('update', update)]
     steps += [('search', answer) for answer in result['queries'].values()]
     left: Dict[str, List[str]] = {}
@@ -973,8 +1079,11 @@ def row_values(result: Dict[str, Any], size: int) -> Dict[str, Tuple[Optional[fl
             left.setdefault(suffix, [])
             if step not in left[suffix]:
                 left[suffix].append(step)
-    rows['files left beside the archive after exit'] = (None, ', '.join(
-        f'{suffix} ({"/".join(steps)})' for suffix, steps in sorted(left.items())) or 'none')
+    rows['files left beside the archive after exit'] = (
+        None,
+        ', '.join(f'{suffix} ({"/".join(steps)})' for suffix, steps in sorted(left.items()))
+        or 'none',
+    )
     return rows
 
 
@@ -996,8 +1105,9 @@ def table(results: Dict[int, Dict[str, Dict[str, Any]]]) -> str:
     header = ['measurement']
     for size in sizes:
         header += [f'ours {size:,}', f'established {size:,}', 'ratio']
-        cells = {impl: row_values(results[size][impl], size)
-                 for impl in IMPLS if impl in results[size]}
+        cells = {
+            impl: row_values(results[size][impl], size) for impl in IMPLS if impl in results[size]
+        }
         for label in cells['ours']:
             ours = cells['ours'][label]
             other = cells.get('established', {}).get(label, (None, 'skipped'))
@@ -1005,13 +1115,13 @@ def table(results: Dict[int, Dict[str, Dict[str, Any]]]) -> str:
             if ours[0] and other[0] is not None and not other[1].endswith(')'):
                 ratio = f'{other[0] / ours[0]:.2f}x'
             rows.setdefault(label, []).extend([ours[1], other[1], ratio])
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|---|' + '---:|' * (len(header) - 1)]
+    lines = ['| ' + ' | '.join(header) + ' |', '|---|' + '---:|' * (len(header) - 1)]
     lines += ['| ' + ' | '.join([label, *cells]) + ' |' for label, cells in rows.items()]
     return '\n'.join(lines)
 
 
 # -- main -------------------------------------------------------------------------------
+
 
 def find_reference_python(args: argparse.Namespace) -> Optional[str]:
     """The established package's interpreter: ``--reference-python`` or run.py's venv.
@@ -1042,48 +1152,92 @@ def find_reference_python(args: argparse.Namespace) -> Optional[str]:
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--sizes', default='5000,50000',
-                        help='comma-separated instance counts (default 5000,50000)')
+    parser.add_argument(
+        '--sizes', default='5000,50000', help='comma-separated instance counts (default 5000,50000)'
+    )
     parser.add_argument('--million', action='store_true', help='also 1,000,000 instances')
-    parser.add_argument('--workdir', type=Path,
-                        default=Path(tempfile.gettempdir()) / 'dicomweb-client-file-scale',
-                        help='where the archives are generated (default: %(default)s)')
-    parser.add_argument('--keep', action='store_true',
-                        help='keep the generated archives for the next run')
+    parser.add_argument(
+        '--workdir',
+        type=Path,
+        default=Path(tempfile.gettempdir()) / 'dicomweb-client-file-scale',
+        help='where the archives are generated (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--keep', action='store_true', help='keep the generated archives for the next run'
+    )
     parser.add_argument('--per-series', type=int, default=20, help='instances per series')
     parser.add_argument('--per-study', type=int, default=4, help='series per study')
     parser.add_argument('--per-patient', type=int, default=2, help='studies per patient')
-    parser.add_argument('--reopens', type=int, default=5,
-                        help='processes re-opening with update_db=False (median; default 5)')
-    parser.add_argument('--update-reopens', type=int, default=1,
-                        help='processes re-opening with update_db=True (median; default 1)')
-    parser.add_argument('--repeat', type=int, default=5,
-                        help='timed calls of each search after the first (median; default 5)')
-    parser.add_argument('--query-budget', type=float, default=10, metavar='SECONDS',
-                        help='fewer timed calls of a search once its calls took this long '
-                             '(at least one after the first; default 10)')
-    parser.add_argument('--reference-python',
-                        help='python that has dicomweb-client installed (default: '
-                             'benchmarks/.venv-reference/bin/python if there)')
-    parser.add_argument('--create-reference-venv', action='store_true',
-                        help='create benchmarks/.venv-reference as benchmarks/run.py does')
+    parser.add_argument(
+        '--reopens',
+        type=int,
+        default=5,
+        help='processes re-opening with update_db=False (median; default 5)',
+    )
+    parser.add_argument(
+        '--update-reopens',
+        type=int,
+        default=1,
+        help='processes re-opening with update_db=True (median; default 1)',
+    )
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=5,
+        help='timed calls of each search after the first (median; default 5)',
+    )
+    parser.add_argument(
+        '--query-budget',
+        type=float,
+        default=10,
+        metavar='SECONDS',
+        help='fewer timed calls of a search once its calls took this long '
+        '(at least one after the first; default 10)',
+    )
+    parser.add_argument(
+        '--reference-python',
+        help='python that has dicomweb-client installed (default: '
+        'benchmarks/.venv-reference/bin/python if there)',
+    )
+    parser.add_argument(
+        '--create-reference-venv',
+        action='store_true',
+        help='create benchmarks/.venv-reference as benchmarks/run.py does',
+    )
     parser.add_argument('--no-reference', action='store_true', help='measure only ours')
-    parser.add_argument('--reference-max', type=int, default=50_000,
-                        help='largest archive the established client indexes (default 50000)')
-    parser.add_argument('--generate-only', action='store_true',
-                        help='only generate (or reuse) and check the archives (with --keep '
-                             'to time the generation, or to prepare them for later runs)')
-    parser.add_argument('--no-warm', dest='warm', action='store_false',
-                        help='do not read the archive once before indexing')
-    parser.add_argument('--timeout', type=float, default=7200,
-                        help='seconds a child process may take (default 7200)')
+    parser.add_argument(
+        '--reference-max',
+        type=int,
+        default=50_000,
+        help='largest archive the established client indexes (default 50000)',
+    )
+    parser.add_argument(
+        '--generate-only',
+        action='store_true',
+        help='only generate (or reuse) and check the archives (with --keep '
+        'to time the generation, or to prepare them for later runs)',
+    )
+    parser.add_argument(
+        '--no-warm',
+        dest='warm',
+        action='store_false',
+        help='do not read the archive once before indexing',
+    )
+    parser.add_argument(
+        '--timeout',
+        type=float,
+        default=7200,
+        help='seconds a child process may take (default 7200)',
+    )
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the results')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is None:
         try:
-            args.size_list = sorted({int(s.replace('_', '')) for s in args.sizes.split(',')
-                                     if s.strip()} | ({1_000_000} if args.million else set()))
+            args.size_list = sorted(
+                {int(s.replace('_', '')) for s in args.sizes.split(',') if s.strip()}
+                | ({1_000_000} if args.million else set())
+            )
         except ValueError:
             parser.error(f'--sizes must be comma-separated integers, not {args.sizes!r}')
         if not args.size_list or min(args.size_list) < 1:
@@ -1099,14 +1253,21 @@ def environment(pythons: Dict[str, str], runner: Runner, root: Path) -> Dict[str
     """Versions of Python, pydicom and both clients (one probe child each)."""
     import pydicom
 
-    info: Dict[str, Any] = {'python': platform.python_version(), 'pydicom': pydicom.__version__,
-                            'cpus': os.cpu_count(), 'load': os.getloadavg()}
+    info: Dict[str, Any] = {
+        'python': platform.python_version(),
+        'pydicom': pydicom.__version__,
+        'cpus': os.cpu_count(),
+        'load': os.getloadavg(),
+    }
     for impl in pythons:
         probe = runner.run(impl, root, {'action': 'probe'})  # also fills the bytecode cache
         if 'error' in probe:
             raise RuntimeError(f'{impl}: {probe["error"]}')
-        info[impl] = {'python': pythons[impl], 'module': probe['module'],
-                      'version': probe['version']}
+        info[impl] = {
+            'python': pythons[impl],
+            'module': probe['module'],
+            'version': probe['version'],
+        }
     return info
 
 
@@ -1129,8 +1290,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     archives: Dict[int, Dict[str, Any]] = {}
     try:
         info = environment(pythons, runner, workdir)
-        log(f'ours: {info["ours"]["module"]}; established: '
-            f'{info.get("established", {}).get("version", "not measured")}')
+        log(
+            f'ours: {info["ours"]["module"]}; established: '
+            f'{info.get("established", {}).get("version", "not measured")}'
+        )
         for size in args.size_list:
             layout = Layout(size, args.per_series, args.per_study, args.per_patient)
             archive = prepare_archive(workdir, layout)
@@ -1149,23 +1312,50 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(workdir / 'pycache', ignore_errors=True)
         if not args.keep and created:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(report(info, archives, {} if args.generate_only else results, args.repeat,
-                 args.query_budget))
+    print(
+        report(
+            info, archives, {} if args.generate_only else results, args.repeat, args.query_budget
+        )
+    )
     if args.json:
-        settings = {key: str(value) if isinstance(value, Path) else value
-                    for key, value in vars(args).items() if key != 'child'}
-        args.json.write_text(json.dumps({'settings': settings, 'environment': info,
-                                         'archives': archives, 'results': results},
-                                        indent=1))
-    failed = any(problem.startswith('error') for sizes in results.values()
-                 for result in sizes.values() for problem in result['problems'])
-    wrong = any(result['problems'] for sizes in results.values()
-                for impl, result in sizes.items() if impl == 'ours')
+        settings = {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in vars(args).items()
+            if key != 'child'
+        }
+        args.json.write_text(
+            json.dumps(
+                {
+                    'settings': settings,
+                    'environment': info,
+                    'archives': archives,
+                    'results': results,
+                },
+                indent=1,
+            )
+        )
+    failed = any(
+        problem.startswith('error')
+        for sizes in results.values()
+        for result in sizes.values()
+        for problem in result['problems']
+    )
+    wrong = any(
+        result['problems']
+        for sizes in results.values()
+        for impl, result in sizes.items()
+        if impl == 'ours'
+    )
     return 1 if failed or wrong else 0
 
 
-def report(info: Dict[str, Any], archives: Dict[int, Dict[str, Any]],
-           results: Dict[int, Dict[str, Dict[str, Any]]], repeat: int, budget: float) -> str:
+def report(
+    info: Dict[str, Any],
+    archives: Dict[int, Dict[str, Any]],
+    results: Dict[int, Dict[str, Dict[str, Any]]],
+    repeat: int,
+    budget: float,
+) -> str:
     """The Markdown report: environment, archives, the table and the problems seen.
 
     Parameters
@@ -1186,10 +1376,16 @@ def report(info: Dict[str, Any], archives: Dict[int, Dict[str, Any]],
     str
         Markdown text.
     """
-    lines = [f'Python {info["python"]}, pydicom {info["pydicom"]}, {info["cpus"]} CPUs, '
-             f'load {info["load"][0]:.2f}; ours: `{info["ours"]["module"]}`; established: '
-             + (f'dicomweb-client {info["established"]["version"]}'
-                if 'established' in info else 'not measured'), '']
+    lines = [
+        f'Python {info["python"]}, pydicom {info["pydicom"]}, {info["cpus"]} CPUs, '
+        f'load {info["load"][0]:.2f}; ours: `{info["ours"]["module"]}`; established: '
+        + (
+            f'dicomweb-client {info["established"]["version"]}'
+            if 'established' in info
+            else 'not measured'
+        ),
+        '',
+    ]
     for size, archive in sorted(archives.items()):
         layout = Layout(size, **{k: v for k, v in archive['layout'].items() if k != 'size'})
         lines.append(
@@ -1198,17 +1394,26 @@ def report(info: Dict[str, Any], archives: Dict[int, Dict[str, Any]],
             f'generated in {archive["seconds"]:.1f} s ({archive["files_per_second"]:,.0f} '
             f'files/s, {archive.get("cpu_seconds", math.nan):.1f} s CPU)'
             f'{" earlier, reused" if archive["reused"] else ""}; '
-            f'{archive["verified"]} files checked with pydicom')
+            f'{archive["verified"]} files checked with pydicom'
+        )
     if not results:
         return '\n'.join(lines)
-    lines += ['', table(results), '',
-              'Times: constructor + close() in a fresh process (re-opens: median of the '
-              'processes; searches: median of the calls after the first, up to '
-              f'{repeat} of them or {budget:g} s). Peak RSS: '
-              'ru_maxrss of the process (RUSAGE_SELF); "largest worker": RUSAGE_CHILDREN, '
-              'the largest worker process of the indexing. Ratio: established / ours.']
-    problems = [f'- {size:,} {impl}: {problem}' for size, sizes in sorted(results.items())
-                for impl, result in sizes.items() for problem in result['problems']]
+    lines += [
+        '',
+        table(results),
+        '',
+        'Times: constructor + close() in a fresh process (re-opens: median of the '
+        'processes; searches: median of the calls after the first, up to '
+        f'{repeat} of them or {budget:g} s). Peak RSS: '
+        'ru_maxrss of the process (RUSAGE_SELF); "largest worker": RUSAGE_CHILDREN, '
+        'the largest worker process of the indexing. Ratio: established / ours.',
+    ]
+    problems = [
+        f'- {size:,} {impl}: {problem}'
+        for size, sizes in sorted(results.items())
+        for impl, result in sizes.items()
+        for problem in result['problems']
+    ]
     if problems:
         lines += ['', 'Problems:', *problems]
     return '\n'.join(lines)

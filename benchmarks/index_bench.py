@@ -59,8 +59,9 @@ def template(size: int) -> Dataset:
     ds.HighBit = 15
     ds.PixelRepresentation = 0
     ds.WindowCenter, ds.WindowWidth = 2048, 4096
-    ds.PixelData = np.random.default_rng(0).integers(0, 4096, (size, size),
-                                                     dtype=np.uint16).tobytes()
+    ds.PixelData = (
+        np.random.default_rng(0).integers(0, 4096, (size, size), dtype=np.uint16).tobytes()
+    )
     return ds
 
 
@@ -86,8 +87,7 @@ def generate(root: Path, studies: int, series: int, instances: int, size: int) -
             for instance in range(instances):
                 ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
                 ds.InstanceNumber = instance + 1
-                pydicom.dcmwrite(folder / f'{instance + 1:04d}.dcm', ds,
-                                 enforce_file_format=True)
+                pydicom.dcmwrite(folder / f'{instance + 1:04d}.dcm', ds, enforce_file_format=True)
                 count += 1
     return count
 
@@ -137,10 +137,8 @@ def run(root: Path, args: argparse.Namespace) -> None:
     if files == 0:
         started = time.perf_counter()
         files = generate(root, args.studies, args.series, args.instances, args.size)
-        print(f'generated {files} files in {time.perf_counter() - started:.1f} s '
-              f'({root})')
-    print(f'python {sys.version.split()[0]}, pydicom {pydicom.__version__}, '
-          f'{os.cpu_count()} CPUs')
+        print(f'generated {files} files in {time.perf_counter() - started:.1f} s ({root})')
+    print(f'python {sys.version.split()[0]}, pydicom {pydicom.__version__}, {os.cpu_count()} CPUs')
     url = root.as_uri()
 
     remove_index(root)
@@ -160,8 +158,10 @@ def run(root: Path, args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - started
     print(f'recreate_db=True:             {elapsed:7.3f} s  {files / elapsed:8.0f} files/s')
 
-    for label, options in (('re-open unchanged index:', {}),
-                           ('re-open with update_db=True:', {'update_db': True})):
+    for label, options in (
+        ('re-open unchanged index:', {}),
+        ('re-open with update_db=True:', {'update_db': True}),
+    ):
         median, best, _ = timed(lambda options=options: DICOMfileClient(url, **options).close(), 5)
         print(f'{label:30s}{median:7.3f} s  (best {best:.3f} s)')
 
@@ -170,27 +170,37 @@ def run(root: Path, args: argparse.Namespace) -> None:
     study, series, sop = (some[tag]['Value'][0] for tag in ('0020000D', '0020000E', '00080018'))
     queries = [
         ('all studies', lambda: client.search_for_studies()),
-        ('studies, PatientID', lambda: client.search_for_studies(
-            search_filters={'PatientID': 'PAT00042'})),
-        ('studies, PatientName wildcard', lambda: client.search_for_studies(
-            search_filters={'PatientName': 'patient^number1*'})),
-        ('studies, StudyDate range', lambda: client.search_for_studies(
-            search_filters={'StudyDate': '20200201-20200331'})),
-        ('studies, ModalitiesInStudy', lambda: client.search_for_studies(
-            search_filters={'ModalitiesInStudy': 'MR'})),
-        ('studies, InstitutionName (JSON)', lambda: client.search_for_studies(
-            search_filters={'InstitutionName': 'Benchmark*'})),
-        ('studies, limit 10 offset 100', lambda: client.search_for_studies(
-            limit=10, offset=100)),
+        (
+            'studies, PatientID',
+            lambda: client.search_for_studies(search_filters={'PatientID': 'PAT00042'}),
+        ),
+        (
+            'studies, PatientName wildcard',
+            lambda: client.search_for_studies(search_filters={'PatientName': 'patient^number1*'}),
+        ),
+        (
+            'studies, StudyDate range',
+            lambda: client.search_for_studies(search_filters={'StudyDate': '20200201-20200331'}),
+        ),
+        (
+            'studies, ModalitiesInStudy',
+            lambda: client.search_for_studies(search_filters={'ModalitiesInStudy': 'MR'}),
+        ),
+        (
+            'studies, InstitutionName (JSON)',
+            lambda: client.search_for_studies(search_filters={'InstitutionName': 'Benchmark*'}),
+        ),
+        ('studies, limit 10 offset 100', lambda: client.search_for_studies(limit=10, offset=100)),
         ('all series', lambda: client.search_for_series()),
-        ('series, Modality', lambda: client.search_for_series(
-            search_filters={'Modality': 'CT'})),
+        ('series, Modality', lambda: client.search_for_series(search_filters={'Modality': 'CT'})),
         ('series of a study', lambda: client.search_for_series(study)),
         ('all instances', lambda: client.search_for_instances()),
         ('instances, limit 100', lambda: client.search_for_instances(limit=100)),
         ('instances of a series', lambda: client.search_for_instances(study, series)),
-        ('instances, SOPInstanceUID', lambda: client.search_for_instances(
-            search_filters={'SOPInstanceUID': sop})),
+        (
+            'instances, SOPInstanceUID',
+            lambda: client.search_for_instances(search_filters={'SOPInstanceUID': sop}),
+        ),
         ('study metadata', lambda: client.retrieve_study_metadata(study)),
         ('one frame', lambda: client.retrieve_instance_frames(study, series, sop, [1])),
         ('one instance', lambda: client.retrieve_instance(study, series, sop)),

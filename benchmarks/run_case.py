@@ -17,6 +17,7 @@ count (requests, STOW parts) that differs from what the case expected.  This fil
 only the standard library besides the client and pydicom, so it runs in either
 environment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 
-for _name in ('http_proxy', 'https_proxy', 'all_proxy', 'HTTP_PROXY', 'HTTPS_PROXY',
-              'ALL_PROXY'):
+for _name in ('http_proxy', 'https_proxy', 'all_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY'):
     os.environ.pop(_name, None)
 os.environ['no_proxy'] = os.environ['NO_PROXY'] = '127.0.0.1,localhost,::1'
 
@@ -56,8 +56,9 @@ def check(condition: bool, message: str) -> None:
 class Context:
     """What a case needs: the client class, the server's data and scratch space."""
 
-    def __init__(self, client_class: type, url: str, info: Dict[str, Any],
-                 args: argparse.Namespace) -> None:
+    def __init__(
+        self, client_class: type, url: str, info: Dict[str, Any], args: argparse.Namespace
+    ) -> None:
         self.client_class = client_class
         self.url = url
         self.info = info
@@ -80,17 +81,21 @@ class Context:
 # Cases: each returns payload bytes, requests sent and items handled
 # ---------------------------------------------------------------------------------------
 
+
 def _check_frame(frame: Any, number: int, size: int) -> None:
     check(len(frame) == size, f'frame {number} has {len(frame)} bytes, expected {size}')
-    check(bytes(frame[:8]) == struct.pack('>Q', number),
-          f'frame {number} starts with {bytes(frame[:8])!r}: frames out of order or mixed')
+    check(
+        bytes(frame[:8]) == struct.pack('>Q', number),
+        f'frame {number} starts with {bytes(frame[:8])!r}: frames out of order or mixed',
+    )
 
 
 def case_retrieve_instance_frames(ctx: Context) -> Dict[str, int]:
     info = ctx.info
     numbers = list(range(1, info['frame_count'] + 1))
-    frames = ctx.client().retrieve_instance_frames(info['study_uid'], info['series_uid'],
-                                                   info['sop_uid'], frame_numbers=numbers)
+    frames = ctx.client().retrieve_instance_frames(
+        info['study_uid'], info['series_uid'], info['sop_uid'], frame_numbers=numbers
+    )
     check(len(frames) == len(numbers), f'got {len(frames)} frames, expected {len(numbers)}')
     total = 0
     for number, frame in zip(numbers, frames):
@@ -102,8 +107,9 @@ def case_retrieve_instance_frames(ctx: Context) -> Dict[str, int]:
 def case_iter_instance_frames(ctx: Context) -> Dict[str, int]:
     info = ctx.info
     numbers = list(range(1, info['frame_count'] + 1))
-    frames = ctx.client().iter_instance_frames(info['study_uid'], info['series_uid'],
-                                               info['sop_uid'], frame_numbers=numbers)
+    frames = ctx.client().iter_instance_frames(
+        info['study_uid'], info['series_uid'], info['sop_uid'], frame_numbers=numbers
+    )
     total = count = 0
     for frame in frames:
         count += 1
@@ -122,8 +128,12 @@ def case_search_for_studies(ctx: Context) -> Dict[str, int]:
         studies = client.search_for_studies()
         check(len(studies) == expected, f'got {len(studies)} studies, expected {expected}')
     check(studies[0]['0020000D']['Value'][0] == ctx.info['study_uid'], 'wrong first study')
-    return {'bytes': searches * ctx.info['qido_body_bytes'], 'requests': searches,
-            'items': searches * expected, 'connections': 1}
+    return {
+        'bytes': searches * ctx.info['qido_body_bytes'],
+        'requests': searches,
+        'items': searches * expected,
+        'connections': 1,
+    }
 
 
 def case_search_ceiling(ctx: Context) -> Dict[str, int]:
@@ -133,8 +143,10 @@ def case_search_ceiling(ctx: Context) -> Dict[str, int]:
     ceiling for ``search_for_studies``.
     """
     target = urllib.parse.urlsplit(ctx.url)
-    request = (f'GET {target.path}/studies HTTP/1.1\r\nHost: {target.netloc}\r\n'
-               f'Accept: application/dicom+json\r\n\r\n').encode('ascii')
+    request = (
+        f'GET {target.path}/studies HTTP/1.1\r\nHost: {target.netloc}\r\n'
+        f'Accept: application/dicom+json\r\n\r\n'
+    ).encode('ascii')
     expected = ctx.info['qido_count']
     searches = ctx.args.searches
     with socket.create_connection((target.hostname, target.port)) as sock:
@@ -152,10 +164,12 @@ def case_search_ceiling(ctx: Context) -> Dict[str, int]:
                     if line[:15].lower() == b'content-length:':
                         length = int(line[15:])
                 studies = json.loads(reader.read(length))
-                check(len(studies) == expected,
-                      f'got {len(studies)} studies, expected {expected}')
-    return {'bytes': searches * ctx.info['qido_body_bytes'], 'requests': searches,
-            'items': searches * expected}
+                check(len(studies) == expected, f'got {len(studies)} studies, expected {expected}')
+    return {
+        'bytes': searches * ctx.info['qido_body_bytes'],
+        'requests': searches,
+        'items': searches * expected,
+    }
 
 
 def _file_bytes(ctx: Context) -> int:
@@ -170,6 +184,7 @@ def case_store_instances(ctx: Context) -> Dict[str, int]:
         instances: List[Any] = list(ctx.files)
     else:
         import pydicom
+
         instances = [pydicom.dcmread(path) for path in ctx.files]
     ctx.client().store_instances(instances)
     return {'bytes': size, 'requests': 1, 'items': len(ctx.files), 'stow_parts': len(ctx.files)}
@@ -178,14 +193,16 @@ def case_store_instances(ctx: Context) -> Dict[str, int]:
 def case_store_instances_datasets(ctx: Context) -> Dict[str, int]:
     """Store files from disk read as pydicom datasets, for both implementations."""
     import pydicom
+
     size = _file_bytes(ctx)
     ctx.client().store_instances([pydicom.dcmread(path) for path in ctx.files])
     return {'bytes': size, 'requests': 1, 'items': len(ctx.files), 'stow_parts': len(ctx.files)}
 
 
 def _check_series(uids: List[str], info: Dict[str, Any]) -> None:
-    expected = [f'{info["series_sop_prefix"]}{number}'
-                for number in range(1, info['series_count'] + 1)]
+    expected = [
+        f'{info["series_sop_prefix"]}{number}' for number in range(1, info['series_count'] + 1)
+    ]
     check(len(uids) == len(expected), f'got {len(uids)} instances, expected {len(expected)}')
     check(uids == expected, 'instances differ from the ones sent or are out of order')
 
@@ -196,15 +213,20 @@ def case_retrieve_series(ctx: Context) -> Dict[str, int]:
     _check_series([str(ds.SOPInstanceUID) for ds in datasets], info)
     pixels = {len(ds.PixelData) for ds in datasets}
     check(len(pixels) == 1, f'instances have pixel data of sizes {sorted(pixels)}')
-    return {'bytes': len(datasets) * info['series_instance_bytes'], 'requests': 1,
-            'items': len(datasets)}
+    return {
+        'bytes': len(datasets) * info['series_instance_bytes'],
+        'requests': 1,
+        'items': len(datasets),
+    }
 
 
 def _workers(ctx: Context) -> int:
     """The ``workers=`` of the parallel cases; only this project has that keyword."""
     if ctx.args.impl != 'ours':
-        raise NotImplementedError('the reference package has no parallel retrieval '
-                                  '(workers=); the parallel cases are ours only')
+        raise NotImplementedError(
+            'the reference package has no parallel retrieval '
+            '(workers=); the parallel cases are ours only'
+        )
     return ctx.args.workers
 
 
@@ -213,15 +235,17 @@ def case_retrieve_series_parallel(ctx: Context) -> Dict[str, int]:
     then one WADO-RS request per instance, up to N at a time."""
     info = ctx.info
     workers = _workers(ctx)
-    datasets = ctx.client().retrieve_series(info['study_uid'], info['series_uid'],
-                                            workers=workers)
+    datasets = ctx.client().retrieve_series(info['study_uid'], info['series_uid'], workers=workers)
     _check_series([str(ds.SOPInstanceUID) for ds in datasets], info)
     pixels = {len(ds.PixelData) for ds in datasets}
     check(len(pixels) == 1, f'instances have pixel data of sizes {sorted(pixels)}')
     # the search takes two pages: all instances, then the empty page that ends the paging
     requests = len(datasets) + 2 if workers > 1 else 1
-    return {'bytes': len(datasets) * info['series_instance_bytes'], 'requests': requests,
-            'items': len(datasets)}
+    return {
+        'bytes': len(datasets) * info['series_instance_bytes'],
+        'requests': requests,
+        'items': len(datasets),
+    }
 
 
 def case_retrieve_instance_frames_parallel(ctx: Context) -> Dict[str, int]:
@@ -230,9 +254,13 @@ def case_retrieve_instance_frames_parallel(ctx: Context) -> Dict[str, int]:
     info = ctx.info
     workers = _workers(ctx)
     numbers = list(range(1, info['frame_count'] + 1))
-    frames = ctx.client().retrieve_instance_frames(info['study_uid'], info['series_uid'],
-                                                   info['sop_uid'], frame_numbers=numbers,
-                                                   workers=workers)
+    frames = ctx.client().retrieve_instance_frames(
+        info['study_uid'],
+        info['series_uid'],
+        info['sop_uid'],
+        frame_numbers=numbers,
+        workers=workers,
+    )
     check(len(frames) == len(numbers), f'got {len(frames)} frames, expected {len(numbers)}')
     total = 0
     for number, frame in zip(numbers, frames):
@@ -248,14 +276,17 @@ def case_iter_series_to_disk(ctx: Context) -> Dict[str, int]:
     out = tempfile.mkdtemp(prefix='iter-series-', dir=ctx.args.scratch)
     ctx.leftovers.append(out)
     uids = []
-    for number, ds in enumerate(ctx.client().iter_series(info['study_uid'],
-                                                         info['series_uid']), 1):
+    for number, ds in enumerate(ctx.client().iter_series(info['study_uid'], info['series_uid']), 1):
         ds.save_as(os.path.join(out, f'{number:05d}.dcm'))
         uids.append(str(ds.SOPInstanceUID))
     _check_series(uids, info)
     written = sum(entry.stat().st_size for entry in os.scandir(out))
-    return {'bytes': len(uids) * info['series_instance_bytes'], 'requests': 1,
-            'items': len(uids), 'written': written}
+    return {
+        'bytes': len(uids) * info['series_instance_bytes'],
+        'requests': 1,
+        'items': len(uids),
+        'written': written,
+    }
 
 
 CASES: Dict[str, Callable[[Context], Dict[str, int]]] = {
@@ -293,8 +324,9 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run_once(case: Callable[[Context], Dict[str, int]], ctx: Context,
-              problems: List[str]) -> Dict[str, Any]:
+def _run_once(
+    case: Callable[[Context], Dict[str, int]], ctx: Context, problems: List[str]
+) -> Dict[str, Any]:
     gc.collect()
     before = _get_json(ctx.url + '/_bench/stats')
     cpu0, t0 = _cpu(), time.perf_counter()
@@ -304,16 +336,20 @@ def _run_once(case: Callable[[Context], Dict[str, int]], ctx: Context,
     ctx.cleanup()
     served = {name: after[name] - before[name] for name in after}
     if served['requests'] != outcome['requests']:
-        problems.append(f'server saw {served["requests"]} requests, the case sent '
-                        f'{outcome["requests"]}')
+        problems.append(
+            f'server saw {served["requests"]} requests, the case sent {outcome["requests"]}'
+        )
     if served['errors']:
         problems.append(f'server answered {served["errors"]} requests with an error')
     if 'connections' in outcome and served['connections'] > outcome['connections']:
-        problems.append(f'server saw {served["connections"]} connections, expected at most '
-                        f'{outcome["connections"]} (keep-alive not used?)')
+        problems.append(
+            f'server saw {served["connections"]} connections, expected at most '
+            f'{outcome["connections"]} (keep-alive not used?)'
+        )
     if 'stow_parts' in outcome and served['stow_parts'] != outcome['stow_parts']:
-        problems.append(f'server received {served["stow_parts"]} STOW parts, expected '
-                        f'{outcome["stow_parts"]}')
+        problems.append(
+            f'server received {served["stow_parts"]} STOW parts, expected {outcome["stow_parts"]}'
+        )
     return {'wall': wall, 'cpu': cpu, 'outcome': outcome, 'served': served}
 
 
@@ -323,22 +359,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--case', choices=sorted(CASES), required=True)
     parser.add_argument('--url', required=True, help='base URL of benchmarks.server')
     parser.add_argument('--repeat', type=int, default=3, help='timed runs; the best counts')
-    parser.add_argument('--searches', type=int, default=1000,
-                        help='searches per run of search_for_studies')
-    parser.add_argument('--workers', type=int, default=4,
-                        help='workers= of the parallel cases (ours only)')
+    parser.add_argument(
+        '--searches', type=int, default=1000, help='searches per run of search_for_studies'
+    )
+    parser.add_argument(
+        '--workers', type=int, default=4, help='workers= of the parallel cases (ours only)'
+    )
     parser.add_argument('--data-dir', help='folder of *.dcm files for the STOW cases')
     parser.add_argument('--scratch', default=None, help='folder for files written to disk')
-    parser.add_argument('--profile', type=int, default=0, metavar='N',
-                        help='after the timed runs, profile one more run and print the N '
-                             'functions with the most own time to standard error')
+    parser.add_argument(
+        '--profile',
+        type=int,
+        default=0,
+        metavar='N',
+        help='after the timed runs, profile one more run and print the N '
+        'functions with the most own time to standard error',
+    )
     args = parser.parse_args(argv)
 
     if args.impl == 'ours':
         sys.path.insert(0, str(ROOT))
     else:
-        sys.path[:] = [entry for entry in sys.path
-                       if entry and Path(entry).resolve() != ROOT]
+        sys.path[:] = [entry for entry in sys.path if entry and Path(entry).resolve() != ROOT]
     import pydicom  # noqa: F401 - counted in the baseline for both implementations
     import dicomweb_client
     from dicomweb_client.api import DICOMwebClient
@@ -346,18 +388,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     module_file = str(Path(dicomweb_client.__file__).resolve())
     from_project = module_file == str(ROOT / 'dicomweb_client.py')
     if from_project != (args.impl == 'ours'):
-        print(f'wrong dicomweb_client imported for {args.impl}: {module_file}',
-              file=sys.stderr)
+        print(f'wrong dicomweb_client imported for {args.impl}: {module_file}', file=sys.stderr)
         return 2
 
     url = args.url.rstrip('/')
     ctx = Context(DICOMwebClient, url, _get_json(url + '/_bench/info'), args)
     case = CASES[args.case]
     result: Dict[str, Any] = {
-        'impl': args.impl, 'case': args.case, 'module': module_file,
+        'impl': args.impl,
+        'case': args.case,
+        'module': module_file,
         'version': getattr(dicomweb_client, '__version__', '?'),
-        'python': sys.version.split()[0], 'repeat': args.repeat,
-        'rss_baseline': _peak_rss(), 'problems': [],
+        'python': sys.version.split()[0],
+        'repeat': args.repeat,
+        'rss_baseline': _peak_rss(),
+        'problems': [],
     }
     runs = []
     try:
@@ -369,11 +414,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         result['traceback'] = traceback.format_exc(limit=8)
     if runs:
         best = min(runs, key=lambda run: run['wall'])
-        result.update({
-            'wall': best['wall'], 'walls': [run['wall'] for run in runs], 'cpu': best['cpu'],
-            'bytes': best['outcome']['bytes'], 'requests': best['outcome']['requests'],
-            'items': best['outcome']['items'], 'served': best['served'],
-        })
+        result.update(
+            {
+                'wall': best['wall'],
+                'walls': [run['wall'] for run in runs],
+                'cpu': best['cpu'],
+                'bytes': best['outcome']['bytes'],
+                'requests': best['outcome']['requests'],
+                'items': best['outcome']['items'],
+                'served': best['served'],
+            }
+        )
     result['rss_peak'] = _peak_rss()
     result['problems'] = sorted(set(result['problems']))
 
@@ -381,6 +432,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         import cProfile
         import io
         import pstats
+
         profiler = cProfile.Profile()
         profiler.enable()
         try:

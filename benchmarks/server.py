@@ -41,6 +41,7 @@ Routes (any path prefix before ``/studies`` is accepted, e.g. ``/dicom-web/studi
     JSON counters: requests, connections that carried them, bytes sent, STOW bytes and
     parts received.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,14 @@ _QIDO_PATH = re.compile(r'/studies$')
 # Data
 # ---------------------------------------------------------------------------------------
 
-def make_instance(sop_instance_uid: str, instance_number: int, pixel_bytes: int,
-                  study_uid: str = STUDY_UID, series_uid: str = SERIES_UID) -> bytes:
+
+def make_instance(
+    sop_instance_uid: str,
+    instance_number: int,
+    pixel_bytes: int,
+    study_uid: str = STUDY_UID,
+    series_uid: str = SERIES_UID,
+) -> bytes:
     """A CT image as Part 10 bytes with about ``pixel_bytes`` bytes of 16-bit pixels."""
     from pydicom.dataset import Dataset, FileMetaDataset
 
@@ -116,7 +123,7 @@ def make_instance(sop_instance_uid: str, instance_number: int, pixel_bytes: int,
     ds.PixelRepresentation = 0
     # a cheap pattern that differs from instance to instance
     seed = bytes((instance_number + i) & 0xFF for i in range(256))
-    ds.PixelData = (seed * (rows * columns * 2 // 256 + 1))[:rows * columns * 2]
+    ds.PixelData = (seed * (rows * columns * 2 // 256 + 1))[: rows * columns * 2]
     buffer = io.BytesIO()
     try:
         ds.save_as(buffer, enforce_file_format=True)
@@ -129,7 +136,7 @@ def make_instance(sop_instance_uid: str, instance_number: int, pixel_bytes: int,
 
 def frame_bytes(number: int, size: int, pattern: bytes) -> bytes:
     """Frame ``number``: its number as 8 big-endian bytes, then a fixed pattern."""
-    return struct.pack('>Q', number) + pattern[:size - 8]
+    return struct.pack('>Q', number) + pattern[: size - 8]
 
 
 def _study_json(study_uid: str, index: int) -> Dict[str, dict]:
@@ -167,8 +174,9 @@ def _query(target: str) -> Dict[str, str]:
 class BenchData:
     """Every answer the server gives, built once."""
 
-    def __init__(self, frame_count: int, frame_size: int, series_count: int,
-                 instance_size: int) -> None:
+    def __init__(
+        self, frame_count: int, frame_size: int, series_count: int, instance_size: int
+    ) -> None:
         if frame_size < 16:
             raise ValueError('frame size must be at least 16 bytes')
         self.frame_count = frame_count
@@ -178,8 +186,9 @@ class BenchData:
 
         # frames: one part per frame, all parts of the same length, so the part of frame
         # n starts at (n - 1) * segment and any list of frames is a list of file ranges
-        self.frame_part_header = (f'--{BOUNDARY}\r\nContent-Type: application/octet-stream'
-                                  f'\r\n\r\n').encode('ascii')
+        self.frame_part_header = (
+            f'--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode('ascii')
         self.segment = len(self.frame_part_header) + frame_size + 2
         self.closing = f'--{BOUNDARY}--\r\n'.encode('ascii')
         pattern = bytes(range(256)) * (frame_size // 256 + 1)
@@ -191,15 +200,19 @@ class BenchData:
         self.frames_file.flush()
         self.frames_fd = self.frames_file.fileno()
 
-        studies = [_study_json(uid, index) for index, uid in
-                   enumerate((STUDY_UID,) + OTHER_STUDY_UIDS)]
+        studies = [
+            _study_json(uid, index) for index, uid in enumerate((STUDY_UID,) + OTHER_STUDY_UIDS)
+        ]
         self.qido_body = json.dumps(studies).encode('utf-8')
         self.qido_answers = {
-            close: _head(200, 'application/dicom+json', len(self.qido_body), close)
-            + self.qido_body for close in (False, True)}
+            close: _head(200, 'application/dicom+json', len(self.qido_body), close) + self.qido_body
+            for close in (False, True)
+        }
 
-        part_header = (f'--{BOUNDARY}\r\nContent-Type: application/dicom; '
-                       f'transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}\r\n\r\n').encode('ascii')
+        part_header = (
+            f'--{BOUNDARY}\r\nContent-Type: application/dicom; '
+            f'transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}\r\n\r\n'
+        ).encode('ascii')
         # one complete part (header, instance, CRLF) per instance, in series order
         self.series_parts: List[bytes] = []
         template_size = 0
@@ -209,23 +222,30 @@ class BenchData:
             self.series_parts.append(part_header + instance + b'\r\n')
         self.series_body = b''.join(self.series_parts) + self.closing
         self.series_instance_bytes = template_size
-        self.series_index = {f'{SERIES_SOP_PREFIX}{number}': number - 1
-                             for number in range(1, series_count + 1)}
+        self.series_index = {
+            f'{SERIES_SOP_PREFIX}{number}': number - 1 for number in range(1, series_count + 1)
+        }
         # QIDO-RS entries of the series' instances, serialised one by one so that any
         # page is a cheap join
-        self.instance_entries = [json.dumps(_instance_json(number)).encode('utf-8')
-                                 for number in range(1, series_count + 1)]
+        self.instance_entries = [
+            json.dumps(_instance_json(number)).encode('utf-8')
+            for number in range(1, series_count + 1)
+        ]
 
     def info(self) -> Dict[str, object]:
         return {
-            'study_uid': STUDY_UID, 'series_uid': SERIES_UID, 'sop_uid': FRAMES_SOP_UID,
-            'frame_count': self.frame_count, 'frame_size': self.frame_size,
+            'study_uid': STUDY_UID,
+            'series_uid': SERIES_UID,
+            'sop_uid': FRAMES_SOP_UID,
+            'frame_count': self.frame_count,
+            'frame_size': self.frame_size,
             'frames_body_bytes': self.frame_count * self.segment + len(self.closing),
             'series_count': self.series_count,
             'series_instance_bytes': self.series_instance_bytes,
             'series_body_bytes': len(self.series_body),
             'series_sop_prefix': SERIES_SOP_PREFIX,
-            'qido_count': 1 + len(OTHER_STUDY_UIDS), 'qido_body_bytes': len(self.qido_body),
+            'qido_count': 1 + len(OTHER_STUDY_UIDS),
+            'qido_body_bytes': len(self.qido_body),
         }
 
 
@@ -234,9 +254,16 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values = {'requests': 0, 'connections': 0, 'bytes_sent': 0,
-                        'stow_requests': 0, 'stow_bytes': 0, 'stow_parts': 0, 'errors': 0,
-                        'qido_instance_requests': 0}
+        self._values = {
+            'requests': 0,
+            'connections': 0,
+            'bytes_sent': 0,
+            'stow_requests': 0,
+            'stow_bytes': 0,
+            'stow_parts': 0,
+            'errors': 0,
+            'qido_instance_requests': 0,
+        }
 
     def add(self, **amounts: int) -> None:
         with self._lock:
@@ -251,6 +278,7 @@ class Stats:
 # ---------------------------------------------------------------------------------------
 # HTTP
 # ---------------------------------------------------------------------------------------
+
 
 class _BadRequest(Exception):
     pass
@@ -271,23 +299,29 @@ class _BoundaryCounter:
             return
         if self._tail:
             # occurrences that start in the previous chunk and end in this one
-            self.count += (self._tail + bytes(buf[:min(size, keep)])).count(self.needle)
+            self.count += (self._tail + bytes(buf[: min(size, keep)])).count(self.needle)
         self.count += buf.count(self.needle, 0, size)
         if size >= keep:
-            self._tail = bytes(buf[size - keep:size])
+            self._tail = bytes(buf[size - keep : size])
         else:
             self._tail = (self._tail + bytes(buf[:size]))[-keep:]
 
 
 def _status_line(code: int) -> bytes:
-    reasons = {200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed',
-               413: 'Payload Too Large'}
+    reasons = {
+        200: 'OK',
+        400: 'Bad Request',
+        404: 'Not Found',
+        405: 'Method Not Allowed',
+        413: 'Payload Too Large',
+    }
     return f'HTTP/1.1 {code} {reasons.get(code, "Error")}\r\n'.encode('ascii')
 
 
 def _head(code: int, content_type: str, length: int, close: bool) -> bytes:
-    fields = (f'Content-Type: {content_type}\r\nContent-Length: {length}\r\n'
-              f'Server: dicomweb-bench\r\n')
+    fields = (
+        f'Content-Type: {content_type}\r\nContent-Length: {length}\r\nServer: dicomweb-bench\r\n'
+    )
     if close:
         fields += 'Connection: close\r\n'
     return _status_line(code) + fields.encode('ascii') + b'\r\n'
@@ -335,8 +369,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 break
             name, _, value = field.decode('latin-1').partition(':')
             headers[name.strip().lower()] = value.strip()
-        close = (version == 'HTTP/1.0' and headers.get('connection', '').lower() != 'keep-alive'
-                 ) or headers.get('connection', '').lower() == 'close'
+        close = (
+            version == 'HTTP/1.0' and headers.get('connection', '').lower() != 'keep-alive'
+        ) or headers.get('connection', '').lower() == 'close'
         path = target.split('?', 1)[0]
         if headers.get('expect', '').lower() == '100-continue':
             sock.sendall(b'HTTP/1.1 100 Continue\r\n\r\n')
@@ -358,8 +393,12 @@ class _Handler(socketserver.BaseRequestHandler):
             server.stats.add(connections=1)
         if server.delay:
             time.sleep(server.delay)
-        if method == 'GET' and path.endswith('/studies') and 'content-length' not in headers \
-                and 'transfer-encoding' not in headers:
+        if (
+            method == 'GET'
+            and path.endswith('/studies')
+            and 'content-length' not in headers
+            and 'transfer-encoding' not in headers
+        ):
             # QIDO-RS of the studies: the small answer of the requests/s row, prebuilt, so
             # that the server's share of each round trip is as small as it can be
             sock.sendall(server.data.qido_answers[close])
@@ -383,7 +422,7 @@ class _Handler(socketserver.BaseRequestHandler):
             index = server.data.series_index.get(match.group(3))
             if match.group(1, 2) != (STUDY_UID, SERIES_UID) or index is None:
                 return self._error(sock, 404, close)
-            return self._instances(sock, server.data.series_parts[index:index + 1], close)
+            return self._instances(sock, server.data.series_parts[index : index + 1], close)
         match = _INSTANCES_QIDO_PATH.search(path)
         if match:
             return self._search_instances(sock, match, _query(target), close)
@@ -415,8 +454,9 @@ class _Handler(socketserver.BaseRequestHandler):
         self.server.stats.add(requests=1, bytes_sent=length)
         return not close
 
-    def _search_instances(self, sock: socket.socket, match: 're.Match[str]',
-                          query: Dict[str, str], close: bool) -> bool:
+    def _search_instances(
+        self, sock: socket.socket, match: 're.Match[str]', query: Dict[str, str], close: bool
+    ) -> bool:
         """QIDO-RS of the series' instances, paged with ``offset`` and ``limit``."""
         data = self.server.data
         study, series = match.groups()
@@ -431,7 +471,7 @@ class _Handler(socketserver.BaseRequestHandler):
             return self._error(sock, 400, close)
         if offset < 0 or (limit is not None and limit < 0):
             return self._error(sock, 400, close)
-        page = entries[offset:] if limit is None else entries[offset:offset + limit]
+        page = entries[offset:] if limit is None else entries[offset : offset + limit]
         body = b'[' + b','.join(page) + b']'
         sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
         self.server.stats.add(requests=1, bytes_sent=len(body), qido_instance_requests=1)
@@ -463,8 +503,7 @@ class _Handler(socketserver.BaseRequestHandler):
             else:
                 ranges.append((start, data.segment))
         length = len(numbers) * data.segment + len(data.closing)
-        content_type = (f'multipart/related; type="application/octet-stream"; '
-                        f'boundary={BOUNDARY}')
+        content_type = f'multipart/related; type="application/octet-stream"; boundary={BOUNDARY}'
         sock.sendall(_head(200, content_type, length, close), _MSG_MORE)
         out = sock.fileno()
         delay = self.server.part_delay
@@ -483,24 +522,29 @@ class _Handler(socketserver.BaseRequestHandler):
         self.server.stats.add(requests=1, bytes_sent=length)
         return not close
 
-    def _stow(self, sock: socket.socket, rfile: io.BufferedReader, headers: Dict[str, str],
-              close: bool) -> bool:
+    def _stow(
+        self, sock: socket.socket, rfile: io.BufferedReader, headers: Dict[str, str], close: bool
+    ) -> bool:
         boundary = _boundary_param(headers.get('content-type', ''))
         counter = _BoundaryCounter(f'--{boundary}'.encode('latin-1')) if boundary else None
         received = self._discard_body(rfile, headers, counter)
         # every part opens with a delimiter; the closing delimiter matches once more
         parts = max(counter.count - 1, 0) if counter else 0
-        body = json.dumps({
-            '00081190': {'vr': 'UR', 'Value': [f'http://127.0.0.1/studies/{STUDY_UID}']},
-            '00081199': {'vr': 'SQ', 'Value': []},
-        }).encode()
+        body = json.dumps(
+            {
+                '00081190': {'vr': 'UR', 'Value': [f'http://127.0.0.1/studies/{STUDY_UID}']},
+                '00081199': {'vr': 'SQ', 'Value': []},
+            }
+        ).encode()
         sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
-        self.server.stats.add(requests=1, bytes_sent=len(body), stow_requests=1,
-                              stow_bytes=received, stow_parts=parts)
+        self.server.stats.add(
+            requests=1, bytes_sent=len(body), stow_requests=1, stow_bytes=received, stow_parts=parts
+        )
         return not close
 
-    def _discard_body(self, rfile: io.BufferedReader, headers: Dict[str, str],
-                      counter: Optional[_BoundaryCounter]) -> int:
+    def _discard_body(
+        self, rfile: io.BufferedReader, headers: Dict[str, str], counter: Optional[_BoundaryCounter]
+    ) -> int:
         """Read the request body and throw it away; returns its size."""
         if 'chunked' in headers.get('transfer-encoding', '').lower():
             total = 0
@@ -519,13 +563,14 @@ class _Handler(socketserver.BaseRequestHandler):
         length = int(headers.get('content-length', '0') or 0)
         return self._discard_exactly(rfile, length, counter)
 
-    def _discard_exactly(self, rfile: io.BufferedReader, size: int,
-                         counter: Optional[_BoundaryCounter]) -> int:
+    def _discard_exactly(
+        self, rfile: io.BufferedReader, size: int, counter: Optional[_BoundaryCounter]
+    ) -> int:
         buf = self.server.local_buffer()
         view = memoryview(buf)
         remaining = size
         while remaining:
-            got = rfile.readinto(view[:min(remaining, len(buf))])
+            got = rfile.readinto(view[: min(remaining, len(buf))])
             if not got:
                 raise ConnectionError('body ended early')
             if counter is not None:
@@ -541,8 +586,9 @@ class BenchServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: Tuple[str, int], data: BenchData, delay: float = 0.0,
-                 part_delay: float = 0.0) -> None:
+    def __init__(
+        self, address: Tuple[str, int], data: BenchData, delay: float = 0.0, part_delay: float = 0.0
+    ) -> None:
         self.data = data
         self.delay = delay
         self.part_delay = part_delay
@@ -574,17 +620,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--host', default='127.0.0.1', help='loopback address to bind')
     parser.add_argument('--port', type=int, default=0, help='port; 0 picks a free one')
     parser.add_argument('--frames', type=int, default=100, help='frames in the instance')
-    parser.add_argument('--frame-size', type=_size, default=4 * MIB,
-                        help='bytes per frame (e.g. 4MiB)')
-    parser.add_argument('--series-instances', type=int, default=200,
-                        help='instances in the series')
-    parser.add_argument('--instance-size', type=_size, default=70 * 1000,
-                        help='pixel bytes per series instance (e.g. 70KB)')
-    parser.add_argument('--delay', type=float, default=0.0,
-                        help='seconds to wait before answering each DICOMweb request')
-    parser.add_argument('--part-delay', type=float, default=0.0, metavar='SECONDS',
-                        help='seconds to wait before sending each part (instance, frame) of '
-                             'a multipart answer')
+    parser.add_argument(
+        '--frame-size', type=_size, default=4 * MIB, help='bytes per frame (e.g. 4MiB)'
+    )
+    parser.add_argument('--series-instances', type=int, default=200, help='instances in the series')
+    parser.add_argument(
+        '--instance-size',
+        type=_size,
+        default=70 * 1000,
+        help='pixel bytes per series instance (e.g. 70KB)',
+    )
+    parser.add_argument(
+        '--delay',
+        type=float,
+        default=0.0,
+        help='seconds to wait before answering each DICOMweb request',
+    )
+    parser.add_argument(
+        '--part-delay',
+        type=float,
+        default=0.0,
+        metavar='SECONDS',
+        help='seconds to wait before sending each part (instance, frame) of a multipart answer',
+    )
     args = parser.parse_args(argv)
     if args.delay < 0 or args.part_delay < 0:
         parser.error('delays cannot be negative')

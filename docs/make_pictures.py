@@ -74,9 +74,9 @@ RENDERED = ("2.25.1001", "2.25.1001.1", "2.25.1001.1.2")
 # A head phantom in the manner of Shepp and Logan: ellipses (centre x, centre y, half axes
 # a and b, angle in degrees, value added in HU) on a field -1 .. 1, with y pointing up.
 _HEAD = (
-    (0.0, 0.0, 0.69, 0.92, 0.0, 1800.0),        # skull: air -1000 -> bone 800
+    (0.0, 0.0, 0.69, 0.92, 0.0, 1800.0),  # skull: air -1000 -> bone 800
     (0.0, -0.0184, 0.6624, 0.874, 0.0, -770.0),  # brain: 30
-    (0.22, 0.0, 0.11, 0.31, -18.0, -25.0),      # ventricles: 5
+    (0.22, 0.0, 0.11, 0.31, -18.0, -25.0),  # ventricles: 5
     (-0.22, 0.0, 0.16, 0.41, 18.0, -25.0),
     (0.0, 0.35, 0.21, 0.25, 0.0, 20.0),
     (0.0, 0.1, 0.046, 0.046, 0.0, 20.0),
@@ -105,7 +105,7 @@ def _phantom_rows(size: int, scale: float, squash: float) -> bytes:
             cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
             dy = y - y0
             qa = (cos / a) ** 2 + (sin / b) ** 2
-            qb = 2.0 * dy * sin * cos * (1.0 / a ** 2 - 1.0 / b ** 2)
+            qb = 2.0 * dy * sin * cos * (1.0 / a**2 - 1.0 / b**2)
             qc = dy * dy * ((sin / a) ** 2 + (cos / b) ** 2) - 1.0
             disc = qb * qb - 4.0 * qa * qc
             if disc < 0:
@@ -132,7 +132,7 @@ def _cine_frames(size: int, frames: int) -> bytes:
         cy = size / 2.0
         for row in range(size):
             for column in range(size):
-                inside = (column + 0.5 - cx) ** 2 + (row + 0.5 - cy) ** 2 <= radius ** 2
+                inside = (column + 0.5 - cx) ** 2 + (row + 0.5 - cy) ** 2 <= radius**2
                 data.append(220 if inside else 20)
     return bytes(data)
 
@@ -159,8 +159,9 @@ def _set_study(ds: Dataset, study: dict) -> None:
     ds.PatientSex = ""
 
 
-def _ct_slice(study: dict, series_uid: str, series_number: int, description: str,
-              number: int, size: int) -> Dataset:
+def _ct_slice(
+    study: dict, series_uid: str, series_number: int, description: str, number: int, size: int
+) -> Dataset:
     sop_uid = f"{series_uid}.{number}"
     ds = _base(CTImageStorage, sop_uid)
     _set_study(ds, study)
@@ -183,8 +184,9 @@ def _ct_slice(study: dict, series_uid: str, series_number: int, description: str
     ds.WindowCenter = 40
     ds.WindowWidth = 100
     coronal = description == "Coronal"
-    ds.PixelData = _phantom_rows(size, scale=1.0 - 0.04 * (number - 1),
-                                 squash=0.8 if coronal else 1.0)
+    ds.PixelData = _phantom_rows(
+        size, scale=1.0 - 0.04 * (number - 1), squash=0.8 if coronal else 1.0
+    )
     ds["PixelData"].VR = "OW"
     return ds
 
@@ -214,12 +216,24 @@ def _cine(study: dict, size: int, frames: int) -> Dataset:
 
 def make_datasets(size: int = 256) -> list:
     """The archive of the pictures: the two studies that docs/cli.md describes."""
-    jane = {"PatientName": "Doe^Jane", "PatientID": "P1", "StudyInstanceUID": "2.25.1001",
-            "StudyDate": "20240101", "AccessionNumber": "ACC0001", "StudyID": "1",
-            "StudyDescription": "Head"}
-    richard = {"PatientName": "Roe^Richard", "PatientID": "P2",
-               "StudyInstanceUID": "2.25.2002", "StudyDate": "20240315",
-               "AccessionNumber": "ACC0002", "StudyID": "2", "StudyDescription": "Follow-up"}
+    jane = {
+        "PatientName": "Doe^Jane",
+        "PatientID": "P1",
+        "StudyInstanceUID": "2.25.1001",
+        "StudyDate": "20240101",
+        "AccessionNumber": "ACC0001",
+        "StudyID": "1",
+        "StudyDescription": "Head",
+    }
+    richard = {
+        "PatientName": "Roe^Richard",
+        "PatientID": "P2",
+        "StudyInstanceUID": "2.25.2002",
+        "StudyDate": "20240315",
+        "AccessionNumber": "ACC0002",
+        "StudyID": "2",
+        "StudyDescription": "Follow-up",
+    }
     datasets = [_ct_slice(jane, "2.25.1001.1", 1, "Axial", n, size) for n in (1, 2, 3)]
     datasets += [_ct_slice(jane, "2.25.1001.2", 2, "Coronal", n, size) for n in (1, 2)]
     datasets.append(_cine(richard, 64, 4))
@@ -243,11 +257,13 @@ def make_archive(folder: Path) -> Path:
 
 # -- the command line session -----------------------------------------------------------------
 
+
 def _environment() -> dict:
     """The environment of the commands: this checkout's modules come first."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     env["PYTHONIOENCODING"] = "utf-8"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     # tables as a terminal of the picture's width shows them, whatever the caller's is
@@ -271,12 +287,19 @@ def transcript(workdir: Path) -> str:
     for arguments in SESSION:
         command = ["--url", real_url, *arguments]
         shown = shlex.join(["dicomweb_client", "--url", shown_url, *arguments])
-        result = subprocess.run([sys.executable, "-m", "dicomweb_client_cli", *command],
-                                cwd=workdir, env=env, capture_output=True, text=True,
-                                encoding="utf-8", timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "dicomweb_client_cli", *command],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{shown} exited with {result.returncode}:\n"
-                               f"{result.stdout}{result.stderr}")
+            raise RuntimeError(
+                f"{shown} exited with {result.returncode}:\n{result.stdout}{result.stderr}"
+            )
         output = (result.stdout + result.stderr).replace(real_url, shown_url)
         output = output.replace(str(archive.resolve()), SHOWN_ARCHIVE)
         lines.append(f"$ {shown}\n")
@@ -285,6 +308,7 @@ def transcript(workdir: Path) -> str:
 
 
 # -- pictures (numpy and Pillow) -------------------------------------------------------------
+
 
 def render_frame(workdir: Path) -> bytes:
     """A CT slice of the archive, as the library renders it (PNG bytes)."""
@@ -364,12 +388,17 @@ def draw_terminal(text: str, title: str = "dicomweb_client", font_size: int = 14
 
 # -- command line -------------------------------------------------------------------------------
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="folder for the files (default: docs/images)")
-    parser.add_argument("--text-only", action="store_true",
-                        help="write cli-session.txt only (needs neither numpy nor Pillow)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder for the files (default: docs/images)"
+    )
+    parser.add_argument(
+        "--text-only",
+        action="store_true",
+        help="write cli-session.txt only (needs neither numpy nor Pillow)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dicomweb-pictures-") as temporary:

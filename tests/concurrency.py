@@ -1,12 +1,12 @@
 """Run a test's worker on many threads at once."""
+
 from __future__ import annotations
 
 import threading
 from typing import Callable
 
 
-def run_in_threads(worker: Callable[[int], None], count: int = 16,
-                   timeout: float = 60.0) -> None:
+def run_in_threads(worker: Callable[[int], None], count: int = 16, timeout: float = 60.0) -> None:
     """Start ``worker(n)`` for n in range(count) together; fail if any is still running
     after ``timeout`` seconds (a hang)."""
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]

@@ -54,8 +54,10 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses an Orthanc fixture with ``orthanc``; skip the tests marked
     ``shared_reference`` when the reference listing is not beside the checkout."""
-    no_reference = pytest.mark.skip(reason=f"{API_SIGNATURES} is not there (the tests that "
-                                           "compare with the reference API need it)")
+    no_reference = pytest.mark.skip(
+        reason=f"{API_SIGNATURES} is not there (the tests that "
+        "compare with the reference API need it)"
+    )
     for item in items:
         if {"orthanc", "orthanc_clean"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.orthanc)
@@ -88,6 +90,7 @@ def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch, _cache_folder: str) -> 
 def session() -> Iterator[object]:
     """A fresh ``dicomweb_client.Session``, closed after the test."""
     import dicomweb_client
+
     with dicomweb_client.Session() as opened:
         yield opened
 
@@ -127,6 +130,7 @@ def archive_folder(tmp_path: Path) -> Path:
     """A folder of 12 instances (3 studies of 2 series of 2), indexed once and closed cleanly."""
     import dicomweb_client
     from dicom_data import make_archive, write_files
+
     root = tmp_path / "archive"
     write_files(make_archive(3, 2, 2, rows=8, columns=8), root)
     with dicomweb_client.DICOMfileClient(root.as_uri()) as client:
@@ -137,8 +141,13 @@ def archive_folder(tmp_path: Path) -> Path:
 # -- Orthanc -----------------------------------------------------------------------------
 
 
-def _http(method: str, url: str, body: bytes | None = None,
-          headers: dict[str, str] | None = None, timeout: float = 10.0) -> bytes:
+def _http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> bytes:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     with _DIRECT.open(request, timeout=timeout) as response:
         return response.read()
@@ -158,8 +167,13 @@ class OrthancServer:
     storage: Path
     process: subprocess.Popen
 
-    def rest(self, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> bytes:
+    def rest(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
         """Call Orthanc's own REST API (``path`` starts with ``/``)."""
         return _http(method, self.rest_url + path, body, headers)
 
@@ -175,8 +189,7 @@ class OrthancServer:
     def upload(self, items: Iterable[bytes]) -> list[dict]:
         """Store Part 10 files through ``POST /instances`` (independent of DICOMweb)."""
         return [
-            json.loads(self.rest("POST", "/instances", data,
-                                 {"Content-Type": "application/dicom"}))
+            json.loads(self.rest("POST", "/instances", data, {"Content-Type": "application/dicom"}))
             for data in items
         ]
 
@@ -273,7 +286,9 @@ def _try_launch(folder: Path) -> tuple[OrthancServer | None, str]:
     log_path = folder / "orthanc.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [ORTHANC_BINARY, str(config_path)], stdout=log, stderr=subprocess.STDOUT,
+            [ORTHANC_BINARY, str(config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # SQLite's scratch files go below pytest's temporary folder, not /var/tmp
             env=dict(os.environ, SQLITE_TMPDIR=str(folder), TMPDIR=str(folder)),
@@ -284,8 +299,11 @@ def _try_launch(folder: Path) -> tuple[OrthancServer | None, str]:
         _stop(process)
         return None, f"{error}\n--- {log_path} ---\n{log_path.read_text(errors='replace')}"
     return OrthancServer(
-        url=rest_url + "/dicom-web", rest_url=rest_url, log_path=log_path,
-        storage=storage, process=process,
+        url=rest_url + "/dicom-web",
+        rest_url=rest_url,
+        log_path=log_path,
+        storage=storage,
+        process=process,
     ), ""
 
 

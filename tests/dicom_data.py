@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
+
 try:
     from pydicom.encaps import generate_frames
 except ImportError:  # pydicom 2 (the newest release for Python 3.9)
@@ -23,6 +24,8 @@ except ImportError:  # pydicom 2 (the newest release for Python 3.9)
 
     def generate_frames(buffer: bytes, *, number_of_frames: int):  # type: ignore[misc]
         return generate_pixel_data_frame(buffer, number_of_frames)
+
+
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
@@ -56,7 +59,11 @@ _SINGLE_FRAME_CLASSES = {"CT": CTImageStorage, "MR": MRImageStorage}
 
 
 def make_pixels(
-    rows: int, columns: int, frames: int = 1, bits: int = 16, samples_per_pixel: int = 1,
+    rows: int,
+    columns: int,
+    frames: int = 1,
+    bits: int = 16,
+    samples_per_pixel: int = 1,
     seed: int = 0,
 ) -> np.ndarray:
     """Deterministic pseudo-random pixels shaped as pydicom returns them.
@@ -76,8 +83,10 @@ def make_pixels(
 
 def _sop_class(modality: str, frames: int, bits: int, samples_per_pixel: int) -> str:
     if samples_per_pixel == 3:
-        return MultiFrameTrueColorSecondaryCaptureImageStorage if frames > 1 else (
-            SecondaryCaptureImageStorage
+        return (
+            MultiFrameTrueColorSecondaryCaptureImageStorage
+            if frames > 1
+            else (SecondaryCaptureImageStorage)
         )
     if frames > 1:
         if bits == 8:
@@ -88,9 +97,17 @@ def _sop_class(modality: str, frames: int, bits: int, samples_per_pixel: int) ->
     return _SINGLE_FRAME_CLASSES.get(modality, SecondaryCaptureImageStorage)
 
 
-def _set_patient_and_study(ds: Dataset, *, patient_id: str, patient_name: str,
-                           study_uid: str, study_date: str, accession_number: str,
-                           study_description: str, study_id: str) -> None:
+def _set_patient_and_study(
+    ds: Dataset,
+    *,
+    patient_id: str,
+    patient_name: str,
+    study_uid: str,
+    study_date: str,
+    accession_number: str,
+    study_description: str,
+    study_id: str,
+) -> None:
     ds.PatientName = patient_name
     ds.PatientID = patient_id
     ds.PatientBirthDate = "19700101"
@@ -104,8 +121,9 @@ def _set_patient_and_study(ds: Dataset, *, patient_id: str, patient_name: str,
     ds.StudyDescription = study_description
 
 
-def _set_pixels(ds: Dataset, arr: np.ndarray, *, frames: int, bits: int,
-                samples_per_pixel: int) -> None:
+def _set_pixels(
+    ds: Dataset, arr: np.ndarray, *, frames: int, bits: int, samples_per_pixel: int
+) -> None:
     ds.Rows, ds.Columns = arr.shape[-3:-1] if samples_per_pixel > 1 else arr.shape[-2:]
     ds.SamplesPerPixel = samples_per_pixel
     ds.PhotometricInterpretation = "RGB" if samples_per_pixel == 3 else "MONOCHROME2"
@@ -170,9 +188,13 @@ def make_instance(
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop_uid
     _set_patient_and_study(
-        ds, patient_id=patient_id, patient_name=patient_name,
-        study_uid=study_uid or generate_uid(), study_date=study_date,
-        accession_number=accession_number, study_description=study_description,
+        ds,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_uid=study_uid or generate_uid(),
+        study_date=study_date,
+        accession_number=accession_number,
+        study_description=study_description,
         study_id=study_id,
     )
     ds.Modality = modality
@@ -216,15 +238,17 @@ def make_study(n_series: int = 2, n_instances: int = 3, **kw: Any) -> list[Datas
     for s in range(n_series):
         series_uid = generate_uid()
         for i in range(n_instances):
-            datasets.append(make_instance(
-                study_uid=study_uid,
-                series_uid=series_uid,
-                seed=seed + s * n_instances + i,
-                series_description=description or f"Series {s + 1}",
-                series_number=s + 1,
-                instance_number=i + 1,
-                **kw,
-            ))
+            datasets.append(
+                make_instance(
+                    study_uid=study_uid,
+                    series_uid=series_uid,
+                    seed=seed + s * n_instances + i,
+                    series_description=description or f"Series {s + 1}",
+                    series_number=s + 1,
+                    instance_number=i + 1,
+                    **kw,
+                )
+            )
     return datasets
 
 
@@ -303,7 +327,7 @@ def frame_bytes(ds: Dataset, number: int) -> bytes:
                 return frame
         raise IndexError(f"frame {number} not found")
     size = ds.Rows * ds.Columns * ds.SamplesPerPixel * (ds.BitsAllocated // 8)
-    return bytes(ds.PixelData[(number - 1) * size: number * size])
+    return bytes(ds.PixelData[(number - 1) * size : number * size])
 
 
 def pydicom_test_files(names: Sequence[str] = PYDICOM_TEST_FILES) -> list[Path]:

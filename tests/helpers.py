@@ -22,23 +22,39 @@ PROJECT_ROOT = TESTS_DIR.parent
 API_SIGNATURES = PROJECT_ROOT.parent / 'shared' / 'reference' / 'api-signatures.json'
 #: the files a package of this project is built from (copied out before building, so that
 #: no build/ or *.egg-info folder is left in the checkout)
-PACKAGE_SOURCES = ('pyproject.toml', 'setup.py', 'README.md', 'dicomweb_client.py',
-                   'dicomweb_client_cli.py')
+PACKAGE_SOURCES = (
+    'pyproject.toml',
+    'setup.py',
+    'README.md',
+    'dicomweb_client.py',
+    'dicomweb_client_cli.py',
+)
 
 
-def run_python(code: str, *, timeout: float = 120, check: bool = False,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_python(
+    code: str, *, timeout: float = 120, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``code`` (dedented) in a fresh interpreter that imports this checkout's module.
 
     The child runs in the repository root with the project first on ``PYTHONPATH``;
     ``env`` adds or replaces variables.  Output is captured as text.
     """
-    child_env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(PROJECT_ROOT)] + [part for part in [os.environ.get('PYTHONPATH')] if part]))
+    child_env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(PROJECT_ROOT)] + [part for part in [os.environ.get('PYTHONPATH')] if part]
+        ),
+    )
     child_env.update(env or {})
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=PROJECT_ROOT,
-                          env=child_env, capture_output=True, text=True, timeout=timeout,
-                          check=check)
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        cwd=PROJECT_ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
 
 
 def env_without_pythonpath() -> dict[str, str]:

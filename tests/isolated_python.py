@@ -64,7 +64,10 @@ def make_venv(venv: Path) -> Path:
     try:
         result = subprocess.run(
             [sys.executable, "-m", "venv", "--without-pip", str(venv)],
-            capture_output=True, text=True, timeout=120, env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise VenvUnavailable(f"python -m venv failed: {error}") from error
@@ -78,7 +81,11 @@ def site_packages(python: Path) -> Path:
     """The ``purelib`` folder of the interpreter ``python``."""
     out = subprocess.run(
         [str(python), "-E", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True, timeout=60, env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=clean_env(),
     )
     return Path(out.stdout.strip())
 

@@ -34,12 +34,28 @@ from typing import Any, Dict, List
 # instance of, so that the two packages' own class names do not matter, only what
 # ``except`` clauses would catch.
 _CATALOGUE = [
-    ('builtins', name) for name in (
-        'ValueError', 'TypeError', 'KeyError', 'IndexError', 'LookupError', 'OSError',
-        'FileNotFoundError', 'PermissionError', 'FileExistsError', 'IsADirectoryError',
-        'ConnectionError', 'TimeoutError', 'RuntimeError', 'AttributeError',
-        'NotImplementedError', 'UnicodeError', 'AssertionError', 'StopIteration',
-        'SystemExit', 'ImportError',
+    ('builtins', name)
+    for name in (
+        'ValueError',
+        'TypeError',
+        'KeyError',
+        'IndexError',
+        'LookupError',
+        'OSError',
+        'FileNotFoundError',
+        'PermissionError',
+        'FileExistsError',
+        'IsADirectoryError',
+        'ConnectionError',
+        'TimeoutError',
+        'RuntimeError',
+        'AttributeError',
+        'NotImplementedError',
+        'UnicodeError',
+        'AssertionError',
+        'StopIteration',
+        'SystemExit',
+        'ImportError',
     )
 ] + [
     ('json', 'JSONDecodeError'),
@@ -100,7 +116,8 @@ def normalize(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return {type(value).__name__: [normalize(item, depth + 1) for item in value]}
     if isinstance(value, types.GeneratorType) or (
-            hasattr(value, '__next__') and hasattr(value, '__iter__')):
+        hasattr(value, '__next__') and hasattr(value, '__iter__')
+    ):
         return {'iterator': [normalize(item, depth + 1) for item in value]}
     dataset = _describe_dataset(value)
     if dataset is not None:

@@ -18,9 +18,7 @@ from recording_server import Response, multipart_response
 
 WEB = "client = api.DICOMwebClient(URL)"
 FILES = "client = api.DICOMfileClient(URL, in_memory=True)"
-FAST_RETRIES = (
-    WEB + "\nclient.set_http_retry_params(max_attempts=3, wait_exponential_multiplier=1)"
-)
+FAST_RETRIES = WEB + "\nclient.set_http_retry_params(max_attempts=3, wait_exponential_multiplier=1)"
 INSTANCE = f"'{STUDY}', '{SERIES_1}', '{SOP_1}'"
 FRAMES_INSTANCE = f"'{STUDY}', '{SERIES_2}', '{SOP_3}'"
 
@@ -86,7 +84,8 @@ _SEARCH_SCOPES = {
     "search_for_studies": [("", "")],
     "search_for_series": [("", ""), ("study", f"study_instance_uid='{STUDY}'")],
     "search_for_instances": [
-        ("", ""), ("study", f"study_instance_uid='{STUDY}'"),
+        ("", ""),
+        ("study", f"study_instance_uid='{STUDY}'"),
         ("series", f"study_instance_uid='{STUDY}', series_instance_uid='{SERIES_1}'"),
     ],
 }
@@ -103,14 +102,20 @@ def search_scenarios() -> Iterator[Scenario]:
             for name, arguments in _SEARCH_ARGUMENTS.items():
                 label = f"{method}-{scope_name}-{name}" if scope_name else f"{method}-{name}"
                 yield Scenario(label, f"client.{method}({_join(scope, arguments)})")
-    yield Scenario("search_for_series-invalid_uid",
-                   "client.search_for_series(study_instance_uid='1..2')")
-    yield Scenario("search_for_series-letters_uid",
-                   "client.search_for_series(study_instance_uid='abc')")
-    yield Scenario("search_for_instances-series_without_study",
-                   f"client.search_for_instances(series_instance_uid='{SERIES_1}')")
-    yield Scenario("search_for_studies-empty_string_uid_scope",
-                   "client.search_for_series(study_instance_uid='')")
+    yield Scenario(
+        "search_for_series-invalid_uid", "client.search_for_series(study_instance_uid='1..2')"
+    )
+    yield Scenario(
+        "search_for_series-letters_uid", "client.search_for_series(study_instance_uid='abc')"
+    )
+    yield Scenario(
+        "search_for_instances-series_without_study",
+        f"client.search_for_instances(series_instance_uid='{SERIES_1}')",
+    )
+    yield Scenario(
+        "search_for_studies-empty_string_uid_scope",
+        "client.search_for_series(study_instance_uid='')",
+    )
     yield from _paging_scenarios()
     yield from _search_answer_scenarios()
 
@@ -118,21 +123,31 @@ def search_scenarios() -> Iterator[Scenario]:
 def _paging_scenarios() -> Iterator[Scenario]:
     page = b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}]'
     other = page.replace(b"1.2.3", b"1.2.4")
-    yield Scenario("search-get_remaining-two_pages",
-                   "client.search_for_studies(get_remaining=True)",
-                   answers=[_json(page), _json(other), _json(b"[]")])
-    yield Scenario("search-get_remaining-offset_ignored",
-                   "client.search_for_studies(get_remaining=True)",
-                   answers=[_json(page), _json(page), _json(b"[]")])
-    yield Scenario("search-get_remaining-limit",
-                   "client.search_for_studies(get_remaining=True, limit=1)",
-                   answers=[_json(page), _json(b"[]")])
-    yield Scenario("search-get_remaining-offset",
-                   "client.search_for_studies(get_remaining=True, offset=5)",
-                   answers=[_json(page), _json(b"[]")])
-    yield Scenario("search-get_remaining-204",
-                   "client.search_for_studies(get_remaining=True)",
-                   answers=[_json(page), Response(status=204)])
+    yield Scenario(
+        "search-get_remaining-two_pages",
+        "client.search_for_studies(get_remaining=True)",
+        answers=[_json(page), _json(other), _json(b"[]")],
+    )
+    yield Scenario(
+        "search-get_remaining-offset_ignored",
+        "client.search_for_studies(get_remaining=True)",
+        answers=[_json(page), _json(page), _json(b"[]")],
+    )
+    yield Scenario(
+        "search-get_remaining-limit",
+        "client.search_for_studies(get_remaining=True, limit=1)",
+        answers=[_json(page), _json(b"[]")],
+    )
+    yield Scenario(
+        "search-get_remaining-offset",
+        "client.search_for_studies(get_remaining=True, offset=5)",
+        answers=[_json(page), _json(b"[]")],
+    )
+    yield Scenario(
+        "search-get_remaining-204",
+        "client.search_for_studies(get_remaining=True)",
+        answers=[_json(page), Response(status=204)],
+    )
 
 
 def _search_answer_scenarios() -> Iterator[Scenario]:
@@ -141,37 +156,66 @@ def _search_answer_scenarios() -> Iterator[Scenario]:
         "204": Response(status=204),
         "empty_200": Response(status=200, content_type="application/dicom+json"),
         "object_not_list": _json(b'{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}'),
-        "plain_json_type": _json(b'[{"0020000D": {"vr": "UI", "Value": ["1"]}}]',
-                                 "application/json"),
+        "plain_json_type": _json(
+            b'[{"0020000D": {"vr": "UI", "Value": ["1"]}}]', "application/json"
+        ),
         "no_content_type": Response(body=b'[{"0020000D": {"vr": "UI", "Value": ["1"]}}]'),
         "invalid_json": _json(b"[{not json"),
         "html": Response(body=b"<html>login</html>", content_type="text/html"),
-        "400": _status(400), "401": _status(401), "403": _status(403),
-        "404": _status(404), "405": _status(405), "406": _status(406),
-        "409": _status(409), "413": _status(413), "500": _status(500),
-        "501": _status(501), "502": _status(502),
-        "warning_header": Response(body=b"[]", content_type="application/dicom+json",
-                                   headers={"Warning": "299 server: too many results"}),
+        "400": _status(400),
+        "401": _status(401),
+        "403": _status(403),
+        "404": _status(404),
+        "405": _status(405),
+        "406": _status(406),
+        "409": _status(409),
+        "413": _status(413),
+        "500": _status(500),
+        "501": _status(501),
+        "502": _status(502),
+        "warning_header": Response(
+            body=b"[]",
+            content_type="application/dicom+json",
+            headers={"Warning": "299 server: too many results"},
+        ),
         "latin1_charset": Response(
             body='[{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller"}]}}]'.encode(
-                "utf-8"), content_type="application/dicom+json; charset=ISO-8859-1"),
+                "utf-8"
+            ),
+            content_type="application/dicom+json; charset=ISO-8859-1",
+        ),
     }
     for name, answer in answers.items():
         yield Scenario(f"search-answer-{name}", call, answers=[answer])
     for code in (429, 408, 503, 504):
-        yield Scenario(f"search-retry-{code}-then-ok", call, setup=FAST_RETRIES,
-                       answers=[_status(code), _json(b"[]")])
-        yield Scenario(f"search-retry-{code}-exhausted", call, setup=FAST_RETRIES,
-                       answers=[_status(code)])
-    yield Scenario("search-retry-disabled", call,
-                   setup=WEB + "\nclient.set_http_retry_params(retry=False)",
-                   answers=[_status(503), _json(b"[]")])
-    yield Scenario("search-retry-custom_codes", call,
-                   setup=WEB + "\nclient.set_http_retry_params(max_attempts=2, "
-                   "wait_exponential_multiplier=1, retriable_error_codes=(500,))",
-                   answers=[_status(500)])
-    yield Scenario("search-retry-500-not_retried", call, setup=FAST_RETRIES,
-                   answers=[_status(500), _json(b"[]")])
+        yield Scenario(
+            f"search-retry-{code}-then-ok",
+            call,
+            setup=FAST_RETRIES,
+            answers=[_status(code), _json(b"[]")],
+        )
+        yield Scenario(
+            f"search-retry-{code}-exhausted", call, setup=FAST_RETRIES, answers=[_status(code)]
+        )
+    yield Scenario(
+        "search-retry-disabled",
+        call,
+        setup=WEB + "\nclient.set_http_retry_params(retry=False)",
+        answers=[_status(503), _json(b"[]")],
+    )
+    yield Scenario(
+        "search-retry-custom_codes",
+        call,
+        setup=WEB + "\nclient.set_http_retry_params(max_attempts=2, "
+        "wait_exponential_multiplier=1, retriable_error_codes=(500,))",
+        answers=[_status(500)],
+    )
+    yield Scenario(
+        "search-retry-500-not_retried",
+        call,
+        setup=FAST_RETRIES,
+        answers=[_status(500), _json(b"[]")],
+    )
 
 
 # -- retrieve --------------------------------------------------------------------------
@@ -183,7 +227,7 @@ _INSTANCE_MEDIA = {
     "dicom_evrle": "media_types=(('application/dicom', '1.2.840.10008.1.2.1'),)",
     "dicom_ivrle": "media_types=(('application/dicom', '1.2.840.10008.1.2'),)",
     "dicom_two": "media_types=(('application/dicom', '1.2.840.10008.1.2.1'), "
-                 "('application/dicom', '1.2.840.10008.1.2.5'))",
+    "('application/dicom', '1.2.840.10008.1.2.5'))",
     "dicom_list": "media_types=[('application/dicom', '1.2.840.10008.1.2.1')]",
     "octet": "media_types=('application/octet-stream',)",
     "jpeg": "media_types=('image/jpeg',)",
@@ -211,12 +255,18 @@ def retrieve_scenarios() -> Iterator[Scenario]:
                     call = f"list({call})"
                 yield Scenario(f"{method}-{name}", call)
         yield Scenario(f"retrieve_{level}_metadata", f"client.retrieve_{level}_metadata({uids})")
-        yield Scenario(f"retrieve_{level}_metadata-additional",
-                       f"client.retrieve_{level}_metadata({uids}, additional_params={{'a': 1}})")
-        yield Scenario(f"retrieve_{level}-invalid_uid",
-                       f"client.retrieve_{level}({uids.replace(STUDY, '1..2')})")
-        yield Scenario(f"retrieve_{level}_metadata-unknown",
-                       f"client.retrieve_{level}_metadata({uids.replace(STUDY, '1.2.3')})")
+        yield Scenario(
+            f"retrieve_{level}_metadata-additional",
+            f"client.retrieve_{level}_metadata({uids}, additional_params={{'a': 1}})",
+        )
+        yield Scenario(
+            f"retrieve_{level}-invalid_uid",
+            f"client.retrieve_{level}({uids.replace(STUDY, '1..2')})",
+        )
+        yield Scenario(
+            f"retrieve_{level}_metadata-unknown",
+            f"client.retrieve_{level}_metadata({uids.replace(STUDY, '1.2.3')})",
+        )
     yield from _retrieve_answer_scenarios()
 
 
@@ -226,43 +276,71 @@ def _retrieve_answer_scenarios() -> Iterator[Scenario]:
     part = b"frame-bytes"
     answers = {
         "single_part_no_boundary": Response(
-            body=part, content_type='multipart/related; type="application/octet-stream"'),
+            body=part, content_type='multipart/related; type="application/octet-stream"'
+        ),
         "multipart_inline_boundary": Response(
-            body=b"--abc\r\nContent-Type: application/octet-stream\r\n\r\n" + part
+            body=b"--abc\r\nContent-Type: application/octet-stream\r\n\r\n"
+            + part
             + b"\r\n--abc--\r\n",
-            content_type='multipart/related; type="application/octet-stream"'),
+            content_type='multipart/related; type="application/octet-stream"',
+        ),
         "bare_octet": Response(body=part, content_type="application/octet-stream"),
         "two_parts": multipart_response([part, part], "application/octet-stream"),
         "truncated": Response(
             body=b"--b\r\nContent-Type: application/octet-stream\r\n\r\n" + part,
-            content_type='multipart/related; type="application/octet-stream"; boundary=b'),
+            content_type='multipart/related; type="application/octet-stream"; boundary=b',
+        ),
         "204": Response(status=204),
         "404": _status(404),
         "empty_multipart": Response(
             body=b"--b--\r\n",
-            content_type='multipart/related; type="application/octet-stream"; boundary=b'),
+            content_type='multipart/related; type="application/octet-stream"; boundary=b',
+        ),
     }
     for name, answer in answers.items():
         yield Scenario(f"retrieve_instance_frames-answer-{name}", frames_call, answers=[answer])
-    yield Scenario("retrieve_instance-answer-not_dicom", call,
-                   answers=[multipart_response([b"not a dicom file"])])
-    yield Scenario("retrieve_instance-answer-two_instances", call,
-                   answers=[lambda request, rest: multipart_response(
-                       [_fake_file(SOP_1), _fake_file(SOP_2)])])
-    yield Scenario("retrieve_instance-answer-bare_dicom", call,
-                   answers=[lambda request, rest: Response(
-                       body=_fake_file(SOP_1), content_type="application/dicom")])
-    yield Scenario("retrieve_study-answer-empty", f"client.retrieve_study('{STUDY}')",
-                   answers=[Response(body=b"--b--\r\n", content_type=(
-                       'multipart/related; type="application/dicom"; boundary=b'))])
-    yield Scenario("retrieve_study_metadata-answer-object",
-                   f"client.retrieve_study_metadata('{STUDY}')",
-                   answers=[_json(b'{"0020000D": {"vr": "UI", "Value": ["1"]}}')])
-    yield Scenario("retrieve_instance_metadata-answer-list_of_two",
-                   f"client.retrieve_instance_metadata({INSTANCE})",
-                   answers=[_json(b'[{"00080018": {"vr": "UI", "Value": ["1"]}}, {}]')])
-    yield Scenario("retrieve_instance_metadata-answer-empty_list",
-                   f"client.retrieve_instance_metadata({INSTANCE})", answers=[_json(b"[]")])
+    yield Scenario(
+        "retrieve_instance-answer-not_dicom",
+        call,
+        answers=[multipart_response([b"not a dicom file"])],
+    )
+    yield Scenario(
+        "retrieve_instance-answer-two_instances",
+        call,
+        answers=[lambda request, rest: multipart_response([_fake_file(SOP_1), _fake_file(SOP_2)])],
+    )
+    yield Scenario(
+        "retrieve_instance-answer-bare_dicom",
+        call,
+        answers=[
+            lambda request, rest: Response(body=_fake_file(SOP_1), content_type="application/dicom")
+        ],
+    )
+    yield Scenario(
+        "retrieve_study-answer-empty",
+        f"client.retrieve_study('{STUDY}')",
+        answers=[
+            Response(
+                body=b"--b--\r\n",
+                content_type=('multipart/related; type="application/dicom"; boundary=b'),
+            )
+        ],
+    )
+    yield Scenario(
+        "retrieve_study_metadata-answer-object",
+        f"client.retrieve_study_metadata('{STUDY}')",
+        answers=[_json(b'{"0020000D": {"vr": "UI", "Value": ["1"]}}')],
+    )
+    yield Scenario(
+        "retrieve_instance_metadata-answer-list_of_two",
+        f"client.retrieve_instance_metadata({INSTANCE})",
+        answers=[_json(b'[{"00080018": {"vr": "UI", "Value": ["1"]}}, {}]')],
+    )
+    yield Scenario(
+        "retrieve_instance_metadata-answer-empty_list",
+        f"client.retrieve_instance_metadata({INSTANCE})",
+        answers=[_json(b"[]")],
+    )
 
 
 _FILES: dict[str, bytes] = {}
@@ -270,6 +348,7 @@ _FILES: dict[str, bytes] = {}
 
 def _fake_file(sop: str) -> bytes:
     from oracle_server import FakeDICOMweb
+
     if not _FILES:
         _FILES.update(FakeDICOMweb().files)
     return _FILES[sop]
@@ -302,18 +381,21 @@ def frame_scenarios() -> Iterator[Scenario]:
             call = f"client.retrieve_instance_frames({_join(FRAMES_INSTANCE, numbers, arguments)})"
             yield Scenario(f"retrieve_instance_frames-{name}-{label}", call)
         iterated = _join(FRAMES_INSTANCE, "[1, 2]", arguments)
-        yield Scenario(f"iter_instance_frames-{name}",
-                       f"list(client.iter_instance_frames({iterated}))")
+        yield Scenario(
+            f"iter_instance_frames-{name}", f"list(client.iter_instance_frames({iterated}))"
+        )
     for numbers in ("[]", "[0]", "[-1]", "['1']", "[9]", "None"):
         label = numbers.strip("[]'") or "empty"
-        yield Scenario(f"retrieve_instance_frames-numbers-{label}",
-                       f"client.retrieve_instance_frames({FRAMES_INSTANCE}, {numbers})")
+        yield Scenario(
+            f"retrieve_instance_frames-numbers-{label}",
+            f"client.retrieve_instance_frames({FRAMES_INSTANCE}, {numbers})",
+        )
     yield from _bulk_scenarios()
     yield from _rendered_scenarios()
 
 
 def _bulk_scenarios() -> Iterator[Scenario]:
-    bulk = (f"URL + '/studies/{STUDY}/series/{SERIES_1}/instances/{SOP_1}/bulk/7fe00010'")
+    bulk = f"URL + '/studies/{STUDY}/series/{SERIES_1}/instances/{SOP_1}/bulk/7fe00010'"
     shapes = {
         "plain": "",
         "octet": "media_types=('application/octet-stream',)",
@@ -323,12 +405,17 @@ def _bulk_scenarios() -> Iterator[Scenario]:
         "additional": "additional_params={'x': 1}",
     }
     for name, arguments in shapes.items():
-        yield Scenario(f"retrieve_bulkdata-{name}",
-                       f"client.retrieve_bulkdata({_join(bulk, arguments)})")
-        yield Scenario(f"iter_bulkdata-{name}",
-                       f"list(client.iter_bulkdata({_join(bulk, arguments)}))")
-    yield Scenario("retrieve_bulkdata-answer-octet", f"client.retrieve_bulkdata({bulk})",
-                   answers=[Response(body=b"raw", content_type="application/octet-stream")])
+        yield Scenario(
+            f"retrieve_bulkdata-{name}", f"client.retrieve_bulkdata({_join(bulk, arguments)})"
+        )
+        yield Scenario(
+            f"iter_bulkdata-{name}", f"list(client.iter_bulkdata({_join(bulk, arguments)}))"
+        )
+    yield Scenario(
+        "retrieve_bulkdata-answer-octet",
+        f"client.retrieve_bulkdata({bulk})",
+        answers=[Response(body=b"raw", content_type="application/octet-stream")],
+    )
 
 
 _RENDERED_MEDIA = {
@@ -356,14 +443,19 @@ def _rendered_scenarios() -> Iterator[Scenario]:
     for method, uids in targets.items():
         for name, arguments in _RENDERED_MEDIA.items():
             yield Scenario(f"{method}-{name}", f"client.{method}({_join(uids, arguments)})")
-    yield Scenario("retrieve_instance_frames_rendered-two_frames",
-                   f"client.retrieve_instance_frames_rendered({FRAMES_INSTANCE}, [1, 2])")
-    yield Scenario("retrieve_instance_rendered-answer-multipart",
-                   f"client.retrieve_instance_rendered({INSTANCE})",
-                   answers=[multipart_response([PNG], "image/png")])
+    yield Scenario(
+        "retrieve_instance_frames_rendered-two_frames",
+        f"client.retrieve_instance_frames_rendered({FRAMES_INSTANCE}, [1, 2])",
+    )
+    yield Scenario(
+        "retrieve_instance_rendered-answer-multipart",
+        f"client.retrieve_instance_rendered({INSTANCE})",
+        answers=[multipart_response([PNG], "image/png")],
+    )
 
 
 # -- store, delete -----------------------------------------------------------------------
+
 
 def store_scenarios() -> Iterator[Scenario]:
     """STOW-RS and DELETE calls."""
@@ -371,23 +463,30 @@ def store_scenarios() -> Iterator[Scenario]:
     yield Scenario("store_instances-two", "client.store_instances(ds)", setup=read)
     yield Scenario("store_instances-tuple", "client.store_instances(tuple(ds))", setup=read)
     yield Scenario("store_instances-study", f"client.store_instances(ds, '{STUDY}')", setup=read)
-    yield Scenario("store_instances-study_invalid", "client.store_instances(ds, '1..2')",
-                   setup=read)
-    yield Scenario("store_instances-additional",
-                   "client.store_instances(ds, additional_params={'a': 1})", setup=read)
+    yield Scenario(
+        "store_instances-study_invalid", "client.store_instances(ds, '1..2')", setup=read
+    )
+    yield Scenario(
+        "store_instances-additional",
+        "client.store_instances(ds, additional_params={'a': 1})",
+        setup=read,
+    )
     yield Scenario("store_instances-empty", "client.store_instances([])")
-    yield Scenario("store_instances-generator",
-                   "client.store_instances(d for d in ds)", setup=read)
-    yield Scenario("store_instances-only_syntax_meta", "client.store_instances([d])",
-                   setup=WEB + "\nimport pydicom\nd = pydicom.dcmread(DATA + '/1.dcm')\n"
-                   "syntax = d.file_meta.TransferSyntaxUID\n"
-                   "d.file_meta = pydicom.dataset.FileMetaDataset()\n"
-                   "d.file_meta.TransferSyntaxUID = syntax")
-    yield Scenario("store_instances-no_meta", "client.store_instances([d])",
-                   setup=WEB + "\nimport pydicom\nd = pydicom.dcmread(DATA + '/1.dcm')\n"
-                   "del d.file_meta")
-    yield Scenario("store_instances-path_not_dataset",
-                   "client.store_instances([DATA + '/1.dcm'])")
+    yield Scenario("store_instances-generator", "client.store_instances(d for d in ds)", setup=read)
+    yield Scenario(
+        "store_instances-only_syntax_meta",
+        "client.store_instances([d])",
+        setup=WEB + "\nimport pydicom\nd = pydicom.dcmread(DATA + '/1.dcm')\n"
+        "syntax = d.file_meta.TransferSyntaxUID\n"
+        "d.file_meta = pydicom.dataset.FileMetaDataset()\n"
+        "d.file_meta.TransferSyntaxUID = syntax",
+    )
+    yield Scenario(
+        "store_instances-no_meta",
+        "client.store_instances([d])",
+        setup=WEB + "\nimport pydicom\nd = pydicom.dcmread(DATA + '/1.dcm')\ndel d.file_meta",
+    )
+    yield Scenario("store_instances-path_not_dataset", "client.store_instances([DATA + '/1.dcm'])")
     stow_answers = {
         "warning_202": Response(status=202, body=b"{}", content_type="application/dicom+json"),
         "409": _status(409),
@@ -397,31 +496,47 @@ def store_scenarios() -> Iterator[Scenario]:
         "not_json": Response(body=b"ok", content_type="text/plain"),
     }
     for name, answer in stow_answers.items():
-        yield Scenario(f"store_instances-answer-{name}", "client.store_instances(ds)",
-                       setup=read, answers=[answer])
+        yield Scenario(
+            f"store_instances-answer-{name}",
+            "client.store_instances(ds)",
+            setup=read,
+            answers=[answer],
+        )
     deletes = {
-        "study": f"'{STUDY}'", "series": f"'{STUDY}', '{SERIES_1}'", "instance": INSTANCE,
+        "study": f"'{STUDY}'",
+        "series": f"'{STUDY}', '{SERIES_1}'",
+        "instance": INSTANCE,
     }
     for level, uids in deletes.items():
         yield Scenario(f"delete_{level}", f"client.delete_{level}({uids})")
-        yield Scenario(f"delete_{level}-additional",
-                       f"client.delete_{level}({uids}, additional_params={{'a': 1}})")
-        yield Scenario(f"delete_{level}-404", f"client.delete_{level}({uids})",
-                       answers=[_status(404)])
-        yield Scenario(f"delete_{level}-invalid",
-                       f"client.delete_{level}({uids.replace(STUDY, 'x')})")
+        yield Scenario(
+            f"delete_{level}-additional",
+            f"client.delete_{level}({uids}, additional_params={{'a': 1}})",
+        )
+        yield Scenario(
+            f"delete_{level}-404", f"client.delete_{level}({uids})", answers=[_status(404)]
+        )
+        yield Scenario(
+            f"delete_{level}-invalid", f"client.delete_{level}({uids.replace(STUDY, 'x')})"
+        )
     yield Scenario("delete_study-none", "client.delete_study(None)")
     yield Scenario("delete_series-none", f"client.delete_series('{STUDY}', None)")
 
 
 # -- client construction, URL prefixes, headers, sessions ----------------------------------
 
+
 def client_scenarios() -> Iterator[Scenario]:
     """Constructor arguments, URL prefixes, headers, sessions and the callback."""
     search = "client.search_for_studies()"
     for prefix in ("qido", "wado", "stow", "delete"):
-        for value, label in (("'prefix'", "word"), ("''", "empty"), ("'/slash'", "slash"),
-                             ("'a/b'", "nested"), ("None", "none")):
+        for value, label in (
+            ("'prefix'", "word"),
+            ("''", "empty"),
+            ("'/slash'", "slash"),
+            ("'a/b'", "nested"),
+            ("None", "none"),
+        ):
             setup = f"client = api.DICOMwebClient(URL, {prefix}_url_prefix={value})"
             call = {
                 "qido": search,
@@ -435,14 +550,14 @@ def client_scenarios() -> Iterator[Scenario]:
         "headers": "client = api.DICOMwebClient(URL, headers={'X-Key': 'k', 'Accept': 'x'})",
         "headers_empty": "client = api.DICOMwebClient(URL, headers={})",
         "user_pass": "client = api.DICOMwebClient(URL, session="
-                     "session_utils.create_session_from_user_pass('alice', 's3cret'))",
+        "session_utils.create_session_from_user_pass('alice', 's3cret'))",
         "create_session": "client = api.DICOMwebClient(URL, "
-                          "session=session_utils.create_session())",
+        "session=session_utils.create_session())",
         "session_headers": "s = session_utils.create_session()\n"
-                           "s.headers.update({'Authorization': 'Bearer t'})\n"
-                           "client = api.DICOMwebClient(URL, session=s)",
+        "s.headers.update({'Authorization': 'Bearer t'})\n"
+        "client = api.DICOMwebClient(URL, session=s)",
         "callback": "seen = []\nclient = api.DICOMwebClient(URL, "
-                    "callback=lambda response, *a, **k: seen.append(response.status_code))",
+        "callback=lambda response, *a, **k: seen.append(response.status_code))",
         "chunk_size": "client = api.DICOMwebClient(URL, chunk_size=1)",
         "set_chunk_size": WEB + "\nclient.set_chunk_size(7)",
         "proxies_empty": "client = api.DICOMwebClient(URL, proxies={})",
@@ -452,45 +567,71 @@ def client_scenarios() -> Iterator[Scenario]:
     yield Scenario("client-callback-seen", "seen", setup=setups["callback"] + "\n" + search)
     sessions = {
         "from_auth_basic": "import requests.auth\nclient = api.DICOMwebClient(URL, session="
-                           "session_utils.create_session_from_auth("
-                           "requests.auth.HTTPBasicAuth('bob', 'pw')))",
+        "session_utils.create_session_from_auth("
+        "requests.auth.HTTPBasicAuth('bob', 'pw')))",
         "from_auth_callable": "def bearer(request):\n"
-                              "    request.headers['Authorization'] = 'Bearer abc'\n"
-                              "    return request\n"
-                              "client = api.DICOMwebClient(URL, session="
-                              "session_utils.create_session_from_auth(bearer))",
+        "    request.headers['Authorization'] = 'Bearer abc'\n"
+        "    return request\n"
+        "client = api.DICOMwebClient(URL, session="
+        "session_utils.create_session_from_auth(bearer))",
         "user_pass_unicode": "client = api.DICOMwebClient(URL, session="
-                             "session_utils.create_session_from_user_pass('jörg', 'pä'))",
+        "session_utils.create_session_from_user_pass('jörg', 'pä'))",
     }
     for name, setup in sessions.items():
         yield Scenario(f"session-{name}", search, setup=setup)
-    yield Scenario("session-add_certs_missing_file",
-                   "session_utils.add_certs_to_session(session_utils.create_session(), "
-                   "DATA + '/no-such-ca.pem')", setup="", target="none")
-    yield Scenario("client-url_with_query", search,
-                   setup="client = api.DICOMwebClient(URL + '?key=1')")
-    bad_urls = {"no_scheme": "'127.0.0.1/dicom-web'", "ftp": "'ftp://host/x'",
-                "empty": "''", "none": "None", "file": "'file:///tmp/x'"}
+    yield Scenario(
+        "session-add_certs_missing_file",
+        "session_utils.add_certs_to_session(session_utils.create_session(), "
+        "DATA + '/no-such-ca.pem')",
+        setup="",
+        target="none",
+    )
+    yield Scenario(
+        "client-url_with_query", search, setup="client = api.DICOMwebClient(URL + '?key=1')"
+    )
+    bad_urls = {
+        "no_scheme": "'127.0.0.1/dicom-web'",
+        "ftp": "'ftp://host/x'",
+        "empty": "''",
+        "none": "None",
+        "file": "'file:///tmp/x'",
+    }
     for name, url in bad_urls.items():
-        yield Scenario(f"client-bad_url-{name}", f"api.DICOMwebClient({url}).base_url",
-                       setup="")
-    attributes = ("base_url", "protocol", "host", "port", "url_prefix", "qido_url_prefix",
-                  "wado_url_prefix", "stow_url_prefix", "delete_url_prefix")
+        yield Scenario(f"client-bad_url-{name}", f"api.DICOMwebClient({url}).base_url", setup="")
+    attributes = (
+        "base_url",
+        "protocol",
+        "host",
+        "port",
+        "url_prefix",
+        "qido_url_prefix",
+        "wado_url_prefix",
+        "stow_url_prefix",
+        "delete_url_prefix",
+    )
     for attribute in attributes:
-        yield Scenario(f"client-attribute-{attribute}",
-                       f"getattr(client, '{attribute}', 'missing')",
-                       setup="client = api.DICOMwebClient('https://pacs.example.org:8443/"
-                       "root/dicom-web', qido_url_prefix='q', wado_url_prefix='w')",
-                       target="none")
-    for name, call in {"lookup_keyword": "client.lookup_keyword('00100020')",
-                       "lookup_keyword_int": "client.lookup_keyword(0x00100020)",
-                       "lookup_tag": "client.lookup_tag('PatientID')",
-                       "lookup_tag_unknown": "client.lookup_tag('NoSuchKeyword')",
-                       "lookup_keyword_unknown": "client.lookup_keyword('99999999')",
-                       "isinstance_protocol": "isinstance(client, protocol.DICOMClient)",
-                       "version_type": "type(dicomweb_client.__version__).__name__"}.items():
-        yield Scenario(f"client-{name}", call, target="none",
-                       setup="client = api.DICOMwebClient('http://127.0.0.1:9/dicom-web')")
+        yield Scenario(
+            f"client-attribute-{attribute}",
+            f"getattr(client, '{attribute}', 'missing')",
+            setup="client = api.DICOMwebClient('https://pacs.example.org:8443/"
+            "root/dicom-web', qido_url_prefix='q', wado_url_prefix='w')",
+            target="none",
+        )
+    for name, call in {
+        "lookup_keyword": "client.lookup_keyword('00100020')",
+        "lookup_keyword_int": "client.lookup_keyword(0x00100020)",
+        "lookup_tag": "client.lookup_tag('PatientID')",
+        "lookup_tag_unknown": "client.lookup_tag('NoSuchKeyword')",
+        "lookup_keyword_unknown": "client.lookup_keyword('99999999')",
+        "isinstance_protocol": "isinstance(client, protocol.DICOMClient)",
+        "version_type": "type(dicomweb_client.__version__).__name__",
+    }.items():
+        yield Scenario(
+            f"client-{name}",
+            call,
+            target="none",
+            setup="client = api.DICOMwebClient('http://127.0.0.1:9/dicom-web')",
+        )
 
 
 # -- URIs ----------------------------------------------------------------------------------
@@ -505,12 +646,11 @@ _URI_CALLS = {
     "frames_zero": f"uri.URI('https://host/dicom-web', {INSTANCE}, frames=(0,))",
     "frames_empty": f"uri.URI('https://host/dicom-web', {INSTANCE}, frames=())",
     "metadata": f"uri.URI('https://host/dicom-web', '{STUDY}', suffix=uri.URISuffix.METADATA)",
-    "rendered": f"uri.URI('https://host/dicom-web', {INSTANCE}, "
-                "suffix=uri.URISuffix.RENDERED)",
+    "rendered": f"uri.URI('https://host/dicom-web', {INSTANCE}, suffix=uri.URISuffix.RENDERED)",
     "thumbnail_frames": f"uri.URI('https://host/dicom-web', {INSTANCE}, frames=(1,), "
-                        "suffix=uri.URISuffix.THUMBNAIL)",
+    "suffix=uri.URISuffix.THUMBNAIL)",
     "metadata_frames": f"uri.URI('https://host/dicom-web', {INSTANCE}, frames=(1,), "
-                       "suffix=uri.URISuffix.METADATA)",
+    "suffix=uri.URISuffix.METADATA)",
     "series_without_study": f"uri.URI('https://host/dicom-web', None, '{SERIES_1}')",
     "invalid_uid": "uri.URI('https://host/dicom-web', '1..2')",
     "long_uid": "uri.URI('https://host/dicom-web', '1.' * 40 + '1')",
@@ -527,11 +667,11 @@ _URI_VIEWS = {
     "repr": "repr({})",
     "hash": "hash({}) == hash({})",
     "hash_of_parts": "hash({0}) == hash(({0}.base_url, {0}.study_instance_uid, "
-                     "{0}.series_instance_uid, {0}.sop_instance_uid, {0}.frames, {0}.suffix))",
+    "{0}.series_instance_uid, {0}.sop_instance_uid, {0}.frames, {0}.suffix))",
     "eq": "{} == {}",
     "type": "{}.type",
     "parts": "({0}.base_url, {0}.study_instance_uid, {0}.series_instance_uid, "
-             "{0}.sop_instance_uid, {0}.frames, {0}.suffix, {0}.permissive)",
+    "{0}.sop_instance_uid, {0}.frames, {0}.suffix, {0}.permissive)",
     "parent": "str({}.parent)",
     "base_uri": "str({}.base_uri())",
     "study_uri": "str({}.study_uri())",
@@ -555,29 +695,37 @@ def uri_scenarios() -> Iterator[Scenario]:
         "series": f"'https://host/dicom-web/studies/{STUDY}/series/{SERIES_1}'",
         "instance": f"'https://host/dicom-web/studies/{STUDY}/series/{SERIES_1}/instances/{SOP_1}'",
         "frames": f"'https://host/dicom-web/studies/{STUDY}/series/{SERIES_1}/"
-                  f"instances/{SOP_1}/frames/1,2'",
+        f"instances/{SOP_1}/frames/1,2'",
         "metadata": f"'https://host/dicom-web/studies/{STUDY}/metadata'",
         "rendered": f"'https://host/dicom-web/studies/{STUDY}/series/{SERIES_1}/rendered'",
         "thumbnail": f"'https://host/dicom-web/studies/{STUDY}/thumbnail'",
         "base": "'https://host/dicom-web'",
         "bad_resource": "'https://host/dicom-web/studies'",
         "bad_frames": f"'https://host/dicom-web/studies/{STUDY}/series/{SERIES_1}/"
-                      f"instances/{SOP_1}/frames/a'",
+        f"instances/{SOP_1}/frames/a'",
         "unknown_suffix": f"'https://host/dicom-web/studies/{STUDY}/bulk'",
         "gcp": "'https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/"
-               f"dicomStores/s/dicomWeb/studies/{STUDY}'",
+        f"dicomStores/s/dicomWeb/studies/{STUDY}'",
     }
     for name, string in strings.items():
         for kind in ("None", "uri.URIType.STUDY", "uri.URIType.SERVICE", "uri.URIType.SERIES"):
             label = kind.rsplit(".", 1)[-1].lower()
-            yield Scenario(f"uri-from_string-{name}-{label}",
-                           f"repr(uri.URI.from_string({string}, {kind}))", setup="",
-                           target="none")
-        yield Scenario(f"uri-from_string-{name}-permissive",
-                       f"repr(uri.URI.from_string({string}, permissive=True))", setup="",
-                       target="none")
-    for name, call in {"enum_type": "[t.value for t in uri.URIType]",
-                       "enum_suffix": "[s.value for s in uri.URISuffix]"}.items():
+            yield Scenario(
+                f"uri-from_string-{name}-{label}",
+                f"repr(uri.URI.from_string({string}, {kind}))",
+                setup="",
+                target="none",
+            )
+        yield Scenario(
+            f"uri-from_string-{name}-permissive",
+            f"repr(uri.URI.from_string({string}, permissive=True))",
+            setup="",
+            target="none",
+        )
+    for name, call in {
+        "enum_type": "[t.value for t in uri.URIType]",
+        "enum_suffix": "[s.value for s in uri.URISuffix]",
+    }.items():
         yield Scenario(f"uri-{name}", call, setup="", target="none")
 
 
@@ -604,11 +752,16 @@ def gcp_scenarios() -> Iterator[Scenario]:
         yield Scenario(f"gcp-{name}-str", f"str({expression})", setup="", target="none")
         keywords = ("project_id", "location", "dataset_id", "dicom_store_id")
         keyword_call = ", ".join(f"{k}={v}" for k, v in zip(keywords, ids))
-        yield Scenario(f"gcp-{name}-keywords",
-                       f"str(gcp_uri.GoogleCloudHealthcareURL({keyword_call}))",
-                       setup="", target="none")
-    base = ("https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/"
-            "dicomStores/s/dicomWeb")
+        yield Scenario(
+            f"gcp-{name}-keywords",
+            f"str(gcp_uri.GoogleCloudHealthcareURL({keyword_call}))",
+            setup="",
+            target="none",
+        )
+    base = (
+        "https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/"
+        "dicomStores/s/dicomWeb"
+    )
     strings = {
         "valid": f"'{base}'",
         "trailing_slash": f"'{base}/'",
@@ -616,22 +769,34 @@ def gcp_scenarios() -> Iterator[Scenario]:
         "beta": f"'{base.replace('v1', 'v1beta1')}'",
         "other_host": f"'{base.replace('healthcare.googleapis.com', 'example.org')}'",
         "missing_store": "'https://healthcare.googleapis.com/v1/projects/p/locations/l/"
-                         "datasets/d/dicomWeb'",
+        "datasets/d/dicomWeb'",
         "with_study": f"'{base}/studies/{STUDY}'",
     }
     for name, string in strings.items():
-        yield Scenario(f"gcp-from_string-{name}",
-                       f"repr(gcp_uri.GoogleCloudHealthcareURL.from_string({string}))",
-                       setup="", target="none")
-    for view in ("repr({})", "{} == {}", "hash({}) == hash({})",
-                 "({0}.project_id, {0}.location, {0}.dataset_id, {0}.dicom_store_id)",
-                 "getattr({}, 'api_version', 'missing')"):
+        yield Scenario(
+            f"gcp-from_string-{name}",
+            f"repr(gcp_uri.GoogleCloudHealthcareURL.from_string({string}))",
+            setup="",
+            target="none",
+        )
+    for view in (
+        "repr({})",
+        "{} == {}",
+        "hash({}) == hash({})",
+        "({0}.project_id, {0}.location, {0}.dataset_id, {0}.dicom_store_id)",
+        "getattr({}, 'api_version', 'missing')",
+    ):
         expression = "gcp_uri.GoogleCloudHealthcareURL('p', 'l', 'd', 's')"
-        yield Scenario(f"gcp-view-{len(view)}-{view[:4].strip('({')}",
-                       view.format(expression, expression), setup="", target="none")
+        yield Scenario(
+            f"gcp-view-{len(view)}-{view[:4].strip('({')}",
+            view.format(expression, expression),
+            setup="",
+            target="none",
+        )
 
 
 # -- CLI ---------------------------------------------------------------------------------------
+
 
 def cli_scenarios() -> Iterator[Scenario]:
     """The CLI's main(), given what its own parser builds."""
@@ -642,10 +807,30 @@ def cli_scenarios() -> Iterator[Scenario]:
         "search_instances": ["search", "instances", "--study", STUDY, "--series", SERIES_1],
         "search_limit": ["search", "studies", "--limit", "2", "--offset", "1"],
         "retrieve_study_metadata": ["retrieve", "studies", "--study", STUDY, "metadata"],
-        "retrieve_instance_metadata": ["retrieve", "instances", "--study", STUDY,
-                                       "--series", SERIES_1, "--instance", SOP_1, "metadata"],
-        "retrieve_frames": ["retrieve", "instances", "--study", STUDY, "--series", SERIES_2,
-                            "--instance", SOP_3, "frames", "--numbers", "1"],
+        "retrieve_instance_metadata": [
+            "retrieve",
+            "instances",
+            "--study",
+            STUDY,
+            "--series",
+            SERIES_1,
+            "--instance",
+            SOP_1,
+            "metadata",
+        ],
+        "retrieve_frames": [
+            "retrieve",
+            "instances",
+            "--study",
+            STUDY,
+            "--series",
+            SERIES_2,
+            "--instance",
+            SOP_3,
+            "frames",
+            "--numbers",
+            "1",
+        ],
         "unknown_command": ["nonsense"],
         "bad_url": ["search", "studies"],
     }
@@ -654,22 +839,39 @@ def cli_scenarios() -> Iterator[Scenario]:
         if name == "bad_url":
             url_argv = ["--url", "not a url"] + argv
         listing = repr(url_argv).replace("'URL_PLACEHOLDER'", "URL")
-        yield Scenario(f"cli-{name}", f"cli.main(cli._get_parser().parse_args({listing}))",
-                       setup="", capture_stdout=True)
+        yield Scenario(
+            f"cli-{name}",
+            f"cli.main(cli._get_parser().parse_args({listing}))",
+            setup="",
+            capture_stdout=True,
+        )
 
 
 # -- file client ---------------------------------------------------------------------------------
+
 
 def file_scenarios() -> Iterator[Scenario]:
     """The same calls against DICOMfileClient on a folder of the fake service's files."""
     for method, scopes in _SEARCH_SCOPES.items():
         for scope_name, scope in scopes:
-            for name in ("plain", "limit_offset", "fields_all", "filter_keyword",
-                         "filter_tag", "filter_wildcard", "filter_question", "filter_range",
-                         "filter_list", "filter_unknown", "filter_int", "fuzzy",
-                         "fields_keyword"):
-                label = (f"file-{method}-{scope_name}-{name}" if scope_name
-                         else f"file-{method}-{name}")
+            for name in (
+                "plain",
+                "limit_offset",
+                "fields_all",
+                "filter_keyword",
+                "filter_tag",
+                "filter_wildcard",
+                "filter_question",
+                "filter_range",
+                "filter_list",
+                "filter_unknown",
+                "filter_int",
+                "fuzzy",
+                "fields_keyword",
+            ):
+                label = (
+                    f"file-{method}-{scope_name}-{name}" if scope_name else f"file-{method}-{name}"
+                )
                 call = f"client.{method}({_join(scope, _SEARCH_ARGUMENTS[name])})"
                 yield Scenario(label, call, setup=FILES, target="files")
     calls = {
@@ -677,9 +879,9 @@ def file_scenarios() -> Iterator[Scenario]:
         "retrieve_series": f"client.retrieve_series('{STUDY}', '{SERIES_1}')",
         "retrieve_instance": f"client.retrieve_instance({INSTANCE})",
         "retrieve_instance_star": f"client.retrieve_instance({INSTANCE}, "
-                                  "media_types=(('application/dicom', '*'),))",
+        "media_types=(('application/dicom', '*'),))",
         "retrieve_instance_bad_syntax": f"client.retrieve_instance({INSTANCE}, "
-                                        "media_types=(('application/dicom', '1.2.3.4'),))",
+        "media_types=(('application/dicom', '1.2.3.4'),))",
         "retrieve_instance_unknown": f"client.retrieve_instance('{STUDY}', '{SERIES_1}', '1.2.3')",
         "retrieve_instance_invalid": f"client.retrieve_instance('{STUDY}', '{SERIES_1}', '1..2')",
         "retrieve_study_metadata": f"client.retrieve_study_metadata('{STUDY}')",
@@ -688,22 +890,21 @@ def file_scenarios() -> Iterator[Scenario]:
         "frames": f"client.retrieve_instance_frames({FRAMES_INSTANCE}, [1, 3])",
         "frames_out_of_range": f"client.retrieve_instance_frames({FRAMES_INSTANCE}, [9])",
         "frames_rendered_syntax": f"client.retrieve_instance_frames_rendered({FRAMES_INSTANCE}, "
-                                  "[1], media_types=(('image/jpeg', '1.2.840.10008.1.2.4.50'),))",
+        "[1], media_types=(('image/jpeg', '1.2.840.10008.1.2.4.50'),))",
         "rendered_png": f"len(client.retrieve_instance_rendered({INSTANCE}, "
-                        "media_types=('image/png',))) > 0",
+        "media_types=('image/png',))) > 0",
         "iter_study": f"list(client.iter_study('{STUDY}'))",
         "isinstance_protocol": "isinstance(client, protocol.DICOMClient)",
         "search_study_unknown_scope": "client.search_for_series(study_instance_uid='1.2.3')",
         "iter_series": f"list(client.iter_series('{STUDY}', '{SERIES_1}'))",
         "iter_frames": f"list(client.iter_instance_frames({FRAMES_INSTANCE}, [2, 3]))",
         "frames_octet": f"client.retrieve_instance_frames({FRAMES_INSTANCE}, [1], "
-                        "media_types=('application/octet-stream',))",
+        "media_types=('application/octet-stream',))",
         "frames_rendered_png": f"len(client.retrieve_instance_frames_rendered("
-                               f"{FRAMES_INSTANCE}, [1], media_types=('image/png',))) > 0",
+        f"{FRAMES_INSTANCE}, [1], media_types=('image/png',))) > 0",
         "rendered_jpeg": f"client.retrieve_instance_rendered({INSTANCE}, "
-                         "media_types=('image/jpeg',))[:2]",
-        "metadata_unknown": f"client.retrieve_instance_metadata('{STUDY}', '{SERIES_1}', "
-                            "'1.2.3')",
+        "media_types=('image/jpeg',))[:2]",
+        "metadata_unknown": f"client.retrieve_instance_metadata('{STUDY}', '{SERIES_1}', '1.2.3')",
         "search_series_of_unknown_study": "client.search_for_instances('1.2.3', '1.2.4')",
         "delete_series": f"client.delete_series('{STUDY}', '{SERIES_2}')",
         "delete_study": f"client.delete_study('{STUDY}')",
@@ -728,15 +929,16 @@ def pydicom_file_scenarios() -> Iterator[Scenario]:
         "metadata": f"[client.retrieve_instance_metadata(*{uids}) {each}]",
         "instances": f"[client.retrieve_instance(*{uids}) {each}]",
         "instances_as_stored": f"[client.retrieve_instance(*{uids}, media_types=("
-                               f"('application/dicom', '*'),)) {each}]",
+        f"('application/dicom', '*'),)) {each}]",
         "frames_octet": f"[client.retrieve_instance_frames(*{uids}, [1], media_types=("
-                        f"('application/octet-stream', '*'),)) {each}]",
+        f"('application/octet-stream', '*'),)) {each}]",
     }
     for name, call in calls.items():
         yield Scenario(f"pydicom_files-{name}", call, setup=FILES, target="pydicom_files")
 
 
 # -- Orthanc --------------------------------------------------------------------------------
+
 
 def orthanc_scenarios() -> Iterator[Scenario]:
     """Read-only calls against a real Orthanc holding the fake service's instances."""
@@ -749,11 +951,10 @@ def orthanc_scenarios() -> Iterator[Scenario]:
         "retrieve_instance": f"client.retrieve_instance({INSTANCE})",
         "retrieve_series": f"client.retrieve_series('{STUDY}', '{SERIES_1}')",
         "retrieve_frames": f"client.retrieve_instance_frames({FRAMES_INSTANCE}, [1, 2])",
-        "retrieve_instance_metadata_keys":
-            f"sorted(client.retrieve_instance_metadata({INSTANCE}))",
+        "retrieve_instance_metadata_keys": f"sorted(client.retrieve_instance_metadata({INSTANCE}))",
         "retrieve_unknown": f"client.retrieve_instance('{STUDY}', '{SERIES_1}', '1.2.3')",
         "rendered_png": f"client.retrieve_instance_rendered({INSTANCE}, "
-                        "media_types=('image/png',))[:8]",
+        "media_types=('image/png',))[:8]",
         "store_again": "client.store_instances([pydicom.dcmread(DATA + '/1.dcm')])",
         "delete_405": f"client.delete_study('{STUDY}')",
     }
@@ -765,9 +966,17 @@ def orthanc_scenarios() -> Iterator[Scenario]:
 def all_scenarios() -> list[Scenario]:
     """Every scenario, checked to have a unique id."""
     scenarios = [
-        *search_scenarios(), *retrieve_scenarios(), *frame_scenarios(), *store_scenarios(),
-        *client_scenarios(), *uri_scenarios(), *gcp_scenarios(), *cli_scenarios(),
-        *file_scenarios(), *pydicom_file_scenarios(), *orthanc_scenarios(),
+        *search_scenarios(),
+        *retrieve_scenarios(),
+        *frame_scenarios(),
+        *store_scenarios(),
+        *client_scenarios(),
+        *uri_scenarios(),
+        *gcp_scenarios(),
+        *cli_scenarios(),
+        *file_scenarios(),
+        *pydicom_file_scenarios(),
+        *orthanc_scenarios(),
     ]
     ids = [s.id for s in scenarios]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -40,13 +40,23 @@ def make_instances() -> list[Dataset]:
     """The fake service's instances: two series, one of them a 3-frame image."""
     common = {"study_uid": STUDY, "patient_id": "P1", "patient_name": "Doe^Jane"}
     return [
-        make_instance(series_uid=SERIES_1, sop_uid=SOP_1, seed=1, instance_number=1,
-                      series_number=1, **common),
-        make_instance(series_uid=SERIES_1, sop_uid=SOP_2, seed=2, instance_number=2,
-                      series_number=1, **common),
-        make_instance(series_uid=SERIES_2, sop_uid=SOP_3, seed=3, frames=3, bits=8,
-                      modality="OT", series_number=2, series_description="Frames",
-                      **common),
+        make_instance(
+            series_uid=SERIES_1, sop_uid=SOP_1, seed=1, instance_number=1, series_number=1, **common
+        ),
+        make_instance(
+            series_uid=SERIES_1, sop_uid=SOP_2, seed=2, instance_number=2, series_number=1, **common
+        ),
+        make_instance(
+            series_uid=SERIES_2,
+            sop_uid=SOP_3,
+            seed=3,
+            frames=3,
+            bits=8,
+            modality="OT",
+            series_number=2,
+            series_description="Frames",
+            **common,
+        ),
     ]
 
 
@@ -72,15 +82,24 @@ class FakeDICOMweb:
     # -- answers ---------------------------------------------------------------------
 
     def _select(self, uids: dict) -> list[Dataset]:
-        keys = {"studies": "StudyInstanceUID", "series": "SeriesInstanceUID",
-                "instances": "SOPInstanceUID"}
-        return [ds for ds in self.instances
-                if all(str(ds.get(keys[level])) == uid for level, uid in uids.items())]
+        keys = {
+            "studies": "StudyInstanceUID",
+            "series": "SeriesInstanceUID",
+            "instances": "SOPInstanceUID",
+        }
+        return [
+            ds
+            for ds in self.instances
+            if all(str(ds.get(keys[level])) == uid for level, uid in uids.items())
+        ]
 
     @staticmethod
     def _uids(parts: list[str]) -> dict:
-        return {parts[i]: parts[i + 1] for i in range(0, len(parts) - 1, 2)
-                if parts[i] in ("studies", "series", "instances")}
+        return {
+            parts[i]: parts[i + 1]
+            for i in range(0, len(parts) - 1, 2)
+            if parts[i] in ("studies", "series", "instances")
+        }
 
     def _search(self, parts: list[str]) -> Response:
         found = self._select(self._uids(parts))
@@ -88,8 +107,13 @@ class FakeDICOMweb:
         keywords = {
             "studies": ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate"),
             "series": ("StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber"),
-            "instances": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
-                          "SOPClassUID", "InstanceNumber"),
+            "instances": (
+                "StudyInstanceUID",
+                "SeriesInstanceUID",
+                "SOPInstanceUID",
+                "SOPClassUID",
+                "InstanceNumber",
+            ),
         }[level]
         key = keywords[{"studies": 0, "series": 1, "instances": 2}[level]]
         results, seen = [], set()
@@ -110,8 +134,15 @@ class FakeDICOMweb:
             return Response(status=404, body=b"not found", content_type="text/plain")
         tail = parts[-1] if len(parts) % 2 == 1 else None
         if tail == "metadata":
-            return _json([ds.to_json_dict(bulk_data_threshold=64, bulk_data_element_handler=(
-                lambda element: "http://127.0.0.1/bulk")) for ds in found])
+            return _json(
+                [
+                    ds.to_json_dict(
+                        bulk_data_threshold=64,
+                        bulk_data_element_handler=(lambda element: "http://127.0.0.1/bulk"),
+                    )
+                    for ds in found
+                ]
+            )
         if tail == "rendered":
             return Response(body=PNG, content_type="image/png")
         if tail == "thumbnail":
@@ -148,7 +179,8 @@ class _Calls:
 
     answers: Sequence[Response | Answer]
     sent: dict[str, list[RecordedRequest]] = field(
-        default_factory=lambda: collections.defaultdict(list))
+        default_factory=lambda: collections.defaultdict(list)
+    )
 
 
 class OracleServer:

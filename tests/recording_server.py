@@ -397,9 +397,7 @@ class RecordingServer:
 
     # -- configuration ----------------------------------------------------------
 
-    def add(
-        self, method: str | None, path: PathMatcher, response: Response | Handler
-    ) -> None:
+    def add(self, method: str | None, path: PathMatcher, response: Response | Handler) -> None:
         """Register a route; ``method``/``path`` ``None`` match anything.
 
         When several routes match, the one added last wins, so a test can
@@ -497,9 +495,7 @@ def _split_part(part: Part, default_type: str | None) -> tuple[bytes, str | None
     return bytes(payload), content_type, dict(rest[0]) if rest else {}
 
 
-def multipart_body(
-    parts: Iterable[Part], boundary: str, content_type: str | None = None
-) -> bytes:
+def multipart_body(parts: Iterable[Part], boundary: str, content_type: str | None = None) -> bytes:
     """Build a multipart/related body.
 
     ``parts`` holds payloads, or ``(payload, content_type)`` or
@@ -553,10 +549,22 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
         ],
         check=True,
         capture_output=True,
@@ -584,10 +592,16 @@ class DigestProtected:
     reasons of every refusal of credentials.
     """
 
-    def __init__(self, inner: Response | Handler, users: dict[str, str],
-                 realm: str = "dicomweb tests", algorithm: str | None = "MD5",
-                 qop: str | None = "auth", opaque: str | None = "0pa9ue",
-                 extra_challenges: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        inner: Response | Handler,
+        users: dict[str, str],
+        realm: str = "dicomweb tests",
+        algorithm: str | None = "MD5",
+        qop: str | None = "auth",
+        opaque: str | None = "0pa9ue",
+        extra_challenges: Sequence[str] = (),
+    ) -> None:
         self.inner = inner
         self.users = dict(users)
         self.realm = realm
@@ -635,14 +649,23 @@ class DigestProtected:
         if stale:
             params.append("stale=true")
         challenge = ", ".join([*self.extra_challenges, "Digest " + ", ".join(params)])
-        return Response(status=401, headers={"WWW-Authenticate": challenge},
-                        body=b"digest credentials needed", content_type="text/plain")
+        return Response(
+            status=401,
+            headers={"WWW-Authenticate": challenge},
+            body=b"digest credentials needed",
+            content_type="text/plain",
+        )
 
     def _problem(self, fields: dict[str, str], request: RecordedRequest) -> str | None:
         """Why the credentials are refused, or ``None`` if they are valid."""
         nonce = fields.get("nonce", "")
-        expected = {"realm": self.realm, "uri": request.target, "opaque": self.opaque,
-                    "algorithm": self.algorithm, "qop": self.qop}
+        expected = {
+            "realm": self.realm,
+            "uri": request.target,
+            "opaque": self.opaque,
+            "algorithm": self.algorithm,
+            "qop": self.qop,
+        }
         for name, value in expected.items():
             if fields.get(name) != value:
                 return f"{name} is {fields.get(name)!r}, expected {value!r}"

@@ -112,29 +112,57 @@ def multipart_cases(draw: Callable) -> dict:
     """A well-formed multipart/related body of frames with everything a server may vary."""
     quoted = draw(st.booleans())
     alphabet = BCHARS + " " if quoted else TOKEN_BCHARS
-    boundary = draw(st.text(alphabet, min_size=1, max_size=70).filter(
-        lambda text: not text.endswith(" ")))
+    boundary = draw(
+        st.text(alphabet, min_size=1, max_size=70).filter(lambda text: not text.endswith(" "))
+    )
     bnd = boundary.encode("ascii")
     delimiter = b"\r\n--" + bnd
-    tricky = [b"\r\n", b"\r", b"\n", b"--", b"-", b"--" + bnd, b"\r\n-" + bnd, bnd + b"--",
-              b"\r\n--" + bnd[:-1], b"\r\n\r\n", b"\n--" + bnd, b"\r--" + bnd, b"\x00",
-              b"--" + bnd + b"--\r\n"]
+    tricky = [
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"--",
+        b"-",
+        b"--" + bnd,
+        b"\r\n-" + bnd,
+        bnd + b"--",
+        b"\r\n--" + bnd[:-1],
+        b"\r\n\r\n",
+        b"\n--" + bnd,
+        b"\r--" + bnd,
+        b"\x00",
+        b"--" + bnd + b"--\r\n",
+    ]
     fragment = st.one_of(st.binary(max_size=48), st.sampled_from(tricky))
-    payload = st.lists(fragment, max_size=6).map(b"".join).map(
-        lambda data: _without(data, delimiter))
-    header_block = st.sampled_from([
-        b"", b"Content-Type: application/octet-stream\r\n",
-        b"content-type: application/octet-stream\r\nContent-Length: {length}\r\n",
-        b"Content-Type: application/octet-stream\r\nX-Note: a " + bnd + b" b\r\n",
-    ])
+    payload = (
+        st.lists(fragment, max_size=6).map(b"".join).map(lambda data: _without(data, delimiter))
+    )
+    header_block = st.sampled_from(
+        [
+            b"",
+            b"Content-Type: application/octet-stream\r\n",
+            b"content-type: application/octet-stream\r\nContent-Length: {length}\r\n",
+            b"Content-Type: application/octet-stream\r\nX-Note: a " + bnd + b" b\r\n",
+        ]
+    )
     padding = st.sampled_from([b"", b"", b" ", b"\t", b" \t  "])
     parts = draw(st.lists(st.tuples(header_block, payload, padding), min_size=1, max_size=4))
-    preamble = draw(st.one_of(st.just(b""), st.binary(min_size=1, max_size=40),
-                              st.sampled_from([b"\r\n", b"preamble text", b"--", b"\r\n\r\n"])))
+    preamble = draw(
+        st.one_of(
+            st.just(b""),
+            st.binary(min_size=1, max_size=40),
+            st.sampled_from([b"\r\n", b"preamble text", b"--", b"\r\n\r\n"]),
+        )
+    )
     assume(delimiter not in b"\r\n" + preamble)
-    epilogue = draw(st.one_of(st.just(b""), st.just(b"\r\n"),
-                              st.binary(max_size=40).map(lambda data: b"\r\n" + data),
-                              st.just(b"\r\n--" + bnd + b"\r\nnot a part")))
+    epilogue = draw(
+        st.one_of(
+            st.just(b""),
+            st.just(b"\r\n"),
+            st.binary(max_size=40).map(lambda data: b"\r\n" + data),
+            st.just(b"\r\n--" + bnd + b"\r\nnot a part"),
+        )
+    )
     value = f'"{boundary}"' if quoted else boundary
     params = [f"boundary={value}", f'type="{FRAMES_TYPE}"']
     if draw(st.booleans()):
@@ -154,9 +182,13 @@ def multipart_cases(draw: Callable) -> dict:
     close_end = len(body)
     body += epilogue
     return {
-        "boundary": boundary, "content_type": separator.join([media, *params]),
-        "body": bytes(body), "payloads": [data for _, data, _ in parts],
-        "part_starts": part_starts, "close_start": close_start, "close_end": close_end,
+        "boundary": boundary,
+        "content_type": separator.join([media, *params]),
+        "body": bytes(body),
+        "payloads": [data for _, data, _ in parts],
+        "part_starts": part_starts,
+        "close_start": close_start,
+        "close_end": close_end,
     }
 
 
@@ -165,14 +197,15 @@ def split(body: bytes, sizes: list[int]) -> list[bytes]:
     pieces, offset, index = [], 0, 0
     while offset < len(body):
         size = sizes[index % len(sizes)]
-        pieces.append(body[offset:offset + size])
+        pieces.append(body[offset : offset + size])
         offset += size
         index += 1
     return pieces
 
 
-def fetch_frames(server: RecordingServer, count: int, streaming: bool,
-                 chunk_size: int) -> list[bytes]:
+def fetch_frames(
+    server: RecordingServer, count: int, streaming: bool, chunk_size: int
+) -> list[bytes]:
     client = client_for(server.url, chunk_size=chunk_size)
     frames = list(range(1, count + 1))
     if streaming:
@@ -185,59 +218,110 @@ CHUNK_SIZES = st.sampled_from([1, 5, 1024, 1 << 20])
 
 
 @FUZZ
-@given(case=multipart_cases(), sizes=SIZES, chunked=st.booleans(), streaming=st.booleans(),
-       chunk_size=CHUNK_SIZES)
-def test_fuzz_well_formed_multipart_round_trips(fuzz_server: RecordingServer, case: dict,
-                                                sizes: list[int], chunked: bool,
-                                                streaming: bool, chunk_size: int) -> None:
-    fuzz_server.queue(Response(body=split(case["body"], sizes), chunked=chunked,
-                               content_type=case["content_type"]))
+@given(
+    case=multipart_cases(),
+    sizes=SIZES,
+    chunked=st.booleans(),
+    streaming=st.booleans(),
+    chunk_size=CHUNK_SIZES,
+)
+def test_fuzz_well_formed_multipart_round_trips(
+    fuzz_server: RecordingServer,
+    case: dict,
+    sizes: list[int],
+    chunked: bool,
+    streaming: bool,
+    chunk_size: int,
+) -> None:
+    fuzz_server.queue(
+        Response(
+            body=split(case["body"], sizes), chunked=chunked, content_type=case["content_type"]
+        )
+    )
     frames = fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
     assert frames == case["payloads"]
     assert fuzz_server.pending == 0
 
 
-CODINGS = {"gzip": gzip.compress, "deflate": zlib.compress,
-           "deflate-raw": lambda data: zlib.compress(data)[2:-4]}
+CODINGS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "deflate-raw": lambda data: zlib.compress(data)[2:-4],
+}
 
 
 @FUZZ
-@given(case=multipart_cases(), coding=st.sampled_from(sorted(CODINGS)), sizes=SIZES,
-       chunked=st.booleans(), streaming=st.booleans(), chunk_size=CHUNK_SIZES,
-       data=st.data())
+@given(
+    case=multipart_cases(),
+    coding=st.sampled_from(sorted(CODINGS)),
+    sizes=SIZES,
+    chunked=st.booleans(),
+    streaming=st.booleans(),
+    chunk_size=CHUNK_SIZES,
+    data=st.data(),
+)
 def test_fuzz_compressed_multipart_round_trips_and_cut_short_raises(
-        fuzz_server: RecordingServer, case: dict, coding: str, sizes: list[int],
-        chunked: bool, streaming: bool, chunk_size: int, data: st.DataObject) -> None:
+    fuzz_server: RecordingServer,
+    case: dict,
+    coding: str,
+    sizes: list[int],
+    chunked: bool,
+    streaming: bool,
+    chunk_size: int,
+    data: st.DataObject,
+) -> None:
     body = CODINGS[coding](case["body"])
     headers = {"Content-Encoding": coding.split("-")[0]}
-    fuzz_server.queue(Response(body=split(body, sizes), chunked=chunked, headers=headers,
-                               content_type=case["content_type"]))
+    fuzz_server.queue(
+        Response(
+            body=split(body, sizes),
+            chunked=chunked,
+            headers=headers,
+            content_type=case["content_type"],
+        )
+    )
     frames = fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
     assert frames == case["payloads"]
     # the same body cut anywhere: the end of the compressed data is missing, so it raises
-    cut = body[:data.draw(st.integers(0, len(body) - 1), label="cut")]
-    fuzz_server.queue(Response(body=split(cut, sizes), chunked=chunked, headers=headers,
-                               content_type=case["content_type"]))
+    cut = body[: data.draw(st.integers(0, len(body) - 1), label="cut")]
+    fuzz_server.queue(
+        Response(
+            body=split(cut, sizes),
+            chunked=chunked,
+            headers=headers,
+            content_type=case["content_type"],
+        )
+    )
     with pytest.raises((dwc.ContentDecodingError, dwc.MultipartError)):
         fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
     assert fuzz_server.pending == 0
 
 
-MUTATIONS = ["truncate", "no-closing-delimiter", "garbage-after-boundary", "garbage-headers",
-             "wrong-boundary", "one-frame-more-asked",
-             "one-frame-less-asked", "content-length-short", "content-length-long"]
+MUTATIONS = [
+    "truncate",
+    "no-closing-delimiter",
+    "garbage-after-boundary",
+    "garbage-headers",
+    "wrong-boundary",
+    "one-frame-more-asked",
+    "one-frame-less-asked",
+    "content-length-short",
+    "content-length-long",
+]
 
 
 @FUZZ
-@given(case=multipart_cases(), sizes=SIZES, streaming=st.booleans(),
-       chunk_size=CHUNK_SIZES)
-def test_fuzz_multipart_without_boundary_parameter(fuzz_server: RecordingServer, case: dict,
-                                                   sizes: list[int], streaming: bool,
-                                                   chunk_size: int) -> None:
+@given(case=multipart_cases(), sizes=SIZES, streaming=st.booleans(), chunk_size=CHUNK_SIZES)
+def test_fuzz_multipart_without_boundary_parameter(
+    fuzz_server: RecordingServer, case: dict, sizes: list[int], streaming: bool, chunk_size: int
+) -> None:
     """A body that starts with its delimiter line is split at that boundary; any other
     body (here: one with a preamble) is the one part."""
-    fuzz_server.queue(Response(body=split(case["body"], sizes),
-                               content_type=f'multipart/related; type="{FRAMES_TYPE}"'))
+    fuzz_server.queue(
+        Response(
+            body=split(case["body"], sizes), content_type=f'multipart/related; type="{FRAMES_TYPE}"'
+        )
+    )
     if case["part_starts"][0] == 0:
         frames = fetch_frames(fuzz_server, len(case["payloads"]), streaming, chunk_size)
         assert frames == case["payloads"]
@@ -247,20 +331,31 @@ def test_fuzz_multipart_without_boundary_parameter(fuzz_server: RecordingServer,
 
 
 @FUZZ
-@given(case=multipart_cases(), mutation=st.sampled_from(MUTATIONS), data=st.data(),
-       sizes=SIZES, streaming=st.booleans(), chunk_size=CHUNK_SIZES)
-def test_fuzz_malformed_multipart_raises(fuzz_server: RecordingServer, case: dict,
-                                         mutation: str, data: st.DataObject,
-                                         sizes: list[int], streaming: bool,
-                                         chunk_size: int) -> None:
+@given(
+    case=multipart_cases(),
+    mutation=st.sampled_from(MUTATIONS),
+    data=st.data(),
+    sizes=SIZES,
+    streaming=st.booleans(),
+    chunk_size=CHUNK_SIZES,
+)
+def test_fuzz_malformed_multipart_raises(
+    fuzz_server: RecordingServer,
+    case: dict,
+    mutation: str,
+    data: st.DataObject,
+    sizes: list[int],
+    streaming: bool,
+    chunk_size: int,
+) -> None:
     body, content_type = case["body"], case["content_type"]
     count = len(case["payloads"])
     headers: dict[str, str] = {}
     close = False
     if mutation == "truncate":
-        body = body[:data.draw(st.integers(0, case["close_end"] - 1), label="cut")]
+        body = body[: data.draw(st.integers(0, case["close_end"] - 1), label="cut")]
     elif mutation == "no-closing-delimiter":
-        body = body[:case["close_start"]]
+        body = body[: case["close_start"]]
     elif mutation == "garbage-after-boundary":
         start = data.draw(st.sampled_from(case["part_starts"]), label="part")
         at = start + 2 + len(case["boundary"])
@@ -286,8 +381,9 @@ def test_fuzz_malformed_multipart_raises(fuzz_server: RecordingServer, case: dic
     elif mutation == "content-length-long":
         headers["Content-Length"] = str(len(body) + data.draw(st.integers(1, 500)))
         close = True
-    fuzz_server.queue(Response(body=split(body, sizes), content_type=content_type,
-                               headers=headers, close=close))
+    fuzz_server.queue(
+        Response(body=split(body, sizes), content_type=content_type, headers=headers, close=close)
+    )
     with pytest.raises((dwc.MultipartError, dwc.TransportError)) as caught:
         fetch_frames(fuzz_server, count, streaming, chunk_size)
     assert str(caught.value)
@@ -301,8 +397,10 @@ def test_fuzz_malformed_multipart_raises(fuzz_server: RecordingServer, case: dic
 # =========================================================================================
 
 FRAMES_PATH = f"{PREFIX}/studies/{STUDY}/series/{SERIES}/instances/{SOP}/frames/1,2"
-MULTIPART_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: multipart/related; "
-                  b'type="application/octet-stream"; boundary=BB\r\n')
+MULTIPART_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: multipart/related; "
+    b'type="application/octet-stream"; boundary=BB\r\n'
+)
 JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n"
 GOOD_FRAMES = b"--BB\r\n\r\nframe-1\r\n--BB\r\n\r\nframe-2\r\n--BB--\r\n"
 GOOD_JSON = json.dumps([{"0020000D": {"vr": "UI", "Value": [STUDY]}}]).encode()
@@ -330,15 +428,19 @@ def broken_chunked(body: bytes, how: str) -> bytes:
     raise AssertionError(how)
 
 
-CHUNKED_ERRORS = ["bad-size-line", "no-last-chunk", "short-chunk",
-                  "huge-size", "no-crlf-after-data", "negative-size"]
+CHUNKED_ERRORS = [
+    "bad-size-line",
+    "no-last-chunk",
+    "short-chunk",
+    "huge-size",
+    "no-crlf-after-data",
+    "negative-size",
+]
 
 
 @pytest.mark.parametrize("how", CHUNKED_ERRORS)
-def test_broken_chunked_frames_answer_raises(recording_server: RecordingServer,
-                                             how: str) -> None:
-    raw = MULTIPART_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + broken_chunked(
-        GOOD_FRAMES, how)
+def test_broken_chunked_frames_answer_raises(recording_server: RecordingServer, how: str) -> None:
+    raw = MULTIPART_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + broken_chunked(GOOD_FRAMES, how)
     recording_server.add("GET", FRAMES_PATH, Response(raw=raw))
     client = client_for(recording_server.url)
     for call in (client.retrieve_instance_frames, client.iter_instance_frames):
@@ -347,8 +449,7 @@ def test_broken_chunked_frames_answer_raises(recording_server: RecordingServer,
 
 
 @pytest.mark.parametrize("how", CHUNKED_ERRORS)
-def test_broken_chunked_search_answer_raises(recording_server: RecordingServer,
-                                             how: str) -> None:
+def test_broken_chunked_search_answer_raises(recording_server: RecordingServer, how: str) -> None:
     raw = JSON_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + broken_chunked(GOOD_JSON, how)
     recording_server.add("GET", f"{PREFIX}/studies", Response(raw=raw))
     with pytest.raises(dwc.TransportError):  # a transport error, not a JSON parse error
@@ -356,58 +457,81 @@ def test_broken_chunked_search_answer_raises(recording_server: RecordingServer,
 
 
 def test_intact_chunked_answers_for_comparison(recording_server: RecordingServer) -> None:
-    recording_server.add("GET", FRAMES_PATH, Response(
-        raw=MULTIPART_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
-        + b"".join(chunk(GOOD_FRAMES[i:i + 3]) for i in range(0, len(GOOD_FRAMES), 3))
-        + b"0\r\n\r\n"))
+    recording_server.add(
+        "GET",
+        FRAMES_PATH,
+        Response(
+            raw=MULTIPART_HEAD
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"".join(chunk(GOOD_FRAMES[i : i + 3]) for i in range(0, len(GOOD_FRAMES), 3))
+            + b"0\r\n\r\n"
+        ),
+    )
     assert client_for(recording_server.url).retrieve_instance_frames(
-        STUDY, SERIES, SOP, [1, 2]) == [b"frame-1", b"frame-2"]
+        STUDY, SERIES, SOP, [1, 2]
+    ) == [b"frame-1", b"frame-2"]
 
 
-@pytest.mark.parametrize("content_type", [
-    None,                                           # no Content-Type at all
-    "text/html",
-    "application/json",
-    'multipart/related; boundary=""',               # empty boundary
-    "multipart/related; boundary=" + "x" * 71,      # longer than RFC 2046 allows
-    'multipart/related; boundary="ends with space "',
-    "multipart/related; boundary=OTHER",            # not the boundary of the body
-], ids=repr)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,  # no Content-Type at all
+        "text/html",
+        "application/json",
+        'multipart/related; boundary=""',  # empty boundary
+        "multipart/related; boundary=" + "x" * 71,  # longer than RFC 2046 allows
+        'multipart/related; boundary="ends with space "',
+        "multipart/related; boundary=OTHER",  # not the boundary of the body
+    ],
+    ids=repr,
+)
 def test_multipart_answer_with_missing_or_wrong_content_type(
-        recording_server: RecordingServer, content_type: str | None) -> None:
-    recording_server.add("GET", FRAMES_PATH, Response(body=GOOD_FRAMES,
-                                                      content_type=content_type))
+    recording_server: RecordingServer, content_type: str | None
+) -> None:
+    recording_server.add("GET", FRAMES_PATH, Response(body=GOOD_FRAMES, content_type=content_type))
     with pytest.raises(dwc.MultipartError):
         client_for(recording_server.url).retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2])
 
 
 def test_content_length_shorter_than_the_body_leaves_no_trace(
-        recording_server: RecordingServer) -> None:
+    recording_server: RecordingServer,
+) -> None:
     """The excess is a complete forged answer; it must never be taken for the next one."""
-    forged = (b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n"
-              b"Content-Length: 2\r\n\r\n[]")
+    forged = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nContent-Length: 2\r\n\r\n[]"
+    )
     body = GOOD_FRAMES + forged
-    recording_server.add("GET", FRAMES_PATH, Response(
-        body=body, headers={"Content-Length": str(len(GOOD_FRAMES))},
-        content_type='multipart/related; type="application/octet-stream"; boundary=BB'))
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        body=GOOD_JSON, content_type="application/dicom+json"))
+    recording_server.add(
+        "GET",
+        FRAMES_PATH,
+        Response(
+            body=body,
+            headers={"Content-Length": str(len(GOOD_FRAMES))},
+            content_type='multipart/related; type="application/octet-stream"; boundary=BB',
+        ),
+    )
+    recording_server.add(
+        "GET", f"{PREFIX}/studies", Response(body=GOOD_JSON, content_type="application/dicom+json")
+    )
     client = client_for(recording_server.url)
-    assert client.retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2]) == [
-        b"frame-1", b"frame-2"]
+    assert client.retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2]) == [b"frame-1", b"frame-2"]
     time.sleep(0.05)  # let the excess arrive before the connection is reused
     for _ in range(3):
         assert client.search_for_studies() == json.loads(GOOD_JSON)
 
 
-@pytest.mark.parametrize("method, args", [
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1])),
-    ("iter_instance_frames", (STUDY, SERIES, SOP, [1])),
-    ("retrieve_instance", (STUDY, SERIES, SOP)),
-    ("retrieve_instance_metadata", (STUDY, SERIES, SOP)),
-])
-def test_204_where_one_object_is_expected_raises(recording_server: RecordingServer,
-                                                 method: str, args: tuple) -> None:
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1])),
+        ("iter_instance_frames", (STUDY, SERIES, SOP, [1])),
+        ("retrieve_instance", (STUDY, SERIES, SOP)),
+        ("retrieve_instance_metadata", (STUDY, SERIES, SOP)),
+    ],
+)
+def test_204_where_one_object_is_expected_raises(
+    recording_server: RecordingServer, method: str, args: tuple
+) -> None:
     recording_server.add(None, None, Response(status=204))
     with pytest.raises(ValueError):
         result = getattr(client_for(recording_server.url), method)(*args)
@@ -415,29 +539,37 @@ def test_204_where_one_object_is_expected_raises(recording_server: RecordingServ
             list(result)
 
 
-@pytest.mark.parametrize("method, args", [
-    ("search_for_studies", ()),
-    ("search_for_series", (STUDY,)),
-    ("search_for_instances", (STUDY, SERIES)),
-    ("retrieve_study", (STUDY,)),
-    ("retrieve_series", (STUDY, SERIES)),
-    ("retrieve_study_metadata", (STUDY,)),
-])
-def test_204_where_a_list_is_expected_is_empty(recording_server: RecordingServer,
-                                               method: str, args: tuple) -> None:
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("search_for_studies", ()),
+        ("search_for_series", (STUDY,)),
+        ("search_for_instances", (STUDY, SERIES)),
+        ("retrieve_study", (STUDY,)),
+        ("retrieve_series", (STUDY, SERIES)),
+        ("retrieve_study_metadata", (STUDY,)),
+    ],
+)
+def test_204_where_a_list_is_expected_is_empty(
+    recording_server: RecordingServer, method: str, args: tuple
+) -> None:
     recording_server.add(None, None, Response(status=204))
     assert list(getattr(client_for(recording_server.url), method)(*args)) == []
 
 
 def test_429_and_503_with_retry_after_in_seconds_and_as_a_date(
-        recording_server: RecordingServer) -> None:
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        body=GOOD_JSON, content_type="application/dicom+json"))
+    recording_server: RecordingServer,
+) -> None:
+    recording_server.add(
+        "GET", f"{PREFIX}/studies", Response(body=GOOD_JSON, content_type="application/dicom+json")
+    )
     past = email.utils.formatdate(time.time() - 30, usegmt=True)
     soon = email.utils.formatdate(time.time() + 1, usegmt=True)
-    recording_server.queue(Response(status=429, headers={"Retry-After": "0"}),
-                           Response(status=503, headers={"Retry-After": past}),
-                           Response(status=503, headers={"Retry-After": soon}))
+    recording_server.queue(
+        Response(status=429, headers={"Retry-After": "0"}),
+        Response(status=503, headers={"Retry-After": past}),
+        Response(status=503, headers={"Retry-After": soon}),
+    )
     client = client_for(recording_server.url)
     started = time.monotonic()
     assert client.search_for_studies() == json.loads(GOOD_JSON)
@@ -456,9 +588,15 @@ def test_retry_after_beyond_the_budget_fails_at_once(recording_server: Recording
 
 
 def test_stalling_server_times_out_with_a_clear_error(recording_server: RecordingServer) -> None:
-    recording_server.add("GET", FRAMES_PATH, Response(
-        body=[GOOD_FRAMES[:12], GOOD_FRAMES[12:]], piece_delay=3,
-        content_type='multipart/related; type="application/octet-stream"; boundary=BB'))
+    recording_server.add(
+        "GET",
+        FRAMES_PATH,
+        Response(
+            body=[GOOD_FRAMES[:12], GOOD_FRAMES[12:]],
+            piece_delay=3,
+            content_type='multipart/related; type="application/octet-stream"; boundary=BB',
+        ),
+    )
     client = client_for(recording_server.url, timeout=0.3)
     started = time.monotonic()
     with pytest.raises(dwc.Timeout) as caught:
@@ -492,8 +630,9 @@ class ResettingServer:
             buffer += data
         head, _, rest = buffer.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        fields = {k.strip().lower(): v.strip() for k, _, v in
-                  (line.partition(":") for line in lines[1:])}
+        fields = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+        }
         if fields.get("transfer-encoding", "").lower() == "chunked":
             while not rest.endswith(b"0\r\n\r\n"):
                 data = conn.recv(65536)
@@ -533,8 +672,10 @@ class ResettingServer:
                     return
                 _, buffer = got
                 if len(self.requests) <= self.answered:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json"
-                                 b"\r\nContent-Length: 2\r\n\r\n[]")
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json"
+                        b"\r\nContent-Length: 2\r\n\r\n[]"
+                    )
                     continue
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
@@ -566,10 +707,12 @@ def _delete(client: dwc.DICOMwebClient) -> None:
     client.delete_study(STUDY)
 
 
-@pytest.mark.parametrize("action, method", [(_store, "POST"), (_delete, "DELETE")],
-                         ids=["STOW", "DELETE"])
-def test_reset_after_the_request_was_sent_on_a_new_connection(resetting, action,
-                                                              method: str) -> None:
+@pytest.mark.parametrize(
+    "action, method", [(_store, "POST"), (_delete, "DELETE")], ids=["STOW", "DELETE"]
+)
+def test_reset_after_the_request_was_sent_on_a_new_connection(
+    resetting, action, method: str
+) -> None:
     server = resetting(0)
     client = client_for(server.url)
     with pytest.raises(dwc.TransportError):
@@ -608,10 +751,12 @@ def test_get_reset_on_a_kept_alive_connection_is_repeated_once(resetting) -> Non
 
 
 def test_stow_answered_503_after_the_body_was_read_is_resent_whole(
-        recording_server: RecordingServer) -> None:
+    recording_server: RecordingServer,
+) -> None:
     """A 503 says the request was not acted on, so a replayable STOW body is sent again."""
-    recording_server.add("POST", None, Response(status=200, body=b"{}",
-                                                content_type="application/dicom+json"))
+    recording_server.add(
+        "POST", None, Response(status=200, body=b"{}", content_type="application/dicom+json")
+    )
     recording_server.queue(Response(status=503, headers={"Retry-After": "0"}))
     _store(client_for(recording_server.url))
     bodies = [r.body for r in recording_server.requests]
@@ -629,12 +774,18 @@ def _redirect_to(location: str) -> Response:
 
 def test_cookie_and_authorization_dropped_on_redirect_to_another_host(make_server) -> None:
     first, second = make_server(), make_server()
-    first.add("GET", None, lambda request: _redirect_to(
-        f"http://localhost:{second.port}{request.target}"))
+    first.add(
+        "GET", None, lambda request: _redirect_to(f"http://localhost:{second.port}{request.target}")
+    )
     second.add("GET", None, Response(body=b"[]", content_type="application/dicom+json"))
-    client = client_for(first.url, headers={"Cookie": "sid=cookie-secret-1",
-                                            "Authorization": "Bearer token-secret-1",
-                                            "X-Trace": "kept"})
+    client = client_for(
+        first.url,
+        headers={
+            "Cookie": "sid=cookie-secret-1",
+            "Authorization": "Bearer token-secret-1",
+            "X-Trace": "kept",
+        },
+    )
     assert client.search_for_studies() == []
     assert first.last.header("Cookie") == "sid=cookie-secret-1"
     assert first.last.header("Authorization") == "Bearer token-secret-1"
@@ -646,7 +797,8 @@ def test_cookie_and_authorization_dropped_on_redirect_to_another_host(make_serve
 
 
 def test_cookie_and_authorization_dropped_on_https_to_http_redirect(
-        make_server, tls_certificate) -> None:
+    make_server, tls_certificate
+) -> None:
     certfile, keyfile = tls_certificate
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certfile, keyfile)
@@ -654,10 +806,10 @@ def test_cookie_and_authorization_dropped_on_https_to_http_redirect(
     plain = make_server()
     secure.add("GET", None, lambda request: _redirect_to(plain.url + request.target))
     plain.add("GET", None, Response(body=b"[]", content_type="application/dicom+json"))
-    session = dwc.add_certs_to_session(dwc.create_session_from_user_pass(
-        "alice", "pw-secret-2"), ca_bundle=str(certfile))
-    client = client_for(secure.url, session=session,
-                        headers={"Cookie": "sid=cookie-secret-2"})
+    session = dwc.add_certs_to_session(
+        dwc.create_session_from_user_pass("alice", "pw-secret-2"), ca_bundle=str(certfile)
+    )
+    client = client_for(secure.url, session=session, headers={"Cookie": "sid=cookie-secret-2"})
     assert client.search_for_studies() == []
     assert secure.last.header("Cookie") == "sid=cookie-secret-2"
     assert secure.last.header("Authorization") == basic("alice", "pw-secret-2")
@@ -668,13 +820,18 @@ def test_cookie_and_authorization_dropped_on_https_to_http_redirect(
 # -- credentials are scoped to the client's origin: bulk data URIs on other servers -------
 
 METADATA_PATH = f"{PREFIX}/studies/{STUDY}/series/{SERIES}/instances/{SOP}/metadata"
-SCOPED_SECRETS = {"Authorization": "Bearer Scoped-Secret-tok7",
-                  "Cookie": "sid=Scoped-Secret-val8", "X-Api-Key": "Scoped-Secret-key9"}
+SCOPED_SECRETS = {
+    "Authorization": "Bearer Scoped-Secret-tok7",
+    "Cookie": "sid=Scoped-Secret-val8",
+    "X-Api-Key": "Scoped-Secret-key9",
+}
 
 
 def _metadata_pointing_to(bulk_url: str) -> Response:
-    item = {"00080018": {"vr": "UI", "Value": [SOP]},
-            "7FE00010": {"vr": "OB", "BulkDataURI": bulk_url}}
+    item = {
+        "00080018": {"vr": "UI", "Value": [SOP]},
+        "7FE00010": {"vr": "OB", "BulkDataURI": bulk_url},
+    }
     return Response(body=json.dumps([item]).encode(), content_type="application/dicom+json")
 
 
@@ -713,11 +870,16 @@ def _with_requests_session_secrets(url: str) -> dwc.DICOMwebClient:
     return client_for(url, session=session)
 
 
-CREDENTIAL_SOURCES = {"client headers": _with_header_secrets,
-                      "session auth, header and params": _with_session_secrets,
-                      "requests.Session": _with_requests_session_secrets}
-ALL_SCOPED_SECRETS = [*SCOPED_SECRETS.values(), "Scoped-Secret-param11",
-                      basic_credentials("alice", "Scoped-Secret-pw10")]
+CREDENTIAL_SOURCES = {
+    "client headers": _with_header_secrets,
+    "session auth, header and params": _with_session_secrets,
+    "requests.Session": _with_requests_session_secrets,
+}
+ALL_SCOPED_SECRETS = [
+    *SCOPED_SECRETS.values(),
+    "Scoped-Secret-param11",
+    basic_credentials("alice", "Scoped-Secret-pw10"),
+]
 
 
 def _secrets_in(text: str) -> list[str]:
@@ -726,11 +888,15 @@ def _secrets_in(text: str) -> list[str]:
 
 @pytest.mark.parametrize("source", sorted(CREDENTIAL_SOURCES))
 @pytest.mark.parametrize("other_host", [False, True], ids=["other port", "other host"])
-def test_bulkdata_uri_on_another_origin_gets_no_credentials(make_server, source: str,
-                                                            other_host: bool) -> None:
+def test_bulkdata_uri_on_another_origin_gets_no_credentials(
+    make_server, source: str, other_host: bool
+) -> None:
     home, elsewhere = make_server(), make_server()
-    bulk_url = (f"http://localhost:{home.port}/bulk/7FE00010" if other_host
-                else f"{elsewhere.url}/bulk/7FE00010")
+    bulk_url = (
+        f"http://localhost:{home.port}/bulk/7FE00010"
+        if other_host
+        else f"{elsewhere.url}/bulk/7FE00010"
+    )
     bulk_server = home if other_host else elsewhere
     home.add("GET", METADATA_PATH, _metadata_pointing_to(bulk_url))
     bulk_server.add("GET", "/bulk/7FE00010", _bulk_answer())
@@ -749,12 +915,15 @@ def test_relative_bulkdata_uri_gets_the_credentials(make_server) -> None:
     home.add("GET", f"{PREFIX}/bulk/7FE00010", _bulk_answer())
     assert _fetch_bulkdata(_with_session_secrets(home.url)) == [b"pixels"]
     assert set(_secrets_in(_sent(home.last))) == set(ALL_SCOPED_SECRETS) - {
-        SCOPED_SECRETS["Authorization"], SCOPED_SECRETS["Cookie"]}
+        SCOPED_SECRETS["Authorization"],
+        SCOPED_SECRETS["Cookie"],
+    }
 
 
 @pytest.mark.parametrize("opt_in", ["client keyword", "session attribute", "everywhere"])
 def test_credential_origins_opt_in_sends_credentials_to_the_bulkdata_server(
-        make_server, opt_in: str) -> None:
+    make_server, opt_in: str
+) -> None:
     home, elsewhere = make_server(), make_server()
     home.add("GET", METADATA_PATH, _metadata_pointing_to(elsewhere.url + "/bulk/7FE00010"))
     elsewhere.add("GET", "/bulk/7FE00010", _bulk_answer())
@@ -771,8 +940,7 @@ def test_credential_origins_opt_in_sends_credentials_to_the_bulkdata_server(
     assert elsewhere.last.header("X-Api-Key") == "Scoped-Secret-key9"
 
 
-def test_a_second_client_for_the_other_server_sharing_the_session_sends_them(
-        make_server) -> None:
+def test_a_second_client_for_the_other_server_sharing_the_session_sends_them(make_server) -> None:
     home, elsewhere = make_server(), make_server()
     home.add("GET", METADATA_PATH, _metadata_pointing_to(elsewhere.url + "/bulk/7FE00010"))
     elsewhere.add("GET", None, _bulk_answer())
@@ -791,8 +959,7 @@ def test_redirects_drop_credentials_even_to_a_trusted_origin(make_server) -> Non
     elsewhere.add("GET", None, Response(body=b"[]", content_type="application/dicom+json"))
     elsewhere.add("GET", "/bulk/7FE00010", _redirect_to(third.url + "/bulk/7FE00010"))
     third.add("GET", None, _bulk_answer())
-    client = client_for(home.url, headers=dict(SCOPED_SECRETS),
-                        credential_origins=[elsewhere.url])
+    client = client_for(home.url, headers=dict(SCOPED_SECRETS), credential_origins=[elsewhere.url])
     assert client.search_for_studies() == []  # home -> elsewhere: a redirect
     assert _secrets_in(_sent(home.last)) and _secrets_in(_sent(elsewhere.last)) == []
     assert client.retrieve_bulkdata(elsewhere.url + "/bulk/7FE00010") == [b"pixels"]
@@ -800,23 +967,36 @@ def test_redirects_drop_credentials_even_to_a_trusted_origin(make_server) -> Non
     assert _secrets_in(_sent(third.last)) == []  # elsewhere -> third: a redirect
 
 
-@pytest.mark.parametrize("origins, error", [
-    ("https://one.example", TypeError), (["one.example"], ValueError),
-    (["ftp://one.example"], ValueError)])
+@pytest.mark.parametrize(
+    "origins, error",
+    [
+        ("https://one.example", TypeError),
+        (["one.example"], ValueError),
+        (["ftp://one.example"], ValueError),
+    ],
+)
 def test_bad_credential_origins_are_refused(origins: Any, error: type) -> None:
     with pytest.raises(error, match="credential_origins"):
         dwc.DICOMwebClient("http://127.0.0.1:1", credential_origins=origins)
 
 
-SECRETS = ["Basic-Secret-pw1", "Bearer-Secret-tok2", "Url-Secret-pw3", "Header-Secret-tok4",
-           "Cookie-Secret-val5", "Proxy-Secret-pw6"]
+SECRETS = [
+    "Basic-Secret-pw1",
+    "Bearer-Secret-tok2",
+    "Url-Secret-pw3",
+    "Header-Secret-tok4",
+    "Cookie-Secret-val5",
+    "Proxy-Secret-pw6",
+]
 
 
 def _secret_forms() -> list[str]:
     forms = list(SECRETS)
-    forms += [basic_credentials("alice", "Basic-Secret-pw1"),
-              basic_credentials("bob", "Url-Secret-pw3"),
-              basic_credentials("px", "Proxy-Secret-pw6")]
+    forms += [
+        basic_credentials("alice", "Basic-Secret-pw1"),
+        basic_credentials("bob", "Url-Secret-pw3"),
+        basic_credentials("px", "Proxy-Secret-pw6"),
+    ]
     return forms
 
 
@@ -834,17 +1014,22 @@ def loudest_logging() -> Iterator[logging.Logger]:
         logger.setLevel(level)
 
 
-def test_highest_verbosity_logs_no_credentials(make_server, loudest_logging, capsys,
-                                               caplog) -> None:
+def test_highest_verbosity_logs_no_credentials(
+    make_server, loudest_logging, capsys, caplog
+) -> None:
     caplog.set_level(1, logger="dicomweb_client")
     loudest_logging.handlers[-1].setStream(sys.stderr)  # the stream capsys captures
     server = make_server()
     other = make_server()
-    server.add("GET", f"{PREFIX}/studies", Response(body=b"[]",
-                                                    content_type="application/dicom+json"))
+    server.add(
+        "GET", f"{PREFIX}/studies", Response(body=b"[]", content_type="application/dicom+json")
+    )
     server.add("GET", f"{PREFIX}/moved/studies", _redirect_to(f"{PREFIX}/studies"))
-    server.add("GET", f"{PREFIX}/away/studies",
-               _redirect_to(f"http://localhost:{other.port}{PREFIX}/studies"))
+    server.add(
+        "GET",
+        f"{PREFIX}/away/studies",
+        _redirect_to(f"http://localhost:{other.port}{PREFIX}/studies"),
+    )
     other.add("GET", None, Response(body=b"[]", content_type="application/dicom+json"))
     server.add("GET", f"{PREFIX}/denied/studies", Response(status=401, body=b"who?"))
     port = server.port
@@ -854,24 +1039,39 @@ def test_highest_verbosity_logs_no_credentials(make_server, loudest_logging, cap
         server.queue(Response(status=503, headers={"Retry-After": "0"}))
         client.search_for_studies()
         for prefix in ("moved", "away", "denied"):
-            routed = dwc.DICOMwebClient(client.base_url + "/" + prefix, session=client._session,
-                                        timeout=5)
+            routed = dwc.DICOMwebClient(
+                client.base_url + "/" + prefix, session=client._session, timeout=5
+            )
             routed.set_http_retry_params(wait_exponential_multiplier=1)
             try:
                 routed.search_for_studies()
             except dwc.HTTPError as error:
                 errors.append(str(error))
 
-    exercise(client_for(server.url, session=dwc.create_session_from_user_pass(
-        "alice", "Basic-Secret-pw1")))
-    exercise(client_for(server.url, session=dwc.create_session_from_auth(
-        dwc.BearerAuth("Bearer-Secret-tok2"))))
+    exercise(
+        client_for(
+            server.url, session=dwc.create_session_from_user_pass("alice", "Basic-Secret-pw1")
+        )
+    )
+    exercise(
+        client_for(
+            server.url, session=dwc.create_session_from_auth(dwc.BearerAuth("Bearer-Secret-tok2"))
+        )
+    )
     exercise(client_for(f"http://bob:Url-Secret-pw3@127.0.0.1:{port}"))
-    exercise(client_for(server.url, headers={"Authorization": "Bearer Header-Secret-tok4",
-                                             "Cookie": "sid=Cookie-Secret-val5"}))
-    for url, proxies in ((f"http://bob:Url-Secret-pw3@127.0.0.1:{closed_port()}", None),
-                         (server.url, {"http": f"http://px:Proxy-Secret-pw6@127.0.0.1:"
-                                               f"{closed_port()}"})):
+    exercise(
+        client_for(
+            server.url,
+            headers={
+                "Authorization": "Bearer Header-Secret-tok4",
+                "Cookie": "sid=Cookie-Secret-val5",
+            },
+        )
+    )
+    for url, proxies in (
+        (f"http://bob:Url-Secret-pw3@127.0.0.1:{closed_port()}", None),
+        (server.url, {"http": f"http://px:Proxy-Secret-pw6@127.0.0.1:{closed_port()}"}),
+    ):
         unreachable = client_for(url, proxies=proxies)
         unreachable.set_http_retry_params(max_attempts=2, wait_exponential_multiplier=1)
         with pytest.raises(dwc.TransportError) as caught:
@@ -880,8 +1080,9 @@ def test_highest_verbosity_logs_no_credentials(make_server, loudest_logging, cap
 
     logged = capsys.readouterr().err
     assert "DEBUG" in logged and "retry" in logged  # the loudest level was really on
-    everything = "\n".join([logged, caplog.text, *errors,
-                            *(str(record.args) for record in caplog.records)])
+    everything = "\n".join(
+        [logged, caplog.text, *errors, *(str(record.args) for record in caplog.records)]
+    )
     for secret in _secret_forms():
         assert secret not in everything, secret
     assert server.errors == []
@@ -895,14 +1096,17 @@ def test_highest_verbosity_logs_no_credentials(make_server, loudest_logging, cap
 def _threaded_handler(request: RecordedRequest) -> Response:
     if request.path == f"{PREFIX}/studies":
         token = request.query["PatientID"][0]
-        return Response(body=json.dumps([{"00100020": {"vr": "LO", "Value": [token]}}]).encode(),
-                        content_type="application/dicom+json")
+        return Response(
+            body=json.dumps([{"00100020": {"vr": "LO", "Value": [token]}}]).encode(),
+            content_type="application/dicom+json",
+        )
     parts = request.path.split("/")
     sop, frames = parts[-3], parts[-1].split(",")
     payloads = [f"{sop}|{frame}|".encode() * (200 + int(frame) * 37) for frame in frames]
     return Response(
         body=[piece for part in _framed(payloads, f"b-{sop}") for piece in part],
-        content_type=f'multipart/related; type="{FRAMES_TYPE}"; boundary=b-{sop}')
+        content_type=f'multipart/related; type="{FRAMES_TYPE}"; boundary=b-{sop}',
+    )
 
 
 def _framed(payloads: list[bytes], boundary: str) -> list[list[bytes]]:
@@ -964,7 +1168,7 @@ def _damage_pages(index: Path, keep_first_page: bool) -> None:
     page = int.from_bytes(data[16:18], "big") or 65536
     start = page if keep_first_page else 0
     for offset in range(start, len(data), page):
-        data[offset + 8:offset + 200] = b"\xa5" * 192
+        data[offset + 8 : offset + 200] = b"\xa5" * 192
     index.write_bytes(bytes(data))
 
 
@@ -989,10 +1193,14 @@ def test_index_with_damaged_data_pages_is_rebuilt_when_checked(archive_folder: P
 
 
 def test_index_with_damaged_data_pages_is_rebuilt_after_a_killed_writer(
-        archive_folder: Path, caplog) -> None:
-    run_python(f"import os, dicomweb_client as dwc\n"  # exits without closing
-               f"client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n"
-               f"os._exit(0)", check=True)
+    archive_folder: Path, caplog
+) -> None:
+    run_python(
+        f"import os, dicomweb_client as dwc\n"  # exits without closing
+        f"client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n"
+        f"os._exit(0)",
+        check=True,
+    )
     _damage_pages(archive_folder / INDEX_NAME, keep_first_page=True)
     with caplog.at_level(logging.INFO, logger="dicomweb_client"):
         client = dwc.DICOMfileClient(archive_folder.as_uri())
@@ -1004,22 +1212,30 @@ def test_index_with_damaged_data_pages_is_rebuilt_after_a_killed_writer(
 def test_index_with_damaged_data_pages_is_never_trusted_silently(archive_folder: Path) -> None:
     """Whatever happens, a damaged index gives the right answer or an error."""
     with dwc.DICOMfileClient(archive_folder.as_uri(), in_memory=True) as truth:
-        expected = [truth.search_for_studies(), truth.search_for_series(),
-                    truth.search_for_instances()]
+        expected = [
+            truth.search_for_studies(),
+            truth.search_for_series(),
+            truth.search_for_instances(),
+        ]
     _damage_pages(archive_folder / INDEX_NAME, keep_first_page=True)
     try:
         client = dwc.DICOMfileClient(archive_folder.as_uri())
-        got = [client.search_for_studies(), client.search_for_series(),
-               client.search_for_instances()]
+        got = [
+            client.search_for_studies(),
+            client.search_for_series(),
+            client.search_for_instances(),
+        ]
     except sqlite3.DatabaseError:
         return
     key = json.dumps
-    assert [sorted(map(key, answer)) for answer in got] == \
-        [sorted(map(key, answer)) for answer in expected]
+    assert [sorted(map(key, answer)) for answer in got] == [
+        sorted(map(key, answer)) for answer in expected
+    ]
 
 
-def test_readonly_cannot_be_made_to_write(archive_folder: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readonly_cannot_be_made_to_write(
+    archive_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     before = _snapshot(archive_folder)
     ds = make_archive(1, 1, 1, rows=8, columns=8)[0]
@@ -1059,7 +1275,8 @@ def test_readonly_adds_no_files_to_the_archive(archive_folder: Path) -> None:
 
 @pytest.mark.parametrize("flags", [{"update_db": True}, {"recreate_db": True}], ids=str)
 def test_readonly_with_index_flags_leaves_the_dicom_files_alone(
-        archive_folder: Path, flags: dict) -> None:
+    archive_folder: Path, flags: dict
+) -> None:
     before = _snapshot(archive_folder, include_index=False)
     (archive_folder / "extra.dcm").write_bytes(b"not really DICOM")
     before["extra.dcm"] = hashlib.sha256(b"not really DICOM").hexdigest()
@@ -1071,7 +1288,8 @@ def test_readonly_with_index_flags_leaves_the_dicom_files_alone(
 
 
 def test_readonly_with_recreate_db_leaves_the_index_beside_the_archive_alone(
-        archive_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     index = archive_folder / INDEX_NAME
     before = hashlib.sha256(index.read_bytes()).hexdigest()
@@ -1099,10 +1317,10 @@ _KILLED_STORE = textwrap.dedent("""
 
 
 def test_store_killed_half_way_leaves_no_visible_file(archive_folder: Path) -> None:
-    script = _KILLED_STORE.format(paths=[str(TESTS_DIR.parent), str(TESTS_DIR)],
-                                  url=archive_folder.as_uri())
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                               text=True)
+    script = _KILLED_STORE.format(
+        paths=[str(TESTS_DIR.parent), str(TESTS_DIR)], url=archive_folder.as_uri()
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         sop = process.stdout.readline().strip()
         assert process.stdout.readline().strip() == "written"  # the data is on disk ...
@@ -1117,8 +1335,17 @@ def test_store_killed_half_way_leaves_no_visible_file(archive_folder: Path) -> N
         assert found == []
 
 
-TRAVERSAL_UIDS = ["..", "../..", "../../etc", "1.2/../../x", "/etc/passwd", "1.2\\..\\3",
-                  "1.2.3\x00", "~", "1.2.3/"]
+TRAVERSAL_UIDS = [
+    "..",
+    "../..",
+    "../../etc",
+    "1.2/../../x",
+    "/etc/passwd",
+    "1.2\\..\\3",
+    "1.2.3\x00",
+    "~",
+    "1.2.3/",
+]
 
 
 @pytest.mark.parametrize("uid", TRAVERSAL_UIDS, ids=repr)
@@ -1131,11 +1358,12 @@ def test_file_client_refuses_uids_that_leave_the_archive(archive_folder: Path, u
     calls = {
         "retrieve_study": (lambda: client.retrieve_study(uid), "study_instance_uid"),
         "retrieve_series": (lambda: client.retrieve_series(study, uid), "series_instance_uid"),
-        "retrieve_instance": (lambda: client.retrieve_instance(study, series, uid),
-                              "sop_instance_uid"),
+        "retrieve_instance": (
+            lambda: client.retrieve_instance(study, series, uid),
+            "sop_instance_uid",
+        ),
         "delete_study": (lambda: client.delete_study(uid), "study_instance_uid"),
-        "delete_instance": (lambda: client.delete_instance(study, series, uid),
-                            "sop_instance_uid"),
+        "delete_instance": (lambda: client.delete_instance(study, series, uid), "sop_instance_uid"),
     }
     for name, (call, argument) in calls.items():
         # refused as a UID, or (the file client looks UIDs up in its index, never on the
@@ -1156,45 +1384,73 @@ def test_file_client_refuses_uids_that_leave_the_archive(archive_folder: Path, u
 
 BAD_INPUT = [
     ("retrieve_instance_frames", (STUDY, SERIES, SOP, [0]), {}, ValueError, "frame_numbers"),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [2, -1]), {}, ValueError,
-     "frame_numbers"),
+    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [2, -1]), {}, ValueError, "frame_numbers"),
     ("iter_instance_frames", (STUDY, SERIES, SOP, []), {}, ValueError, "frame_numbers"),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1.0]), {}, TypeError,
-     "frame_numbers"),
+    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1.0]), {}, TypeError, "frame_numbers"),
     ("retrieve_instance_frames", (STUDY, SERIES, SOP, "1"), {}, TypeError, "frame_numbers"),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [True]), {}, TypeError,
-     "frame_numbers"),
+    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [True]), {}, TypeError, "frame_numbers"),
     ("retrieve_study", ("1.2.x",), {}, ValueError, "study_instance_uid"),
     ("retrieve_series", (STUDY, "../.."), {}, ValueError, "series_instance_uid"),
     ("retrieve_instance", (STUDY, SERIES, "1" * 65), {}, ValueError, "sop_instance_uid"),
     ("retrieve_instance", (STUDY, SERIES, 123), {}, TypeError, "sop_instance_uid"),
     ("delete_study", ("1.2.3?x=1",), {}, ValueError, "study_instance_uid"),
-    ("search_for_studies", (), {"search_filters": {"NotAKeyword": "x"}}, ValueError,
-     "search_filters"),
-    ("search_for_series", (), {"search_filters": {"PatientId": "x"}}, ValueError,
-     "search_filters"),
+    (
+        "search_for_studies",
+        (),
+        {"search_filters": {"NotAKeyword": "x"}},
+        ValueError,
+        "search_filters",
+    ),
+    ("search_for_series", (), {"search_filters": {"PatientId": "x"}}, ValueError, "search_filters"),
     ("search_for_instances", (), {"fields": ["NoSuchAttribute"]}, ValueError, "fields"),
     ("search_for_studies", (), {"limit": -1}, ValueError, "limit"),
     ("search_for_studies", (), {"offset": -1}, ValueError, "offset"),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]),
-     {"media_types": ("application/pdf",)}, ValueError, "media type"),
-    ("retrieve_instance", (STUDY, SERIES, SOP), {"media_types": ("image/png",)}, ValueError,
-     "media type"),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]), {"media_types": 5}, TypeError,
-     "media_types"),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]),
-     {"media_types": ("nonsense",)}, ValueError, "media_types"),
-    ("store_instances", (pytest.importorskip("pydicom").Dataset(),), {}, TypeError,
-     "datasets"),
+    (
+        "retrieve_instance_frames",
+        (STUDY, SERIES, SOP, [1]),
+        {"media_types": ("application/pdf",)},
+        ValueError,
+        "media type",
+    ),
+    (
+        "retrieve_instance",
+        (STUDY, SERIES, SOP),
+        {"media_types": ("image/png",)},
+        ValueError,
+        "media type",
+    ),
+    (
+        "retrieve_instance_frames",
+        (STUDY, SERIES, SOP, [1]),
+        {"media_types": 5},
+        TypeError,
+        "media_types",
+    ),
+    (
+        "retrieve_instance_frames",
+        (STUDY, SERIES, SOP, [1]),
+        {"media_types": ("nonsense",)},
+        ValueError,
+        "media_types",
+    ),
+    ("store_instances", (pytest.importorskip("pydicom").Dataset(),), {}, TypeError, "datasets"),
     ("store_instances", ([42],), {}, TypeError, "int"),
 ]
 
 
-@pytest.mark.parametrize("method, args, kwargs, error, named", BAD_INPUT,
-                         ids=[f"{m}-{n}-{i}" for i, (m, _, _, _, n) in enumerate(BAD_INPUT)])
-def test_bad_input_is_refused_before_sending(recording_server: RecordingServer, method: str,
-                                             args: tuple, kwargs: dict, error: type,
-                                             named: str) -> None:
+@pytest.mark.parametrize(
+    "method, args, kwargs, error, named",
+    BAD_INPUT,
+    ids=[f"{m}-{n}-{i}" for i, (m, _, _, _, n) in enumerate(BAD_INPUT)],
+)
+def test_bad_input_is_refused_before_sending(
+    recording_server: RecordingServer,
+    method: str,
+    args: tuple,
+    kwargs: dict,
+    error: type,
+    named: str,
+) -> None:
     client = client_for(recording_server.url)
     with pytest.raises(error) as caught:
         result = getattr(client, method)(*args, **kwargs)

@@ -31,15 +31,24 @@ def _reference() -> dict:
     (test_oracle.py checks the behaviour anyway)."""
     return json.loads(API_SIGNATURES.read_text())
 
+
 # alias -> names it must hand out (those of the established package's public API)
 ALIASES = {
     'dicomweb_client.api': ['DICOMClient', 'DICOMwebClient'],
-    'dicomweb_client.uri': ['URI', 'URISuffix', 'URIType', 'build_query_string',
-                            'parse_query_parameters'],
-    'dicomweb_client.session_utils': ['add_certs_to_session', 'create_session',
-                                      'create_session_from_auth',
-                                      'create_session_from_gcp_credentials',
-                                      'create_session_from_user_pass'],
+    'dicomweb_client.uri': [
+        'URI',
+        'URISuffix',
+        'URIType',
+        'build_query_string',
+        'parse_query_parameters',
+    ],
+    'dicomweb_client.session_utils': [
+        'add_certs_to_session',
+        'create_session',
+        'create_session_from_auth',
+        'create_session_from_gcp_credentials',
+        'create_session_from_user_pass',
+    ],
     # the modules of the two clients; downstream code imports the client classes and
     # the private _Transaction from them (see tests/test_downstream_hooks.py)
     'dicomweb_client.web': ['DICOMwebClient', '_Transaction', 'build_query_string'],
@@ -51,8 +60,10 @@ ALIASES = {
     'dicomweb_client.ext.gcp.session_utils': ['create_session_from_gcp_credentials'],
 }
 
-GCP_URL = ('https://healthcare.googleapis.com/v1/projects/my-project/locations/us-central1'
-           '/datasets/my-dataset/dicomStores/my-store/dicomWeb')
+GCP_URL = (
+    'https://healthcare.googleapis.com/v1/projects/my-project/locations/us-central1'
+    '/datasets/my-dataset/dicomStores/my-store/dicomWeb'
+)
 
 
 # -- the aliases in this interpreter ---------------------------------------------------------
@@ -143,7 +154,7 @@ def test_reference_names_are_served() -> None:
 
 def _parameter_names(signature: str) -> list[str]:
     """Parameter names of a signature string such as '(self, a: int = 1, *, b=None)'."""
-    inner = signature[signature.index('(') + 1:signature.rindex(')')]
+    inner = signature[signature.index('(') + 1 : signature.rindex(')')]
     names, depth, current = [], 0, ''
     for character in inner + ',':
         if character in '([{':
@@ -174,30 +185,34 @@ def _reference_callables():
                 yield f'{module_name}.{name}', (module_name, name, None), entry['signature']
             else:
                 for member, signature in entry['members'].items():
-                    if signature == 'property' or member == '__init__' and name in (
-                            'DICOMClient',):
+                    if signature == 'property' or member == '__init__' and name in ('DICOMClient',):
                         continue
-                    yield (f'{module_name}.{name}.{member}', (module_name, name, member),
-                           signature)
+                    yield (f'{module_name}.{name}.{member}', (module_name, name, member), signature)
 
 
 @pytest.mark.shared_reference
-@pytest.mark.parametrize('path, signature', [
-    pytest.param(where, signature, id=label) for label, where, signature
-    in _reference_callables()] or [pytest.param(None, None, id='no-reference-listing')])
+@pytest.mark.parametrize(
+    'path, signature',
+    [pytest.param(where, signature, id=label) for label, where, signature in _reference_callables()]
+    or [pytest.param(None, None, id='no-reference-listing')],
+)
 def test_parameters_match_the_reference(path: tuple, signature: str) -> None:
     module_name, name, member = path
     target = getattr(importlib.import_module(module_name), name)
     if member is not None:
         target = getattr(target, member)
-    actual = [parameter for parameter in inspect.signature(target).parameters
-              if parameter not in ('self', 'cls')]
+    actual = [
+        parameter
+        for parameter in inspect.signature(target).parameters
+        if parameter not in ('self', 'cls')
+    ]
     expected = _parameter_names(signature)
-    assert actual[:len(expected)] == expected
+    assert actual[: len(expected)] == expected
 
 
 def test_cli_main_is_the_entry_point_of_the_command_line_tool() -> None:
     import dicomweb_client.cli
+
     assert list(inspect.signature(dicomweb_client.cli.main).parameters) == ['args']
 
 
@@ -206,37 +221,47 @@ def test_cli_main_is_the_entry_point_of_the_command_line_tool() -> None:
 
 def _protocol_methods() -> list[str]:
     from dicomweb_client.protocol import DICOMClient
-    return sorted(name for name, value in vars(DICOMClient).items()
-                  if callable(value) and not name.startswith('_'))
+
+    return sorted(
+        name
+        for name, value in vars(DICOMClient).items()
+        if callable(value) and not name.startswith('_')
+    )
 
 
 @pytest.mark.shared_reference
 def test_protocol_declares_the_reference_methods() -> None:
     reference = _reference()
-    expected = sorted(name for name in reference['dicomweb_client.protocol']['DICOMClient']
-                      ['members'] if not name.startswith('_'))
+    expected = sorted(
+        name
+        for name in reference['dicomweb_client.protocol']['DICOMClient']['members']
+        if not name.startswith('_')
+    )
     assert _protocol_methods() == expected
 
 
 @pytest.mark.parametrize('name', _protocol_methods())
 def test_web_client_has_every_protocol_method(name: str) -> None:
     from dicomweb_client.protocol import DICOMClient
+
     method = getattr(dicomweb_client.DICOMwebClient, name, None)
     assert callable(method), name
     declared = list(inspect.signature(getattr(DICOMClient, name)).parameters)
     offered = list(inspect.signature(method).parameters)
-    assert offered[:len(declared)] == declared
+    assert offered[: len(declared)] == declared
 
 
 def test_protocol_is_a_typing_protocol() -> None:
     from typing import Protocol
 
     from dicomweb_client.protocol import DICOMClient
+
     assert Protocol in DICOMClient.__mro__ or getattr(DICOMClient, '_is_protocol', False)
 
-def test_both_clients_are_instances_of_the_runtime_checkable_protocol(
-        tmp_path: Path) -> None:
+
+def test_both_clients_are_instances_of_the_runtime_checkable_protocol(tmp_path: Path) -> None:
     from dicomweb_client.protocol import DICOMClient
+
     web_client = dicomweb_client.DICOMwebClient('http://127.0.0.1:9/dicom-web')
     file_client = dicomweb_client.DICOMfileClient(tmp_path.as_uri())
     assert isinstance(web_client, DICOMClient)
@@ -280,8 +305,10 @@ ALL_IMPORTS = '''
 
 
 def test_everything_works_without_requests_urllib3_and_retrying() -> None:
-    code = blocker('requests', 'urllib3', 'retrying') + textwrap.dedent(ALL_IMPORTS) + \
-        textwrap.dedent('''
+    code = (
+        blocker('requests', 'urllib3', 'retrying')
+        + textwrap.dedent(ALL_IMPORTS)
+        + textwrap.dedent('''
         client = DICOMwebClient('http://127.0.0.1:9/dicom-web',
                                 qido_url_prefix='qido', headers={'X-Test': '1'})
         client = DICOMwebClient('https://example.org/dicom-web',
@@ -297,6 +324,7 @@ def test_everything_works_without_requests_urllib3_and_retrying() -> None:
         assert not leaked, leaked
         print('ok')
     ''')
+    )
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'ok'
@@ -316,9 +344,10 @@ def test_importing_never_loads_google() -> None:
     assert result.stdout.strip() == '[]'
 
 
-@pytest.mark.parametrize('module_name', ['dicomweb_client',
-                                         'dicomweb_client.session_utils',
-                                         'dicomweb_client.ext.gcp.session_utils'])
+@pytest.mark.parametrize(
+    'module_name',
+    ['dicomweb_client', 'dicomweb_client.session_utils', 'dicomweb_client.ext.gcp.session_utils'],
+)
 @pytest.mark.parametrize('credentials', ['', 'object()'])
 def test_gcp_session_needs_google_auth(module_name: str, credentials: str) -> None:
     code = blocker('google') + textwrap.dedent(f'''
@@ -346,18 +375,22 @@ def test_gcp_url_str() -> None:
 
 
 def test_gcp_url_fields_by_keyword() -> None:
-    url = GoogleCloudHealthcareURL(project_id='P', location='L', dataset_id='D',
-                                   dicom_store_id='S')
+    url = GoogleCloudHealthcareURL(project_id='P', location='L', dataset_id='D', dicom_store_id='S')
     assert (url.project_id, url.location, url.dataset_id, url.dicom_store_id) == (
-        'P', 'L', 'D', 'S')
-    assert str(url) == ('https://healthcare.googleapis.com/v1/projects/P/locations/L'
-                        '/datasets/D/dicomStores/S/dicomWeb')
+        'P',
+        'L',
+        'D',
+        'S',
+    )
+    assert str(url) == (
+        'https://healthcare.googleapis.com/v1/projects/P/locations/L'
+        '/datasets/D/dicomStores/S/dicomWeb'
+    )
 
 
 def test_gcp_url_from_string() -> None:
     url = GoogleCloudHealthcareURL.from_string(GCP_URL)
-    assert url == GoogleCloudHealthcareURL('my-project', 'us-central1', 'my-dataset',
-                                           'my-store')
+    assert url == GoogleCloudHealthcareURL('my-project', 'us-central1', 'my-dataset', 'my-store')
     assert str(url) == GCP_URL
 
 
@@ -367,34 +400,45 @@ def test_gcp_url_is_usable_as_a_client_url() -> None:
     assert dicomweb_client.URI.from_string(f'{GCP_URL}/studies/1.2').base_url == GCP_URL
 
 
-@given(st.lists(st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_', min_size=1,
-                        max_size=30), min_size=2, max_size=2),
-       st.lists(st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_.', min_size=1,
-                        max_size=30), min_size=2, max_size=2))
+@given(
+    st.lists(
+        st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_', min_size=1, max_size=30),
+        min_size=2,
+        max_size=2,
+    ),
+    st.lists(
+        st.text(alphabet='abcdefghijklmnopqrstuvwxyz0123456789-_.', min_size=1, max_size=30),
+        min_size=2,
+        max_size=2,
+    ),
+)
 def test_property_gcp_url_round_trip(undotted: list, dotted: list) -> None:
     url = GoogleCloudHealthcareURL(*undotted, *dotted)
     assert GoogleCloudHealthcareURL.from_string(str(url)) == url
     assert str(GoogleCloudHealthcareURL.from_string(str(url))) == str(url)
 
 
-@pytest.mark.parametrize('text', [
-    '',
-    'not a url',
-    GCP_URL.replace('https://', 'http://'),
-    GCP_URL.replace('/v1/', '/v1beta1/'),
-    GCP_URL.replace('healthcare.googleapis.com', 'example.org'),
-    GCP_URL + '/',
-    GCP_URL + '/studies/1.2',
-    GCP_URL[:-len('/dicomWeb')],
-    GCP_URL.replace('/dicomWeb', '/dicomweb'),
-    GCP_URL.replace('/projects/', '/project/'),
-    GCP_URL.replace('/locations/', '/regions/'),
-    GCP_URL.replace('/datasets/', '/dataset/'),
-    GCP_URL.replace('/dicomStores/', '/fhirStores/'),
-    GCP_URL.replace('/my-project/', '//'),
-    GCP_URL.replace('/us-central1/', '/a/b/'),
-    'https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/dicomWeb',
-])
+@pytest.mark.parametrize(
+    'text',
+    [
+        '',
+        'not a url',
+        GCP_URL.replace('https://', 'http://'),
+        GCP_URL.replace('/v1/', '/v1beta1/'),
+        GCP_URL.replace('healthcare.googleapis.com', 'example.org'),
+        GCP_URL + '/',
+        GCP_URL + '/studies/1.2',
+        GCP_URL[: -len('/dicomWeb')],
+        GCP_URL.replace('/dicomWeb', '/dicomweb'),
+        GCP_URL.replace('/projects/', '/project/'),
+        GCP_URL.replace('/locations/', '/regions/'),
+        GCP_URL.replace('/datasets/', '/dataset/'),
+        GCP_URL.replace('/dicomStores/', '/fhirStores/'),
+        GCP_URL.replace('/my-project/', '//'),
+        GCP_URL.replace('/us-central1/', '/a/b/'),
+        'https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/dicomWeb',
+    ],
+)
 def test_gcp_url_from_string_rejects_other_urls(text: str) -> None:
     with pytest.raises(ValueError):
         GoogleCloudHealthcareURL.from_string(text)
@@ -413,27 +457,32 @@ GCP_FIELDS = ('project_id', 'location', 'dataset_id', 'dicom_store_id')
 
 
 def _gcp_fields(field: str, value: object) -> dict:
-    fields: dict = {'project_id': 'p', 'location': 'l', 'dataset_id': 'd',
-                    'dicom_store_id': 's'}
+    fields: dict = {'project_id': 'p', 'location': 'l', 'dataset_id': 'd', 'dicom_store_id': 's'}
     fields[field] = value
     return fields
 
 
 @pytest.mark.parametrize('field', GCP_FIELDS)
-@pytest.mark.parametrize('value', ['a b', ' a', 'a\n', 'a:b', 'a%20', 'a@b', 'a?', 'a+b',
-                                   'a\u200bb'])
+@pytest.mark.parametrize(
+    'value', ['a b', ' a', 'a\n', 'a:b', 'a%20', 'a@b', 'a?', 'a+b', 'a\u200bb']
+)
 def test_gcp_url_rejects_ids_the_healthcare_api_forbids(field: str, value: str) -> None:
     with pytest.raises(ValueError):
         GoogleCloudHealthcareURL(**_gcp_fields(field, value))
     text = str(GoogleCloudHealthcareURL('p', 'l', 'd', 's')).replace(
-        {'project_id': '/p/', 'location': '/l/', 'dataset_id': '/d/',
-         'dicom_store_id': '/s/'}[field], f'/{value}/')
+        {'project_id': '/p/', 'location': '/l/', 'dataset_id': '/d/', 'dicom_store_id': '/s/'}[
+            field
+        ],
+        f'/{value}/',
+    )
     with pytest.raises(ValueError):
         GoogleCloudHealthcareURL.from_string(text)
 
 
-@pytest.mark.parametrize('field, allowed', [('project_id', False), ('location', False),
-                                            ('dataset_id', True), ('dicom_store_id', True)])
+@pytest.mark.parametrize(
+    'field, allowed',
+    [('project_id', False), ('location', False), ('dataset_id', True), ('dicom_store_id', True)],
+)
 def test_gcp_url_allows_dots_only_in_dataset_and_store_ids(field: str, allowed: bool) -> None:
     fields = _gcp_fields(field, 'a.b')
     if allowed:
@@ -443,8 +492,9 @@ def test_gcp_url_allows_dots_only_in_dataset_and_store_ids(field: str, allowed: 
     with pytest.raises(ValueError):
         GoogleCloudHealthcareURL(**fields)
     with pytest.raises(ValueError):
-        GoogleCloudHealthcareURL.from_string(GCP_URL.replace(
-            '/my-project/' if field == 'project_id' else '/us-central1/', '/a.b/'))
+        GoogleCloudHealthcareURL.from_string(
+            GCP_URL.replace('/my-project/' if field == 'project_id' else '/us-central1/', '/a.b/')
+        )
 
 
 @pytest.mark.parametrize('value', ['my_project-1', 'Projekt-ü', 'A_B'])
@@ -455,8 +505,9 @@ def test_gcp_url_accepts_word_characters_and_dashes(value: str) -> None:
 
 @pytest.mark.parametrize('field', GCP_FIELDS)
 @pytest.mark.parametrize('value', [None, 1, b'p'])
-def test_gcp_url_rejects_ids_that_are_not_strings_with_type_error(field: str,
-                                                                   value: object) -> None:
+def test_gcp_url_rejects_ids_that_are_not_strings_with_type_error(
+    field: str, value: object
+) -> None:
     with pytest.raises(TypeError):
         GoogleCloudHealthcareURL(**_gcp_fields(field, value))
 
@@ -471,6 +522,7 @@ def test_gcp_url_from_string_takes_the_url_as_it_is() -> None:
 
 def test_gcp_url_is_the_same_class_under_the_ext_alias() -> None:
     from dicomweb_client.ext.gcp.uri import GoogleCloudHealthcareURL as aliased
+
     assert aliased is GoogleCloudHealthcareURL
     assert aliased.from_string(GCP_URL) == GoogleCloudHealthcareURL.from_string(GCP_URL)
 
@@ -482,9 +534,13 @@ INTERNAL_EXCEPTIONS = {'_NeedMore', '_Unsupported', '_NotIndexable'}
 
 
 def _module_exceptions() -> dict:
-    return {name: value for name, value in vars(dicomweb_client).items()
-            if isinstance(value, type) and issubclass(value, BaseException)
-            and value.__module__ == 'dicomweb_client'}
+    return {
+        name: value
+        for name, value in vars(dicomweb_client).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == 'dicomweb_client'
+    }
 
 
 def test_every_error_a_caller_can_meet_has_a_public_documented_name() -> None:
@@ -495,8 +551,9 @@ def test_every_error_a_caller_can_meet_has_a_public_documented_name() -> None:
     api_page = PROJECT_ROOT / 'docs' / 'api.rst'
     if api_page.exists():  # an installed copy has no docs beside it
         documented = api_page.read_text(encoding='utf-8')
-        assert not {name for name in public
-                    if f'dicomweb_client.{name}\n' not in documented}, 'not in docs/api.rst'
+        assert not {name for name in public if f'dicomweb_client.{name}\n' not in documented}, (
+            'not in docs/api.rst'
+        )
 
 
 def test_a_refused_connection_is_reported_under_a_public_name() -> None:
@@ -512,8 +569,7 @@ def test_a_refused_connection_is_reported_under_a_public_name() -> None:
     result = run_python(code)
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith('dicomweb_client.ConnectFailedError: cannot connect to '), \
-        last_line
+    assert last_line.startswith('dicomweb_client.ConnectFailedError: cannot connect to '), last_line
 
 
 def test_a_missing_instance_of_a_folder_is_reported_under_a_public_name(tmp_path: Path) -> None:

@@ -49,8 +49,9 @@ BOMB_SIZE = 1280 * MIB  # 1.25 GiB of zeros
 ADDRESS_SPACE = 3 << 29  # 1.5 GiB for the child interpreter
 GOOD_JSON = json.dumps([{"0020000D": {"vr": "UI", "Value": [STUDY]}}]).encode()
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux",
-                                reason="RLIMIT_AS and ru_maxrss in bytes/KiB: Linux")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="RLIMIT_AS and ru_maxrss in bytes/KiB: Linux"
+)
 
 
 def client_for(server_url: str, **options: Any) -> dwc.DICOMwebClient:
@@ -124,17 +125,28 @@ CHILD = textwrap.dedent("""
 def in_child(url: str, call: str, *args: Any, **settings: Any) -> dict:
     """Run ``DICOMwebClient(url).call(*args)`` in a child interpreter with at most
     1.5 GiB of address space; return what happened and its peak memory."""
-    task = {"url": url + PREFIX, "call": call, "args": list(args), "settings": settings,
-            "address_space": ADDRESS_SPACE}
+    task = {
+        "url": url + PREFIX,
+        "call": call,
+        "args": list(args),
+        "settings": settings,
+        "address_space": ADDRESS_SPACE,
+    }
     folder = str(Path(dwc.__file__).resolve().parent)
-    done = subprocess.run([sys.executable, "-c", CHILD, folder, json.dumps(task)],
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, folder, json.dumps(task)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     outcome["rss_growth"] = outcome["rss_peak"] - outcome["rss_before"]
-    print(f"{call}{settings}: peak {outcome['rss_peak'] / MIB:.0f} MiB, grew by "
-          f"{outcome['rss_growth'] / MIB:.0f} MiB: {outcome.get('error')}: "
-          f"{outcome.get('message', '')[:300]}")
+    print(
+        f"{call}{settings}: peak {outcome['rss_peak'] / MIB:.0f} MiB, grew by "
+        f"{outcome['rss_growth'] / MIB:.0f} MiB: {outcome.get('error')}: "
+        f"{outcome.get('message', '')[:300]}"
+    )
     return outcome
 
 
@@ -147,24 +159,35 @@ def assert_refused(outcome: dict, setting: str, most_growth: int) -> None:
     assert outcome["rss_growth"] < most_growth, outcome
 
 
-def bomb_answer(chunked: bool, content_type: str = JSON_TYPE, prefix: bytes = b"",
-                suffix: bytes = b"") -> Response:
+def bomb_answer(
+    chunked: bool, content_type: str = JSON_TYPE, prefix: bytes = b"", suffix: bytes = b""
+) -> Response:
     """The bomb in 1 KiB chunks, or else whole: all 1.3 MB of it at once in the socket."""
     pieces = gzip_of_zeros(prefix, BOMB_SIZE // MIB, suffix)
-    return Response(body=list(pieces) if chunked else b"".join(pieces),
-                    chunked=chunked, content_type=content_type,
-                    headers={"Content-Encoding": "gzip"})
+    return Response(
+        body=list(pieces) if chunked else b"".join(pieces),
+        chunked=chunked,
+        content_type=content_type,
+        headers={"Content-Encoding": "gzip"},
+    )
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
-@pytest.mark.parametrize("call, path, args", [
-    ("search_for_studies", f"{PREFIX}/studies", ()),
-    ("retrieve_series_metadata", f"{PREFIX}/studies/{STUDY}/series/{SERIES}/metadata",
-     (STUDY, SERIES)),
-], ids=["search", "metadata"])
-def test_gzip_bomb_is_refused_with_memory_bounded(recording_server: RecordingServer,
-                                                  call: str, path: str, args: tuple,
-                                                  chunked: bool) -> None:
+@pytest.mark.parametrize(
+    "call, path, args",
+    [
+        ("search_for_studies", f"{PREFIX}/studies", ()),
+        (
+            "retrieve_series_metadata",
+            f"{PREFIX}/studies/{STUDY}/series/{SERIES}/metadata",
+            (STUDY, SERIES),
+        ),
+    ],
+    ids=["search", "metadata"],
+)
+def test_gzip_bomb_is_refused_with_memory_bounded(
+    recording_server: RecordingServer, call: str, path: str, args: tuple, chunked: bool
+) -> None:
     recording_server.add("GET", path, bomb_answer(chunked))
     outcome = in_child(recording_server.url, call, *args)
     assert_refused(outcome, "max_decoding_ratio", most_growth=64 * MIB)
@@ -176,16 +199,18 @@ def test_gzip_bomb_is_refused_with_memory_bounded(recording_server: RecordingSer
 def test_gzip_bomb_without_limits_exhausts_the_child(recording_server: RecordingServer) -> None:
     # the control: with both limits off the same answer needs more than 1.5 GiB
     recording_server.add("GET", f"{PREFIX}/studies", bomb_answer(chunked=True))
-    outcome = in_child(recording_server.url, "search_for_studies",
-                       max_body_size=None, max_decoding_ratio=None)
+    outcome = in_child(
+        recording_server.url, "search_for_studies", max_body_size=None, max_decoding_ratio=None
+    )
     assert "MemoryError" in (outcome.get("error", "") + outcome.get("message", "")), outcome
 
 
 def test_gzip_bomb_past_the_size_limit_is_refused_too(recording_server: RecordingServer) -> None:
     # without the ratio limit, max_body_size counts the decoded bytes
     recording_server.add("GET", f"{PREFIX}/studies", bomb_answer(chunked=True))
-    outcome = in_child(recording_server.url, "search_for_studies",
-                       max_body_size=128 * MIB, max_decoding_ratio=None)
+    outcome = in_child(
+        recording_server.url, "search_for_studies", max_body_size=128 * MIB, max_decoding_ratio=None
+    )
     assert_refused(outcome, "max_body_size", most_growth=192 * MIB)
     assert f"larger than {128 * MIB} bytes" in outcome["message"]
 
@@ -195,17 +220,27 @@ PART_HEAD = b"--BB\r\nContent-Type: application/octet-stream\r\n\r\n"
 FRAMES_PATH = f"{PREFIX}/studies/{STUDY}/series/{SERIES}/instances/{SOP}/frames/1,2"
 
 
-@pytest.mark.parametrize("settings, setting, most_growth", [
-    ({}, "max_decoding_ratio", 64 * MIB),
-    ({"max_decoding_ratio": None, "max_body_size": 128 * MIB}, "max_body_size", 400 * MIB),
-], ids=["ratio", "part-size"])
+@pytest.mark.parametrize(
+    "settings, setting, most_growth",
+    [
+        ({}, "max_decoding_ratio", 64 * MIB),
+        ({"max_decoding_ratio": None, "max_body_size": 128 * MIB}, "max_body_size", 400 * MIB),
+    ],
+    ids=["ratio", "part-size"],
+)
 def test_gzip_bomb_in_a_streamed_multipart_answer_is_bounded_per_part(
-        recording_server: RecordingServer, settings: dict, setting: str,
-        most_growth: int) -> None:
-    recording_server.add("GET", FRAMES_PATH, bomb_answer(
-        True, FRAMES_TYPE, PART_HEAD + b"small part\r\n" + PART_HEAD, b"\r\n--BB--\r\n"))
-    outcome = in_child(recording_server.url, "iter_instance_frames", STUDY, SERIES, SOP,
-                       [1, 2], **settings)
+    recording_server: RecordingServer, settings: dict, setting: str, most_growth: int
+) -> None:
+    recording_server.add(
+        "GET",
+        FRAMES_PATH,
+        bomb_answer(
+            True, FRAMES_TYPE, PART_HEAD + b"small part\r\n" + PART_HEAD, b"\r\n--BB--\r\n"
+        ),
+    )
+    outcome = in_child(
+        recording_server.url, "iter_instance_frames", STUDY, SERIES, SOP, [1, 2], **settings
+    )
     assert_refused(outcome, setting, most_growth)
     assert outcome["items"] == 1  # the small part came through, the bomb did not
 
@@ -280,8 +315,9 @@ JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n"
 
 def test_endless_chunked_metadata_answer_is_refused_at_the_size_limit(endless) -> None:
     server = endless(JSON_HEAD, first=b"[")
-    outcome = in_child(server.url, "retrieve_series_metadata", STUDY, SERIES,
-                       max_body_size=256 * MIB)
+    outcome = in_child(
+        server.url, "retrieve_series_metadata", STUDY, SERIES, max_body_size=256 * MIB
+    )
     assert_refused(outcome, "max_body_size", most_growth=320 * MIB)
     assert f"larger than {256 * MIB} bytes" in outcome["message"]
     # read up to the limit (the server sent at least that much), and no further
@@ -289,8 +325,9 @@ def test_endless_chunked_metadata_answer_is_refused_at_the_size_limit(endless) -
 
 
 def test_endless_chunked_part_of_a_streamed_answer_is_refused(endless) -> None:
-    server = endless(b"HTTP/1.1 200 OK\r\nContent-Type: " + FRAMES_TYPE.encode() + b"\r\n",
-                     first=PART_HEAD)
+    server = endless(
+        b"HTTP/1.1 200 OK\r\nContent-Type: " + FRAMES_TYPE.encode() + b"\r\n", first=PART_HEAD
+    )
     client = client_for(server.url)
     client.max_body_size = 8 * MIB
     with pytest.raises(dwc.BodyTooLargeError, match="a part of its multipart body") as caught:
@@ -301,8 +338,11 @@ def test_endless_chunked_part_of_a_streamed_answer_is_refused(endless) -> None:
 
 def test_an_announced_body_past_the_limit_is_not_read(recording_server: RecordingServer) -> None:
     # the default limit (4 GiB) applies: a 5 GiB Content-Length is refused at once
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        raw=JSON_HEAD + b"Content-Length: %d\r\n\r\n[" % (5 << 30)))
+    recording_server.add(
+        "GET",
+        f"{PREFIX}/studies",
+        Response(raw=JSON_HEAD + b"Content-Length: %d\r\n\r\n[" % (5 << 30)),
+    )
     client = client_for(recording_server.url)
     assert client.max_body_size == dwc.DEFAULT_MAX_BODY_SIZE == 4 << 30
     with pytest.raises(dwc.BodyTooLargeError, match=f"announces a body of {5 << 30} bytes"):
@@ -310,10 +350,17 @@ def test_an_announced_body_past_the_limit_is_not_read(recording_server: Recordin
 
 
 def test_a_compressed_body_is_limited_by_its_decoded_size(
-        recording_server: RecordingServer) -> None:
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        body=gzip.compress(b"[" + b" " * (3 * MIB) + b"]"), content_type=JSON_TYPE,
-        headers={"Content-Encoding": "gzip"}))
+    recording_server: RecordingServer,
+) -> None:
+    recording_server.add(
+        "GET",
+        f"{PREFIX}/studies",
+        Response(
+            body=gzip.compress(b"[" + b" " * (3 * MIB) + b"]"),
+            content_type=JSON_TYPE,
+            headers={"Content-Encoding": "gzip"},
+        ),
+    )
     client = client_for(recording_server.url)
     assert client.search_for_studies() == []  # small enough for the ratio to wait
     client.max_body_size = 2 * MIB
@@ -322,9 +369,11 @@ def test_a_compressed_body_is_limited_by_its_decoded_size(
 
 
 def test_limits_follow_the_session_unless_set_on_the_client(
-        recording_server: RecordingServer) -> None:
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        body=GOOD_JSON, content_type=JSON_TYPE, chunked=True))
+    recording_server: RecordingServer,
+) -> None:
+    recording_server.add(
+        "GET", f"{PREFIX}/studies", Response(body=GOOD_JSON, content_type=JSON_TYPE, chunked=True)
+    )
     session = dwc.Session()
     assert (session.max_body_size, session.max_decoding_ratio) == (4 << 30, 200)
     session.max_body_size = 10
@@ -343,10 +392,12 @@ def test_limits_follow_the_session_unless_set_on_the_client(
 
 
 def test_the_error_is_a_requests_one_when_requests_is_loaded(
-        recording_server: RecordingServer) -> None:
+    recording_server: RecordingServer,
+) -> None:
     requests = pytest.importorskip("requests")
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        body=GOOD_JSON, content_type=JSON_TYPE, chunked=True))
+    recording_server.add(
+        "GET", f"{PREFIX}/studies", Response(body=GOOD_JSON, content_type=JSON_TYPE, chunked=True)
+    )
     client = client_for(recording_server.url)
     client.max_body_size = 10
     with pytest.raises(requests.exceptions.RequestException) as caught:
@@ -370,10 +421,12 @@ def test_the_connection_is_dropped_after_a_refused_body(endless) -> None:
 FINAL = JSON_HEAD + b"Content-Length: %d\r\n\r\n%s" % (len(GOOD_JSON), GOOD_JSON)
 INTERIM = {
     "103": b"HTTP/1.1 103 Early Hints\r\nLink: </studies>; rel=preload\r\n\r\n",
-    "100+102+103": (b"HTTP/1.1 100 Continue\r\n\r\n"
-                    b"HTTP/1.1 102 Processing\r\nX-Progress: 10%\r\n\r\n"
-                    b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n"
-                    b"Link: </b>; rel=preload\r\n\r\n"),
+    "100+102+103": (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 102 Processing\r\nX-Progress: 10%\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n"
+        b"Link: </b>; rel=preload\r\n\r\n"
+    ),
     "103x3 HTTP/1.0": b"HTTP/1.0 103 Early Hints\r\nLink: </a>\r\n\r\n" * 3,
     "199 no reason": b"HTTP/1.1 199\r\n\r\n",
 }
@@ -382,7 +435,8 @@ INTERIM = {
 @pytest.mark.parametrize("interim", sorted(INTERIM))
 @pytest.mark.parametrize("split", [False, True], ids=["one-write", "apart"])
 def test_interim_answers_before_the_final_one_are_skipped(
-        recording_server: RecordingServer, interim: str, split: bool) -> None:
+    recording_server: RecordingServer, interim: str, split: bool
+) -> None:
     if split:  # the interim answer first, the final one a moment later
         server = SplitServer([INTERIM[interim], FINAL])
         try:
@@ -397,20 +451,19 @@ def test_interim_answers_before_the_final_one_are_skipped(
 
 
 def test_endless_interim_answers_raise(recording_server: RecordingServer) -> None:
-    recording_server.add("GET", f"{PREFIX}/studies", Response(
-        raw=INTERIM["103"] * 101 + FINAL))
+    recording_server.add("GET", f"{PREFIX}/studies", Response(raw=INTERIM["103"] * 101 + FINAL))
     with pytest.raises(dwc.TransportError, match="interim"):
         client_for(recording_server.url).search_for_studies()
 
 
-def test_the_session_skips_interim_answers(
-        recording_server: RecordingServer) -> None:
+def test_the_session_skips_interim_answers(recording_server: RecordingServer) -> None:
     recording_server.add("GET", "/x", Response(body=b"ok"))
     session = dwc.Session()
     url = recording_server.url + "/x"
     assert session.get(url).content == b"ok"
-    recording_server.queue(Response(raw=INTERIM["100+102+103"] + b"HTTP/1.1 200 OK\r\n"
-                                    b"Content-Length: 5\r\n\r\nfinal"))
+    recording_server.queue(
+        Response(raw=INTERIM["100+102+103"] + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
+    )
     answer = session.get(url)
     assert (answer.status_code, answer.content) == (200, b"final")
     assert answer.headers.get("Link") is None  # the hints' fields are not the answer's

@@ -51,8 +51,7 @@ from dicomweb_client import DICOMfileClient, DICOMwebClient, HTTPError, create_s
 from helpers import PROJECT_ROOT
 
 #: the pages whose ```python blocks are run (relative to the project folder)
-PAGES = ("README.md", "docs/index.md", "docs/quickstart.md", "docs/usage.md",
-         "docs/recipes.md")
+PAGES = ("README.md", "docs/index.md", "docs/quickstart.md", "docs/usage.md", "docs/recipes.md")
 
 #: the study the examples work on; recipes.md names this UID literally
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
@@ -68,9 +67,9 @@ JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 
 @dataclass(frozen=True)
 class Example:
-    page: str   # relative to the project folder
+    page: str  # relative to the project folder
     index: int  # 1-based, among the page's Python blocks
-    line: int   # line of the page that holds the first line of code
+    line: int  # line of the page that holds the first line of code
     code: str
 
     @property
@@ -101,8 +100,9 @@ def python_blocks(page: str) -> list[Example]:
             while end < len(lines) and lines[end].strip() != "```":
                 end += 1
             assert end < len(lines), f"{page}:{number + 1}: ```python block is never closed"
-            examples.append(Example(page, len(examples) + 1, start + 1,
-                                    "\n".join(lines[start:end]) + "\n"))
+            examples.append(
+                Example(page, len(examples) + 1, start + 1, "\n".join(lines[start:end]) + "\n")
+            )
             number = end
         number += 1
     return examples
@@ -119,10 +119,10 @@ class Handling:
     """How one example is run, and why that differs from the default."""
 
     reason: str
-    not_run: bool = False                   # only compiled, names checked, imports run
-    needs: tuple[str, ...] = ()             # modules without which it is not run
-    on_files: bool = False                  # ``client`` is a DICOMfileClient
-    raises: Optional[int] = None            # HTTP status that Orthanc answers
+    not_run: bool = False  # only compiled, names checked, imports run
+    needs: tuple[str, ...] = ()  # modules without which it is not run
+    on_files: bool = False  # ``client`` is a DICOMfileClient
+    raises: Optional[int] = None  # HTTP status that Orthanc answers
     bind: Mapping[str, Callable[[Scene], Any]] = field(default_factory=dict)
     #: called with the scene, the example's namespace and what it printed
     check: Optional[Callable[[Scene, dict, str], None]] = None
@@ -131,13 +131,15 @@ class Handling:
 def _printed(text: str) -> Callable[[Scene, dict, str], None]:
     def check(scene: Scene, namespace: dict, output: str) -> None:
         assert text in output
+
     return check
 
 
 def _wrote_the_study(scene: Scene, namespace: dict, output: str) -> None:
     written = sorted(path.name for path in (scene.folder / "work" / "downloads").iterdir())
-    assert written == sorted(f"{ds.SOPInstanceUID}.dcm" for ds in scene.data.stored
-                             if ds.StudyInstanceUID == STUDY_UID)
+    assert written == sorted(
+        f"{ds.SOPInstanceUID}.dcm" for ds in scene.data.stored if ds.StudyInstanceUID == STUDY_UID
+    )
 
 
 def _same_as_json(scene: Scene, namespace: dict, output: str) -> None:
@@ -151,8 +153,12 @@ def _same_as_json(scene: Scene, namespace: dict, output: str) -> None:
 
 def _written_under_uids(scene: Scene, namespace: dict, output: str) -> None:
     ds = namespace["dataset"]
-    path = (scene.archive_folder / ds.StudyInstanceUID / ds.SeriesInstanceUID
-            / f"{ds.SOPInstanceUID}.dcm")
+    path = (
+        scene.archive_folder
+        / ds.StudyInstanceUID
+        / ds.SeriesInstanceUID
+        / f"{ds.SOPInstanceUID}.dcm"
+    )
     assert path.is_file()
 
 
@@ -166,34 +172,46 @@ def _stored_the_folder(scene: Scene, namespace: dict, output: str) -> None:
 HANDLING: dict[tuple[str, str], Handling] = {
     ("docs/usage.md", "create_session_from_gcp_credentials()"): Handling(
         "Google Cloud: needs application default credentials and a Healthcare API DICOM "
-        "store (tests/test_gcp.py covers the session and URL helpers)", not_run=True),
+        "store (tests/test_gcp.py covers the session and URL helpers)",
+        not_run=True,
+    ),
     ("docs/recipes.md", "torch.utils.data"): Handling(
-        "needs PyTorch, which the test extra does not install", needs=("torch",)),
+        "needs PyTorch, which the test extra does not install", needs=("torch",)
+    ),
     ("docs/usage.md", "client.retrieve_study_thumbnail(study_uid)"): Handling(
-        "Orthanc's DICOMweb plugin has no thumbnails: the text says it answers 404",
-        raises=404),
+        "Orthanc's DICOMweb plugin has no thumbnails: the text says it answers 404", raises=404
+    ),
     ("docs/usage.md", "client.delete_study(study_uid)"): Handling(
         "Orthanc has no DICOMweb DELETE (the text says 405, see "
         "test_orthanc_refuses_delete_as_the_guide_says); run on DICOMfileClient, which the "
         "text names as a client that deletes; its series has two instances, so that "
-        "the series outlives the deleted instance", on_files=True,
-        bind={"series_uid": lambda scene: scene.data.ids(scene.data.ct[0])[1],
-              "sop_uid": lambda scene: scene.data.ids(scene.data.ct[0])[2]}),
+        "the series outlives the deleted instance",
+        on_files=True,
+        bind={
+            "series_uid": lambda scene: scene.data.ids(scene.data.ct[0])[1],
+            "sop_uid": lambda scene: scene.data.ids(scene.data.ct[0])[2],
+        },
+    ),
     ("docs/usage.md", "except HTTPError as error:"): Handling(
         "asks for an instance that is not on the server, so that the except branch runs",
-        bind={"sop_uid": lambda scene: ABSENT_UID}, check=_printed("not on this server:")),
+        bind={"sop_uid": lambda scene: ABSENT_UID},
+        check=_printed("not on this server:"),
+    ),
     ("docs/usage.md", 'media_type="application/dicom+xml"'): Handling(
-        "checked: the XML answer gives the dictionaries that JSON gives", check=_same_as_json),
+        "checked: the XML answer gives the dictionaries that JSON gives", check=_same_as_json
+    ),
     ("docs/quickstart.md", "archive.store_instances([dataset])"): Handling(
-        "checked: the file is written as <study>/<series>/<sop>.dcm",
-        check=_written_under_uids),
+        "checked: the file is written as <study>/<series>/<sop>.dcm", check=_written_under_uids
+    ),
     ("docs/usage.md", "archive.store_instances([dataset])"): Handling(
-        "checked: the file is written as <study>/<series>/<sop>.dcm",
-        check=_written_under_uids),
+        "checked: the file is written as <study>/<series>/<sop>.dcm", check=_written_under_uids
+    ),
     ("docs/recipes.md", 'os.makedirs("downloads"'): Handling(
-        "checked: it writes every instance of the study", check=_wrote_the_study),
+        "checked: it writes every instance of the study", check=_wrote_the_study
+    ),
     ("docs/recipes.md", 'Path("study").rglob'): Handling(
-        "checked: the server then holds the folder's instances", check=_stored_the_folder),
+        "checked: the server then holds the folder's instances", check=_stored_the_folder
+    ),
 }
 
 #: URLs that examples name but never contact here, so they are not rewritten
@@ -205,8 +223,11 @@ NOT_CONTACTED = {
 
 
 def handling_of(example: Example) -> Handling:
-    found = [handling for (page, text), handling in HANDLING.items()
-             if page == example.page and text in example.code]
+    found = [
+        handling
+        for (page, text), handling in HANDLING.items()
+        if page == example.page and text in example.code
+    ]
     assert len(found) <= 1, f"{example.id}: more than one HANDLING entry matches"
     return found[0] if found else Handling("")
 
@@ -218,12 +239,12 @@ def handling_of(example: Example) -> Handling:
 class Data:
     """What the module fixture stored in Orthanc and wrote as a folder archive."""
 
-    image: Dataset                 # 8-bit, 100 frames of 32 x 32: sop_uid
-    image16: Dataset               # 16-bit, 3 frames, same study
-    ct: list[Dataset]              # two 16-bit CT images of one series, same study
-    stored: list[Dataset]          # everything on the server and in the folder archive
-    archive: Path                  # the folder archive (copied for each test)
-    files: dict[str, Dataset]      # working folder files: relative path -> dataset
+    image: Dataset  # 8-bit, 100 frames of 32 x 32: sop_uid
+    image16: Dataset  # 16-bit, 3 frames, same study
+    ct: list[Dataset]  # two 16-bit CT images of one series, same study
+    stored: list[Dataset]  # everything on the server and in the folder archive
+    archive: Path  # the folder archive (copied for each test)
+    files: dict[str, Dataset]  # working folder files: relative path -> dataset
 
     def ids(self, ds: Optional[Dataset] = None) -> tuple[str, str, str]:
         ds = self.image if ds is None else ds
@@ -231,14 +252,32 @@ class Data:
 
 
 def _build_data(folder: Path) -> Data:
-    patient = {"patient_id": "ABC123", "patient_name": "Doe^Jane", "study_uid": STUDY_UID,
-               "study_description": "Examples"}
+    patient = {
+        "patient_id": "ABC123",
+        "patient_name": "Doe^Jane",
+        "study_uid": STUDY_UID,
+        "study_description": "Examples",
+    }
     image = dicom_data.make_instance(
-        frames=100, rows=32, columns=32, bits=8, modality="OT", series_number=1,
-        series_description="BYTES8", seed=1, **patient)
+        frames=100,
+        rows=32,
+        columns=32,
+        bits=8,
+        modality="OT",
+        series_number=1,
+        series_description="BYTES8",
+        seed=1,
+        **patient,
+    )
     image16 = dicom_data.make_instance(
-        frames=3, bits=16, modality="OT", series_number=2, series_description="WORDS16",
-        seed=2, **patient)
+        frames=3,
+        bits=16,
+        modality="OT",
+        series_number=2,
+        series_description="WORDS16",
+        seed=2,
+        **patient,
+    )
     ct = dicom_data.make_study(1, 2, modality="CT", seed=3, **patient)
     for ds in ct:
         ds.SeriesNumber = 3
@@ -327,9 +366,11 @@ def _metadata(scene: Scene) -> dict:
 PLACEHOLDERS: dict[str, tuple[str, Callable[[Scene], Any]]] = {
     "study_uid": ("a Study Instance UID", lambda scene: scene.data.ids()[0]),
     "series_uid": ("a Series Instance UID", lambda scene: scene.data.ids()[1]),
-    "sop_uid": ("a SOP Instance UID: the 8-bit image of 100 frames (baseline JPEG needs "
-                "8 bits, the parallel example asks for 100 frames)",
-                lambda scene: scene.data.ids()[2]),
+    "sop_uid": (
+        "a SOP Instance UID: the 8-bit image of 100 frames (baseline JPEG needs "
+        "8 bits, the parallel example asks for 100 frames)",
+        lambda scene: scene.data.ids()[2],
+    ),
     "token": ("a bearer token (the test Orthanc checks none)", lambda scene: "token-123"),
     "url": ("the DICOMweb base URL of the reader's server", lambda scene: scene.orthanc_url),
     "handle": ("the reader's function for each dataset", lambda scene: scene.handled.append),
@@ -339,11 +380,15 @@ PLACEHOLDERS: dict[str, tuple[str, Callable[[Scene], Any]]] = {
 CONTEXT: dict[str, tuple[str, Callable[[Scene], Any]]] = {
     "client": ("a client for the server", lambda scene: scene.web_client()),
     "session": ("a session", lambda scene: create_session()),
-    "dataset": ("a dataset: the image that sop_uid names",
-                lambda scene: copy.deepcopy(scene.data.image)),
+    "dataset": (
+        "a dataset: the image that sop_uid names",
+        lambda scene: copy.deepcopy(scene.data.image),
+    ),
     "instance_meta": ("that image's metadata", _metadata),
-    "uri": ("the BulkDataURI of its Pixel Data",
-            lambda scene: _metadata(scene)["7FE00010"]["BulkDataURI"]),
+    "uri": (
+        "the BulkDataURI of its Pixel Data",
+        lambda scene: _metadata(scene)["7FE00010"]["BulkDataURI"],
+    ),
     "archive": ("a DICOMfileClient on the folder archive", lambda scene: scene.file_client()),
 }
 
@@ -393,8 +438,7 @@ def _module_of(statement: ast.stmt) -> str:
 def _run_imports(statements: list[ast.stmt]) -> dict[str, Any]:
     namespace: dict[str, Any] = {}
     if statements:
-        exec(compile(ast.Module(body=statements, type_ignores=[]), "<imports>", "exec"),
-             namespace)
+        exec(compile(ast.Module(body=statements, type_ignores=[]), "<imports>", "exec"), namespace)
     namespace.pop("__builtins__", None)
     return namespace
 
@@ -428,18 +472,23 @@ def plan_names(example: Example) -> NamePlan:
         elif name in defined and name in CONTEXT:
             plan.context.append(name)
         elif name in defined:
-            pytest.fail(f"{example.id}: no test value for {name!r}, which an earlier "
-                        "example defines; add it to CONTEXT")
+            pytest.fail(
+                f"{example.id}: no test value for {name!r}, which an earlier "
+                "example defines; add it to CONTEXT"
+            )
         else:
-            pytest.fail(f"{example.id}: uses {name!r}, which neither this example nor an "
-                        f"earlier one on {example.page} defines")
+            pytest.fail(
+                f"{example.id}: uses {name!r}, which neither this example nor an "
+                f"earlier one on {example.page} defines"
+            )
     return plan
 
 
 # -- addresses --------------------------------------------------------------------------
 
 _SERVICE_URL = re.compile(
-    r"""(["'])(?:https?://[^"'\s]+/dicom-web|https://dicomcloud\.azurewebsites\.net)\1""")
+    r"""(["'])(?:https?://[^"'\s]+/dicom-web|https://dicomcloud\.azurewebsites\.net)\1"""
+)
 _FILE_URL = re.compile(r"""(["'])file://[^"']*\1""")
 _ABSOLUTE_PATH = re.compile(r"""(["'])(/[^"'\s]+)\1""")
 
@@ -451,7 +500,8 @@ def point_at_test_servers(code: str, scene: Scene) -> str:
     code = _SERVICE_URL.sub(lambda match: repr(scene.orthanc_url), code)
     code = _FILE_URL.sub(lambda match: repr(scene.file_url), code)
     return _ABSOLUTE_PATH.sub(
-        lambda match: repr(str(scene.pem_file(Path(match.group(2)).name))), code)
+        lambda match: repr(str(scene.pem_file(Path(match.group(2)).name))), code
+    )
 
 
 def check_addresses(example: Example, code: str, scene: Scene) -> None:
@@ -463,8 +513,10 @@ def check_addresses(example: Example, code: str, scene: Scene) -> None:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
             if "://" in text and text not in allowed:
-                pytest.fail(f"{example.id}: names {text!r}; rewrite it in "
-                            "point_at_test_servers or list it in NOT_CONTACTED")
+                pytest.fail(
+                    f"{example.id}: names {text!r}; rewrite it in "
+                    "point_at_test_servers or list it in NOT_CONTACTED"
+                )
             if text.startswith("/") and not Path(text).is_relative_to(scene.folder):
                 pytest.fail(f"{example.id}: names the absolute path {text!r}")
 
@@ -495,16 +547,24 @@ def test_the_pages_have_examples() -> None:
 
 @pytest.mark.orthanc
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.id for example in EXAMPLES])
-def test_example(example: Example, request: pytest.FixtureRequest, tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                 _logging_restored: None) -> None:
+def test_example(
+    example: Example,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    _logging_restored: None,
+) -> None:
     handling = handling_of(example)
     example.compiled()
     plan = plan_names(example)
     missing = [name for name in handling.needs if importlib.util.find_spec(name) is None]
     if handling.not_run or missing:
-        own = [statement for statement in _imports(ast.parse(example.code)).values()
-               if _module_of(statement) not in handling.needs]
+        own = [
+            statement
+            for statement in _imports(ast.parse(example.code)).values()
+            if _module_of(statement) not in handling.needs
+        ]
         _run_imports(own)  # what it imports exists
         pytest.skip(f"not run: {handling.reason}")
 
@@ -551,23 +611,28 @@ def orthanc_client(orthanc: Any) -> Iterator[DICOMwebClient]:
         yield opened
 
 
-def test_baseline_jpeg_frames_need_8_bit_pixels(docs_data: Data,
-                                                orthanc_client: DICOMwebClient) -> None:
+def test_baseline_jpeg_frames_need_8_bit_pixels(
+    docs_data: Data, orthanc_client: DICOMwebClient
+) -> None:
     """usage.md: baseline JPEG for an 8-bit image (Pillow decodes it); Orthanc answers
     500 for a 16-bit one, which JPEG Lossless serves (Pillow cannot read that)."""
     PIL_Image = pytest.importorskip("PIL.Image")
     baseline = (("image/jpeg", JPEG_BASELINE),)
-    jpeg = orthanc_client.retrieve_instance_frames(*docs_data.ids(), frame_numbers=[1],
-                                                   media_types=baseline)
+    jpeg = orthanc_client.retrieve_instance_frames(
+        *docs_data.ids(), frame_numbers=[1], media_types=baseline
+    )
     pixels = np.array(PIL_Image.open(io.BytesIO(jpeg[0])))
     assert pixels.shape == (32, 32)
     with pytest.raises(HTTPError) as info:
-        orthanc_client.retrieve_instance_frames(*docs_data.ids(docs_data.image16),
-                                                frame_numbers=[1], media_types=baseline)
+        orthanc_client.retrieve_instance_frames(
+            *docs_data.ids(docs_data.image16), frame_numbers=[1], media_types=baseline
+        )
     assert info.value.status_code == 500
     lossless = orthanc_client.retrieve_instance_frames(
-        *docs_data.ids(docs_data.image16), frame_numbers=[1],
-        media_types=(("image/jpeg", JPEG_LOSSLESS_SV1),))
+        *docs_data.ids(docs_data.image16),
+        frame_numbers=[1],
+        media_types=(("image/jpeg", JPEG_LOSSLESS_SV1),),
+    )
     assert lossless[0].startswith(b"\xff\xd8")
     with pytest.raises(OSError):
         PIL_Image.open(io.BytesIO(lossless[0])).load()
@@ -584,8 +649,9 @@ def test_deleting_what_is_gone_raises_404(docs_data: Data, tmp_path: Path) -> No
         assert info.value.status_code == 404
 
 
-def test_orthanc_refuses_delete_as_the_guide_says(docs_data: Data,
-                                                  orthanc_client: DICOMwebClient) -> None:
+def test_orthanc_refuses_delete_as_the_guide_says(
+    docs_data: Data, orthanc_client: DICOMwebClient
+) -> None:
     with pytest.raises(HTTPError) as info:
         orthanc_client.delete_instance(*docs_data.ids())
     assert info.value.status_code == 405

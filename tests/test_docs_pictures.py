@@ -56,19 +56,26 @@ def transcript(make_pictures: ModuleType, workdir: Path) -> str:
 def test_committed_transcript_is_what_the_command_prints_now(transcript: str) -> None:
     committed = (IMAGES / "cli-session.txt").read_text(encoding="utf-8")
     if transcript != committed:
-        diff = "".join(difflib.unified_diff(
-            committed.splitlines(keepends=True), transcript.splitlines(keepends=True),
-            "docs/images/cli-session.txt (committed)", "what the command prints now"))
-        pytest.fail("the CLI picture is out of date; run `python docs/make_pictures.py` "
-                    f"and commit docs/images/:\n{diff}")
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                transcript.splitlines(keepends=True),
+                "docs/images/cli-session.txt (committed)",
+                "what the command prints now",
+            )
+        )
+        pytest.fail(
+            "the CLI picture is out of date; run `python docs/make_pictures.py` "
+            f"and commit docs/images/:\n{diff}"
+        )
 
 
 def test_transcript_shows_each_command_and_no_temporary_path(
-        make_pictures: ModuleType, transcript: str, workdir: Path) -> None:
+    make_pictures: ModuleType, transcript: str, workdir: Path
+) -> None:
     commands = [line for line in transcript.splitlines() if line.startswith("$ ")]
     assert len(commands) == len(make_pictures.SESSION)
-    assert all(line.startswith("$ dicomweb_client --url file:///data/dicom ")
-               for line in commands)
+    assert all(line.startswith("$ dicomweb_client --url file:///data/dicom ") for line in commands)
     assert str(workdir) not in transcript
     assert "2 studies" in transcript and "5 downloaded" in transcript
 
@@ -81,8 +88,9 @@ def test_committed_pictures_are_small_png_files() -> None:
         assert len(data) < 80_000, f"{name} is {len(data)} bytes"
 
 
-def test_pictures_are_made_as_png(make_pictures: ModuleType, transcript: str,
-                                  workdir: Path) -> None:
+def test_pictures_are_made_as_png(
+    make_pictures: ModuleType, transcript: str, workdir: Path
+) -> None:
     pytest.importorskip("numpy")
     image_module = pytest.importorskip("PIL.Image")
 

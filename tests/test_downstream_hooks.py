@@ -64,6 +64,7 @@ NIFTI_ACCEPT = 'multipart/related; type=application/octet-stream'
 def reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter with the established package (as the differential oracle's)."""
     from test_oracle import REFERENCE_REQUIREMENT, _reference_python
+
     try:
         return _reference_python(tmp_path_factory)
     except (OSError, subprocess.SubprocessError) as error:
@@ -74,14 +75,20 @@ def run_replay(python: Path | str, snippet: str, *args: str, ours: bool) -> Any:
     """Run ``snippet`` (which prints one JSON document) with ``args`` in ``python``;
     ``ours`` puts this project first on the path, else the established package runs."""
     env = clean_env(PYTHONPATH=str(PROJECT_ROOT)) if ours else clean_env()
-    done = subprocess.run([str(python), '-c', textwrap.dedent(snippet), *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(python), '-c', textwrap.dedent(snippet), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def both(reference: Path, server: RecordingServer, snippet: str,
-         *args: str) -> tuple[Any, Any, list[dict], list[dict]]:
+def both(
+    reference: Path, server: RecordingServer, snippet: str, *args: str
+) -> tuple[Any, Any, list[dict], list[dict]]:
     """The printed results and the requests sent of ours and of theirs."""
     results, sent = [], []
     for python, ours in ((sys.executable, True), (reference, False)):
@@ -93,9 +100,13 @@ def both(reference: Path, server: RecordingServer, snippet: str,
 
 def describe(request: RecordedRequest) -> dict:
     """What of a request both implementations must send alike."""
-    return {'method': request.method, 'path': request.path, 'query': request.query,
-            'accept': request.header('Accept'),
-            'authorization': request.header('Authorization')}
+    return {
+        'method': request.method,
+        'path': request.path,
+        'query': request.query,
+        'accept': request.header('Accept'),
+        'authorization': request.header('Authorization'),
+    }
 
 
 def digest(data: bytes) -> str:
@@ -134,38 +145,48 @@ print(json.dumps(results))
 
 
 def mercure_server(server: RecordingServer, root_status: int, qido_status: int) -> None:
-    server.add('GET', '/dicom-web', Response(status=root_status, body=b'{}',
-                                             content_type='application/json'))
-    server.add('GET', '/dicom-web/studies', Response(status=qido_status, body=b'[]',
-                                                     content_type='application/dicom+json'))
+    server.add(
+        'GET',
+        '/dicom-web',
+        Response(status=root_status, body=b'{}', content_type='application/json'),
+    )
+    server.add(
+        'GET',
+        '/dicom-web/studies',
+        Response(status=qido_status, body=b'[]', content_type='application/dicom+json'),
+    )
 
 
-@pytest.mark.parametrize(('root_status', 'qido_status', 'expected'), [
-    (200, 200, {'Authentication': True, 'QIDO query': True}),
-    # HTTPError.errno is None in both packages: mercure's 401 test never matches
-    (401, 401, {'Authentication': True, 'QIDO query': False, 'errno': None,
-                'status': 401}),
-    (404, 200, {'Authentication': True, 'QIDO query': True, 'errno': None,
-                'status': 404}),
-])
-def test_mercure_connection_test(recording_server, root_status, qido_status,
-                                 expected) -> None:
+@pytest.mark.parametrize(
+    ('root_status', 'qido_status', 'expected'),
+    [
+        (200, 200, {'Authentication': True, 'QIDO query': True}),
+        # HTTPError.errno is None in both packages: mercure's 401 test never matches
+        (401, 401, {'Authentication': True, 'QIDO query': False, 'errno': None, 'status': 401}),
+        (404, 200, {'Authentication': True, 'QIDO query': True, 'errno': None, 'status': 404}),
+    ],
+)
+def test_mercure_connection_test(recording_server, root_status, qido_status, expected) -> None:
     mercure_server(recording_server, root_status, qido_status)
     result = run_replay(sys.executable, MERCURE_REPLAY, recording_server.url, ours=True)
     assert result == expected
     # retry=False: one request each, with the session's Basic credentials
     assert [request.path for request in recording_server.requests] == [
-        '/dicom-web', '/dicom-web/studies']
-    assert all(request.header('Authorization', '').startswith('Basic ')
-               for request in recording_server.requests)
+        '/dicom-web',
+        '/dicom-web/studies',
+    ]
+    assert all(
+        request.header('Authorization', '').startswith('Basic ')
+        for request in recording_server.requests
+    )
 
 
 @pytest.mark.parametrize('root_status', [200, 401, 404])
 def test_mercure_connection_test_like_the_established_package(
-        recording_server, reference_python, root_status) -> None:
+    recording_server, reference_python, root_status
+) -> None:
     mercure_server(recording_server, root_status, root_status if root_status == 401 else 200)
-    ours, theirs, sent_ours, sent_theirs = both(reference_python, recording_server,
-                                                MERCURE_REPLAY)
+    ours, theirs, sent_ours, sent_theirs = both(reference_python, recording_server, MERCURE_REPLAY)
     assert ours == theirs
     for request in sent_ours + sent_theirs:
         request.pop('accept')  # requests adds "*/*" by itself; no server reads it here
@@ -176,11 +197,18 @@ def test_mercure_connection_test_like_the_established_package(
 
 
 def test_http_get_answer_reads_like_a_requests_response(recording_server) -> None:
-    recording_server.add('GET', '/x', Response(body=b'0123456789', content_type='text/plain',
-                                               headers={'X-Thing': 'a'}))
+    recording_server.add(
+        'GET',
+        '/x',
+        Response(body=b'0123456789', content_type='text/plain', headers={'X-Thing': 'a'}),
+    )
     client = DICOMwebClient(recording_server.url)
-    with client._http_get(recording_server.url + '/x', params={'a': 'b c'},
-                          headers={'Accept': 'text/plain'}, stream=True) as response:
+    with client._http_get(
+        recording_server.url + '/x',
+        params={'a': 'b c'},
+        headers={'Accept': 'text/plain'},
+        stream=True,
+    ) as response:
         assert response.status_code == 200
         assert response.headers['content-type'] == response.headers['Content-Type']
         assert response.headers.get('x-thing') == 'a'
@@ -204,15 +232,17 @@ def test_http_get_raises_for_error_statuses(recording_server) -> None:
 
 
 def test_http_get_logs_a_warning_field(recording_server, caplog) -> None:
-    recording_server.add('GET', '/x', Response(body=b'[]', headers={
-        'Warning': '299 server "more results"'}))
+    recording_server.add(
+        'GET', '/x', Response(body=b'[]', headers={'Warning': '299 server "more results"'})
+    )
     DICOMwebClient(recording_server.url)._http_get(recording_server.url + '/x')
     assert 'more results' in caplog.text
 
 
 def test_assigning_a_header_field_replaces_it(recording_server) -> None:
-    recording_server.add('GET', '/x', Response(body=b'x', content_type='application/dicom',
-                                               headers={'X-Other': '1'}))
+    recording_server.add(
+        'GET', '/x', Response(body=b'x', content_type='application/dicom', headers={'X-Other': '1'})
+    )
     response = DICOMwebClient(recording_server.url)._http_get(recording_server.url + '/x')
     response.headers['content-type'] = 'multipart/related'
     assert response.headers.get_all('Content-Type') == ['multipart/related']
@@ -229,8 +259,9 @@ def test_requests_session_answer_knows_the_request_fields(recording_server) -> N
     session = requests.Session()
     session.headers['Authorization'] = 'Bearer t'
     client = DICOMwebClient(recording_server.url, session=session)
-    with client._http_get(recording_server.url + '/x', headers={'Accept': 'application/dicom'},
-                          stream=True) as response:
+    with client._http_get(
+        recording_server.url + '/x', headers={'Accept': 'application/dicom'}, stream=True
+    ) as response:
         assert response.request.headers.get('Accept') == 'application/dicom'
         assert response.request.headers.get('authorization') == 'Bearer t'
         assert b''.join(response.iter_content(2)) == b'abc'
@@ -300,25 +331,40 @@ print(json.dumps([[name, len(data), hashlib.sha256(data).hexdigest()[:16]]
                   for name, data in found]))
 '''
 
-NIFTI_FILES = [('series-1.nii.gz', bytes(range(256)) * 1500),  # over one read's worth
-               ('series-2.json', b'{"a": 1}'),
-               ('series-3.nii.gz', b'\r\n--not-the-boundary\r\n' * 3)]
+NIFTI_FILES = [
+    ('series-1.nii.gz', bytes(range(256)) * 1500),  # over one read's worth
+    ('series-2.json', b'{"a": 1}'),
+    ('series-3.nii.gz', b'\r\n--not-the-boundary\r\n' * 3),
+]
 
 
 def nifti_server(server: RecordingServer, per_part: bool = True) -> str:
     """Serve the NIfTI files of a study as ADIT's server does; return the study path."""
     path = f'/api/dicom-web/AE1/wadors/studies/{STUDY}/nifti'
     if per_part:
-        parts = [(data, 'application/octet-stream',
-                  {'Content-Disposition': f'attachment; filename="{name}"'})
-                 for name, data in NIFTI_FILES]
-        server.add('GET', path, multipart_response(parts, 'application/octet-stream',
-                                                   boundary=BOUNDARY))
+        parts = [
+            (
+                data,
+                'application/octet-stream',
+                {'Content-Disposition': f'attachment; filename="{name}"'},
+            )
+            for name, data in NIFTI_FILES
+        ]
+        server.add(
+            'GET', path, multipart_response(parts, 'application/octet-stream', boundary=BOUNDARY)
+        )
     else:  # one file, named by the answer's own Content-Disposition
         name, data = NIFTI_FILES[0]
-        server.add('GET', path, multipart_response(
-            [data], 'application/octet-stream', boundary=BOUNDARY,
-            headers={'Content-Disposition': f'attachment; filename="{name}"'}))
+        server.add(
+            'GET',
+            path,
+            multipart_response(
+                [data],
+                'application/octet-stream',
+                boundary=BOUNDARY,
+                headers={'Content-Disposition': f'attachment; filename="{name}"'},
+            ),
+        )
     return path
 
 
@@ -331,8 +377,9 @@ def expected_files(per_part: bool = True) -> list[list]:
 @pytest.mark.parametrize('per_part', [True, False])
 def test_adit_nifti_download(recording_server, mode, per_part) -> None:
     path = nifti_server(recording_server, per_part)
-    result = run_replay(sys.executable, ADIT_REPLAY, recording_server.url, 'AE1', STUDY,
-                        mode, ours=True)
+    result = run_replay(
+        sys.executable, ADIT_REPLAY, recording_server.url, 'AE1', STUDY, mode, ours=True
+    )
     assert result == expected_files(per_part)
     request = recording_server.last
     assert request.path == path and request.header('Accept') == NIFTI_ACCEPT
@@ -340,17 +387,18 @@ def test_adit_nifti_download(recording_server, mode, per_part) -> None:
 
 
 @pytest.mark.parametrize('mode', ['retrieve', 'iter'])
-def test_adit_nifti_download_like_the_established_package(recording_server,
-                                                          reference_python, mode) -> None:
+def test_adit_nifti_download_like_the_established_package(
+    recording_server, reference_python, mode
+) -> None:
     nifti_server(recording_server)
-    ours, theirs, sent_ours, sent_theirs = both(reference_python, recording_server,
-                                                ADIT_REPLAY, 'AE1', STUDY, mode)
+    ours, theirs, sent_ours, sent_theirs = both(
+        reference_python, recording_server, ADIT_REPLAY, 'AE1', STUDY, mode
+    )
     assert ours == theirs == expected_files()
     assert sent_ours == sent_theirs
 
 
-def test_replaced_extract_part_content_gets_the_pieces_with_their_headers(
-        recording_server) -> None:
+def test_replaced_extract_part_content_gets_the_pieces_with_their_headers(recording_server) -> None:
     nifti_server(recording_server)
     client = DICOMwebClient(recording_server.url)
     client.set_chunk_size(1024)  # delimiters straddle reads
@@ -361,15 +409,18 @@ def test_replaced_extract_part_content_gets_the_pieces_with_their_headers(
     assert list(client._decode_multipart_message(response, stream=True)) == pieces
     # the first piece holds the opening boundary line, the last the closing "--"
     assert pieces[0].startswith(f'--{BOUNDARY}\r\nContent-Type:'.encode())
-    assert pieces[1].startswith(b'\r\nContent-Type: application/octet-stream\r\n'
-                                b'Content-Disposition: attachment; filename="series-2')
+    assert pieces[1].startswith(
+        b'\r\nContent-Type: application/octet-stream\r\n'
+        b'Content-Disposition: attachment; filename="series-2'
+    )
     assert pieces[-1] == b'--\r\n' and len(pieces) == len(NIFTI_FILES) + 1
 
 
 def test_putting_the_own_method_back_restores_the_fast_path() -> None:
     client = DICOMwebClient('http://127.0.0.1:1')
-    assert not any(client._replaced(hook) for hook in ('_decode_multipart_message',
-                                                       '_extract_part_content'))
+    assert not any(
+        client._replaced(hook) for hook in ('_decode_multipart_message', '_extract_part_content')
+    )
     original = client._extract_part_content
     client._extract_part_content = lambda part: part  # type: ignore[method-assign]
     assert client._replaced('_extract_part_content')
@@ -378,13 +429,13 @@ def test_putting_the_own_method_back_restores_the_fast_path() -> None:
 
 
 def test_multipart_pieces_do_not_depend_on_how_the_body_arrives() -> None:
-    body = (f'--{BOUNDARY}\r\nA: 1\r\n\r\nfirst\r\n--{BOUNDARY}\r\n\r\n\r\n'
-            f'--{BOUNDARY}--\r\n').encode()
+    body = (
+        f'--{BOUNDARY}\r\nA: 1\r\n\r\nfirst\r\n--{BOUNDARY}\r\n\r\n\r\n--{BOUNDARY}--\r\n'
+    ).encode()
     whole = list(dicomweb_client._multipart_pieces([body], BOUNDARY.encode()))
-    assert whole == [f'--{BOUNDARY}\r\nA: 1\r\n\r\nfirst'.encode(), b'\r\n\r\n',
-                     b'--\r\n']
+    assert whole == [f'--{BOUNDARY}\r\nA: 1\r\n\r\nfirst'.encode(), b'\r\n\r\n', b'--\r\n']
     for size in range(1, len(body) + 1):
-        chunks = [body[i:i + size] for i in range(0, len(body), size)]
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
         assert list(dicomweb_client._multipart_pieces(chunks, BOUNDARY.encode())) == whole
 
 
@@ -406,8 +457,7 @@ print(json.dumps(results))
 def test_extract_part_content_like_the_established_package(reference_python) -> None:
     ours = run_replay(sys.executable, EXTRACT_REPLAY, ours=True)
     assert ours == run_replay(reference_python, EXTRACT_REPLAY, ours=False)
-    assert ours == [None, None, None, None, None, 'body', 'body\r\n\r\nmore', '',
-                    'ValueError']
+    assert ours == [None, None, None, None, None, 'body', 'body\r\n\r\nmore', '', 'ValueError']
 
 
 def test_decode_multipart_message_refuses_other_media_types(recording_server) -> None:
@@ -434,9 +484,12 @@ class DICOMwebClientX(DICOMwebClient):
         return super()._decode_multipart_message(response, stream)
 
 
-MONAI_INSTANCES = [dicom_data.make_instance(study_uid=STUDY, series_uid=SERIES,
-                                            sop_uid=f'{SOP}.{n}', rows=4, columns=4)
-                   for n in (1, 2)]
+MONAI_INSTANCES = [
+    dicom_data.make_instance(
+        study_uid=STUDY, series_uid=SERIES, sop_uid=f'{SOP}.{n}', rows=4, columns=4
+    )
+    for n in (1, 2)
+]
 FRAME = bytes(range(32))
 
 
@@ -444,40 +497,71 @@ def monai_server(server: RecordingServer) -> None:
     """What MONAI Label's downloads ask for; frames come labelled octet-stream without
     multipart framing, the answer the subclass exists for."""
     base = f'/output/studies/{STUDY}/series/{SERIES}'
-    server.add('GET', '/output/series', Response(
-        body=json.dumps([{'0020000D': {'vr': 'UI', 'Value': [STUDY]},
-                          '0020000E': {'vr': 'UI', 'Value': [SERIES]}}]).encode(),
-        content_type='application/dicom+json'))
-    server.add('GET', base, multipart_response(
-        [dicom_data.to_bytes(ds) for ds in MONAI_INSTANCES], boundary=BOUNDARY))
-    server.add('GET', f'{base}/metadata', Response(
-        body=json.dumps([ds.to_json_dict() for ds in MONAI_INSTANCES]).encode(),
-        content_type='application/dicom+json'))
+    server.add(
+        'GET',
+        '/output/series',
+        Response(
+            body=json.dumps(
+                [
+                    {
+                        '0020000D': {'vr': 'UI', 'Value': [STUDY]},
+                        '0020000E': {'vr': 'UI', 'Value': [SERIES]},
+                    }
+                ]
+            ).encode(),
+            content_type='application/dicom+json',
+        ),
+    )
+    server.add(
+        'GET',
+        base,
+        multipart_response([dicom_data.to_bytes(ds) for ds in MONAI_INSTANCES], boundary=BOUNDARY),
+    )
+    server.add(
+        'GET',
+        f'{base}/metadata',
+        Response(
+            body=json.dumps([ds.to_json_dict() for ds in MONAI_INSTANCES]).encode(),
+            content_type='application/dicom+json',
+        ),
+    )
     for ds in MONAI_INSTANCES:
-        server.add('GET', f'{base}/instances/{ds.SOPInstanceUID}/frames/1',
-                   Response(body=FRAME, content_type='application/octet-stream'))
+        server.add(
+            'GET',
+            f'{base}/instances/{ds.SOPInstanceUID}/frames/1',
+            Response(body=FRAME, content_type='application/octet-stream'),
+        )
 
 
 def test_monai_subclass_override_is_called_by_retrievals(recording_server) -> None:
     monai_server(recording_server)
-    client = DICOMwebClientX(url=recording_server.url, session=None,
-                             qido_url_prefix='output', wado_url_prefix='output',
-                             stow_url_prefix='output')
+    client = DICOMwebClientX(
+        url=recording_server.url,
+        session=None,
+        qido_url_prefix='output',
+        wado_url_prefix='output',
+        stow_url_prefix='output',
+    )
     found = client.search_for_series(search_filters={'SeriesInstanceUID': SERIES})
     assert found[0]['0020000E']['Value'] == [SERIES]
     instances = client.retrieve_series(STUDY, SERIES)
     assert [ds.SOPInstanceUID for ds in instances] == [f'{SOP}.1', f'{SOP}.2']
-    assert client.calls == [f'multipart/related; type="application/dicom"; '
-                            f'boundary={BOUNDARY}']
-    frames = [client.retrieve_instance_frames(study_instance_uid=STUDY,
-                                              series_instance_uid=SERIES,
-                                              sop_instance_uid=str(m['00080018']['Value'][0]),
-                                              frame_numbers=[1])[0]
-              for m in client.retrieve_series_metadata(STUDY, SERIES)]
+    assert client.calls == [f'multipart/related; type="application/dicom"; boundary={BOUNDARY}']
+    frames = [
+        client.retrieve_instance_frames(
+            study_instance_uid=STUDY,
+            series_instance_uid=SERIES,
+            sop_instance_uid=str(m['00080018']['Value'][0]),
+            frame_numbers=[1],
+        )[0]
+        for m in client.retrieve_series_metadata(STUDY, SERIES)
+    ]
     assert frames == [FRAME, FRAME]
     assert client.calls[1:] == ['application/octet-stream'] * 2
     assert [ds.SOPInstanceUID for ds in client.iter_series(STUDY, SERIES)] == [
-        f'{SOP}.1', f'{SOP}.2']
+        f'{SOP}.1',
+        f'{SOP}.2',
+    ]
     assert len(client.calls) == 4
 
 
@@ -506,8 +590,9 @@ def test_subclass_extract_part_content_is_used_for_frames(recording_server) -> N
             return None if content is None else content.upper()
 
     path = f'/studies/{STUDY}/series/{SERIES}/instances/{SOP}/frames/1,2'
-    recording_server.add('GET', path, multipart_response([b'ab', b'cd'],
-                                                         'application/octet-stream'))
+    recording_server.add(
+        'GET', path, multipart_response([b'ab', b'cd'], 'application/octet-stream')
+    )
     client = Upper(recording_server.url)
     assert client.retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2]) == [b'AB', b'CD']
     assert list(client.iter_instance_frames(STUDY, SERIES, SOP, [1, 2])) == [b'AB', b'CD']
@@ -546,15 +631,16 @@ print(json.dumps({'uids': uids, 'frames': frames, 'calls': client.calls}))
 '''
 
 
-def test_monai_download_like_the_established_package(recording_server,
-                                                     reference_python) -> None:
+def test_monai_download_like_the_established_package(recording_server, reference_python) -> None:
     monai_server(recording_server)
-    ours, theirs, sent_ours, sent_theirs = both(reference_python, recording_server,
-                                                MONAI_REPLAY, SERIES)
+    ours, theirs, sent_ours, sent_theirs = both(
+        reference_python, recording_server, MONAI_REPLAY, SERIES
+    )
     assert ours == theirs
     assert ours['frames'] == [digest(FRAME)] * 2 and len(ours['calls']) == 3
     assert [request['path'] for request in sent_ours] == [
-        request['path'] for request in sent_theirs]
+        request['path'] for request in sent_theirs
+    ]
 
 
 # -- large_image: _Transaction, _get_instances_url and streamed answers ----------------
@@ -641,11 +727,22 @@ def large_image_server(server: RecordingServer, single_part: bool) -> str:
 def test_large_image_instance_download(recording_server, single_part, auth) -> None:
     pytest.importorskip('requests')
     path = large_image_server(recording_server, single_part)
-    result = run_replay(sys.executable, LARGE_IMAGE_REPLAY, recording_server.url, STUDY,
-                        SERIES, SOP, auth, ours=True)
-    assert result == {'url': path, 'single': single_part,
-                      'size': str(len(INSTANCE_FILE)) if single_part else None,
-                      'data': [len(INSTANCE_FILE), digest(INSTANCE_FILE)]}
+    result = run_replay(
+        sys.executable,
+        LARGE_IMAGE_REPLAY,
+        recording_server.url,
+        STUDY,
+        SERIES,
+        SOP,
+        auth,
+        ours=True,
+    )
+    assert result == {
+        'url': path,
+        'single': single_part,
+        'size': str(len(INSTANCE_FILE)) if single_part else None,
+        'data': [len(INSTANCE_FILE), digest(INSTANCE_FILE)],
+    }
     assert len(recording_server.requests) == (1 if single_part else 2)
     if auth == 'token':
         assert recording_server.last.header('Authorization') == 'Bearer li-token'
@@ -654,10 +751,12 @@ def test_large_image_instance_download(recording_server, single_part, auth) -> N
 @pytest.mark.parametrize('auth', ['none', 'token'])
 @pytest.mark.parametrize('single_part', [True, False])
 def test_large_image_instance_download_like_the_established_package(
-        recording_server, reference_python, single_part, auth) -> None:
+    recording_server, reference_python, single_part, auth
+) -> None:
     large_image_server(recording_server, single_part)
-    ours, theirs, sent_ours, sent_theirs = both(reference_python, recording_server,
-                                                LARGE_IMAGE_REPLAY, STUDY, SERIES, SOP, auth)
+    ours, theirs, sent_ours, sent_theirs = both(
+        reference_python, recording_server, LARGE_IMAGE_REPLAY, STUDY, SERIES, SOP, auth
+    )
     assert ours == theirs
     assert sent_ours == sent_theirs
 
@@ -688,18 +787,25 @@ print(json.dumps(results))
 def test_url_helpers_like_the_established_package(reference_python) -> None:
     ours = run_replay(sys.executable, URL_HELPERS_REPLAY, ours=True)
     assert ours == run_replay(reference_python, URL_HELPERS_REPLAY, ours=False)
-    assert ours['members'] == [['STORE', 'store'], ['SEARCH', 'search'],
-                               ['RETRIEVE', 'retrieve'], ['DELETE', 'delete']]
+    assert ours['members'] == [
+        ['STORE', 'store'],
+        ['SEARCH', 'search'],
+        ['RETRIEVE', 'retrieve'],
+        ['DELETE', 'delete'],
+    ]
 
 
 def test_url_helpers_in_process(caplog) -> None:
     from dicomweb_client.web import _Transaction
+
     client = DICOMwebClient('http://h/base', wado_url_prefix='wado')
     retrieve = _Transaction.RETRIEVE
     assert client._get_instances_url(retrieve, STUDY, SERIES, SOP) == (
-        f'http://h/base/wado/studies/{STUDY}/series/{SERIES}/instances/{SOP}')
+        f'http://h/base/wado/studies/{STUDY}/series/{SERIES}/instances/{SOP}'
+    )
     assert client._get_series_url(_Transaction.SEARCH, STUDY) == (
-        f'http://h/base/studies/{STUDY}/series')
+        f'http://h/base/studies/{STUDY}/series'
+    )
     assert client._get_studies_url(retrieve) == 'http://h/base/wado/studies'
     assert client._get_instances_url(retrieve, None, SERIES, SOP) == 'http://h/base/wado/instances'
     assert 'SOP Instance UID is ignored' in caplog.text
@@ -709,13 +815,17 @@ def test_url_helpers_in_process(caplog) -> None:
         client._get_transaction_url('retrieve')  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(('module', 'names'), [
-    ('dicomweb_client.web', ('DICOMwebClient', '_Transaction')),
-    ('dicomweb_client.file', ('DICOMfileClient',)),
-])
+@pytest.mark.parametrize(
+    ('module', 'names'),
+    [
+        ('dicomweb_client.web', ('DICOMwebClient', '_Transaction')),
+        ('dicomweb_client.file', ('DICOMfileClient',)),
+    ],
+)
 def test_client_modules_import(module: str, names: tuple[str, ...]) -> None:
-    code = f'from {module} import {", ".join(names)}; import dicomweb_client; ' + \
-        '; '.join(f'assert {name} is dicomweb_client.{name}' for name in names)
+    code = f'from {module} import {", ".join(names)}; import dicomweb_client; ' + '; '.join(
+        f'assert {name} is dicomweb_client.{name}' for name in names
+    )
     run_replay(sys.executable, code + '; print("null")', ours=True)
 
 

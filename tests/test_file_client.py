@@ -56,6 +56,7 @@ INDEX_NAME = '.dicomweb_client.sqlite'
 
 # -- data --------------------------------------------------------------------------------
 
+
 def _archive_datasets() -> list:
     """Three studies of three patients, CT and MR series, with a few extra attributes."""
     datasets = make_archive(3, 2, 2, rows=8, columns=8)
@@ -116,6 +117,7 @@ def _write(ds: pydicom.Dataset, path: Path, implicit: bool = False) -> Path:
 
 # -- construction and API surface -------------------------------------------------------------
 
+
 @pytest.mark.shared_reference
 def test_signatures_match_the_documented_api() -> None:
     spec = json.loads(API_SIGNATURES.read_text())['dicomweb_client.api']['DICOMfileClient']
@@ -125,7 +127,7 @@ def test_signatures_match_the_documented_api() -> None:
         text = documented.split(' -> ')[0].strip()[1:-1]
         want = [part.split(':')[0].split('=')[0].strip() for part in _split_params(text)]
         want = [item for item in want if item not in ('self', '')]
-        assert [n for n, _ in have][:len(want)] == want, name
+        assert [n for n, _ in have][: len(want)] == want, name
         for part in _split_params(text):
             if '=' in part:
                 pname, default = part.split(':')[0].strip(), part.rsplit('=', 1)[1].strip()
@@ -156,10 +158,16 @@ def test_attributes(file_client: DICOMfileClient, archive_tree: Path) -> None:
             assert hasattr(file_client, name), name
 
 
-@pytest.mark.parametrize('url, error', [
-    ('http://localhost/archive', ValueError), ('/tmp/archive', ValueError),
-    ('file://host/tmp/archive', ValueError), ('file:relative', ValueError), (42, TypeError),
-])
+@pytest.mark.parametrize(
+    'url, error',
+    [
+        ('http://localhost/archive', ValueError),
+        ('/tmp/archive', ValueError),
+        ('file://host/tmp/archive', ValueError),
+        ('file:relative', ValueError),
+        (42, TypeError),
+    ],
+)
 def test_bad_urls(url, error) -> None:
     with pytest.raises(error, match='url'):
         DICOMfileClient(url)
@@ -198,6 +206,7 @@ def test_missing_folder_is_an_error_unless_created(archive_tree: Path) -> None:
 
 # -- indexing ---------------------------------------------------------------------------------
 
+
 def test_index_skips_non_dicom_and_corrupt_files(archive_tree: Path, caplog) -> None:
     good = make_instance(rows=4, columns=4)
     data = to_bytes(good)
@@ -226,8 +235,9 @@ def test_index_skips_non_dicom_and_corrupt_files(archive_tree: Path, caplog) -> 
     assert len(client.search_for_instances()) == 13
 
 
-def test_update_db_finds_new_changed_and_removed_files(archive_tree: Path,
-                                                        archive_datasets: list) -> None:
+def test_update_db_finds_new_changed_and_removed_files(
+    archive_tree: Path, archive_datasets: list
+) -> None:
     client = DICOMfileClient(archive_tree.as_uri())
     assert len(client.search_for_studies()) == 3
     extra = make_instance(rows=4, columns=4, patient_id='NEW')
@@ -303,8 +313,12 @@ def test_readonly(archive_tree: Path, tmp_path: Path, archive_datasets: list, mo
     with pytest.raises(dicomweb_client.HTTPError) as raised:
         client.delete_study(ds.StudyInstanceUID)
     assert raised.value.status_code == 403
-    assert client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                    ds.SOPInstanceUID).PatientID == ds.PatientID
+    assert (
+        client.retrieve_instance(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+        ).PatientID
+        == ds.PatientID
+    )
     DICOMfileClient(archive_tree.as_uri()).close()  # an index beside the archive ...
     reader = DICOMfileClient(archive_tree.as_uri(), readonly=True)  # ... is opened read-only
     with pytest.raises(sqlite3.OperationalError, match='readonly'):
@@ -313,6 +327,7 @@ def test_readonly(archive_tree: Path, tmp_path: Path, archive_datasets: list, mo
 
 
 # -- searching --------------------------------------------------------------------------------
+
 
 def test_study_answers(file_client: DICOMfileClient, archive_datasets: list) -> None:
     studies = file_client.search_for_studies()
@@ -329,7 +344,9 @@ def test_study_answers(file_client: DICOMfileClient, archive_datasets: list) -> 
     assert '00080018' not in first
     names = {s['0020000D']['Value'][0]: s['00100010']['Value'][0] for s in studies}
     assert names[archive_datasets[4].StudyInstanceUID] == {
-        'Alphabetic': 'Müller^Hans', 'Ideographic': 'ミュラー^ハンス'}
+        'Alphabetic': 'Müller^Hans',
+        'Ideographic': 'ミュラー^ハンス',
+    }
 
 
 def test_series_and_instance_answers(file_client: DICOMfileClient, archive_datasets: list) -> None:
@@ -345,8 +362,9 @@ def test_series_and_instance_answers(file_client: DICOMfileClient, archive_datas
     assert instances[0]['00280010'] == {'vr': 'US', 'Value': [8]}
     assert instances[0]['00280008'] == {'vr': 'IS', 'Value': [1]}  # an image has a frame
     assert '00083002' not in instances[0]
-    syntaxes = file_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                                fields=['AvailableTransferSyntaxUID'])
+    syntaxes = file_client.search_for_instances(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, fields=['AvailableTransferSyntaxUID']
+    )
     assert syntaxes[0]['00083002'] == {'vr': 'UI', 'Value': [EXPLICIT]}
     assert len(file_client.search_for_instances(series_instance_uid=ds.SeriesInstanceUID)) == 2
     assert len(file_client.search_for_instances(ds.StudyInstanceUID)) == 4
@@ -407,8 +425,9 @@ FILTERS = [
 
 @pytest.mark.parametrize('force_json', [False, True], ids=['columns', 'json'])
 @pytest.mark.parametrize('level, filters, count', FILTERS)
-def test_filters(file_client: DICOMfileClient, archive_datasets: list, level, filters, count,
-                 force_json) -> None:
+def test_filters(
+    file_client: DICOMfileClient, archive_datasets: list, level, filters, count, force_json
+) -> None:
     if 'StudyInstanceUID' in filters:
         wanted = [archive_datasets[0].StudyInstanceUID, archive_datasets[8].StudyInstanceUID]
         filters, count = {'StudyInstanceUID': ','.join(wanted)}, 2
@@ -425,13 +444,26 @@ def test_filters(file_client: DICOMfileClient, archive_datasets: list, level, fi
 
 def test_fuzzy_person_names(file_client: DICOMfileClient) -> None:
     assert file_client.search_for_studies(search_filters={'PatientName': 'hans'}) == []
-    fuzzy = file_client.search_for_studies(fuzzymatching=True,
-                                           search_filters={'PatientName': 'hans'})
+    fuzzy = file_client.search_for_studies(
+        fuzzymatching=True, search_filters={'PatientName': 'hans'}
+    )
     assert len(fuzzy) == 1
-    assert len(file_client.search_for_studies(fuzzymatching=True,
-                                              search_filters={'PatientName': 'pat*'})) == 2
-    assert len(file_client.search_for_studies(
-        fuzzymatching=True, search_filters={'ReferringPhysicianName': 'doc'})) == 3
+    assert (
+        len(
+            file_client.search_for_studies(
+                fuzzymatching=True, search_filters={'PatientName': 'pat*'}
+            )
+        )
+        == 2
+    )
+    assert (
+        len(
+            file_client.search_for_studies(
+                fuzzymatching=True, search_filters={'ReferringPhysicianName': 'doc'}
+            )
+        )
+        == 3
+    )
 
 
 def test_limit_offset_and_fields(file_client: DICOMfileClient) -> None:
@@ -442,15 +474,17 @@ def test_limit_offset_and_fields(file_client: DICOMfileClient) -> None:
     assert file_client.search_for_instances(offset=11) == everything[11:]
     assert file_client.search_for_studies(limit=0) == []
     assert len(file_client.search_for_studies(limit=2, get_remaining=True)) == 2
-    studies = file_client.search_for_studies(fields=['InstitutionName', 'StudyDescription',
-                                                     '00180015'])
+    studies = file_client.search_for_studies(
+        fields=['InstitutionName', 'StudyDescription', '00180015']
+    )
     assert all('00081030' in study for study in studies)
     # series and instance attributes are not study answers (PS3.18 10.6.3.3.1)
     assert not any('00080080' in study or '00180015' in study for study in studies)
     series = file_client.search_for_series(fields=['InstitutionName', 'Rows'])
     assert all('00080080' in item and '00280010' not in item for item in series)
     nested = file_client.search_for_series(
-        fields=['RequestAttributesSequence.ScheduledProcedureStepID'])
+        fields=['RequestAttributesSequence.ScheduledProcedureStepID']
+    )
     assert nested[0]['00400275']['Value'][0]['00400009']['Value'] == ['SPS0']
     everything = file_client.search_for_studies(fields=['all'])
     assert '00100030' in everything[0] and '00080018' not in everything[0]
@@ -459,15 +493,18 @@ def test_limit_offset_and_fields(file_client: DICOMfileClient) -> None:
     assert '00080064' in instance and '7FE00010' not in instance
 
 
-@pytest.mark.parametrize('filters, error', [
-    ({'NoSuchKeyword': 'x'}, ValueError),
-    ({'StudyDate': '2024-01-01'}, ValueError),
-    ({'StudyDate': 'yesterday'}, ValueError),
-    ({'StudyTime': '25:00-'}, ValueError),
-    ({'SeriesNumber': 'one'}, ValueError),
-    ({'PatientID': {'a': 1}}, TypeError),
-    ({'limit': 3}, ValueError),
-])
+@pytest.mark.parametrize(
+    'filters, error',
+    [
+        ({'NoSuchKeyword': 'x'}, ValueError),
+        ({'StudyDate': '2024-01-01'}, ValueError),
+        ({'StudyDate': 'yesterday'}, ValueError),
+        ({'StudyTime': '25:00-'}, ValueError),
+        ({'SeriesNumber': 'one'}, ValueError),
+        ({'PatientID': {'a': 1}}, TypeError),
+        ({'limit': 3}, ValueError),
+    ],
+)
 def test_bad_filters(file_client: DICOMfileClient, filters, error) -> None:
     with pytest.raises(error, match='search_filters'):
         file_client.search_for_studies(search_filters=filters)
@@ -487,17 +524,54 @@ def test_bad_search_arguments(file_client: DICOMfileClient) -> None:
 # -- what searches answer (PS3.18 10.6.3.3) -----------------------------------------------
 
 STUDY_KEYS = {  # tag: VR of the attributes every study answer holds
-    '00080020': 'DA', '00080030': 'TM', '00080050': 'SH', '00080061': 'CS', '00080090': 'PN',
-    '00100010': 'PN', '00100020': 'LO', '00100030': 'DA', '00100040': 'CS', '0020000D': 'UI',
-    '00200010': 'SH', '00201206': 'IS', '00201208': 'IS', '00081190': 'UR'}
-SERIES_KEYS = {'00080060': 'CS', '0020000E': 'UI', '00200011': 'IS', '00201209': 'IS',
-               '00081190': 'UR'}
-INSTANCE_KEYS = {'00080016': 'UI', '00080018': 'UI', '00200013': 'IS', '00280010': 'US',
-                 '00280011': 'US', '00280100': 'US', '00280008': 'IS', '00081190': 'UR'}
-BARE_ATTRIBUTES = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate',
-                   'StudyTime', 'AccessionNumber', 'ReferringPhysicianName', 'StudyID',
-                   'StudyDescription', 'SeriesNumber', 'SeriesDescription', 'InstanceNumber',
-                   'SpecificCharacterSet')
+    '00080020': 'DA',
+    '00080030': 'TM',
+    '00080050': 'SH',
+    '00080061': 'CS',
+    '00080090': 'PN',
+    '00100010': 'PN',
+    '00100020': 'LO',
+    '00100030': 'DA',
+    '00100040': 'CS',
+    '0020000D': 'UI',
+    '00200010': 'SH',
+    '00201206': 'IS',
+    '00201208': 'IS',
+    '00081190': 'UR',
+}
+SERIES_KEYS = {
+    '00080060': 'CS',
+    '0020000E': 'UI',
+    '00200011': 'IS',
+    '00201209': 'IS',
+    '00081190': 'UR',
+}
+INSTANCE_KEYS = {
+    '00080016': 'UI',
+    '00080018': 'UI',
+    '00200013': 'IS',
+    '00280010': 'US',
+    '00280011': 'US',
+    '00280100': 'US',
+    '00280008': 'IS',
+    '00081190': 'UR',
+}
+BARE_ATTRIBUTES = (
+    'PatientName',
+    'PatientID',
+    'PatientBirthDate',
+    'PatientSex',
+    'StudyDate',
+    'StudyTime',
+    'AccessionNumber',
+    'ReferringPhysicianName',
+    'StudyID',
+    'StudyDescription',
+    'SeriesNumber',
+    'SeriesDescription',
+    'InstanceNumber',
+    'SpecificCharacterSet',
+)
 
 
 @pytest.fixture
@@ -507,11 +581,25 @@ def bare(tmp_path: Path) -> tuple:
     image = make_instance(rows=4, columns=4, bits=8, modality='OT')
     for keyword in BARE_ATTRIBUTES:
         delattr(image, keyword)
-    report = make_instance(study_uid=image.StudyInstanceUID, modality='SR', rows=4, columns=4,
-                           bits=8, sop_class_uid='1.2.840.10008.5.1.4.1.1.88.11')
-    for keyword in BARE_ATTRIBUTES + ('Rows', 'Columns', 'BitsAllocated', 'BitsStored',
-                                      'HighBit', 'PixelRepresentation', 'SamplesPerPixel',
-                                      'PhotometricInterpretation', 'PixelData'):
+    report = make_instance(
+        study_uid=image.StudyInstanceUID,
+        modality='SR',
+        rows=4,
+        columns=4,
+        bits=8,
+        sop_class_uid='1.2.840.10008.5.1.4.1.1.88.11',
+    )
+    for keyword in BARE_ATTRIBUTES + (
+        'Rows',
+        'Columns',
+        'BitsAllocated',
+        'BitsStored',
+        'HighBit',
+        'PixelRepresentation',
+        'SamplesPerPixel',
+        'PhotometricInterpretation',
+        'PixelData',
+    ):
         delattr(report, keyword)
     write_files([image, report], tmp_path / 'bare')
     return DICOMfileClient((tmp_path / 'bare').as_uri(), in_memory=True), image, report
@@ -523,10 +611,19 @@ def _keys(answer: dict) -> dict:
 
 def test_answers_hold_the_required_attributes_even_without_values(bare: tuple) -> None:
     client, image, _ = bare
-    study, = client.search_for_studies()
+    (study,) = client.search_for_studies()
     assert _keys(study) == STUDY_KEYS
-    for tag in ('00100010', '00100020', '00100030', '00100040', '00080020', '00080030',
-                '00080050', '00080090', '00200010'):
+    for tag in (
+        '00100010',
+        '00100020',
+        '00100030',
+        '00100040',
+        '00080020',
+        '00080030',
+        '00080050',
+        '00080090',
+        '00200010',
+    ):
         assert study[tag] == {'vr': STUDY_KEYS[tag]}, tag  # Type 2: present and empty
     assert study['00080061'] == {'vr': 'CS', 'Value': ['OT', 'SR']}
     assert study['00201206']['Value'] == [2] and study['00201208']['Value'] == [2]
@@ -535,8 +632,7 @@ def test_answers_hold_the_required_attributes_even_without_values(bare: tuple) -
     assert series[0]['00200011'] == {'vr': 'IS'}
     assert series[0]['00201209']['Value'] == [1]
     instances = client.search_for_instances()
-    assert all(_keys(item) == {**STUDY_KEYS, **SERIES_KEYS, **INSTANCE_KEYS}
-               for item in instances)
+    assert all(_keys(item) == {**STUDY_KEYS, **SERIES_KEYS, **INSTANCE_KEYS} for item in instances)
     by_sop = {item['00080018']['Value'][0]: item for item in instances}
     answer = by_sop[image.SOPInstanceUID]
     assert answer['00200013'] == {'vr': 'IS'}
@@ -564,8 +660,11 @@ def test_scoped_searches_answer_their_own_level(bare: tuple) -> None:
     in_series = client.search_for_instances(study, image.SeriesInstanceUID)
     assert [_keys(item) for item in in_series] == [INSTANCE_KEYS]
     # a series UID without a study UID is a matching key of all instances
-    assert _keys(client.search_for_instances(series_instance_uid=image.SeriesInstanceUID)[0]) \
-        == {**STUDY_KEYS, **SERIES_KEYS, **INSTANCE_KEYS}
+    assert _keys(client.search_for_instances(series_instance_uid=image.SeriesInstanceUID)[0]) == {
+        **STUDY_KEYS,
+        **SERIES_KEYS,
+        **INSTANCE_KEYS,
+    }
     # included fields of higher levels come back (empty without a value), matching keys
     # of higher levels and fields of lower levels do not
     fields = client.search_for_series(study, fields=['PatientID', 'Rows'])
@@ -585,6 +684,7 @@ def test_none_as_a_filter_value_is_universal_matching(bare: tuple) -> None:
 
 
 # -- errors are of the established package's built-in classes too -----------------------
+
 
 def _http_error(raised: pytest.ExceptionInfo, *classes: type, status: int = 0) -> None:
     """The error is an OSError (as the established package's) and of ``classes``; with a
@@ -627,8 +727,9 @@ def test_transfer_syntaxes_the_client_cannot_make(tmp_path: Path) -> None:
         client.retrieve_series_rendered(*uids[:2], media_types=('text/html',))
     _http_error(raised, ValueError, status=406)
     with pytest.raises(TypeError, match='media type alone') as raised:
-        client.retrieve_instance_frames_rendered(*uids, [1], media_types=(
-            ('image/jpeg', '1.2.840.10008.1.2.4.50'),))
+        client.retrieve_instance_frames_rendered(
+            *uids, [1], media_types=(('image/jpeg', '1.2.840.10008.1.2.4.50'),)
+        )
     _http_error(raised, OSError)
 
 
@@ -637,14 +738,18 @@ def test_decompressing_keeps_the_sop_instance_uid(tmp_path: Path) -> None:
     write_files([rle], tmp_path)
     client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
     decoded = client.retrieve_instance(
-        rle.StudyInstanceUID, rle.SeriesInstanceUID, rle.SOPInstanceUID,
-        media_types=(('application/dicom', EXPLICIT),))
+        rle.StudyInstanceUID,
+        rle.SeriesInstanceUID,
+        rle.SOPInstanceUID,
+        media_types=(('application/dicom', EXPLICIT),),
+    )
     assert decoded.file_meta.TransferSyntaxUID == EXPLICIT
     assert decoded.SOPInstanceUID == rle.SOPInstanceUID
 
 
-def test_argument_errors_are_http_errors_too(file_client: DICOMfileClient,
-                                              archive_datasets: list) -> None:
+def test_argument_errors_are_http_errors_too(
+    file_client: DICOMfileClient, archive_datasets: list
+) -> None:
     ds = archive_datasets[0]
     with pytest.raises(OSError, match='limit') as raised:
         file_client.search_for_studies(limit=-1)
@@ -656,16 +761,18 @@ def test_argument_errors_are_http_errors_too(file_client: DICOMfileClient,
         file_client.retrieve_study(None)
     _http_error(raised, TypeError)
     with pytest.raises(OSError, match='frame_numbers') as raised:
-        file_client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                             ds.SOPInstanceUID, [0])
+        file_client.retrieve_instance_frames(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [0]
+        )
     _http_error(raised, ValueError)
     with pytest.raises(OSError, match='empty') as raised:
         file_client.retrieve_bulkdata('')
     _http_error(raised, ValueError)
-    for call in (lambda: file_client.delete_study(None),
-                 lambda: file_client.delete_series(ds.StudyInstanceUID, None),
-                 lambda: file_client.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                                     None)):
+    for call in (
+        lambda: file_client.delete_study(None),
+        lambda: file_client.delete_series(ds.StudyInstanceUID, None),
+        lambda: file_client.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, None),
+    ):
         with pytest.raises(OSError, match='is required') as raised:
             call()
         _http_error(raised, ValueError, TypeError)
@@ -691,14 +798,16 @@ def json_matching(on: bool = True):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=NAMES, fuzzy=st.booleans())
-def test_column_and_json_matching_agree(name_client: DICOMfileClient, pattern: str,
-                                        fuzzy: bool) -> None:
+def test_column_and_json_matching_agree(
+    name_client: DICOMfileClient, pattern: str, fuzzy: bool
+) -> None:
     filters = {'PatientName': pattern, 'StudyDescription': pattern.replace('^', '')}
     for key, value in filters.items():
         by_column = name_client.search_for_studies(fuzzymatching=fuzzy, search_filters={key: value})
         with json_matching():
-            by_json = name_client.search_for_studies(fuzzymatching=fuzzy,
-                                                     search_filters={key: value})
+            by_json = name_client.search_for_studies(
+                fuzzymatching=fuzzy, search_filters={key: value}
+            )
         assert by_column == by_json
 
 
@@ -707,11 +816,16 @@ DATES = st.sampled_from(['', '20240101', '20240102', '20240103', '2024', '202312
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(low=DATES, high=DATES, single=st.booleans())
-def test_column_and_json_date_matching_agree(name_client: DICOMfileClient, low: str, high: str,
-                                             single: bool) -> None:
+def test_column_and_json_date_matching_agree(
+    name_client: DICOMfileClient, low: str, high: str, single: bool
+) -> None:
     value = low if single else f'{low}-{high}'
-    if value in ('', '-') or (low and not low.isdigit()) or len(low) not in (0, 8) or (
-            len(high) not in (0, 8)):
+    if (
+        value in ('', '-')
+        or (low and not low.isdigit())
+        or len(low) not in (0, 8)
+        or (len(high) not in (0, 8))
+    ):
         return
     by_column = name_client.search_for_studies(search_filters={'StudyDate': value})
     with json_matching():
@@ -726,10 +840,17 @@ def name_client(tmp_path_factory: pytest.TempPathFactory) -> DICOMfileClient:
     dates = ['20240101', '', '20240102', '20240103', '20231231', '', '20240102', '2024']
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # pydicom on the invalid date '2024'
-        datasets = [make_instance(rows=2, columns=2, patient_name=name,
-                                  study_description=name.replace('^', ' '),
-                                  study_date=date, bits=8)
-                    for name, date in zip(names, dates)]
+        datasets = [
+            make_instance(
+                rows=2,
+                columns=2,
+                patient_name=name,
+                study_description=name.replace('^', ' '),
+                study_date=date,
+                bits=8,
+            )
+            for name, date in zip(names, dates)
+        ]
     for ds in datasets:
         ds.SpecificCharacterSet = 'ISO_IR 192'
     write_files(datasets, root)
@@ -739,26 +860,31 @@ def name_client(tmp_path_factory: pytest.TempPathFactory) -> DICOMfileClient:
 
 # -- retrieving -------------------------------------------------------------------------------
 
+
 def test_retrieve_instances(file_client: DICOMfileClient, archive_datasets: list) -> None:
     ds = archive_datasets[0]
-    instance = file_client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                             ds.SOPInstanceUID)
+    instance = file_client.retrieve_instance(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    )
     assert instance.SOPInstanceUID == ds.SOPInstanceUID
     assert instance.PixelData == ds.PixelData
     study = file_client.retrieve_study(ds.StudyInstanceUID)
     assert [item.InstanceNumber for item in study] == [1, 2, 1, 2]
-    series = file_client.retrieve_series(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                         media_types=(('application/dicom', '*'),))
+    series = file_client.retrieve_series(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, media_types=(('application/dicom', '*'),)
+    )
     assert {item.SOPInstanceUID for item in series} == {
-        item.SOPInstanceUID for item in archive_datasets[:2]}
+        item.SOPInstanceUID for item in archive_datasets[:2]
+    }
     iterator = file_client.iter_series(ds.StudyInstanceUID, ds.SeriesInstanceUID)
     assert not isinstance(iterator, list)
     assert next(iterator).SeriesInstanceUID == ds.SeriesInstanceUID
     assert len(list(file_client.iter_study(ds.StudyInstanceUID))) == 4
 
 
-def test_retrieve_not_found_and_bad_input(file_client: DICOMfileClient,
-                                          archive_datasets: list) -> None:
+def test_retrieve_not_found_and_bad_input(
+    file_client: DICOMfileClient, archive_datasets: list
+) -> None:
     ds = archive_datasets[0]
     with pytest.raises(FileNotFoundError):
         file_client.retrieve_study(generate_uid())
@@ -794,25 +920,37 @@ def test_transfer_syntax_choice(tmp_path: Path) -> None:
     assert decoded.file_meta.TransferSyntaxUID == EXPLICIT
     assert np.array_equal(decoded.pixel_array, rle.pixel_array)
     with pytest.raises(ValueError, match='cannot be converted'):
-        client.retrieve_instance(*rle_uids, media_types=(
-            ('application/dicom', '1.2.840.10008.1.2.4.50'),))
-    either = client.retrieve_instance(*rle_uids, media_types=(
-        ('application/dicom', '1.2.840.10008.1.2.4.50'), ('application/dicom', '*')))
+        client.retrieve_instance(
+            *rle_uids, media_types=(('application/dicom', '1.2.840.10008.1.2.4.50'),)
+        )
+    either = client.retrieve_instance(
+        *rle_uids,
+        media_types=(('application/dicom', '1.2.840.10008.1.2.4.50'), ('application/dicom', '*')),
+    )
     assert either.file_meta.TransferSyntaxUID == rle.file_meta.TransferSyntaxUID
 
 
 @pytest.mark.filterwarnings('ignore::UserWarning')  # pydicom on odd encodings
-@pytest.mark.parametrize('name', ['MR_small_bigendian.dcm', 'image_dfl.dcm',
-                                  'SC_rgb_jpeg.dcm', 'JPEG2000.dcm', 'SC_rgb_rle.dcm'])
+@pytest.mark.parametrize(
+    'name',
+    [
+        'MR_small_bigendian.dcm',
+        'image_dfl.dcm',
+        'SC_rgb_jpeg.dcm',
+        'JPEG2000.dcm',
+        'SC_rgb_rle.dcm',
+    ],
+)
 def test_files_read_by_pydicom(tmp_path: Path, name: str) -> None:
     """Big endian, deflated and compressed files: frames, conversion and rendering."""
     from pydicom.data import get_testdata_file
+
     source = get_testdata_file(name, download=False)
     if source is None:
         pytest.skip(f'{name} is not bundled with pydicom')
     (tmp_path / name).write_bytes(Path(source).read_bytes())
     client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
-    item, = client.search_for_instances()
+    (item,) = client.search_for_instances()
     uids = [item[tag]['Value'][0] for tag in ('0020000D', '0020000E', '00080018')]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -823,7 +961,7 @@ def test_files_read_by_pydicom(tmp_path: Path, name: str) -> None:
             pytest.skip(f'pydicom {pydicom.__version__} cannot decode {name} here: {error!r}')
     frames = int(ds.get('NumberOfFrames', 1) or 1)
     first = expected[0] if frames > 1 else expected
-    frame, = client.retrieve_instance_frames(*uids, [1])
+    (frame,) = client.retrieve_instance_frames(*uids, [1])
     assert frame == first.astype(first.dtype.newbyteorder('<')).tobytes()
     converted = client.retrieve_instance(*uids, media_types=(('application/dicom', EXPLICIT),))
     assert converted.file_meta.TransferSyntaxUID == EXPLICIT
@@ -851,8 +989,7 @@ def test_metadata_and_bulk_data(tmp_path: Path) -> None:
     assert pixel_url.startswith(client.base_url + '/studies/')
     assert client.retrieve_bulkdata(pixel_url) == [ds.PixelData]
     assert client.retrieve_bulkdata(pixel_url, byte_range=(2, 5)) == [ds.PixelData[2:6]]
-    assert client.retrieve_bulkdata(metadata['00291010']['BulkDataURI']) == [
-        bytes(range(256)) * 8]
+    assert client.retrieve_bulkdata(metadata['00291010']['BulkDataURI']) == [bytes(range(256)) * 8]
     nested = metadata['00081140']['Value'][0]['00291010']['BulkDataURI']
     assert list(client.iter_bulkdata(nested)) == [b'\x07' * 1500]
     assert client.retrieve_study_metadata(ds.StudyInstanceUID) == [metadata]
@@ -871,7 +1008,8 @@ def test_metadata_matches_pydicom(file_client: DICOMfileClient, archive_tree: Pa
         expected = ds.to_json_dict()
         expected.pop('7FE00010')
         metadata = file_client.retrieve_instance_metadata(
-            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+        )
         assert metadata.pop('7FE00010')['vr'] == 'OW'
         assert metadata == expected
 
@@ -897,7 +1035,9 @@ def test_header_reader_matches_pydicom_on_its_test_files() -> None:
         assert {tag: mine.get(tag) for tag in theirs} == theirs, name
         assert set(mine) - set(theirs) <= {'300C0002'}, name  # dropped by pydicom: bad UID
         assert (header.pixel_tag, header.transfer_syntax) == (
-            reference.pixel_tag, reference.transfer_syntax), name
+            reference.pixel_tag,
+            reference.transfer_syntax,
+        ), name
         compared += 1
     assert compared >= 40
 
@@ -907,6 +1047,7 @@ def _comparable(metadata: dict) -> dict:
     (``"Value": []`` or no value) and nested bulk data URIs (which name their item path
     in one reader only)."""
     import re
+
     text = json.dumps(metadata).replace(', "Value": []', '')
     for match in set(re.findall(r'bulkdata/[0-9A-F/]+', text)):
         text = text.replace(match, 'bulkdata/' + match.rsplit('/', 1)[-1])
@@ -940,23 +1081,28 @@ def test_frames(tmp_path: Path) -> None:
         client.retrieve_instance_frames(*uids(native), [0])
     with pytest.raises(TypeError, match='frame_numbers'):
         client.retrieve_instance_frames(*uids(native), '1')
-    url = f'{client.base_url}/studies/{uids(rle)[0]}/series/{uids(rle)[1]}/instances/' \
-          f'{uids(rle)[2]}/frames/1,3'
+    url = (
+        f'{client.base_url}/studies/{uids(rle)[0]}/series/{uids(rle)[1]}/instances/'
+        f'{uids(rle)[2]}/frames/1,3'
+    )
     assert client.retrieve_bulkdata(url, media_types=('image/dicom-rle',)) == [
-        frame_bytes(rle, 1), frame_bytes(rle, 3)]
+        frame_bytes(rle, 1),
+        frame_bytes(rle, 3),
+    ]
     pixel_url = client.retrieve_instance_metadata(*uids(rle))['7FE00010']['BulkDataURI']
     assert len(client.retrieve_bulkdata(pixel_url, media_types=('image/dicom-rle',))) == 3
 
 
 def test_frames_of_a_file_changed_after_indexing(tmp_path: Path) -> None:
     ds = make_instance(rows=8, columns=8, frames=2)
-    path, = write_files([ds], tmp_path)
+    (path,) = write_files([ds], tmp_path)
     client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
     ds.add_new(0x00291010, 'OB', b'\x01' * 4000)  # the pixel data moves in the file
     ds.PixelData = bytes(reversed(ds.PixelData))
     write_part10(path, ds)
-    frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                             ds.SOPInstanceUID, [1])
+    frames = client.retrieve_instance_frames(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [1]
+    )
     assert frames == [frame_bytes(ds, 1)]
 
 
@@ -975,25 +1121,28 @@ def test_rendering(tmp_path: Path) -> None:
     values = grey.pixel_array.astype(float)
     expected = np.clip(((values - 29999.5) / 19999 + 0.5) * 255, 0, 255)
     assert np.abs(pixels.astype(float) - expected).max() <= 1
-    wide = client.retrieve_instance_rendered(*uids, media_types=('image/png',),
-                                             params={'window': '32768,65536'})
+    wide = client.retrieve_instance_rendered(
+        *uids, media_types=('image/png',), params={'window': '32768,65536'}
+    )
     assert not np.array_equal(np.asarray(Image.open(io.BytesIO(wide))), pixels)
     small = client.retrieve_instance_rendered(*uids, params={'viewport': '6,6', 'quality': 50})
     assert Image.open(io.BytesIO(small)).size == (4, 6)
     if 'image/jp2' in _writable():
         jp2 = client.retrieve_instance_rendered(*uids, media_types=('image/jp2',))
         assert Image.open(io.BytesIO(jp2)).format == 'JPEG2000'
-    colour = client.retrieve_instance_rendered(rgb.StudyInstanceUID, rgb.SeriesInstanceUID,
-                                               rgb.SOPInstanceUID, media_types=('image/png',))
+    colour = client.retrieve_instance_rendered(
+        rgb.StudyInstanceUID, rgb.SeriesInstanceUID, rgb.SOPInstanceUID, media_types=('image/png',)
+    )
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(colour))), rgb.pixel_array)
     multi_uids = (multi.StudyInstanceUID, multi.SeriesInstanceUID, multi.SOPInstanceUID)
-    animated = client.retrieve_instance_frames_rendered(*multi_uids, [1, 3],
-                                                        media_types=('image/gif',))
+    animated = client.retrieve_instance_frames_rendered(
+        *multi_uids, [1, 3], media_types=('image/gif',)
+    )
     assert Image.open(io.BytesIO(animated)).n_frames == 2
-    single = client.retrieve_instance_frames_rendered(*multi_uids, [2],
-                                                      media_types=('image/png',))
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(single))),
-                          _stretched(multi.pixel_array[1]))
+    single = client.retrieve_instance_frames_rendered(*multi_uids, [2], media_types=('image/png',))
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(single))), _stretched(multi.pixel_array[1])
+    )
     series = client.retrieve_series_rendered(*uids[:2], media_types=('image/*',))
     assert Image.open(io.BytesIO(series)).format == 'JPEG'
     with pytest.raises(ValueError, match='quality'):
@@ -1008,6 +1157,7 @@ def test_rendering(tmp_path: Path) -> None:
 
 def _writable() -> set:
     from PIL import features
+
     return {'image/jp2'} if features.check('jpg_2000') else set()
 
 
@@ -1026,12 +1176,16 @@ def test_render_encapsulated_pdf(tmp_path: Path) -> None:
     write_files([ds], tmp_path)
     client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
     document = client.retrieve_instance_rendered(
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
-        media_types=('application/pdf',))
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+        media_types=('application/pdf',),
+    )
     assert document == ds.EncapsulatedDocument
 
 
 # -- storing and deleting --------------------------------------------------------------------
+
 
 def test_store_search_retrieve_delete_round_trip(tmp_path: Path) -> None:
     root = tmp_path / 'store'
@@ -1053,14 +1207,16 @@ def test_store_search_retrieve_delete_round_trip(tmp_path: Path) -> None:
     first = datasets[0]
     client.delete_instance(study_uid, first.SeriesInstanceUID, first.SOPInstanceUID)
     assert len(client.search_for_instances()) == 3
-    assert client.search_for_series(study_uid, search_filters={
-        'SeriesInstanceUID': first.SeriesInstanceUID})[0]['00201209']['Value'] == [1]
+    assert client.search_for_series(
+        study_uid, search_filters={'SeriesInstanceUID': first.SeriesInstanceUID}
+    )[0]['00201209']['Value'] == [1]
     client.delete_series(study_uid, datasets[2].SeriesInstanceUID)
     assert len(client.search_for_series()) == 1
     client.delete_study(study_uid)
     assert client.search_for_studies() == []
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        p.name for p in root.iterdir() if p.name.startswith(INDEX_NAME))
+        p.name for p in root.iterdir() if p.name.startswith(INDEX_NAME)
+    )
     with pytest.raises(FileNotFoundError):
         client.delete_study(study_uid)
     assert DICOMfileClient(root.as_uri(), update_db=True).search_for_studies() == []
@@ -1084,20 +1240,23 @@ def test_store_inputs_and_failures(tmp_path: Path) -> None:
     root = tmp_path / 'store'
     client = DICOMfileClient(root.as_uri(), create_folder=True)
     from_path, from_file, bare = (make_instance(rows=2, columns=2) for _ in range(3))
-    path, = write_files([from_path], tmp_path / 'elsewhere')
+    (path,) = write_files([from_path], tmp_path / 'elsewhere')
     del bare.file_meta  # no file meta: written as Explicit VR Little Endian
     other_study = make_instance(rows=2, columns=2)
     with open(path, 'rb'):
         pass
     report = client.store_instances(
         [str(path), io.BytesIO(to_bytes(from_file)), bare, other_study, b'not dicom'],
-        study_instance_uid=None)
+        study_instance_uid=None,
+    )
     assert len(report.ReferencedSOPSequence) == 4
     assert len(report.FailedSOPSequence) == 1
     assert report.FailedSOPSequence[0].FailureReason == 0xC000
-    mismatch = client.store_instances([make_instance(rows=2, columns=2)] * 1 + [
-        make_instance(rows=2, columns=2, study_uid=other_study.StudyInstanceUID)],
-        study_instance_uid=other_study.StudyInstanceUID)
+    mismatch = client.store_instances(
+        [make_instance(rows=2, columns=2)] * 1
+        + [make_instance(rows=2, columns=2, study_uid=other_study.StudyInstanceUID)],
+        study_instance_uid=other_study.StudyInstanceUID,
+    )
     assert len(mismatch.ReferencedSOPSequence) == 1
     assert mismatch.FailedSOPSequence[0].FailureReason == 0xA900
     twice = make_instance(rows=2, columns=2)
@@ -1116,12 +1275,12 @@ def test_store_inputs_and_failures(tmp_path: Path) -> None:
         client.store_instances([from_path], study_instance_uid='x/y')
 
 
-@pytest.mark.parametrize('attribute', ['StudyInstanceUID', 'SeriesInstanceUID',
-                                       'SOPInstanceUID'])
-@pytest.mark.parametrize('uid', ['../../etc', '..', '1.2/3', '/etc/passwd', '1.2\\..\\3',
-                                 '1.2.3/', '', '1.2.abc', '1' * 65])
-def test_store_refuses_uids_that_are_not_safe_file_names(tmp_path: Path, attribute,
-                                                          uid) -> None:
+@pytest.mark.parametrize('attribute', ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'])
+@pytest.mark.parametrize(
+    'uid',
+    ['../../etc', '..', '1.2/3', '/etc/passwd', '1.2\\..\\3', '1.2.3/', '', '1.2.abc', '1' * 65],
+)
+def test_store_refuses_uids_that_are_not_safe_file_names(tmp_path: Path, attribute, uid) -> None:
     root = tmp_path / 'a' / 'b' / 'store'
     client = DICOMfileClient(root.as_uri(), create_folder=True)
     ds = make_instance(rows=2, columns=2)
@@ -1132,12 +1291,14 @@ def test_store_refuses_uids_that_are_not_safe_file_names(tmp_path: Path, attribu
             client.store_instances([ds])
     assert raised.value.status_code == 409
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
-    assert all(name.startswith(f'a{os.sep}b{os.sep}store{os.sep}{INDEX_NAME}')
-               for name in files), files
+    assert all(name.startswith(f'a{os.sep}b{os.sep}store{os.sep}{INDEX_NAME}') for name in files), (
+        files
+    )
 
 
-def test_delete_failure_keeps_files_and_rows(archive_tree: Path, archive_datasets: list,
-                                             monkeypatch) -> None:
+def test_delete_failure_keeps_files_and_rows(
+    archive_tree: Path, archive_datasets: list, monkeypatch
+) -> None:
     client = DICOMfileClient(archive_tree.as_uri())
     ds = archive_datasets[0]
 
@@ -1154,7 +1315,8 @@ def test_delete_failure_keeps_files_and_rows(archive_tree: Path, archive_dataset
 
 
 def test_interrupted_store_and_delete_are_repaired_by_the_next_update(
-        archive_tree: Path, archive_datasets: list, monkeypatch) -> None:
+    archive_tree: Path, archive_datasets: list, monkeypatch
+) -> None:
     client = DICOMfileClient(archive_tree.as_uri())
 
     def crash(*args, **kwargs):
@@ -1188,8 +1350,12 @@ def test_duplicate_sop_instances(archive_tree: Path, archive_datasets: list) -> 
     indexed = client._stored(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)[0]
     (archive_tree / indexed.path).unlink()
     updated = DICOMfileClient(archive_tree.as_uri(), update_db=True)
-    assert updated.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                     ds.SOPInstanceUID).SOPInstanceUID == ds.SOPInstanceUID
+    assert (
+        updated.retrieve_instance(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+        ).SOPInstanceUID
+        == ds.SOPInstanceUID
+    )
     updated.delete_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     assert not original.exists() and not copy.exists()
 
@@ -1227,8 +1393,9 @@ def test_killed_while_indexing(tmp_path: Path) -> None:
     root = tmp_path / 'big'
     root.mkdir()
     sops = _many_files(root, 300)
-    script = _INDEXER.format(paths=IMPORT_PATHS, module=DICOMfileClient.__module__,
-                             url=root.as_uri())
+    script = _INDEXER.format(
+        paths=IMPORT_PATHS, module=DICOMfileClient.__module__, url=root.as_uri()
+    )
     process = subprocess.Popen([sys.executable, '-c', script])
     index = root / INDEX_NAME
     deadline = time.monotonic() + 20
@@ -1268,8 +1435,7 @@ def test_readers_in_other_processes_during_an_update(archive_tree: Path) -> None
             client.close()
         print(sorted(counts))
     ''')
-    process = subprocess.Popen([sys.executable, '-c', reader], stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen([sys.executable, '-c', reader], stdout=subprocess.PIPE, text=True)
     DICOMfileClient(archive_tree.as_uri(), update_db=True)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0
@@ -1279,9 +1445,11 @@ def test_readers_in_other_processes_during_an_update(archive_tree: Path) -> None
 def test_process_pool_indexing(tmp_path: Path, monkeypatch) -> None:
     import concurrent.futures
     import multiprocessing
+
     method = 'fork' if 'fork' in multiprocessing.get_all_start_methods() else 'spawn'
-    monkeypatch.setattr(IMPLEMENTATION, '_pool_context',
-                        lambda: (multiprocessing.get_context(method), 10))
+    monkeypatch.setattr(
+        IMPLEMENTATION, '_pool_context', lambda: (multiprocessing.get_context(method), 10)
+    )
     monkeypatch.setattr(IMPLEMENTATION, '_POOL_CHUNK_SIZE', 8)
     pools = []
 
@@ -1348,11 +1516,11 @@ def test_same_answers_as_orthanc(orthanc_clean, archive_tree: Path, archive_data
         assert len(answered) == len(expected)
     study = archive_datasets[0].StudyInstanceUID
     assert _uids(files.search_for_series(study), '0020000E') == _uids(
-        web.search_for_series(study), '0020000E')
+        web.search_for_series(study), '0020000E'
+    )
     web_study = web.search_for_studies(search_filters={'StudyInstanceUID': study})[0]
     file_study = files.search_for_studies(search_filters={'StudyInstanceUID': study})[0]
-    for tag in ('00080020', '00080050', '00080061', '00100010', '00100020', '00201206',
-                '00201208'):
+    for tag in ('00080020', '00080050', '00080061', '00100010', '00100020', '00201206', '00201208'):
         assert file_study[tag] == web_study[tag], tag
     assert set(web_study) - set(file_study) == set()
 
@@ -1363,8 +1531,11 @@ def test_same_answers_as_orthanc(orthanc_clean, archive_tree: Path, archive_data
 @pytest.mark.parametrize('in_memory', [False, True], ids=['index-on-disk', 'index-in-memory'])
 def test_a_pickled_client_opens_the_same_archive(tmp_path: Path, in_memory: bool) -> None:
     write_files(make_study(2, 2), tmp_path / 'archive')
-    client = DICOMfileClient((tmp_path / 'archive').as_uri(), in_memory=in_memory,
-                             db_dir=None if in_memory else tmp_path / 'index')
+    client = DICOMfileClient(
+        (tmp_path / 'archive').as_uri(),
+        in_memory=in_memory,
+        db_dir=None if in_memory else tmp_path / 'index',
+    )
     expected = client.search_for_instances()
     reopened = pickle.loads(pickle.dumps(client))
     assert reopened.search_for_instances() == expected and len(expected) == 4
@@ -1383,11 +1554,12 @@ def test_a_client_goes_to_a_spawned_worker_process(tmp_path: Path) -> None:
     assert sorted(map(str, found)) == sorted(map(str, expected))
 
 
-
 # -- symbolic links: indexing never leaves the archive --------------------------------------
 
-needs_symlinks = pytest.mark.skipif(not hasattr(os, 'symlink') or sys.platform == 'win32',
-                                    reason='symbolic links need a POSIX file system')
+needs_symlinks = pytest.mark.skipif(
+    not hasattr(os, 'symlink') or sys.platform == 'win32',
+    reason='symbolic links need a POSIX file system',
+)
 
 
 @pytest.fixture
@@ -1402,7 +1574,7 @@ def inside_and_outside(tmp_path: Path) -> tuple:
 
 
 def _indexed(client: DICOMfileClient) -> list:
-    return sorted(path for path, in client._index.connection.execute('SELECT path FROM files'))
+    return sorted(path for (path,) in client._index.connection.execute('SELECT path FROM files'))
 
 
 def _sops(client: DICOMfileClient) -> list:
@@ -1410,13 +1582,13 @@ def _sops(client: DICOMfileClient) -> list:
 
 
 def _warnings(caplog) -> str:
-    return '\n'.join(record.getMessage() for record in caplog.records
-                     if record.levelno >= logging.WARNING)
+    return '\n'.join(
+        record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
+    )
 
 
 @needs_symlinks
-def test_a_link_to_a_folder_outside_is_not_indexed(inside_and_outside: tuple,
-                                                   caplog) -> None:
+def test_a_link_to_a_folder_outside_is_not_indexed(inside_and_outside: tuple, caplog) -> None:
     root, elsewhere, inside, _ = inside_and_outside
     os.symlink(elsewhere, root / 'other-patient')
     os.symlink('/etc', root / 'etc')
@@ -1446,13 +1618,14 @@ def test_a_link_to_a_file_outside_is_not_indexed(inside_and_outside: tuple, capl
 
 
 @needs_symlinks
-def test_links_inside_the_archive_index_their_targets_once(inside_and_outside: tuple,
-                                                          caplog) -> None:
+def test_links_inside_the_archive_index_their_targets_once(
+    inside_and_outside: tuple, caplog
+) -> None:
     root, _, inside, _ = inside_and_outside
-    os.symlink(root / 'study', root / 'same-study')              # absolute, to a folder
-    os.symlink('study', root / 'relative-study')                 # relative, to a folder
+    os.symlink(root / 'study', root / 'same-study')  # absolute, to a folder
+    os.symlink('study', root / 'relative-study')  # relative, to a folder
     first = f'{inside[0].SOPInstanceUID}.dcm'
-    os.symlink(Path('study') / first, root / 'same-file.dcm')    # to a file
+    os.symlink(Path('study') / first, root / 'same-file.dcm')  # to a file
     (root / 'deep' / 'er').mkdir(parents=True)
     os.symlink('../../study', root / 'deep' / 'er' / 'up')
     with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
@@ -1460,42 +1633,48 @@ def test_links_inside_the_archive_index_their_targets_once(inside_and_outside: t
     assert _indexed(client) == sorted(f'study/{ds.SOPInstanceUID}.dcm' for ds in inside)
     assert _sops(client) == sorted(ds.SOPInstanceUID for ds in inside)
     assert not _warnings(caplog)  # neither duplicates nor links to complain about
-    assert client.retrieve_instance(inside[0].StudyInstanceUID, inside[0].SeriesInstanceUID,
-                                    inside[0].SOPInstanceUID).PatientID == 'INSIDE'
+    assert (
+        client.retrieve_instance(
+            inside[0].StudyInstanceUID, inside[0].SeriesInstanceUID, inside[0].SOPInstanceUID
+        ).PatientID
+        == 'INSIDE'
+    )
 
 
 @needs_symlinks
-def test_the_archive_may_itself_be_reached_through_a_link(inside_and_outside: tuple,
-                                                         tmp_path: Path) -> None:
+def test_the_archive_may_itself_be_reached_through_a_link(
+    inside_and_outside: tuple, tmp_path: Path
+) -> None:
     root, _, inside, _ = inside_and_outside
     os.symlink(root, tmp_path / 'alias')
-    os.symlink(tmp_path / 'alias' / 'study', root / 'via-alias')   # inside, by the alias
+    os.symlink(tmp_path / 'alias' / 'study', root / 'via-alias')  # inside, by the alias
     client = DICOMfileClient((tmp_path / 'alias').as_uri(), in_memory=True)
     assert _indexed(client) == sorted(f'study/{ds.SOPInstanceUID}.dcm' for ds in inside)
     ds = inside[1]
-    frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                             ds.SOPInstanceUID, [1])
+    frames = client.retrieve_instance_frames(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [1]
+    )
     assert frames == [frame_bytes(ds, 1)]
 
 
 @needs_symlinks
 def test_link_loops_end(inside_and_outside: tuple) -> None:
     root, _, inside, _ = inside_and_outside
-    os.symlink('..', root / 'study' / 'parent')                  # a folder's own parent
+    os.symlink('..', root / 'study' / 'parent')  # a folder's own parent
     os.symlink('.', root / 'itself')
     os.symlink(root, root / 'study' / 'root')
-    os.symlink('b', root / 'a')                                  # a -> b -> a
+    os.symlink('b', root / 'a')  # a -> b -> a
     os.symlink('a', root / 'b')
     os.symlink('missing', root / 'dangling.dcm')
     (root / 'x').mkdir()
-    os.symlink('../y', root / 'x' / 'to-y')                      # x/to-y -> y/to-x -> x
+    os.symlink('../y', root / 'x' / 'to-y')  # x/to-y -> y/to-x -> x
     (root / 'y').mkdir()
     os.symlink('../x', root / 'y' / 'to-x')
     result: list = []
     worker = threading.Thread(  # a daemon: a hang fails this test, not the whole run
-        target=lambda: result.append(_indexed(DICOMfileClient(root.as_uri(),
-                                                              in_memory=True))),
-        daemon=True)
+        target=lambda: result.append(_indexed(DICOMfileClient(root.as_uri(), in_memory=True))),
+        daemon=True,
+    )
     worker.start()
     worker.join(60)
     assert result == [sorted(f'study/{ds.SOPInstanceUID}.dcm' for ds in inside)]
@@ -1514,7 +1693,7 @@ def test_update_db_keeps_links_out(inside_and_outside: tuple, caplog) -> None:
     os.symlink('study', root / 'alias')
     with caplog.at_level(logging.WARNING, logger='dicomweb_client'):
         updated = DICOMfileClient(root.as_uri(), update_db=True)
-    assert _sops(updated) == [inside[0].SOPInstanceUID]      # the replaced file is forgotten
+    assert _sops(updated) == [inside[0].SOPInstanceUID]  # the replaced file is forgotten
     assert _indexed(updated) == [f'study/{inside[0].SOPInstanceUID}.dcm']
     messages = _warnings(caplog)
     assert messages.count(str(root / 'added-later')) == 1
@@ -1526,12 +1705,15 @@ def test_update_db_keeps_links_out(inside_and_outside: tuple, caplog) -> None:
 
 def _retrievals(client: DICOMfileClient, ds: pydicom.Dataset) -> dict:
     uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    bulk = f'{client.base_url}/studies/{uids[0]}/series/{uids[1]}/instances/{uids[2]}' \
-           '/bulkdata/7FE00010'
+    bulk = (
+        f'{client.base_url}/studies/{uids[0]}/series/{uids[1]}/instances/{uids[2]}'
+        '/bulkdata/7FE00010'
+    )
     return {
         'retrieve_instance': lambda: client.retrieve_instance(*uids),
         'retrieve_instance_as_stored': lambda: client.retrieve_instance(
-            *uids, media_types=(('application/dicom', '*'),)),
+            *uids, media_types=(('application/dicom', '*'),)
+        ),
         'retrieve_series': lambda: client.retrieve_series(*uids[:2]),
         'iter_study': lambda: list(client.iter_study(uids[0])),
         'retrieve_instance_frames': lambda: client.retrieve_instance_frames(*uids, [1]),
@@ -1542,17 +1724,25 @@ def _retrievals(client: DICOMfileClient, ds: pydicom.Dataset) -> dict:
     }
 
 
-RETRIEVALS = ['retrieve_instance', 'retrieve_instance_as_stored', 'retrieve_series',
-              'iter_study', 'retrieve_instance_frames', 'iter_instance_frames',
-              'retrieve_bulkdata', 'iter_bulkdata', 'retrieve_instance_rendered']
+RETRIEVALS = [
+    'retrieve_instance',
+    'retrieve_instance_as_stored',
+    'retrieve_series',
+    'iter_study',
+    'retrieve_instance_frames',
+    'iter_instance_frames',
+    'retrieve_bulkdata',
+    'iter_bulkdata',
+    'retrieve_instance_rendered',
+]
 
 
 @needs_symlinks
 @pytest.mark.parametrize('how', ['file', 'folder'])
 @pytest.mark.parametrize('method', RETRIEVALS)
-def test_an_indexed_file_later_linked_outside_is_not_served(inside_and_outside: tuple,
-                                                            method: str, how: str,
-                                                            caplog) -> None:
+def test_an_indexed_file_later_linked_outside_is_not_served(
+    inside_and_outside: tuple, method: str, how: str, caplog
+) -> None:
     root, elsewhere, inside, outside = inside_and_outside
     ds = inside[0]
     client = DICOMfileClient(root.as_uri())
@@ -1569,16 +1759,17 @@ def test_an_indexed_file_later_linked_outside_is_not_served(inside_and_outside: 
         (fake / f'{ds.SOPInstanceUID}.dcm').write_bytes(to_bytes(outside[0]))
         (root / 'study').rename(root / 'moved')
         os.symlink(fake, root / 'study')
-    with caplog.at_level(logging.WARNING, logger='dicomweb_client'), \
-            pytest.raises(dicomweb_client.HTTPError) as raised:
+    with (
+        caplog.at_level(logging.WARNING, logger='dicomweb_client'),
+        pytest.raises(dicomweb_client.HTTPError) as raised,
+    ):
         _retrievals(client, ds)[method]()
     _http_error(raised, FileNotFoundError, status=404)
     assert 'outside the archive' in _warnings(caplog)
 
 
 @needs_symlinks
-def test_deleting_an_instance_linked_outside_leaves_the_target(inside_and_outside: tuple
-                                                               ) -> None:
+def test_deleting_an_instance_linked_outside_leaves_the_target(inside_and_outside: tuple) -> None:
     root, elsewhere, inside, outside = inside_and_outside
     client = DICOMfileClient(root.as_uri())
     fake = elsewhere / 'fake'
@@ -1587,10 +1778,11 @@ def test_deleting_an_instance_linked_outside_leaves_the_target(inside_and_outsid
     target.write_bytes(to_bytes(outside[0]))
     (root / 'study').rename(root / 'moved')
     os.symlink(fake, root / 'study')
-    client.delete_instance(inside[0].StudyInstanceUID, inside[0].SeriesInstanceUID,
-                           inside[0].SOPInstanceUID)
-    assert target.read_bytes() == to_bytes(outside[0])         # untouched
-    assert _sops(client) == [inside[1].SOPInstanceUID]        # the row is gone all the same
+    client.delete_instance(
+        inside[0].StudyInstanceUID, inside[0].SeriesInstanceUID, inside[0].SOPInstanceUID
+    )
+    assert target.read_bytes() == to_bytes(outside[0])  # untouched
+    assert _sops(client) == [inside[1].SOPInstanceUID]  # the row is gone all the same
 
 
 @needs_symlinks
@@ -1607,6 +1799,7 @@ def test_storing_never_writes_through_a_link_outside(tmp_path: Path) -> None:
 
 
 # -- thumbnails -------------------------------------------------------------------------------
+
 
 def _pdf_instance(**kw) -> pydicom.Dataset:
     """An Encapsulated PDF instance: no pixel data, hence no image for a thumbnail."""
@@ -1630,12 +1823,27 @@ def thumbnails(tmp_path: Path) -> tuple:
     study = generate_uid()
     pdf = _pdf_instance(study_uid=study, series_number=1)
     series = generate_uid()
-    large = make_instance(rows=300, columns=200, study_uid=study, series_uid=series,
-                          series_number=2, instance_number=2, seed=1)
-    small = make_instance(rows=40, columns=60, study_uid=study, series_uid=series,
-                          series_number=2, instance_number=1, seed=2)
-    multi = make_instance(rows=8, columns=8, frames=3, bits=8, study_uid=study,
-                          series_number=3, seed=3)
+    large = make_instance(
+        rows=300,
+        columns=200,
+        study_uid=study,
+        series_uid=series,
+        series_number=2,
+        instance_number=2,
+        seed=1,
+    )
+    small = make_instance(
+        rows=40,
+        columns=60,
+        study_uid=study,
+        series_uid=series,
+        series_number=2,
+        instance_number=1,
+        seed=2,
+    )
+    multi = make_instance(
+        rows=8, columns=8, frames=3, bits=8, study_uid=study, series_number=3, seed=3
+    )
     lonely_pdf = _pdf_instance()
     write_files([pdf, large, small, multi, lonely_pdf], tmp_path)
     client = DICOMfileClient(tmp_path.as_uri(), in_memory=True)
@@ -1651,13 +1859,14 @@ def _picture(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
-def test_thumbnail_default_size_fits_128_without_enlarging(thumbnails: tuple,
-                                                           tmp_path: Path) -> None:
+def test_thumbnail_default_size_fits_128_without_enlarging(
+    thumbnails: tuple, tmp_path: Path
+) -> None:
     client, ds = thumbnails
     tall = _picture(client.retrieve_instance_thumbnail(*_ids(ds['large'])))
-    assert (tall.format, tall.size) == ('JPEG', (85, 128))       # 200 x 300 shrunk
+    assert (tall.format, tall.size) == ('JPEG', (85, 128))  # 200 x 300 shrunk
     small = _picture(client.retrieve_instance_thumbnail(*_ids(ds['small'])))
-    assert small.size == (60, 40)                                # never enlarged
+    assert small.size == (60, 40)  # never enlarged
     wide = make_instance(rows=100, columns=400)
     edge = make_instance(rows=128, columns=128)
     write_files([wide, edge], tmp_path / 'more')
@@ -1670,52 +1879,72 @@ def test_thumbnail_is_the_rendered_image_at_thumbnail_size(thumbnails: tuple) ->
     client, ds = thumbnails
     png = ('image/png',)
     large = _ids(ds['large'])
-    assert client.retrieve_instance_thumbnail(*large, media_types=png) == \
-        client.retrieve_instance_rendered(*large, media_types=png,
-                                          params={'viewport': '128,128'})
+    assert client.retrieve_instance_thumbnail(
+        *large, media_types=png
+    ) == client.retrieve_instance_rendered(*large, media_types=png, params={'viewport': '128,128'})
     small = _ids(ds['small'])
-    assert client.retrieve_instance_thumbnail(*small, media_types=png) == \
-        client.retrieve_instance_rendered(*small, media_types=png)
-    windowed = client.retrieve_instance_thumbnail(*small, media_types=png,
-                                                  params={'window': '100,50'})
+    assert client.retrieve_instance_thumbnail(
+        *small, media_types=png
+    ) == client.retrieve_instance_rendered(*small, media_types=png)
+    windowed = client.retrieve_instance_thumbnail(
+        *small, media_types=png, params={'window': '100,50'}
+    )
     assert windowed != client.retrieve_instance_thumbnail(*small, media_types=png)
 
 
 def test_thumbnail_viewport_replaces_the_default_size(thumbnails: tuple) -> None:
     client, ds = thumbnails
     large, small = _ids(ds['large']), _ids(ds['small'])
-    assert _picture(client.retrieve_instance_thumbnail(
-        *large, params={'viewport': '64,64'})).size == (43, 64)
-    assert _picture(client.retrieve_instance_thumbnail(
-        *large, params={'viewport': '400,600', 'quality': 50})).size == (400, 600)
-    assert _picture(client.retrieve_instance_thumbnail(
-        *small, params={'viewport': (120, 120)})).size == (120, 80)   # as asked: enlarged
-    assert _picture(client.retrieve_instance_thumbnail(
-        *small, params={'viewport': None})).size == (60, 40)          # None: the default
-    assert _picture(client.retrieve_study_thumbnail(
-        large[0], params={'viewport': '30,30'})).size == (30, 20)
-    assert _picture(client.retrieve_series_thumbnail(
-        *large[:2], params={'viewport': '30,30'})).size == (30, 20)
+    assert _picture(
+        client.retrieve_instance_thumbnail(*large, params={'viewport': '64,64'})
+    ).size == (43, 64)
+    assert _picture(
+        client.retrieve_instance_thumbnail(*large, params={'viewport': '400,600', 'quality': 50})
+    ).size == (400, 600)
+    assert _picture(
+        client.retrieve_instance_thumbnail(*small, params={'viewport': (120, 120)})
+    ).size == (120, 80)  # as asked: enlarged
+    assert _picture(client.retrieve_instance_thumbnail(*small, params={'viewport': None})).size == (
+        60,
+        40,
+    )  # None: the default
+    assert _picture(
+        client.retrieve_study_thumbnail(large[0], params={'viewport': '30,30'})
+    ).size == (30, 20)
+    assert _picture(
+        client.retrieve_series_thumbnail(*large[:2], params={'viewport': '30,30'})
+    ).size == (30, 20)
     multi = _ids(ds['multi'])
-    assert _picture(client.retrieve_instance_frames_thumbnail(
-        *multi, [2], params={'viewport': '4,4'})).size == (4, 4)
+    assert _picture(
+        client.retrieve_instance_frames_thumbnail(*multi, [2], params={'viewport': '4,4'})
+    ).size == (4, 4)
 
 
-@pytest.mark.parametrize('media_types, image_format', [
-    (None, 'JPEG'), (('image/jpeg',), 'JPEG'), (('image/png',), 'PNG'),
-    (('image/gif',), 'GIF'), (('image/*',), 'JPEG'), (('*/*',), 'JPEG'),
-    (('image/png', 'image/jpeg'), 'PNG'), ('image/png', 'PNG')])
+@pytest.mark.parametrize(
+    'media_types, image_format',
+    [
+        (None, 'JPEG'),
+        (('image/jpeg',), 'JPEG'),
+        (('image/png',), 'PNG'),
+        (('image/gif',), 'GIF'),
+        (('image/*',), 'JPEG'),
+        (('*/*',), 'JPEG'),
+        (('image/png', 'image/jpeg'), 'PNG'),
+        ('image/png', 'PNG'),
+    ],
+)
 def test_thumbnail_media_types(thumbnails: tuple, media_types, image_format: str) -> None:
     client, ds = thumbnails
     uids = _ids(ds['multi'])
-    for data in (client.retrieve_study_thumbnail(uids[0], media_types=media_types),
-                 client.retrieve_series_thumbnail(*uids[:2], media_types=media_types),
-                 client.retrieve_instance_thumbnail(*uids, media_types=media_types),
-                 client.retrieve_instance_frames_thumbnail(*uids, [1, 3],
-                                                           media_types=media_types)):
+    for data in (
+        client.retrieve_study_thumbnail(uids[0], media_types=media_types),
+        client.retrieve_series_thumbnail(*uids[:2], media_types=media_types),
+        client.retrieve_instance_thumbnail(*uids, media_types=media_types),
+        client.retrieve_instance_frames_thumbnail(*uids, [1, 3], media_types=media_types),
+    ):
         picture = _picture(data)
         assert picture.format == image_format
-        assert getattr(picture, 'n_frames', 1) == 1                   # one still image
+        assert getattr(picture, 'n_frames', 1) == 1  # one still image
 
 
 def test_thumbnail_jpeg_2000_when_pillow_writes_it(thumbnails: tuple) -> None:
@@ -1733,16 +1962,19 @@ def test_study_and_series_thumbnails_show_the_first_listed_image(thumbnails: tup
     listed = []
     for series in client.search_for_series(study):
         series_uid = series['0020000E']['Value'][0]
-        listed += [(study, series_uid, item['00080018']['Value'][0])
-                   for item in client.search_for_instances(study, series_uid)]
+        listed += [
+            (study, series_uid, item['00080018']['Value'][0])
+            for item in client.search_for_instances(study, series_uid)
+        ]
     images = [uids for uids in listed if uids[2] != ds['pdf'].SOPInstanceUID]
-    assert images[0] == _ids(ds['small'])          # series 2 (1 is a PDF), instance 1
+    assert images[0] == _ids(ds['small'])  # series 2 (1 is a PDF), instance 1
     expected = client.retrieve_instance_thumbnail(*images[0], media_types=png)
     assert client.retrieve_study_thumbnail(study, media_types=png) == expected
     assert client.retrieve_series_thumbnail(*images[0][:2], media_types=png) == expected
     multi = _ids(ds['multi'])
-    assert client.retrieve_series_thumbnail(*multi[:2], media_types=png) == \
-        client.retrieve_instance_frames_thumbnail(*multi, [1], media_types=png)
+    assert client.retrieve_series_thumbnail(
+        *multi[:2], media_types=png
+    ) == client.retrieve_instance_frames_thumbnail(*multi, [1], media_types=png)
 
 
 def test_frame_thumbnails_show_the_first_frame_asked_for(thumbnails: tuple) -> None:
@@ -1751,22 +1983,24 @@ def test_frame_thumbnails_show_the_first_frame_asked_for(thumbnails: tuple) -> N
     uids = _ids(ds['multi'])
     for frames, first in (([2, 3], 2), ([3, 1], 3), ([1], 1), (('2',), 2)):
         data = client.retrieve_instance_frames_thumbnail(*uids, frames, media_types=png)
-        assert data == client.retrieve_instance_frames_rendered(*uids, [first],
-                                                                media_types=png)
-        assert np.array_equal(np.asarray(_picture(data)),
-                              _stretched(ds['multi'].pixel_array[first - 1]))
-    assert client.retrieve_instance_thumbnail(*uids, media_types=png) == \
-        client.retrieve_instance_frames_thumbnail(*uids, [1], media_types=png)
-    gif = client.retrieve_instance_frames_thumbnail(*uids, [1, 2, 3],
-                                                    media_types=('image/gif',))
+        assert data == client.retrieve_instance_frames_rendered(*uids, [first], media_types=png)
+        assert np.array_equal(
+            np.asarray(_picture(data)), _stretched(ds['multi'].pixel_array[first - 1])
+        )
+    assert client.retrieve_instance_thumbnail(
+        *uids, media_types=png
+    ) == client.retrieve_instance_frames_thumbnail(*uids, [1], media_types=png)
+    gif = client.retrieve_instance_frames_thumbnail(*uids, [1, 2, 3], media_types=('image/gif',))
     assert getattr(_picture(gif), 'n_frames', 1) == 1
 
 
 def _thumbnail_calls(client: DICOMfileClient, uids: tuple, **kw) -> list:
-    return [lambda: client.retrieve_study_thumbnail(uids[0], **kw),
-            lambda: client.retrieve_series_thumbnail(*uids[:2], **kw),
-            lambda: client.retrieve_instance_thumbnail(*uids, **kw),
-            lambda: client.retrieve_instance_frames_thumbnail(*uids, [1], **kw)]
+    return [
+        lambda: client.retrieve_study_thumbnail(uids[0], **kw),
+        lambda: client.retrieve_series_thumbnail(*uids[:2], **kw),
+        lambda: client.retrieve_instance_thumbnail(*uids, **kw),
+        lambda: client.retrieve_instance_frames_thumbnail(*uids, [1], **kw),
+    ]
 
 
 def test_thumbnail_errors_for_bad_uids_come_first(thumbnails: tuple) -> None:
@@ -1776,9 +2010,10 @@ def test_thumbnail_errors_for_bad_uids_come_first(thumbnails: tuple) -> None:
     # an unusable UID is reported before the (also wrong) media type and parameters, and
     # before the unknown study would be looked up; calls from `first` on take that UID
     for uids, name, first in (
-            (('../x', series, sop), 'study_instance_uid', 0),
-            ((unknown, 'a/b', sop), 'series_instance_uid', 1),
-            ((unknown, series, 'a b'), 'sop_instance_uid', 2)):
+        (('../x', series, sop), 'study_instance_uid', 0),
+        ((unknown, 'a/b', sop), 'series_instance_uid', 1),
+        ((unknown, series, 'a b'), 'sop_instance_uid', 2),
+    ):
         calls = _thumbnail_calls(client, uids, media_types=('text/html',), params=[])
         for call in calls[first:]:
             with pytest.raises(OSError, match=name) as raised:
@@ -1794,8 +2029,11 @@ def test_thumbnail_errors_for_what_is_not_there(thumbnails: tuple) -> None:
     study, series, sop = _ids(ds['small'])
     unknown = generate_uid()
     # calls from `first` on name the unknown UID
-    for uids, first in (((unknown, series, sop), 0), ((study, unknown, sop), 1),
-                        ((study, series, unknown), 2)):
+    for uids, first in (
+        ((unknown, series, sop), 0),
+        ((study, unknown, sop), 1),
+        ((study, series, unknown), 2),
+    ):
         for call in _thumbnail_calls(client, uids)[first:]:
             with pytest.raises(FileNotFoundError) as raised:
                 call()
@@ -1818,16 +2056,24 @@ def test_thumbnail_errors_for_what_is_not_there(thumbnails: tuple) -> None:
 def test_thumbnail_errors_for_frames_and_parameters(thumbnails: tuple) -> None:
     client, ds = thumbnails
     uids = _ids(ds['multi'])
-    for frames, error in (([4], ValueError), ([1, 4], ValueError), ([0], ValueError),
-                          ([], ValueError), ('1', TypeError), ([1.5], TypeError)):
+    for frames, error in (
+        ([4], ValueError),
+        ([1, 4], ValueError),
+        ([0], ValueError),
+        ([], ValueError),
+        ('1', TypeError),
+        ([1.5], TypeError),
+    ):
         with pytest.raises(error, match='frame_numbers') as raised:
             client.retrieve_instance_frames_thumbnail(*uids, frames)
         _http_error(raised, error)
-    for params, error, match in (({'quality': 101}, ValueError, 'quality'),
-                                 ({'viewport': 'big'}, ValueError, 'viewport'),
-                                 ({'viewport': '0,10'}, ValueError, 'viewport'),
-                                 ({'window': 'x'}, ValueError, 'window'),
-                                 ('viewport=64,64', TypeError, 'params')):
+    for params, error, match in (
+        ({'quality': 101}, ValueError, 'quality'),
+        ({'viewport': 'big'}, ValueError, 'viewport'),
+        ({'viewport': '0,10'}, ValueError, 'viewport'),
+        ({'window': 'x'}, ValueError, 'window'),
+        ('viewport=64,64', TypeError, 'params'),
+    ):
         for call in _thumbnail_calls(client, uids, params=params):
             with pytest.raises(error, match=match) as raised:
                 call()
@@ -1842,8 +2088,9 @@ def test_thumbnail_errors_for_media_types(thumbnails: tuple, monkeypatch) -> Non
             with pytest.raises(ValueError, match='media type') as raised:
                 call()
             _http_error(raised, ValueError)
-    for call in _thumbnail_calls(client, uids,
-                                 media_types=(('image/jpeg', '1.2.840.10008.1.2.4.50'),)):
+    for call in _thumbnail_calls(
+        client, uids, media_types=(('image/jpeg', '1.2.840.10008.1.2.4.50'),)
+    ):
         with pytest.raises(TypeError, match='media type alone') as raised:
             call()
         _http_error(raised, TypeError)
@@ -1857,8 +2104,12 @@ def test_thumbnail_errors_for_media_types(thumbnails: tuple, monkeypatch) -> Non
     assert _picture(data).format == 'PNG'
 
 
-THUMBNAIL_METHODS = ['retrieve_study_thumbnail', 'retrieve_series_thumbnail',
-                     'retrieve_instance_thumbnail', 'retrieve_instance_frames_thumbnail']
+THUMBNAIL_METHODS = [
+    'retrieve_study_thumbnail',
+    'retrieve_series_thumbnail',
+    'retrieve_instance_thumbnail',
+    'retrieve_instance_frames_thumbnail',
+]
 
 
 def _parameters(method) -> list:
@@ -1867,26 +2118,35 @@ def _parameters(method) -> list:
 
 @pytest.mark.parametrize('name', THUMBNAIL_METHODS)
 def test_thumbnail_signatures_are_the_web_clients(name: str) -> None:
-    assert _parameters(getattr(DICOMfileClient, name)) == \
-        _parameters(getattr(dicomweb_client.DICOMwebClient, name))
+    assert _parameters(getattr(DICOMfileClient, name)) == _parameters(
+        getattr(dicomweb_client.DICOMwebClient, name)
+    )
     assert getattr(DICOMfileClient, name).__doc__
 
 
 def test_file_client_has_every_method_of_the_protocol_and_of_the_web_clients_wado(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     protocol = dicomweb_client.DICOMClient
-    declared = [name for name, value in vars(protocol).items()
-                if callable(value) and not name.startswith('_')]
+    declared = [
+        name
+        for name, value in vars(protocol).items()
+        if callable(value) and not name.startswith('_')
+    ]
     for name in declared:
         wanted = [p[0] for p in _parameters(getattr(protocol, name))]
         offered = [p[0] for p in _parameters(getattr(DICOMfileClient, name))]
-        assert offered[:len(wanted)] == wanted, name
+        assert offered[: len(wanted)] == wanted, name
     # every way the web client retrieves images is there too, with the same parameters
-    imaging = [name for name in dir(dicomweb_client.DICOMwebClient)
-               if name.startswith('retrieve_') and name.endswith(('_thumbnail', '_rendered'))]
+    imaging = [
+        name
+        for name in dir(dicomweb_client.DICOMwebClient)
+        if name.startswith('retrieve_') and name.endswith(('_thumbnail', '_rendered'))
+    ]
     assert set(THUMBNAIL_METHODS) <= set(imaging)
     for name in imaging:
-        assert [p[0] for p in _parameters(getattr(DICOMfileClient, name))] == \
-            [p[0] for p in _parameters(getattr(dicomweb_client.DICOMwebClient, name))], name
+        assert [p[0] for p in _parameters(getattr(DICOMfileClient, name))] == [
+            p[0] for p in _parameters(getattr(dicomweb_client.DICOMwebClient, name))
+        ], name
     with DICOMfileClient(tmp_path.as_uri()) as client:
         assert isinstance(client, protocol)

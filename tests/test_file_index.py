@@ -33,8 +33,11 @@ CHECKING = 'checking the integrity of the index'
 
 def leftovers(root: Path) -> List[str]:
     """Files beside the index that should not outlive the clients: -wal, -shm, locks."""
-    return sorted(path.name for path in root.iterdir()
-                  if path.name.startswith(INDEX_NAME) and path.name != INDEX_NAME)
+    return sorted(
+        path.name
+        for path in root.iterdir()
+        if path.name.startswith(INDEX_NAME) and path.name != INDEX_NAME
+    )
 
 
 def query(root: Path, sql: str) -> List[tuple]:
@@ -55,8 +58,10 @@ def journal_mode(root: Path) -> str:
 
 # -- checking the index only when it may be damaged ------------------------------------------
 
+
 def test_reopening_a_cleanly_closed_index_reads_no_more_than_it_needs(
-        archive_folder: Path, caplog) -> None:
+    archive_folder: Path, caplog
+) -> None:
     with caplog.at_level(logging.INFO, logger='dicomweb_client'):
         for _ in range(3):
             with dwc.DICOMfileClient(archive_folder.as_uri()) as client:
@@ -90,9 +95,11 @@ def test_update_db_asks_for_the_check(archive_folder: Path, caplog) -> None:
 
 
 def test_a_killed_writer_makes_the_next_client_check(archive_folder: Path, caplog) -> None:
-    code = (f'import dicomweb_client as dwc, os, signal\n'
-            f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n'
-            f'os.kill(os.getpid(), signal.SIGKILL)')
+    code = (
+        f'import dicomweb_client as dwc, os, signal\n'
+        f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n'
+        f'os.kill(os.getpid(), signal.SIGKILL)'
+    )
     process = run_python(code)
     assert process.returncode == -signal.SIGKILL
     assert len(writers(archive_folder)) == 1  # it never left
@@ -107,11 +114,12 @@ def test_a_killed_writer_makes_the_next_client_check(archive_folder: Path, caplo
     assert CHECKING not in caplog.text  # once is enough
 
 
-def test_a_read_only_client_checks_after_a_killed_writer_too(archive_folder: Path,
-                                                            caplog) -> None:
-    code = (f'import dicomweb_client as dwc, os\n'
-            f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n'
-            f'os._exit(0)')  # no finalizers, no atexit: as if killed
+def test_a_read_only_client_checks_after_a_killed_writer_too(archive_folder: Path, caplog) -> None:
+    code = (
+        f'import dicomweb_client as dwc, os\n'
+        f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r}, update_db=True)\n'
+        f'os._exit(0)'
+    )  # no finalizers, no atexit: as if killed
     run_python(code, check=True)
     with caplog.at_level(logging.INFO, logger='dicomweb_client'):
         with dwc.DICOMfileClient(archive_folder.as_uri(), readonly=True) as client:
@@ -121,6 +129,7 @@ def test_a_read_only_client_checks_after_a_killed_writer_too(archive_folder: Pat
 
 def test_a_registration_is_dead_when_its_process_id_was_reused() -> None:
     import os
+
     own = dwc._process_identity(os.getpid())
     assert own is not None  # Linux: the start time from /proc
     assert dwc._process_alive(os.getpid(), own)
@@ -130,8 +139,9 @@ def test_a_registration_is_dead_when_its_process_id_was_reused() -> None:
     assert not dwc._process_alive(child.pid, None) or dwc._process_identity(child.pid)
 
 
-def test_an_index_of_the_previous_version_is_checked_and_rebuilt(archive_folder: Path,
-                                                                caplog) -> None:
+def test_an_index_of_the_previous_version_is_checked_and_rebuilt(
+    archive_folder: Path, caplog
+) -> None:
     with sqlite3.connect(archive_folder / INDEX_NAME) as connection:
         connection.execute('DROP TABLE writers')
         connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
@@ -143,6 +153,7 @@ def test_an_index_of_the_previous_version_is_checked_and_rebuilt(archive_folder:
 
 
 # -- nothing left beside the archive ----------------------------------------------------------
+
 
 def test_close_and_with_leave_only_the_index(archive_folder: Path) -> None:
     client = dwc.DICOMfileClient(archive_folder.as_uri(), update_db=True)
@@ -168,12 +179,14 @@ def test_the_last_of_several_clients_cleans_up(archive_folder: Path) -> None:
 
 
 def test_interpreter_exit_without_close_leaves_only_the_index(archive_folder: Path) -> None:
-    code = (f'import dicomweb_client as dwc\n'
-            f'from dicom_data import make_archive\n'
-            f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r})\n'
-            f'client.store_instances(make_archive(1, 1, 1, rows=4, columns=4))\n'
-            f'reader = dwc.DICOMfileClient({archive_folder.as_uri()!r}, readonly=True)\n'
-            f'print(len(reader.search_for_instances()))')
+    code = (
+        f'import dicomweb_client as dwc\n'
+        f'from dicom_data import make_archive\n'
+        f'client = dwc.DICOMfileClient({archive_folder.as_uri()!r})\n'
+        f'client.store_instances(make_archive(1, 1, 1, rows=4, columns=4))\n'
+        f'reader = dwc.DICOMfileClient({archive_folder.as_uri()!r}, readonly=True)\n'
+        f'print(len(reader.search_for_instances()))'
+    )
     code = f'import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\n{code}'
     assert run_python(code, check=True).stdout.strip() == '13'
     assert leftovers(archive_folder) == []
@@ -191,7 +204,7 @@ def test_worker_processes_leave_only_the_index(archive_folder: Path, method: str
     pool = multiprocessing.get_context(method).Pool(2)
     counts = pool.map(_store_in_worker, [archive_folder.as_uri()] * 2)
     pool.close()  # the workers end as workers do (leaving the pool with terminate() kills
-    pool.join()   # them, and a killed writer leaves its registration for the next check)
+    pool.join()  # them, and a killed writer leaves its registration for the next check)
     assert sorted(counts)[-1] == 14
     assert leftovers(archive_folder) == []
     assert writers(archive_folder) == []
@@ -212,6 +225,7 @@ def test_a_forked_copy_does_not_close_its_parents_index(archive_folder: Path) ->
 
 def test_garbage_collection_closes_a_client(archive_folder: Path) -> None:
     import gc
+
     client = dwc.DICOMfileClient(archive_folder.as_uri())
     client.store_instances(make_archive(1, 1, 1, rows=4, columns=4))
     del client
@@ -220,6 +234,7 @@ def test_garbage_collection_closes_a_client(archive_folder: Path) -> None:
 
 
 # -- the update lock -----------------------------------------------------------------------
+
 
 def test_the_update_lock_excludes_and_leaves_no_file(tmp_path: Path) -> None:
     path = str(tmp_path / 'index.lock')
@@ -255,13 +270,15 @@ def test_the_update_lock_without_waiting(tmp_path: Path) -> None:
 
 # -- updating range by range -----------------------------------------------------------------
 
+
 def _sops(client: dwc.DICOMfileClient) -> set:
     return {item['00080018']['Value'][0] for item in client.search_for_instances()}
 
 
 @pytest.mark.parametrize('batch', [1, 2, 3, 1000])
 def test_updates_compare_the_tree_with_the_index_range_by_range(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, batch: int) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, batch: int
+) -> None:
     """New, changed, removed and moved files in nested folders whose names sort around
     ``/`` (``a``, ``a-b``, ``a.b``, ``a/…``), with batches and pages of a few rows, so
     that every boundary between ranges falls somewhere interesting."""
@@ -297,7 +314,7 @@ def test_updates_compare_the_tree_with_the_index_range_by_range(
         assert _sops(truth) == expected
     uri = f'{(root / INDEX_NAME).as_uri()}?mode=ro'
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
-        indexed = [path for path, in connection.execute('SELECT path FROM files')]
+        indexed = [path for (path,) in connection.execute('SELECT path FROM files')]
     on_disk = sorted(str(path.relative_to(root)) for path in root.rglob('*.dcm'))
     assert sorted(indexed) == on_disk
     with caplog.at_level(logging.INFO, logger='dicomweb_client'):
@@ -308,18 +325,27 @@ def test_updates_compare_the_tree_with_the_index_range_by_range(
 
 # -- the first command a new user runs ------------------------------------------------------
 
+
 def test_the_first_command_of_the_readme_shows_its_result_and_nothing_else() -> None:
     """README's first command indexes the files pydicom ships (some broken on purpose):
     the result on standard output, no warnings from pydicom or the client on stderr."""
     readme = PROJECT_ROOT / 'README.md'
     if not readme.exists():
         pytest.skip(f'{readme} is not there')
-    line = next(line for line in readme.read_text().splitlines()
-                if line.startswith("pip install '.[test]' && python -c "))
+    line = next(
+        line
+        for line in readme.read_text().splitlines()
+        if line.startswith("pip install '.[test]' && python -c ")
+    )
     code = line.split(' && python -c ', 1)[1]
     assert code[0] == code[-1] == '"'
-    process = subprocess.run([sys.executable, '-c', code[1:-1]], capture_output=True,
-                             text=True, timeout=300, cwd=PROJECT_ROOT)
+    process = subprocess.run(
+        [sys.executable, '-c', code[1:-1]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip().endswith(' studies') and process.stdout.count('\n') == 1
     assert process.stderr == ''

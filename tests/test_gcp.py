@@ -1,4 +1,5 @@
 """Google Cloud credentials through google-auth, with token refresh over our own Session."""
+
 import json
 import pickle
 
@@ -11,8 +12,9 @@ google_credentials = pytest.importorskip('google.oauth2.credentials')
 
 
 def test_static_token_is_sent_as_bearer(recording_server):
-    recording_server.add('GET', '/studies', Response(body=b'[]',
-                                                     content_type='application/dicom+json'))
+    recording_server.add(
+        'GET', '/studies', Response(body=b'[]', content_type='application/dicom+json')
+    )
     credentials = google_credentials.Credentials(token='static-token')
     session = dicomweb_client.create_session_from_gcp_credentials(credentials)
     client = dicomweb_client.DICOMwebClient(recording_server.url, session=session)
@@ -22,13 +24,17 @@ def test_static_token_is_sent_as_bearer(recording_server):
 
 def test_expired_credentials_are_refreshed_through_the_token_endpoint(recording_server):
     answer = json.dumps({'access_token': 'fresh-token', 'expires_in': 3600}).encode()
-    recording_server.add('POST', '/token', Response(body=answer,
-                                                    content_type='application/json'))
-    recording_server.add('GET', '/studies', Response(body=b'[]',
-                                                     content_type='application/dicom+json'))
+    recording_server.add('POST', '/token', Response(body=answer, content_type='application/json'))
+    recording_server.add(
+        'GET', '/studies', Response(body=b'[]', content_type='application/dicom+json')
+    )
     credentials = google_credentials.Credentials(
-        token=None, refresh_token='refresh-me', client_id='id', client_secret='secret',
-        token_uri=recording_server.url + '/token')
+        token=None,
+        refresh_token='refresh-me',
+        client_id='id',
+        client_secret='secret',
+        token_uri=recording_server.url + '/token',
+    )
     session = dicomweb_client.create_session_from_gcp_credentials(credentials)
     client = dicomweb_client.DICOMwebClient(recording_server.url, session=session)
     client.search_for_studies()
@@ -48,11 +54,13 @@ def test_the_gcp_url_works_as_a_client_url():
 
 
 def test_a_client_with_google_credentials_can_be_pickled(recording_server):
-    recording_server.add('GET', '/studies', Response(body=b'[]',
-                                                     content_type='application/dicom+json'))
+    recording_server.add(
+        'GET', '/studies', Response(body=b'[]', content_type='application/dicom+json')
+    )
     credentials = google_credentials.Credentials(token='static-token')
     session = dicomweb_client.create_session_from_gcp_credentials(credentials)
-    client = pickle.loads(pickle.dumps(
-        dicomweb_client.DICOMwebClient(recording_server.url, session=session)))
+    client = pickle.loads(
+        pickle.dumps(dicomweb_client.DICOMwebClient(recording_server.url, session=session))
+    )
     assert client.search_for_studies() == []
     assert recording_server.last.header('Authorization') == 'Bearer static-token'

@@ -33,8 +33,13 @@ def connect(server: RecordingServer, timeout: float = 5.0) -> http.client.HTTPCo
     return http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
 
 
-def fetch(server: RecordingServer, method: str = "GET", target: str = "/",
-          body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+def fetch(
+    server: RecordingServer,
+    method: str = "GET",
+    target: str = "/",
+    body: bytes | None = None,
+    headers: dict | None = None,
+) -> tuple[int, dict, bytes]:
     """One request on a fresh connection; returns status, headers, body."""
     conn = connect(server)
     try:
@@ -51,8 +56,11 @@ def fetch(server: RecordingServer, method: str = "GET", target: str = "/",
 def test_records_method_path_query_headers_body(recording_server: RecordingServer) -> None:
     recording_server.add("POST", "/studies", Response(status=201, body=b"ok"))
     status, _, body = fetch(
-        recording_server, "POST", "/studies?PatientID=P1&includefield=a&includefield=b&empty=",
-        body=b"payload", headers={"X-Test": "yes", "Content-Type": "application/dicom"},
+        recording_server,
+        "POST",
+        "/studies?PatientID=P1&includefield=a&includefield=b&empty=",
+        body=b"payload",
+        headers={"X-Test": "yes", "Content-Type": "application/dicom"},
     )
     assert (status, body) == (201, b"ok")
     request = recording_server.last
@@ -70,8 +78,7 @@ def test_records_method_path_query_headers_body(recording_server: RecordingServe
 def test_chunked_request_body_is_decoded(recording_server: RecordingServer) -> None:
     recording_server.add(None, None, Response(status=204))
     conn = connect(recording_server)
-    conn.request("PUT", "/x", body=iter([b"hello ", b"chunked ", b"world"]),
-                 encode_chunked=True)
+    conn.request("PUT", "/x", body=iter([b"hello ", b"chunked ", b"world"]), encode_chunked=True)
     assert conn.getresponse().status == 204
     conn.close()
     assert recording_server.last.chunked is True
@@ -90,7 +97,9 @@ def test_queued_responses_win_over_routes_in_fifo_order(recording_server: Record
     recording_server.queue(Response(status=503, body=b"first"), Response(body=b"second"))
     results = [fetch(recording_server, "GET", "/studies/1.2.3") for _ in range(3)]
     assert [(status, body) for status, _, body in results] == [
-        (503, b"first"), (200, b"second"), (200, b"route"),
+        (503, b"first"),
+        (200, b"second"),
+        (200, b"route"),
     ]
     assert recording_server.pending == 0
     assert fetch(recording_server, "POST", "/studies/1.2.3")[0] == 404
@@ -213,8 +222,9 @@ def test_idle_timeout_closes_kept_alive_connection(make_server) -> None:
 
 
 def test_multipart_body_layout() -> None:
-    body = multipart_body([b"one", (b"two", "image/jpeg"), (b"3", None)], "BND",
-                          "application/dicom")
+    body = multipart_body(
+        [b"one", (b"two", "image/jpeg"), (b"3", None)], "BND", "application/dicom"
+    )
     assert body == (
         b"--BND\r\nContent-Type: application/dicom\r\n\r\none\r\n"
         b"--BND\r\nContent-Type: image/jpeg\r\n\r\ntwo\r\n"
@@ -233,8 +243,7 @@ def test_https_server(make_server, tls_certificate) -> None:
     server.add(None, None, Response(body=b"secure"))
     assert server.url.startswith("https://127.0.0.1:")
     client_context = ssl.create_default_context(cafile=str(certfile))
-    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=client_context,
-                                       timeout=5)
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=client_context, timeout=5)
     conn.request("GET", "/tls")
     assert conn.getresponse().read() == b"secure"
     conn.close()
@@ -298,15 +307,21 @@ def test_orthanc_stow_then_qido(orthanc_clean) -> None:
     body = multipart_body([dicom_data.to_bytes(ds)], boundary, "application/dicom")
     parts = urllib.parse.urlsplit(orthanc_clean.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    conn.request("POST", parts.path + "/studies", body=body, headers={
-        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-        "Accept": "application/dicom+json",
-    })
+    conn.request(
+        "POST",
+        parts.path + "/studies",
+        body=body,
+        headers={
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            "Accept": "application/dicom+json",
+        },
+    )
     response = conn.getresponse()
     assert response.status == 200, response.read()
     response.read()
-    conn.request("GET", parts.path + "/studies?PatientID=SMOKE",
-                 headers={"Accept": "application/dicom+json"})
+    conn.request(
+        "GET", parts.path + "/studies?PatientID=SMOKE", headers={"Accept": "application/dicom+json"}
+    )
     response = conn.getresponse()
     assert response.status == 200
     found = json.loads(response.read())

@@ -14,8 +14,14 @@ from helpers import run_python
 PACKAGE_LOGGER = 'dicomweb_client'
 
 # Every standard level plus one below DEBUG (only verbosity 4 shows it).
-LEVELS = {'trace': 5, 'debug': logging.DEBUG, 'info': logging.INFO,
-          'warning': logging.WARNING, 'error': logging.ERROR, 'critical': logging.CRITICAL}
+LEVELS = {
+    'trace': 5,
+    'debug': logging.DEBUG,
+    'info': logging.INFO,
+    'warning': logging.WARNING,
+    'error': logging.ERROR,
+    'critical': logging.CRITICAL,
+}
 
 SHOWN = {
     0: set(),
@@ -50,7 +56,8 @@ def shown_markers(text: str) -> set:
 
 @pytest.mark.parametrize('verbosity', sorted(SHOWN))
 def test_verbosity_selects_the_messages_written_to_stderr(
-        verbosity: int, capsys: pytest.CaptureFixture) -> None:
+    verbosity: int, capsys: pytest.CaptureFixture
+) -> None:
     logger = configure_logging(verbosity)
     emit_every_level(logger)
     captured = capsys.readouterr()
@@ -58,8 +65,9 @@ def test_verbosity_selects_the_messages_written_to_stderr(
     assert captured.out == ''
 
 
-@pytest.mark.parametrize('verbosity, level', [(1, logging.WARNING), (2, logging.INFO),
-                                              (3, logging.DEBUG)])
+@pytest.mark.parametrize(
+    'verbosity, level', [(1, logging.WARNING), (2, logging.INFO), (3, logging.DEBUG)]
+)
 def test_verbosity_sets_the_package_logger_level(verbosity: int, level: int) -> None:
     logger = configure_logging(verbosity)
     assert logger.level == level
@@ -128,6 +136,7 @@ def test_handlers_of_other_code_are_kept() -> None:
 def test_log_alias_is_the_same_function() -> None:
     import dicomweb_client.log
     from dicomweb_client.log import configure_logging as aliased
+
     assert aliased is configure_logging
     assert dicomweb_client.log.configure_logging is dicomweb_client.configure_logging
 
@@ -149,9 +158,12 @@ def test_messages_go_to_stderr_not_stdout_in_a_fresh_interpreter(verbosity: int)
 
 
 def test_importing_does_not_print_anything() -> None:
-    result = run_python('import dicomweb_client\n'
-                        "import logging\n"
-                        "logging.getLogger('dicomweb_client').warning('x')\n", timeout=60)
+    result = run_python(
+        'import dicomweb_client\n'
+        "import logging\n"
+        "logging.getLogger('dicomweb_client').warning('x')\n",
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ''
 
@@ -196,9 +208,9 @@ def test_the_package_logger_has_a_null_handler() -> None:
 def test_retries_print_nothing_when_logging_is_not_configured(recording_server) -> None:
     """Without the NullHandler, Python's last-resort handler would print the retry
     warnings on standard error of a program that never set logging up."""
-    result = run_python(FAILING_REQUESTS.format(configure='',
-                                                busy_url=_busy_server(recording_server)),
-                        timeout=60)
+    result = run_python(
+        FAILING_REQUESTS.format(configure='', busy_url=_busy_server(recording_server)), timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == '[]\ndown\n'
     assert result.stderr == ''
@@ -207,9 +219,10 @@ def test_retries_print_nothing_when_logging_is_not_configured(recording_server) 
 
 def test_retries_reach_the_logging_the_program_configures(recording_server) -> None:
     configure = 'import logging\nlogging.basicConfig(format="%(name)s: %(message)s")'
-    result = run_python(FAILING_REQUESTS.format(configure=configure,
-                                                busy_url=_busy_server(recording_server)),
-                        timeout=60)
+    result = run_python(
+        FAILING_REQUESTS.format(configure=configure, busy_url=_busy_server(recording_server)),
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) >= 2 and all(line.startswith('dicomweb_client.retry: ') for line in lines)

@@ -1,4 +1,5 @@
 """Metadata asked for as DICOM XML (PS3.19) and handed back as DICOM JSON."""
+
 import pytest
 from pydicom.dataset import Dataset
 from recording_server import multipart_response
@@ -42,8 +43,9 @@ def web_client(recording_server):
 @pytest.mark.filterwarnings('ignore:No bulk data URI handler')
 def test_instance_metadata_as_xml_is_converted_to_json(web_client, recording_server):
     recording_server.queue(multipart_response([XML_INSTANCE], 'application/dicom+xml'))
-    metadata = web_client.retrieve_instance_metadata(STUDY, SERIES, INSTANCE,
-                                                     media_type='application/dicom+xml')
+    metadata = web_client.retrieve_instance_metadata(
+        STUDY, SERIES, INSTANCE, media_type='application/dicom+xml'
+    )
     request = recording_server.last
     assert request.path == f'/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/metadata'
     assert request.header('Accept') == 'multipart/related; type="application/dicom+xml"'
@@ -59,16 +61,18 @@ def test_instance_metadata_as_xml_is_converted_to_json(web_client, recording_ser
 
 
 def test_series_metadata_as_xml_gives_one_item_per_part(web_client, recording_server):
-    recording_server.queue(multipart_response([XML_INSTANCE, XML_INSTANCE],
-                                              'application/dicom+xml'))
+    recording_server.queue(
+        multipart_response([XML_INSTANCE, XML_INSTANCE], 'application/dicom+xml')
+    )
     items = web_client.retrieve_series_metadata(STUDY, SERIES, media_type='application/dicom+xml')
     assert len(items) == 2
     assert items[0]['00080018']['Value'] == ['1.2.3.4.5']
 
 
 def test_malformed_xml_raises(web_client, recording_server):
-    recording_server.queue(multipart_response([b'<NativeDicomModel><oops>'],
-                                              'application/dicom+xml'))
+    recording_server.queue(
+        multipart_response([b'<NativeDicomModel><oops>'], 'application/dicom+xml')
+    )
     with pytest.raises(ValueError, match='XML'):
         web_client.retrieve_study_metadata(STUDY, media_type='application/dicom+xml')
 

@@ -56,7 +56,7 @@ def sized_source(data: bytes, sizes: Sequence[int]) -> Callable[[int], bytes]:
     pieces, position, index = [], 0, 0
     while position < len(data):
         step = sizes[index % len(sizes)]
-        pieces.append(data[position:position + step])
+        pieces.append(data[position : position + step])
         position += step
         index += 1
     return piece_source(pieces)
@@ -66,9 +66,12 @@ def header_items(headers: Message) -> list[tuple[str, str]]:
     return [(name.lower(), value) for name, value in headers.items()]
 
 
-def read_parts(read1: Callable[[int], bytes], boundary: bytes = B,
-               chunk_size: int = 1 << 16, parts_kept: bool = False,
-               ) -> list[tuple[list[tuple[str, str]], bytes]]:
+def read_parts(
+    read1: Callable[[int], bytes],
+    boundary: bytes = B,
+    chunk_size: int = 1 << 16,
+    parts_kept: bool = False,
+) -> list[tuple[list[tuple[str, str]], bytes]]:
     """All parts as (header items, body), read to the end."""
     reader = MultipartReader(read1, boundary, chunk_size, parts_kept=parts_kept)
     return [(header_items(headers), body) for headers, body in reader]
@@ -88,18 +91,18 @@ def expected_headers(content_type: str | None) -> list[tuple[str, str]]:
 
 # Payloads that look a lot like delimiters but are not ``CRLF--boundary``.
 TRICKY_PAYLOADS = [
-    b"--" + B,                               # boundary without the CRLF in front
-    b"--" + B + b"--",                       # a close delimiter without CRLF
-    b"x--" + B + b"\r\n",                    # boundary line in the middle of a line
-    b"--" + B + b"XYZ and more",             # the boundary followed by other characters
-    b"\r\n--" + B[:-1],                      # CRLF and a boundary missing its last char
+    b"--" + B,  # boundary without the CRLF in front
+    b"--" + B + b"--",  # a close delimiter without CRLF
+    b"x--" + B + b"\r\n",  # boundary line in the middle of a line
+    b"--" + B + b"XYZ and more",  # the boundary followed by other characters
+    b"\r\n--" + B[:-1],  # CRLF and a boundary missing its last char
     b"\r\n--" + B[:-1] + b"\r\n",
     b"\r\n--" + B[:3],
-    b"\r\n-" + B,                            # a single dash
-    b"\n--" + B,                             # LF only
-    b"\r--" + B,                             # CR only
+    b"\r\n-" + B,  # a single dash
+    b"\n--" + B,  # LF only
+    b"\r--" + B,  # CR only
     b"\r\n\r\n--" + B[:5] + b"\r\n--",
-    B + b"\r\n",                             # the bare boundary word
+    B + b"\r\n",  # the bare boundary word
     b"\r\npayload between line breaks\r\n",  # CR/LF at start and end
     b"\r\n",
     b"\r\n\r\n",
@@ -107,7 +110,7 @@ TRICKY_PAYLOADS = [
     b"\n",
     b"-",
     b"--",
-    b"\r\n--",                               # ends where a delimiter would start
+    b"\r\n--",  # ends where a delimiter would start
     b"ends with a delimiter prefix\r\n--" + B[:4],
     b"ends with CR\r",
     bytes(range(256)),
@@ -122,14 +125,13 @@ def test_simple_body_round_trips_exactly() -> None:
     data = multipart_body(payloads, BOUNDARY, "application/octet-stream")
     parts = read_bytes(data)
     assert bodies(parts) == payloads
-    assert [headers for headers, _ in parts] == [
-        [("content-type", "application/octet-stream")]] * 3
+    assert [headers for headers, _ in parts] == [[("content-type", "application/octet-stream")]] * 3
 
 
 def test_headers_are_email_messages_with_all_fields() -> None:
     data = multipart_body(
-        [(b"abc", "image/jpeg", {"Content-Location": "/frames/1", "X-Extra": "yes"})],
-        BOUNDARY)
+        [(b"abc", "image/jpeg", {"Content-Location": "/frames/1", "X-Extra": "yes"})], BOUNDARY
+    )
     [(headers, body)] = list(MultipartReader(piece_source([data]), B))
     assert isinstance(headers, Message)
     assert headers.get_content_type() == "image/jpeg"
@@ -148,7 +150,8 @@ def test_boundary_like_payload_round_trips(payload: bytes) -> None:
 # After an empty header block a payload starting with "--boundary" would form the
 # delimiter with the blank line's CRLF, so those are left out here.
 @pytest.mark.parametrize(
-    "payload", [p for p in TRICKY_PAYLOADS if not p.startswith(b"--" + B)], ids=repr)
+    "payload", [p for p in TRICKY_PAYLOADS if not p.startswith(b"--" + B)], ids=repr
+)
 def test_boundary_like_payload_alone_without_headers(payload: bytes) -> None:
     data = multipart_body([(payload, None)], BOUNDARY)
     assert read_bytes(data) == [([], payload)]
@@ -200,8 +203,10 @@ def test_body_starts_directly_with_the_boundary() -> None:
 
 def test_preamble_and_epilogue_are_ignored() -> None:
     core = multipart_body([b"payload 1", b"payload 2"], BOUNDARY)
-    preamble = (b"This is the preamble. It mentions --" + B + b" inline and\r\n"
-                b"has several lines, one of them \r\n-" + B + b"\r\n")
+    preamble = (
+        b"This is the preamble. It mentions --" + B + b" inline and\r\n"
+        b"has several lines, one of them \r\n-" + B + b"\r\n"
+    )
     epilogue = b"epilogue\r\n--" + B + b"\r\nnot a part\r\n--" + B + b"--\r\n"
     parts = read_bytes(preamble + core + epilogue)
     assert bodies(parts) == [b"payload 1", b"payload 2"]
@@ -214,9 +219,11 @@ def test_preamble_of_just_a_line_break() -> None:
 
 @pytest.mark.parametrize("padding", [b" ", b"\t", b"  \t \t", b" " * 200])
 def test_transport_padding_after_boundaries(padding: bytes) -> None:
-    data = (b"--" + B + padding + b"\r\nContent-Type: a/b\r\n\r\nfirst"
-            b"\r\n--" + B + padding + b"\r\n\r\nsecond"
-            b"\r\n--" + B + b"--" + padding + b"\r\n")
+    data = (
+        b"--" + B + padding + b"\r\nContent-Type: a/b\r\n\r\nfirst"
+        b"\r\n--" + B + padding + b"\r\n\r\nsecond"
+        b"\r\n--" + B + b"--" + padding + b"\r\n"
+    )
     assert read_bytes(data) == [([("content-type", "a/b")], b"first"), ([], b"second")]
 
 
@@ -252,9 +259,14 @@ def test_reader_streams_parts_before_the_body_ends() -> None:
 SMALL_BODY = (
     b"preamble\r\n"
     + multipart_body(
-        [(b"\r\n--" + B[:4], "a/b"), (b"", None), (b"--" + B + b"!", "c/d", {"X-Y": "z"}),
-         (b"\r\nend\r", None)],
-        BOUNDARY)
+        [
+            (b"\r\n--" + B[:4], "a/b"),
+            (b"", None),
+            (b"--" + B + b"!", "c/d", {"X-Y": "z"}),
+            (b"\r\nend\r", None),
+        ],
+        BOUNDARY,
+    )
     + b"epilogue"
 )
 
@@ -308,18 +320,17 @@ def test_parts_kept_every_split_point_gives_the_same_parts() -> None:
 @pytest.mark.usefixtures("kept_copy_for_every_part")
 @pytest.mark.parametrize("sizes", [[1], [3], [7, 11, 13], [64]])
 def test_parts_kept_fixed_read_sizes_give_the_same_parts(sizes: list[int]) -> None:
-    assert read_parts(sized_source(SMALL_BODY, sizes), parts_kept=True) == \
-        read_bytes(SMALL_BODY)
+    assert read_parts(sized_source(SMALL_BODY, sizes), parts_kept=True) == read_bytes(SMALL_BODY)
 
 
 def test_parts_kept_large_payloads_across_reads() -> None:
     rng = random.Random(11)
     big = bytes(rng.getrandbits(8) for _ in range(300_000))
     lines = b"\r\n--" + B[:-1] + b"\r\n" * 70_000  # delimiter-like bytes throughout
-    data = multipart_body([big, lines, b"", big[:1 << 18]], BOUNDARY)
+    data = multipart_body([big, lines, b"", big[: 1 << 18]], BOUNDARY)
     for sizes in ([4093, 1, 65536, 17], [1 << 20], [262_144]):
         parts = read_parts(sized_source(data, sizes), chunk_size=1 << 16, parts_kept=True)
-        assert bodies(parts) == [big, lines, b"", big[:1 << 18]], sizes
+        assert bodies(parts) == [big, lines, b"", big[: 1 << 18]], sizes
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 8191, 1 << 18, (1 << 20) + 3])
@@ -362,8 +373,11 @@ def test_page_populator_stops_asking_a_kernel_that_refuses() -> None:
     assert buffer == bytes(1 << 16)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     parts=st.lists(st.binary(max_size=64), max_size=5),
     sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
@@ -387,14 +401,15 @@ def _closing_end(data: bytes) -> int:
 @pytest.mark.parametrize("read_size", [None, 1, 3])
 def test_truncated_bodies_raise(read_size: int | None) -> None:
     data = multipart_body(
-        [(b"alpha", "a/b", {"X-Long-Header": "v" * 30}), (b"", None), (b"\r\n", "c/d")],
-        BOUNDARY)
+        [(b"alpha", "a/b", {"X-Long-Header": "v" * 30}), (b"", None), (b"\r\n", "c/d")], BOUNDARY
+    )
     end = _closing_end(data)
     assert read_bytes(data[:end]) == read_bytes(data)  # complete without the final CRLF
     for cut in range(end):
         truncated = data[:cut]
-        source = (piece_source([truncated]) if read_size is None
-                  else sized_source(truncated, [read_size]))
+        source = (
+            piece_source([truncated]) if read_size is None else sized_source(truncated, [read_size])
+        )
         with pytest.raises(MultipartError):
             list(MultipartReader(source, B))
 
@@ -431,8 +446,7 @@ def test_garbage_after_first_boundary_raises(garbage: bytes) -> None:
 
 
 def test_garbage_after_a_later_boundary_raises() -> None:
-    data = (b"--" + B + b"\r\n\r\nfirst\r\n--" + B + b"oops\r\n\r\nsecond\r\n--"
-            + B + b"--\r\n")
+    data = b"--" + B + b"\r\n\r\nfirst\r\n--" + B + b"oops\r\n\r\nsecond\r\n--" + B + b"--\r\n"
     iterator = iter(MultipartReader(piece_source([data]), B))
     assert next(iterator)[1] == b"first"
     with pytest.raises(MultipartError):
@@ -445,14 +459,18 @@ def test_endless_padding_raises() -> None:
         list(MultipartReader(sized_source(data, [100]), B))
 
 
-@pytest.mark.parametrize("header_block", [
-    b"Content-Type application/dicom\r\n",           # no colon
-    b" continued: first line is a continuation\r\n",
-    b"\tContent-Type: a/b\r\n",
-    b": no name\r\n",
-    b"Bad Name: value\r\n",
-    b"Content-Type: a/b\r\nnot a header line\r\n",
-], ids=repr)
+@pytest.mark.parametrize(
+    "header_block",
+    [
+        b"Content-Type application/dicom\r\n",  # no colon
+        b" continued: first line is a continuation\r\n",
+        b"\tContent-Type: a/b\r\n",
+        b": no name\r\n",
+        b"Bad Name: value\r\n",
+        b"Content-Type: a/b\r\nnot a header line\r\n",
+    ],
+    ids=repr,
+)
 def test_malformed_part_headers_raise(header_block: bytes) -> None:
     data = b"--" + B + b"\r\n" + header_block + b"\r\nbody\r\n--" + B + b"--\r\n"
     with pytest.raises(MultipartError):
@@ -466,8 +484,7 @@ def test_headers_without_blank_line_raise() -> None:
 
 
 def test_oversized_part_headers_raise() -> None:
-    data = (b"--" + B + b"\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\nbody\r\n--"
-            + B + b"--\r\n")
+    data = b"--" + B + b"\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\nbody\r\n--" + B + b"--\r\n"
     with pytest.raises(MultipartError):
         list(MultipartReader(sized_source(data, [8192]), B))
 
@@ -475,8 +492,19 @@ def test_oversized_part_headers_raise() -> None:
 # -- property test of the reader ---------------------------------------------------------
 
 FRAGMENTS = [
-    b"\r\n", b"\r", b"\n", b"-", b"--", b"\r\n--", b"--" + B, b"--" + B + b"--",
-    b"\r\n-" + B, b"\r\n--" + B[:-1], B, b" ", b"\t",
+    b"\r\n",
+    b"\r",
+    b"\n",
+    b"-",
+    b"--",
+    b"\r\n--",
+    b"--" + B,
+    b"--" + B + b"--",
+    b"\r\n-" + B,
+    b"\r\n--" + B[:-1],
+    B,
+    b" ",
+    b"\t",
 ] + [b"\r\n--" + B[:k] for k in range(1, len(B))]
 
 payload_strategy = st.lists(
@@ -484,8 +512,16 @@ payload_strategy = st.lists(
 ).map(b"".join)
 
 content_type_strategy = st.one_of(
-    st.none(), st.sampled_from(["application/dicom", "application/octet-stream",
-                                "image/jpeg", 'text/plain; charset="utf-8"']))
+    st.none(),
+    st.sampled_from(
+        [
+            "application/dicom",
+            "application/octet-stream",
+            "image/jpeg",
+            'text/plain; charset="utf-8"',
+        ]
+    ),
+)
 
 
 def _unambiguous(payload: bytes, delimiter: bytes) -> bool:
@@ -509,16 +545,23 @@ def test_property_random_payloads_round_trip(parts, sizes) -> None:
 FIXED_HEX = "0123456789abcdef0123456789abcdef"
 WRITER_DELIMITER = b"\r\n--" + FIXED_HEX.encode()
 WRITER_FRAGMENTS = [
-    b"\r\n", b"\r", b"\n", b"--", b"--" + FIXED_HEX.encode(), FIXED_HEX.encode(),
+    b"\r\n",
+    b"\r",
+    b"\n",
+    b"--",
+    b"--" + FIXED_HEX.encode(),
+    FIXED_HEX.encode(),
 ] + [b"\r\n--" + FIXED_HEX.encode()[:k] for k in range(1, len(FIXED_HEX), 3)]
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     payloads=st.lists(
-        st.lists(st.one_of(st.binary(max_size=24), st.sampled_from(WRITER_FRAGMENTS)),
-                 max_size=6).map(b"".join),
-        max_size=6),
+        st.lists(
+            st.one_of(st.binary(max_size=24), st.sampled_from(WRITER_FRAGMENTS)), max_size=6
+        ).map(b"".join),
+        max_size=6,
+    ),
     sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
 )
 def test_property_writer_output_round_trips(payloads, sizes) -> None:
@@ -701,28 +744,41 @@ RAW_PAYLOADS = [b"first frame", b"second \r\n--" + B[:4] + b" frame"]
 
 
 def _instance_payloads() -> list[bytes]:
-    return [dicom_data.to_bytes(dicom_data.make_instance(
-        STUDY, SERIES, f"{SOP}.{number}", rows=4, columns=4, seed=number))
-        for number in (1, 2)]
+    return [
+        dicom_data.to_bytes(
+            dicom_data.make_instance(
+                STUDY, SERIES, f"{SOP}.{number}", rows=4, columns=4, seed=number
+            )
+        )
+        for number in (1, 2)
+    ]
 
 
 # method -> (call(client, base url), part media type, number of parts)
 RETRIEVALS: dict[str, tuple[Callable[[DICOMwebClient, str], Iterable[object]], str, int]] = {
     "retrieve_instance_frames": (
         lambda client, url: client.retrieve_instance_frames(STUDY, SERIES, SOP, [1, 2]),
-        OCTETS, 2),
+        OCTETS,
+        2,
+    ),
     "iter_instance_frames": (
         lambda client, url: client.iter_instance_frames(STUDY, SERIES, SOP, [1, 2]),
-        OCTETS, 2),
-    "retrieve_bulkdata": (lambda client, url: client.retrieve_bulkdata(url + "/bulk/7"),
-                          OCTETS, 2),
+        OCTETS,
+        2,
+    ),
+    "retrieve_bulkdata": (lambda client, url: client.retrieve_bulkdata(url + "/bulk/7"), OCTETS, 2),
     "iter_bulkdata": (lambda client, url: client.iter_bulkdata(url + "/bulk/7"), OCTETS, 2),
-    "retrieve_instance": (lambda client, url: [client.retrieve_instance(STUDY, SERIES, SOP)],
-                          "application/dicom", 1),
-    "retrieve_series": (lambda client, url: client.retrieve_series(STUDY, SERIES),
-                        "application/dicom", 2),
-    "iter_series": (lambda client, url: client.iter_series(STUDY, SERIES),
-                    "application/dicom", 2),
+    "retrieve_instance": (
+        lambda client, url: [client.retrieve_instance(STUDY, SERIES, SOP)],
+        "application/dicom",
+        1,
+    ),
+    "retrieve_series": (
+        lambda client, url: client.retrieve_series(STUDY, SERIES),
+        "application/dicom",
+        2,
+    ),
+    "iter_series": (lambda client, url: client.iter_series(STUDY, SERIES), "application/dicom", 2),
     "iter_study": (lambda client, url: client.iter_study(STUDY), "application/dicom", 2),
 }
 STREAMING = [name for name in RETRIEVALS if name.startswith("iter_")]
@@ -746,8 +802,9 @@ def _payloads(method: str) -> list[bytes]:
     return (RAW_PAYLOADS if part_type == OCTETS else _instance_payloads())[:count]
 
 
-def _serve(server: RecordingServer, method: str,
-           declared: Sequence[str | list[str] | None]) -> list[bytes]:
+def _serve(
+    server: RecordingServer, method: str, declared: Sequence[str | list[str] | None]
+) -> list[bytes]:
     """Answer every GET with the method's payloads, part i declaring ``declared[i]``
     (a list: the field given that many times; ``None``: no Content-Length)."""
     _, part_type, _ = RETRIEVALS[method]
@@ -755,14 +812,27 @@ def _serve(server: RecordingServer, method: str,
     raw = bytearray()
     for payload, value in zip(payloads, declared):
         values = [] if value is None else [value] if isinstance(value, str) else value
-        fields = b"".join(b"Content-Length: " + item.encode("latin-1") + b"\r\n"
-                          for item in values)
-        raw += (b"--" + B + b"\r\nContent-Type: " + part_type.encode() + b"\r\n" + fields
-                + b"\r\n" + payload + b"\r\n")
+        fields = b"".join(b"Content-Length: " + item.encode("latin-1") + b"\r\n" for item in values)
+        raw += (
+            b"--"
+            + B
+            + b"\r\nContent-Type: "
+            + part_type.encode()
+            + b"\r\n"
+            + fields
+            + b"\r\n"
+            + payload
+            + b"\r\n"
+        )
     raw += b"--" + B + b"--\r\n"
-    server.add("GET", None, Response(
-        body=[bytes(raw[:len(raw) // 2]), bytes(raw[len(raw) // 2:])],
-        content_type=f'multipart/related; type="{part_type}"; boundary={BOUNDARY}'))
+    server.add(
+        "GET",
+        None,
+        Response(
+            body=[bytes(raw[: len(raw) // 2]), bytes(raw[len(raw) // 2 :])],
+            content_type=f'multipart/related; type="{part_type}"; boundary={BOUNDARY}',
+        ),
+    )
     return payloads
 
 
@@ -770,15 +840,17 @@ def _retrieve(server: RecordingServer, method: str) -> list[bytes]:
     call = RETRIEVALS[method][0]
     with DICOMwebClient(server.url) as client:
         got = list(call(client, server.url))
-    return [dicom_data.to_bytes(item) if isinstance(item, pydicom.Dataset) else item
-            for item in got]
+    return [
+        dicom_data.to_bytes(item) if isinstance(item, pydicom.Dataset) else item for item in got
+    ]
 
 
 def _same(got: list[bytes], payloads: list[bytes]) -> bool:
     if got == payloads:
         return True
     return [dicom_data.from_bytes(item).SOPInstanceUID for item in got] == [
-        dicom_data.from_bytes(item).SOPInstanceUID for item in payloads]
+        dicom_data.from_bytes(item).SOPInstanceUID for item in payloads
+    ]
 
 
 @pytest.mark.parametrize("method", RETRIEVALS)
@@ -788,8 +860,9 @@ def test_correct_content_lengths_pass(lserver: RecordingServer, method: str) -> 
 
 
 @pytest.mark.parametrize("method", RETRIEVALS)
-def test_lengths_with_spaces_repeats_and_missing_fields_pass(lserver: RecordingServer,
-                                                             method: str) -> None:
+def test_lengths_with_spaces_repeats_and_missing_fields_pass(
+    lserver: RecordingServer, method: str
+) -> None:
     sizes = [len(p) for p in _payloads(method)]
     declared: list[str | list[str] | None] = [[f" {sizes[0]} ", str(sizes[0])]]
     declared += [None] * (len(sizes) - 1)
@@ -800,24 +873,31 @@ def test_lengths_with_spaces_repeats_and_missing_fields_pass(lserver: RecordingS
 @pytest.mark.parametrize("lying", ["first", "last"])
 @pytest.mark.parametrize("offset", [-1, +1, -5, +1000], ids=lambda o: f"{o:+d}")
 @pytest.mark.parametrize("method", RETRIEVALS)
-def test_wrong_content_length_raises(lserver: RecordingServer, method: str, offset: int,
-                                     lying: str) -> None:
+def test_wrong_content_length_raises(
+    lserver: RecordingServer, method: str, offset: int, lying: str
+) -> None:
     sizes = [len(p) for p in _payloads(method)]
     number = 1 if lying == "first" else len(sizes)
     declared = [str(size) for size in sizes]
     declared[number - 1] = str(sizes[number - 1] + offset)
     _serve(lserver, method, declared)
-    with pytest.raises(MultipartError, match=(
+    with pytest.raises(
+        MultipartError,
+        match=(
             rf"part {number} declares Content-Length {sizes[number - 1] + offset} "
-            rf"but holds {sizes[number - 1]} bytes")):
+            rf"but holds {sizes[number - 1]} bytes"
+        ),
+    ):
         _retrieve(lserver, method)
 
 
-@pytest.mark.parametrize("value", ["abc", "", "-1", "+5", "5.0", "0x10", "1e3", "5 5",
-                                   "5, 5", "\xb2", "\u00bd"])
+@pytest.mark.parametrize(
+    "value", ["abc", "", "-1", "+5", "5.0", "0x10", "1e3", "5 5", "5, 5", "\xb2", "\u00bd"]
+)
 @pytest.mark.parametrize("method", RETRIEVALS)
-def test_non_numeric_content_length_raises(lserver: RecordingServer, method: str,
-                                           value: str) -> None:
+def test_non_numeric_content_length_raises(
+    lserver: RecordingServer, method: str, value: str
+) -> None:
     sizes = [len(p) for p in _payloads(method)]
     _serve(lserver, method, [str(size) for size in sizes[:-1]] + [value])
     with pytest.raises(MultipartError, match=rf"part {len(sizes)} declares Content-Length"):
@@ -825,8 +905,7 @@ def test_non_numeric_content_length_raises(lserver: RecordingServer, method: str
 
 
 @pytest.mark.parametrize("method", RETRIEVALS)
-def test_disagreeing_repeated_content_lengths_raise(lserver: RecordingServer,
-                                                    method: str) -> None:
+def test_disagreeing_repeated_content_lengths_raise(lserver: RecordingServer, method: str) -> None:
     size = len(_payloads(method)[0])
     _serve(lserver, method, [[str(size), str(size + 1)], None])
     with pytest.raises(MultipartError, match="part 1 declares Content-Length"):
@@ -834,8 +913,9 @@ def test_disagreeing_repeated_content_lengths_raise(lserver: RecordingServer,
 
 
 @pytest.mark.parametrize("method", STREAMING)
-def test_streaming_yields_good_parts_before_the_lying_one(lserver: RecordingServer,
-                                                          method: str) -> None:
+def test_streaming_yields_good_parts_before_the_lying_one(
+    lserver: RecordingServer, method: str
+) -> None:
     payloads = _payloads(method)
     _serve(lserver, method, [str(len(payloads[0])), str(len(payloads[1]) - 1)])
     with DICOMwebClient(lserver.url) as client:
@@ -850,37 +930,54 @@ def test_streaming_yields_good_parts_before_the_lying_one(lserver: RecordingServ
 
 @pytest.mark.parametrize("payload", TRICKY_PAYLOADS, ids=repr)
 @pytest.mark.parametrize("method", ["retrieve_bulkdata", "iter_instance_frames"])
-def test_boundary_like_payload_with_its_length_passes(lserver: RecordingServer,
-                                                      method: str, payload: bytes) -> None:
+def test_boundary_like_payload_with_its_length_passes(
+    lserver: RecordingServer, method: str, payload: bytes
+) -> None:
     # bytes that look like a delimiter but are not one stay in the payload
-    body = multipart_body([(b"x", OCTETS, {"Content-Length": "1"}),
-                           (payload, OCTETS, {"Content-Length": str(len(payload))})],
-                          BOUNDARY)
-    lserver.add("GET", None, Response(
-        body=body, content_type=f'multipart/related; type="{OCTETS}"; boundary={BOUNDARY}'))
+    body = multipart_body(
+        [
+            (b"x", OCTETS, {"Content-Length": "1"}),
+            (payload, OCTETS, {"Content-Length": str(len(payload))}),
+        ],
+        BOUNDARY,
+    )
+    lserver.add(
+        "GET",
+        None,
+        Response(
+            body=body, content_type=f'multipart/related; type="{OCTETS}"; boundary={BOUNDARY}'
+        ),
+    )
     assert _retrieve(lserver, method) == [b"x", payload]
 
 
-def test_delimiter_inside_a_declared_length_is_not_stepped_over(
-        lserver: RecordingServer) -> None:
+def test_delimiter_inside_a_declared_length_is_not_stepped_over(lserver: RecordingServer) -> None:
     # the delimiter is authoritative: a payload holding it ends there, and the length
     # it declared for the whole payload then no longer fits
     payload = b"head" + DELIMITER + b"\r\ntail"
-    body = multipart_body([(payload, OCTETS, {"Content-Length": str(len(payload))})],
-                          BOUNDARY)
-    lserver.add("GET", None, Response(
-        body=body, content_type=f'multipart/related; type="{OCTETS}"; boundary={BOUNDARY}'))
-    with pytest.raises(MultipartError, match=(
-            rf"part 1 declares Content-Length {len(payload)} but holds 4 bytes")):
+    body = multipart_body([(payload, OCTETS, {"Content-Length": str(len(payload))})], BOUNDARY)
+    lserver.add(
+        "GET",
+        None,
+        Response(
+            body=body, content_type=f'multipart/related; type="{OCTETS}"; boundary={BOUNDARY}'
+        ),
+    )
+    with pytest.raises(
+        MultipartError, match=(rf"part 1 declares Content-Length {len(payload)} but holds 4 bytes")
+    ):
         _retrieve(lserver, "retrieve_bulkdata")
 
 
 def test_reader_checks_lengths_at_every_split_point() -> None:
-    data = multipart_body([(b"abc", OCTETS, {"Content-Length": "3"}),
-                           (b"de", OCTETS, {"Content-Length": "3"})], BOUNDARY)
+    data = multipart_body(
+        [(b"abc", OCTETS, {"Content-Length": "3"}), (b"de", OCTETS, {"Content-Length": "3"})],
+        BOUNDARY,
+    )
     for split in range(1, len(data)):
         reader = iter(MultipartReader(piece_source([data[:split], data[split:]]), B))
         assert next(reader)[1] == b"abc"
-        with pytest.raises(MultipartError, match="part 2 declares Content-Length 3 but "
-                                                 "holds 2 bytes"):
+        with pytest.raises(
+            MultipartError, match="part 2 declares Content-Length 3 but holds 2 bytes"
+        ):
             next(reader)

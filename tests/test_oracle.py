@@ -92,9 +92,20 @@ def _without_bearer_none(aspects: dict[str, Any]) -> dict[str, Any]:
 # SeriesDescription and RetrieveURL (ours), and Samples per Pixel, Photometric
 # Interpretation, Planar Configuration, Bits Stored and Pixel Representation (theirs, in
 # unscoped instance searches only).
-_FILE_RESULT_EXTRAS = frozenset({"00080005", "00080050", "00080201", "0008103E", "00081190",
-                                 "00280002",
-                                 "00280004", "00280006", "00280101", "00280103"})
+_FILE_RESULT_EXTRAS = frozenset(
+    {
+        "00080005",
+        "00080050",
+        "00080201",
+        "0008103E",
+        "00081190",
+        "00280002",
+        "00280004",
+        "00280006",
+        "00280101",
+        "00280103",
+    }
+)
 
 
 def _file_search_common(aspects: dict[str, Any]) -> dict[str, Any]:
@@ -102,10 +113,15 @@ def _file_search_common(aspects: dict[str, Any]) -> dict[str, Any]:
     UID order (ours sorts by date and UIDs, theirs returns files in index order)."""
     result = aspects["result"]
     if result and "list" in result:
-        rows = [{k: v for k, v in row.items() if k not in _FILE_RESULT_EXTRAS}
-                for row in result["list"]]
-        result["list"] = sorted(rows, key=lambda row: json.dumps(
-            [row.get(tag) for tag in ("0020000D", "0020000E", "00080018")]))
+        rows = [
+            {k: v for k, v in row.items() if k not in _FILE_RESULT_EXTRAS} for row in result["list"]
+        ]
+        result["list"] = sorted(
+            rows,
+            key=lambda row: json.dumps(
+                [row.get(tag) for tag in ("0020000D", "0020000E", "00080018")]
+            ),
+        )
     return aspects
 
 
@@ -120,189 +136,378 @@ def _in_any_order(aspects: dict[str, Any]) -> dict[str, Any]:
 
 
 _VALIDATION = ("requests", "result", "error")
-_REJECTS_INVALID_UID = Deliberate(_VALIDATION, (
-    "an invalid UID is rejected with ValueError before it becomes part of a URL (the "
-    "established package sends it to the server)"))
-_CHECKS_ANSWER = ("an answer that does not hold what was asked for (truncated, more or fewer "
-                  "frames or instances than requested, no metadata) raises ValueError "
-                  "instead of being returned in part or failing with an internal error")
+_REJECTS_INVALID_UID = Deliberate(
+    _VALIDATION,
+    (
+        "an invalid UID is rejected with ValueError before it becomes part of a URL (the "
+        "established package sends it to the server)"
+    ),
+)
+_CHECKS_ANSWER = (
+    "an answer that does not hold what was asked for (truncated, more or fewer "
+    "frames or instances than requested, no metadata) raises ValueError "
+    "instead of being returned in part or failing with an internal error"
+)
 
 
 #: Scenario id patterns (fnmatch) whose difference from the established package is kept.
 DELIBERATE: dict[str, Deliberate] = {
     # -- what is sent ------------------------------------------------------------------
-    "search_for_*-filter_wildcard": Deliberate(("requests",), (
-        "QIDO wildcards * and ? are sent as they are; percent-encoded (as the established "
-        "package sends them) Orthanc and others match them literally and find nothing")),
-    "search_for_*-filter_question": Deliberate(("requests",), (
-        "QIDO wildcards * and ? are sent as they are (see filter_wildcard)")),
-    "search_for_*-bool_true_filter": Deliberate(("requests",), (
-        "booleans in query parameters are sent as true/false, as HTTP APIs spell them; "
-        "the established package sends Python's True/False")),
-    "search_for_*-filter_unknown": Deliberate(_VALIDATION, (
-        "a search filter on an attribute pydicom's dictionary does not know (a misspelt "
-        "keyword, say) is refused with ValueError: PS3.18 8.3.4 allows keywords and tags "
-        "only, and servers such as Orthanc ignore unknown keys and return everything")),
-        "search_for_instances-series_without_study": Deliberate(("requests",), (
-        "a series UID given without a study UID is sent as a SeriesInstanceUID filter; "
-        "the established package drops it silently and searches all instances")),
-    "*-dicom_two": Deliberate(_VALIDATION, (
-        "several transfer syntaxes of application/dicom may be asked for at once (PS3.18 "
-        "8.7.3); the established package refuses a second one")),
-    "retrieve_instance-additional": Deliberate(("requests",), (
-        "retrieve_instance asks for Explicit VR Little Endian by default (see default)")),
-    "retrieve_instance-answer-*": Deliberate(("requests",), (
-        "retrieve_instance asks for Explicit VR Little Endian by default (see default)")),
+    "search_for_*-filter_wildcard": Deliberate(
+        ("requests",),
+        (
+            "QIDO wildcards * and ? are sent as they are; percent-encoded (as the established "
+            "package sends them) Orthanc and others match them literally and find nothing"
+        ),
+    ),
+    "search_for_*-filter_question": Deliberate(
+        ("requests",), ("QIDO wildcards * and ? are sent as they are (see filter_wildcard)")
+    ),
+    "search_for_*-bool_true_filter": Deliberate(
+        ("requests",),
+        (
+            "booleans in query parameters are sent as true/false, as HTTP APIs spell them; "
+            "the established package sends Python's True/False"
+        ),
+    ),
+    "search_for_*-filter_unknown": Deliberate(
+        _VALIDATION,
+        (
+            "a search filter on an attribute pydicom's dictionary does not know (a misspelt "
+            "keyword, say) is refused with ValueError: PS3.18 8.3.4 allows keywords and tags "
+            "only, and servers such as Orthanc ignore unknown keys and return everything"
+        ),
+    ),
+    "search_for_instances-series_without_study": Deliberate(
+        ("requests",),
+        (
+            "a series UID given without a study UID is sent as a SeriesInstanceUID filter; "
+            "the established package drops it silently and searches all instances"
+        ),
+    ),
+    "*-dicom_two": Deliberate(
+        _VALIDATION,
+        (
+            "several transfer syntaxes of application/dicom may be asked for at once (PS3.18 "
+            "8.7.3); the established package refuses a second one"
+        ),
+    ),
+    "retrieve_instance-additional": Deliberate(
+        ("requests",),
+        ("retrieve_instance asks for Explicit VR Little Endian by default (see default)"),
+    ),
+    "retrieve_instance-answer-*": Deliberate(
+        ("requests",),
+        ("retrieve_instance asks for Explicit VR Little Endian by default (see default)"),
+    ),
     "retrieve_instance_frames-answer-multipart_inline_boundary": Deliberate(
-        ("requests", "result"), (
+        ("requests", "result"),
+        (
             "a multipart answer without a boundary parameter whose body starts with a "
             "delimiter line is split at that boundary; the established package returns "
-            "the whole body, delimiters included, as one frame")),
-    "retrieve_instance_frames-answer-bare_octet": Deliberate(_VALIDATION, (
-        "a single frame sent as bare application/octet-stream is returned as the frame")),
-    "retrieve_instance-default": Deliberate(("requests",), (
-        "retrieve_instance asks for Explicit VR Little Endian, the default its "
-        "documentation and PS3.18 give; the established code asks for transfer-syntax=*")),
-    "retrieve_instance_frames-numbers-empty": Deliberate(_VALIDATION, (
-        "an empty frame list is refused with ValueError instead of requesting .../frames/")),
-    "retrieve_instance_frames-numbers-0": Deliberate(_VALIDATION, (
-        "frame numbers start at 1 (PS3.18 10.4.1.1.3); 0 is refused before sending")),
-    "retrieve_instance_frames-numbers--1": Deliberate(_VALIDATION, (
-        "frame numbers start at 1 (PS3.18 10.4.1.1.3); negative ones are refused")),
+            "the whole body, delimiters included, as one frame"
+        ),
+    ),
+    "retrieve_instance_frames-answer-bare_octet": Deliberate(
+        _VALIDATION,
+        ("a single frame sent as bare application/octet-stream is returned as the frame"),
+    ),
+    "retrieve_instance-default": Deliberate(
+        ("requests",),
+        (
+            "retrieve_instance asks for Explicit VR Little Endian, the default its "
+            "documentation and PS3.18 give; the established code asks for transfer-syntax=*"
+        ),
+    ),
+    "retrieve_instance_frames-numbers-empty": Deliberate(
+        _VALIDATION,
+        ("an empty frame list is refused with ValueError instead of requesting .../frames/"),
+    ),
+    "retrieve_instance_frames-numbers-0": Deliberate(
+        _VALIDATION, ("frame numbers start at 1 (PS3.18 10.4.1.1.3); 0 is refused before sending")
+    ),
+    "retrieve_instance_frames-numbers--1": Deliberate(
+        _VALIDATION, ("frame numbers start at 1 (PS3.18 10.4.1.1.3); negative ones are refused")
+    ),
     "retrieve_instance_frames-answer-truncated": Deliberate(_VALIDATION, _CHECKS_ANSWER),
     "retrieve_instance_frames-answer-two_parts": Deliberate(_VALIDATION, _CHECKS_ANSWER),
     "retrieve_instance_frames-answer-204": Deliberate(_VALIDATION, _CHECKS_ANSWER),
-    "retrieve_instance_frames-answer-*": Deliberate(("requests",), (
-        "frames are asked for as application/octet-stream by default (see default)")),
-    "retrieve_instance_frames-numbers-[19]": Deliberate(("requests",), (
-        "frames are asked for as application/octet-stream by default (see default)")),
-    "*instance_frames-default*": Deliberate(("requests",), (
-        "frames are asked for as application/octet-stream by default: the established "
-        "package's type=\"*/*\" is refused by Orthanc with 400")),
-    "*instance_frames-additional*": Deliberate(("requests",), (
-        "default frame media type application/octet-stream (see frames default)")),
-    "*_bulkdata-[pra]*": Deliberate(("requests",), (
-        "bulk data is asked for as application/octet-stream by default, the media type "
-        "PS3.18 gives for bulk data, instead of type=\"*/*\"")),
-    "retrieve_*_rendered-default": Deliberate(("requests",), (
-        "rendered resources are asked for as image/jpeg, the default PS3.18 8.7.4 gives; "
-        "the established package sends no Accept (*/*)")),
-    "retrieve_*_rendered-params*": Deliberate(("requests",), (
-        "rendered resources are asked for as image/jpeg by default (see default)")),
-    "retrieve_*_rendered-two*": Deliberate(("requests",), (
-        "the media types given are asked for; the established package replaces several "
-        "image types with */*")),
-    "retrieve_instance_rendered-answer-multipart": Deliberate(("requests",), (
-        "rendered resources are asked for as image/jpeg by default (see default)")),
-    "client-*_prefix-slash": Deliberate(("requests",), (
-        "URL prefixes are joined with one slash; the established package sends //slash/...")),
-    "client-trailing_slash": Deliberate(("requests",), (
-        "a trailing slash of the base URL is dropped, so paths have no //")),
-    "client-stow_prefix-[wsn]*": Deliberate(("requests",), (
-        "STOW-RS asks for application/dicom+json (see store_instances)")),
-    "client-lookup_keyword_unknown": Deliberate(("result", "error"), (
-        "an unknown tag raises KeyError as both packages document; the established "
-        "package's check never fires (pydicom answers '') and it returns ''")),
-    "store_instances-*": Deliberate(("requests",), (
-        "STOW-RS asks for application/dicom+json, the answer it parses; the established "
-        "package sends requests' Accept: */*, so a server defaulting to XML breaks it")),
-    "cli-retrieve_frames": Deliberate(("requests", "stdout"), (
-        "frames go to stdout as the bytes they are (and are asked for as "
-        "application/octet-stream); the established CLI prints the repr of a bytearray")),
-    "cli-bad_url": Deliberate(("error",), (
-        "an invalid --url is a usage error, exit status 2 as argparse gives; the "
-        "established CLI exits with 1")),
-    "cli-*": Deliberate((), (
-        "the established CLI sends 'Authorization: Bearer None' when no token is given"),
-        erase=_without_bearer_none),
-    "orthanc-search_*": Deliberate(("result",), (
-        "the Host header carries the port (RFC 9110 7.2); without it Orthanc builds "
-        "RetrieveURLs that point to port 80"), erase=_without_port),
-    "orthanc-store_again": Deliberate(("result",), (
-        "the Host header carries the port, so Orthanc's RetrieveURLs are usable"),
-        erase=_without_port),
-    "orthanc-retrieve_frames": Deliberate(("result", "error"), (
-        "frames default to application/octet-stream, which Orthanc serves; the established "
-        "package's type=\"*/*\" gets 400 from it")),
+    "retrieve_instance_frames-answer-*": Deliberate(
+        ("requests",), ("frames are asked for as application/octet-stream by default (see default)")
+    ),
+    "retrieve_instance_frames-numbers-[19]": Deliberate(
+        ("requests",), ("frames are asked for as application/octet-stream by default (see default)")
+    ),
+    "*instance_frames-default*": Deliberate(
+        ("requests",),
+        (
+            "frames are asked for as application/octet-stream by default: the established "
+            "package's type=\"*/*\" is refused by Orthanc with 400"
+        ),
+    ),
+    "*instance_frames-additional*": Deliberate(
+        ("requests",), ("default frame media type application/octet-stream (see frames default)")
+    ),
+    "*_bulkdata-[pra]*": Deliberate(
+        ("requests",),
+        (
+            "bulk data is asked for as application/octet-stream by default, the media type "
+            "PS3.18 gives for bulk data, instead of type=\"*/*\""
+        ),
+    ),
+    "retrieve_*_rendered-default": Deliberate(
+        ("requests",),
+        (
+            "rendered resources are asked for as image/jpeg, the default PS3.18 8.7.4 gives; "
+            "the established package sends no Accept (*/*)"
+        ),
+    ),
+    "retrieve_*_rendered-params*": Deliberate(
+        ("requests",), ("rendered resources are asked for as image/jpeg by default (see default)")
+    ),
+    "retrieve_*_rendered-two*": Deliberate(
+        ("requests",),
+        (
+            "the media types given are asked for; the established package replaces several "
+            "image types with */*"
+        ),
+    ),
+    "retrieve_instance_rendered-answer-multipart": Deliberate(
+        ("requests",), ("rendered resources are asked for as image/jpeg by default (see default)")
+    ),
+    "client-*_prefix-slash": Deliberate(
+        ("requests",),
+        ("URL prefixes are joined with one slash; the established package sends //slash/..."),
+    ),
+    "client-trailing_slash": Deliberate(
+        ("requests",), ("a trailing slash of the base URL is dropped, so paths have no //")
+    ),
+    "client-stow_prefix-[wsn]*": Deliberate(
+        ("requests",), ("STOW-RS asks for application/dicom+json (see store_instances)")
+    ),
+    "client-lookup_keyword_unknown": Deliberate(
+        ("result", "error"),
+        (
+            "an unknown tag raises KeyError as both packages document; the established "
+            "package's check never fires (pydicom answers '') and it returns ''"
+        ),
+    ),
+    "store_instances-*": Deliberate(
+        ("requests",),
+        (
+            "STOW-RS asks for application/dicom+json, the answer it parses; the established "
+            "package sends requests' Accept: */*, so a server defaulting to XML breaks it"
+        ),
+    ),
+    "cli-retrieve_frames": Deliberate(
+        ("requests", "stdout"),
+        (
+            "frames go to stdout as the bytes they are (and are asked for as "
+            "application/octet-stream); the established CLI prints the repr of a bytearray"
+        ),
+    ),
+    "cli-bad_url": Deliberate(
+        ("error",),
+        (
+            "an invalid --url is a usage error, exit status 2 as argparse gives; the "
+            "established CLI exits with 1"
+        ),
+    ),
+    "cli-*": Deliberate(
+        (),
+        ("the established CLI sends 'Authorization: Bearer None' when no token is given"),
+        erase=_without_bearer_none,
+    ),
+    "orthanc-search_*": Deliberate(
+        ("result",),
+        (
+            "the Host header carries the port (RFC 9110 7.2); without it Orthanc builds "
+            "RetrieveURLs that point to port 80"
+        ),
+        erase=_without_port,
+    ),
+    "orthanc-store_again": Deliberate(
+        ("result",),
+        ("the Host header carries the port, so Orthanc's RetrieveURLs are usable"),
+        erase=_without_port,
+    ),
+    "orthanc-retrieve_frames": Deliberate(
+        ("result", "error"),
+        (
+            "frames default to application/octet-stream, which Orthanc serves; the established "
+            "package's type=\"*/*\" gets 400 from it"
+        ),
+    ),
     # -- the file client -------------------------------------------------------------------
-    "file-search_for_*-filter_unknown": Deliberate(("result", "error"), (
-        "the file client refuses a filter on an attribute it does not know (ValueError); "
-        "the established one ignores the filter and returns everything")),
-    **{f"file-search_for_instances-{scope}limit_offset": Deliberate(("result",), (
-        "file client results are ordered by date and UIDs, so a page holds other "
-        "instances than the established client's index order")) for scope in ("", "study-")},
-    "file-search_for_*": Deliberate((), (
-        "file client results carry the attributes PS3.18 10.6.3.3 lists for the level "
-        "(AccessionNumber, RetrieveURL and, when known, SpecificCharacterSet and "
-        "SeriesDescription) but not the image pixel description attributes the "
-        "established client adds to unscoped instance results"),
-        erase=_file_search_common),
-    "file-search_for_*-fields_*": Deliberate(("result",), (
-        "the file client answers includefield with the attributes asked for, and all it "
-        "knows for fields=['all'] (StudyDescription, for one)")),
-    "file-store_existing": Deliberate(("result",), (
-        "the file client's store answer carries the RetrieveURLs of what it stored")),
-    "pydicom_files-*": Deliberate((), (
-        "file client results in another order (see file-search_for_*)"), erase=_in_any_order),
-    "pydicom_files-metadata": Deliberate(("result",), (
-        "file client metadata describes Pixel Data and other large binary values with a "
-        "BulkDataURI, as a server does")),
-    "pydicom_files-instances": Deliberate(("result",), (
-        "retrieve_instance delivers Explicit VR Little Endian by default, so the RLE "
-        "files come decoded; the established file client returns them as stored")),
-    "pydicom_files-instances_as_stored": Deliberate(("result",), (
-        "MR_small.dcm and MR_small_RLE.dcm hold the same SOP Instance UID: the file "
-        "client keeps the first file by name (and warns), the established one the last")),
-    "pydicom_files-frames_octet": Deliberate(("result", "error"), (
-        "frames of an RLE Lossless file asked for as application/octet-stream with any "
-        "transfer syntax are sent as stored; the established file client fails with 500")),
-    "file-retrieve_*_metadata": Deliberate(("result",), (
-        "file client metadata describes Pixel Data with a BulkDataURI, as a server does")),
-    "file-retrieve_instance_unknown": Deliberate(("error",), (
-        "a missing instance is a 404 FileNotFoundError (the established file client says "
-        "500); the error has no response object")),
-    "file-metadata_unknown": Deliberate(("error",), (
-        "a missing instance is a 404 FileNotFoundError (see retrieve_instance_unknown)")),
-    "file-rendered_jpeg": Deliberate(("result", "error"), (
-        "a 16-bit image is windowed to 8 bits before it is rendered as JPEG; the "
-        "established file client fails with 500 (Pillow cannot write 16-bit JPEG)")),
-    "file-retrieve_instance_invalid": Deliberate(("error",), (
-        "a missing instance is a 404 FileNotFoundError (see retrieve_instance_unknown)")),
-    "file-frames_out_of_range": Deliberate(("error",), (
-        "frame numbers beyond the instance's frames raise ValueError (and OSError), "
-        "not an HTTPError, as a wrong argument")),
-    "file-frames_rendered_syntax": Deliberate(("result", "error"), (
-        "rendered frames with a transfer syntax raise TypeError as the web clients of both "
-        "packages do; the established file client ignores the transfer syntax")),
+    "file-search_for_*-filter_unknown": Deliberate(
+        ("result", "error"),
+        (
+            "the file client refuses a filter on an attribute it does not know (ValueError); "
+            "the established one ignores the filter and returns everything"
+        ),
+    ),
+    **{
+        f"file-search_for_instances-{scope}limit_offset": Deliberate(
+            ("result",),
+            (
+                "file client results are ordered by date and UIDs, so a page holds other "
+                "instances than the established client's index order"
+            ),
+        )
+        for scope in ("", "study-")
+    },
+    "file-search_for_*": Deliberate(
+        (),
+        (
+            "file client results carry the attributes PS3.18 10.6.3.3 lists for the level "
+            "(AccessionNumber, RetrieveURL and, when known, SpecificCharacterSet and "
+            "SeriesDescription) but not the image pixel description attributes the "
+            "established client adds to unscoped instance results"
+        ),
+        erase=_file_search_common,
+    ),
+    "file-search_for_*-fields_*": Deliberate(
+        ("result",),
+        (
+            "the file client answers includefield with the attributes asked for, and all it "
+            "knows for fields=['all'] (StudyDescription, for one)"
+        ),
+    ),
+    "file-store_existing": Deliberate(
+        ("result",), ("the file client's store answer carries the RetrieveURLs of what it stored")
+    ),
+    "pydicom_files-*": Deliberate(
+        (), ("file client results in another order (see file-search_for_*)"), erase=_in_any_order
+    ),
+    "pydicom_files-metadata": Deliberate(
+        ("result",),
+        (
+            "file client metadata describes Pixel Data and other large binary values with a "
+            "BulkDataURI, as a server does"
+        ),
+    ),
+    "pydicom_files-instances": Deliberate(
+        ("result",),
+        (
+            "retrieve_instance delivers Explicit VR Little Endian by default, so the RLE "
+            "files come decoded; the established file client returns them as stored"
+        ),
+    ),
+    "pydicom_files-instances_as_stored": Deliberate(
+        ("result",),
+        (
+            "MR_small.dcm and MR_small_RLE.dcm hold the same SOP Instance UID: the file "
+            "client keeps the first file by name (and warns), the established one the last"
+        ),
+    ),
+    "pydicom_files-frames_octet": Deliberate(
+        ("result", "error"),
+        (
+            "frames of an RLE Lossless file asked for as application/octet-stream with any "
+            "transfer syntax are sent as stored; the established file client fails with 500"
+        ),
+    ),
+    "file-retrieve_*_metadata": Deliberate(
+        ("result",),
+        ("file client metadata describes Pixel Data with a BulkDataURI, as a server does"),
+    ),
+    "file-retrieve_instance_unknown": Deliberate(
+        ("error",),
+        (
+            "a missing instance is a 404 FileNotFoundError (the established file client says "
+            "500); the error has no response object"
+        ),
+    ),
+    "file-metadata_unknown": Deliberate(
+        ("error",),
+        ("a missing instance is a 404 FileNotFoundError (see retrieve_instance_unknown)"),
+    ),
+    "file-rendered_jpeg": Deliberate(
+        ("result", "error"),
+        (
+            "a 16-bit image is windowed to 8 bits before it is rendered as JPEG; the "
+            "established file client fails with 500 (Pillow cannot write 16-bit JPEG)"
+        ),
+    ),
+    "file-retrieve_instance_invalid": Deliberate(
+        ("error",),
+        ("a missing instance is a 404 FileNotFoundError (see retrieve_instance_unknown)"),
+    ),
+    "file-frames_out_of_range": Deliberate(
+        ("error",),
+        (
+            "frame numbers beyond the instance's frames raise ValueError (and OSError), "
+            "not an HTTPError, as a wrong argument"
+        ),
+    ),
+    "file-frames_rendered_syntax": Deliberate(
+        ("result", "error"),
+        (
+            "rendered frames with a transfer syntax raise TypeError as the web clients of both "
+            "packages do; the established file client ignores the transfer syntax"
+        ),
+    ),
     # -- what is checked before sending -------------------------------------------------
     "retrieve_study-invalid_uid": _REJECTS_INVALID_UID,
     "delete_*-invalid": _REJECTS_INVALID_UID,
     "store_instances-study_invalid": _REJECTS_INVALID_UID,
-    "retrieve_instance_frames_rendered-mp4": Deliberate(_VALIDATION, (
-        "a rendered frame is an image (PS3.18 8.7.4); a video media type is refused")),
-    "client-url_with_query": Deliberate(_VALIDATION, (
-        "a base URL with a query string is refused: the established package appends the "
-        "resource path to the query (/?key=1/studies)")),
-    **{f"uri-query_in_base-{view}": Deliberate(("result", "error"), (
-        "a base URL with a query string is refused (see client-url_with_query)"))
-       for view in ("str", "repr", "hash", "hash_of_parts", "eq", "type", "parts", "parent",
-                    "base_uri", "from_string")},
+    "retrieve_instance_frames_rendered-mp4": Deliberate(
+        _VALIDATION, ("a rendered frame is an image (PS3.18 8.7.4); a video media type is refused")
+    ),
+    "client-url_with_query": Deliberate(
+        _VALIDATION,
+        (
+            "a base URL with a query string is refused: the established package appends the "
+            "resource path to the query (/?key=1/studies)"
+        ),
+    ),
+    **{
+        f"uri-query_in_base-{view}": Deliberate(
+            ("result", "error"),
+            ("a base URL with a query string is refused (see client-url_with_query)"),
+        )
+        for view in (
+            "str",
+            "repr",
+            "hash",
+            "hash_of_parts",
+            "eq",
+            "type",
+            "parts",
+            "parent",
+            "base_uri",
+            "from_string",
+        )
+    },
     # -- what is accepted beyond the established package -----------------------------------
-    "*-string_not_tuple": Deliberate(_VALIDATION, (
-        "a single media type given as a string is taken as a one-element tuple; the "
-        "established package iterates over its characters and fails")),
-    "store_instances-path_not_dataset": Deliberate(_VALIDATION, (
-        "store_instances also takes paths of Part 10 files (sent as they are on disk)")),
-    "retrieve_bulkdata-answer-octet": Deliberate(_VALIDATION, (
-        "a single-part application/octet-stream answer is returned as the one part")),
-    "retrieve_study-answer-empty": Deliberate(("result", "error"), (
-        "a multipart answer with no parts is an empty list of instances")),
-    "uri-letters_uid_permissive-study_uri": Deliberate(("result", "error"), (
-        "URIs derived from a permissive URI stay permissive")),
+    "*-string_not_tuple": Deliberate(
+        _VALIDATION,
+        (
+            "a single media type given as a string is taken as a one-element tuple; the "
+            "established package iterates over its characters and fails"
+        ),
+    ),
+    "store_instances-path_not_dataset": Deliberate(
+        _VALIDATION,
+        ("store_instances also takes paths of Part 10 files (sent as they are on disk)"),
+    ),
+    "retrieve_bulkdata-answer-octet": Deliberate(
+        _VALIDATION, ("a single-part application/octet-stream answer is returned as the one part")
+    ),
+    "retrieve_study-answer-empty": Deliberate(
+        ("result", "error"), ("a multipart answer with no parts is an empty list of instances")
+    ),
+    "uri-letters_uid_permissive-study_uri": Deliberate(
+        ("result", "error"), ("URIs derived from a permissive URI stay permissive")
+    ),
     # -- what is checked in answers --------------------------------------------------------
-    "search-get_remaining-offset_ignored": Deliberate(_VALIDATION, (
-        "a server that ignores offset and sends the same page again is reported with "
-        "ValueError; the established package loops until memory runs out")),
+    "search-get_remaining-offset_ignored": Deliberate(
+        _VALIDATION,
+        (
+            "a server that ignores offset and sends the same page again is reported with "
+            "ValueError; the established package loops until memory runs out"
+        ),
+    ),
 }
 
 
@@ -320,11 +525,24 @@ def _reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if python.exists() and marker.exists() and marker.read_text() == REFERENCE_REQUIREMENT:
         return python
     shutil.rmtree(cache_dir, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(cache_dir)], check=True,
-                   capture_output=True, timeout=300)
-    subprocess.run([str(python), "-m", "pip", "install", "-q",
-                    "--disable-pip-version-check", REFERENCE_REQUIREMENT],
-                   check=True, capture_output=True, timeout=600, env=env_without_pythonpath())
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(cache_dir)], check=True, capture_output=True, timeout=300
+    )
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            REFERENCE_REQUIREMENT,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env=env_without_pythonpath(),
+    )
     marker.write_text(REFERENCE_REQUIREMENT)
     return python
 
@@ -341,8 +559,10 @@ def reference_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return _reference_python(tmp_path_factory)
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", b"") or b""
-        message = (f"cannot install {REFERENCE_REQUIREMENT} for the oracle: {error}\n"
-                   f"{detail.decode(errors='replace')[-2000:]}")
+        message = (
+            f"cannot install {REFERENCE_REQUIREMENT} for the oracle: {error}\n"
+            f"{detail.decode(errors='replace')[-2000:]}"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -360,8 +580,13 @@ class Outcomes:
     skipped: set[str]
 
 
-def _target_url(scenario: Scenario, impl: str, server: OracleServer,
-                folders: dict[str, Path], orthanc_url: str | None) -> str:
+def _target_url(
+    scenario: Scenario,
+    impl: str,
+    server: OracleServer,
+    folders: dict[str, Path],
+    orthanc_url: str | None,
+) -> str:
     if scenario.target == "orthanc":
         return orthanc_url or ""
     if scenario.target == "files":
@@ -371,13 +596,26 @@ def _target_url(scenario: Scenario, impl: str, server: OracleServer,
     return server.url(impl, scenario.id)
 
 
-def _job(impl: str, scenarios: list[Scenario], server: OracleServer,
-         folders: dict[str, Path], orthanc_url: str | None) -> Path:
-    job = {"scenarios": [{
-        "id": s.id, "call": s.call, "setup": s.setup, "capture_stdout": s.capture_stdout,
-        "url": _target_url(s, impl, server, folders, orthanc_url),
-        "data": str(folders["data"]),
-    } for s in scenarios]}
+def _job(
+    impl: str,
+    scenarios: list[Scenario],
+    server: OracleServer,
+    folders: dict[str, Path],
+    orthanc_url: str | None,
+) -> Path:
+    job = {
+        "scenarios": [
+            {
+                "id": s.id,
+                "call": s.call,
+                "setup": s.setup,
+                "capture_stdout": s.capture_stdout,
+                "url": _target_url(s, impl, server, folders, orthanc_url),
+                "data": str(folders["data"]),
+            }
+            for s in scenarios
+        ]
+    }
     path = folders[impl] / "job.json"
     path.write_text(json.dumps(job))
     return path
@@ -390,8 +628,14 @@ def _start(python: Path, job: Path, impl: str, log: Path) -> subprocess.Popen:
     env["PYTHONHASHSEED"] = "0"  # hashes of equal tuples of strings agree across processes
     if impl == "ours":
         command += ["--project-root", str(PROJECT_ROOT)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("wb"),
-                            cwd=str(log.parent), env=env, text=True)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        cwd=str(log.parent),
+        env=env,
+        text=True,
+    )
 
 
 def _collect(process: subprocess.Popen, log: Path) -> dict[str, dict]:
@@ -402,8 +646,10 @@ def _collect(process: subprocess.Popen, log: Path) -> dict[str, dict]:
         stdout, _ = process.communicate()
     rows = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     if process.returncode != 0:
-        pytest.fail(f"oracle runner failed ({process.returncode}):\n"
-                    f"{log.read_text(errors='replace')[-4000:]}")
+        pytest.fail(
+            f"oracle runner failed ({process.returncode}):\n"
+            f"{log.read_text(errors='replace')[-4000:]}"
+        )
     return {row["id"]: row["outcome"] for row in rows}
 
 
@@ -433,8 +679,9 @@ def _orthanc_url(request: pytest.FixtureRequest, folders: dict[str, Path]) -> st
 
 
 @pytest.fixture(scope="session")
-def outcomes(request: pytest.FixtureRequest, reference_python: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcomes]:
+def outcomes(
+    request: pytest.FixtureRequest, reference_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Outcomes]:
     """Run every scenario through both implementations (both processes at once)."""
     folders = _prepare_folders(tmp_path_factory.mktemp("oracle"))
     orthanc_url = _orthanc_url(request, folders)
@@ -445,15 +692,23 @@ def outcomes(request: pytest.FixtureRequest, reference_python: Path,
             server.expect(scenario.id, scenario.answers)
         pythons = {"ours": Path(sys.executable), "theirs": reference_python}
         processes = {
-            impl: _start(python, _job(impl, scenarios, server, folders, orthanc_url), impl,
-                         folders[impl] / "stderr.txt")
+            impl: _start(
+                python,
+                _job(impl, scenarios, server, folders, orthanc_url),
+                impl,
+                folders[impl] / "stderr.txt",
+            )
             for impl, python in pythons.items()
         }
-        results = {impl: _collect(p, folders[impl] / "stderr.txt")
-                   for impl, p in processes.items()}
-        requests = {impl: {s.id: [describe_request(r) for r in server.sent(impl, s.id)]
-                           for s in scenarios if s.target == "server"}
-                    for impl in pythons}
+        results = {impl: _collect(p, folders[impl] / "stderr.txt") for impl, p in processes.items()}
+        requests = {
+            impl: {
+                s.id: [describe_request(r) for r in server.sent(impl, s.id)]
+                for s in scenarios
+                if s.target == "server"
+            }
+            for impl in pythons
+        }
     if orthanc_url is not None:
         request.getfixturevalue("orthanc").reset()
     dump = os.environ.get("DICOMWEB_ORACLE_DUMP")
@@ -518,10 +773,12 @@ def describe_body(content_type: str | None, body: bytes) -> Any:
         for part in message.iter_parts():
             payload = part.get_payload(decode=True) or b""
             part_type = part.get("Content-Type")
-            described = (_describe_part10(payload) if "application/dicom" in (part_type or "")
-                         else {"bytes": len(payload), "sha256": _sha(payload)})
-            parts.append({"content_type": normalize_media_type(part_type),
-                          "payload": described})
+            described = (
+                _describe_part10(payload)
+                if "application/dicom" in (part_type or "")
+                else {"bytes": len(payload), "sha256": _sha(payload)}
+            )
+            parts.append({"content_type": normalize_media_type(part_type), "payload": described})
         return {"parts": parts}
     if "json" in media:
         try:
@@ -584,9 +841,11 @@ def differing(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     for aspect in ASPECTS:
         mine, other = ours[aspect], theirs[aspect]
         if aspect == "error" and mine is not None and other is not None:
-            same = (set(mine["raises"]) >= set(other["raises"])
-                    and other["status"] in (None, mine["status"])
-                    and mine["exit_code"] == other["exit_code"])
+            same = (
+                set(mine["raises"]) >= set(other["raises"])
+                and other["status"] in (None, mine["status"])
+                and mine["exit_code"] == other["exit_code"]
+            )
             if not same:
                 found.append(aspect)
         elif mine != other:
@@ -600,16 +859,20 @@ def deliberate_for(scenario_id: str) -> Deliberate | None:
     return DELIBERATE[max(patterns, key=len)] if patterns else None
 
 
-def _explain(scenario: Scenario, ours: dict, theirs: dict, outcome_ours: dict,
-             outcome_theirs: dict) -> str:
+def _explain(
+    scenario: Scenario, ours: dict, theirs: dict, outcome_ours: dict, outcome_theirs: dict
+) -> str:
     lines = [f"scenario {scenario.id}: {scenario.call}"]
     for aspect in differing(ours, theirs):
-        lines.append(f"  {aspect} differs:\n    ours:   {json.dumps(ours[aspect])[:3000]}"
-                     f"\n    theirs: {json.dumps(theirs[aspect])[:3000]}")
+        lines.append(
+            f"  {aspect} differs:\n    ours:   {json.dumps(ours[aspect])[:3000]}"
+            f"\n    theirs: {json.dumps(theirs[aspect])[:3000]}"
+        )
     for name, outcome in (("ours", outcome_ours), ("theirs", outcome_theirs)):
         if "error" in outcome:
-            lines.append(f"  {name} raised {outcome['error']['type']}: "
-                         f"{outcome['error']['message']}")
+            lines.append(
+                f"  {name} raised {outcome['error']['type']}: {outcome['error']['message']}"
+            )
     return "\n".join(lines)
 
 
@@ -629,14 +892,17 @@ def test_same_behaviour(scenario: Scenario, outcomes: Outcomes) -> None:
         assert not found, explanation
         return
     if deliberate.erase is None:
-        assert found, (f"listed as a deliberate difference ({deliberate.reason}), but both "
-                       f"agree: remove it from DELIBERATE\n{explanation}")
+        assert found, (
+            f"listed as a deliberate difference ({deliberate.reason}), but both "
+            f"agree: remove it from DELIBERATE\n{explanation}"
+        )
     else:
         found = differing(deliberate.erase(ours), deliberate.erase(theirs))
         deliberate = Deliberate((), deliberate.reason)
     unexplained = set(found) - set(deliberate.aspects)
     assert not unexplained, (
-        f"differs beyond the deliberate {', '.join(deliberate.aspects)}:\n{explanation}")
+        f"differs beyond the deliberate {', '.join(deliberate.aspects)}:\n{explanation}"
+    )
 
 
 def test_every_deliberate_entry_matches_a_scenario() -> None:

@@ -67,7 +67,6 @@ PYDICOM_FILES = ("CT_small.dcm", "MR_small.dcm", "SC_rgb_rle.dcm")
 IDLE_LONGER_THAN_KEEP_ALIVE = 1.5  # Orthanc drops idle connections after 1 s
 
 
-
 # -- the archive ----------------------------------------------------------------------------
 
 
@@ -84,24 +83,41 @@ class StudyPlan:
 
 
 STUDY_PLANS = (
-    StudyPlan("PAT-A001", "Alpha^Anna", "20240101", "ACC1001", "Head study", "101", "CT",
-              (("AXIAL_HEAD", 3), ("CORONAL_HEAD", 2))),
-    StudyPlan("PAT-B002", "Bravo^Boris", "20240102", "ACC2002", "Knee study", "102", "MR",
-              (("SAG_KNEE", 2), ("AX_KNEE", 3))),
+    StudyPlan(
+        "PAT-A001",
+        "Alpha^Anna",
+        "20240101",
+        "ACC1001",
+        "Head study",
+        "101",
+        "CT",
+        (("AXIAL_HEAD", 3), ("CORONAL_HEAD", 2)),
+    ),
+    StudyPlan(
+        "PAT-B002",
+        "Bravo^Boris",
+        "20240102",
+        "ACC2002",
+        "Knee study",
+        "102",
+        "MR",
+        (("SAG_KNEE", 2), ("AX_KNEE", 3)),
+    ),
 )
-EXTRAS_PLAN = StudyPlan("PAT-C003", "Charlie^Carl", "20230615", "EXT3003", "Pixel formats",
-                        "103", "OT", ())
+EXTRAS_PLAN = StudyPlan(
+    "PAT-C003", "Charlie^Carl", "20230615", "EXT3003", "Pixel formats", "103", "OT", ()
+)
 
 
 @dataclass
 class Archive:
     """What the module fixture stored, for comparisons."""
 
-    studies: list[list[Dataset]]      # the two plain studies, in STUDY_PLANS order
-    multiframe: Dataset               # 5 frames, 32 x 32, 16 bit
-    rgb: Dataset                      # 8 bit RGB
-    rle: Dataset                      # RLE Lossless, 16 bit
-    bytes8: Dataset                   # 3 frames, 8 bit grayscale
+    studies: list[list[Dataset]]  # the two plain studies, in STUDY_PLANS order
+    multiframe: Dataset  # 5 frames, 32 x 32, 16 bit
+    rgb: Dataset  # 8 bit RGB
+    rle: Dataset  # RLE Lossless, 16 bit
+    bytes8: Dataset  # 3 frames, 8 bit grayscale
     pydicom_files: dict[str, Dataset]  # name -> dataset as read from pydicom's data
     pydicom_paths: list[Path]
     report: Dataset = field(default_factory=Dataset)
@@ -130,9 +146,12 @@ class Archive:
 
 def _plan_fields(plan: StudyPlan) -> dict[str, Any]:
     return {
-        "patient_id": plan.patient_id, "patient_name": plan.patient_name,
-        "study_date": plan.study_date, "accession_number": plan.accession_number,
-        "study_description": plan.study_description, "study_id": plan.study_id,
+        "patient_id": plan.patient_id,
+        "patient_name": plan.patient_name,
+        "study_date": plan.study_date,
+        "accession_number": plan.accession_number,
+        "study_description": plan.study_description,
+        "study_id": plan.study_id,
         "modality": plan.modality,
     }
 
@@ -144,10 +163,17 @@ def _build_study(plan: StudyPlan, seed: int) -> list[Dataset]:
         series_uid = generate_uid()
         for instance_number in range(1, count + 1):
             seed += 1
-            datasets.append(dicom_data.make_instance(
-                study_uid=study_uid, series_uid=series_uid, seed=seed,
-                series_description=description, series_number=series_number,
-                instance_number=instance_number, **_plan_fields(plan)))
+            datasets.append(
+                dicom_data.make_instance(
+                    study_uid=study_uid,
+                    series_uid=series_uid,
+                    seed=seed,
+                    series_description=description,
+                    series_number=series_number,
+                    instance_number=instance_number,
+                    **_plan_fields(plan),
+                )
+            )
     return datasets
 
 
@@ -158,8 +184,13 @@ def _build_archive() -> Archive:
 
     def extra(series_number: int, description: str, seed: int, **kw: Any) -> Dataset:
         return dicom_data.make_instance(
-            study_uid=study_uid, seed=seed, series_description=description,
-            series_number=series_number, **extras, **kw)
+            study_uid=study_uid,
+            seed=seed,
+            series_description=description,
+            series_number=series_number,
+            **extras,
+            **kw,
+        )
 
     paths = dicom_data.pydicom_test_files(PYDICOM_FILES)
     return Archive(
@@ -205,8 +236,7 @@ def delete_study(orthanc: Any, study_uid: str) -> None:
 
 
 def referenced_uids(report: Dataset) -> list[str]:
-    return sorted(item.ReferencedSOPInstanceUID
-                  for item in report.get("ReferencedSOPSequence", []))
+    return sorted(item.ReferencedSOPInstanceUID for item in report.get("ReferencedSOPSequence", []))
 
 
 def assert_same_pixels(received: Dataset, original: Dataset) -> None:
@@ -219,9 +249,14 @@ def assert_same_pixels(received: Dataset, original: Dataset) -> None:
 def extra_study(prefix: str, n_series: int = 1, n_instances: int = 2) -> list[Dataset]:
     """A small study for the tests that store more data (removed by ``scratch``)."""
     return dicom_data.make_study(
-        n_series, n_instances, patient_id=f"{prefix}-{generate_uid()[-6:]}",
-        patient_name="Scratch^Test", study_date="20200202", accession_number="SCRATCH",
-        seed=500)
+        n_series,
+        n_instances,
+        patient_id=f"{prefix}-{generate_uid()[-6:]}",
+        patient_name="Scratch^Test",
+        study_date="20200202",
+        accession_number="SCRATCH",
+        seed=500,
+    )
 
 
 # -- fixtures ---------------------------------------------------------------------------
@@ -271,8 +306,9 @@ def test_store_report_references_every_instance(stored_archive: Archive) -> None
     assert not report.get("FailedSOPSequence")
 
 
-def test_store_from_file_paths(orthanc_client: DICOMwebClient, scratch: list[str],
-                               tmp_path: Path) -> None:
+def test_store_from_file_paths(
+    orthanc_client: DICOMwebClient, scratch: list[str], tmp_path: Path
+) -> None:
     datasets = extra_study("PATHS")
     scratch.append(datasets[0].StudyInstanceUID)
     paths = dicom_data.write_files(datasets, tmp_path)
@@ -283,8 +319,9 @@ def test_store_from_file_paths(orthanc_client: DICOMwebClient, scratch: list[str
         assert_same_pixels(orthanc_client.retrieve_instance(*ids(original)), original)
 
 
-def test_store_from_open_binary_files(orthanc_client: DICOMwebClient, scratch: list[str],
-                                      tmp_path: Path) -> None:
+def test_store_from_open_binary_files(
+    orthanc_client: DICOMwebClient, scratch: list[str], tmp_path: Path
+) -> None:
     datasets = extra_study("FILEOBJ", n_instances=3)
     scratch.append(datasets[0].StudyInstanceUID)
     paths = dicom_data.write_files(datasets, tmp_path)
@@ -296,8 +333,9 @@ def test_store_from_open_binary_files(orthanc_client: DICOMwebClient, scratch: l
             handle.close()
     assert referenced_uids(report) == sorted(ds.SOPInstanceUID for ds in datasets)
     assert not report.get("FailedSOPSequence")
-    retrieved = orthanc_client.retrieve_series(datasets[0].StudyInstanceUID,
-                                               datasets[0].SeriesInstanceUID)
+    retrieved = orthanc_client.retrieve_series(
+        datasets[0].StudyInstanceUID, datasets[0].SeriesInstanceUID
+    )
     originals = {ds.SOPInstanceUID: ds for ds in datasets}
     assert sorted(ds.SOPInstanceUID for ds in retrieved) == sorted(originals)
     for ds in retrieved:
@@ -312,11 +350,13 @@ def test_store_study_scoped(orthanc_client: DICOMwebClient, scratch: list[str]) 
     assert referenced_uids(report) == sorted(ds.SOPInstanceUID for ds in datasets)
     assert not report.get("FailedSOPSequence")
     assert uids(orthanc_client.search_for_series(study_uid), SERIES_UID) == sorted(
-        ds.SeriesInstanceUID for ds in datasets)
+        ds.SeriesInstanceUID for ds in datasets
+    )
 
 
 def test_store_study_scoped_refuses_instance_of_other_study(
-        orthanc_client: DICOMwebClient, scratch: list[str]) -> None:
+    orthanc_client: DICOMwebClient, scratch: list[str]
+) -> None:
     foreign = dicom_data.make_instance(patient_id="FOREIGN")
     target = generate_uid()
     scratch.extend([foreign.StudyInstanceUID, target])
@@ -338,27 +378,52 @@ def test_search_counts(orthanc_client: DICOMwebClient, stored_archive: Archive) 
 
 
 @pytest.mark.parametrize("key", ["PatientID", "00100020"])
-def test_search_studies_by_patient_id(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                      key: str) -> None:
+def test_search_studies_by_patient_id(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, key: str
+) -> None:
     found = orthanc_client.search_for_studies(search_filters={key: "PAT-B002"})
     assert uids(found, STUDY_UID) == [stored_archive.studies[1][0].StudyInstanceUID]
     assert first(found[0], "00100020") == "PAT-B002"
 
 
-@pytest.mark.parametrize("level, filters, keep", [
-    ("studies", {"AccessionNumber": "ACC2002"},
-     lambda ds: ds.get("AccessionNumber") == "ACC2002"),
-    ("studies", {"ModalitiesInStudy": "CT"}, lambda ds: ds.Modality == "CT"),
-    ("series", {"Modality": "MR"}, lambda ds: ds.Modality == "MR"),
-    ("series", {"SeriesDescription": "SAG_KNEE"},
-     lambda ds: ds.get("SeriesDescription") == "SAG_KNEE"),
-    ("series", {"0008103E": "COLOR"}, lambda ds: ds.get("SeriesDescription") == "COLOR"),
-    ("instances", {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"},
-     lambda ds: ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"),
-], ids=["accession", "modalities-in-study", "modality", "series-description",
-        "series-description-tag", "sop-class"])
-def test_search_exact_match(orthanc_client: DICOMwebClient, stored_archive: Archive, level: str,
-                            filters: dict, keep: Callable[[Dataset], bool]) -> None:
+@pytest.mark.parametrize(
+    "level, filters, keep",
+    [
+        (
+            "studies",
+            {"AccessionNumber": "ACC2002"},
+            lambda ds: ds.get("AccessionNumber") == "ACC2002",
+        ),
+        ("studies", {"ModalitiesInStudy": "CT"}, lambda ds: ds.Modality == "CT"),
+        ("series", {"Modality": "MR"}, lambda ds: ds.Modality == "MR"),
+        (
+            "series",
+            {"SeriesDescription": "SAG_KNEE"},
+            lambda ds: ds.get("SeriesDescription") == "SAG_KNEE",
+        ),
+        ("series", {"0008103E": "COLOR"}, lambda ds: ds.get("SeriesDescription") == "COLOR"),
+        (
+            "instances",
+            {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"},
+            lambda ds: ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4",
+        ),
+    ],
+    ids=[
+        "accession",
+        "modalities-in-study",
+        "modality",
+        "series-description",
+        "series-description-tag",
+        "sop-class",
+    ],
+)
+def test_search_exact_match(
+    orthanc_client: DICOMwebClient,
+    stored_archive: Archive,
+    level: str,
+    filters: dict,
+    keep: Callable[[Dataset], bool],
+) -> None:
     search, tag, expected = {
         "studies": (orthanc_client.search_for_studies, STUDY_UID, stored_archive.study_uids),
         "series": (orthanc_client.search_for_series, SERIES_UID, stored_archive.series_uids),
@@ -372,21 +437,48 @@ def _name(ds: Dataset) -> str:
     return str(ds.get("PatientName", ""))
 
 
-@pytest.mark.parametrize("level, filters, keep", [
-    ("studies", {"PatientName": "Alpha*"}, lambda ds: _name(ds).startswith("Alpha")),
-    ("studies", {"PatientName": "Br?vo?Boris"}, lambda ds: _name(ds) == "Bravo^Boris"),
-    ("studies", {"AccessionNumber": "ACC*"},
-     lambda ds: ds.get("AccessionNumber", "").startswith("ACC")),
-    ("studies", {"AccessionNumber": "ACC?00?"},
-     lambda ds: ds.get("AccessionNumber") in ("ACC1001", "ACC2002")),
-    ("series", {"SeriesDescription": "*_KNEE"},
-     lambda ds: ds.get("SeriesDescription", "").endswith("_KNEE")),
-    ("series", {"SeriesDescription": "AX?AL_HEAD"},
-     lambda ds: ds.get("SeriesDescription") == "AXIAL_HEAD"),
-], ids=["name-star", "name-question", "accession-star", "accession-question",
-        "description-star", "description-question"])
-def test_search_wildcards(orthanc_client: DICOMwebClient, stored_archive: Archive, level: str,
-                          filters: dict, keep: Callable[[Dataset], bool]) -> None:
+@pytest.mark.parametrize(
+    "level, filters, keep",
+    [
+        ("studies", {"PatientName": "Alpha*"}, lambda ds: _name(ds).startswith("Alpha")),
+        ("studies", {"PatientName": "Br?vo?Boris"}, lambda ds: _name(ds) == "Bravo^Boris"),
+        (
+            "studies",
+            {"AccessionNumber": "ACC*"},
+            lambda ds: ds.get("AccessionNumber", "").startswith("ACC"),
+        ),
+        (
+            "studies",
+            {"AccessionNumber": "ACC?00?"},
+            lambda ds: ds.get("AccessionNumber") in ("ACC1001", "ACC2002"),
+        ),
+        (
+            "series",
+            {"SeriesDescription": "*_KNEE"},
+            lambda ds: ds.get("SeriesDescription", "").endswith("_KNEE"),
+        ),
+        (
+            "series",
+            {"SeriesDescription": "AX?AL_HEAD"},
+            lambda ds: ds.get("SeriesDescription") == "AXIAL_HEAD",
+        ),
+    ],
+    ids=[
+        "name-star",
+        "name-question",
+        "accession-star",
+        "accession-question",
+        "description-star",
+        "description-question",
+    ],
+)
+def test_search_wildcards(
+    orthanc_client: DICOMwebClient,
+    stored_archive: Archive,
+    level: str,
+    filters: dict,
+    keep: Callable[[Dataset], bool],
+) -> None:
     if level == "studies":
         found = uids(orthanc_client.search_for_studies(search_filters=filters), STUDY_UID)
         assert found == stored_archive.study_uids(keep)
@@ -395,14 +487,18 @@ def test_search_wildcards(orthanc_client: DICOMwebClient, stored_archive: Archiv
         assert found == stored_archive.series_uids(keep)
 
 
-@pytest.mark.parametrize("date_range, low, high", [
-    ("20240101-20240102", "20240101", "20240102"),
-    ("20240102", "20240102", "20240102"),
-    ("20240102-", "20240102", "99991231"),
-    ("-20231231", "00000000", "20231231"),
-])
-def test_search_study_date_range(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                 date_range: str, low: str, high: str) -> None:
+@pytest.mark.parametrize(
+    "date_range, low, high",
+    [
+        ("20240101-20240102", "20240101", "20240102"),
+        ("20240102", "20240102", "20240102"),
+        ("20240102-", "20240102", "99991231"),
+        ("-20231231", "00000000", "20231231"),
+    ],
+)
+def test_search_study_date_range(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, date_range: str, low: str, high: str
+) -> None:
     found = orthanc_client.search_for_studies(search_filters={"StudyDate": date_range})
     expected = stored_archive.study_uids(lambda ds: low <= ds.StudyDate <= high)
     assert expected
@@ -424,20 +520,26 @@ def test_search_limit_and_offset(orthanc_client: DICOMwebClient, stored_archive:
     assert len(instances) == 4
 
 
-def test_search_fields_include_attribute(orthanc_client: DICOMwebClient,
-                                         stored_archive: Archive) -> None:
+def test_search_fields_include_attribute(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     plain = {first(item, STUDY_UID): item for item in orthanc_client.search_for_studies()}
     study_uid = stored_archive.studies[0][0].StudyInstanceUID
     assert STUDY_DESCRIPTION not in plain[study_uid]  # not a default attribute
     expected = {ds.StudyInstanceUID: ds.StudyDescription for ds in stored_archive.generated}
     for fields in (["StudyDescription"], ["00081030"]):
         found = orthanc_client.search_for_studies(fields=fields)
-        described = {first(item, STUDY_UID): first(item, STUDY_DESCRIPTION)
-                     for item in found if item.get(STUDY_DESCRIPTION, {}).get("Value")}
+        described = {
+            first(item, STUDY_UID): first(item, STUDY_DESCRIPTION)
+            for item in found
+            if item.get(STUDY_DESCRIPTION, {}).get("Value")
+        }
         assert {uid: described.get(uid) for uid in expected} == expected
     frames = orthanc_client.search_for_instances(
-        stored_archive.multiframe.StudyInstanceUID, stored_archive.multiframe.SeriesInstanceUID,
-        fields=["NumberOfFrames"])
+        stored_archive.multiframe.StudyInstanceUID,
+        stored_archive.multiframe.SeriesInstanceUID,
+        fields=["NumberOfFrames"],
+    )
     assert [int(first(item, NUMBER_OF_FRAMES)) for item in frames] == [5]
 
 
@@ -447,37 +549,44 @@ def test_search_get_remaining(orthanc_client: DICOMwebClient, stored_archive: Ar
     # pages of one result each: the client has to keep asking until a page is empty
     paged = orthanc_client.search_for_instances(get_remaining=True, additional_params={"limit": 1})
     assert uids(paged, SOP_UID) == stored_archive.sop_uids()
-    paged_studies = orthanc_client.search_for_studies(get_remaining=True,
-                                                      additional_params={"limit": 1})
+    paged_studies = orthanc_client.search_for_studies(
+        get_remaining=True, additional_params={"limit": 1}
+    )
     assert uids(paged_studies, STUDY_UID) == stored_archive.study_uids()
     everything = [first(item, STUDY_UID) for item in orthanc_client.search_for_studies()]
     rest = orthanc_client.search_for_studies(get_remaining=True, offset=2)
     assert [first(item, STUDY_UID) for item in rest] == everything[2:]
 
 
-def test_search_series_of_one_study(orthanc_client: DICOMwebClient,
-                                    stored_archive: Archive) -> None:
+def test_search_series_of_one_study(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     for study in stored_archive.studies:
         study_uid = study[0].StudyInstanceUID
         found = orthanc_client.search_for_series(study_uid)
         assert uids(found, SERIES_UID) == stored_archive.series_uids(
-            lambda ds, uid=study_uid: ds.StudyInstanceUID == uid)
+            lambda ds, uid=study_uid: ds.StudyInstanceUID == uid
+        )
         assert {first(item, STUDY_UID) for item in found} == {study_uid}
 
 
-def test_search_instances_of_one_study(orthanc_client: DICOMwebClient,
-                                       stored_archive: Archive) -> None:
+def test_search_instances_of_one_study(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     study_uid = stored_archive.multiframe.StudyInstanceUID
     found = orthanc_client.search_for_instances(study_uid)
     assert uids(found, SOP_UID) == stored_archive.sop_uids(
-        lambda ds: ds.StudyInstanceUID == study_uid)
+        lambda ds: ds.StudyInstanceUID == study_uid
+    )
 
 
-def test_search_instances_of_one_series(orthanc_client: DICOMwebClient,
-                                        stored_archive: Archive) -> None:
+def test_search_instances_of_one_series(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     ds = stored_archive.studies[1][-1]  # a series of three instances
     expected = stored_archive.sop_uids(
-        lambda other: other.SeriesInstanceUID == ds.SeriesInstanceUID)
+        lambda other: other.SeriesInstanceUID == ds.SeriesInstanceUID
+    )
     assert len(expected) == 3
     within_study = orthanc_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
     assert uids(within_study, SOP_UID) == expected
@@ -489,8 +598,9 @@ def test_search_instances_of_one_series(orthanc_client: DICOMwebClient,
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_retrieve_study(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                        streamed: bool) -> None:
+def test_retrieve_study(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, streamed: bool
+) -> None:
     for study in stored_archive.studies:
         study_uid = study[0].StudyInstanceUID
         if streamed:
@@ -507,8 +617,9 @@ def test_retrieve_study(orthanc_client: DICOMwebClient, stored_archive: Archive,
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_retrieve_series(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                         streamed: bool) -> None:
+def test_retrieve_series(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, streamed: bool
+) -> None:
     study = stored_archive.studies[0]
     series_uid = study[0].SeriesInstanceUID
     originals = {ds.SOPInstanceUID: ds for ds in study if ds.SeriesInstanceUID == series_uid}
@@ -519,8 +630,9 @@ def test_retrieve_series(orthanc_client: DICOMwebClient, stored_archive: Archive
         assert_same_pixels(ds, originals[ds.SOPInstanceUID])
 
 
-def test_iter_and_retrieve_give_the_same(orthanc_client: DICOMwebClient,
-                                         stored_archive: Archive) -> None:
+def test_iter_and_retrieve_give_the_same(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     study_uid = stored_archive.multiframe.StudyInstanceUID
     listed = orthanc_client.retrieve_study(study_uid)
     streamed = list(orthanc_client.iter_study(study_uid))
@@ -528,18 +640,19 @@ def test_iter_and_retrieve_give_the_same(orthanc_client: DICOMwebClient,
     assert [bytes(ds.PixelData) for ds in listed] == [bytes(ds.PixelData) for ds in streamed]
 
 
-@pytest.mark.parametrize("which", ["multiframe", "rgb", "bytes8", "CT_small.dcm",
-                                   "MR_small.dcm"])
-def test_retrieve_instance(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                           which: str) -> None:
+@pytest.mark.parametrize("which", ["multiframe", "rgb", "bytes8", "CT_small.dcm", "MR_small.dcm"])
+def test_retrieve_instance(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, which: str
+) -> None:
     original = stored_archive.pydicom_files.get(which) or getattr(stored_archive, which)
     received = orthanc_client.retrieve_instance(*ids(original))
     assert_same_pixels(received, original)
     assert received.Rows == original.Rows and received.Columns == original.Columns
 
 
-def test_retrieve_rle_instance_default_is_decompressed(orthanc_client: DICOMwebClient,
-                                                       stored_archive: Archive) -> None:
+def test_retrieve_rle_instance_default_is_decompressed(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     original = stored_archive.rle
     received = orthanc_client.retrieve_instance(*ids(original))
     # Orthanc transcodes to Explicit VR Little Endian when no transfer syntax is asked for
@@ -549,21 +662,27 @@ def test_retrieve_rle_instance_default_is_decompressed(orthanc_client: DICOMwebC
 
 
 @pytest.mark.parametrize("transfer_syntax", ["*", RLELossless])
-def test_retrieve_rle_instance_as_stored(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                         transfer_syntax: str) -> None:
+def test_retrieve_rle_instance_as_stored(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, transfer_syntax: str
+) -> None:
     original = stored_archive.rle
     received = orthanc_client.retrieve_instance(
-        *ids(original), media_types=(("application/dicom", transfer_syntax),))
+        *ids(original), media_types=(("application/dicom", transfer_syntax),)
+    )
     assert received.file_meta.TransferSyntaxUID == RLELossless
     assert bytes(received.PixelData) == bytes(original.PixelData)  # the encapsulated bytes
     assert np.array_equal(received.pixel_array, original.pixel_array)
 
 
-def test_retrieve_rle_instance_of_series(orthanc_client: DICOMwebClient,
-                                         stored_archive: Archive) -> None:
+def test_retrieve_rle_instance_of_series(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     original = stored_archive.rle
-    received = orthanc_client.retrieve_series(original.StudyInstanceUID, original.SeriesInstanceUID,
-                                              media_types=(("application/dicom", "*"),))
+    received = orthanc_client.retrieve_series(
+        original.StudyInstanceUID,
+        original.SeriesInstanceUID,
+        media_types=(("application/dicom", "*"),),
+    )
     assert [ds.SOPInstanceUID for ds in received] == [original.SOPInstanceUID]
     assert bytes(received[0].PixelData) == bytes(original.PixelData)
 
@@ -573,8 +692,9 @@ def test_retrieve_pydicom_rle_file(orthanc_client: DICOMwebClient, stored_archiv
     received = orthanc_client.retrieve_instance(*ids(original))
     assert received.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(received.pixel_array, original.pixel_array)
-    as_stored = orthanc_client.retrieve_instance(*ids(original),
-                                                 media_types=(("application/dicom", "*"),))
+    as_stored = orthanc_client.retrieve_instance(
+        *ids(original), media_types=(("application/dicom", "*"),)
+    )
     assert bytes(as_stored.PixelData) == bytes(original.PixelData)
 
 
@@ -590,10 +710,14 @@ def check_metadata(item: dict, original: Dataset) -> None:
 
 
 @pytest.mark.parametrize("which", ["plain", "multiframe", "rgb", "bytes8", "CT_small.dcm"])
-def test_instance_metadata_and_bulkdata(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                        which: str) -> None:
-    original = (stored_archive.studies[0][0] if which == "plain"
-                else stored_archive.pydicom_files.get(which) or getattr(stored_archive, which))
+def test_instance_metadata_and_bulkdata(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, which: str
+) -> None:
+    original = (
+        stored_archive.studies[0][0]
+        if which == "plain"
+        else stored_archive.pydicom_files.get(which) or getattr(stored_archive, which)
+    )
     item = orthanc_client.retrieve_instance_metadata(*ids(original))
     assert isinstance(item, dict)
     check_metadata(item, original)
@@ -622,7 +746,8 @@ def test_series_metadata(orthanc_client: DICOMwebClient, stored_archive: Archive
         original = originals[first(item, SOP_UID)]
         check_metadata(item, original)
         assert orthanc_client.retrieve_bulkdata(item[PIXEL_DATA]["BulkDataURI"]) == [
-            bytes(original.PixelData)]
+            bytes(original.PixelData)
+        ]
 
 
 def test_study_metadata(orthanc_client: DICOMwebClient, stored_archive: Archive) -> None:
@@ -650,15 +775,18 @@ def encodings_seen(client: DICOMwebClient) -> list[str | None]:
 
 
 def test_json_answers_come_compressed_and_match_uncompressed_ones(
-        orthanc: Any, stored_archive: Archive) -> None:
+    orthanc: Any, stored_archive: Archive
+) -> None:
     compressed, plain = make_client(orthanc), make_client(orthanc)
     plain._session.headers["Accept-Encoding"] = "identity"
     seen, seen_plain = encodings_seen(compressed), encodings_seen(plain)
     study_uid = stored_archive.studies[0][0].StudyInstanceUID
     for client in (compressed, plain):
-        client.results = [client.search_for_studies(fields=["all"]),  # type: ignore[attr-defined]
-                          client.search_for_instances(study_uid),
-                          client.retrieve_study_metadata(study_uid)]
+        client.results = [
+            client.search_for_studies(fields=["all"]),  # type: ignore[attr-defined]
+            client.search_for_instances(study_uid),
+            client.retrieve_study_metadata(study_uid),
+        ]
     assert compressed.results == plain.results  # type: ignore[attr-defined]
     assert seen == ["gzip"] * 3 and seen_plain == [None] * 3
 
@@ -674,7 +802,8 @@ def test_instances_and_frames_compressed_on_request(orthanc: Any, stored_archive
     assert_same_pixels(client.retrieve_instance(*ids(original)), original)
     numbers = [5, 1, 3]
     assert client.retrieve_instance_frames(*ids(original), frame_numbers=numbers) == [
-        dicom_data.frame_bytes(original, number) for number in numbers]
+        dicom_data.frame_bytes(original, number) for number in numbers
+    ]
     assert seen[0] == "gzip"
 
 
@@ -683,26 +812,31 @@ def test_instances_and_frames_compressed_on_request(orthanc: Any, stored_archive
 
 @pytest.mark.parametrize("numbers", [[1], [2, 4], [5, 1]], ids=str)
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_frames_of_multiframe_instance(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                       numbers: list[int], streamed: bool) -> None:
+def test_frames_of_multiframe_instance(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, numbers: list[int], streamed: bool
+) -> None:
     original = stored_archive.multiframe
-    method = (orthanc_client.iter_instance_frames if streamed
-              else orthanc_client.retrieve_instance_frames)
+    method = (
+        orthanc_client.iter_instance_frames if streamed else orthanc_client.retrieve_instance_frames
+    )
     frames = list(method(*ids(original), frame_numbers=numbers))
     assert frames == [dicom_data.frame_bytes(original, number) for number in numbers]
     assert all(len(frame) == 32 * 32 * 2 for frame in frames)
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["retrieve", "iter"])
-def test_large_frames_come_back_byte_for_byte(orthanc_client: DICOMwebClient,
-                                              scratch: list[str], streamed: bool) -> None:
+def test_large_frames_come_back_byte_for_byte(
+    orthanc_client: DICOMwebClient, scratch: list[str], streamed: bool
+) -> None:
     # 512 KiB frames: a frame list kept in memory takes its own allocation path
-    original = dicom_data.make_instance(generate_uid(), frames=4, rows=512, columns=512,
-                                        bits=16, seed=77)
+    original = dicom_data.make_instance(
+        generate_uid(), frames=4, rows=512, columns=512, bits=16, seed=77
+    )
     scratch.append(original.StudyInstanceUID)
     orthanc_client.store_instances([original])
-    method = (orthanc_client.iter_instance_frames if streamed
-              else orthanc_client.retrieve_instance_frames)
+    method = (
+        orthanc_client.iter_instance_frames if streamed else orthanc_client.retrieve_instance_frames
+    )
     frames = list(method(*ids(original), frame_numbers=[4, 1, 3]))
     assert frames == [dicom_data.frame_bytes(original, number) for number in (4, 1, 3)]
     assert all(type(frame) is bytes and len(frame) == 512 * 512 * 2 for frame in frames)
@@ -713,35 +847,46 @@ def test_frames_of_rle_instance(orthanc_client: DICOMwebClient, stored_archive: 
     decoded = orthanc_client.retrieve_instance_frames(*ids(original), [1])
     assert decoded == [original.pixel_array.tobytes()]
     for media_types in ((("application/octet-stream", "*"),), ("image/dicom-rle",)):
-        as_stored = orthanc_client.retrieve_instance_frames(*ids(original), [1],
-                                                            media_types=media_types)
+        as_stored = orthanc_client.retrieve_instance_frames(
+            *ids(original), [1], media_types=media_types
+        )
         assert as_stored == [dicom_data.frame_bytes(original, 1)], media_types
 
 
 @pytest.mark.parametrize("which, numbers", [("bytes8", [1, 3]), ("rgb", [1])])
-def test_frames_as_jpeg(orthanc_client: DICOMwebClient, stored_archive: Archive, which: str,
-                        numbers: list[int]) -> None:
+def test_frames_as_jpeg(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, which: str, numbers: list[int]
+) -> None:
     original = getattr(stored_archive, which)
-    frames = orthanc_client.retrieve_instance_frames(*ids(original), numbers,
-                                                     media_types=("image/jpeg",))
+    frames = orthanc_client.retrieve_instance_frames(
+        *ids(original), numbers, media_types=("image/jpeg",)
+    )
     assert len(frames) == len(numbers)
     for frame in frames:
         assert frame.startswith(JPEG_START) and frame.rstrip(b"\x00").endswith(JPEG_END)
     assert len(set(frames)) == len(frames)  # different frames, different images
 
 
-@pytest.mark.parametrize("which, numbers, tolerance", [
-    ("bytes8", [2, 1], 12),
-    # chroma subsampling makes baseline JPEG of random RGB noise far off: shape only
-    ("rgb", [1], None),
-])
-def test_frames_as_baseline_jpeg(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                 which: str,
-                                 numbers: list[int], tolerance: int | None) -> None:
+@pytest.mark.parametrize(
+    "which, numbers, tolerance",
+    [
+        ("bytes8", [2, 1], 12),
+        # chroma subsampling makes baseline JPEG of random RGB noise far off: shape only
+        ("rgb", [1], None),
+    ],
+)
+def test_frames_as_baseline_jpeg(
+    orthanc_client: DICOMwebClient,
+    stored_archive: Archive,
+    which: str,
+    numbers: list[int],
+    tolerance: int | None,
+) -> None:
     image_module = pytest.importorskip("PIL.Image")
     original = getattr(stored_archive, which)
-    frames = orthanc_client.retrieve_instance_frames(*ids(original), numbers,
-                                                     media_types=(("image/jpeg", JPEG_BASELINE),))
+    frames = orthanc_client.retrieve_instance_frames(
+        *ids(original), numbers, media_types=(("image/jpeg", JPEG_BASELINE),)
+    )
     pixels = original.pixel_array
     if int(original.get("NumberOfFrames", 1)) == 1:
         pixels = pixels[np.newaxis]
@@ -761,63 +906,77 @@ MAGIC = {"image/png": PNG_SIGNATURE, "image/jpeg": JPEG_START}
 
 @pytest.mark.parametrize("media_type", ["image/png", "image/jpeg"])
 @pytest.mark.parametrize("level", ["instance", "series", "frame"])
-def test_rendered(orthanc_client: DICOMwebClient, stored_archive: Archive, level: str,
-                  media_type: str) -> None:
+def test_rendered(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, level: str, media_type: str
+) -> None:
     original = stored_archive.multiframe
     study_uid, series_uid, sop_uid = ids(original)
     if level == "instance":
-        image = orthanc_client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
-                                                          media_types=(media_type,))
+        image = orthanc_client.retrieve_instance_rendered(
+            study_uid, series_uid, sop_uid, media_types=(media_type,)
+        )
     elif level == "series":
-        image = orthanc_client.retrieve_series_rendered(study_uid, series_uid,
-                                                        media_types=(media_type,))
+        image = orthanc_client.retrieve_series_rendered(
+            study_uid, series_uid, media_types=(media_type,)
+        )
     else:
-        image = orthanc_client.retrieve_instance_frames_rendered(study_uid, series_uid, sop_uid,
-                                                         [3], media_types=(media_type,))
+        image = orthanc_client.retrieve_instance_frames_rendered(
+            study_uid, series_uid, sop_uid, [3], media_types=(media_type,)
+        )
     assert image.startswith(MAGIC[media_type])
     image_module = pytest.importorskip("PIL.Image")
     assert image_module.open(io.BytesIO(image)).size == (original.Columns, original.Rows)
 
 
-def test_rendered_default_is_jpeg_and_frames_differ(orthanc_client: DICOMwebClient,
-                                                    stored_archive: Archive) -> None:
+def test_rendered_default_is_jpeg_and_frames_differ(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     original = stored_archive.rgb
     assert orthanc_client.retrieve_instance_rendered(*ids(original)).startswith(JPEG_START)
     multiframe = stored_archive.multiframe
     second, fourth = (
-        orthanc_client.retrieve_instance_frames_rendered(*ids(multiframe), [number],
-                                                         media_types=("image/png",))
-        for number in (2, 4))
+        orthanc_client.retrieve_instance_frames_rendered(
+            *ids(multiframe), [number], media_types=("image/png",)
+        )
+        for number in (2, 4)
+    )
     assert second.startswith(PNG_SIGNATURE) and fourth.startswith(PNG_SIGNATURE)
     assert second != fourth
 
 
-def test_rendered_quality_parameter(orthanc_client: DICOMwebClient,
-                                    stored_archive: Archive) -> None:
+def test_rendered_quality_parameter(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     original = stored_archive.bytes8
-    low, high = (orthanc_client.retrieve_instance_rendered(*ids(original),
-                                                           media_types=("image/jpeg",),
-                                                           params={"quality": quality})
-                 for quality in (10, 95))
+    low, high = (
+        orthanc_client.retrieve_instance_rendered(
+            *ids(original), media_types=("image/jpeg",), params={"quality": quality}
+        )
+        for quality in (10, 95)
+    )
     assert low.startswith(JPEG_START) and high.startswith(JPEG_START)
     assert len(low) < len(high)
 
 
 @pytest.mark.parametrize("level", ["instance", "series", "frame"])
-def test_rendered_viewport_parameter(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                     level: str) -> None:
+def test_rendered_viewport_parameter(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, level: str
+) -> None:
     image_module = pytest.importorskip("PIL.Image")
     study_uid, series_uid, sop_uid = ids(stored_archive.multiframe)
     params = {"viewport": "8,8"}
     if level == "instance":
-        image = orthanc_client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
-                                                          media_types=("image/png",), params=params)
+        image = orthanc_client.retrieve_instance_rendered(
+            study_uid, series_uid, sop_uid, media_types=("image/png",), params=params
+        )
     elif level == "series":
-        image = orthanc_client.retrieve_series_rendered(study_uid, series_uid,
-                                                        media_types=("image/png",), params=params)
+        image = orthanc_client.retrieve_series_rendered(
+            study_uid, series_uid, media_types=("image/png",), params=params
+        )
     else:
         image = orthanc_client.retrieve_instance_frames_rendered(
-            study_uid, series_uid, sop_uid, [2], media_types=("image/png",), params=params)
+            study_uid, series_uid, sop_uid, [2], media_types=("image/png",), params=params
+        )
     assert image_module.open(io.BytesIO(image)).size == (8, 8)
 
 
@@ -832,8 +991,9 @@ def test_search_after_server_closed_idle_connection(orthanc: Any, stored_archive
     assert before == after == stored_archive.study_uids()
 
 
-def test_store_after_server_closed_idle_connection(orthanc: Any, stored_archive: Archive,
-                                                   scratch: list[str]) -> None:
+def test_store_after_server_closed_idle_connection(
+    orthanc: Any, stored_archive: Archive, scratch: list[str]
+) -> None:
     client = make_client(orthanc)
     assert client.search_for_studies(limit=1)  # leaves a pooled connection behind
     datasets = extra_study("IDLE")
@@ -848,8 +1008,9 @@ def test_store_after_server_closed_idle_connection(orthanc: Any, stored_archive:
 # -- errors -----------------------------------------------------------------------------
 
 
-def test_missing_study_raises_404_with_server_message(orthanc_client: DICOMwebClient,
-                                                      stored_archive: Archive) -> None:
+def test_missing_study_raises_404_with_server_message(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     missing = generate_uid()
     with pytest.raises(HTTPError) as info:
         orthanc_client.retrieve_study(missing)
@@ -863,7 +1024,8 @@ def test_missing_study_raises_404_with_server_message(orthanc_client: DICOMwebCl
 
 
 def test_a_client_given_the_server_root_is_told_where_dicomweb_may_be(
-        orthanc: Any, stored_archive: Archive) -> None:
+    orthanc: Any, stored_archive: Archive
+) -> None:
     session = create_session()
     session.trust_env = False
     client = DICOMwebClient(orthanc.rest_url, session=session)  # not .../dicom-web
@@ -874,19 +1036,22 @@ def test_a_client_given_the_server_root_is_told_where_dicomweb_may_be(
     assert "serves DICOMweb under /dicom-web" in str(info.value)
 
 
-def test_missing_instance_metadata_raises_404(orthanc_client: DICOMwebClient,
-                                              stored_archive: Archive) -> None:
+def test_missing_instance_metadata_raises_404(
+    orthanc_client: DICOMwebClient, stored_archive: Archive
+) -> None:
     ds = stored_archive.studies[0][0]
     with pytest.raises(HTTPError) as info:
-        orthanc_client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                                  generate_uid())
+        orthanc_client.retrieve_instance_metadata(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, generate_uid()
+        )
     assert info.value.status_code == 404
     assert "inexistent instance" in str(info.value)
 
 
 @pytest.mark.parametrize("level", ["study", "series", "instance"])
-def test_delete_is_refused_by_orthanc(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                      level: str) -> None:
+def test_delete_is_refused_by_orthanc(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, level: str
+) -> None:
     ds = stored_archive.studies[1][0]
     arguments = {"study": ids(ds)[:1], "series": ids(ds)[:2], "instance": ids(ds)}[level]
     with pytest.raises(HTTPError) as info:
@@ -901,8 +1066,9 @@ def test_delete_is_refused_by_orthanc(orthanc_client: DICOMwebClient, stored_arc
     assert orthanc_client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
 
 
-def test_requests_http_error_catches_404(orthanc_client: DICOMwebClient, stored_archive: Archive,
-                                         requests_module: types.ModuleType) -> None:
+def test_requests_http_error_catches_404(
+    orthanc_client: DICOMwebClient, stored_archive: Archive, requests_module: types.ModuleType
+) -> None:
     missing = generate_uid()
     with pytest.raises(requests_module.exceptions.HTTPError) as info:
         orthanc_client.retrieve_study(missing)
@@ -918,15 +1084,15 @@ def test_requests_http_error_catches_404(orthanc_client: DICOMwebClient, stored_
 
 
 def test_server_error_is_not_retried_by_default(
-        orthanc_client: DICOMwebClient, stored_archive: Archive,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    orthanc_client: DICOMwebClient, stored_archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
     waits: list[float] = []
-    fake_time = types.SimpleNamespace(sleep=waits.append, monotonic=time.monotonic,
-                                      time=time.time)
+    fake_time = types.SimpleNamespace(sleep=waits.append, monotonic=time.monotonic, time=time.time)
     monkeypatch.setattr(dicomweb_client, "time", fake_time)
     # Orthanc cannot make baseline JPEG out of 16-bit frames and answers 500
     with pytest.raises(HTTPError) as info:
-        orthanc_client.retrieve_instance_frames(*ids(stored_archive.multiframe), [1],
-                                                media_types=(("image/jpeg", JPEG_BASELINE),))
+        orthanc_client.retrieve_instance_frames(
+            *ids(stored_archive.multiframe), [1], media_types=(("image/jpeg", JPEG_BASELINE),)
+        )
     assert info.value.status_code == 500
     assert waits == []

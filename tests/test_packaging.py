@@ -41,8 +41,14 @@ def source_version() -> str:
 
 
 def run(command: list, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=clean_env())
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(),
+    )
 
 
 @dataclass
@@ -76,8 +82,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     except VenvUnavailable as error:
         pytest.skip(f"cannot create a virtual environment here: {error}")
     add_pydicom(python)
-    check(run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
-               "--no-index", wheel], cwd=base))
+    check(
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                python,
+                "install",
+                "--no-deps",
+                "--no-index",
+                wheel,
+            ],
+            cwd=base,
+        )
+    )
     workdir = base / "elsewhere"  # not the repository, so nothing is imported from it
     workdir.mkdir()
     return Built(wheel, base / "venv", python, workdir)
@@ -102,13 +122,18 @@ def test_wheel_holds_both_modules_and_declares_extras(built: Built) -> None:
     assert any(r.startswith("pydicom") and "extra" not in r for r in requires), requires
     for package, extra in (("numpy", "image"), ("Pillow", "image"), ("google-auth", "gcp")):
         assert f'{package};extra=="{extra}"' in requires, requires
-    assert re.search(r"^dicomweb_client\s*=\s*dicomweb_client_cli:_console_main$",
-                     entry_points, flags=re.MULTILINE), entry_points
+    assert re.search(
+        r"^dicomweb_client\s*=\s*dicomweb_client_cli:_console_main$",
+        entry_points,
+        flags=re.MULTILINE,
+    ), entry_points
 
 
 def test_installed_wheel_exposes_version(built: Built) -> None:
-    script = ("import dicomweb_client, dicomweb_client_cli; "
-              "print(dicomweb_client.__version__); print(dicomweb_client.__file__)")
+    script = (
+        "import dicomweb_client, dicomweb_client_cli; "
+        "print(dicomweb_client.__version__); print(dicomweb_client.__file__)"
+    )
     version, location = check(run([built.python, "-c", script], cwd=built.workdir)).split()
     assert version == source_version()
     assert Path(location).resolve().is_relative_to(built.venv.resolve())
@@ -121,8 +146,7 @@ def test_installed_console_script_runs(built: Built) -> None:
 
 
 def test_installed_environment_is_consistent(built: Built) -> None:
-    check(run([sys.executable, "-m", "pip", "--python", built.python, "check"],
-              cwd=built.workdir))
+    check(run([sys.executable, "-m", "pip", "--python", built.python, "check"], cwd=built.workdir))
 
 
 def _dependent_project(folder: Path, requirement: str) -> Path:
@@ -132,10 +156,13 @@ def _dependent_project(folder: Path, requirement: str) -> Path:
     info = "needs_dicomweb-1.0.dist-info"
     files = {
         "needs_dicomweb.py": "import dicomweb_client\n",
-        f"{info}/METADATA": ("Metadata-Version: 2.1\nName: needs-dicomweb\nVersion: 1.0\n"
-                             f"Requires-Dist: {requirement}\n"),
-        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
-                          "Tag: py3-none-any\n"),
+        f"{info}/METADATA": (
+            "Metadata-Version: 2.1\nName: needs-dicomweb\nVersion: 1.0\n"
+            f"Requires-Dist: {requirement}\n"
+        ),
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
     wheel = folder / "needs_dicomweb-1.0-py3-none-any.whl"
@@ -145,18 +172,46 @@ def _dependent_project(folder: Path, requirement: str) -> Path:
     return wheel
 
 
-@pytest.mark.parametrize("requirement", ["dicomweb-client>=0.61.0", "dicomweb-client==0.61.2",
-                                         "dicomweb-client>=0.57,<0.62"])
+@pytest.mark.parametrize(
+    "requirement",
+    ["dicomweb-client>=0.61.0", "dicomweb-client==0.61.2", "dicomweb-client>=0.57,<0.62"],
+)
 def test_projects_depending_on_the_established_package_keep_this_module(
-        built: Built, tmp_path: Path, requirement: str) -> None:
+    built: Built, tmp_path: Path, requirement: str
+) -> None:
     """Installing such a project finds its requirement met by this module: nothing is
     replaced (no package index is even consulted) and ``pip check`` is clean."""
     wheel = _dependent_project(tmp_path, requirement)
-    check(run([sys.executable, "-m", "pip", "--python", built.python, "install",
-               "--no-index", wheel], cwd=tmp_path))
+    check(
+        run(
+            [sys.executable, "-m", "pip", "--python", built.python, "install", "--no-index", wheel],
+            cwd=tmp_path,
+        )
+    )
     check(run([sys.executable, "-m", "pip", "--python", built.python, "check"], cwd=tmp_path))
-    location = check(run([built.python, "-c", "import needs_dicomweb, dicomweb_client; "
-                          "print(dicomweb_client.__file__)"], cwd=built.workdir)).strip()
+    location = check(
+        run(
+            [
+                built.python,
+                "-c",
+                "import needs_dicomweb, dicomweb_client; print(dicomweb_client.__file__)",
+            ],
+            cwd=built.workdir,
+        )
+    ).strip()
     assert Path(location).name == "dicomweb_client.py"
-    check(run([sys.executable, "-m", "pip", "--python", built.python, "uninstall", "-y",
-               "needs-dicomweb"], cwd=tmp_path))
+    check(
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                built.python,
+                "uninstall",
+                "-y",
+                "needs-dicomweb",
+            ],
+            cwd=tmp_path,
+        )
+    )

@@ -63,13 +63,25 @@ def test_an_empty_list_contributes_nothing() -> None:
     assert build_query_string({'includefield': [], 'limit': 2}) == '?limit=2'
 
 
-@pytest.mark.parametrize('value', [
-    'Doe^John', 'a b', 'a&b=c', '50%', 'x#y', 'a+b', 'é/ü', '*Smith*', '20200101-20201231',
-    'a?b', '',
-])
+@pytest.mark.parametrize(
+    'value',
+    [
+        'Doe^John',
+        'a b',
+        'a&b=c',
+        '50%',
+        'x#y',
+        'a+b',
+        'é/ü',
+        '*Smith*',
+        '20200101-20201231',
+        'a?b',
+        '',
+    ],
+)
 def test_values_are_url_quoted(value: str) -> None:
     query = build_query_string({'PatientName': value})
-    raw_value = query[len('?PatientName='):]
+    raw_value = query[len('?PatientName=') :]
     for character in ' &#=+':
         assert character not in raw_value
     assert pairs(query) == [('PatientName', value)]
@@ -97,23 +109,32 @@ def test_booleans_are_lowercase(value: bool, text: str) -> None:
 
 
 def test_dates_and_times_use_the_dicom_form() -> None:
-    query = build_query_string({
-        'StudyDate': datetime.date(2024, 1, 2),
-        'StudyTime': datetime.time(13, 4, 5),
-        'AcquisitionDateTime': datetime.datetime(2024, 1, 2, 13, 4, 5),
-    })
-    assert pairs(query) == [('StudyDate', '20240102'), ('StudyTime', '130405'),
-                            ('AcquisitionDateTime', '20240102130405')]
+    query = build_query_string(
+        {
+            'StudyDate': datetime.date(2024, 1, 2),
+            'StudyTime': datetime.time(13, 4, 5),
+            'AcquisitionDateTime': datetime.datetime(2024, 1, 2, 13, 4, 5),
+        }
+    )
+    assert pairs(query) == [
+        ('StudyDate', '20240102'),
+        ('StudyTime', '130405'),
+        ('AcquisitionDateTime', '20240102130405'),
+    ]
 
 
-@given(st.dictionaries(
-    st.from_regex(r'[A-Za-z][A-Za-z0-9]{0,15}', fullmatch=True),
-    st.one_of(st.text(max_size=20), st.lists(st.text(max_size=10), min_size=1, max_size=4)),
-    min_size=1, max_size=5))
+@given(
+    st.dictionaries(
+        st.from_regex(r'[A-Za-z][A-Za-z0-9]{0,15}', fullmatch=True),
+        st.one_of(st.text(max_size=20), st.lists(st.text(max_size=10), min_size=1, max_size=4)),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_property_query_string_decodes_to_the_parameters(params: dict) -> None:
     expected = []
     for key, value in params.items():
-        for item in (value if isinstance(value, list) else [value]):
+        for item in value if isinstance(value, list) else [value]:
             expected.append((key, item))
     assert pairs(build_query_string(params)) == expected
 
@@ -161,15 +182,21 @@ def test_fuzzymatching_must_be_a_boolean(value) -> None:
 
 
 def test_fields_become_a_sorted_unique_includefield_list() -> None:
-    result = parse_query_parameters(fields=['StudyDate', 'PatientID', 'StudyDate',
-                                            'AccessionNumber'])
+    result = parse_query_parameters(
+        fields=['StudyDate', 'PatientID', 'StudyDate', 'AccessionNumber']
+    )
     assert result == {'includefield': ['AccessionNumber', 'PatientID', 'StudyDate']}
     assert isinstance(result['includefield'], list)
 
 
 def test_fields_accept_tags_all_and_sequence_paths() -> None:
-    fields = ['all', '00100020', '0020000D', 'ReferencedSeriesSequence.SeriesInstanceUID',
-              '00081115.0020000E']
+    fields = [
+        'all',
+        '00100020',
+        '0020000D',
+        'ReferencedSeriesSequence.SeriesInstanceUID',
+        '00081115.0020000E',
+    ]
     result = parse_query_parameters(fields=fields)
     assert result == {'includefield': sorted(set(fields))}
 
@@ -183,15 +210,18 @@ def test_a_single_field_may_be_given_as_a_string() -> None:
     assert parse_query_parameters(fields='PatientID') == {'includefield': ['PatientID']}
 
 
-@pytest.mark.parametrize('field', ['NoSuchKeyword', 'patientid', '0010002', '0010002G',
-                                   'PatientID.NoSuchKeyword', '(0010,0020)'])
+@pytest.mark.parametrize(
+    'field',
+    ['NoSuchKeyword', 'patientid', '0010002', '0010002G', 'PatientID.NoSuchKeyword', '(0010,0020)'],
+)
 def test_unknown_field_raises_value_error_naming_fields(field: str) -> None:
     with pytest.raises(ValueError, match='fields'):
         parse_query_parameters(fields=['PatientID', field])
 
 
-@pytest.mark.parametrize('name', ['', 'PatientName.', '.PatientName',
-                                  'ReferencedSeriesSequence..SeriesInstanceUID'])
+@pytest.mark.parametrize(
+    'name', ['', 'PatientName.', '.PatientName', 'ReferencedSeriesSequence..SeriesInstanceUID']
+)
 @pytest.mark.parametrize('argument', ['fields', 'search_filters'])
 def test_empty_attribute_names_are_rejected(name: str, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
@@ -205,8 +235,11 @@ def test_empty_attribute_names_are_rejected(name: str, argument: str) -> None:
 
 
 def test_search_filters_by_keyword_pass_through() -> None:
-    filters = {'PatientID': 'ABC', 'StudyDate': '20200101-20201231',
-               'ModalitiesInStudy': ['CT', 'MR']}
+    filters = {
+        'PatientID': 'ABC',
+        'StudyDate': '20200101-20201231',
+        'ModalitiesInStudy': ['CT', 'MR'],
+    }
     assert parse_query_parameters(search_filters=filters) == filters
 
 
@@ -216,9 +249,11 @@ def test_search_filters_by_tag_pass_through() -> None:
 
 
 def test_search_filters_by_sequence_path_pass_through() -> None:
-    filters = {'ReferencedSeriesSequence.SeriesInstanceUID': '1.2',
-               '00081115.0020000E': '3.4',
-               'RequestAttributesSequence.00401001': 'R1'}
+    filters = {
+        'ReferencedSeriesSequence.SeriesInstanceUID': '1.2',
+        '00081115.0020000E': '3.4',
+        'RequestAttributesSequence.00401001': 'R1',
+    }
     assert parse_query_parameters(search_filters=filters) == filters
 
 
@@ -227,8 +262,9 @@ def test_search_filter_values_are_not_changed() -> None:
     assert parse_query_parameters(search_filters={'PatientID': value})['PatientID'] is value
 
 
-@pytest.mark.parametrize('key', ['NoSuchKeyword', 'patientID', '001000200', 'GGGGGGGG',
-                                 'ReferencedSeriesSequence.Nope'])
+@pytest.mark.parametrize(
+    'key', ['NoSuchKeyword', 'patientID', '001000200', 'GGGGGGGG', 'ReferencedSeriesSequence.Nope']
+)
 def test_unknown_search_filter_raises_value_error_naming_search_filters(key: str) -> None:
     with pytest.raises(ValueError, match='search_filters'):
         parse_query_parameters(search_filters={key: 'x'})
@@ -242,22 +278,34 @@ def test_reserved_names_are_not_search_filters(key: str) -> None:
 
 def test_result_is_sorted_by_key() -> None:
     result = parse_query_parameters(
-        fuzzymatching=True, limit=10, offset=5, fields=['StudyDate', 'PatientID'],
-        search_filters={'StudyDate': '2020', 'AccessionNumber': 'A1', '00100020': 'P'})
+        fuzzymatching=True,
+        limit=10,
+        offset=5,
+        fields=['StudyDate', 'PatientID'],
+        search_filters={'StudyDate': '2020', 'AccessionNumber': 'A1', '00100020': 'P'},
+    )
     assert list(result) == sorted(result)
     assert result == {
-        '00100020': 'P', 'AccessionNumber': 'A1', 'StudyDate': '2020',
-        'fuzzymatching': 'true', 'includefield': ['PatientID', 'StudyDate'],
-        'limit': 10, 'offset': 5,
+        '00100020': 'P',
+        'AccessionNumber': 'A1',
+        'StudyDate': '2020',
+        'fuzzymatching': 'true',
+        'includefield': ['PatientID', 'StudyDate'],
+        'limit': 10,
+        'offset': 5,
     }
 
 
 def test_parsed_parameters_feed_build_query_string() -> None:
-    params = parse_query_parameters(limit=2, fields=['PatientID', 'StudyDate'],
-                                    search_filters={'PatientName': 'Doe^J*'})
+    params = parse_query_parameters(
+        limit=2, fields=['PatientID', 'StudyDate'], search_filters={'PatientName': 'Doe^J*'}
+    )
     assert pairs(build_query_string(params)) == [
-        ('PatientName', 'Doe^J*'), ('includefield', 'PatientID'),
-        ('includefield', 'StudyDate'), ('limit', '2')]
+        ('PatientName', 'Doe^J*'),
+        ('includefield', 'PatientID'),
+        ('includefield', 'StudyDate'),
+        ('limit', '2'),
+    ]
 
 
 @given(st.lists(st.sampled_from(sorted(k for k in keyword_dict if k)), max_size=10))
@@ -269,35 +317,57 @@ def test_property_includefield_is_sorted_and_unique(fields: list) -> None:
 # -- lookup_keyword / lookup_tag ------------------------------------------------------------
 
 
-@pytest.mark.parametrize('tag', [
-    '00100010', '00100010'.lower(), 0x00100010, (0x0010, 0x0010), Tag(0x00100010),
-    Tag('PatientName'), BaseTag(0x00100010),
-])
+@pytest.mark.parametrize(
+    'tag',
+    [
+        '00100010',
+        '00100010'.lower(),
+        0x00100010,
+        (0x0010, 0x0010),
+        Tag(0x00100010),
+        Tag('PatientName'),
+        BaseTag(0x00100010),
+    ],
+)
 def test_lookup_keyword_accepts_every_tag_form(tag) -> None:
     assert lookup_keyword(tag) == 'PatientName'
 
 
-@pytest.mark.parametrize('tag, keyword', [
-    ('0020000D', 'StudyInstanceUID'), ('0020000d', 'StudyInstanceUID'),
-    ('0020000E', 'SeriesInstanceUID'), ('00080018', 'SOPInstanceUID'),
-    ('7FE00010', 'PixelData'), (0x00280010, 'Rows'), ((0x0008, 0x0060), 'Modality'),
-])
+@pytest.mark.parametrize(
+    'tag, keyword',
+    [
+        ('0020000D', 'StudyInstanceUID'),
+        ('0020000d', 'StudyInstanceUID'),
+        ('0020000E', 'SeriesInstanceUID'),
+        ('00080018', 'SOPInstanceUID'),
+        ('7FE00010', 'PixelData'),
+        (0x00280010, 'Rows'),
+        ((0x0008, 0x0060), 'Modality'),
+    ],
+)
 def test_lookup_keyword(tag, keyword: str) -> None:
     assert lookup_keyword(tag) == keyword
 
 
-@pytest.mark.parametrize('tag', ['00091001', 0x00091001, (0x0009, 0x1001), Tag(0x00111010),
-                                 'FFFFFFFF'])
+@pytest.mark.parametrize(
+    'tag', ['00091001', 0x00091001, (0x0009, 0x1001), Tag(0x00111010), 'FFFFFFFF']
+)
 def test_lookup_keyword_of_an_unknown_tag_raises_key_error(tag) -> None:
     with pytest.raises(KeyError):
         lookup_keyword(tag)
 
 
-@pytest.mark.parametrize('keyword, tag', [
-    ('PatientName', '00100010'), ('StudyInstanceUID', '0020000D'),
-    ('SeriesInstanceUID', '0020000E'), ('SOPInstanceUID', '00080018'),
-    ('PixelData', '7FE00010'), ('Rows', '00280010'),
-])
+@pytest.mark.parametrize(
+    'keyword, tag',
+    [
+        ('PatientName', '00100010'),
+        ('StudyInstanceUID', '0020000D'),
+        ('SeriesInstanceUID', '0020000E'),
+        ('SOPInstanceUID', '00080018'),
+        ('PixelData', '7FE00010'),
+        ('Rows', '00280010'),
+    ],
+)
 def test_lookup_tag(keyword: str, tag: str) -> None:
     assert lookup_tag(keyword) == tag
 
@@ -340,5 +410,6 @@ def test_lookups_work_on_a_client_instance() -> None:
 
 def test_lookups_are_served_by_the_api_alias() -> None:
     import dicomweb_client.api as api
+
     assert api.lookup_keyword is dicomweb_client.lookup_keyword
     assert api.DICOMwebClient.lookup_tag('Modality') == '00080060'

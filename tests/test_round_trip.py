@@ -1,5 +1,6 @@
 """The same round trip on both clients: DICOMwebClient on Orthanc and DICOMfileClient on a
 folder (store -> search -> retrieve; delete where the server allows it)."""
+
 import pytest
 
 import dicom_data
@@ -8,11 +9,16 @@ import dicomweb_client
 
 @pytest.fixture(scope='module')
 def data():
-    study = dicom_data.make_study(n_series=2, n_instances=2, patient_id='RT1',
-                                  modality='MR')
-    multiframe = dicom_data.make_instance(study_uid=study[0].StudyInstanceUID, frames=4,
-                                          rows=8, columns=8, seed=7, patient_id='RT1',
-                                          modality='MR')
+    study = dicom_data.make_study(n_series=2, n_instances=2, patient_id='RT1', modality='MR')
+    multiframe = dicom_data.make_instance(
+        study_uid=study[0].StudyInstanceUID,
+        frames=4,
+        rows=8,
+        columns=8,
+        seed=7,
+        patient_id='RT1',
+        modality='MR',
+    )
     return study + [multiframe]
 
 
@@ -32,13 +38,15 @@ def _values(results, tag):
 
 def test_store_search_retrieve(client, data):
     report = client.store_instances(data)
-    assert sorted(item.ReferencedSOPInstanceUID for item in report.ReferencedSOPSequence) \
-        == sorted(ds.SOPInstanceUID for ds in data)
+    assert sorted(item.ReferencedSOPInstanceUID for item in report.ReferencedSOPSequence) == sorted(
+        ds.SOPInstanceUID for ds in data
+    )
     assert not report.get('FailedSOPSequence')
 
     study_uid = data[0].StudyInstanceUID
-    assert _values(client.search_for_studies(search_filters={'PatientID': 'RT1'}),
-                   '0020000D') == [study_uid]
+    assert _values(client.search_for_studies(search_filters={'PatientID': 'RT1'}), '0020000D') == [
+        study_uid
+    ]
     series = client.search_for_series(study_uid)
     assert _values(series, '0020000E') == sorted({ds.SeriesInstanceUID for ds in data})
     instances = client.search_for_instances(study_uid, get_remaining=True)
@@ -50,11 +58,11 @@ def test_store_search_retrieve(client, data):
     for ds in client.retrieve_study(study_uid):
         assert ds.PixelData == originals[ds.SOPInstanceUID].PixelData
     first = data[0]
-    one = client.retrieve_instance(first.StudyInstanceUID, first.SeriesInstanceUID,
-                                   first.SOPInstanceUID)
+    one = client.retrieve_instance(
+        first.StudyInstanceUID, first.SeriesInstanceUID, first.SOPInstanceUID
+    )
     assert one.PixelData == first.PixelData
-    metadata = client.retrieve_series_metadata(first.StudyInstanceUID,
-                                               first.SeriesInstanceUID)
+    metadata = client.retrieve_series_metadata(first.StudyInstanceUID, first.SeriesInstanceUID)
     assert first.SOPInstanceUID in _values(metadata, '00080018')
 
 
@@ -62,12 +70,17 @@ def test_frames_and_rendering(client, data):
     client.store_instances(data)
     ds = data[-1]
     numbers = [4, 1, 3]
-    frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                             ds.SOPInstanceUID, numbers)
+    frames = client.retrieve_instance_frames(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, numbers
+    )
     assert frames == [dicom_data.frame_bytes(ds, n) for n in numbers]
     png = client.retrieve_instance_frames_rendered(
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [2],
-        media_types=('image/png',))
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+        [2],
+        media_types=('image/png',),
+    )
     assert png.startswith(b'\x89PNG')
 
 
@@ -84,12 +97,12 @@ def test_delete_where_supported(client, data):
     first = data[0]
     if isinstance(client, dicomweb_client.DICOMwebClient):
         with pytest.raises(dicomweb_client.HTTPError) as caught:  # Orthanc: 405
-            client.delete_instance(first.StudyInstanceUID, first.SeriesInstanceUID,
-                                   first.SOPInstanceUID)
+            client.delete_instance(
+                first.StudyInstanceUID, first.SeriesInstanceUID, first.SOPInstanceUID
+            )
         assert caught.value.status_code == 405
         return
-    client.delete_instance(first.StudyInstanceUID, first.SeriesInstanceUID,
-                           first.SOPInstanceUID)
+    client.delete_instance(first.StudyInstanceUID, first.SeriesInstanceUID, first.SOPInstanceUID)
     remaining = client.search_for_instances(first.StudyInstanceUID)
     assert first.SOPInstanceUID not in _values(remaining, '00080018')
     client.delete_study(first.StudyInstanceUID)

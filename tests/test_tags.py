@@ -36,8 +36,20 @@ def test_every_standard_tag_maps_to_the_keyword_pydicom_gives() -> None:
         assert tables.keywords.get(tag, '') == pydicom.datadict.keyword_for_tag(tag), hex(tag)
 
 
-@pytest.mark.parametrize('tag', [0x60000010, 0x60020010, 0x601E3000, 0x50000005, 0x50FE3000,
-                                 0x00203101, 0x00203150, 0x10000000, 0x10011000])
+@pytest.mark.parametrize(
+    'tag',
+    [
+        0x60000010,
+        0x60020010,
+        0x601E3000,
+        0x50000005,
+        0x50FE3000,
+        0x00203101,
+        0x00203150,
+        0x10000000,
+        0x10011000,
+    ],
+)
 def test_repeating_groups_resolve_as_in_pydicom(tag: int, monkeypatch) -> None:
     monkeypatch.setattr(dwc, '_loaded_datadict', lambda: None)  # the standalone tables
     assert dwc._keyword_for_tag(tag) == pydicom.datadict.keyword_for_tag(tag)
@@ -65,8 +77,9 @@ def test_uid_names_are_pydicoms() -> None:
 
 
 def test_entries_added_to_pydicom_are_seen_once_pydicom_is_loaded() -> None:
-    pydicom.datadict.add_dict_entries({0x00980010: ('LO', '1', 'Our Test Attribute',
-                                                    '', 'OurTestAttribute')})
+    pydicom.datadict.add_dict_entries(
+        {0x00980010: ('LO', '1', 'Our Test Attribute', '', 'OurTestAttribute')}
+    )
     try:
         assert dwc.lookup_tag('OurTestAttribute') == '00980010'
         assert dwc._keyword_for_tag(0x00980010) == 'OurTestAttribute'
@@ -86,10 +99,16 @@ def test_the_file_client_columns_carry_the_tags_of_their_keywords() -> None:
 # -- misspelt attribute names --------------------------------------------------------------
 
 
-@pytest.mark.parametrize('name, suggestion', [
-    ('PatientNmae', 'PatientName'), ('StudyInstanceUid', 'StudyInstanceUID'),
-    ('modality', 'Modality'), ('SeriesDescripton', 'SeriesDescription'),
-    ('ReferencedSeriesSequence.SeriesInstanceUD', 'SeriesInstanceUID')])
+@pytest.mark.parametrize(
+    'name, suggestion',
+    [
+        ('PatientNmae', 'PatientName'),
+        ('StudyInstanceUid', 'StudyInstanceUID'),
+        ('modality', 'Modality'),
+        ('SeriesDescripton', 'SeriesDescription'),
+        ('ReferencedSeriesSequence.SeriesInstanceUD', 'SeriesInstanceUID'),
+    ],
+)
 def test_a_misspelt_keyword_is_answered_with_the_nearest_one(name: str, suggestion: str) -> None:
     with pytest.raises(dwc.UnknownAttributeError) as caught:
         dwc._check_attribute(name, 'search_filters')
@@ -115,8 +134,9 @@ def test_a_search_with_a_misspelt_filter_sends_nothing(recording_server: Recordi
 
 # -- pydicom is imported only when a data set is made or parsed ------------------------------
 
-PYDICOM_LOADED = ("import sys; "
-                  "print(json.dumps(sorted(m for m in ('pydicom', 'numpy') if m in sys.modules)))")
+PYDICOM_LOADED = (
+    "import sys; print(json.dumps(sorted(m for m in ('pydicom', 'numpy') if m in sys.modules)))"
+)
 
 
 def test_importing_the_module_imports_neither_pydicom_nor_numpy() -> None:
@@ -125,10 +145,17 @@ def test_importing_the_module_imports_neither_pydicom_nor_numpy() -> None:
 
 
 def test_a_search_and_keyword_lookups_do_not_import_pydicom(
-        recording_server: RecordingServer) -> None:
-    recording_server.add(None, None, Response(
-        200, {'Content-Type': 'application/dicom+json'},
-        b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}]'))
+    recording_server: RecordingServer,
+) -> None:
+    recording_server.add(
+        None,
+        None,
+        Response(
+            200,
+            {'Content-Type': 'application/dicom+json'},
+            b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}]',
+        ),
+    )
     code = f'''
         import json, dicomweb_client
         client = dicomweb_client.DICOMwebClient({recording_server.url!r})
@@ -142,8 +169,9 @@ def test_a_search_and_keyword_lookups_do_not_import_pydicom(
 
 
 def test_the_cli_searches_without_importing_pydicom(recording_server: RecordingServer) -> None:
-    recording_server.add(None, None, Response(200, {'Content-Type': 'application/dicom+json'},
-                                              b'[]'))
+    recording_server.add(
+        None, None, Response(200, {'Content-Type': 'application/dicom+json'}, b'[]')
+    )
     code = f'''
         import json, sys, dicomweb_client_cli
         code = dicomweb_client_cli.main(['--url', {recording_server.url!r}, 'search',

@@ -103,8 +103,10 @@ def test_session_headers_are_merged_with_request_headers(recording_server, sessi
     recording_server.add('GET', '/x', ok())
     session.headers['X-Session'] = 'from-session'
     session.headers['X-Both'] = 'session-value'
-    session.get(recording_server.url + '/x',
-                headers={'X-Request': 'from-request', 'x-both': 'request-value'})
+    session.get(
+        recording_server.url + '/x',
+        headers={'X-Request': 'from-request', 'x-both': 'request-value'},
+    )
     request = recording_server.last
     assert request.header('X-Session') == 'from-session'
     assert request.header('X-Request') == 'from-request'
@@ -138,9 +140,15 @@ def test_case_insensitive_dict() -> None:
 
 def test_params_become_the_query_string(recording_server, session) -> None:
     recording_server.add('GET', '/studies', ok())
-    session.get(recording_server.url + '/studies',
-                params={'PatientName': 'Doe^J* & co', 'includefield': ['00100010', '00100020'],
-                        'fuzzymatching': True, 'limit': 5})
+    session.get(
+        recording_server.url + '/studies',
+        params={
+            'PatientName': 'Doe^J* & co',
+            'includefield': ['00100010', '00100020'],
+            'fuzzymatching': True,
+            'limit': 5,
+        },
+    )
     request = recording_server.last
     assert request.path == '/studies'
     assert request.query == {
@@ -161,19 +169,20 @@ def test_session_params_go_with_every_request(recording_server, session) -> None
     recording_server.add('GET', '/studies', ok())
     session.params = {'key': 'api-key-1', 'site': 'north'}
     session.get(recording_server.url + '/studies', params={'limit': 5})
-    assert recording_server.last.query == {'key': ['api-key-1'], 'site': ['north'],
-                                           'limit': ['5']}
+    assert recording_server.last.query == {'key': ['api-key-1'], 'site': ['north'], 'limit': ['5']}
     session.get(recording_server.url + '/studies', params={'site': 'south', 'key': None})
     assert recording_server.last.query == {'site': ['south']}
 
 
 def test_a_client_search_carries_the_session_params(recording_server) -> None:
-    recording_server.add('GET', '/studies', Canned(body=b'[]',
-                                                   content_type='application/dicom+json'))
+    recording_server.add(
+        'GET', '/studies', Canned(body=b'[]', content_type='application/dicom+json')
+    )
     session = dwc.create_session()
     session.params['key'] = 'k'
     dwc.DICOMwebClient(recording_server.url, session=session).search_for_studies(
-        search_filters={'PatientID': 'P1'})
+        search_filters={'PatientID': 'P1'}
+    )
     assert recording_server.last.query == {'key': ['k'], 'PatientID': ['P1']}
 
 
@@ -189,8 +198,9 @@ def test_json_body(recording_server, session) -> None:
 # -- the request head the session writes --------------------------------------------------
 
 
-def test_default_accept_encoding_is_identity_and_a_given_one_is_kept(recording_server,
-                                                                      session) -> None:
+def test_default_accept_encoding_is_identity_and_a_given_one_is_kept(
+    recording_server, session
+) -> None:
     recording_server.add('GET', '/x', ok())
     session.get(recording_server.url + '/x')
     assert recording_server.last.headers.get_all('Accept-Encoding') == ['identity']
@@ -213,17 +223,22 @@ def test_post_without_body_says_content_length_zero(recording_server, session) -
     assert recording_server.last.header('Content-Length') is None
 
 
-@pytest.mark.parametrize('headers', [
-    {'X-Evil': 'value\r\nX-Injected: 1'},
-    {'X-Evil': 'value\nX-Injected: 1'},
-    {'X-Evil': 'value\r'},
-    {'X-Evil\r\nX-Injected': 'value'},
-    {'X Space': 'value'},
-    {':colon': 'value'},
-    {'': 'value'},
-], ids=repr)
+@pytest.mark.parametrize(
+    'headers',
+    [
+        {'X-Evil': 'value\r\nX-Injected: 1'},
+        {'X-Evil': 'value\nX-Injected: 1'},
+        {'X-Evil': 'value\r'},
+        {'X-Evil\r\nX-Injected': 'value'},
+        {'X Space': 'value'},
+        {':colon': 'value'},
+        {'': 'value'},
+    ],
+    ids=repr,
+)
 def test_fields_that_would_break_the_framing_are_refused_before_sending(
-        recording_server, session, headers) -> None:
+    recording_server, session, headers
+) -> None:
     recording_server.add('GET', '/x', ok())
     with pytest.raises(ValueError, match='header field'):
         session.get(recording_server.url + '/x', headers=headers)
@@ -233,8 +248,7 @@ def test_fields_that_would_break_the_framing_are_refused_before_sending(
 
 
 @pytest.mark.parametrize('method', ['GET\r\nX: 1', 'GE T', 'GET\x00'])
-def test_a_method_with_spaces_or_line_breaks_is_refused(recording_server, session,
-                                                        method) -> None:
+def test_a_method_with_spaces_or_line_breaks_is_refused(recording_server, session, method) -> None:
     with pytest.raises(ValueError, match='method'):
         session.request(method, recording_server.url + '/x')
     assert recording_server.requests == []
@@ -255,8 +269,7 @@ def test_text_chunks_of_a_streamed_body_are_sent_as_utf8(recording_server, sessi
     assert request.body == 'caf\u00e9 and bytes'.encode('utf-8')
 
 
-def test_one_connection_carries_many_requests_of_every_kind(recording_server,
-                                                            session) -> None:
+def test_one_connection_carries_many_requests_of_every_kind(recording_server, session) -> None:
     recording_server.add('GET', '/x', ok(b'x' * 100_000))
     recording_server.add('POST', '/x', ok())
     recording_server.add('HEAD', '/x', ok(b'12345'))
@@ -334,12 +347,16 @@ def test_exact_answers_keep_their_connection(session) -> None:
 SMUGGLED = OK_HEAD + b'WRONG'  # an answer to a request that was never sent
 
 
-@pytest.mark.parametrize('pieces', [
-    [OK_HEAD + b'hello' + SMUGGLED],                     # extra bytes came with the answer
-    [OK_HEAD, b'hello' + SMUGGLED],                      # extra bytes came with the body
-    [OK_HEAD + b'he', b'llo' + SMUGGLED],                # with the rest of a split body
-    [OK_HEAD + b'he', b'llo' + SMUGGLED + b'!' * 10_000],  # and more than a buffer holds
-], ids=['with the head', 'with the body', 'after a split body', 'beyond the buffer'])
+@pytest.mark.parametrize(
+    'pieces',
+    [
+        [OK_HEAD + b'hello' + SMUGGLED],  # extra bytes came with the answer
+        [OK_HEAD, b'hello' + SMUGGLED],  # extra bytes came with the body
+        [OK_HEAD + b'he', b'llo' + SMUGGLED],  # with the rest of a split body
+        [OK_HEAD + b'he', b'llo' + SMUGGLED + b'!' * 10_000],  # and more than a buffer holds
+    ],
+    ids=['with the head', 'with the body', 'after a split body', 'beyond the buffer'],
+)
 def test_bytes_beyond_an_answer_retire_its_connection(session, pieces) -> None:
     """Bytes past the end of an answer would be taken as the next answer: the connection
     that holds them is closed, and the next request goes over a new one."""
@@ -353,8 +370,10 @@ def test_bytes_beyond_an_answer_retire_its_connection(session, pieces) -> None:
 def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None:
     """The header block may arrive in pieces; the quick path (whole block already
     buffered) and the line-by-line path must give the same answer."""
-    answer = (b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: one\r\n two\r\n'
-              b'Content-Length: 5\r\n\r\nhello')
+    answer = (
+        b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: one\r\n two\r\n'
+        b'Content-Length: 5\r\n\r\nhello'
+    )
     with scripted_server([[answer[:split], answer[split:]]] * 2) as (url, _):
         for _ in range(2):
             response = session.get(url)
@@ -363,8 +382,7 @@ def test_an_answer_head_split_across_reads_is_read_whole(session, split) -> None
             assert response.headers['X-Folded'] == 'one two'
 
 
-def test_remembered_answer_heads_are_not_shared_or_mixed_up(session,
-                                                             monkeypatch) -> None:
+def test_remembered_answer_heads_are_not_shared_or_mixed_up(session, monkeypatch) -> None:
     """Heads are remembered by their bytes: a repeated head gives fresh, equal fields;
     a head that differs in one byte is read anew; a full memory starts over."""
     monkeypatch.setattr(dwc, '_MEMO_SIZE', 2)
@@ -403,17 +421,17 @@ def test_a_remembered_head_with_a_bad_length_fails_every_time(session) -> None:
 
 ODD_HEADS = {
     'blanks': b'HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nX-Spaces:   padded  value  \r\n'
-              b'X-Tab:\tt\t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\nX-Sp : v\r\n'
-              b'X-FF: \x0cv\x0c\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nContent-Length: 5\r\n\r\n'
-              b'hello',
+    b'X-Tab:\tt\t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\nX-Sp : v\r\n'
+    b'X-FF: \x0cv\x0c\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nContent-Length: 5\r\n\r\n'
+    b'hello',
     'folded': b'HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\n\tthree\r\nContent-Length: 5\r\n\r\n'
-              b'hello',
+    b'hello',
     'leading colon': b'HTTP/1.1 200 OK\r\n:odd: x\r\nContent-Length: 5\r\n\r\nhello',
     'no colon': b'HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 5\r\n\r\nhello',
     'no reason': b'HTTP/1.1 204\r\nX-A: 1\r\n\r\n',
     'reason with blanks': b'HTTP/1.1 200  All  Good \r\nContent-Length: 5\r\n\r\nhello',
     'interim answer': b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n'
-                      b'hello',
+    b'hello',
     'HTTP/1.0': b'HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello',
     'no fields': b'HTTP/1.1 200 OK\r\n\r\n',
 }
@@ -429,8 +447,9 @@ def test_answer_heads_read_whole_or_line_by_line_agree(session, name) -> None:
         seen = []
         for _ in sends:
             response = session.get(url)
-            seen.append((response.status_code, response.reason, response.headers.items(),
-                         response.content))
+            seen.append(
+                (response.status_code, response.reason, response.headers.items(), response.content)
+            )
     assert seen[0] == seen[1]
 
 
@@ -441,21 +460,23 @@ def test_answer_heads_read_whole_or_line_by_line_agree(session, name) -> None:
 def netrc_file(tmp_path, monkeypatch):
     """A netrc file named by ``$NETRC`` with credentials for 127.0.0.1 and a default."""
     path = tmp_path / 'netrc'
-    path.write_text('machine 127.0.0.1 login nina password n3trc\n'
-                    'machine pacs.example.org login other password elsewhere\n')
+    path.write_text(
+        'machine 127.0.0.1 login nina password n3trc\n'
+        'machine pacs.example.org login other password elsewhere\n'
+    )
     monkeypatch.setenv('NETRC', str(path))
     return path
 
 
-def test_netrc_credentials_are_used_like_requests_does(recording_server, netrc_file,
-                                                      session) -> None:
+def test_netrc_credentials_are_used_like_requests_does(
+    recording_server, netrc_file, session
+) -> None:
     recording_server.add('GET', '/x', ok())
     session.get(recording_server.url + '/x')
     assert recording_server.last.header('Authorization') == basic('nina', 'n3trc')
 
 
-def test_netrc_gives_way_to_any_other_credentials(recording_server, netrc_file,
-                                                  session) -> None:
+def test_netrc_gives_way_to_any_other_credentials(recording_server, netrc_file, session) -> None:
     recording_server.add('GET', '/x', ok())
     session.get(recording_server.url + '/x', headers={'Authorization': 'Bearer t'})
     assert recording_server.last.header('Authorization') == 'Bearer t'
@@ -466,8 +487,9 @@ def test_netrc_gives_way_to_any_other_credentials(recording_server, netrc_file,
     assert recording_server.last.header('Authorization') == basic('url', 'user')
 
 
-def test_netrc_is_ignored_without_trust_env_or_for_other_hosts(recording_server, netrc_file,
-                                                               session) -> None:
+def test_netrc_is_ignored_without_trust_env_or_for_other_hosts(
+    recording_server, netrc_file, session
+) -> None:
     recording_server.add('GET', '/x', ok())
     session.trust_env = False
     session.get(recording_server.url + '/x')
@@ -477,8 +499,7 @@ def test_netrc_is_ignored_without_trust_env_or_for_other_hosts(recording_server,
     assert recording_server.last.header('Authorization') is None
 
 
-def test_an_unreadable_netrc_is_ignored(recording_server, tmp_path, monkeypatch,
-                                        session) -> None:
+def test_an_unreadable_netrc_is_ignored(recording_server, tmp_path, monkeypatch, session) -> None:
     path = tmp_path / 'netrc'
     path.write_text('machine 127.0.0.1 login\n"unterminated')
     monkeypatch.setenv('NETRC', str(path))
@@ -568,7 +589,8 @@ def test_requests_reuse_one_connection(recording_server, session) -> None:
 
 
 def test_streamed_response_read_to_the_end_releases_the_connection(
-        recording_server, session) -> None:
+    recording_server, session
+) -> None:
     recording_server.add('GET', '/x', Canned(body=[b'a' * 1000, b'b' * 1000], chunked=True))
     for _ in range(3):
         response = session.get(recording_server.url + '/x', stream=True)
@@ -589,7 +611,8 @@ def test_unread_streamed_response_closes_its_connection(recording_server, sessio
 
 
 def test_abandoned_answer_whose_connection_closed_first_closes_quietly(
-        recording_server, session) -> None:
+    recording_server, session
+) -> None:
     # when an abandoned answer and its connection are collected together, the
     # connection's reader may be closed before the answer's own close runs
     recording_server.add('GET', '/big', ok(b'z' * 200_000))
@@ -684,8 +707,9 @@ def test_retry_after_http_date(recording_server, session) -> None:
 
 
 def test_exhausted_retries_return_the_last_answer(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(status=503, body=b'still busy',
-                                             content_type='text/plain'))
+    recording_server.add(
+        'GET', '/x', Canned(status=503, body=b'still busy', content_type='text/plain')
+    )
     response = session.get(recording_server.url + '/x', retry=FAST_RETRY)
     assert response.status_code == 503
     assert len(recording_server.requests) == 3
@@ -716,8 +740,9 @@ def test_404_is_not_retried(recording_server, session) -> None:
 def test_custom_retriable_statuses(recording_server, session) -> None:
     recording_server.add('GET', '/x', ok())
     recording_server.queue(Canned(status=503))
-    policy = dwc.RetryPolicy(max_attempts=3, wait_exponential_multiplier=1,
-                             retriable_statuses=frozenset({502}))
+    policy = dwc.RetryPolicy(
+        max_attempts=3, wait_exponential_multiplier=1, retriable_statuses=frozenset({502})
+    )
     assert session.get(recording_server.url + '/x', retry=policy).status_code == 503
     assert len(recording_server.requests) == 1
 
@@ -747,8 +772,9 @@ def test_post_with_bytes_body_is_retried(recording_server, session) -> None:
 def test_post_with_callable_body_is_replayed(recording_server, session) -> None:
     recording_server.add('POST', '/x', ok())
     recording_server.queue(Canned(status=503))
-    response = session.post(recording_server.url + '/x',
-                            data=lambda: iter([b'part-1|', b'part-2']), retry=FAST_RETRY)
+    response = session.post(
+        recording_server.url + '/x', data=lambda: iter([b'part-1|', b'part-2']), retry=FAST_RETRY
+    )
     assert response.status_code == 200
     assert [r.body for r in recording_server.requests] == [b'part-1|part-2'] * 2
 
@@ -785,6 +811,7 @@ def test_connection_refused_matches_requests_connection_error(session) -> None:
 
 # -- a server that is down is reported within seconds ----------------------------------
 
+
 def retry_records(caplog) -> list:
     return [r for r in caplog.records if r.name == 'dicomweb_client.retry']
 
@@ -804,7 +831,8 @@ def test_a_refused_connection_is_reported_within_seconds_by_default(caplog) -> N
     assert f'http://127.0.0.1:{port}' in message and 'Connection refused' in message
     assert not isinstance(caught.value, dwc.HTTPError)
     assert [r.getMessage().rsplit('; ', 1)[1] for r in retry_records(caplog)] == [
-        'retrying in 1.0 s (retry 1 of 4)']
+        'retrying in 1.0 s (retry 1 of 4)'
+    ]
 
 
 def _resolver_is_quick(host: str, limit: float = 5.0) -> bool:
@@ -848,8 +876,9 @@ def test_connect_budget_bounds_the_waits(budget: float, waits: list, caplog) -> 
     with pytest.raises(dwc.TransportError):
         client.search_for_studies()
     elapsed = time.monotonic() - started
-    logged = [float(r.getMessage().split('retrying in ')[1].split(' ')[0])
-              for r in retry_records(caplog)]
+    logged = [
+        float(r.getMessage().split('retrying in ')[1].split(' ')[0]) for r in retry_records(caplog)
+    ]
     assert logged == waits
     assert sum(waits) <= elapsed < sum(waits) + 2
 
@@ -904,8 +933,7 @@ def test_generator_body_is_sent_chunked(recording_server, session) -> None:
     assert request.body == b''.join(pieces)
 
 
-def test_file_body_is_streamed_with_content_length(recording_server, session,
-                                                   tmp_path) -> None:
+def test_file_body_is_streamed_with_content_length(recording_server, session, tmp_path) -> None:
     recording_server.add('POST', '/x', ok())
     payload = os.urandom(3 * (1 << 20) + 123)  # more than one read of the library
     path = tmp_path / 'body.bin'
@@ -922,8 +950,10 @@ def test_file_body_is_streamed_with_content_length(recording_server, session,
 # -- answers that come before the body is sent ---------------------------------------------
 
 
-TOO_LARGE = (b'HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n'
-             b'Content-Length: 29\r\nConnection: close\r\n\r\nthe limit is 1 MB per request')
+TOO_LARGE = (
+    b'HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n'
+    b'Content-Length: 29\r\nConnection: close\r\n\r\nthe limit is 1 MB per request'
+)
 BIG = 64 << 20  # more than the socket buffers hold, so that sending is cut short
 
 
@@ -934,8 +964,7 @@ def big_chunks():
 
 
 @pytest.mark.parametrize('kind', ['bytes', 'chunks', 'file'])
-def test_an_answer_sent_before_the_body_was_read_is_reported(session, tmp_path,
-                                                             kind) -> None:
+def test_an_answer_sent_before_the_body_was_read_is_reported(session, tmp_path, kind) -> None:
     if kind == 'bytes':
         data = bytes(BIG)
     elif kind == 'chunks':
@@ -945,8 +974,10 @@ def test_an_answer_sent_before_the_body_was_read_is_reported(session, tmp_path,
         with open(path, 'wb') as handle:
             handle.truncate(BIG)
         data = open(path, 'rb')
-    with resetting_server(TOO_LARGE, pause=0.05) as url, contextlib.closing(data) \
-            if kind == 'file' else contextlib.nullcontext():
+    with (
+        resetting_server(TOO_LARGE, pause=0.05) as url,
+        contextlib.closing(data) if kind == 'file' else contextlib.nullcontext(),
+    ):
         response = session.post(url + '/studies', data=data)
         assert response.status_code == 413
         assert response.text == 'the limit is 1 MB per request'
@@ -979,8 +1010,11 @@ def test_a_cut_upload_without_an_answer_is_a_transport_error(session) -> None:
 
 
 def test_chunked_answer_is_decoded(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(body=[b'{"a": ', b'[1, 2]}'], chunked=True,
-                                             content_type='application/json'))
+    recording_server.add(
+        'GET',
+        '/x',
+        Canned(body=[b'{"a": ', b'[1, 2]}'], chunked=True, content_type='application/json'),
+    )
     response = session.get(recording_server.url + '/x')
     assert response.content == b'{"a": [1, 2]}'
     assert response.json() == {'a': [1, 2]}
@@ -989,14 +1023,18 @@ def test_chunked_answer_is_decoded(recording_server, session) -> None:
 
 
 def test_text_uses_the_charset(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(body='café'.encode('latin-1'),
-                                             content_type='text/plain; charset=latin-1'))
+    recording_server.add(
+        'GET',
+        '/x',
+        Canned(body='café'.encode('latin-1'), content_type='text/plain; charset=latin-1'),
+    )
     assert session.get(recording_server.url + '/x').text == 'café'
 
 
 def test_streamed_answer_arrives_piece_by_piece(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(body=[b'first piece', b'second piece'],
-                                             piece_delay=0.3))
+    recording_server.add(
+        'GET', '/x', Canned(body=[b'first piece', b'second piece'], piece_delay=0.3)
+    )
     response = session.get(recording_server.url + '/x', stream=True)
     pieces = list(response.iter_content(1 << 16))
     # the first piece is handed out before the second one was even sent
@@ -1013,11 +1051,18 @@ def test_elapsed_is_a_timedelta(recording_server, session) -> None:
     assert isinstance(elapsed, datetime.timedelta) and elapsed.total_seconds() >= 0.05
 
 
-@pytest.mark.parametrize('content_type, encoding', [
-    ('text/plain; charset=utf-16', 'utf-16'), ('text/plain', 'ISO-8859-1'),
-    ('application/dicom+json', 'utf-8'), ('application/octet-stream', None)])
-def test_encoding_is_chosen_as_requests_chooses_it(recording_server, session, content_type,
-                                                   encoding) -> None:
+@pytest.mark.parametrize(
+    'content_type, encoding',
+    [
+        ('text/plain; charset=utf-16', 'utf-16'),
+        ('text/plain', 'ISO-8859-1'),
+        ('application/dicom+json', 'utf-8'),
+        ('application/octet-stream', None),
+    ],
+)
+def test_encoding_is_chosen_as_requests_chooses_it(
+    recording_server, session, content_type, encoding
+) -> None:
     recording_server.add('GET', '/x', Canned(body=b'abc', content_type=content_type))
     assert session.get(recording_server.url + '/x').encoding == encoding
 
@@ -1031,22 +1076,35 @@ def test_setting_the_encoding_changes_text(recording_server, session) -> None:
 
 
 def test_an_error_message_without_charset_is_read_as_utf8(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(status=404, body='Studie für Müller fehlt'.encode(),
-                                             content_type='text/plain'))
+    recording_server.add(
+        'GET',
+        '/x',
+        Canned(status=404, body='Studie für Müller fehlt'.encode(), content_type='text/plain'),
+    )
     with pytest.raises(dwc.HTTPError, match='Studie für Müller fehlt'):
         session.get(recording_server.url + '/x').raise_for_status()
 
 
 def test_permanent_redirects_links_and_cookies_of_an_answer(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(status=308, headers={
-        'Location': '/y', 'Set-Cookie': 'seen=1; Path=/',
-        'Link': '</studies?offset=100>; rel="next", <https://pacs.example/a>; rel=last; '
-                'title="the end"'}))
+    recording_server.add(
+        'GET',
+        '/x',
+        Canned(
+            status=308,
+            headers={
+                'Location': '/y',
+                'Set-Cookie': 'seen=1; Path=/',
+                'Link': '</studies?offset=100>; rel="next", <https://pacs.example/a>; rel=last; '
+                'title="the end"',
+            },
+        ),
+    )
     response = session.get(recording_server.url + '/x', allow_redirects=False)
     assert response.is_redirect and response.is_permanent_redirect
     assert response.links == {
         'next': {'url': '/studies?offset=100', 'rel': 'next'},
-        'last': {'url': 'https://pacs.example/a', 'rel': 'last', 'title': 'the end'}}
+        'last': {'url': 'https://pacs.example/a', 'rel': 'last', 'title': 'the end'},
+    }
     assert response.cookies.get_dict() == {'seen': '1'}
 
 
@@ -1055,13 +1113,13 @@ def test_iter_lines_splits_whatever_the_pieces(recording_server, session, chunk_
     body = b'first\r\nsecond\nthird\r\n\r\nlast'
     recording_server.add('GET', '/x', Canned(body=[body[:7], body[7:], b'']))
     response = session.get(recording_server.url + '/x', stream=True)
-    assert list(response.iter_lines(chunk_size)) == [b'first', b'second', b'third', b'',
-                                                     b'last']
+    assert list(response.iter_lines(chunk_size)) == [b'first', b'second', b'third', b'', b'last']
 
 
 def test_iter_lines_with_a_delimiter_and_decoded(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(body='ä;b;c'.encode(), content_type='text/csv; '
-                                                                          'charset=utf-8'))
+    recording_server.add(
+        'GET', '/x', Canned(body='ä;b;c'.encode(), content_type='text/csv; charset=utf-8')
+    )
     response = session.get(recording_server.url + '/x', stream=True)
     assert list(response.iter_lines(2, decode_unicode=True, delimiter=b';')) == ['ä', 'b', 'c']
 
@@ -1082,8 +1140,10 @@ def test_head_does_not_follow_redirects_unless_asked(recording_server, session) 
     assert followed.status_code == 200 and followed.url.endswith('/new')
 
 
-@pytest.mark.parametrize('verb, method', [('options', 'OPTIONS'), ('patch', 'PATCH'),
-                                          ('put', 'PUT'), ('delete', 'DELETE')])
+@pytest.mark.parametrize(
+    'verb, method',
+    [('options', 'OPTIONS'), ('patch', 'PATCH'), ('put', 'PUT'), ('delete', 'DELETE')],
+)
 def test_every_verb_of_requests(recording_server, session, verb, method) -> None:
     recording_server.add(method, '/x', ok())
     assert getattr(session, verb)(recording_server.url + '/x').status_code == 200
@@ -1094,8 +1154,11 @@ def test_every_verb_of_requests(recording_server, session, verb, method) -> None
 
 
 def test_http_error_describes_the_failure(recording_server, session) -> None:
-    recording_server.add('GET', '/studies/1.2.3', Canned(
-        status=404, body=b'Study 1.2.3 is not\n  on this server', content_type='text/plain'))
+    recording_server.add(
+        'GET',
+        '/studies/1.2.3',
+        Canned(status=404, body=b'Study 1.2.3 is not\n  on this server', content_type='text/plain'),
+    )
     url = recording_server.url + '/studies/1.2.3'
     response = session.get(url)
     with pytest.raises(dwc.HTTPError) as caught:
@@ -1164,8 +1227,7 @@ def test_session_timeout_applies(recording_server, session) -> None:
 
 
 def test_timeout_while_reading_a_streamed_body(recording_server, session) -> None:
-    recording_server.add('GET', '/slow', Canned(body=[b'start', b'late end'],
-                                                piece_delay=1.5))
+    recording_server.add('GET', '/slow', Canned(body=[b'start', b'late end'], piece_delay=1.5))
     response = session.get(recording_server.url + '/slow', stream=True, timeout=0.3)
     with pytest.raises(dwc.Timeout):
         response.content  # noqa: B018
@@ -1187,8 +1249,9 @@ def test_reset_in_the_middle_of_the_body(recording_server, session) -> None:
         session.get(recording_server.url + '/x')
 
 
-_RESET_HEAD = (b'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n'
-               b'Content-Type: application/octet-stream\r\n\r\n')
+_RESET_HEAD = (
+    b'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: application/octet-stream\r\n\r\n'
+)
 
 
 def test_reset_while_reading_streamed_content(session) -> None:
@@ -1221,15 +1284,20 @@ def _chunked_answer(body: bytes) -> Canned:
     return Canned(raw=head.encode() + body)
 
 
-@pytest.mark.parametrize('body', [
-    b'zz\r\nhello\r\n0\r\n\r\n',  # a chunk size that is not hex
-    b'5\r\nhel',  # the connection closes inside a chunk
-    b'5\r\nhello\r\n',  # ... or before the last chunk
-    b'5\r\nhello\r\n' + b'1' * 70000 + b'\r\n',  # a chunk size line beyond any limit
-], ids=['bad-size', 'inside-a-chunk', 'no-last-chunk', 'size-line-too-long'])
+@pytest.mark.parametrize(
+    'body',
+    [
+        b'zz\r\nhello\r\n0\r\n\r\n',  # a chunk size that is not hex
+        b'5\r\nhel',  # the connection closes inside a chunk
+        b'5\r\nhello\r\n',  # ... or before the last chunk
+        b'5\r\nhello\r\n' + b'1' * 70000 + b'\r\n',  # a chunk size line beyond any limit
+    ],
+    ids=['bad-size', 'inside-a-chunk', 'no-last-chunk', 'size-line-too-long'],
+)
 @pytest.mark.parametrize('stream', [False, True])
-def test_a_broken_chunked_answer_is_a_chunked_encoding_error(recording_server, session,
-                                                             body, stream) -> None:
+def test_a_broken_chunked_answer_is_a_chunked_encoding_error(
+    recording_server, session, body, stream
+) -> None:
     recording_server.add('GET', '/x', _chunked_answer(body))
     with pytest.raises(dwc.ChunkedEncodingError) as caught:
         response = session.get(recording_server.url + '/x', stream=stream)
@@ -1241,11 +1309,15 @@ def test_a_broken_chunked_answer_is_a_chunked_encoding_error(recording_server, s
 
 
 def test_a_body_shorter_than_its_content_length_is_caught_as_requests_does(
-        recording_server, session) -> None:
+    recording_server, session
+) -> None:
     """requests (through urllib3) raises ChunkedEncodingError here too."""
     requests = requests_or_skip()
-    recording_server.add('GET', '/x', Canned(
-        raw=b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly 20 bytes here..'))
+    recording_server.add(
+        'GET',
+        '/x',
+        Canned(raw=b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly 20 bytes here..'),
+    )
     with pytest.raises(requests.exceptions.ChunkedEncodingError) as caught:
         session.get(recording_server.url + '/x')
     assert isinstance(caught.value, dwc.ChunkedEncodingError)
@@ -1257,17 +1329,28 @@ def test_error_twins_are_caught_like_requests_ones() -> None:
     """Each class is an instance of the same built-in and requests classes as its
     requests twin, so that ``except`` clauses behave the same."""
     requests = pytest.importorskip('requests')
-    catalogue = [OSError, ConnectionError, TimeoutError, ValueError,
-                 requests.exceptions.RequestException, requests.exceptions.ConnectionError,
-                 requests.exceptions.Timeout, requests.exceptions.SSLError,
-                 requests.exceptions.ChunkedEncodingError,
-                 requests.exceptions.ContentDecodingError, requests.exceptions.HTTPError]
-    for ours, theirs in ((dwc.SSLError, requests.exceptions.SSLError),
-                         (dwc.ChunkedEncodingError, requests.exceptions.ChunkedEncodingError),
-                         (dwc.TransportError, requests.exceptions.ConnectionError)):
+    catalogue = [
+        OSError,
+        ConnectionError,
+        TimeoutError,
+        ValueError,
+        requests.exceptions.RequestException,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.SSLError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+        requests.exceptions.HTTPError,
+    ]
+    for ours, theirs in (
+        (dwc.SSLError, requests.exceptions.SSLError),
+        (dwc.ChunkedEncodingError, requests.exceptions.ChunkedEncodingError),
+        (dwc.TransportError, requests.exceptions.ConnectionError),
+    ):
         raised = dwc._compatible(ours)('failure')
-        assert [c for c in catalogue if isinstance(raised, c)] == \
-            [c for c in catalogue if issubclass(theirs, c)], ours
+        assert [c for c in catalogue if isinstance(raised, c)] == [
+            c for c in catalogue if issubclass(theirs, c)
+        ], ours
 
 
 def _short_answer(**headers: str) -> Canned:
@@ -1304,8 +1387,7 @@ def test_truncated_content_raises_in_iter_content(recording_server, session) -> 
 
 
 def test_truncated_chunked_answer_raises(recording_server, session) -> None:
-    raw = (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
-           b'5\r\nhello\r\n10\r\nonly a bit')
+    raw = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n10\r\nonly a bit'
     recording_server.add('GET', '/x', Canned(raw=raw))
     response = session.get(recording_server.url + '/x', stream=True)
     with pytest.raises(dwc.TransportError):
@@ -1343,20 +1425,21 @@ CODINGS = {
     # deflate without the zlib wrapper, as some servers send it
     'deflate-raw': ('deflate', lambda data: zlib.compress(data)[2:-4]),
     # two gzip members one after the other make one body
-    'gzip-members': ('gzip', lambda data: gzip.compress(data[:1000])
-                     + gzip.compress(data[1000:])),
+    'gzip-members': ('gzip', lambda data: gzip.compress(data[:1000]) + gzip.compress(data[1000:])),
 }
 
 
-def compressed(name: str, data: bytes = PLAIN, pieces: int = 1,
-               chunked: bool = False) -> Canned:
+def compressed(name: str, data: bytes = PLAIN, pieces: int = 1, chunked: bool = False) -> Canned:
     """``data`` compressed by coding ``name`` of :data:`CODINGS`, sent in ``pieces``."""
     coding, compress = CODINGS[name]
     body = compress(data)
     step = -(-len(body) // pieces)
-    return Canned(body=[body[start:start + step] for start in range(0, len(body), step)],
-                  chunked=chunked, headers={'Content-Encoding': coding},
-                  content_type='application/octet-stream')
+    return Canned(
+        body=[body[start : start + step] for start in range(0, len(body), step)],
+        chunked=chunked,
+        headers={'Content-Encoding': coding},
+        content_type='application/octet-stream',
+    )
 
 
 @pytest.mark.parametrize('chunked', [False, True], ids=['length', 'chunked'])
@@ -1371,7 +1454,8 @@ def test_compressed_content_is_decoded(recording_server, session, name, chunked)
 @pytest.mark.parametrize('size', [1, 7, 4096, 1 << 20])
 @pytest.mark.parametrize('name', ['gzip', 'deflate', 'deflate-raw', 'gzip-members'])
 def test_compressed_content_streams_in_pieces_of_at_most_the_size_asked(
-        recording_server, session, name, size) -> None:
+    recording_server, session, name, size
+) -> None:
     # the body arrives in 9 writes, so the decoder also sees its input cut anywhere
     recording_server.add('GET', '/x', compressed(name, pieces=9, chunked=True))
     response = session.get(recording_server.url + '/x', stream=True)
@@ -1401,8 +1485,9 @@ def test_a_decoded_answer_keeps_its_connection(recording_server, session) -> Non
 
 
 def test_identity_coding_is_no_coding(recording_server, session) -> None:
-    recording_server.add('GET', '/x', Canned(body=b'as it is',
-                                             headers={'Content-Encoding': 'identity'}))
+    recording_server.add(
+        'GET', '/x', Canned(body=b'as it is', headers={'Content-Encoding': 'identity'})
+    )
     assert session.get(recording_server.url + '/x').content == b'as it is'
 
 
@@ -1413,23 +1498,29 @@ def test_an_empty_compressed_body_is_empty(recording_server, session) -> None:
 
 def test_a_compressed_error_answer_gives_its_message(recording_server, session) -> None:
     message = b'{"Message": "no such study"}'
-    recording_server.add('GET', '/x', Canned(status=404, body=gzip.compress(message),
-                                             headers={'Content-Encoding': 'gzip'}))
+    recording_server.add(
+        'GET',
+        '/x',
+        Canned(status=404, body=gzip.compress(message), headers={'Content-Encoding': 'gzip'}),
+    )
     with pytest.raises(dwc.HTTPError, match='no such study'):
         session.get(recording_server.url + '/x').raise_for_status()
 
 
-@pytest.mark.parametrize('body, problem', [
-    (gzip.compress(PLAIN)[:-20], 'truncated'),
-    (gzip.compress(PLAIN)[:5], 'truncated'),
-    (b'\x1f', 'truncated'),
-    (b'this is not gzip at all', 'corrupt'),
-    (gzip.compress(PLAIN) + b'trailing junk', 'corrupt'),
-    (gzip.compress(PLAIN)[:100] + b'\xff' * 50 + gzip.compress(PLAIN)[150:], 'corrupt'),
-], ids=['short', 'header-only', 'one-byte', 'not-gzip', 'junk-after', 'damaged'])
+@pytest.mark.parametrize(
+    'body, problem',
+    [
+        (gzip.compress(PLAIN)[:-20], 'truncated'),
+        (gzip.compress(PLAIN)[:5], 'truncated'),
+        (b'\x1f', 'truncated'),
+        (b'this is not gzip at all', 'corrupt'),
+        (gzip.compress(PLAIN) + b'trailing junk', 'corrupt'),
+        (gzip.compress(PLAIN)[:100] + b'\xff' * 50 + gzip.compress(PLAIN)[150:], 'corrupt'),
+    ],
+    ids=['short', 'header-only', 'one-byte', 'not-gzip', 'junk-after', 'damaged'],
+)
 @pytest.mark.parametrize('streamed', [False, True], ids=['content', 'iter_content'])
-def test_bad_compressed_data_raises(recording_server, session, body, problem,
-                                    streamed) -> None:
+def test_bad_compressed_data_raises(recording_server, session, body, problem, streamed) -> None:
     recording_server.add('GET', '/x', Canned(body=body, headers={'Content-Encoding': 'gzip'}))
     response = session.get(recording_server.url + '/x', stream=True)
     with pytest.raises(dwc.ContentDecodingError, match=problem) as caught:
@@ -1445,10 +1536,12 @@ def test_bad_compressed_data_raises(recording_server, session, body, problem,
 
 
 @pytest.mark.parametrize('coding', ['br', 'zstd', 'compress', 'gzip, br'])
-def test_a_coding_that_cannot_be_undone_raises_and_names_it(recording_server, session,
-                                                            coding) -> None:
-    recording_server.add('GET', '/x', Canned(body=b'\x0b\x02\x80hi\x03',
-                                             headers={'Content-Encoding': coding}))
+def test_a_coding_that_cannot_be_undone_raises_and_names_it(
+    recording_server, session, coding
+) -> None:
+    recording_server.add(
+        'GET', '/x', Canned(body=b'\x0b\x02\x80hi\x03', headers={'Content-Encoding': coding})
+    )
     response = session.get(recording_server.url + '/x', stream=True)
     assert response.status_code == 200  # the head is fine; reading the body fails
     with pytest.raises(dwc.ContentDecodingError, match=repr(coding)):
@@ -1462,8 +1555,7 @@ def test_content_decoding_error_is_a_requests_one(recording_server, session) -> 
         session.get(recording_server.url + '/x')
 
 
-def test_a_small_compressed_body_is_not_inflated_all_at_once(recording_server,
-                                                             session) -> None:
+def test_a_small_compressed_body_is_not_inflated_all_at_once(recording_server, session) -> None:
     # 64 MiB of zeros are 64 KiB of gzip; a streamed read hands out pieces of the size
     # asked for, never the whole inflated body in one go
     # (zeros inflate 1000 times, past the default max_decoding_ratio: turned off here)
@@ -1505,9 +1597,15 @@ def visit(make_server, session, routes: dict, paths: list) -> RecordingServer:
 
 
 def test_cookies_an_answer_sets_are_sent_back(make_server, session) -> None:
-    server = visit(make_server, session, {
-        '/login': cookie_answer('session=abc123; Path=/; HttpOnly', 'theme=dark'),
-        '/studies': ok()}, ['/login'])
+    server = visit(
+        make_server,
+        session,
+        {
+            '/login': cookie_answer('session=abc123; Path=/; HttpOnly', 'theme=dark'),
+            '/studies': ok(),
+        },
+        ['/login'],
+    )
     assert session.cookies['session'] == 'abc123' and 'theme' in session.cookies
     session.get(server.url + '/studies')
     assert sorted(cookies_sent(server).split('; ')) == ['session=abc123', 'theme=dark']
@@ -1520,33 +1618,68 @@ def test_no_cookie_field_without_cookies(recording_server, session) -> None:
 
 
 def test_a_cookie_goes_only_below_its_path(make_server, session) -> None:
-    server = visit(make_server, session, {
-        '/dicom-web/login': cookie_answer('token=t1; Path=/dicom-web'),
-        '/dicom-web/studies': ok(), '/other': ok()}, ['/dicom-web/login', '/dicom-web/studies'])
+    server = visit(
+        make_server,
+        session,
+        {
+            '/dicom-web/login': cookie_answer('token=t1; Path=/dicom-web'),
+            '/dicom-web/studies': ok(),
+            '/other': ok(),
+        },
+        ['/dicom-web/login', '/dicom-web/studies'],
+    )
     assert cookies_sent(server) == 'token=t1'
     session.get(server.url + '/other')
     assert cookies_sent(server) is None
 
 
 def test_an_expired_cookie_is_dropped(make_server, session) -> None:
-    server = visit(make_server, session, {
-        '/in': cookie_answer('session=abc'), '/out': cookie_answer('session=gone; Max-Age=0'),
-        '/x': ok()}, ['/in', '/out', '/x'])
+    server = visit(
+        make_server,
+        session,
+        {
+            '/in': cookie_answer('session=abc'),
+            '/out': cookie_answer('session=gone; Max-Age=0'),
+            '/x': ok(),
+        },
+        ['/in', '/out', '/x'],
+    )
     assert cookies_sent(server) is None and 'session' not in session.cookies
 
 
 def test_a_secure_cookie_is_not_sent_over_plain_http(recording_server, session) -> None:
     recording_server.add('GET', '/x', ok())
-    session.cookies.set_cookie(http.cookiejar.Cookie(
-        0, 'secret', 'v', None, False, '', False, False, '/', True, True, None, True, None,
-        None, {}))
+    session.cookies.set_cookie(
+        http.cookiejar.Cookie(
+            0,
+            'secret',
+            'v',
+            None,
+            False,
+            '',
+            False,
+            False,
+            '/',
+            True,
+            True,
+            None,
+            True,
+            None,
+            None,
+            {},
+        )
+    )
     session.get(recording_server.url + '/x')
     assert cookies_sent(recording_server) is None
 
 
 def test_a_cookie_for_another_domain_is_neither_kept_nor_sent(make_server, session) -> None:
-    server = visit(make_server, session, {
-        '/in': cookie_answer('foreign=1; Domain=example.org'), '/x': ok()}, ['/in'])
+    server = visit(
+        make_server,
+        session,
+        {'/in': cookie_answer('foreign=1; Domain=example.org'), '/x': ok()},
+        ['/in'],
+    )
     assert 'foreign' not in session.cookies
     session.cookies.set('elsewhere', '2', domain='pacs.example.org')
     session.get(server.url + '/x')
@@ -1589,9 +1722,15 @@ def test_the_jar_has_the_name_helpers_of_requests(recording_server, session) -> 
 
 def test_a_client_keeps_the_cookies_of_its_session(make_server) -> None:
     server = make_server()
-    server.add('GET', '/dicom-web/studies',
-               Canned(body=b'[]', content_type='application/dicom+json',
-                      headers={'Set-Cookie': 'AWSALB=sticky; Path=/'}))
+    server.add(
+        'GET',
+        '/dicom-web/studies',
+        Canned(
+            body=b'[]',
+            content_type='application/dicom+json',
+            headers={'Set-Cookie': 'AWSALB=sticky; Path=/'},
+        ),
+    )
     client = dwc.DICOMwebClient(server.url + '/dicom-web')
     client.search_for_studies()
     client.search_for_studies()
@@ -1625,8 +1764,11 @@ def test_redirect_not_followed_when_disallowed(recording_server, session) -> Non
 def test_307_replays_a_post_body(recording_server, session) -> None:
     recording_server.add('POST', '/start', redirect(307, '/target'))
     recording_server.add('POST', '/target', ok())
-    response = session.post(recording_server.url + '/start', data=b'instance bytes',
-                            headers={'Content-Type': 'application/dicom'})
+    response = session.post(
+        recording_server.url + '/start',
+        data=b'instance bytes',
+        headers={'Content-Type': 'application/dicom'},
+    )
     assert response.status_code == 200
     second = recording_server.requests[1]
     assert (second.method, second.path, second.body) == ('POST', '/target', b'instance bytes')
@@ -1636,8 +1778,9 @@ def test_307_replays_a_post_body(recording_server, session) -> None:
 def test_303_turns_a_post_into_a_get(recording_server, session) -> None:
     recording_server.add('POST', '/start', redirect(303, '/result'))
     recording_server.add('GET', '/result', ok())
-    response = session.post(recording_server.url + '/start', data=b'form',
-                            headers={'Content-Type': 'text/plain'})
+    response = session.post(
+        recording_server.url + '/start', data=b'form', headers={'Content-Type': 'text/plain'}
+    )
     assert response.status_code == 200
     second = recording_server.requests[1]
     assert (second.method, second.body) == ('GET', b'')
@@ -1650,8 +1793,9 @@ def test_authorization_kept_on_same_origin_redirect(recording_server) -> None:
     recording_server.add('GET', '/target', ok())
     with dwc.create_session_from_user_pass('alice', 'pw') as session:
         assert session.get(recording_server.url + '/start').status_code == 200
-    assert [r.header('Authorization') for r in recording_server.requests] == \
-        [basic('alice', 'pw')] * 2
+    assert [r.header('Authorization') for r in recording_server.requests] == [
+        basic('alice', 'pw')
+    ] * 2
 
 
 def test_authorization_dropped_on_redirect_to_another_host(make_server) -> None:
@@ -1712,8 +1856,7 @@ def authorization_of(request) -> dict:
 
 
 @pytest.mark.parametrize('algorithm', ['MD5', 'MD5-sess', 'SHA-256', 'SHA-256-sess', None])
-def test_digest_challenge_is_answered_then_the_nonce_is_reused(recording_server,
-                                                              algorithm) -> None:
+def test_digest_challenge_is_answered_then_the_nonce_is_reused(recording_server, algorithm) -> None:
     protected = digest_route(recording_server, algorithm=algorithm)
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
         first = session.get(recording_server.url + '/x')
@@ -1777,17 +1920,23 @@ def test_a_client_search_with_a_wrong_digest_password_raises(recording_server) -
 
 
 def test_the_first_usable_of_several_challenges_is_answered(recording_server) -> None:
-    protected = digest_route(recording_server, extra_challenges=[
-        'Basic realm="other"', 'Digest realm="x", nonce="n", algorithm=UNKNOWN-HASH',
-        'Digest realm="y", nonce="m", qop="auth-int"'])
+    protected = digest_route(
+        recording_server,
+        extra_challenges=[
+            'Basic realm="other"',
+            'Digest realm="x", nonce="n", algorithm=UNKNOWN-HASH',
+            'Digest realm="y", nonce="m", qop="auth-int"',
+        ],
+    )
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
         assert session.get(recording_server.url + '/x').status_code == 200
     assert protected.rejected == [] and len(protected.accepted) == 1
 
 
 def test_a_401_without_a_digest_challenge_is_returned(recording_server) -> None:
-    recording_server.add('GET', '/x', Canned(status=401, headers={
-        'WWW-Authenticate': 'Basic realm="x"'}))
+    recording_server.add(
+        'GET', '/x', Canned(status=401, headers={'WWW-Authenticate': 'Basic realm="x"'})
+    )
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
         assert session.get(recording_server.url + '/x').status_code == 401
     assert len(recording_server.requests) == 1
@@ -1798,26 +1947,33 @@ def test_digest_replays_a_bytes_or_file_body(recording_server, tmp_path) -> None
     upload = tmp_path / 'upload.bin'
     upload.write_bytes(b'from a file')
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
-        assert session.post(recording_server.url + '/studies',
-                            data=b'instance bytes').status_code == 200
+        assert (
+            session.post(recording_server.url + '/studies', data=b'instance bytes').status_code
+            == 200
+        )
         session.auth = dwc.HTTPDigestAuth('ann', 'pw')  # no nonce yet: challenged again
         with upload.open('rb') as fileobj:
-            assert session.post(recording_server.url + '/studies',
-                                data=fileobj).status_code == 200
+            assert session.post(recording_server.url + '/studies', data=fileobj).status_code == 200
     assert [r.body for r in recording_server.requests] == [
-        b'instance bytes', b'instance bytes', b'from a file', b'from a file']
+        b'instance bytes',
+        b'instance bytes',
+        b'from a file',
+        b'from a file',
+    ]
 
 
 def test_digest_returns_the_401_of_a_one_shot_body(recording_server) -> None:
     digest_route(recording_server, path='/studies')
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
-        response = session.post(recording_server.url + '/studies',
-                                data=(chunk for chunk in [b'one ', b'shot']))
+        response = session.post(
+            recording_server.url + '/studies', data=(chunk for chunk in [b'one ', b'shot'])
+        )
         assert response.status_code == 401
         # once the nonce is known, a one-shot body goes out with credentials at once
         assert session.get(recording_server.url + '/studies').status_code == 200
-        response = session.post(recording_server.url + '/studies',
-                                data=(chunk for chunk in [b'one ', b'shot']))
+        response = session.post(
+            recording_server.url + '/studies', data=(chunk for chunk in [b'one ', b'shot'])
+        )
         assert response.status_code == 200 and response.history == []
     assert recording_server.last.body == b'one shot'
 
@@ -1846,8 +2002,11 @@ def test_digest_answers_no_challenge_of_another_server(make_server) -> None:
 
 def test_requests_digest_auth_is_answered_natively(recording_server) -> None:
     requests = requests_or_skip()
-    protected = DigestProtected(Canned(body=b'[]', content_type='application/dicom+json'),
-                                {'ann': 'pw'}, algorithm='SHA-256')
+    protected = DigestProtected(
+        Canned(body=b'[]', content_type='application/dicom+json'),
+        {'ann': 'pw'},
+        algorithm='SHA-256',
+    )
     recording_server.add('GET', '/studies', protected)
     auth = requests.auth.HTTPDigestAuth('ann', 'pw')
     session = dwc.session_utils.create_session_from_auth(auth)
@@ -1869,6 +2028,7 @@ def test_one_digest_session_shared_by_threads(recording_server) -> None:
     protected = digest_route(recording_server)
     failures: list = []
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
+
         def worker(number: int) -> None:
             for _ in range(10):
                 response = session.get(recording_server.url + '/x')
@@ -1881,6 +2041,7 @@ def test_one_digest_session_shared_by_threads(recording_server) -> None:
 
 def test_a_digest_session_can_be_pickled(recording_server) -> None:
     import pickle
+
     digest_route(recording_server)
     with dwc.create_session_from_auth(dwc.HTTPDigestAuth('ann', 'pw')) as session:
         assert session.get(recording_server.url + '/x').status_code == 200
@@ -1914,9 +2075,15 @@ class ResendingAuth:
 
 
 def test_a_hook_based_auth_can_resend_through_the_connection(recording_server) -> None:
-    recording_server.add('GET', '/x', lambda request: (
-        ok(b'welcome') if request.header('X-Token') == 'granted'
-        else Canned(status=401, headers={'Set-Cookie': 'k=v'})))
+    recording_server.add(
+        'GET',
+        '/x',
+        lambda request: (
+            ok(b'welcome')
+            if request.header('X-Token') == 'granted'
+            else Canned(status=401, headers={'Set-Cookie': 'k=v'})
+        ),
+    )
     with dwc.create_session_from_auth(ResendingAuth()) as session:
         response = session.get(recording_server.url + '/x')
     assert response.status_code == 200 and response.content == b'welcome'
@@ -1950,9 +2117,15 @@ def test_response_hook_receives_the_response(recording_server, session) -> None:
 
 
 def test_response_hook_can_replace_the_response(recording_server, session) -> None:
-    recording_server.add('GET', '/x', lambda request: (
-        ok(b'welcome') if request.header('X-Token') == 'late'
-        else Canned(status=401, body=b'who are you?')))
+    recording_server.add(
+        'GET',
+        '/x',
+        lambda request: (
+            ok(b'welcome')
+            if request.header('X-Token') == 'late'
+            else Canned(status=401, body=b'who are you?')
+        ),
+    )
 
     def log_in_on_401(response, **kwargs):
         if response.status_code != 401 or 'X-Token' in response.request.headers:
@@ -1971,8 +2144,9 @@ def test_hook_registered_by_an_auth_callable(recording_server) -> None:
     statuses = []
 
     def auth(request):
-        request.register_hook('response', lambda response, **kw: statuses.append(
-            response.status_code))
+        request.register_hook(
+            'response', lambda response, **kw: statuses.append(response.status_code)
+        )
         return request
 
     with dwc.create_session_from_auth(auth) as session:
@@ -1984,8 +2158,9 @@ def test_hook_registered_by_an_auth_callable(recording_server) -> None:
 
 
 def test_one_session_shared_by_16_threads(recording_server, session) -> None:
-    recording_server.add('GET', '/echo', lambda request: ok(
-        ('echo:' + request.query['token'][0]).encode()))
+    recording_server.add(
+        'GET', '/echo', lambda request: ok(('echo:' + request.query['token'][0]).encode())
+    )
     mismatches: list = []
     failures: list = []
 
@@ -2021,13 +2196,17 @@ def test_debug_log_reveals_no_credentials(recording_server, caplog) -> None:
     with dwc.Session() as session:
         session.get(f'http://frank:Url-Password-9@127.0.0.1:{port}/start', retry=FAST_RETRY)
         with pytest.raises(dwc.TransportError):
-            session.get(f'http://frank:Url-Password-9@127.0.0.1:{closed_port()}/x',
-                        retry=FAST_RETRY)
+            session.get(
+                f'http://frank:Url-Password-9@127.0.0.1:{closed_port()}/x', retry=FAST_RETRY
+            )
     assert caplog.records, 'expected some log output at DEBUG level'
     text = caplog.text + ' '.join(str(record.args) for record in caplog.records)
-    for secret in ('Hunter2-password', 'Url-Password-9',
-                   basic('erin', 'Hunter2-password').split()[1],
-                   basic('frank', 'Url-Password-9').split()[1]):
+    for secret in (
+        'Hunter2-password',
+        'Url-Password-9',
+        basic('erin', 'Hunter2-password').split()[1],
+        basic('frank', 'Url-Password-9').split()[1],
+    ):
         assert secret not in text
 
 
@@ -2047,8 +2226,9 @@ def test_error_messages_reveal_no_url_password(recording_server, session) -> Non
 
 
 def test_client_retry_params_and_timeout(recording_server) -> None:
-    recording_server.add('GET', '/dicom-web/studies', Canned(
-        body=b'[]', content_type='application/dicom+json'))
+    recording_server.add(
+        'GET', '/dicom-web/studies', Canned(body=b'[]', content_type='application/dicom+json')
+    )
     recording_server.queue(Canned(status=503), Canned(status=503))
     client = dwc.DICOMwebClient(recording_server.url + '/dicom-web', timeout=5)
     client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=1)
@@ -2086,8 +2266,11 @@ def test_exhausted_retries_raise_retryings_retry_error(recording_server) -> None
     recording_server.add(None, None, Canned(status=429))
     client = dwc.DICOMwebClient(recording_server.url)
     client.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=1)
-    for call in (client.search_for_studies, lambda: client.store_instances([]),
-                 lambda: client.delete_study('1.2')):
+    for call in (
+        client.search_for_studies,
+        lambda: client.store_instances([]),
+        lambda: client.delete_study('1.2'),
+    ):
         with pytest.raises(retrying.RetryError) as caught:
             call()
         assert isinstance(caught.value, dwc.RetryError)
@@ -2102,22 +2285,31 @@ def test_exhausted_retries_raise_retryings_retry_error(recording_server) -> None
 
 
 def test_client_timeout(recording_server) -> None:
-    recording_server.add('GET', '/dicom-web/studies', Canned(
-        body=b'[]', content_type='application/dicom+json', delay=1.5))
+    recording_server.add(
+        'GET',
+        '/dicom-web/studies',
+        Canned(body=b'[]', content_type='application/dicom+json', delay=1.5),
+    )
     client = dwc.DICOMwebClient(recording_server.url + '/dicom-web', timeout=0.3)
     with pytest.raises(dwc.Timeout):
         client.search_for_studies()
 
 
-@pytest.mark.parametrize('suffix, target', [
-    ('', '/'), ('/', '/'), ('?x=1', '/?x=1'), ('/a/b?x=1#frag', '/a/b?x=1'),
-    ('#frag', '/'), ('/a%20b?q=a%20b', '/a%20b?q=a%20b'),
-])
+@pytest.mark.parametrize(
+    'suffix, target',
+    [
+        ('', '/'),
+        ('/', '/'),
+        ('?x=1', '/?x=1'),
+        ('/a/b?x=1#frag', '/a/b?x=1'),
+        ('#frag', '/'),
+        ('/a%20b?q=a%20b', '/a%20b?q=a%20b'),
+    ],
+)
 def test_request_target_is_path_and_query(recording_server, session, suffix, target) -> None:
     recording_server.add(None, None, Canned(body=b'ok'))
     session.get(recording_server.url + suffix)
     assert recording_server.last.target == target
-
 
 
 def test_add_certs_refuses_a_missing_ca_bundle(tmp_path: pathlib.Path) -> None:
@@ -2127,15 +2319,18 @@ def test_add_certs_refuses_a_missing_ca_bundle(tmp_path: pathlib.Path) -> None:
         dwc.add_certs_to_session(dwc.Session(), str(missing))
 
 
-@pytest.mark.parametrize("user, password, raw", [
-    ("jörg", "pä", "jörg:pä".encode("latin-1")),
-    ("jan", "密码", "jan:密码".encode("utf-8")),
-])
+@pytest.mark.parametrize(
+    "user, password, raw",
+    [
+        ("jörg", "pä", "jörg:pä".encode("latin-1")),
+        ("jan", "密码", "jan:密码".encode("utf-8")),
+    ],
+)
 def test_basic_credentials_are_latin1_when_they_can_be(
-        recording_server: RecordingServer, user: str, password: str, raw: bytes) -> None:
+    recording_server: RecordingServer, user: str, password: str, raw: bytes
+) -> None:
     """As requests sends them (Latin-1); UTF-8 only for what Latin-1 cannot hold."""
-    recording_server.add("GET", None, Canned(body=b"[]",
-                                             content_type="application/dicom+json"))
+    recording_server.add("GET", None, Canned(body=b"[]", content_type="application/dicom+json"))
     session = dwc.create_session_from_user_pass(user, password)
     dwc.DICOMwebClient(recording_server.url, session=session).search_for_studies()
     expected = "Basic " + base64.b64encode(raw).decode("ascii")

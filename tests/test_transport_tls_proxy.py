@@ -31,15 +31,24 @@ from recording_server import Response as Canned
 import dicomweb_client as dwc
 from helpers import basic, closed_port
 
-HOP_BY_HOP = frozenset({'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection',
-                        'te', 'trailer', 'transfer-encoding', 'upgrade'})
+HOP_BY_HOP = frozenset(
+    {
+        'connection',
+        'keep-alive',
+        'proxy-authorization',
+        'proxy-connection',
+        'te',
+        'trailer',
+        'transfer-encoding',
+        'upgrade',
+    }
+)
 
 
 # -- fixtures and helpers -------------------------------------------------------------
 
 
-def server_context(certfile: Path, keyfile: Path,
-                   client_ca: Path | None = None) -> ssl.SSLContext:
+def server_context(certfile: Path, keyfile: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     """Server-side TLS context; with ``client_ca`` it demands a client certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(certfile), str(keyfile))
@@ -65,10 +74,29 @@ def foreign_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     folder = tmp_path_factory.mktemp('foreign-cert')
     cert, key = folder / 'cert.pem', folder / 'key.pem'
     subprocess.run(
-        ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-         '-nodes', '-keyout', str(key), '-out', str(cert), '-days', '2',
-         '-subj', '/CN=other.invalid', '-addext', 'subjectAltName=DNS:other.invalid'],
-        check=True, capture_output=True)
+        [
+            'openssl',
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-keyout',
+            str(key),
+            '-out',
+            str(cert),
+            '-days',
+            '2',
+            '-subj',
+            '/CN=other.invalid',
+            '-addext',
+            'subjectAltName=DNS:other.invalid',
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -85,8 +113,9 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def serving(server: socketserver.BaseServer):
-    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server
@@ -170,8 +199,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             return
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else None
-        headers = {name: value for name, value in self.headers.items()
-                   if name.lower() not in HOP_BY_HOP}
+        headers = {
+            name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP
+        }
         target = (parts.path or '/') + (f'?{parts.query}' if parts.query else '')
         upstream = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=5)
         try:
@@ -318,15 +348,15 @@ def test_verify_accepts_booleans_and_existing_paths(tls_certificate, session) ->
         assert session.verify == value
 
 
-def test_a_missing_ca_bundle_given_per_request_fails_that_request(tls_server,
-                                                                  session) -> None:
+def test_a_missing_ca_bundle_given_per_request_fails_that_request(tls_server, session) -> None:
     with pytest.raises(FileNotFoundError, match='/no/such/ca.pem'):
         session.get(tls_server.url + '/x', verify='/no/such/ca.pem')
 
 
 @pytest.mark.parametrize('variable', ['REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'])
 def test_a_missing_ca_bundle_named_by_the_environment_fails_https_requests(
-        tls_server, recording_server, session, monkeypatch, variable) -> None:
+    tls_server, recording_server, session, monkeypatch, variable
+) -> None:
     """As in requests: the variable is read when an https request is sent, and a bundle
     that does not exist fails it with an ``OSError`` (here a FileNotFoundError)."""
     recording_server.add('GET', '/x', Canned(body=b'plain'))
@@ -354,14 +384,16 @@ def test_ca_bundle_given_as_a_path_object(tls_server, tls_certificate, session) 
 
 
 @pytest.mark.parametrize('variable', ['REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'])
-def test_ca_bundle_named_by_the_environment(tls_server, tls_certificate, session,
-                                            monkeypatch, variable) -> None:
+def test_ca_bundle_named_by_the_environment(
+    tls_server, tls_certificate, session, monkeypatch, variable
+) -> None:
     monkeypatch.setenv(variable, str(tls_certificate[0]))
     assert session.get(tls_server.url + '/x').content == b'secure'
 
 
-def test_ca_bundle_variables_are_ignored_without_trust_env(tls_server, tls_certificate,
-                                                           session, monkeypatch) -> None:
+def test_ca_bundle_variables_are_ignored_without_trust_env(
+    tls_server, tls_certificate, session, monkeypatch
+) -> None:
     monkeypatch.setenv('REQUESTS_CA_BUNDLE', str(tls_certificate[0]))
     session.trust_env = False
     with pytest.raises(dwc.TransportError):
@@ -369,12 +401,12 @@ def test_ca_bundle_variables_are_ignored_without_trust_env(tls_server, tls_certi
 
 
 def test_a_given_ca_bundle_or_verify_false_wins_over_the_environment(
-        tls_server, tls_certificate, foreign_certificate, session, monkeypatch) -> None:
+    tls_server, tls_certificate, foreign_certificate, session, monkeypatch
+) -> None:
     monkeypatch.setenv('REQUESTS_CA_BUNDLE', str(foreign_certificate[0]))
     with pytest.raises(dwc.TransportError):  # the environment's bundle does not fit
         session.get(tls_server.url + '/x')
-    assert session.get(tls_server.url + '/x',
-                       verify=str(tls_certificate[0])).content == b'secure'
+    assert session.get(tls_server.url + '/x', verify=str(tls_certificate[0])).content == b'secure'
     assert session.get(tls_server.url + '/x', verify=False).content == b'secure'
 
 
@@ -390,16 +422,19 @@ def test_an_early_refusal_over_tls_is_reported(tls_certificate, session) -> None
             received = b''
             while b'\r\n\r\n' not in received:
                 received += conn.recv(65536)
-            conn.sendall(b'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n'
-                         b'Connection: close\r\n\r\ntoo large')
+            conn.sendall(
+                b'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n'
+                b'Connection: close\r\n\r\ntoo large'
+            )
             time.sleep(0.05)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     session.verify = str(tls_certificate[0])
     try:
-        response = session.post(f'https://127.0.0.1:{listener.getsockname()[1]}/studies',
-                                data=bytes(64 << 20))
+        response = session.post(
+            f'https://127.0.0.1:{listener.getsockname()[1]}/studies', data=bytes(64 << 20)
+        )
     finally:
         listener.close()
         thread.join(timeout=5)
@@ -446,8 +481,7 @@ def test_mutual_tls_with_client_certificate(make_server, tls_certificate, sessio
     assert len(server.requests) == 1
 
 
-def test_mutual_tls_with_one_pem_file(make_server, tls_certificate, session,
-                                      tmp_path) -> None:
+def test_mutual_tls_with_one_pem_file(make_server, tls_certificate, session, tmp_path) -> None:
     certfile, keyfile = tls_certificate
     combined = tmp_path / 'client.pem'
     combined.write_bytes(certfile.read_bytes() + keyfile.read_bytes())
@@ -457,8 +491,7 @@ def test_mutual_tls_with_one_pem_file(make_server, tls_certificate, session,
     assert session.get(server.url + '/x').content == b'mutual'
 
 
-def test_mutual_tls_fails_without_client_certificate(make_server, tls_certificate,
-                                                      session) -> None:
+def test_mutual_tls_fails_without_client_certificate(make_server, tls_certificate, session) -> None:
     certfile, keyfile = tls_certificate
     server = make_server(ssl_context=server_context(certfile, keyfile, client_ca=certfile))
     server.add(None, '/x', Canned(body=b'mutual'))
@@ -476,21 +509,23 @@ def test_authorization_dropped_on_https_to_http_redirect(tls_certificate) -> Non
             session.verify = str(certfile)
             response = session.get(f'https://127.0.0.1:{port}/start')
         assert response.status_code == 200 and response.content == b'landed'
-        assert server.seen == [('https', '/start', basic('alice', 'pw')),
-                               ('http', '/landing', None)]
+        assert server.seen == [
+            ('https', '/start', basic('alice', 'pw')),
+            ('http', '/landing', None),
+        ]
 
 
 # -- proxies ---------------------------------------------------------------------------------
 
 
-def test_http_request_through_proxy_uses_an_absolute_uri(recording_server, proxy,
-                                                          session) -> None:
+def test_http_request_through_proxy_uses_an_absolute_uri(recording_server, proxy, session) -> None:
     recording_server.add(None, '/x', Canned(body=b'via proxy'))
     session.proxies = {'http': proxy.url}
     response = session.get(recording_server.url + '/x', params={'q': 'a b'})
     assert response.status_code == 200 and response.content == b'via proxy'
-    assert [(r.method, r.target) for r in proxy.seen] == \
-        [('GET', recording_server.url + '/x?q=a%20b')]
+    assert [(r.method, r.target) for r in proxy.seen] == [
+        ('GET', recording_server.url + '/x?q=a%20b')
+    ]
     assert proxy.seen[0].headers.get('Host') == f'127.0.0.1:{recording_server.port}'
     assert recording_server.last.target == '/x?q=a%20b'
 
@@ -504,15 +539,15 @@ def test_post_through_proxy(recording_server, proxy, session) -> None:
     assert [r.method for r in proxy.seen] == ['POST']
 
 
-def test_https_through_proxy_uses_connect(tls_server, tls_certificate, proxy,
-                                          session) -> None:
+def test_https_through_proxy_uses_connect(tls_server, tls_certificate, proxy, session) -> None:
     session.verify = str(tls_certificate[0])
     session.proxies = {'https': proxy.url}
     for _ in range(2):
         assert session.get(tls_server.url + '/x').content == b'secure'
     # one tunnel carries both requests
-    assert [(r.method, r.target) for r in proxy.seen] == \
-        [('CONNECT', f'127.0.0.1:{tls_server.port}')]
+    assert [(r.method, r.target) for r in proxy.seen] == [
+        ('CONNECT', f'127.0.0.1:{tls_server.port}')
+    ]
     assert [r.target for r in tls_server.requests] == ['/x', '/x']
 
 
@@ -532,8 +567,9 @@ def test_proxy_from_environment(recording_server, proxy, session, monkeypatch) -
     assert len(proxy.seen) == 1
 
 
-def test_trust_env_false_ignores_proxy_variables(recording_server, proxy, session,
-                                                 monkeypatch) -> None:
+def test_trust_env_false_ignores_proxy_variables(
+    recording_server, proxy, session, monkeypatch
+) -> None:
     recording_server.add(None, '/x', Canned(body=b'ok'))
     monkeypatch.setenv('http_proxy', proxy.url)
     session.trust_env = False
@@ -543,8 +579,9 @@ def test_trust_env_false_ignores_proxy_variables(recording_server, proxy, sessio
 
 @pytest.mark.parametrize('variable', ['no_proxy', 'NO_PROXY'])
 @pytest.mark.parametrize('configured', ['session', 'environment'])
-def test_no_proxy_is_honoured(recording_server, proxy, session, monkeypatch, variable,
-                              configured) -> None:
+def test_no_proxy_is_honoured(
+    recording_server, proxy, session, monkeypatch, variable, configured
+) -> None:
     recording_server.add(None, '/x', Canned(body=b'direct'))
     if configured == 'session':
         session.proxies = {'http': proxy.url}
@@ -590,8 +627,9 @@ def test_unreachable_proxy(session) -> None:
 
 def test_unreachable_proxy_hides_proxy_password(session, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger='dicomweb_client')
-    session.proxies = {'http': with_credentials(f'http://127.0.0.1:{closed_port()}',
-                                                'pu', 'Proxy-Secret-7')}
+    session.proxies = {
+        'http': with_credentials(f'http://127.0.0.1:{closed_port()}', 'pu', 'Proxy-Secret-7')
+    }
     policy = dwc.RetryPolicy(max_attempts=2, wait_exponential_multiplier=1)
     with pytest.raises(dwc.TransportError) as caught:
         session.get('http://127.0.0.1:9/x', retry=policy)
@@ -603,8 +641,7 @@ def test_unreachable_proxy_hides_proxy_password(session, caplog) -> None:
 
 
 def test_verify_given_per_request(tls_server, tls_certificate, session) -> None:
-    assert session.get(tls_server.url + '/x', verify=str(tls_certificate[0])).content == \
-        b'secure'
+    assert session.get(tls_server.url + '/x', verify=str(tls_certificate[0])).content == b'secure'
     assert session.get(tls_server.url + '/x', verify=False).content == b'secure'
     with pytest.raises(dwc.TransportError):
         session.get(tls_server.url + '/x')  # the session itself still verifies

@@ -44,14 +44,26 @@ class Vendored:
     def run(self, script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run ``script`` (``-c``) with the vendor folder as working directory."""
         command = [str(self.python), "-E", "-B", "-c", textwrap.dedent(script), *args]
-        return subprocess.run(command, cwd=self.folder, capture_output=True, text=True,
-                              timeout=timeout, env=clean_env())
+        return subprocess.run(
+            command,
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(),
+        )
 
     def run_file(self, name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run one of the vendored files as a script."""
         command = [str(self.python), "-E", "-B", name, *args]
-        return subprocess.run(command, cwd=self.folder, capture_output=True, text=True,
-                              timeout=timeout, env=clean_env())
+        return subprocess.run(
+            command,
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -122,28 +134,50 @@ def test_web_client_without_optional_packages(vendored: Vendored, tmp_path: Path
     study_item = {"0020000D": {"vr": "UI", "Value": [study]}}
 
     with RecordingServer() as server:
-        server.add("GET", "/studies",
-                   Response(body=json.dumps([study_item]).encode(), content_type=DICOM_JSON))
-        server.add("GET", instance_path + "/metadata",
-                   Response(body=json.dumps([ds.to_json_dict()]).encode(),
-                            content_type=DICOM_JSON))
-        server.add("GET", instance_path + "/frames/1",
-                   multipart_response([frame], "application/octet-stream"))
+        server.add(
+            "GET",
+            "/studies",
+            Response(body=json.dumps([study_item]).encode(), content_type=DICOM_JSON),
+        )
+        server.add(
+            "GET",
+            instance_path + "/metadata",
+            Response(body=json.dumps([ds.to_json_dict()]).encode(), content_type=DICOM_JSON),
+        )
+        server.add(
+            "GET",
+            instance_path + "/frames/1",
+            multipart_response([frame], "application/octet-stream"),
+        )
         server.add("GET", instance_path, multipart_response([dicom_data.to_bytes(ds)]))
         server.add("POST", "/studies", Response(status=200, body=b""))
-        args = {"url": server.url, "study": study, "series": series, "sop": sop,
-                "file": str(path), "frame": frame.hex()}
+        args = {
+            "url": server.url,
+            "study": study,
+            "series": series,
+            "sop": sop,
+            "file": str(path),
+            "frame": frame.hex(),
+        }
         out = check(vendored.run(WEB_SCRIPT, json.dumps(args), json.dumps(OPTIONAL_IMPORTS)))
         requests = list(server.requests)
 
     result = json.loads(out)
     assert result == {
-        "studies": [study], "metadata_sop": sop, "frame_sizes": [len(frame)],
-        "frame_ok": True, "instance_sop": sop, "report_type": "Dataset", "loaded": [],
+        "studies": [study],
+        "metadata_sop": sop,
+        "frame_sizes": [len(frame)],
+        "frame_ok": True,
+        "instance_sop": sop,
+        "report_type": "Dataset",
+        "loaded": [],
     }
     assert [(r.method, r.path) for r in requests] == [
-        ("GET", "/studies"), ("GET", instance_path + "/metadata"),
-        ("GET", instance_path + "/frames/1"), ("GET", instance_path), ("POST", "/studies"),
+        ("GET", "/studies"),
+        ("GET", instance_path + "/metadata"),
+        ("GET", instance_path + "/frames/1"),
+        ("GET", instance_path),
+        ("POST", "/studies"),
     ]
     assert requests[0].query.get("PatientID") == ["P1"]
     store = requests[-1]
@@ -193,9 +227,14 @@ def stored_folder(vendored: Vendored, tmp_path_factory: pytest.TempPathFactory) 
     folder = base / "archive"
     folder.mkdir()
     ds = datasets[0]
-    args = {"url": folder.as_uri(), "files": [str(p) for p in sources],
-            "study": ds.StudyInstanceUID, "series": ds.SeriesInstanceUID,
-            "sop": ds.SOPInstanceUID, "frame": dicom_data.frame_bytes(ds, 1).hex()}
+    args = {
+        "url": folder.as_uri(),
+        "files": [str(p) for p in sources],
+        "study": ds.StudyInstanceUID,
+        "series": ds.SeriesInstanceUID,
+        "sop": ds.SOPInstanceUID,
+        "frame": dicom_data.frame_bytes(ds, 1).hex(),
+    }
     out = check(vendored.run(FILE_SCRIPT, json.dumps(args), json.dumps(OPTIONAL_IMPORTS)))
     return {"folder": folder, "datasets": datasets, "result": json.loads(out)}
 
@@ -226,8 +265,11 @@ def test_rendering_error_gives_the_install_hint(stored_folder: dict) -> None:
 def test_vendored_cli_searches_a_file_url(vendored: Vendored, stored_folder: dict) -> None:
     url = stored_folder["folder"].as_uri()
     study = stored_folder["datasets"][0].StudyInstanceUID
-    out = check(vendored.run_file("dicomweb_client_cli.py", "--url", url, "--no-progress",
-                                  "search", "studies"))
+    out = check(
+        vendored.run_file(
+            "dicomweb_client_cli.py", "--url", url, "--no-progress", "search", "studies"
+        )
+    )
     assert study in out
     help_text = check(vendored.run_file("dicomweb_client_cli.py", "--help"))
     assert "--url" in help_text

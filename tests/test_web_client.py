@@ -63,17 +63,26 @@ def make_client(server: RecordingServer, path: str = PREFIX, **options: Any) -> 
 
 
 def json_response(value: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(status=status, body=json.dumps(value).encode(), content_type=DICOM_JSON,
-                    headers=headers or {})
+    return Response(
+        status=status,
+        body=json.dumps(value).encode(),
+        content_type=DICOM_JSON,
+        headers=headers or {},
+    )
 
 
 def uid_item(uid: str, tag: str = "0020000D") -> dict:
     return {tag: {"vr": "UI", "Value": [uid]}}
 
 
-def check_request(request: RecordedRequest, method: str, path: str,
-                  query: dict[str, list[str]] | None = None, accept: str | None = None,
-                  content_type: str | None = None) -> None:
+def check_request(
+    request: RecordedRequest,
+    method: str,
+    path: str,
+    query: dict[str, list[str]] | None = None,
+    accept: str | None = None,
+    content_type: str | None = None,
+) -> None:
     """Assert the essentials of a recorded request."""
     assert request.method == method
     assert request.path == path
@@ -134,8 +143,9 @@ def universal_handler(request: RecordedRequest) -> Response:
     if request.method == "POST":
         return json_response({})
     if accept.startswith(ACCEPT_DICOM):
-        return multipart_response([dicom_data.to_bytes(dicom_data.make_instance(
-            STUDY, SERIES, SOP, rows=2, columns=2))])
+        return multipart_response(
+            [dicom_data.to_bytes(dicom_data.make_instance(STUDY, SERIES, SOP, rows=2, columns=2))]
+        )
     if accept.startswith("multipart/related"):
         return multipart_response([b"frame"], "application/octet-stream")
     if accept == JSON_ACCEPT:
@@ -203,16 +213,25 @@ SEARCH_CASES = [
     ("search_for_series", {"study_instance_uid": STUDY}, f"{STUDY_PATH}/series", {}),
     ("search_for_instances", {}, "/instances", {}),
     ("search_for_instances", {"study_instance_uid": STUDY}, f"{STUDY_PATH}/instances", {}),
-    ("search_for_instances", {"study_instance_uid": STUDY, "series_instance_uid": SERIES},
-     f"{SERIES_PATH}/instances", {}),
-    ("search_for_instances", {"series_instance_uid": SERIES}, "/instances",
-     {"SeriesInstanceUID": [SERIES]}),
+    (
+        "search_for_instances",
+        {"study_instance_uid": STUDY, "series_instance_uid": SERIES},
+        f"{SERIES_PATH}/instances",
+        {},
+    ),
+    (
+        "search_for_instances",
+        {"series_instance_uid": SERIES},
+        "/instances",
+        {"SeriesInstanceUID": [SERIES]},
+    ),
 ]
 
 
 @pytest.mark.parametrize("method, kwargs, path, query", SEARCH_CASES)
-def test_search_request(server: RecordingServer, method: str, kwargs: dict, path: str,
-                        query: dict) -> None:
+def test_search_request(
+    server: RecordingServer, method: str, kwargs: dict, path: str, query: dict
+) -> None:
     results = [uid_item(STUDY), uid_item("1.2.3")]
     server.add("GET", PREFIX + path, json_response(results))
     client = make_client(server)
@@ -221,30 +240,41 @@ def test_search_request(server: RecordingServer, method: str, kwargs: dict, path
     check_request(server.last, "GET", PREFIX + path, query, accept=JSON_ACCEPT)
 
 
-@pytest.mark.parametrize("method", ["search_for_studies", "search_for_series",
-                                    "search_for_instances"])
+@pytest.mark.parametrize(
+    "method", ["search_for_studies", "search_for_series", "search_for_instances"]
+)
 def test_search_query_parameters(server: RecordingServer, method: str) -> None:
     server.add("GET", None, json_response([]))
     client = make_client(server)
     getattr(client, method)(
-        fuzzymatching=True, limit=10, offset=20,
+        fuzzymatching=True,
+        limit=10,
+        offset=20,
         fields=["PatientName", "00100030"],
-        search_filters={"PatientID": "P1*", "00080020": "20240101-20241231",
-                        "PatientName": "Doe^J?ne"},
+        search_filters={
+            "PatientID": "P1*",
+            "00080020": "20240101-20241231",
+            "PatientName": "Doe^J?ne",
+        },
         additional_params={"custom": "yes"},
     )
     query = dict(server.last.query)
     assert sorted(query.pop("includefield")) == ["00100030", "PatientName"]
     assert query == {
-        "fuzzymatching": ["true"], "limit": ["10"], "offset": ["20"],
-        "PatientID": ["P1*"], "00080020": ["20240101-20241231"],
-        "PatientName": ["Doe^J?ne"], "custom": ["yes"],
+        "fuzzymatching": ["true"],
+        "limit": ["10"],
+        "offset": ["20"],
+        "PatientID": ["P1*"],
+        "00080020": ["20240101-20241231"],
+        "PatientName": ["Doe^J?ne"],
+        "custom": ["yes"],
     }
     assert server.last.header("Accept") == JSON_ACCEPT
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le",
-                                      "utf-16-be", "utf-32"])
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"]
+)
 def test_search_answer_in_any_json_encoding(server: RecordingServer, encoding: str) -> None:
     studies = [{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "M\u00fcller^J\u00f6rg"}]}}]
     body = json.dumps(studies, ensure_ascii=False).encode(encoding)
@@ -257,8 +287,10 @@ def test_search_filter_by_keyword_and_by_tag(server: RecordingServer) -> None:
     client = make_client(server)
     client.search_for_studies(search_filters={"PatientID": "ABC123"})
     client.search_for_studies(search_filters={"00100020": "ABC123"})
-    assert [r.query for r in server.requests] == [{"PatientID": ["ABC123"]},
-                                                 {"00100020": ["ABC123"]}]
+    assert [r.query for r in server.requests] == [
+        {"PatientID": ["ABC123"]},
+        {"00100020": ["ABC123"]},
+    ]
 
 
 def test_search_fuzzymatching_false_and_single_field(server: RecordingServer) -> None:
@@ -268,17 +300,23 @@ def test_search_fuzzymatching_false_and_single_field(server: RecordingServer) ->
 
 
 def test_search_instances_series_filter_is_combined_with_other_filters(
-        server: RecordingServer) -> None:
+    server: RecordingServer,
+) -> None:
     server.add("GET", None, json_response([]))
-    make_client(server).search_for_instances(series_instance_uid=SERIES,
-                                             search_filters={"Modality": "CT"})
-    check_request(server.last, "GET", PREFIX + "/instances",
-                  {"Modality": ["CT"], "SeriesInstanceUID": [SERIES]}, accept=JSON_ACCEPT)
+    make_client(server).search_for_instances(
+        series_instance_uid=SERIES, search_filters={"Modality": "CT"}
+    )
+    check_request(
+        server.last,
+        "GET",
+        PREFIX + "/instances",
+        {"Modality": ["CT"], "SeriesInstanceUID": [SERIES]},
+        accept=JSON_ACCEPT,
+    )
 
 
 def test_search_without_content_returns_empty_list(server: RecordingServer) -> None:
-    server.queue(Response(status=204), Response(status=200, body=b"",
-                                                content_type=DICOM_JSON))
+    server.queue(Response(status=204), Response(status=200, body=b"", content_type=DICOM_JSON))
     client = make_client(server)
     assert client.search_for_studies() == []
     assert client.search_for_studies() == []
@@ -293,7 +331,7 @@ def paging_handler(items: list[dict], page_size: int, warn: bool) -> Any:
     def handle(request: RecordedRequest) -> Response:
         offset = int(request.query.get("offset", ["0"])[0])
         limit = int(request.query.get("limit", [str(len(items))])[0])
-        page = items[offset:offset + min(limit, page_size)]
+        page = items[offset : offset + min(limit, page_size)]
         headers = {}
         if warn and offset + len(page) < len(items):
             headers["Warning"] = "299 127.0.0.1: There are additional results to request"
@@ -303,10 +341,12 @@ def paging_handler(items: list[dict], page_size: int, warn: bool) -> Any:
 
 
 @pytest.mark.parametrize("warn", [False, True], ids=["no-warning", "warning"])
-@pytest.mark.parametrize("method", ["search_for_studies", "search_for_series",
-                                    "search_for_instances"])
-def test_get_remaining_pages_through_results(server: RecordingServer, method: str,
-                                             warn: bool) -> None:
+@pytest.mark.parametrize(
+    "method", ["search_for_studies", "search_for_series", "search_for_instances"]
+)
+def test_get_remaining_pages_through_results(
+    server: RecordingServer, method: str, warn: bool
+) -> None:
     server.add("GET", None, paging_handler(ITEMS, 2, warn))
     results = getattr(make_client(server), method)(get_remaining=True)
     assert results == ITEMS
@@ -323,7 +363,11 @@ def test_get_remaining_with_limit(server: RecordingServer, warn: bool) -> None:
     results = make_client(server).search_for_studies(limit=3, get_remaining=True)
     assert results == ITEMS
     assert [(r.query.get("offset"), r.query.get("limit")) for r in server.requests] == [
-        (["0"], ["3"]), (["2"], ["3"]), (["4"], ["3"]), (["5"], ["3"])]
+        (["0"], ["3"]),
+        (["2"], ["3"]),
+        (["4"], ["3"]),
+        (["5"], ["3"]),
+    ]
 
 
 def test_get_remaining_with_offset(server: RecordingServer) -> None:
@@ -356,10 +400,12 @@ RETRIEVE_CASES = [
 
 
 @pytest.mark.parametrize("method, args, path", RETRIEVE_CASES)
-def test_retrieve_instances(server: RecordingServer, instances: list[Dataset], method: str,
-                            args: tuple, path: str) -> None:
-    server.add("GET", PREFIX + path,
-               multipart_response([dicom_data.to_bytes(ds) for ds in instances]))
+def test_retrieve_instances(
+    server: RecordingServer, instances: list[Dataset], method: str, args: tuple, path: str
+) -> None:
+    server.add(
+        "GET", PREFIX + path, multipart_response([dicom_data.to_bytes(ds) for ds in instances])
+    )
     result = getattr(make_client(server), method)(*args)
     if method.startswith("iter_"):
         assert isinstance(result, Iterator)
@@ -371,44 +417,57 @@ def test_retrieve_instances(server: RecordingServer, instances: list[Dataset], m
 
 
 def test_retrieve_instance(server: RecordingServer, instances: list[Dataset]) -> None:
-    server.add("GET", PREFIX + INSTANCE_PATH,
-               multipart_response([dicom_data.to_bytes(instances[0])]))
+    server.add(
+        "GET", PREFIX + INSTANCE_PATH, multipart_response([dicom_data.to_bytes(instances[0])])
+    )
     ds = make_client(server).retrieve_instance(STUDY, SERIES, SOP)
     check_request(server.last, "GET", PREFIX + INSTANCE_PATH, accept=ACCEPT_DICOM)
     assert isinstance(ds, Dataset)
     assert ds.SOPInstanceUID == instances[0].SOPInstanceUID
 
 
-def test_retrieve_instance_with_two_parts_raises(server: RecordingServer,
-                                                 instances: list[Dataset]) -> None:
-    server.add("GET", None, multipart_response([dicom_data.to_bytes(ds)
-                                                for ds in instances[:2]]))
+def test_retrieve_instance_with_two_parts_raises(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
+    server.add("GET", None, multipart_response([dicom_data.to_bytes(ds) for ds in instances[:2]]))
     with pytest.raises(MultipartError):
         make_client(server).retrieve_instance(STUDY, SERIES, SOP)
 
 
-@pytest.mark.parametrize("media_types, accept", [
-    ((("application/dicom", "*"),), ACCEPT_DICOM + "; transfer-syntax=*"),
-    ((("application/dicom", "1.2.840.10008.1.2.1"),),
-     ACCEPT_DICOM + "; transfer-syntax=1.2.840.10008.1.2.1"),
-    ((("application/dicom", "1.2.840.10008.1.2.4.90"), ("application/dicom", "*")),
-     ACCEPT_DICOM + "; transfer-syntax=1.2.840.10008.1.2.4.90, "
-     + ACCEPT_DICOM + "; transfer-syntax=*"),
-    (("application/dicom",), ACCEPT_DICOM),
-])
-def test_retrieve_study_media_types(server: RecordingServer, instances: list[Dataset],
-                                    media_types: tuple, accept: str) -> None:
+@pytest.mark.parametrize(
+    "media_types, accept",
+    [
+        ((("application/dicom", "*"),), ACCEPT_DICOM + "; transfer-syntax=*"),
+        (
+            (("application/dicom", "1.2.840.10008.1.2.1"),),
+            ACCEPT_DICOM + "; transfer-syntax=1.2.840.10008.1.2.1",
+        ),
+        (
+            (("application/dicom", "1.2.840.10008.1.2.4.90"), ("application/dicom", "*")),
+            ACCEPT_DICOM
+            + "; transfer-syntax=1.2.840.10008.1.2.4.90, "
+            + ACCEPT_DICOM
+            + "; transfer-syntax=*",
+        ),
+        (("application/dicom",), ACCEPT_DICOM),
+    ],
+)
+def test_retrieve_study_media_types(
+    server: RecordingServer, instances: list[Dataset], media_types: tuple, accept: str
+) -> None:
     server.add("GET", None, multipart_response([dicom_data.to_bytes(instances[0])]))
     make_client(server).retrieve_study(STUDY, media_types=media_types)
     check_request(server.last, "GET", PREFIX + STUDY_PATH, accept=accept)
 
 
-def test_retrieve_study_additional_params(server: RecordingServer,
-                                          instances: list[Dataset]) -> None:
+def test_retrieve_study_additional_params(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     server.add("GET", None, multipart_response([dicom_data.to_bytes(instances[0])]))
     make_client(server).retrieve_study(STUDY, additional_params={"charset": "utf-8"})
-    check_request(server.last, "GET", PREFIX + STUDY_PATH, {"charset": ["utf-8"]},
-                  accept=ACCEPT_DICOM)
+    check_request(
+        server.last, "GET", PREFIX + STUDY_PATH, {"charset": ["utf-8"]}, accept=ACCEPT_DICOM
+    )
 
 
 def test_retrieve_study_with_no_content_is_empty(server: RecordingServer) -> None:
@@ -416,12 +475,13 @@ def test_retrieve_study_with_no_content_is_empty(server: RecordingServer) -> Non
     assert make_client(server).retrieve_study(STUDY) == []
 
 
-def test_iter_study_streams_with_a_small_chunk_size(server: RecordingServer,
-                                                    instances: list[Dataset]) -> None:
+def test_iter_study_streams_with_a_small_chunk_size(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     payloads = [dicom_data.to_bytes(ds) for ds in instances]
     response = multipart_response(payloads, chunked=True)
     body = response.payload()
-    response.body = [body[i:i + 1000] for i in range(0, len(body), 1000)]
+    response.body = [body[i : i + 1000] for i in range(0, len(body), 1000)]
     server.add("GET", None, response)
     client = make_client(server, chunk_size=1)
     uids = [ds.SOPInstanceUID for ds in client.iter_study(STUDY)]
@@ -431,12 +491,16 @@ def test_iter_study_streams_with_a_small_chunk_size(server: RecordingServer,
 # -- WADO-RS: metadata -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, args, path", [
-    ("retrieve_study_metadata", (STUDY,), STUDY_PATH + "/metadata"),
-    ("retrieve_series_metadata", (STUDY, SERIES), SERIES_PATH + "/metadata"),
-])
-def test_retrieve_list_metadata(server: RecordingServer, method: str, args: tuple,
-                                path: str) -> None:
+@pytest.mark.parametrize(
+    "method, args, path",
+    [
+        ("retrieve_study_metadata", (STUDY,), STUDY_PATH + "/metadata"),
+        ("retrieve_series_metadata", (STUDY, SERIES), SERIES_PATH + "/metadata"),
+    ],
+)
+def test_retrieve_list_metadata(
+    server: RecordingServer, method: str, args: tuple, path: str
+) -> None:
     items = [uid_item(SOP, "00080018"), uid_item("1.2.3", "00080018")]
     server.add("GET", PREFIX + path, json_response(items))
     client = make_client(server)
@@ -450,12 +514,12 @@ def test_retrieve_instance_metadata(server: RecordingServer) -> None:
     item = uid_item(SOP, "00080018")
     server.add("GET", PREFIX + INSTANCE_PATH + "/metadata", json_response([item]))
     assert make_client(server).retrieve_instance_metadata(STUDY, SERIES, SOP) == item
-    check_request(server.last, "GET", PREFIX + INSTANCE_PATH + "/metadata",
-                  accept=JSON_ACCEPT)
+    check_request(server.last, "GET", PREFIX + INSTANCE_PATH + "/metadata", accept=JSON_ACCEPT)
 
 
 def test_instance_metadata_answer_of_several_items_gives_the_first(
-        server: RecordingServer, caplog: pytest.LogCaptureFixture) -> None:
+    server: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
     first, second = uid_item(SOP, "00080018"), uid_item("1.2.3", "00080018")
     server.add("GET", None, json_response([first, second]))
     assert make_client(server).retrieve_instance_metadata(STUDY, SERIES, SOP) == first
@@ -463,7 +527,8 @@ def test_instance_metadata_answer_of_several_items_gives_the_first(
 
 
 def test_instance_metadata_answer_without_items_raises_value_and_index_error(
-        server: RecordingServer) -> None:
+    server: RecordingServer,
+) -> None:
     """IndexError is what the established package raises there."""
     server.add("GET", None, json_response([]))
     with pytest.raises(ValueError) as caught:
@@ -474,8 +539,9 @@ def test_instance_metadata_answer_without_items_raises_value_and_index_error(
 def test_metadata_additional_params(server: RecordingServer) -> None:
     server.add("GET", None, json_response([]))
     make_client(server).retrieve_study_metadata(STUDY, additional_params={"a": "b"})
-    check_request(server.last, "GET", PREFIX + STUDY_PATH + "/metadata", {"a": ["b"]},
-                  accept=JSON_ACCEPT)
+    check_request(
+        server.last, "GET", PREFIX + STUDY_PATH + "/metadata", {"a": ["b"]}, accept=JSON_ACCEPT
+    )
 
 
 # -- WADO-RS: frames ---------------------------------------------------------------------
@@ -485,9 +551,11 @@ FRAMES_PATH = INSTANCE_PATH + "/frames/1,3"
 
 @pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
 def test_retrieve_frames_default(server: RecordingServer, method: str) -> None:
-    server.add("GET", PREFIX + FRAMES_PATH,
-               multipart_response([b"frame one", b"frame \r\n three"],
-                                  "application/octet-stream"))
+    server.add(
+        "GET",
+        PREFIX + FRAMES_PATH,
+        multipart_response([b"frame one", b"frame \r\n three"], "application/octet-stream"),
+    )
     frames = list(getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 3]))
     assert frames == [b"frame one", b"frame \r\n three"]
     check_request(server.last, "GET", PREFIX + FRAMES_PATH, accept=ACCEPT_OCTETS)
@@ -497,8 +565,11 @@ def test_retrieve_frames_default(server: RecordingServer, method: str) -> None:
 def test_large_frames_come_back_byte_for_byte(server: RecordingServer, method: str) -> None:
     # frames this large take the list path's own allocation (memory mapped in at once)
     rng = random.Random(3)
-    frames = [bytes(rng.getrandbits(8) for _ in range(300_000)) + b"\r\n--" + bytes(5000),
-              b"\r\n" * 150_000, bytes(1 << 19)]
+    frames = [
+        bytes(rng.getrandbits(8) for _ in range(300_000)) + b"\r\n--" + bytes(5000),
+        b"\r\n" * 150_000,
+        bytes(1 << 19),
+    ]
     server.add("GET", None, multipart_response(frames, "application/octet-stream"))
     got = list(getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 2, 3]))
     assert [type(frame) for frame in got] == [bytes] * 3
@@ -506,8 +577,7 @@ def test_large_frames_come_back_byte_for_byte(server: RecordingServer, method: s
 
 
 @pytest.mark.parametrize("method", ["retrieve_bulkdata", "iter_bulkdata"])
-def test_large_bulk_data_comes_back_byte_for_byte(server: RecordingServer,
-                                                  method: str) -> None:
+def test_large_bulk_data_comes_back_byte_for_byte(server: RecordingServer, method: str) -> None:
     payload = bytes(range(256)) * 2000
     server.add("GET", "/bulk/big", multipart_response([payload], "application/octet-stream"))
     got = list(getattr(make_client(server), method)(server.url + "/bulk/big"))
@@ -524,8 +594,7 @@ def test_retrieve_frames_of_a_real_instance(server: RecordingServer) -> None:
 @pytest.mark.parametrize("frames", [(1, 3), range(1, 4, 2)], ids=["tuple", "range"])
 def test_frame_numbers_as_any_sequence(server: RecordingServer, frames: Any) -> None:
     server.add("GET", None, multipart_response([b"1", b"3"], "application/octet-stream"))
-    assert make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, frames) == [
-        b"1", b"3"]
+    assert make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, frames) == [b"1", b"3"]
     assert server.last.path == PREFIX + FRAMES_PATH
 
 
@@ -542,24 +611,37 @@ def test_frame_numbers_as_an_iterator(server: RecordingServer) -> None:
         assert server.last.path == PREFIX + FRAMES_PATH
 
 
-@pytest.mark.parametrize("media_types, accept", [
-    (("image/jpeg",), 'multipart/related; type="image/jpeg"'),
-    ((("image/jp2", "1.2.840.10008.1.2.4.90"),),
-     'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.90'),
-    (("image/*",), 'multipart/related; type="image/*"'),
-    (("image/jpeg", "image/jp2"),
-     'multipart/related; type="image/jpeg", multipart/related; type="image/jp2"'),
-    ((("image/jpeg", "1.2.840.10008.1.2.4.50"), "application/octet-stream"),
-     'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.50, '
-     'multipart/related; type="application/octet-stream"'),
-    ((("application/octet-stream", "*"),),
-     'multipart/related; type="application/octet-stream"; transfer-syntax=*'),
-])
-def test_retrieve_frames_media_types(server: RecordingServer, media_types: tuple,
-                                     accept: str) -> None:
+@pytest.mark.parametrize(
+    "media_types, accept",
+    [
+        (("image/jpeg",), 'multipart/related; type="image/jpeg"'),
+        (
+            (("image/jp2", "1.2.840.10008.1.2.4.90"),),
+            'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.90',
+        ),
+        (("image/*",), 'multipart/related; type="image/*"'),
+        (
+            ("image/jpeg", "image/jp2"),
+            'multipart/related; type="image/jpeg", multipart/related; type="image/jp2"',
+        ),
+        (
+            (("image/jpeg", "1.2.840.10008.1.2.4.50"), "application/octet-stream"),
+            'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.50, '
+            'multipart/related; type="application/octet-stream"',
+        ),
+        (
+            (("application/octet-stream", "*"),),
+            'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+        ),
+    ],
+)
+def test_retrieve_frames_media_types(
+    server: RecordingServer, media_types: tuple, accept: str
+) -> None:
     server.add("GET", None, multipart_response([b"\xff\xd8", b"\xff\xd9"], "image/jpeg"))
-    frames = make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [1, 3],
-                                                          media_types=media_types)
+    frames = make_client(server).retrieve_instance_frames(
+        STUDY, SERIES, SOP, [1, 3], media_types=media_types
+    )
     assert frames == [b"\xff\xd8", b"\xff\xd9"]
     check_request(server.last, "GET", PREFIX + FRAMES_PATH, accept=accept)
 
@@ -591,10 +673,11 @@ NO_BOUNDARY = 'multipart/related; type="application/octet-stream"'
 @pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
 @pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
 def test_multipart_answer_without_boundary_is_split_at_the_boundary_of_its_body(
-        server: RecordingServer, method: str, chunked: bool) -> None:
+    server: RecordingServer, method: str, chunked: bool
+) -> None:
     frames = [b"frame one" * 300, b"frame two \r\n--not-it"]
     body = multipart_body(frames, "b0undary-in-the-body", "application/octet-stream")
-    pieces = [body[i:i + 7] for i in range(0, len(body), 7)] if chunked else body
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)] if chunked else body
     server.add("GET", None, Response(body=pieces, content_type=NO_BOUNDARY, chunked=chunked))
     result = getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 2])
     assert list(result) == frames
@@ -602,7 +685,8 @@ def test_multipart_answer_without_boundary_is_split_at_the_boundary_of_its_body(
 
 @pytest.mark.parametrize("content_type", [NO_BOUNDARY, "multipart/related"])
 def test_multipart_answer_without_any_boundary_is_the_single_part(
-        server: RecordingServer, content_type: str) -> None:
+    server: RecordingServer, content_type: str
+) -> None:
     """As the established package does: the body is returned as the one part."""
     frame = b"\x00\x01--raw frame\r\nwith lines" * 100
     server.add("GET", None, Response(body=frame, content_type=content_type))
@@ -611,8 +695,7 @@ def test_multipart_answer_without_any_boundary_is_the_single_part(
     assert client.retrieve_bulkdata(server.url + "/bulk/1") == [frame]
 
 
-def test_multipart_answer_with_an_invalid_boundary_still_raises(
-        server: RecordingServer) -> None:
+def test_multipart_answer_with_an_invalid_boundary_still_raises(server: RecordingServer) -> None:
     server.add("GET", None, Response(body=b"x", content_type=NO_BOUNDARY + '; boundary=""'))
     with pytest.raises(MultipartError):
         make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [1])
@@ -620,10 +703,12 @@ def test_multipart_answer_with_an_invalid_boundary_still_raises(
 
 def test_frames_additional_params(server: RecordingServer) -> None:
     server.add("GET", None, multipart_response([b"a"], "application/octet-stream"))
-    make_client(server).retrieve_instance_frames(STUDY, SERIES, SOP, [2],
-                                                 additional_params={"x": "1"})
-    check_request(server.last, "GET", PREFIX + INSTANCE_PATH + "/frames/2", {"x": ["1"]},
-                  accept=ACCEPT_OCTETS)
+    make_client(server).retrieve_instance_frames(
+        STUDY, SERIES, SOP, [2], additional_params={"x": "1"}
+    )
+    check_request(
+        server.last, "GET", PREFIX + INSTANCE_PATH + "/frames/2", {"x": ["1"]}, accept=ACCEPT_OCTETS
+    )
 
 
 # -- WADO-RS: bulk data ------------------------------------------------------------------
@@ -631,18 +716,23 @@ def test_frames_additional_params(server: RecordingServer) -> None:
 
 @pytest.mark.parametrize("method", ["retrieve_bulkdata", "iter_bulkdata"])
 def test_bulkdata_absolute_url(server: RecordingServer, method: str) -> None:
-    server.add("GET", "/elsewhere/bulk/abc",
-               multipart_response([b"bulk bytes"], "application/octet-stream"))
+    server.add(
+        "GET",
+        "/elsewhere/bulk/abc",
+        multipart_response([b"bulk bytes"], "application/octet-stream"),
+    )
     url = server.url + "/elsewhere/bulk/abc?token=t1"
     assert list(getattr(make_client(server), method)(url)) == [b"bulk bytes"]
-    check_request(server.last, "GET", "/elsewhere/bulk/abc", {"token": ["t1"]},
-                  accept=ACCEPT_OCTETS)
+    check_request(
+        server.last, "GET", "/elsewhere/bulk/abc", {"token": ["t1"]}, accept=ACCEPT_OCTETS
+    )
 
 
 def test_bulkdata_relative_url(server: RecordingServer) -> None:
     relative = f"studies/{STUDY}/series/{SERIES}/instances/{SOP}/bulk/7FE00010"
-    server.add("GET", f"{PREFIX}/{relative}",
-               multipart_response([b"pixels"], "application/octet-stream"))
+    server.add(
+        "GET", f"{PREFIX}/{relative}", multipart_response([b"pixels"], "application/octet-stream")
+    )
     assert make_client(server).retrieve_bulkdata(relative) == [b"pixels"]
     check_request(server.last, "GET", f"{PREFIX}/{relative}", accept=ACCEPT_OCTETS)
 
@@ -675,7 +765,8 @@ def test_bulkdata_single_part_of_another_type_raises(server: RecordingServer) ->
 def test_bulkdata_media_types(server: RecordingServer) -> None:
     server.add("GET", None, multipart_response([b"\xff\xd8"], "image/jpeg"))
     result = make_client(server).retrieve_bulkdata(
-        server.url + "/bulk/1", media_types=("image/jpeg",))
+        server.url + "/bulk/1", media_types=("image/jpeg",)
+    )
     assert result == [b"\xff\xd8"]
     assert server.last.header("Accept") == 'multipart/related; type="image/jpeg"'
 
@@ -687,45 +778,61 @@ IMAGE = b"\xff\xd8\xff\xe0 a tiny jpeg \xff\xd9"
 RENDERED_CASES = [
     ("retrieve_instance_rendered", (STUDY, SERIES, SOP), INSTANCE_PATH + "/rendered"),
     ("retrieve_series_rendered", (STUDY, SERIES), SERIES_PATH + "/rendered"),
-    ("retrieve_instance_frames_rendered", (STUDY, SERIES, SOP, [1]),
-     INSTANCE_PATH + "/frames/1/rendered"),
-    ("retrieve_instance_frames_rendered", (STUDY, SERIES, SOP, [2, 5]),
-     INSTANCE_PATH + "/frames/2,5/rendered"),
+    (
+        "retrieve_instance_frames_rendered",
+        (STUDY, SERIES, SOP, [1]),
+        INSTANCE_PATH + "/frames/1/rendered",
+    ),
+    (
+        "retrieve_instance_frames_rendered",
+        (STUDY, SERIES, SOP, [2, 5]),
+        INSTANCE_PATH + "/frames/2,5/rendered",
+    ),
     ("retrieve_study_thumbnail", (STUDY,), STUDY_PATH + "/thumbnail"),
     ("retrieve_series_thumbnail", (STUDY, SERIES), SERIES_PATH + "/thumbnail"),
     ("retrieve_instance_thumbnail", (STUDY, SERIES, SOP), INSTANCE_PATH + "/thumbnail"),
-    ("retrieve_instance_frames_thumbnail", (STUDY, SERIES, SOP, [3]),
-     INSTANCE_PATH + "/frames/3/thumbnail"),
+    (
+        "retrieve_instance_frames_thumbnail",
+        (STUDY, SERIES, SOP, [3]),
+        INSTANCE_PATH + "/frames/3/thumbnail",
+    ),
 ]
 
 
 @pytest.mark.parametrize("method, args, path", RENDERED_CASES)
-def test_rendered_default(server: RecordingServer, method: str, args: tuple,
-                          path: str) -> None:
+def test_rendered_default(server: RecordingServer, method: str, args: tuple, path: str) -> None:
     server.add("GET", PREFIX + path, Response(body=IMAGE, content_type="image/jpeg"))
     assert getattr(make_client(server), method)(*args) == IMAGE
     check_request(server.last, "GET", PREFIX + path, accept="image/jpeg")
 
 
 @pytest.mark.parametrize("method, args, path", RENDERED_CASES)
-def test_rendered_params_and_media_types(server: RecordingServer, method: str, args: tuple,
-                                         path: str) -> None:
+def test_rendered_params_and_media_types(
+    server: RecordingServer, method: str, args: tuple, path: str
+) -> None:
     server.add("GET", PREFIX + path, Response(body=b"png", content_type="image/png"))
     result = getattr(make_client(server), method)(
-        *args, media_types=("image/png", "image/jpeg"),
-        params={"quality": 95, "viewport": "64,64"})
+        *args, media_types=("image/png", "image/jpeg"), params={"quality": 95, "viewport": "64,64"}
+    )
     assert result == b"png"
-    check_request(server.last, "GET", PREFIX + path,
-                  {"quality": ["95"], "viewport": ["64,64"]}, accept="image/png, image/jpeg")
+    check_request(
+        server.last,
+        "GET",
+        PREFIX + path,
+        {"quality": ["95"], "viewport": ["64,64"]},
+        accept="image/png, image/jpeg",
+    )
 
 
 @pytest.mark.parametrize("media_type", ["application/pdf", "video/mp4", "text/html"])
-def test_rendered_instance_other_documented_media_types(server: RecordingServer,
-                                                        media_type: str) -> None:
+def test_rendered_instance_other_documented_media_types(
+    server: RecordingServer, media_type: str
+) -> None:
     server.add("GET", None, Response(body=b"doc", content_type=media_type))
     client = make_client(server)
-    assert client.retrieve_instance_rendered(STUDY, SERIES, SOP,
-                                             media_types=(media_type,)) == b"doc"
+    assert (
+        client.retrieve_instance_rendered(STUDY, SERIES, SOP, media_types=(media_type,)) == b"doc"
+    )
     assert server.last.header("Accept") == media_type
 
 
@@ -735,14 +842,28 @@ def test_rendered_instance_other_documented_media_types(server: RecordingServer,
 def store_report(server: RecordingServer, uids: list[str], failed: list[str] = ()) -> dict:
     report: dict = {"00081190": {"vr": "UR", "Value": [f"{server.url}{PREFIX}{STUDY_PATH}"]}}
     if uids:
-        report["00081199"] = {"vr": "SQ", "Value": [
-            {"00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
-             "00081155": {"vr": "UI", "Value": [uid]}} for uid in uids]}
+        report["00081199"] = {
+            "vr": "SQ",
+            "Value": [
+                {
+                    "00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+                    "00081155": {"vr": "UI", "Value": [uid]},
+                }
+                for uid in uids
+            ],
+        }
     if failed:
-        report["00081198"] = {"vr": "SQ", "Value": [
-            {"00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
-             "00081155": {"vr": "UI", "Value": [uid]},
-             "00081197": {"vr": "US", "Value": [272]}} for uid in failed]}
+        report["00081198"] = {
+            "vr": "SQ",
+            "Value": [
+                {
+                    "00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+                    "00081155": {"vr": "UI", "Value": [uid]},
+                    "00081197": {"vr": "US", "Value": [272]},
+                }
+                for uid in failed
+            ],
+        }
     return report
 
 
@@ -761,8 +882,9 @@ def check_store_request(request: RecordedRequest, path: str) -> None:
 
 
 @pytest.mark.parametrize("study_uid, path", [(None, "/studies"), (STUDY, STUDY_PATH)])
-def test_store_datasets(server: RecordingServer, instances: list[Dataset],
-                        study_uid: str | None, path: str) -> None:
+def test_store_datasets(
+    server: RecordingServer, instances: list[Dataset], study_uid: str | None, path: str
+) -> None:
     uids = [ds.SOPInstanceUID for ds in instances]
     server.add("POST", PREFIX + path, json_response(store_report(server, uids)))
     result = make_client(server).store_instances(instances, study_instance_uid=study_uid)
@@ -775,30 +897,43 @@ def test_store_datasets(server: RecordingServer, instances: list[Dataset],
     assert result.RetrieveURL == f"{server.url}{PREFIX}{STUDY_PATH}"
 
 
-def test_store_paths_bytes_and_file_objects(server: RecordingServer, instances: list[Dataset],
-                                            tmp_path) -> None:
+def test_store_paths_bytes_and_file_objects(
+    server: RecordingServer, instances: list[Dataset], tmp_path
+) -> None:
     extra = dicom_data.make_instance(STUDY, rows=4, columns=4)
     path = dicom_data.write_files([instances[0]], tmp_path)[0]
-    parts = [path, str(path), dicom_data.to_bytes(instances[1]),
-             io.BytesIO(dicom_data.to_bytes(instances[2])), extra]
+    parts = [
+        path,
+        str(path),
+        dicom_data.to_bytes(instances[1]),
+        io.BytesIO(dicom_data.to_bytes(instances[2])),
+        extra,
+    ]
     server.add("POST", None, json_response({}))
     make_client(server).store_instances(parts)
     check_store_request(server.last, PREFIX + "/studies")
     sent = stored_datasets(server.last)
     assert [ds.SOPInstanceUID for ds in sent] == [
-        instances[0].SOPInstanceUID, instances[0].SOPInstanceUID,
-        instances[1].SOPInstanceUID, instances[2].SOPInstanceUID, extra.SOPInstanceUID]
+        instances[0].SOPInstanceUID,
+        instances[0].SOPInstanceUID,
+        instances[1].SOPInstanceUID,
+        instances[2].SOPInstanceUID,
+        extra.SOPInstanceUID,
+    ]
 
 
-def test_store_bytes_body_has_exact_length(server: RecordingServer,
-                                           instances: list[Dataset]) -> None:
+def test_store_bytes_body_has_exact_length(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     server.add("POST", None, json_response({}))
     make_client(server, chunk_size=100).store_instances(
-        [dicom_data.to_bytes(ds) for ds in instances])
+        [dicom_data.to_bytes(ds) for ds in instances]
+    )
     request = server.last
     assert request.header("Content-Length") == str(len(request.body))
     assert [ds.SOPInstanceUID for ds in stored_datasets(request)] == [
-        ds.SOPInstanceUID for ds in instances]
+        ds.SOPInstanceUID for ds in instances
+    ]
 
 
 def test_store_additional_params(server: RecordingServer, instances: list[Dataset]) -> None:
@@ -807,19 +942,20 @@ def test_store_additional_params(server: RecordingServer, instances: list[Datase
     assert server.last.query == {"x": ["y"]}
 
 
-def test_store_empty_answer_gives_empty_dataset(server: RecordingServer,
-                                                instances: list[Dataset]) -> None:
+def test_store_empty_answer_gives_empty_dataset(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     server.add("POST", None, Response(status=200))
     result = make_client(server).store_instances(instances[:1])
     assert isinstance(result, Dataset)
     assert len(result) == 0
 
 
-def test_store_conflict_raises_with_server_message(server: RecordingServer,
-                                                   instances: list[Dataset]) -> None:
+def test_store_conflict_raises_with_server_message(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     message = "Conflict: none of the instances could be stored"
-    server.add("POST", None, Response(status=409, body=message.encode(),
-                                      content_type="text/plain"))
+    server.add("POST", None, Response(status=409, body=message.encode(), content_type="text/plain"))
     with pytest.raises(HTTPError) as caught:
         make_client(server).store_instances(instances)
     assert caught.value.status_code == 409
@@ -827,24 +963,28 @@ def test_store_conflict_raises_with_server_message(server: RecordingServer,
     assert "409" in str(caught.value)
 
 
-def test_store_failed_instances_log_a_warning(server: RecordingServer,
-                                              instances: list[Dataset],
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_store_failed_instances_log_a_warning(
+    server: RecordingServer, instances: list[Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
     uids = [ds.SOPInstanceUID for ds in instances]
-    server.add("POST", None, json_response(store_report(server, uids[:2], failed=uids[2:]),
-                                           status=202))
+    server.add(
+        "POST", None, json_response(store_report(server, uids[:2], failed=uids[2:]), status=202)
+    )
     caplog.set_level(logging.WARNING, logger="dicomweb_client")
     result = make_client(server).store_instances(instances)
     assert [item.ReferencedSOPInstanceUID for item in result.FailedSOPSequence] == uids[2:]
     assert result.FailedSOPSequence[0].FailureReason == 272
-    warnings = [r for r in caplog.records
-                if r.name.startswith("dicomweb_client") and r.levelno == logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name.startswith("dicomweb_client") and r.levelno == logging.WARNING
+    ]
     assert warnings, "a refused instance must be reported as a warning"
 
 
-def test_store_without_failures_logs_no_warning(server: RecordingServer,
-                                                instances: list[Dataset],
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_store_without_failures_logs_no_warning(
+    server: RecordingServer, instances: list[Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
     uids = [ds.SOPInstanceUID for ds in instances]
     server.add("POST", None, json_response(store_report(server, uids)))
     caplog.set_level(logging.WARNING, logger="dicomweb_client")
@@ -852,28 +992,32 @@ def test_store_without_failures_logs_no_warning(server: RecordingServer,
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_store_is_retried_with_the_whole_body(server: RecordingServer,
-                                              instances: list[Dataset]) -> None:
+def test_store_is_retried_with_the_whole_body(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     server.queue(Response(status=503), json_response({}))
     make_client(server).store_instances(instances)
     assert len(server.requests) == 2
     first, second = server.requests
     assert first.body == second.body
     assert [ds.SOPInstanceUID for ds in stored_datasets(second)] == [
-        ds.SOPInstanceUID for ds in instances]
+        ds.SOPInstanceUID for ds in instances
+    ]
 
 
 # -- deletion --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, args, path", [
-    ("delete_study", (STUDY,), STUDY_PATH),
-    ("delete_series", (STUDY, SERIES), SERIES_PATH),
-    ("delete_instance", (STUDY, SERIES, SOP), INSTANCE_PATH),
-])
+@pytest.mark.parametrize(
+    "method, args, path",
+    [
+        ("delete_study", (STUDY,), STUDY_PATH),
+        ("delete_series", (STUDY, SERIES), SERIES_PATH),
+        ("delete_instance", (STUDY, SERIES, SOP), INSTANCE_PATH),
+    ],
+)
 @pytest.mark.parametrize("status", [200, 204])
-def test_delete(server: RecordingServer, method: str, args: tuple, path: str,
-                status: int) -> None:
+def test_delete(server: RecordingServer, method: str, args: tuple, path: str, status: int) -> None:
     server.add("DELETE", PREFIX + path, Response(status=status))
     assert getattr(make_client(server), method)(*args) is None
     assert len(server.requests) == 1
@@ -887,8 +1031,11 @@ def test_delete_additional_params(server: RecordingServer) -> None:
 
 
 def test_delete_failure_raises(server: RecordingServer) -> None:
-    server.add("DELETE", None, Response(status=405, body=b"DELETE is not allowed here",
-                                        content_type="text/plain"))
+    server.add(
+        "DELETE",
+        None,
+        Response(status=405, body=b"DELETE is not allowed here", content_type="text/plain"),
+    )
     with pytest.raises(HTTPError) as caught:
         make_client(server).delete_series(STUDY, SERIES)
     assert caught.value.status_code == 405
@@ -900,8 +1047,13 @@ def test_delete_failure_raises(server: RecordingServer) -> None:
 
 def test_url_prefixes_are_inserted_after_the_base_url(server: RecordingServer) -> None:
     server.add(None, None, universal_handler)
-    client = make_client(server, qido_url_prefix="qidors", wado_url_prefix="wadors",
-                         stow_url_prefix="stowrs", delete_url_prefix="deleters")
+    client = make_client(
+        server,
+        qido_url_prefix="qidors",
+        wado_url_prefix="wadors",
+        stow_url_prefix="stowrs",
+        delete_url_prefix="deleters",
+    )
     every_method_call(client, server)
     paths = [(r.method, r.path) for r in server.requests]
     bulk = ("GET", "/bulk/1")
@@ -919,7 +1071,8 @@ def test_url_prefixes_are_inserted_after_the_base_url(server: RecordingServer) -
         ("GET", f"{PREFIX}/wadors{INSTANCE_PATH}/metadata"),
         ("GET", f"{PREFIX}/wadors{INSTANCE_PATH}/frames/1"),
         ("GET", f"{PREFIX}/wadors{INSTANCE_PATH}/frames/1"),
-        bulk, bulk,
+        bulk,
+        bulk,
         ("GET", f"{PREFIX}/wadors{INSTANCE_PATH}/rendered"),
         ("GET", f"{PREFIX}/wadors{SERIES_PATH}/rendered"),
         ("GET", f"{PREFIX}/wadors{INSTANCE_PATH}/frames/1/rendered"),
@@ -941,8 +1094,7 @@ def test_no_prefix_and_no_base_path(server: RecordingServer) -> None:
     client.search_for_studies()
     client.retrieve_study_metadata(STUDY)
     client.delete_study(STUDY)
-    assert [r.path for r in server.requests] == ["/studies", STUDY_PATH + "/metadata",
-                                                STUDY_PATH]
+    assert [r.path for r in server.requests] == ["/studies", STUDY_PATH + "/metadata", STUDY_PATH]
 
 
 def test_stow_prefix_with_study(server: RecordingServer, instances: list[Dataset]) -> None:
@@ -970,7 +1122,8 @@ def test_callback_sees_every_response(server: RecordingServer) -> None:
     assert len(seen) == EVERY_METHOD_COUNT
     assert [response.status_code for response in seen[-3:]] == [204, 204, 204]
     assert [response.url.split("?")[0] for response in seen] == [
-        server.url + r.path for r in server.requests]
+        server.url + r.path for r in server.requests
+    ]
 
 
 def test_callback_sees_error_responses(server: RecordingServer) -> None:
@@ -1001,12 +1154,19 @@ JSON_CALLS = [
 
 
 @pytest.mark.parametrize("method, args", JSON_CALLS)
-def test_json_answers_may_come_compressed(server: RecordingServer, method: str,
-                                         args: tuple) -> None:
+def test_json_answers_may_come_compressed(
+    server: RecordingServer, method: str, args: tuple
+) -> None:
     items = [uid_item(f"1.2.3.{n}") for n in range(200)]
-    server.add("GET", None, Response(body=gzip.compress(json.dumps(items).encode()),
-                                     content_type=DICOM_JSON,
-                                     headers={"Content-Encoding": "gzip"}))
+    server.add(
+        "GET",
+        None,
+        Response(
+            body=gzip.compress(json.dumps(items).encode()),
+            content_type=DICOM_JSON,
+            headers={"Content-Encoding": "gzip"},
+        ),
+    )
     assert getattr(make_client(server), method)(*args) == items
     assert server.last.header("Accept-Encoding") == "gzip, deflate"
 
@@ -1018,23 +1178,22 @@ def test_a_client_accept_encoding_header_is_kept(server: RecordingServer) -> Non
 
 
 @pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
-def test_binary_answers_are_asked_for_uncompressed(server: RecordingServer,
-                                                   method: str) -> None:
-    server.add("GET", None, multipart_response([b"one", b"three"],
-                                               "application/octet-stream"))
+def test_binary_answers_are_asked_for_uncompressed(server: RecordingServer, method: str) -> None:
+    server.add("GET", None, multipart_response([b"one", b"three"], "application/octet-stream"))
     list(getattr(make_client(server), method)(STUDY, SERIES, SOP, [1, 3]))
     assert server.last.header("Accept-Encoding") == "identity"
 
 
 @pytest.mark.parametrize("chunk_size", [1, 100, 10**6])
 @pytest.mark.parametrize("method", ["retrieve_instance_frames", "iter_instance_frames"])
-def test_a_compressed_multipart_answer_is_decoded(server: RecordingServer, method: str,
-                                                  chunk_size: int) -> None:
+def test_a_compressed_multipart_answer_is_decoded(
+    server: RecordingServer, method: str, chunk_size: int
+) -> None:
     # servers compress whatever they like when the client's headers allow it
     frames = [bytes(range(256)) * 40 + b"\r\n--test-boundary", b"frame \r\n three"]
     answer = multipart_response(frames, "application/octet-stream")
     body = gzip.compress(answer.payload())
-    answer.body = [body[start:start + 97] for start in range(0, len(body), 97)]
+    answer.body = [body[start : start + 97] for start in range(0, len(body), 97)]
     answer.headers = {"Content-Encoding": "gzip"}
     server.add("GET", None, answer)
     client = make_client(server, headers={"Accept-Encoding": "gzip"})
@@ -1054,8 +1213,7 @@ def test_a_truncated_compressed_multipart_answer_raises(server: RecordingServer)
 # -- closing ---------------------------------------------------------------------------
 
 
-def test_with_statement_closes_the_connections_of_its_own_session(
-        server: RecordingServer) -> None:
+def test_with_statement_closes_the_connections_of_its_own_session(server: RecordingServer) -> None:
     server.add("GET", None, json_response([]))
     with make_client(server) as client:
         client.search_for_studies()
@@ -1084,8 +1242,9 @@ def test_a_pickled_client_keeps_its_settings_and_works(server: RecordingServer) 
     server.add("GET", None, json_response([uid_item(STUDY)]))
     session = dicomweb_client.create_session_from_user_pass("ann", "pw")
     session.cookies.set("pinned", "backend-2")
-    client = make_client(server, session=session, headers={"X-Site": "north"},
-                         qido_url_prefix="qido", timeout=7)
+    client = make_client(
+        server, session=session, headers={"X-Site": "north"}, qido_url_prefix="qido", timeout=7
+    )
     client.search_for_studies()  # a pooled connection, remembered heads: not pickled
     copy = pickle.loads(pickle.dumps(client))
     assert copy.search_for_studies() == [uid_item(STUDY)]
@@ -1102,8 +1261,7 @@ def test_a_client_goes_to_a_spawned_worker_process(server: RecordingServer) -> N
     client = make_client(server, headers={"X-Worker": "yes"})
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        assert pool.submit(search_in_this_process, client).result(timeout=60) == [
-            uid_item(STUDY)]
+        assert pool.submit(search_in_this_process, client).result(timeout=60) == [uid_item(STUDY)]
     assert server.last.header("X-Worker") == "yes"
 
 
@@ -1137,20 +1295,21 @@ def test_chunk_size_validation(server: RecordingServer, chunk_size: Any) -> None
 
 
 @pytest.mark.parametrize("chunk_size", [0, -1])
-def test_non_positive_chunk_size_is_a_value_error(server: RecordingServer,
-                                                  chunk_size: int) -> None:
+def test_non_positive_chunk_size_is_a_value_error(server: RecordingServer, chunk_size: int) -> None:
     with pytest.raises(ValueError):
         DICOMwebClient(server.url, chunk_size=chunk_size)
 
 
-def test_small_chunk_size_store_round_trips(server: RecordingServer,
-                                            instances: list[Dataset]) -> None:
+def test_small_chunk_size_store_round_trips(
+    server: RecordingServer, instances: list[Dataset]
+) -> None:
     server.add(None, None, json_response({}))
     client = make_client(server, chunk_size=1000)
     client.set_chunk_size(7)
     client.store_instances(instances)
     assert [ds.SOPInstanceUID for ds in stored_datasets(server.last)] == [
-        ds.SOPInstanceUID for ds in instances]
+        ds.SOPInstanceUID for ds in instances
+    ]
 
 
 def test_retry_disabled_raises_at_once(server: RecordingServer) -> None:
@@ -1172,10 +1331,8 @@ def test_retry_then_success(server: RecordingServer, status: int) -> None:
     assert len(server.requests) == 2
 
 
-def test_retry_of_a_streamed_retrieve(server: RecordingServer,
-                                      instances: list[Dataset]) -> None:
-    server.queue(Response(status=503),
-                 multipart_response([dicom_data.to_bytes(instances[0])]))
+def test_retry_of_a_streamed_retrieve(server: RecordingServer, instances: list[Dataset]) -> None:
+    server.queue(Response(status=503), multipart_response([dicom_data.to_bytes(instances[0])]))
     assert len(make_client(server).retrieve_study(STUDY)) == 1
     assert len(server.requests) == 2
 
@@ -1192,8 +1349,9 @@ def test_retries_stop_after_max_attempts(server: RecordingServer) -> None:
 
 def test_retriable_error_codes_are_honoured(server: RecordingServer) -> None:
     client = make_client(server)
-    client.set_http_retry_params(wait_exponential_multiplier=1,
-                                 retriable_error_codes=(HTTPStatus.TOO_MANY_REQUESTS,))
+    client.set_http_retry_params(
+        wait_exponential_multiplier=1, retriable_error_codes=(HTTPStatus.TOO_MANY_REQUESTS,)
+    )
     server.queue(Response(status=503), json_response([]))
     with pytest.raises(HTTPError):
         client.search_for_studies()
@@ -1205,8 +1363,7 @@ def test_retriable_error_codes_are_honoured(server: RecordingServer) -> None:
 
 
 @pytest.mark.parametrize("status", [500, 502])
-def test_default_retry_codes_are_the_documented_ones(server: RecordingServer,
-                                                     status: int) -> None:
+def test_default_retry_codes_are_the_documented_ones(server: RecordingServer, status: int) -> None:
     server.queue(Response(status=status, body=b"broken"), json_response([]))
     client = make_client(server)  # documented defaults, short waits
     with pytest.raises(HTTPError):
@@ -1238,31 +1395,40 @@ UID_ARGUMENTS = {
     "iter_study": (["study_instance_uid"], {}),
     "retrieve_series": (["study_instance_uid", "series_instance_uid"], {}),
     "iter_series": (["study_instance_uid", "series_instance_uid"], {}),
-    "retrieve_instance": (["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
-                          {}),
+    "retrieve_instance": (["study_instance_uid", "series_instance_uid", "sop_instance_uid"], {}),
     "retrieve_study_metadata": (["study_instance_uid"], {}),
     "retrieve_series_metadata": (["study_instance_uid", "series_instance_uid"], {}),
     "retrieve_instance_metadata": (
-        ["study_instance_uid", "series_instance_uid", "sop_instance_uid"], {}),
+        ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
+        {},
+    ),
     "retrieve_instance_frames": (
         ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
-        {"frame_numbers": [1]}),
+        {"frame_numbers": [1]},
+    ),
     "iter_instance_frames": (
         ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
-        {"frame_numbers": [1]}),
+        {"frame_numbers": [1]},
+    ),
     "retrieve_instance_rendered": (
-        ["study_instance_uid", "series_instance_uid", "sop_instance_uid"], {}),
+        ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
+        {},
+    ),
     "retrieve_series_rendered": (["study_instance_uid", "series_instance_uid"], {}),
     "retrieve_instance_frames_rendered": (
         ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
-        {"frame_numbers": [1]}),
+        {"frame_numbers": [1]},
+    ),
     "retrieve_study_thumbnail": (["study_instance_uid"], {}),
     "retrieve_series_thumbnail": (["study_instance_uid", "series_instance_uid"], {}),
     "retrieve_instance_thumbnail": (
-        ["study_instance_uid", "series_instance_uid", "sop_instance_uid"], {}),
+        ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
+        {},
+    ),
     "retrieve_instance_frames_thumbnail": (
         ["study_instance_uid", "series_instance_uid", "sop_instance_uid"],
-        {"frame_numbers": [1]}),
+        {"frame_numbers": [1]},
+    ),
     "store_instances": (["study_instance_uid"], {"datasets": [b"not read"]}),
     "delete_study": (["study_instance_uid"], {}),
     "delete_series": (["study_instance_uid", "series_instance_uid"], {}),
@@ -1276,20 +1442,23 @@ assert len(TOO_LONG_UID) == 65
 BAD_UIDS = ["1.2.abc", "../etc", "", TOO_LONG_UID, "1.2.3/4", "1.2 3", "1.2.3?x=1"]
 
 
-def test_a_folder_to_store_is_refused_before_sending(server: RecordingServer,
-                                                    tmp_path) -> None:
+def test_a_folder_to_store_is_refused_before_sending(server: RecordingServer, tmp_path) -> None:
     with pytest.raises(ValueError, match="is a folder: pass the paths of the files"):
         make_client(server).store_instances([tmp_path])
     assert server.requests == []
 
 
 def test_a_dataset_without_transfer_syntax_is_refused_before_sending(
-        server: RecordingServer) -> None:
+    server: RecordingServer,
+) -> None:
     ds = dicom_data.make_instance()
     bare = Dataset()
     bare.update(ds)  # the same elements, but no file meta information
-    with pytest.raises(ValueError, match=f"dataset {ds.SOPInstanceUID} has no Transfer "
-                                         f"Syntax UID.*file_meta.TransferSyntaxUID"):
+    with pytest.raises(
+        ValueError,
+        match=f"dataset {ds.SOPInstanceUID} has no Transfer "
+        f"Syntax UID.*file_meta.TransferSyntaxUID",
+    ):
         make_client(server).store_instances([ds, bare])
     assert server.requests == []
 
@@ -1307,8 +1476,9 @@ UID_CASES = _uid_cases()
 
 @pytest.mark.parametrize("bad", BAD_UIDS, ids=repr)
 @pytest.mark.parametrize("method, names, extra, argument", UID_CASES)
-def test_invalid_uid_is_refused(server: RecordingServer, method: str, names: list[str],
-                                extra: dict, argument: str, bad: str) -> None:
+def test_invalid_uid_is_refused(
+    server: RecordingServer, method: str, names: list[str], extra: dict, argument: str, bad: str
+) -> None:
     kwargs = {name: VALID[name] for name in names}
     kwargs[argument] = bad
     client = make_client(server)
@@ -1319,8 +1489,7 @@ def test_invalid_uid_is_refused(server: RecordingServer, method: str, names: lis
 
 
 @pytest.mark.parametrize("bad", BAD_UIDS, ids=repr)
-def test_invalid_series_uid_without_study_is_refused(server: RecordingServer,
-                                                     bad: str) -> None:
+def test_invalid_series_uid_without_study_is_refused(server: RecordingServer, bad: str) -> None:
     with pytest.raises(ValueError, match="series_instance_uid"):
         make_client(server).search_for_instances(series_instance_uid=bad)
     assert server.requests == []
@@ -1335,9 +1504,9 @@ def test_uid_of_64_characters_is_accepted(server: RecordingServer) -> None:
 
 
 @pytest.mark.parametrize("method, names, extra, argument", UID_CASES)
-def test_permissive_uid_accepts_nonconformant_uids(server: RecordingServer, method: str,
-                                                   names: list[str], extra: dict,
-                                                   argument: str) -> None:
+def test_permissive_uid_accepts_nonconformant_uids(
+    server: RecordingServer, method: str, names: list[str], extra: dict, argument: str
+) -> None:
     server.add(None, None, universal_handler)
     kwargs = {name: VALID[name] for name in names}
     kwargs[argument] = "1.2.abc"
@@ -1351,9 +1520,9 @@ def test_permissive_uid_accepts_nonconformant_uids(server: RecordingServer, meth
 
 @pytest.mark.parametrize("bad", ["a/b", "../etc", "", "1.2 3", "..", "user@host"])
 @pytest.mark.parametrize("method, names, extra, argument", UID_CASES[:6] + UID_CASES[-3:])
-def test_permissive_uid_still_refuses_unsafe_uids(server: RecordingServer, method: str,
-                                                  names: list[str], extra: dict,
-                                                  argument: str, bad: str) -> None:
+def test_permissive_uid_still_refuses_unsafe_uids(
+    server: RecordingServer, method: str, names: list[str], extra: dict, argument: str, bad: str
+) -> None:
     kwargs = {name: VALID[name] for name in names}
     kwargs[argument] = bad
     client = make_client(server, permissive_uid=True)
@@ -1363,14 +1532,19 @@ def test_permissive_uid_still_refuses_unsafe_uids(server: RecordingServer, metho
     assert server.requests == []
 
 
-FRAME_METHODS = ["retrieve_instance_frames", "iter_instance_frames",
-                 "retrieve_instance_frames_rendered", "retrieve_instance_frames_thumbnail"]
+FRAME_METHODS = [
+    "retrieve_instance_frames",
+    "iter_instance_frames",
+    "retrieve_instance_frames_rendered",
+    "retrieve_instance_frames_thumbnail",
+]
 
 
 @pytest.mark.parametrize("frames", [[0], [-1], [1, 0], [2, -3], []], ids=repr)
 @pytest.mark.parametrize("method", FRAME_METHODS)
-def test_non_positive_frame_numbers_are_refused(server: RecordingServer, method: str,
-                                                frames: list[int]) -> None:
+def test_non_positive_frame_numbers_are_refused(
+    server: RecordingServer, method: str, frames: list[int]
+) -> None:
     with pytest.raises(ValueError):
         exhaust(getattr(make_client(server), method)(STUDY, SERIES, SOP, frames))
     assert server.requests == []
@@ -1378,8 +1552,9 @@ def test_non_positive_frame_numbers_are_refused(server: RecordingServer, method:
 
 @pytest.mark.parametrize("frames", [["a"], [1.0], [1, 2.5], [None], "1", 1], ids=repr)
 @pytest.mark.parametrize("method", FRAME_METHODS)
-def test_non_integer_frame_numbers_are_refused(server: RecordingServer, method: str,
-                                               frames: Any) -> None:
+def test_non_integer_frame_numbers_are_refused(
+    server: RecordingServer, method: str, frames: Any
+) -> None:
     with pytest.raises(TypeError):
         exhaust(getattr(make_client(server), method)(STUDY, SERIES, SOP, frames))
     assert server.requests == []
@@ -1395,12 +1570,15 @@ def test_frame_numbers_may_be_digit_strings(server: RecordingServer, method: str
     assert server.last.path.split("/frames/")[1].startswith("1,3")
 
 
-@pytest.mark.parametrize("method", ["search_for_studies", "search_for_series",
-                                    "search_for_instances"])
-@pytest.mark.parametrize("filters", [{"NotAKeyword": "x"}, {"PatientId": "x"},
-                                     {"0010002": "x"}], ids=repr)
-def test_unknown_search_filter_keyword_is_refused(server: RecordingServer, method: str,
-                                                  filters: dict) -> None:
+@pytest.mark.parametrize(
+    "method", ["search_for_studies", "search_for_series", "search_for_instances"]
+)
+@pytest.mark.parametrize(
+    "filters", [{"NotAKeyword": "x"}, {"PatientId": "x"}, {"0010002": "x"}], ids=repr
+)
+def test_unknown_search_filter_keyword_is_refused(
+    server: RecordingServer, method: str, filters: dict
+) -> None:
     with pytest.raises(ValueError):
         getattr(make_client(server), method)(search_filters=filters)
     assert server.requests == []
@@ -1422,12 +1600,21 @@ UNSUPPORTED_MEDIA = [
     ("retrieve_study", (STUDY,), (("application/dicom", "not-a-uid"),)),
     ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]), ("application/pdf",)),
     ("iter_instance_frames", (STUDY, SERIES, SOP, [1]), ("application/pdf",)),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]),
-     (("image/jpeg", "1.2.840.10008.1.2.4.90"),)),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]),
-     (("image/jp2", "1.2.840.10008.1.2.4.50"),)),
-    ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]),
-     (("application/octet-stream", "1.2.840.10008.1.2.4.50"),)),
+    (
+        "retrieve_instance_frames",
+        (STUDY, SERIES, SOP, [1]),
+        (("image/jpeg", "1.2.840.10008.1.2.4.90"),),
+    ),
+    (
+        "retrieve_instance_frames",
+        (STUDY, SERIES, SOP, [1]),
+        (("image/jp2", "1.2.840.10008.1.2.4.50"),),
+    ),
+    (
+        "retrieve_instance_frames",
+        (STUDY, SERIES, SOP, [1]),
+        (("application/octet-stream", "1.2.840.10008.1.2.4.50"),),
+    ),
     ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]), ("application/dicom",)),
     ("retrieve_instance_frames", (STUDY, SERIES, SOP, [1]), ("image/jpeg", "text/html")),
     ("retrieve_bulkdata", ("http://127.0.0.1:9/bulk",), ("text/html",)),
@@ -1442,10 +1629,14 @@ UNSUPPORTED_MEDIA = [
 ]
 
 
-@pytest.mark.parametrize("method, args, media_types", UNSUPPORTED_MEDIA,
-                         ids=[f"{m}-{t}" for m, _, t in UNSUPPORTED_MEDIA])
-def test_unsupported_media_types_are_refused(server: RecordingServer, method: str,
-                                             args: tuple, media_types: tuple) -> None:
+@pytest.mark.parametrize(
+    "method, args, media_types",
+    UNSUPPORTED_MEDIA,
+    ids=[f"{m}-{t}" for m, _, t in UNSUPPORTED_MEDIA],
+)
+def test_unsupported_media_types_are_refused(
+    server: RecordingServer, method: str, args: tuple, media_types: tuple
+) -> None:
     with pytest.raises(ValueError):
         exhaust(getattr(make_client(server), method)(*args, media_types=media_types))
     assert server.requests == []
@@ -1459,14 +1650,21 @@ RENDERED_METHODS = [
 ]
 
 
-@pytest.mark.parametrize("media_types", [
-    (("image/jpeg", "1.2.840.10008.1.2.4.50"),), (("image/jpeg",),),
-    (("image/png", "1.2.840.10008.1.2.1"), "image/jpeg"),
-], ids=["jpeg-with-syntax", "one-tuple", "pair-and-string"])
-@pytest.mark.parametrize("method, args", RENDERED_METHODS,
-                         ids=[method for method, _ in RENDERED_METHODS])
+@pytest.mark.parametrize(
+    "media_types",
+    [
+        (("image/jpeg", "1.2.840.10008.1.2.4.50"),),
+        (("image/jpeg",),),
+        (("image/png", "1.2.840.10008.1.2.1"), "image/jpeg"),
+    ],
+    ids=["jpeg-with-syntax", "one-tuple", "pair-and-string"],
+)
+@pytest.mark.parametrize(
+    "method, args", RENDERED_METHODS, ids=[method for method, _ in RENDERED_METHODS]
+)
 def test_rendered_media_types_with_a_transfer_syntax_raise_type_error(
-        server: RecordingServer, method: str, args: tuple, media_types: tuple) -> None:
+    server: RecordingServer, method: str, args: tuple, media_types: tuple
+) -> None:
     """TypeError, as the established package raises for a (media type, transfer
     syntax) pair where only media types apply."""
     with pytest.raises(TypeError):
@@ -1486,19 +1684,26 @@ def _bare_dataset(meta: dict | None, **elements: Any) -> Dataset:
     return dataset
 
 
-@pytest.mark.parametrize("syntax", [pydicom.uid.ExplicitVRLittleEndian,
-                                    pydicom.uid.ImplicitVRLittleEndian])
+@pytest.mark.parametrize(
+    "syntax", [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian]
+)
 def test_store_dataset_whose_meta_names_only_the_transfer_syntax(
-        server: RecordingServer, syntax: str) -> None:
+    server: RecordingServer, syntax: str
+) -> None:
     """With SOP Class and Instance UIDs the meta is completed into a Part 10 file;
     without them the dataset is sent as it is, as the established package sends it."""
     server.add("POST", None, json_response({}))
-    complete = _bare_dataset({"TransferSyntaxUID": syntax}, SOPClassUID=CT_IMAGE,
-                             SOPInstanceUID="1.2.3.4")
+    complete = _bare_dataset(
+        {"TransferSyntaxUID": syntax}, SOPClassUID=CT_IMAGE, SOPInstanceUID="1.2.3.4"
+    )
     bare = _bare_dataset({"TransferSyntaxUID": syntax})
     make_client(server).store_instances([complete, bare])
-    first, second = (payload for _, payload in split_multipart(
-        server.last.body, server.last.header("Content-Type") or ""))
+    first, second = (
+        payload
+        for _, payload in split_multipart(
+            server.last.body, server.last.header("Content-Type") or ""
+        )
+    )
     assert first[128:132] == b"DICM"
     part10 = pydicom.dcmread(io.BytesIO(first))
     assert part10.file_meta.MediaStorageSOPInstanceUID == "1.2.3.4"
@@ -1511,20 +1716,21 @@ def test_store_dataset_whose_meta_names_only_the_transfer_syntax(
 
 def test_store_dataset_without_meta_but_with_a_known_encoding(server: RecordingServer) -> None:
     server.add("POST", None, json_response({}))
-    decoded = pydicom.dcmread(io.BytesIO(b"\x10\x00\x10\x00\x08\x00\x00\x00Doe^Jane"),
-                              force=True)
+    decoded = pydicom.dcmread(io.BytesIO(b"\x10\x00\x10\x00\x08\x00\x00\x00Doe^Jane"), force=True)
     assert "TransferSyntaxUID" not in decoded.file_meta
     make_client(server).store_instances([decoded])
-    (_, payload), = split_multipart(server.last.body, server.last.header("Content-Type") or "")
+    ((_, payload),) = split_multipart(server.last.body, server.last.header("Content-Type") or "")
     assert payload == b"\x10\x00\x10\x00\x08\x00\x00\x00Doe^Jane"
 
 
 @pytest.mark.parametrize("meta", [None, {}], ids=["no-meta", "empty-meta"])
-def test_store_refuses_a_dataset_whose_encoding_is_unknown(server: RecordingServer,
-                                                           meta: dict | None) -> None:
+def test_store_refuses_a_dataset_whose_encoding_is_unknown(
+    server: RecordingServer, meta: dict | None
+) -> None:
     with pytest.raises(ValueError, match="Transfer Syntax UID"):
-        make_client(server).store_instances([_bare_dataset(meta, SOPClassUID=CT_IMAGE,
-                                                           SOPInstanceUID="1.2.3.4")])
+        make_client(server).store_instances(
+            [_bare_dataset(meta, SOPClassUID=CT_IMAGE, SOPInstanceUID="1.2.3.4")]
+        )
     assert server.requests == []
 
 
@@ -1535,14 +1741,19 @@ def test_store_refuses_a_single_dataset(server: RecordingServer) -> None:
     assert server.requests == []
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (Response(status=200), 0),
-    (Response(status=204), 0),
-    (json_response({"00081198": {"vr": "SQ", "Value": [{}]}}, status=202), 1),
-    (Response(status=200, body=b"stored nothing", content_type="text/plain"), 0),
-], ids=["empty-200", "204", "202-report", "text"])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (Response(status=200), 0),
+        (Response(status=204), 0),
+        (json_response({"00081198": {"vr": "SQ", "Value": [{}]}}, status=202), 1),
+        (Response(status=200, body=b"stored nothing", content_type="text/plain"), 0),
+    ],
+    ids=["empty-200", "204", "202-report", "text"],
+)
 def test_store_of_no_instances_sends_a_request_without_parts(
-        server: RecordingServer, answer: Response, expected: int) -> None:
+    server: RecordingServer, answer: Response, expected: int
+) -> None:
     """As in the established package: an empty list is posted all the same."""
     server.add("POST", None, answer)
     result = make_client(server).store_instances([])
@@ -1593,11 +1804,11 @@ ERROR_CALLS = [
 
 
 @pytest.mark.parametrize("method, args, path", ERROR_CALLS)
-def test_not_found_raises_http_error_with_details(server: RecordingServer, method: str,
-                                                  args: tuple, path: str) -> None:
+def test_not_found_raises_http_error_with_details(
+    server: RecordingServer, method: str, args: tuple, path: str
+) -> None:
     text = "Study 1.2.3 is not known to this archive"
-    server.add(None, None, Response(status=404, body=text.encode(),
-                                    content_type="text/plain"))
+    server.add(None, None, Response(status=404, body=text.encode(), content_type="text/plain"))
     with pytest.raises(HTTPError) as caught:
         exhaust(getattr(make_client(server), method)(*args))
     error = caught.value
@@ -1611,13 +1822,16 @@ def test_not_found_raises_http_error_with_details(server: RecordingServer, metho
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize("method, get_remaining", [
-    ("search_for_studies", False), ("search_for_series", True),
-    ("search_for_instances", False)])
+@pytest.mark.parametrize(
+    "method, get_remaining",
+    [("search_for_studies", False), ("search_for_series", True), ("search_for_instances", False)],
+)
 def test_a_404_for_a_whole_archive_search_says_the_url_is_likely_wrong(
-        server: RecordingServer, method: str, get_remaining: bool) -> None:
-    server.add(None, None, Response(status=404, body=b"Unknown resource",
-                                    content_type="text/plain"))
+    server: RecordingServer, method: str, get_remaining: bool
+) -> None:
+    server.add(
+        None, None, Response(status=404, body=b"Unknown resource", content_type="text/plain")
+    )
     client = make_client(server, path="")  # the server root, not its DICOMweb root
     with pytest.raises(HTTPError) as caught:
         getattr(client, method)(get_remaining=get_remaining)
@@ -1627,11 +1841,16 @@ def test_a_404_for_a_whole_archive_search_says_the_url_is_likely_wrong(
     assert "/dicom-web" in message
 
 
-@pytest.mark.parametrize("body, problem", [
-    (b"<html><body>Welcome</body></html>", "not valid JSON"),
-    (b'["a0c2e1f3-orthanc-id"]', "not a DICOM JSON array")])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b"<html><body>Welcome</body></html>", "not valid JSON"),
+        (b'["a0c2e1f3-orthanc-id"]', "not a DICOM JSON array"),
+    ],
+)
 def test_a_whole_archive_search_answered_with_other_json_says_the_url_is_likely_wrong(
-        server: RecordingServer, body: bytes, problem: str) -> None:
+    server: RecordingServer, body: bytes, problem: str
+) -> None:
     server.add(None, None, Response(body=body, content_type="application/json"))
     with pytest.raises(ValueError, match=problem) as caught:
         make_client(server, path="").search_for_studies()
@@ -1639,16 +1858,16 @@ def test_a_whole_archive_search_answered_with_other_json_says_the_url_is_likely_
 
 
 def test_a_404_for_a_search_within_a_study_has_no_url_hint(server: RecordingServer) -> None:
-    server.add(None, None, Response(status=404, body=b"no such study",
-                                    content_type="text/plain"))
+    server.add(None, None, Response(status=404, body=b"no such study", content_type="text/plain"))
     with pytest.raises(HTTPError) as caught:
         make_client(server).search_for_series(STUDY)
     assert "no DICOMweb search service" not in str(caught.value)
 
 
 def test_bulkdata_not_found(server: RecordingServer) -> None:
-    server.add(None, None, Response(status=404, body=b"no such bulk data",
-                                    content_type="text/plain"))
+    server.add(
+        None, None, Response(status=404, body=b"no such bulk data", content_type="text/plain")
+    )
     with pytest.raises(HTTPError) as caught:
         make_client(server).retrieve_bulkdata(server.url + "/bulk/9")
     assert "404" in str(caught.value)
@@ -1657,8 +1876,13 @@ def test_bulkdata_not_found(server: RecordingServer) -> None:
 
 
 def test_server_error_with_json_body(server: RecordingServer) -> None:
-    server.add(None, None, Response(status=500, body=b'{"error": "database is down"}',
-                                    content_type="application/json"))
+    server.add(
+        None,
+        None,
+        Response(
+            status=500, body=b'{"error": "database is down"}', content_type="application/json"
+        ),
+    )
     client = make_client(server)
     client.set_http_retry_params(retry=False)
     with pytest.raises(HTTPError) as caught:
@@ -1678,15 +1902,18 @@ def test_stored_datasets_arrive_whole_whatever_their_sizes(make_server) -> None:
     # a big one must not carry the big one's leftover bytes
     server = make_server()
     server.add("POST", "/studies", Response(body=b"{}", content_type="application/dicom+json"))
-    datasets = [dicom_data.make_instance(rows=size, columns=size, seed=size)
-                for size in (64, 8, 32, 8)]
+    datasets = [
+        dicom_data.make_instance(rows=size, columns=size, seed=size) for size in (64, 8, 32, 8)
+    ]
     client = dicomweb_client.DICOMwebClient(server.url)
     client.store_instances(datasets)
     request = server.last
     assert request.chunked
     boundary = request.header('Content-Type').split('boundary=')[1].encode()
-    parts = [body for _, body in dicomweb_client.MultipartReader(
-        io.BytesIO(request.body).read1, boundary)]
+    parts = [
+        body
+        for _, body in dicomweb_client.MultipartReader(io.BytesIO(request.body).read1, boundary)
+    ]
     assert parts == [dicom_data.to_bytes(ds) for ds in datasets]
 
 
@@ -1707,11 +1934,15 @@ def test_json_error_is_a_json_decode_error(server: RecordingServer) -> None:
     assert "not valid JSON" in str(raised.value)
 
 
-@pytest.mark.parametrize("call", [
-    lambda client: client.delete_study(None),
-    lambda client: client.delete_series(STUDY, None),
-    lambda client: client.delete_instance(STUDY, SERIES, None),
-], ids=["study", "series", "instance"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.delete_study(None),
+        lambda client: client.delete_series(STUDY, None),
+        lambda client: client.delete_instance(STUDY, SERIES, None),
+    ],
+    ids=["study", "series", "instance"],
+)
 def test_delete_without_a_uid_is_refused(server: RecordingServer, call: Any) -> None:
     """A missing UID would name the level above (DELETE /studies/...): nothing is sent."""
     with pytest.raises(ValueError, match="required"):
@@ -1725,13 +1956,15 @@ def test_url_must_be_a_string() -> None:
 
 
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.3.4"])
-def test_instance_transfer_syntaxes_outside_ps3_18_are_refused(server: RecordingServer,
-                                                                syntax: str) -> None:
+def test_instance_transfer_syntaxes_outside_ps3_18_are_refused(
+    server: RecordingServer, syntax: str
+) -> None:
     """Implicit VR Little Endian and unknown UIDs are not transfer syntaxes of
     application/dicom in DICOMweb; the request is refused before it is sent."""
     with pytest.raises(ValueError, match="PS3.18"):
         make_client(server).retrieve_instance(
-            STUDY, SERIES, SOP, media_types=(("application/dicom", syntax),))
+            STUDY, SERIES, SOP, media_types=(("application/dicom", syntax),)
+        )
     assert server.requests == []
 
 

@@ -29,9 +29,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def _pip(python: Path, *arguments: str) -> None:
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    *arguments], check=True, capture_output=True, timeout=900,
-                   env=env_without_pythonpath())
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *arguments],
+        check=True,
+        capture_output=True,
+        timeout=900,
+        env=env_without_pythonpath(),
+    )
 
 
 def _fingerprint() -> str:
@@ -48,8 +52,9 @@ def _make_venv(folder: Path) -> Path:
     if python.exists() and marker.exists() and marker.read_text() == _fingerprint():
         return python
     shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True, timeout=300
+    )
     source = folder / "source"  # built from a copy: the checkout gets no build/ folder
     source.mkdir()
     for name in PACKAGE_SOURCES:
@@ -68,8 +73,9 @@ def downstream_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         python = _make_venv(folder)
     except (OSError, subprocess.SubprocessError) as error:
         detail = (getattr(error, "stderr", b"") or b"").decode(errors="replace")[-3000:]
-        message = (f"cannot install {', '.join(DOWNSTREAM_PACKAGES)} for the tests: "
-                   f"{error}\n{detail}")
+        message = (
+            f"cannot install {', '.join(DOWNSTREAM_PACKAGES)} for the tests: {error}\n{detail}"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -80,7 +86,13 @@ def run_in(python: Path, script: Path, *arguments: str, timeout: float = 600) ->
     """Run ``script`` with the downstream interpreter; return the JSON it prints last."""
     env = env_without_pythonpath()
     env["NETRC"] = os.devnull
-    result = subprocess.run([str(python), str(script), *arguments], capture_output=True,
-                            text=True, timeout=timeout, env=env, cwd=str(script.parent))
+    result = subprocess.run(
+        [str(python), str(script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(script.parent),
+    )
     assert result.returncode == 0, f"{script.name} failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])

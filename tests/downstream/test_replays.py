@@ -73,9 +73,11 @@ def by_sop(datasets) -> dict[str, Dataset]:
 
 def same_instance(got: Dataset, sent: Dataset) -> bool:
     """The retrieved instance holds what was uploaded (identity and pixels)."""
-    return (str(got.SOPInstanceUID) == str(sent.SOPInstanceUID)
-            and str(got.SeriesInstanceUID) == str(sent.SeriesInstanceUID)
-            and bytes(got.PixelData) == bytes(sent.PixelData))
+    return (
+        str(got.SOPInstanceUID) == str(sent.SOPInstanceUID)
+        and str(got.SeriesInstanceUID) == str(sent.SeriesInstanceUID)
+        and bytes(got.PixelData) == bytes(sent.PixelData)
+    )
 
 
 def split_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
@@ -111,9 +113,19 @@ def make_seg(images: list[Dataset]) -> Dataset:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = SEGMENTATION_STORAGE
     ds.SOPInstanceUID = sop_uid
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-                    "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber",
-                    "ReferringPhysicianName", "StudyID", "StudyDescription"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "StudyID",
+        "StudyDescription",
+    ):
         setattr(ds, keyword, getattr(first, keyword))
     ds.Modality = "SEG"
     ds.SeriesInstanceUID = generate_uid()
@@ -191,21 +203,29 @@ def forward(upstream: str, exchange: Exchange, path: str, keep_query: bool = Tru
     url = upstream + path
     if keep_query and exchange.raw_query:
         url += "?" + exchange.raw_query
-    headers = {name: exchange.headers[name] for name in ("accept", "content-type")
-               if name in exchange.headers}
-    request = urllib.request.Request(url, data=exchange.body or None, method=exchange.method,
-                                     headers=headers)
+    headers = {
+        name: exchange.headers[name]
+        for name in ("accept", "content-type")
+        if name in exchange.headers
+    }
+    request = urllib.request.Request(
+        url, data=exchange.body or None, method=exchange.method, headers=headers
+    )
     try:
         with _DIRECT.open(request, timeout=30) as answer:
-            return answer.status, {"Content-Type": answer.headers.get("Content-Type", "")}, \
-                answer.read()
+            return (
+                answer.status,
+                {"Content-Type": answer.headers.get("Content-Type", "")},
+                answer.read(),
+            )
     except urllib.error.HTTPError as error:
         return error.code, {"Content-Type": error.headers.get("Content-Type", "")}, error.read()
 
 
 @contextmanager
-def relay(route: Callable[[Exchange], Answer],
-          certificate: tuple[Path, Path] | None = None) -> Iterator[Relay]:
+def relay(
+    route: Callable[[Exchange], Answer], certificate: tuple[Path, Path] | None = None
+) -> Iterator[Relay]:
     """An HTTP/1.1 server on 127.0.0.1 answering every request with ``route``; HTTPS
     with ``certificate`` (``(certfile, keyfile)``)."""
     state = Relay(url="")
@@ -231,9 +251,14 @@ def relay(route: Callable[[Exchange], Answer],
 
         def _serve(self) -> None:
             target = urllib.parse.urlsplit(self.path)
-            exchange = Exchange(self.command, target.path,
-                                urllib.parse.parse_qs(target.query), target.query,
-                                {k.lower(): v for k, v in self.headers.items()}, self._body())
+            exchange = Exchange(
+                self.command,
+                target.path,
+                urllib.parse.parse_qs(target.query),
+                target.query,
+                {k.lower(): v for k, v in self.headers.items()},
+                self._body(),
+            )
             state.seen.append(exchange)
             status, headers, body = route(exchange)
             self.send_response(status)
@@ -251,8 +276,9 @@ def relay(route: Callable[[Exchange], Answer],
     if certificate is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*map(str, certificate))
-        server.socket = context.wrap_socket(server.socket, server_side=True,
-                                            do_handshake_on_connect=False)
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
         scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -282,8 +308,7 @@ def _large_image_client(url: str, token: str | None):
 
         session = requests.Session()
         session.headers.update({"Authorization": f"Bearer {token}"})
-    return DICOMwebClient(url=url, qido_url_prefix=None, wado_url_prefix=None,
-                          session=session)
+    return DICOMwebClient(url=url, qido_url_prefix=None, wado_url_prefix=None, session=session)
 
 
 @pytest.fixture
@@ -296,8 +321,11 @@ def slide(orthanc_clean) -> tuple[str, list[Dataset]]:
 def test_large_image_validate_and_import(slide, token) -> None:
     url, datasets = slide
     client = _large_image_client(url, token)
-    study_tag, series_tag, sop_tag = (tag_key("StudyInstanceUID"),
-                                      tag_key("SeriesInstanceUID"), tag_key("SOPInstanceUID"))
+    study_tag, series_tag, sop_tag = (
+        tag_key("StudyInstanceUID"),
+        tag_key("SeriesInstanceUID"),
+        tag_key("SOPInstanceUID"),
+    )
 
     # validateInfo: one series with two fields, then its metadata as a WADO check
     series = client.search_for_series(limit=1, fields=(study_tag, series_tag))
@@ -305,29 +333,39 @@ def test_large_image_validate_and_import(slide, token) -> None:
     study_uid = series[0][study_tag]["Value"][0]
     series_uid = series[0][series_tag]["Value"][0]
     assert (study_uid, series_uid) == (wsi_data.STUDY, wsi_data.SERIES)
-    assert len(client.retrieve_series_metadata(study_instance_uid=study_uid,
-                                               series_instance_uid=series_uid)) == 4
+    assert (
+        len(
+            client.retrieve_series_metadata(
+                study_instance_uid=study_uid, series_instance_uid=series_uid
+            )
+        )
+        == 4
+    )
 
     # _importData: studies, their series, the metadata of the first volume, instances
     studies = client.search_for_studies(limit=None, fields=[study_tag], search_filters={})
     found = []
     for study in studies:
-        found += client.search_for_series(study[study_tag]["Value"][0],
-                                          fields=[study_tag, series_tag])
+        found += client.search_for_series(
+            study[study_tag]["Value"][0], fields=[study_tag, series_tag]
+        )
     assert [(s[study_tag]["Value"][0], s[series_tag]["Value"][0]) for s in found] == [
-        (wsi_data.STUDY, wsi_data.SERIES)]
+        (wsi_data.STUDY, wsi_data.SERIES)
+    ]
 
     # get_first_wsi_volume_metadata: filter SOP class and ImageType[2] by hand
     class_tag, type_tag = tag_key("SOPClassUID"), tag_key("ImageType")
-    instances = client.search_for_instances(study_uid, series_uid,
-                                            fields=[type_tag, sop_tag, class_tag])
-    volume = next(i for i in instances
-                  if (i.get(class_tag, {}).get("Value") or [None])[0]
-                  == VLWholeSlideMicroscopyImageStorage
-                  and len(i.get(type_tag, {}).get("Value") or []) > 2
-                  and i[type_tag]["Value"][2] == "VOLUME")
-    metadata = client.retrieve_instance_metadata(study_uid, series_uid,
-                                                 volume[sop_tag]["Value"][0])
+    instances = client.search_for_instances(
+        study_uid, series_uid, fields=[type_tag, sop_tag, class_tag]
+    )
+    volume = next(
+        i
+        for i in instances
+        if (i.get(class_tag, {}).get("Value") or [None])[0] == VLWholeSlideMicroscopyImageStorage
+        and len(i.get(type_tag, {}).get("Value") or []) > 2
+        and i[type_tag]["Value"][2] == "VOLUME"
+    )
+    metadata = client.retrieve_instance_metadata(study_uid, series_uid, volume[sop_tag]["Value"][0])
     assert isinstance(metadata, dict)
     meta = Dataset.from_json(metadata)
     assert meta.SOPInstanceUID in by_sop(datasets)
@@ -342,8 +380,9 @@ def test_large_image_validate_and_import(slide, token) -> None:
     # test_wsidicom.py covers)
     import dicomweb_client
 
-    web = dicomweb_client.DICOMwebClient(url, qido_url_prefix=None, wado_url_prefix=None,
-                                         session=None)
+    web = dicomweb_client.DICOMwebClient(
+        url, qido_url_prefix=None, wado_url_prefix=None, session=None
+    )
     assert web.base_url == url
 
 
@@ -357,11 +396,14 @@ def _large_image_stream(response, buffer_size: int = 65536) -> bytes:
     content_type = response.headers["content-type"]
     media_type, *parameters = (p.strip() for p in content_type.split(";"))
     assert media_type.lower() == "multipart/related"
-    boundary = next(v.strip('"') for k, _, v in (p.partition("=") for p in parameters)
-                    if k.lower() == "boundary").encode()
+    boundary = next(
+        v.strip('"')
+        for k, _, v in (p.partition("=") for p in parameters)
+        if k.lower() == "boundary"
+    ).encode()
     with response:
         data = b"".join(response.iter_content(buffer_size))
-    body = data[data.index(b"\r\n\r\n") + 4:]
+    body = data[data.index(b"\r\n\r\n") + 4 :]
     return body.split(b"\r\n--" + boundary, 1)[0]
 
 
@@ -376,10 +418,12 @@ def test_large_image_download_instance(slide, token) -> None:
     url, datasets = slide
     sent = datasets[1]
     client = _large_image_client(url, token)
-    instance_url = client._get_instances_url(_Transaction.RETRIEVE, wsi_data.STUDY,
-                                             wsi_data.SERIES, str(sent.SOPInstanceUID))
-    assert instance_url == (f"{url}/studies/{wsi_data.STUDY}/series/{wsi_data.SERIES}"
-                            f"/instances/{sent.SOPInstanceUID}")
+    instance_url = client._get_instances_url(
+        _Transaction.RETRIEVE, wsi_data.STUDY, wsi_data.SERIES, str(sent.SOPInstanceUID)
+    )
+    assert instance_url == (
+        f"{url}/studies/{wsi_data.STUDY}/series/{wsi_data.SERIES}/instances/{sent.SOPInstanceUID}"
+    )
 
     def request(multipart: bool):
         if multipart:
@@ -393,9 +437,13 @@ def test_large_image_download_instance(slide, token) -> None:
         response = request(multipart=False)
     except requests.HTTPError:
         pass
-    single = (response is not None and response.status_code == 200
-              and not any(x in response.headers.get("Content-Type")
-                          for x in ("multipart/related", "boundary")))
+    single = (
+        response is not None
+        and response.status_code == 200
+        and not any(
+            x in response.headers.get("Content-Type") for x in ("multipart/related", "boundary")
+        )
+    )
     if not single:
         response = request(multipart=True)
         assert "multipart/related" in response.request.headers["Accept"]
@@ -436,9 +484,11 @@ def _monailabel_download_series(client, study_id, series_id, folder: Path) -> li
     """dicom_web_download_series without frame fetching: find the study when not
     given, retrieve the series, write each instance as ``<SOPInstanceUID>.dcm``."""
     if not study_id:
-        matches = [s for s in client.search_for_series(
-            search_filters={"SeriesInstanceUID": series_id})
-            if s[SERIES_UID]["Value"] == [series_id]]
+        matches = [
+            s
+            for s in client.search_for_series(search_filters={"SeriesInstanceUID": series_id})
+            if s[SERIES_UID]["Value"] == [series_id]
+        ]
         study_id = str(Dataset.from_json(matches[0])["StudyInstanceUID"].value)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -450,8 +500,7 @@ def _monailabel_download_series(client, study_id, series_id, folder: Path) -> li
 
 
 @pytest.mark.parametrize("credentials", [False, True], ids=["anonymous", "user-pass"])
-def test_monailabel_datastore_round_trip(orthanc_clean, tmp_path: Path,
-                                         credentials: bool) -> None:
+def test_monailabel_datastore_round_trip(orthanc_clean, tmp_path: Path, credentials: bool) -> None:
     from dicomweb_client.session_utils import create_session_from_user_pass
 
     images = upload(orthanc_clean, dicom_data.make_study(n_series=2, n_instances=3))
@@ -459,14 +508,20 @@ def test_monailabel_datastore_round_trip(orthanc_clean, tmp_path: Path,
     series_id = str(first_series[0].SeriesInstanceUID)
     # _init_dicomweb_datastore: a user/pass session when both settings are set
     session = create_session_from_user_pass("monai", "label") if credentials else None
-    client = _monailabel_client_class()(url=orthanc_clean.url, session=session,
-                                        qido_url_prefix=None, wado_url_prefix=None,
-                                        stow_url_prefix=None)
+    client = _monailabel_client_class()(
+        url=orthanc_clean.url,
+        session=session,
+        qido_url_prefix=None,
+        wado_url_prefix=None,
+        stow_url_prefix=None,
+    )
     assert client.base_url == orthanc_clean.url  # the datastore's name and cache key
 
     # list_images with the default search filter {"Modality": "CT"}
-    listed = [str(Dataset.from_json(ds)["SeriesInstanceUID"].value)
-              for ds in client.search_for_series(search_filters={"Modality": "CT"})]
+    listed = [
+        str(Dataset.from_json(ds)["SeriesInstanceUID"].value)
+        for ds in client.search_for_series(search_filters={"Modality": "CT"})
+    ]
     assert sorted(listed) == sorted({str(ds.SeriesInstanceUID) for ds in images})
 
     # get_image_uri -> dicom_web_download_series(None, image_id, ...)
@@ -480,10 +535,19 @@ def test_monailabel_datastore_round_trip(orthanc_clean, tmp_path: Path,
 
     # _dicom_info: the first matching series as a Dataset, six fields as strings
     meta = Dataset.from_json(
-        client.search_for_series(search_filters={"SeriesInstanceUID": series_id})[0])
-    info = {f: str(meta[f].value) if meta.get(f) else "UNK"
-            for f in ("StudyDate", "StudyTime", "Modality", "RetrieveURL", "PatientID",
-                      "StudyInstanceUID")}
+        client.search_for_series(search_filters={"SeriesInstanceUID": series_id})[0]
+    )
+    info = {
+        f: str(meta[f].value) if meta.get(f) else "UNK"
+        for f in (
+            "StudyDate",
+            "StudyTime",
+            "Modality",
+            "RetrieveURL",
+            "PatientID",
+            "StudyInstanceUID",
+        )
+    }
     assert info["StudyDate"] == "20240101" and info["Modality"] == "CT"
     assert info["PatientID"] == "P1"
     assert info["StudyInstanceUID"] == str(first_series[0].StudyInstanceUID)
@@ -500,19 +564,23 @@ def test_monailabel_datastore_round_trip(orthanc_clean, tmp_path: Path,
 
     # get_labeled_images: SEG series, their metadata, ReferencedSeriesSequence
     labeled = []
-    for found in (Dataset.from_json(ds)
-                  for ds in client.search_for_series(search_filters={"Modality": "SEG"})):
-        series_meta = client.retrieve_series_metadata(str(found["StudyInstanceUID"].value),
-                                                      str(found["SeriesInstanceUID"].value))
+    for found in (
+        Dataset.from_json(ds) for ds in client.search_for_series(search_filters={"Modality": "SEG"})
+    ):
+        series_meta = client.retrieve_series_metadata(
+            str(found["StudyInstanceUID"].value), str(found["SeriesInstanceUID"].value)
+        )
         seg_meta = Dataset.from_json(series_meta[0])
         assert seg_meta.get("ReferencedSeriesSequence")
-        labeled.append(str(seg_meta["ReferencedSeriesSequence"].value[0]
-                           ["SeriesInstanceUID"].value))
+        labeled.append(
+            str(seg_meta["ReferencedSeriesSequence"].value[0]["SeriesInstanceUID"].value)
+        )
     assert labeled == [series_id]
 
     # get_label_uri -> download the SEG series itself
-    seg_paths = _monailabel_download_series(client, None, str(seg.SeriesInstanceUID),
-                                            tmp_path / "seg")
+    seg_paths = _monailabel_download_series(
+        client, None, str(seg.SeriesInstanceUID), tmp_path / "seg"
+    )
     stored = pydicom.dcmread(seg_paths[0])
     assert stored.Modality == "SEG" and bytes(stored.PixelData) == bytes(seg.PixelData)
 
@@ -520,12 +588,14 @@ def test_monailabel_datastore_round_trip(orthanc_clean, tmp_path: Path,
 def _bare_frames(orthanc_url: str) -> Callable[[Exchange], Answer]:
     """A server that answers a frame request with the bare frame (one part, labelled
     ``application/octet-stream``): the case MONAILabel's subclass exists for."""
+
     def route(exchange: Exchange) -> Answer:
         status, headers, body = forward(orthanc_url, exchange, exchange.path)
         if status == 200 and "/frames/" in exchange.path:
             parts = split_multipart(headers["Content-Type"], body)
             return status, {"Content-Type": "application/octet-stream"}, parts[0][1]
         return status, headers, body
+
     return route
 
 
@@ -536,17 +606,23 @@ def test_monailabel_fetch_by_frame_through_subclass(orthanc_clean) -> None:
     images = upload(orthanc_clean, dicom_data.make_study(n_series=1, n_instances=4))
     study_id, series_id = str(images[0].StudyInstanceUID), str(images[0].SeriesInstanceUID)
     with relay(_bare_frames(orthanc_clean.rest_url)) as front:
-        client = _monailabel_client_class()(url=front.url + "/dicom-web", session=None,
-                                            qido_url_prefix=None, wado_url_prefix=None,
-                                            stow_url_prefix=None)
+        client = _monailabel_client_class()(
+            url=front.url + "/dicom-web",
+            session=None,
+            qido_url_prefix=None,
+            wado_url_prefix=None,
+            stow_url_prefix=None,
+        )
 
         def fetch(metadata: dict) -> tuple[str, bytes]:
             d = Dataset.from_json(metadata)
             sop = str(d["SOPInstanceUID"].value)
-            frame = client.retrieve_instance_frames(study_instance_uid=study_id,
-                                                    series_instance_uid=series_id,
-                                                    sop_instance_uid=sop,
-                                                    frame_numbers=[1])[0]
+            frame = client.retrieve_instance_frames(
+                study_instance_uid=study_id,
+                series_instance_uid=series_id,
+                sop_instance_uid=sop,
+                frame_numbers=[1],
+            )[0]
             return sop, frame
 
         metadata = client.retrieve_series_metadata(study_id, series_id)
@@ -567,8 +643,9 @@ def test_monailabel_fetch_by_frame_through_subclass(orthanc_clean) -> None:
 # test_connection, find_from_target, get_from_target, send_to_target.
 
 
-def _mercure_client(url: str, user: str | None = None, password: str | None = None,
-                    token: str | None = None):
+def _mercure_client(
+    url: str, user: str | None = None, password: str | None = None, token: str | None = None
+):
     from dicomweb_client.api import DICOMwebClient
     from dicomweb_client.session_utils import create_session_from_user_pass
 
@@ -577,8 +654,14 @@ def _mercure_client(url: str, user: str | None = None, password: str | None = No
         session = create_session_from_user_pass(username=user, password=password)
     elif token:
         headers = {"Authorization": "Bearer {}".format(token)}
-    client = DICOMwebClient(url=url, qido_url_prefix=None, wado_url_prefix=None,
-                            stow_url_prefix=None, session=session, headers=headers)
+    client = DICOMwebClient(
+        url=url,
+        qido_url_prefix=None,
+        wado_url_prefix=None,
+        stow_url_prefix=None,
+        session=session,
+        headers=headers,
+    )
     client.set_http_retry_params(retry=False, max_attempts=2, wait_exponential_multiplier=100)
     logging.getLogger("mercure-replay").info(client)  # mercure logs the client
     return client
@@ -612,9 +695,13 @@ def _basic_auth_front(orthanc_url: str, user: str, password: str):
 
     def route(exchange: Exchange) -> Answer:
         if exchange.headers.get("authorization") != expected:
-            return 401, {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="x"'}, \
-                b"unauthorized"
+            return (
+                401,
+                {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="x"'},
+                b"unauthorized",
+            )
         return forward(orthanc_url, exchange, exchange.path)
+
     return route
 
 
@@ -622,8 +709,7 @@ def test_mercure_connection_test(orthanc_clean) -> None:
     upload(orthanc_clean, dicom_data.make_study(n_series=1, n_instances=1))
     url = orthanc_clean.url
     for client in (_mercure_client(url), _mercure_client(url, token="tok")):
-        assert _mercure_test_connection(client, url) == {"Authentication": True,
-                                                         "QIDO query": True}
+        assert _mercure_test_connection(client, url) == {"Authentication": True, "QIDO query": True}
     # a wrong QIDO root: the query fails with an HTTPError that mercure catches
     wrong = url + "/nowhere"
     assert _mercure_test_connection(_mercure_client(wrong), wrong)["QIDO query"] is False
@@ -631,12 +717,16 @@ def test_mercure_connection_test(orthanc_clean) -> None:
     with relay(_basic_auth_front(orthanc_clean.rest_url, "mercure", "secret")) as front:
         good = _mercure_client(front.url + "/dicom-web", "mercure", "secret")
         assert _mercure_test_connection(good, front.url + "/dicom-web") == {
-            "Authentication": True, "QIDO query": True}
+            "Authentication": True,
+            "QIDO query": True,
+        }
         bad = _mercure_client(front.url + "/dicom-web", "mercure", "wrong")
         # requests' HTTPError from raise_for_status has no errno, so the established
         # package reports Authentication True here too; only the QIDO query fails
         assert _mercure_test_connection(bad, front.url + "/dicom-web") == {
-            "Authentication": True, "QIDO query": False}
+            "Authentication": True,
+            "QIDO query": False,
+        }
 
 
 def _mercure_archive() -> list[Dataset]:
@@ -655,21 +745,38 @@ def _mercure_send(client, archive: list[Dataset], source: Path) -> None:
     assert len(response.ReferencedSOPSequence) == len(datasets) == len(archive)
 
 
-def _mercure_find_and_get(client, archive: list[Dataset], destination: Path,
-                          search_filters: dict[str, list[str]]) -> None:
+def _mercure_find_and_get(
+    client, archive: list[Dataset], destination: Path, search_filters: dict[str, list[str]]
+) -> None:
     """find_from_target, then get_from_target into ``destination``."""
     use_filters = {"AccessionNumber": "ACC0002"}
     use_filters.update({k: v[0] for k, v in search_filters.items()})
     metadata = client.search_for_series(
-        search_filters=use_filters, get_remaining=True,
-        fields=["StudyInstanceUID", "SeriesInstanceUID", "NumberOfSeriesRelatedInstances",
-                "StudyDescription", "SeriesDescription"] + list(search_filters.keys()))
-    series = [d for d in (Dataset.from_json(ds) for ds in metadata)
-              if all(d.get(f) in values for f, values in search_filters.items())]
-    expected = [ds for ds in archive if ds.AccessionNumber == "ACC0002"
-                and all(ds.get(f) in values for f, values in search_filters.items())]
+        search_filters=use_filters,
+        get_remaining=True,
+        fields=[
+            "StudyInstanceUID",
+            "SeriesInstanceUID",
+            "NumberOfSeriesRelatedInstances",
+            "StudyDescription",
+            "SeriesDescription",
+        ]
+        + list(search_filters.keys()),
+    )
+    series = [
+        d
+        for d in (Dataset.from_json(ds) for ds in metadata)
+        if all(d.get(f) in values for f, values in search_filters.items())
+    ]
+    expected = [
+        ds
+        for ds in archive
+        if ds.AccessionNumber == "ACC0002"
+        and all(ds.get(f) in values for f, values in search_filters.items())
+    ]
     assert sorted(str(s.SeriesInstanceUID) for s in series) == sorted(
-        {str(ds.SeriesInstanceUID) for ds in expected})
+        {str(ds.SeriesInstanceUID) for ds in expected}
+    )
     assert sum(int(x.NumberOfSeriesRelatedInstances) for x in series) == len(expected)
 
     # get_from_target: retrieve each series, save as <SOPInstanceUID>.dcm
@@ -687,8 +794,9 @@ def test_mercure_send_find_and_get(orthanc_clean, tmp_path: Path) -> None:
     archive = _mercure_archive()
     client = _mercure_client(orthanc_clean.url)
     _mercure_send(client, archive, tmp_path / "outgoing" / "task")
-    _mercure_find_and_get(client, archive, tmp_path / "incoming",
-                          {"SeriesDescription": ["Series2"]})
+    _mercure_find_and_get(
+        client, archive, tmp_path / "incoming", {"SeriesDescription": ["Series2"]}
+    )
 
 
 def test_mercure_file_target(tmp_path: Path) -> None:
@@ -703,8 +811,7 @@ def test_mercure_file_target(tmp_path: Path) -> None:
         dicom_data.write_part10(folder / str(ds.SOPInstanceUID), ds)
     url = f"file://{folder}"
     client = DICOMfileClient(url=url, in_memory=False, update_db=True)
-    assert _mercure_test_connection(client, url) == {"Authentication": True,
-                                                     "QIDO query": True}
+    assert _mercure_test_connection(client, url) == {"Authentication": True, "QIDO query": True}
     _mercure_send(client, archive[4:], tmp_path / "outgoing" / "task")
     client = DICOMfileClient(url=url, in_memory=False, update_db=True)
     _mercure_find_and_get(client, archive, tmp_path / "incoming", {})
@@ -738,8 +845,10 @@ def _adit_server(orthanc) -> Callable[[Exchange], Answer]:
             sop = item[SOP_UID]["Value"][0]
             orthanc_id = json.loads(orthanc.rest("POST", "/tools/lookup", sop.encode()))[0]["ID"]
             frame = orthanc.rest("GET", f"/instances/{orthanc_id}/frames/0/raw")
-            pieces = [(f"{sop}.nii.gz", gzip.compress(frame, mtime=0)),
-                      (f"{sop}.json", json.dumps({"SOPInstanceUID": sop}).encode())]
+            pieces = [
+                (f"{sop}.nii.gz", gzip.compress(frame, mtime=0)),
+                (f"{sop}.json", json.dumps({"SOPInstanceUID": sop}).encode()),
+            ]
             for name, content in pieces:
                 head = "Content-Type: application/octet-stream\r\n"
                 if len(uids) < 3:  # single images carry the name on the whole answer
@@ -748,8 +857,9 @@ def _adit_server(orthanc) -> Callable[[Exchange], Answer]:
                 if len(uids) == 3:
                     break
         body += f"--{boundary}--\r\n".encode()
-        headers = {"Content-Type": f"multipart/related; type=application/octet-stream; "
-                                   f"boundary={boundary}"}
+        headers = {
+            "Content-Type": f"multipart/related; type=application/octet-stream; boundary={boundary}"
+        }
         if len(uids) == 3:
             headers["Content-Disposition"] = f'attachment; filename="{uids[2]}.nii.gz"'
         return 200, headers, body
@@ -759,16 +869,18 @@ def _adit_server(orthanc) -> Callable[[Exchange], Answer]:
             return 401, {"Content-Type": "application/json"}, b'{"detail": "no token"}'
         if not exchange.path.startswith(base):
             return 404, {"Content-Type": "text/plain"}, b"not found"
-        prefix, _, rest = exchange.path[len(base):].partition("/")
+        prefix, _, rest = exchange.path[len(base) :].partition("/")
         if prefix not in ("qidors", "wadors", "stowrs"):
             return 404, {"Content-Type": "text/plain"}, b"not found"
         if rest.endswith("/nifti"):
             assert exchange.headers.get("accept") == NIFTI_ACCEPT
-            parts = rest[:-len("/nifti")].split("/")
+            parts = rest[: -len("/nifti")].split("/")
             return nifti(exchange, parts[1::2])
         # pseudonym and trial protocol are ADIT's own: it consumes them, Orthanc never sees
-        return forward(orthanc.rest_url, exchange, "/dicom-web/" + rest,
-                       keep_query=prefix == "qidors")
+        return forward(
+            orthanc.rest_url, exchange, "/dicom-web/" + rest, keep_query=prefix == "qidors"
+        )
+
     return route
 
 
@@ -787,20 +899,27 @@ class _AditReplay:
         if isinstance(self.verify, bool):
             session.verify = self.verify
         else:
-            session = session_utils.add_certs_to_session(session=session,
-                                                         ca_bundle=self.verify)
+            session = session_utils.add_certs_to_session(session=session, ca_bundle=self.verify)
         return DICOMwebClient(
-            session=session, url=f"{self.server_url}/api/dicom-web/{ae_title}",
-            qido_url_prefix="qidors", wado_url_prefix="wadors", stow_url_prefix="stowrs",
-            headers={"Authorization": f"Token {ADIT_TOKEN}",
-                     "User-Agent": f"python-adit_client/{self.version}"})
+            session=session,
+            url=f"{self.server_url}/api/dicom-web/{ae_title}",
+            qido_url_prefix="qidors",
+            wado_url_prefix="wadors",
+            stow_url_prefix="stowrs",
+            headers={
+                "Authorization": f"Token {ADIT_TOKEN}",
+                "User-Agent": f"python-adit_client/{self.version}",
+            },
+        )
 
     def nifti(self, uids: list[str], stream: bool) -> list[tuple[str, bytes]]:
-        path = "/".join(f"{level}/{uid}" for level, uid in
-                        zip(("studies", "series", "instances"), uids))
+        path = "/".join(
+            f"{level}/{uid}" for level, uid in zip(("studies", "series", "instances"), uids)
+        )
         url = f"{self.server_url}/api/dicom-web/{ADIT_AE}/wadors/{path}/nifti"
-        response = self.client(ADIT_AE)._http_get(url, headers={"Accept": NIFTI_ACCEPT},
-                                                  stream=True)
+        response = self.client(ADIT_AE)._http_get(
+            url, headers={"Accept": NIFTI_ACCEPT}, stream=True
+        )
         response.raise_for_status()
         return [(name, content.read()) for name, content in self.parts(response, stream)]
 
@@ -822,15 +941,16 @@ class _AditReplay:
                 headers, content = {}, part
                 index = part.find(b"\r\n\r\n")
                 if index > -1:
-                    content = part[index + 4:]
+                    content = part[index + 4 :]
                     for line in part[:index].split(b"\r\n"):
                         if b":" in line:
                             name, value = line.split(b":", 1)
                             headers[name.decode().strip()] = value.decode().strip()
                 disposition = headers.get("Content-Disposition")
                 if disposition is None:
-                    disposition = next(v for k, v in response.headers.items()
-                                       if k.lower() == "content-disposition")
+                    disposition = next(
+                        v for k, v in response.headers.items() if k.lower() == "content-disposition"
+                    )
                 name = disposition.split("filename=")[1].strip('"')
                 yield Path(name).name, io.BytesIO(content)
         finally:
@@ -839,8 +959,9 @@ class _AditReplay:
 
 
 @pytest.fixture(params=["http", "https-ca-bundle"])
-def adit(request, orthanc_clean,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_AditReplay, Relay, list[Dataset]]]:
+def adit(
+    request, orthanc_clean, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[_AditReplay, Relay, list[Dataset]]]:
     """ADIT in front of Orthanc; over HTTPS the client gets ``verify=<CA bundle path>``
     (AditClient's ``verify: str | bool``), which it turns into ``add_certs_to_session``."""
     certificate = None
@@ -861,14 +982,18 @@ def test_adit_search_retrieve_and_store(adit) -> None:
     series = str(datasets[0].SeriesInstanceUID)
     client = replay.client(ADIT_AE)
 
-    studies = [Dataset.from_json(r) for r in
-               client.search_for_studies(search_filters={"PatientID": "P1"})]
+    studies = [
+        Dataset.from_json(r) for r in client.search_for_studies(search_filters={"PatientID": "P1"})
+    ]
     assert [str(s.StudyInstanceUID) for s in studies] == [study]
     found = [Dataset.from_json(r) for r in client.search_for_series(study, search_filters=None)]
     assert sorted(str(s.SeriesInstanceUID) for s in found) == sorted(
-        {str(ds.SeriesInstanceUID) for ds in datasets})
-    images = [Dataset.from_json(r) for r in client.search_for_instances(
-        study, series, search_filters={"InstanceNumber": "2"})]
+        {str(ds.SeriesInstanceUID) for ds in datasets}
+    )
+    images = [
+        Dataset.from_json(r)
+        for r in client.search_for_instances(study, series, search_filters={"InstanceNumber": "2"})
+    ]
     assert [int(i.InstanceNumber) for i in images] == [2]
 
     whole = client.retrieve_study(study, additional_params={"pseudonym": "Pseudo1"})
@@ -877,23 +1002,28 @@ def test_adit_search_retrieve_and_store(adit) -> None:
     study_meta = client.retrieve_study_metadata(study, additional_params={})
     assert len(study_meta) == 4 and all(isinstance(m, dict) for m in study_meta)
     assert sorted(str(ds.SOPInstanceUID) for ds in client.iter_study(study)) == sorted(
-        by_sop(datasets))
+        by_sop(datasets)
+    )
 
     own = [ds for ds in datasets if str(ds.SeriesInstanceUID) == series]
     params = {"trial_protocol_id": "T1", "trial_protocol_name": "Trial one"}
     got = client.retrieve_series(study, series_instance_uid=series, additional_params=params)
     assert sorted(str(ds.SOPInstanceUID) for ds in got) == sorted(by_sop(own))
-    meta = client.retrieve_series_metadata(study, series_instance_uid=series,
-                                           additional_params=params)
+    meta = client.retrieve_series_metadata(
+        study, series_instance_uid=series, additional_params=params
+    )
     assert sorted(m[SOP_UID]["Value"][0] for m in meta) == sorted(by_sop(own))
-    assert sorted(str(ds.SOPInstanceUID) for ds in client.iter_series(
-        study, series_instance_uid=series)) == sorted(by_sop(own))
+    assert sorted(
+        str(ds.SOPInstanceUID) for ds in client.iter_series(study, series_instance_uid=series)
+    ) == sorted(by_sop(own))
     sent = own[0]
-    image = client.retrieve_instance(study, series, str(sent.SOPInstanceUID),
-                                     additional_params={"pseudonym": "Pseudo1"})
+    image = client.retrieve_instance(
+        study, series, str(sent.SOPInstanceUID), additional_params={"pseudonym": "Pseudo1"}
+    )
     assert same_instance(image, sent)
-    image_meta = client.retrieve_instance_metadata(study, series, str(sent.SOPInstanceUID),
-                                                   additional_params={})
+    image_meta = client.retrieve_instance_metadata(
+        study, series, str(sent.SOPInstanceUID), additional_params={}
+    )
     assert image_meta[SOP_UID]["Value"] == [str(sent.SOPInstanceUID)]
 
     extra = dicom_data.make_instance(study_uid=study, series_uid=generate_uid())
@@ -905,7 +1035,8 @@ def test_adit_search_retrieve_and_store(adit) -> None:
     retrieves = [e for e in front.seen if "/wadors/" in e.path]
     assert {"pseudonym": ["Pseudo1"]} in [e.query for e in retrieves]
     assert {"trial_protocol_id": ["T1"], "trial_protocol_name": ["Trial one"]} in [
-        e.query for e in retrieves]
+        e.query for e in retrieves
+    ]
     assert all(e.headers.get("user-agent") == "python-adit_client/1.0.0" for e in front.seen)
     assert {e.path.split("/")[4] for e in front.seen} == {"qidors", "wadors", "stowrs"}
 
@@ -918,16 +1049,17 @@ def test_adit_nifti_downloads(adit, stream: bool) -> None:
     series = str(own[0].SeriesInstanceUID)
 
     def volumes(files: list[tuple[str, bytes]]) -> dict[str, bytes]:
-        return {name[:-len(".nii.gz")]: gzip.decompress(content)
-                for name, content in files if name.endswith(".nii.gz")}
+        return {
+            name[: -len(".nii.gz")]: gzip.decompress(content)
+            for name, content in files
+            if name.endswith(".nii.gz")
+        }
 
     for uids, expected in (([study], datasets), ([study, series], own)):
         files = replay.nifti(uids, stream=stream)
-        assert all(isinstance(name, str) and isinstance(content, bytes)
-                   for name, content in files)
+        assert all(isinstance(name, str) and isinstance(content, bytes) for name, content in files)
         assert len(files) == 2 * len(expected)
-        sidecars = {name: json.loads(content) for name, content in files
-                    if name.endswith(".json")}
+        sidecars = {name: json.loads(content) for name, content in files if name.endswith(".json")}
         assert sorted(sidecars) == sorted(f"{sop}.json" for sop in by_sop(expected))
         got = volumes(files)
         assert sorted(got) == sorted(by_sop(expected))
@@ -962,9 +1094,14 @@ def _slicer_client(url: str, how: str):
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "per-instance"])
 @pytest.mark.parametrize("how", ["plain", "auth", "token"])
-def test_slicer_import_from_dicomweb(orthanc_clean, tmp_path: Path, how: str, bulk: bool,
-                                     package_logger: logging.Logger,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_slicer_import_from_dicomweb(
+    orthanc_clean,
+    tmp_path: Path,
+    how: str,
+    bulk: bool,
+    package_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     datasets = upload(orthanc_clean, dicom_data.make_study(n_series=2, n_instances=3))
     study = str(datasets[0].StudyInstanceUID)
     client = _slicer_client(orthanc_clean.url, how)
@@ -982,26 +1119,32 @@ def test_slicer_import_from_dicomweb(orthanc_clean, tmp_path: Path, how: str, bu
     imported = []
     try:
         for series_uid in series_uids:
-            series_info = client.retrieve_series_metadata(study_instance_uid=study,
-                                                          series_instance_uid=series_uid)
+            series_info = client.retrieve_series_metadata(
+                study_instance_uid=study, series_instance_uid=series_uid
+            )
             assert all(isinstance(i["00080018"]["Value"][0], str) for i in series_info)
             if bulk:
-                instances = client.iter_series(study_instance_uid=study,
-                                               series_instance_uid=series_uid)
+                instances = client.iter_series(
+                    study_instance_uid=study, series_instance_uid=series_uid
+                )
             else:
                 instances = series_info
             folder = tmp_path / f"DICOMweb-{series_uid}"
             folder.mkdir()
             for instance in instances:
                 if not bulk:
-                    instance = client.retrieve_instance(study, series_uid,
-                                                        instance["00080018"]["Value"][0])
+                    instance = client.retrieve_instance(
+                        study, series_uid, instance["00080018"]["Value"][0]
+                    )
                 instance.save_as(str(folder / f"{file_number}.dcm"))
                 file_number += 1
             imported.append(series_uid)
     finally:
-        quiet = [r for r in caplog.records
-                 if r.name.startswith("dicomweb_client") and r.levelno < logging.WARNING]
+        quiet = [
+            r
+            for r in caplog.records
+            if r.name.startswith("dicomweb_client") and r.levelno < logging.WARNING
+        ]
         client_logger.setLevel(original_level)
     assert quiet == []  # the package logs below WARNING under "dicomweb_client" only
     assert imported == series_uids and file_number == len(datasets)
@@ -1033,8 +1176,9 @@ def _all_pages(search, *args, **kwargs) -> list:
         offset += len(page)
 
 
-def test_slicer_dicomweb_browser(orthanc_clean, tmp_path: Path,
-                                 package_logger: logging.Logger) -> None:
+def test_slicer_dicomweb_browser(
+    orthanc_clean, tmp_path: Path, package_logger: logging.Logger
+) -> None:
     import dicomweb_client
     from packaging import version
 
@@ -1042,13 +1186,14 @@ def test_slicer_dicomweb_browser(orthanc_clean, tmp_path: Path,
 
     from dicomweb_client.ext.gcp.uri import GoogleCloudHealthcareURL
 
-    assert str(GoogleCloudHealthcareURL(project_id="p", location="l", dataset_id="d",
-                                        dicom_store_id="s")) == (
+    assert str(
+        GoogleCloudHealthcareURL(project_id="p", location="l", dataset_id="d", dicom_store_id="s")
+    ) == (
         "https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/"
-        "dicomStores/s/dicomWeb")
+        "dicomStores/s/dicomWeb"
+    )
 
-    archive = upload(orthanc_clean, dicom_data.make_archive(n_studies=2, n_series=2,
-                                                            n_instances=2))
+    archive = upload(orthanc_clean, dicom_data.make_archive(n_studies=2, n_series=2, n_instances=2))
     import dicomweb_client.log
 
     configured = dicomweb_client.log.configure_logging(2)
@@ -1063,17 +1208,25 @@ def test_slicer_dicomweb_browser(orthanc_clean, tmp_path: Path,
     cache.write_text(json.dumps(studies))
     assert json.loads(cache.read_text()) == studies
     assert sorted(s["0020000D"]["Value"][0] for s in studies) == sorted(
-        {str(ds.StudyInstanceUID) for ds in archive})
+        {str(ds.StudyInstanceUID) for ds in archive}
+    )
     assert all(Dataset.from_json(s).StudyDescription == "Test study" for s in studies)
 
     # studySelected: the series of one study with SeriesNumber, shown from Datasets
     study = str(archive[0].StudyInstanceUID)
     series = _all_pages(client.search_for_series, study, fields=["SeriesNumber"])
     json.dumps(series)
-    rows = sorted((int(d.SeriesNumber), str(d.Modality), str(d.SeriesDescription),
-                   int(d.NumberOfSeriesRelatedInstances), str(d.SeriesInstanceUID))
-                  for d in (Dataset.from_json(s) for s in series)
-                  if hasattr(d, "SeriesInstanceUID"))
+    rows = sorted(
+        (
+            int(d.SeriesNumber),
+            str(d.Modality),
+            str(d.SeriesDescription),
+            int(d.NumberOfSeriesRelatedInstances),
+            str(d.SeriesInstanceUID),
+        )
+        for d in (Dataset.from_json(s) for s in series)
+        if hasattr(d, "SeriesInstanceUID")
+    )
     own = [ds for ds in archive if str(ds.StudyInstanceUID) == study]
     assert [r[:4] for r in rows] == [(1, "CT", "Series 1", 2), (2, "CT", "Series 2", 2)]
 
@@ -1083,19 +1236,21 @@ def test_slicer_dicomweb_browser(orthanc_clean, tmp_path: Path,
     folder = tmp_path / "download"
     folder.mkdir()
     for number, (*_, series_uid) in enumerate(rows):
-        instances = _all_pages(client.search_for_instances, study_instance_uid=study,
-                               series_instance_uid=series_uid)
+        instances = _all_pages(
+            client.search_for_instances, study_instance_uid=study, series_instance_uid=series_uid
+        )
         uids = {i["00080018"]["Value"][0] for i in instances}
         assert len(uids) == 2
         if number == 0:
-            retrieved = client.iter_series(study_instance_uid=study,
-                                           series_instance_uid=series_uid)
+            retrieved = client.iter_series(study_instance_uid=study, series_instance_uid=series_uid)
         else:
             already = sorted(uids)[:1]
-            retrieved = (client.retrieve_instance(study_instance_uid=study,
-                                                  series_instance_uid=series_uid,
-                                                  sop_instance_uid=sop)
-                         for sop in sorted(uids - set(already)))
+            retrieved = (
+                client.retrieve_instance(
+                    study_instance_uid=study, series_instance_uid=series_uid, sop_instance_uid=sop
+                )
+                for sop in sorted(uids - set(already))
+            )
         for instance in retrieved:
             name = hashlib.md5(instance.SOPInstanceUID.encode()).hexdigest() + ".dcm"
             write(str(folder / name), instance)

@@ -34,10 +34,10 @@ def slide_on_orthanc(orthanc_clean, tmp_path: Path) -> tuple[str, Path]:
 
 
 def test_wsidicom_reads_a_slide_from_orthanc_as_from_disk(
-        downstream_python: Path, slide_on_orthanc: tuple[str, Path]) -> None:
+    downstream_python: Path, slide_on_orthanc: tuple[str, Path]
+) -> None:
     url, folder = slide_on_orthanc
-    report = run_in(downstream_python, HERE / "wsidicom_check.py", url, STUDY, SERIES,
-                    str(folder))
+    report = run_in(downstream_python, HERE / "wsidicom_check.py", url, STUDY, SERIES, str(folder))
     assert Path(report["module"]).name == "dicomweb_client.py"  # this module, not theirs
     assert report["levels"] == [[256, 192, 256, 192], [128, 96, 128, 96], [64, 48, 64, 48]]
     assert report["tiles_compared"] == 17

@@ -51,8 +51,8 @@ def _tiles(image: np.ndarray) -> list[bytes]:
     for top in range(0, rows, TILE):
         for left in range(0, columns, TILE):
             tile = np.full((TILE, TILE, 3), 255, dtype=np.uint8)
-            part = image[top:top + TILE, left:left + TILE]
-            tile[:part.shape[0], :part.shape[1]] = part
+            part = image[top : top + TILE, left : left + TILE]
+            tile[: part.shape[0], : part.shape[1]] = part
             tiles.append(_jpeg(tile))
     return tiles
 
@@ -104,10 +104,12 @@ def _common(ds: Dataset, number: int) -> None:
     ds.ExtendedDepthOfField = "NO"
     optical_path = Dataset()
     optical_path.OpticalPathIdentifier = "0"
-    optical_path.IlluminationColorCodeSequence = Sequence([
-        _code("414298005", "SCT", "Full Spectrum")])
-    optical_path.IlluminationTypeCodeSequence = Sequence([
-        _code("111744", "DCM", "Brightfield illumination")])
+    optical_path.IlluminationColorCodeSequence = Sequence(
+        [_code("414298005", "SCT", "Full Spectrum")]
+    )
+    optical_path.IlluminationTypeCodeSequence = Sequence(
+        [_code("111744", "DCM", "Brightfield illumination")]
+    )
     ds.OpticalPathSequence = Sequence([optical_path])
     ds.NumberOfOpticalPaths = 1
     ds.TotalPixelMatrixFocalPlanes = 1
@@ -162,8 +164,11 @@ def make_level(number: int, image: np.ndarray, spacing: float, flavor: str) -> D
     ds.file_meta.MediaStorageSOPInstanceUID = f"{ROOT}.1.1.{number}"
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     derived = number > 1
-    ds.ImageType = (["DERIVED", "PRIMARY", flavor, "RESAMPLED"] if derived
-                    else ["ORIGINAL", "PRIMARY", flavor, "NONE"])
+    ds.ImageType = (
+        ["DERIVED", "PRIMARY", flavor, "RESAMPLED"]
+        if derived
+        else ["ORIGINAL", "PRIMARY", flavor, "NONE"]
+    )
     _common(ds, number)
     _geometry(ds, columns, rows, spacing)
     ds.PixelData = encapsulate(_tiles(image))
@@ -177,10 +182,11 @@ def make_slide() -> list[Dataset]:
     base = slide_pixels(columns, rows)
     datasets = []
     for level in range(3):
-        factor = 2 ** level
+        factor = 2**level
         image = base[::factor, ::factor]
-        datasets.append(make_level(level + 1, np.ascontiguousarray(image),
-                                   PIXEL_SPACING_MM * factor, "VOLUME"))
+        datasets.append(
+            make_level(level + 1, np.ascontiguousarray(image), PIXEL_SPACING_MM * factor, "VOLUME")
+        )
     thumbnail = np.ascontiguousarray(base[::8, ::8])
     datasets.append(make_level(4, thumbnail, PIXEL_SPACING_MM * 8, "THUMBNAIL"))
     return datasets

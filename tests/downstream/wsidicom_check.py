@@ -25,8 +25,9 @@ def compare(web: object, disk: object) -> dict:
     report: dict = {"levels": [], "regions": [], "tiles_compared": 0, "tiles_equal": 0}
     for web_level, disk_level in zip(web.levels, disk.levels):  # type: ignore[attr-defined]
         size = web_level.size
-        report["levels"].append([size.width, size.height, disk_level.size.width,
-                                 disk_level.size.height])
+        report["levels"].append(
+            [size.width, size.height, disk_level.size.width, disk_level.size.height]
+        )
         tiles = web_level.default_instance.image_data.tiled_size
         for y in range(tiles.height):
             for x in range(tiles.width):
@@ -34,10 +35,15 @@ def compare(web: object, disk: object) -> dict:
                 same = _equal(web.read_tile(level, (x, y)), disk.read_tile(level, (x, y)))
                 report["tiles_compared"] += 1
                 report["tiles_equal"] += int(same)
-    for location, level, size in (((0, 0), 0, (256, 192)), ((10, 20), 0, (100, 70)),
-                                  ((5, 5), 1, (60, 50)), ((0, 0), 2, (64, 48))):
-        report["regions"].append(_equal(web.read_region(location, level, size),
-                                        disk.read_region(location, level, size)))
+    for location, level, size in (
+        ((0, 0), 0, (256, 192)),
+        ((10, 20), 0, (100, 70)),
+        ((5, 5), 1, (60, 50)),
+        ((0, 0), 2, (64, 48)),
+    ):
+        report["regions"].append(
+            _equal(web.read_region(location, level, size), disk.read_region(location, level, size))
+        )
     report["thumbnail"] = _equal(web.read_thumbnail((40, 40)), disk.read_thumbnail((40, 40)))
     return report
 
@@ -49,9 +55,10 @@ def main(argv: list[str]) -> int:
     from wsidicom import WsiDicom, WsiDicomWebClient
 
     client = WsiDicomWebClient(DICOMwebClient(url))
-    with WsiDicom.open_web(client, study, series,
-                           requested_transfer_syntax=JPEGBaseline8Bit) as web, \
-            WsiDicom.open(Path(folder)) as disk:
+    with (
+        WsiDicom.open_web(client, study, series, requested_transfer_syntax=JPEGBaseline8Bit) as web,
+        WsiDicom.open(Path(folder)) as disk,
+    ):
         report = compare(web, disk)
     report["module"] = dicomweb_client.__file__
     print(json.dumps(report))
