@@ -131,6 +131,7 @@ __all__ = [
     'ArchiveNotFoundError',
     'BodyTooLargeError',
     'ChunkedEncodingError',
+    'CohortItem',
     'ConnectFailedError',
     'ContentDecodingError',
     'CookieJar',
@@ -174,6 +175,7 @@ __all__ = [
     'lookup_keyword',
     'lookup_tag',
     'parse_query_parameters',
+    'read_manifest',
 ]
 
 _T = TypeVar('_T')
@@ -7673,6 +7675,207 @@ def _store_report(response: Response) -> Dataset:
     return report
 
 
+# -- Cohort manifests: lists of studies, series and instances to download ---------------
+
+#: the manifest's column names (CSV) and DICOM JSON tags, by level
+_MANIFEST_COLUMNS = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
+_MANIFEST_TAGS = ('0020000D', '0020000E', '00080018')
+_MANIFEST_SEPARATORS = re.compile(r'[\s,/]+')
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortItem:
+    """One line of a cohort manifest: a study, a series or an instance.
+
+    Parameters
+    ----------
+    study: str
+        The Study Instance UID.
+    series: Union[str, None], optional
+        The Series Instance UID, for a series or an instance.
+    sop: Union[str, None], optional
+        The SOP Instance UID, for an instance (which then needs ``series`` too).
+
+    Raises
+    ------
+    ValueError
+        If ``sop`` is given without ``series``.
+
+    """
+
+    study: str
+    series: Optional[str] = None
+    sop: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.sop is not None and self.series is None:
+            raise ValueError('an instance needs its Series Instance UID as well')
+
+    @property
+    def level(self) -> str:
+        """``'study'``, ``'series'`` or ``'instance'``."""
+        if self.sop is not None:
+            return 'instance'
+        return 'study' if self.series is None else 'series'
+
+    def __str__(self) -> str:
+        return '/'.join(uid for uid in (self.study, self.series, self.sop) if uid is not None)
+
+
+def read_manifest(
+    lines: Iterable[Union[str, bytes]], permissive: bool = False
+) -> Iterator[CohortItem]:
+    """Read a cohort manifest: the studies, series and instances to download.
+
+    The first line that is not blank or a comment decides the format of the manifest:
+
+    * UIDs, one item per line: a study, ``study series`` or ``study series instance``,
+      the UIDs separated by ``/``, white space or commas (``#`` starts a comment);
+    * CSV whose header names some of the columns ``StudyInstanceUID``,
+      ``SeriesInstanceUID`` and ``SOPInstanceUID`` in any order (others are ignored;
+      a row with an empty series cell is a study, with an empty instance cell a series);
+    * DICOM JSON as the command line's ``search`` prints it: an array of objects on one
+      line, or one object per line; tags 0020000D, 0020000E and 00080018 are read.
+
+    Blank lines and lines starting with ``#`` are skipped.  The lines are read one at a
+    time as the items are asked for, so a manifest of any length takes little memory.
+
+    Parameters
+    ----------
+    lines: Iterable[Union[str, bytes]]
+        The lines of the manifest, for example an open file (text or binary, UTF-8).
+    permissive: bool, optional
+        Accept non-conformant UIDs that can still be one URL path segment (as the
+        clients' ``permissive_uid`` does).
+
+    Yields
+    ------
+    CohortItem
+        One item per line (per object of a JSON array), in the manifest's order.
+
+    Raises
+    ------
+    ValueError
+        If a line cannot be read or holds an invalid UID; the message starts with
+        ``line N:``.  The items of the lines before it have been yielded by then.
+
+    Examples
+    --------
+    >>> [str(item) for item in read_manifest(['1.2.3', '# a comment', '1.2.3/4.5'])]
+    ['1.2.3', '1.2.3/4.5']
+
+    """
+    columns: Optional[List[Optional[int]]] = None  # CSV: the column of each level
+    kind = None
+    for number, line in enumerate(lines, start=1):
+        text = line.decode('utf-8') if isinstance(line, bytes) else line
+        if number == 1:
+            text = text.lstrip('\ufeff')
+        text = text.strip()
+        if not text or text.startswith('#'):
+            continue
+        try:
+            if kind is None:
+                kind = _manifest_kind(text)
+                if kind == 'csv':
+                    columns = _manifest_header(text)
+                    continue
+            if kind == 'json':
+                items = _manifest_json(text)
+            elif kind == 'csv':
+                items = [_manifest_row(text, cast(List[Optional[int]], columns))]
+            else:
+                items = [_manifest_words(text)]
+            for uids in items:
+                yield _cohort_item(uids, permissive)
+        except ValueError as error:
+            raise ValueError(f'line {number}: {error}') from None
+
+
+def _manifest_kind(text: str) -> str:
+    """The format of a manifest whose first line is ``text``: json, csv or uids."""
+    if text[0] in '[{':
+        return 'json'
+    import csv  # imported here: only manifests need it
+
+    names = {cell.strip().lower() for cell in next(csv.reader([text]))}
+    return 'csv' if names & {name.lower() for name in _MANIFEST_COLUMNS} else 'uids'
+
+
+def _manifest_header(text: str) -> List[Optional[int]]:
+    import csv
+
+    names = [cell.strip().lower() for cell in next(csv.reader([text]))]
+    columns = [
+        names.index(name.lower()) if name.lower() in names else None for name in _MANIFEST_COLUMNS
+    ]
+    if columns[0] is None:
+        raise ValueError('the CSV header names no StudyInstanceUID column')
+    if columns[2] is not None and columns[1] is None:
+        raise ValueError(
+            'the CSV header names a SOPInstanceUID column but no SeriesInstanceUID column'
+        )
+    return columns
+
+
+def _manifest_row(text: str, columns: List[Optional[int]]) -> List[Optional[str]]:
+    import csv
+
+    cells = next(csv.reader([text]))
+    uids: List[Optional[str]] = []
+    for column in columns:
+        cell = cells[column].strip() if column is not None and column < len(cells) else ''
+        uids.append(cell or None)
+    return uids
+
+
+def _manifest_words(text: str) -> List[Optional[str]]:
+    words = [word for word in _MANIFEST_SEPARATORS.split(text.partition('#')[0]) if word]
+    if len(words) > 3:
+        raise ValueError(
+            f'{len(words)} UIDs where a study, series and instance UID are the most: {text!r}'
+        )
+    return list(words) + [None] * (3 - len(words))
+
+
+def _manifest_json(text: str) -> List[List[Optional[str]]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f'not JSON ({error.msg}); a JSON manifest holds an array on one line or an '
+            'object per line'
+        ) from None
+    objects = value if isinstance(value, list) else [value]
+    result = []
+    for item in objects:
+        if not isinstance(item, dict):
+            raise ValueError(f'a DICOM JSON object was expected, not {item!r}')
+        uids: List[Optional[str]] = []
+        for tag in _MANIFEST_TAGS:
+            try:
+                uid = _first_value(item, tag)
+            except ValueError:
+                uid = None
+            uids.append(uid)
+        result.append(uids)
+    return result
+
+
+def _cohort_item(uids: Sequence[Optional[str]], permissive: bool) -> CohortItem:
+    study, series, sop = uids
+    if study is None:
+        raise ValueError('no Study Instance UID')
+    if sop is not None and series is None:
+        raise ValueError('an instance without its Series Instance UID')
+    for uid, name in zip(uids, _MANIFEST_COLUMNS):
+        if uid is not None:
+            if not isinstance(uid, str):
+                raise ValueError(f'{name} {uid!r} is not a string')
+            _check_uid(uid, name, permissive)
+    return CohortItem(study, series, sop)
+
+
 # ---------------------------------------------------------------------------------------
 # File client: the same API on a folder of DICOM Part 10 files, indexed with sqlite3
 # ---------------------------------------------------------------------------------------
@@ -8516,15 +8719,28 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _read_records(root: str, paths: Sequence[str]) -> List[tuple]:
-    """Index records of files: ``(path, size, mtime_ns, record or None, problem)``.
+class _FileRecord(NamedTuple):
+    """What reading one file gave: its state, and its index record or why it has none.
+
+    A tuple, so that worker processes send it back cheaply.
+    """
+
+    path: str  # relative to the archive
+    size: Optional[int]  # None: the file could not be read at all
+    mtime_ns: Optional[int]
+    record: Optional[tuple]  # the values of _RECORD_COLUMNS; None: not indexable
+    problem: Optional[str]  # why there is no record
+
+
+def _read_records(root: str, paths: Sequence[str]) -> List[_FileRecord]:
+    """The :class:`_FileRecord` of each file of ``paths`` that still exists.
 
     Runs in worker processes too, so it takes and returns only plain values.  What
     pydicom warns about while reading a file (a VR that does not match, say) is logged
     for that file at debug level rather than printed: the file is indexed or skipped
     all the same, and skipped files are logged.
     """
-    results: List[tuple] = []
+    results: List[_FileRecord] = []
     for relative in paths:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
@@ -8536,7 +8752,7 @@ def _read_records(root: str, paths: Sequence[str]) -> List[tuple]:
     return results
 
 
-def _read_record(root: str, relative: str) -> Optional[tuple]:
+def _read_record(root: str, relative: str) -> Optional[_FileRecord]:
     """The index record of one file (see :func:`_read_records`); ``None`` if it is gone."""
     path = os.path.join(root, *relative.split('/'))
     size: Optional[int]
@@ -8546,14 +8762,14 @@ def _read_record(root: str, relative: str) -> Optional[tuple]:
     except FileNotFoundError:
         return None
     except OSError as error:
-        return relative, None, None, None, f'unreadable ({error})'
+        return _FileRecord(relative, None, None, None, f'unreadable ({error})')
     except Exception as error:  # noqa: BLE001 - any damage makes a file unindexable
         size, mtime = _size_and_mtime(path)
-        return relative, size, mtime, None, str(error) or type(error).__name__
+        return _FileRecord(relative, size, mtime, None, str(error) or type(error).__name__)
     try:
-        return relative, size, mtime, _index_record(header), None
+        return _FileRecord(relative, size, mtime, _index_record(header), None)
     except (_NotIndexable, ValueError, TypeError) as error:
-        return relative, size, mtime, None, str(error)
+        return _FileRecord(relative, size, mtime, None, str(error))
 
 
 def _size_and_mtime(path: str) -> Tuple[Optional[int], Optional[int]]:
@@ -10184,7 +10400,7 @@ class _ArchiveIndex:
     def _index_files(self, connection: sqlite3.Connection, paths: Iterable[str]) -> int:
         """Read and index files (in worker processes when there are many)."""
         added = 0
-        batch: List[tuple] = []
+        batch: List[_FileRecord] = []
         for results in self._read_in_chunks(paths):
             batch += results
             if len(batch) >= _INDEX_BATCH_SIZE:
@@ -10194,7 +10410,7 @@ class _ArchiveIndex:
             added += self._insert_records(connection, batch)
         return added
 
-    def _read_in_chunks(self, paths: Iterable[str]) -> Iterator[List[tuple]]:
+    def _read_in_chunks(self, paths: Iterable[str]) -> Iterator[List[_FileRecord]]:
         """Index records of files, chunk by chunk, read in worker processes when many.
 
         Only a few chunks per worker are read ahead of the caller, so memory does not
@@ -10219,12 +10435,12 @@ class _ArchiveIndex:
             while ahead:
                 yield ahead.popleft().result()
 
-    def _insert_records(self, connection: sqlite3.Connection, results: List[tuple]) -> int:
+    def _insert_records(self, connection: sqlite3.Connection, results: List[_FileRecord]) -> int:
         """Insert the records of one batch in one transaction; return how many were new."""
         with self.transaction(connection):
             return self._insert_batch(connection, results)
 
-    def _insert_batch(self, connection: sqlite3.Connection, results: List[tuple]) -> int:
+    def _insert_batch(self, connection: sqlite3.Connection, results: List[_FileRecord]) -> int:
         """Insert records (in the open transaction) and refresh the aggregates.
 
         A record whose SOP instance is indexed already (a copy of a file) is only noted
@@ -10232,13 +10448,14 @@ class _ArchiveIndex:
         """
         columns = ', '.join(f'"{name}"' for name in _RECORD_COLUMNS)
         marks = ', '.join('?' * (len(_RECORD_COLUMNS) + 1))
-        records = [(path, *record) for path, _, _, record, _ in results if record is not None]
+        records = [(item.path, *item.record) for item in results if item.record is not None]
         files = []
-        for path, size, mtime, record, problem in results:
-            if record is None and size is not None:
-                logger.warning('skipping %s: %s', path, problem)
-            if size is not None:
-                files.append((path, size, mtime, record and record[_RECORD_SOP], problem))
+        for item in results:
+            if item.record is None and item.size is not None:
+                logger.warning('skipping %s: %s', item.path, item.problem)
+            if item.size is not None:
+                sop = item.record[_RECORD_SOP] if item.record is not None else None
+                files.append((item.path, item.size, item.mtime_ns, sop, item.problem))
         before = connection.total_changes
         connection.executemany(
             f'INSERT OR IGNORE INTO instances (path, {columns}) VALUES ({marks})', records
@@ -10319,7 +10536,10 @@ class _ArchiveIndex:
                 self.delete_rows(connection, [path for (path,) in rows])
             self._insert_batch(
                 connection,
-                [(item.path, *item.state, _index_record(item.header), None) for item in written],
+                [
+                    _FileRecord(item.path, *item.state, _index_record(item.header), None)
+                    for item in written
+                ],
             )
         for relative in replaced:
             with contextlib.suppress(OSError, ValueError):

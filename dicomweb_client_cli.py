@@ -34,6 +34,7 @@ import time
 import traceback
 import urllib.parse
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from typing import (
     IO,
@@ -128,6 +129,16 @@ def _uid(text: str) -> str:
             f'{text!r} is not a UID (digits separated by dots, at most 64 characters)'
         )
     return text
+
+
+def _shard(text: str) -> Tuple[int, int]:
+    """``K/N``: the K-th of N shares of a manifest, counting from 1."""
+    match = re.fullmatch(r'\s*([0-9]+)\s*/\s*([0-9]+)\s*', text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a shard: write K/N with 1 <= K <= N, for example 1/4'
+        )
+    return int(match[1]), int(match[2])
 
 
 def _attribute_name(text: str) -> str:
@@ -307,6 +318,44 @@ def _add_uid_options(parser: argparse.ArgumentParser, *levels: str, required: bo
         )
 
 
+def _add_manifest_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('downloading a cohort (instead of an information entity)')
+    group.add_argument(
+        '--manifest',
+        metavar='FILE',
+        help='download what FILE ("-": standard input) lists, one study, series or '
+        'instance a line: UIDs separated by "/", spaces or commas; CSV with a '
+        'StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID header; or the JSON that '
+        '"search" prints',
+    )
+    group.add_argument(
+        '--output-dir',
+        metavar='PATH',
+        dest='cohort_dir',
+        help='with --manifest: the folder to download to (required)',
+    )
+    group.add_argument(
+        '--workers',
+        metavar='N',
+        type=_positive_int,
+        dest='cohort_workers',
+        help='with --manifest: download N instances of a study or series at a time (default: 4)',
+    )
+    group.add_argument(
+        '--report',
+        metavar='FILE',
+        help='with --manifest: write one JSON line per manifest item to FILE (its UIDs, '
+        'files, bytes, "ok" or "failed" and the error)',
+    )
+    group.add_argument(
+        '--shard',
+        metavar='K/N',
+        type=_shard,
+        help='with --manifest: keep only the K-th of N shares of the manifest, divided by '
+        'series (a study item by its study), for N downloads that run side by side',
+    )
+
+
 def _subparsers(parser: argparse.ArgumentParser, dest: str, title: str, metavar: str) -> Any:
     return parser.add_subparsers(dest=dest, title=title, metavar=metavar, required=True)
 
@@ -484,9 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve = services.add_parser(
         'retrieve',
         help='fetch metadata, instances, frames or bulk data (WADO-RS)',
-        description='WADO-RS: fetch metadata, whole instances, frames or bulk data.',
+        description='WADO-RS: fetch metadata, whole instances, frames or bulk data.  With '
+        '--manifest instead of an information entity, download every study, series and '
+        'instance a manifest lists (a cohort) to <output-dir>/<StudyInstanceUID>/'
+        '<SeriesInstanceUID>/<SOPInstanceUID>.dcm, skipping the files already there.',
     )
-    entities = _subparsers(retrieve, 'entity', 'information entities', 'INFORMATION ENTITIES')
+    _add_manifest_options(retrieve)
+    retrieve.set_defaults(handler=_retrieve_manifest, level=None)
+    entities = retrieve.add_subparsers(
+        dest='entity', title='information entities', metavar='INFORMATION ENTITIES'
+    )
 
     studies = entities.add_parser(
         'studies',
@@ -587,6 +643,8 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error('give either --user/--password or --bearer-token, not both')
     if args.password is not None and args.username is None:
         parser.error('--password needs --user')
+    if args.service == 'retrieve':
+        _check_manifest_arguments(parser, args)
     if getattr(args, 'output', 'json') == 'table' and (args.prettify or args.dicomize):
         parser.error('--output table cannot be combined with --prettify or --dicomize')
     if getattr(args, 'output_dir', None) is not None:
@@ -599,6 +657,34 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if not sys.stdin.isatty():
             parser.error('--user needs --password (no terminal to ask for it)')
         args.password = getpass.getpass(f'password for {args.username}: ')
+
+
+def _check_manifest_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``retrieve`` takes an information entity or ``--manifest``, and the options before
+    the entity only with ``--manifest``."""
+    given = [
+        option
+        for option, dest in (
+            ('--output-dir', 'cohort_dir'),
+            ('--workers', 'cohort_workers'),
+            ('--report', 'report'),
+            ('--shard', 'shard'),
+        )
+        if getattr(args, dest, None) is not None
+    ]
+    if args.manifest is None:
+        if args.entity is None:
+            parser.error(
+                'retrieve needs an information entity (studies, series, ...) or --manifest'
+            )
+        if given:
+            parser.error(
+                f'{", ".join(given)} before the information entity only go with --manifest'
+            )
+    elif args.entity is not None:
+        parser.error('give either --manifest or an information entity, not both')
+    elif args.cohort_dir is None:
+        parser.error('--manifest needs --output-dir')
 
 
 # ---------------------------------------------------------------------------------------
@@ -1532,16 +1618,21 @@ class _Tally:
 
     downloaded: int = 0
     skipped: int = 0
+    nbytes: int = 0  # the sizes of the files downloaded and of those already present
     failed: List[str] = field(default_factory=list)
+    errors: List[str] = field(default_factory=list)  # what went wrong, one line each
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def done(self, failed: Optional[str] = None) -> None:
-        """Count one instance: downloaded, or failed when its UID is given."""
+    def done(self, failed: Optional[str] = None, nbytes: int = 0, error: str = '') -> None:
+        """Count one instance: downloaded (``nbytes`` long), or failed when its UID is
+        given (``error`` says why)."""
         with self.lock:
             if failed is None:
                 self.downloaded += 1
+                self.nbytes += nbytes
             else:
                 self.failed.append(failed)
+                self.errors.append(error)
 
 
 def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) -> int:
@@ -1557,46 +1648,14 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
     """
     folder = _output_dir(args, create=False)
     tally = _Tally()
-    plan = _plan_download(client, args, folder, tally)
+    series = args.series if args.level == 'series' else None
+    plan = _plan_download(client, folder, tally, args.study, series)
     if not plan and not tally.failed:
         what = 'series' if args.level == 'series' else 'study'
         raise CommandError(f'the server listed no instances of the {what}')
-    _remove_leftovers(plan)
-    pending = [
-        item for item in plan if not os.path.isfile(item.path) or os.path.getsize(item.path) == 0
-    ]
-    tally.skipped += len(plan) - len(pending)
-    workers = 1 if _is_file_client(client) else min(args.workers, max(len(pending), 1))
     mode = _new_file_mode()  # read before the threads start: reading the umask sets it
-    progress = _progress(args, 'retrieve', total_items=len(plan))
-    progress.advance(items=tally.skipped)
-
-    def fetch(item: _Download) -> None:
-        try:
-            data = _instance_file(client, item.study, item.series, item.sop, options)
-            size = _save(item.path, data, mode)
-        except Exception as error:  # noqa: BLE001 - reported per instance; the others go on
-            tally.done(failed=item.sop)
-            progress.message(f'{PROG}: error: instance {item.sop}: {_describe(error)}')
-            if args.verbosity:
-                progress.message(_traceback_text(error))
-            progress.advance(items=1)
-            return
-        tally.done()
-        progress.advance(items=1, nbytes=size)
-
-    with progress:
-        if workers == 1:  # in this thread (a file client is not shared between threads)
-            for item in pending:
-                fetch(item)
-        else:  # on Ctrl-C, the instances not started are cancelled, those started finish
-            fetched = cast(
-                'Generator[None, None, None]',
-                dicomweb_client._ordered_map(fetch, pending, workers, ordered=False),
-            )
-            with contextlib.closing(fetched):
-                for _ in fetched:
-                    pass
+    with _progress(args, 'retrieve', total_items=len(plan)) as progress:
+        _fetch_planned(client, args, options, plan, tally, progress, mode)
     target = os.path.join(folder, args.study)
     summary = (
         f'{tally.downloaded} downloaded, {tally.skipped} already present, '
@@ -1606,24 +1665,80 @@ def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) ->
     return EXIT_FAILED if tally.failed else EXIT_OK
 
 
+def _fetch_planned(
+    client: Any,
+    args: argparse.Namespace,
+    options: Dict[str, Any],
+    plan: List[_Download],
+    tally: _Tally,
+    progress: Progress,
+    mode: int,
+) -> None:
+    """Fetch the instances of ``plan`` whose files are not there yet (an empty file does
+    not count), ``args.workers`` at a time, and write them with permission bits ``mode``.
+    Each instance is counted in ``tally`` and on ``progress``; one that fails is reported
+    there, and the others go on."""
+    _remove_leftovers(plan)
+    pending = []
+    for item in plan:
+        try:
+            size = os.stat(item.path).st_size if os.path.isfile(item.path) else 0
+        except OSError:
+            size = 0
+        if size:
+            tally.skipped += 1
+            tally.nbytes += size
+        else:
+            pending.append(item)
+    workers = 1 if _is_file_client(client) else min(args.workers, max(len(pending), 1))
+    progress.advance(items=len(plan) - len(pending))
+
+    def fetch(item: _Download) -> None:
+        try:
+            data = _instance_file(client, item.study, item.series, item.sop, options)
+            size = _save(item.path, data, mode)
+        except Exception as error:  # noqa: BLE001 - reported per instance; the others go on
+            text = _describe(error)
+            tally.done(failed=item.sop, error=f'instance {item.sop}: {text}')
+            progress.message(f'{PROG}: error: instance {item.sop}: {text}')
+            if args.verbosity:
+                progress.message(_traceback_text(error))
+            progress.advance(items=1)
+            return
+        tally.done(nbytes=size)
+        progress.advance(items=1, nbytes=size)
+
+    if workers == 1:  # in this thread (a file client is not shared between threads)
+        for item in pending:
+            fetch(item)
+    else:  # on Ctrl-C, the instances not started are cancelled, those started finish
+        fetched = cast(
+            'Generator[None, None, None]',
+            dicomweb_client._ordered_map(fetch, pending, workers, ordered=False),
+        )
+        with contextlib.closing(fetched):
+            for _ in fetched:
+                pass
+
+
 def _plan_download(
-    client: Any, args: argparse.Namespace, folder: str, tally: _Tally
+    client: Any, folder: str, tally: _Tally, study: str, series_uid: Optional[str] = None
 ) -> List[_Download]:
-    """The instances to download, listed by the client with ``get_remaining=True`` (all
-    pages; a server that ignores ``offset`` is an error there, since what it lists may
-    not be all).  A listed UID that cannot name a folder or file is reported and counted
-    as failed."""
-    study = args.study  # checked by _uid: safe as a folder name
-    if args.level == 'series':
-        series_uids = [args.series]
+    """The instances to download of a study, or of one of its series, listed by the
+    client with ``get_remaining=True`` (all pages; a server that ignores ``offset`` is an
+    error there, since what it lists may not be all).  The UIDs given must be safe as
+    folder names (checked UIDs are); a listed UID that cannot name a folder or file is
+    reported and counted as failed."""
+    if series_uid is not None:
+        series_uids: List[Optional[str]] = [series_uid]
     else:
-        listed = client.search_for_series(study_instance_uid=args.study, get_remaining=True)
+        listed = client.search_for_series(study_instance_uid=study, get_remaining=True)
         series_uids = [_listed_uid(item, _SERIES_UID, 'a folder', tally) for item in listed]
     plan: List[_Download] = []
     seen = set()
     for series in dict.fromkeys(uid for uid in series_uids if uid is not None):
         for item in client.search_for_instances(
-            study_instance_uid=args.study, series_instance_uid=series, get_remaining=True
+            study_instance_uid=study, series_instance_uid=series, get_remaining=True
         ):
             sop = _listed_uid(item, _SOP_UID, 'a file', tally)
             if sop is not None and sop not in seen:
@@ -1666,6 +1781,136 @@ def _remove_leftovers(plan: List[_Download]) -> None:
                 with contextlib.suppress(OSError):
                     if entry.is_file(follow_symlinks=False):
                         os.unlink(entry.path)
+
+
+# ---------------------------------------------------------------------------------------
+# retrieve --manifest: a cohort of studies, series and instances
+# ---------------------------------------------------------------------------------------
+
+
+def _retrieve_manifest(client: Any, args: argparse.Namespace) -> int:
+    """Download every item of a manifest (:func:`dicomweb_client.read_manifest`), one
+    after the other, each as ``retrieve studies|series ... full --output-dir`` does it.
+
+    A manifest read from a file is read through once first, so that one with an error
+    downloads nothing; standard input is read as the items are downloaded.  An item that
+    fails is reported (and, with ``--report``, written as ``failed``) and the others go
+    on.  The files already present are skipped, so running the command again fetches
+    only what is missing.
+    """
+    args.output_dir = args.cohort_dir
+    args.workers = args.cohort_workers or 4
+    folder = _output_dir(args)
+    mode = _new_file_mode()  # read before any download thread starts
+    items = _manifest_items(args)
+    totals = _Tally()
+    items_ok = items_failed = 0
+    with contextlib.ExitStack() as stack:
+        report = None
+        if args.report is not None:
+            report = stack.enter_context(open(args.report, 'w', encoding='utf-8'))
+        progress = stack.enter_context(_progress(args, 'retrieve'))
+        for item in items:
+            tally = _Tally()
+            error = _download_item(client, args, item, folder, tally, progress, mode)
+            if error is None and tally.failed:
+                error = next((text for text in tally.errors if text), None) or (
+                    f'{_plural(len(tally.failed), "instance")} failed'
+                )
+            if error is None:
+                items_ok += 1
+            else:
+                items_failed += 1
+            totals.downloaded += tally.downloaded
+            totals.skipped += tally.skipped
+            totals.failed += tally.failed
+            if report is not None:
+                line = {
+                    'item': str(item),
+                    'files': tally.downloaded + tally.skipped,
+                    'bytes': tally.nbytes,
+                    'downloaded': tally.downloaded,
+                    'present': tally.skipped,
+                    'status': 'ok' if error is None else 'failed',
+                    'error': error,
+                }
+                report.write(json.dumps(line) + '\n')
+                report.flush()
+    shard = '' if args.shard is None else f' (shard {args.shard[0]}/{args.shard[1]})'
+    summary = (
+        f'{_plural(items_ok + items_failed, "item")}{shard}: {items_ok} ok, '
+        f'{items_failed} failed; {totals.downloaded} files downloaded, '
+        f'{totals.skipped} already present, {len(totals.failed)} failed: {folder}'
+    )
+    _stdout().write(summary + '\n')
+    return EXIT_FAILED if items_failed else EXIT_OK
+
+
+def _download_item(
+    client: Any,
+    args: argparse.Namespace,
+    item: dicomweb_client.CohortItem,
+    folder: str,
+    tally: _Tally,
+    progress: Progress,
+    mode: int,
+) -> Optional[str]:
+    """Download one item of a manifest; ``None``, or what made it fail as a whole."""
+    try:
+        if item.sop is not None:
+            assert item.series is not None  # an instance item always has its series
+            path = os.path.join(folder, item.study, item.series, f'{item.sop}.dcm')
+            plan = [_Download(item.study, item.series, item.sop, path)]
+        else:
+            plan = _plan_download(client, folder, tally, item.study, item.series)
+            if not plan and not tally.failed:
+                raise CommandError(f'the server listed no instances of the {item.level}')
+        _fetch_planned(client, args, {}, plan, tally, progress, mode)
+    except Exception as error:  # noqa: BLE001 - reported per item; the others go on
+        text = _describe(error)
+        progress.message(f'{PROG}: error: {item}: {text}')
+        if args.verbosity:
+            progress.message(_traceback_text(error))
+        return text
+    return None
+
+
+def _manifest_items(args: argparse.Namespace) -> Iterator[dicomweb_client.CohortItem]:
+    """The items of ``--manifest`` that ``--shard`` keeps, read as they are asked for.
+
+    A file is read through once here, so that a manifest with an error is refused before
+    anything is downloaded; standard input is checked as it is read.
+    """
+    if args.manifest != '-':
+        with open(args.manifest, 'rb') as lines:
+            try:
+                for _ in dicomweb_client.read_manifest(lines):
+                    pass
+            except ValueError as error:
+                raise CommandError(f'{args.manifest}: {error}') from None
+    return _kept_items(args)
+
+
+def _kept_items(args: argparse.Namespace) -> Iterator[dicomweb_client.CohortItem]:
+    name = 'standard input' if args.manifest == '-' else args.manifest
+    with contextlib.ExitStack() as stack:
+        if args.manifest == '-':
+            lines: Any = getattr(sys.stdin, 'buffer', sys.stdin)
+        else:
+            lines = stack.enter_context(open(args.manifest, 'rb'))
+        try:
+            for item in dicomweb_client.read_manifest(lines):
+                if args.shard is None or _shard_of(item, args.shard[1]) == args.shard[0] - 1:
+                    yield item
+        except ValueError as error:
+            raise CommandError(f'{name}: {error}') from None
+
+
+def _shard_of(item: dicomweb_client.CohortItem, count: int) -> int:
+    """Which of ``count`` shares (from 0) an item belongs to: by its study and series, or
+    by its study alone for a study item, so that a series is never split between them."""
+    key = item.study if item.series is None else f'{item.study}/{item.series}'
+    return zlib.crc32(key.encode('utf-8')) % count
 
 
 # ---------------------------------------------------------------------------------------

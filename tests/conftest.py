@@ -18,6 +18,7 @@ where that folder is not there.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -71,6 +72,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope='session')
 def _cache_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp('xdg-cache'))
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI's main() configures the package logger (handlers on the captured stderr,
+    level, propagation); every test gets it back as it was, so caplog keeps working."""
+    package = logging.getLogger("dicomweb_client")
+    handlers, level, propagate = list(package.handlers), package.level, package.propagate
+    yield
+    package.handlers[:] = handlers
+    package.setLevel(level)
+    package.propagate = propagate
 
 
 @pytest.fixture(autouse=True)

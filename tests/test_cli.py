@@ -378,16 +378,6 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dicomweb_client, "DICOMwebClient", _QuickRetries)
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """main() configures the package logger on the captured stderr: undo that afterwards."""
-    package = logging.getLogger("dicomweb_client")
-    handlers, level = list(package.handlers), package.level
-    yield
-    package.handlers[:] = handlers
-    package.setLevel(level)
-
-
 @pytest.fixture
 def archive(recording_server: RecordingServer) -> FakeArchive:
     return FakeArchive(recording_server)
