@@ -590,10 +590,8 @@ def _closest_keyword(word: str) -> Optional[str]:
     """The standard keyword nearest to a misspelt one, or ``None`` when none is close."""
     import difflib  # only on the error path
 
-    if _loaded_datadict() is not None:
-        candidates: Iterable[str] = _loaded_datadict().keyword_dict
-    else:
-        candidates = _keyword_tables().tags
+    datadict = _loaded_datadict()
+    candidates = datadict.keyword_dict if datadict is not None else _keyword_tables().tags
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
     return matches[0] if matches else None
 

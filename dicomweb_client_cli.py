@@ -1048,13 +1048,12 @@ def _fit(
 
     Free-text columns are cut first; columns are dropped, in ``drop`` order, only while
     that is not enough, and then those dropped columns that still fit in the room left
-    are put back, the most important first.  With no limit, or when the key UID columns
-    alone are wider than it, every column is shown whole: cutting could not make the
-    rows fit.
+    are put back, the most important first.  With no limit every column is shown whole.
+    The key UID columns alone must fit in ``limit`` (otherwise the caller prints the
+    results as records, see :func:`_print_records`).
     """
-    whole = [column.width for column in columns]
-    if limit is None or _row_width([c.width for c in columns if c.key]) > limit:
-        return columns, whole
+    if limit is None:
+        return columns, [column.width for column in columns]
     shown = list(columns)
     order = list(drop) + [column.name for column in columns]
     while _row_width(_narrowed(shown, limit)) > limit:

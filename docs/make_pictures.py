@@ -41,7 +41,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -241,10 +240,16 @@ def make_datasets(size: int = 256) -> list:
 
 
 def _write_part10(path: Path, ds: Dataset) -> None:
-    try:
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    except TypeError:  # pydicom 2
-        pydicom.dcmwrite(path, ds, write_like_original=False)
+    _library()._dcmwrite(path, ds, enforce_file_format=True)  # pydicom 3 and 2
+
+
+def _library():
+    """This checkout's ``dicomweb_client`` module, as the commands of the session use."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import dicomweb_client
+
+    return dicomweb_client
 
 
 def make_archive(folder: Path) -> Path:
@@ -312,10 +317,7 @@ def transcript(workdir: Path) -> str:
 
 def render_frame(workdir: Path) -> bytes:
     """A CT slice of the archive, as the library renders it (PNG bytes)."""
-    if str(ROOT) not in sys.path:  # this checkout's module, as for the commands
-        sys.path.insert(0, str(ROOT))
-    from dicomweb_client import DICOMfileClient
-
+    DICOMfileClient = _library().DICOMfileClient
     archive = workdir / "dicom"
     if not archive.is_dir():
         make_archive(archive)

@@ -39,6 +39,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+import dicomweb_client
+
 __all__ = [
     "PYDICOM_TEST_FILES",
     "frame_bytes",
@@ -282,10 +284,7 @@ def make_archive(
 
 def write_part10(target: Any, ds: Dataset) -> None:
     """Write ``ds`` as a DICOM Part 10 file to a path or binary file object."""
-    try:
-        pydicom.dcmwrite(target, ds, enforce_file_format=True)
-    except TypeError:  # pydicom 2
-        pydicom.dcmwrite(target, ds, write_like_original=False)
+    dicomweb_client._dcmwrite(target, ds, enforce_file_format=True)  # pydicom 3 and 2
 
 
 def to_bytes(ds: Dataset) -> bytes:
