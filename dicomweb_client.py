@@ -91,6 +91,9 @@ if TYPE_CHECKING:
     from pydicom.tag import BaseTag
 
 
+# -- pydicom (and numpy with it), imported on first use ---------------------------------
+
+
 class _DeferredModule(types.ModuleType):
     """Stand-in for a module that is imported when one of its attributes is first read.
 
@@ -10544,6 +10547,269 @@ class _ArchiveIndex:
                 os.unlink(self.files.absolute(relative))
 
 
+# -- frames, bulk data and rendered images, read from the files -----------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _ArchiveAddress:
+    """The URLs of an archive's resources and the 404 errors that name them."""
+
+    base_url: str
+
+    def url(self, study: str, series: Optional[str] = None, sop: Optional[str] = None) -> str:
+        """The URL of a study, series or instance of the archive."""
+        url = f'{self.base_url}/studies/{study}'
+        if series is not None:
+            url += f'/series/{series}'
+        if sop is not None:
+            url += f'/instances/{sop}'
+        return url
+
+    def not_found(self, what: str, url: str) -> HTTPError:
+        """The error for something the archive does not hold."""
+        return _file_error(
+            FileClientNotFoundError,
+            404,
+            'GET',
+            url,
+            f'{what} not found in the archive {self.base_url}',
+        )
+
+    def file_gone(self, stored: _Stored) -> HTTPError:
+        """The error for an indexed instance whose file is no longer there."""
+        return self.not_found(
+            f'file {stored.path} of instance {stored.sop}',
+            self.url(stored.study, stored.series, stored.sop),
+        )
+
+
+class _InstancePixels:
+    """Frames, bulk data and rendered images of indexed instances, read from their files.
+
+    Frames stored natively or encapsulated are read straight from the file at the place
+    the index recorded (re-read when the file changed since); decoding, rendering and
+    nested bulk data go through pydicom.
+
+    Parameters
+    ----------
+    files: _ArchiveFiles
+        The archive's files.
+    address: _ArchiveAddress
+        The archive's URLs, for error messages.
+
+    """
+
+    def __init__(self, files: _ArchiveFiles, address: _ArchiveAddress) -> None:
+        self.files = files
+        self.address = address
+
+    def check_frames(self, stored: _Stored, numbers: Sequence[int]) -> None:
+        if stored.pixel_tag is None:
+            raise ValueError(f'instance {stored.sop} has no pixel data, hence no frames')
+        count = stored.frames or 1
+        beyond = [number for number in numbers if number > count]
+        if beyond:
+            raise ValueError(
+                f'frame_numbers {beyond} exceed the {count} frame(s) of instance {stored.sop}'
+            )
+
+    def frame_mode(self, stored: _Stored, media_types: Optional[MediaTypes]) -> str:
+        """``'stored'`` (bytes as stored) or ``'decoded'`` (uncompressed) frames."""
+        pairs = (
+            _normalize_media_types(media_types)
+            if media_types is not None
+            else (('application/octet-stream', None),)
+        )
+        syntax = stored.transfer_syntax
+        native = syntax in _NATIVE_SYNTAXES
+        for media_type, wanted in pairs:
+            if media_type in _BULKDATA_WILDCARDS:
+                return 'decoded' if syntax == '1.2.840.10008.1.2.2' else 'stored'
+            if media_type == 'application/octet-stream':
+                return 'stored' if native and syntax != '1.2.840.10008.1.2.2' else 'decoded'
+            if (
+                not native
+                and syntax in _BULKDATA_MEDIA_TYPES.get(media_type, ())
+                and (wanted in (None, '*', syntax))
+            ):
+                return 'stored'
+        asked = ', '.join(media_type for media_type, _ in pairs)
+        raise _file_error(
+            FileClientNotAcceptableError,
+            406,
+            'GET',
+            self.address.url(stored.study, stored.series, stored.sop) + '/frames',
+            f'frames of instance {stored.sop} (stored as {syntax}) are not available as '
+            f'{asked}; ask for application/octet-stream (uncompressed) or the media type of '
+            'the stored transfer syntax',
+        )
+
+    def current(self, stored: _Stored) -> Tuple[str, _Stored]:
+        """The file of an instance, and its pixel data place re-read if the file changed."""
+        try:
+            path = self.files.absolute(stored.path)
+        except OutsideArchiveError:
+            raise self.address.file_gone(stored) from None
+        size, mtime = _size_and_mtime(path)
+        if size is None:
+            raise self.address.file_gone(stored)
+        if (size, mtime) != (stored.size, stored.mtime_ns):
+            _, _, header = _read_header(path)
+            stored = _Stored(
+                **{
+                    **stored.__dict__,
+                    'pixel_offset': header.pixel_offset,
+                    'pixel_length': header.pixel_length,
+                    'transfer_syntax': header.transfer_syntax,
+                }
+            )
+        return path, stored
+
+    def frame(self, stored: _Stored, number: int, mode: str) -> bytes:
+        """One frame, read straight from the file where possible."""
+        path, stored = self.current(stored)
+        if (
+            mode == 'decoded'
+            or stored.pixel_offset is None
+            or '"7FE00001"' in _unpack_metadata(stored.metadata)
+        ):
+            return self.decoded_frame(path, stored, number, mode)
+        with open(path, 'rb') as handle:
+            if stored.pixel_length == -1:
+                handle.seek(stored.pixel_offset)
+                return _encapsulated_frame(handle, number - 1, stored.frames or 1)
+            size = _frame_size(stored)
+            if size is None:
+                return self.decoded_frame(path, stored, number, mode)
+            handle.seek(stored.pixel_offset + (number - 1) * size)
+            return handle.read(size)
+
+    @staticmethod
+    def decoded_frame(path: str, stored: _Stored, number: int, mode: str) -> bytes:
+        dataset = pydicom.dcmread(path)
+        if mode == 'stored' and dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+            extended = None
+            if 'ExtendedOffsetTable' in dataset:
+                extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
+            return _encapsulated_frame(dataset.PixelData, number - 1, stored.frames or 1, extended)
+        array = _pixel_array(dataset, number - 1)
+        if int(dataset.get('BitsAllocated', 8)) == 1:
+            return _pack_bits(array)
+        return array.astype(array.dtype.newbyteorder('<')).tobytes()
+
+    def bulkdata(
+        self, stored: _Stored, steps: List[str], media_types: Optional[MediaTypes]
+    ) -> List[bytes]:
+        if steps[0] == 'frames':
+            numbers = [int(part) for part in steps[1].split(',') if part.isdigit()]
+            self.check_frames(stored, _check_frame_numbers(numbers))
+            mode = self.frame_mode(stored, media_types)
+            return [self.frame(stored, number, mode) for number in numbers]
+        tags = steps[1::2]
+        if (
+            len(tags) == 1
+            and stored.pixel_tag is not None
+            and tags[0].upper() == (f'{stored.pixel_tag:08X}')
+        ):
+            return self.pixel_bulkdata(stored, media_types)
+        if media_types is not None and all(
+            media_type not in _BULKDATA_WILDCARDS + ('application/octet-stream',)
+            for media_type, _ in _normalize_media_types(media_types)
+        ):
+            raise ValueError(
+                'bulk data other than pixel data are only available as application/octet-stream'
+            )
+        return [self.element_bytes(stored, steps[1:])]
+
+    def pixel_bulkdata(self, stored: _Stored, media_types: Optional[MediaTypes]) -> List[bytes]:
+        mode = self.frame_mode(stored, media_types)
+        path, stored = self.current(stored)
+        if stored.pixel_length == -1 or mode == 'decoded' or stored.pixel_offset is None:
+            return [
+                self.frame(stored, number, mode) for number in range(1, (stored.frames or 1) + 1)
+            ]
+        with open(path, 'rb') as handle:
+            handle.seek(stored.pixel_offset)
+            return [handle.read(stored.pixel_length)]
+
+    def element_bytes(self, stored: _Stored, steps: List[str]) -> bytes:
+        """The value of a (possibly nested) binary element of an instance."""
+        url = (
+            self.address.url(stored.study, stored.series, stored.sop)
+            + '/bulkdata/'
+            + '/'.join(steps)
+        )
+        path, _ = self.current(stored)
+        node: Any = pydicom.dcmread(path, stop_before_pixels=True)
+        try:
+            for index, step in enumerate(steps):
+                node = node[int(step)] if index % 2 else node[int(step, 16)].value
+        except (KeyError, IndexError, ValueError):
+            raise self.address.not_found('bulk data', url) from None
+        if not isinstance(node, (bytes, bytearray)):
+            raise self.address.not_found('binary bulk data', url)
+        return bytes(node)
+
+    #: width and height of the box a thumbnail is shrunk into when no viewport is given
+    THUMBNAIL_BOX = 128
+
+    @staticmethod
+    def first_image(stored: List[_Stored], what: str) -> _Stored:
+        """The first of the instances that has pixel data (what a thumbnail shows)."""
+        for item in stored:
+            if item.pixel_tag is not None:
+                return item
+        raise ValueError(f'{what} holds no images, so it has no thumbnail')
+
+    def thumbnail(
+        self, stored: _Stored, number: int, names: List[str], params: Optional[Dict[str, Any]]
+    ) -> bytes:
+        """One frame rendered, shrunk into the default box unless a viewport is given."""
+        wants_default = params is None or (
+            isinstance(params, dict) and params.get('viewport') is None
+        )
+        if wants_default and stored.rows and stored.columns:
+            box = self.THUMBNAIL_BOX
+            params = {
+                **(params or {}),
+                'viewport': (min(stored.columns, box), min(stored.rows, box)),
+            }
+        return self.render([stored], [number], names, params)
+
+    def render(
+        self,
+        stored: List[_Stored],
+        numbers: List[int],
+        names: List[str],
+        params: Optional[Dict[str, Any]],
+    ) -> bytes:
+        pdf = len(stored) == 1 and '"00420011"' in _unpack_metadata(stored[0].metadata)
+        try:
+            media_type = _render_media_type(names, pdf)
+        except ValueError as error:
+            raise _file_error(
+                FileClientNotAcceptableError,
+                406,
+                'GET',
+                self.address.url(stored[0].study, stored[0].series, stored[0].sop),
+                str(error),
+            ) from None
+        options = _render_params(params, media_type)
+        if media_type == 'application/pdf':
+            return self.element_bytes(stored[0], ['00420011'])
+        if len(stored) > 1 and media_type != 'image/gif':
+            stored, numbers = stored[:1], numbers[:1]
+        images = []
+        for item, number in zip(stored, numbers):
+            if item.pixel_tag is None:
+                raise ValueError(f'instance {item.sop} has no pixel data to render')
+            path, _ = self.current(item)
+            dataset = pydicom.dcmread(path)
+            array = _pixel_array(dataset, number - 1)
+            images.append(_display_pixels(array, dataset, options.get('window')))
+        return _encode_images(images, media_type, options)
+
+
 # -- the client -----------------------------------------------------------------------------
 
 
@@ -10632,6 +10898,8 @@ class DICOMfileClient:
             raise ValueError('a read-only client cannot create its archive folder')
         self._files = _ArchiveFiles(_root_of(url, create=create_folder), readonly)
         self.base_url = pathlib.Path(self._files.root).as_uri().rstrip('/')
+        self._address = _ArchiveAddress(self.base_url)
+        self._pixels = _InstancePixels(self._files, self._address)
         self.scheme = 'file'
         self.protocol: Optional[str] = None
         self.url_prefix = urllib.parse.urlsplit(self.base_url).path
@@ -10680,34 +10948,6 @@ class DICOMfileClient:
         """
         with self._index.lock:
             self._closer()
-
-    # -- the index: where it is, opening, updating ------------------------------------------
-
-    # -- paths and URLs ---------------------------------------------------------------------
-
-    def _url(self, study: str, series: Optional[str] = None, sop: Optional[str] = None) -> str:
-        url = f'{self.base_url}/studies/{study}'
-        if series is not None:
-            url += f'/series/{series}'
-        if sop is not None:
-            url += f'/instances/{sop}'
-        return url
-
-    def _not_found(self, what: str, url: str) -> HTTPError:
-        return _file_error(
-            FileClientNotFoundError,
-            404,
-            'GET',
-            url,
-            f'{what} not found in the archive {self.base_url}',
-        )
-
-    def _file_gone(self, stored: _Stored) -> HTTPError:
-        """The error for an indexed instance whose file is no longer there."""
-        return self._not_found(
-            f'file {stored.path} of instance {stored.sop}',
-            self._url(stored.study, stored.series, stored.sop),
-        )
 
     @staticmethod
     def _require_uids(**uids: Optional[str]) -> None:
@@ -10854,7 +11094,12 @@ class DICOMfileClient:
         limit, offset = params.pop('limit', None), params.pop('offset', None)
         criteria = [_Criterion(name, value, fuzzy) for name, value in params.items()]
         query = _SearchQuery(
-            self._index, self._url, level, criteria, includes, _result_levels(level, study, series)
+            self._index,
+            self._address.url,
+            level,
+            criteria,
+            includes,
+            _result_levels(level, study, series),
         )
         if study is not None:
             query.where('r."StudyInstanceUID" = ?', [study])
@@ -10878,7 +11123,9 @@ class DICOMfileClient:
         stored = self._index.stored(study, series, sop)
         if not stored:
             what = 'instance' if sop is not None else 'series' if series is not None else 'study'
-            raise self._not_found(f'{what} {sop or series or study}', self._url(study, series, sop))
+            raise self._address.not_found(
+                f'{what} {sop or series or study}', self._address.url(study, series, sop)
+            )
         return stored
 
     def _instance_syntaxes(self, media_types: Optional[MediaTypes]) -> List[Optional[str]]:
@@ -10896,7 +11143,7 @@ class DICOMfileClient:
         try:
             dataset = pydicom.dcmread(self._files.absolute(stored.path))
         except FileNotFoundError:
-            raise self._file_gone(stored) from None
+            raise self._address.file_gone(stored) from None
         stored_syntax = str(dataset.file_meta.get('TransferSyntaxUID', stored.transfer_syntax))
         problems = []
         for syntax in syntaxes:
@@ -10911,7 +11158,7 @@ class DICOMfileClient:
             FileClientNotAcceptableError,
             406,
             'GET',
-            self._url(stored.study, stored.series, stored.sop),
+            self._address.url(stored.study, stored.series, stored.sop),
             f'instance {stored.sop} is stored as {stored_syntax} and cannot be converted to '
             f'{", ".join(str(s) for s in syntaxes)}'
             + (f' ({"; ".join(problems)})' if problems else ''),
@@ -11036,7 +11283,7 @@ class DICOMfileClient:
             with open(self._files.absolute(stored.path), 'rb') as handle:
                 return handle.read()
         except FileNotFoundError:
-            raise self._file_gone(stored) from None
+            raise self._address.file_gone(stored) from None
 
     def _one(self, study: str, series: str, sop: str) -> _Stored:
         _check_uid(series, 'series_instance_uid', permissive=True)
@@ -11047,7 +11294,7 @@ class DICOMfileClient:
 
     def _metadata(self, stored: _Stored) -> Dict[str, dict]:
         """The DICOM JSON of an instance with absolute ``BulkDataURI`` values."""
-        prefix = self._url(stored.study, stored.series, stored.sop) + '/'
+        prefix = self._address.url(stored.study, stored.series, stored.sop) + '/'
         text = _unpack_metadata(stored.metadata).replace(
             '"BulkDataURI":"bulkdata/', '"BulkDataURI":' + json.dumps(prefix)[:-1] + 'bulkdata/'
         )
@@ -11143,9 +11390,9 @@ class DICOMfileClient:
         numbers = _check_frame_numbers(frame_numbers)
         _accept('frames', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
-        mode = self._frame_mode(stored, media_types)
-        self._check_frames(stored, numbers)
-        return (self._frame(stored, number, mode) for number in numbers)
+        mode = self._pixels.frame_mode(stored, media_types)
+        self._pixels.check_frames(stored, numbers)
+        return (self._pixels.frame(stored, number, mode) for number in numbers)
 
     def retrieve_instance_frames(
         self,
@@ -11172,100 +11419,6 @@ class DICOMfileClient:
                 media_types,
             )
         )
-
-    def _check_frames(self, stored: _Stored, numbers: Sequence[int]) -> None:
-        if stored.pixel_tag is None:
-            raise ValueError(f'instance {stored.sop} has no pixel data, hence no frames')
-        count = stored.frames or 1
-        beyond = [number for number in numbers if number > count]
-        if beyond:
-            raise ValueError(
-                f'frame_numbers {beyond} exceed the {count} frame(s) of instance {stored.sop}'
-            )
-
-    def _frame_mode(self, stored: _Stored, media_types: Optional[MediaTypes]) -> str:
-        """``'stored'`` (bytes as stored) or ``'decoded'`` (uncompressed) frames."""
-        pairs = (
-            _normalize_media_types(media_types)
-            if media_types is not None
-            else (('application/octet-stream', None),)
-        )
-        syntax = stored.transfer_syntax
-        native = syntax in _NATIVE_SYNTAXES
-        for media_type, wanted in pairs:
-            if media_type in _BULKDATA_WILDCARDS:
-                return 'decoded' if syntax == '1.2.840.10008.1.2.2' else 'stored'
-            if media_type == 'application/octet-stream':
-                return 'stored' if native and syntax != '1.2.840.10008.1.2.2' else 'decoded'
-            if (
-                not native
-                and syntax in _BULKDATA_MEDIA_TYPES.get(media_type, ())
-                and (wanted in (None, '*', syntax))
-            ):
-                return 'stored'
-        asked = ', '.join(media_type for media_type, _ in pairs)
-        raise _file_error(
-            FileClientNotAcceptableError,
-            406,
-            'GET',
-            self._url(stored.study, stored.series, stored.sop) + '/frames',
-            f'frames of instance {stored.sop} (stored as {syntax}) are not available as '
-            f'{asked}; ask for application/octet-stream (uncompressed) or the media type of '
-            'the stored transfer syntax',
-        )
-
-    def _current(self, stored: _Stored) -> Tuple[str, _Stored]:
-        """The file of an instance, and its pixel data place re-read if the file changed."""
-        try:
-            path = self._files.absolute(stored.path)
-        except OutsideArchiveError:
-            raise self._file_gone(stored) from None
-        size, mtime = _size_and_mtime(path)
-        if size is None:
-            raise self._file_gone(stored)
-        if (size, mtime) != (stored.size, stored.mtime_ns):
-            _, _, header = _read_header(path)
-            stored = _Stored(
-                **{
-                    **stored.__dict__,
-                    'pixel_offset': header.pixel_offset,
-                    'pixel_length': header.pixel_length,
-                    'transfer_syntax': header.transfer_syntax,
-                }
-            )
-        return path, stored
-
-    def _frame(self, stored: _Stored, number: int, mode: str) -> bytes:
-        """One frame, read straight from the file where possible."""
-        path, stored = self._current(stored)
-        if (
-            mode == 'decoded'
-            or stored.pixel_offset is None
-            or '"7FE00001"' in _unpack_metadata(stored.metadata)
-        ):
-            return self._decoded_frame(path, stored, number, mode)
-        with open(path, 'rb') as handle:
-            if stored.pixel_length == -1:
-                handle.seek(stored.pixel_offset)
-                return _encapsulated_frame(handle, number - 1, stored.frames or 1)
-            size = _frame_size(stored)
-            if size is None:
-                return self._decoded_frame(path, stored, number, mode)
-            handle.seek(stored.pixel_offset + (number - 1) * size)
-            return handle.read(size)
-
-    @staticmethod
-    def _decoded_frame(path: str, stored: _Stored, number: int, mode: str) -> bytes:
-        dataset = pydicom.dcmread(path)
-        if mode == 'stored' and dataset.file_meta.TransferSyntaxUID.is_encapsulated:
-            extended = None
-            if 'ExtendedOffsetTable' in dataset:
-                extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
-            return _encapsulated_frame(dataset.PixelData, number - 1, stored.frames or 1, extended)
-        array = _pixel_array(dataset, number - 1)
-        if int(dataset.get('BitsAllocated', 8)) == 1:
-            return _pack_bits(array)
-        return array.astype(array.dtype.newbyteorder('<')).tobytes()
 
     def iter_bulkdata(
         self,
@@ -11300,7 +11453,7 @@ class DICOMfileClient:
             _byte_range(byte_range)
         _accept('bulkdata', media_types)
         stored, steps = self._parse_bulkdata_url(url)
-        items = self._bulkdata(stored, steps, media_types)
+        items = self._pixels.bulkdata(stored, steps, media_types)
         if byte_range is None:
             return iter(items)
         first, last = byte_range
@@ -11348,55 +11501,6 @@ class DICOMfileClient:
         stored = self._one(segments[1], segments[3], segments[5])
         return stored, segments[6:]
 
-    def _bulkdata(
-        self, stored: _Stored, steps: List[str], media_types: Optional[MediaTypes]
-    ) -> List[bytes]:
-        if steps[0] == 'frames':
-            numbers = [int(part) for part in steps[1].split(',') if part.isdigit()]
-            self._check_frames(stored, _check_frame_numbers(numbers))
-            mode = self._frame_mode(stored, media_types)
-            return [self._frame(stored, number, mode) for number in numbers]
-        tags = steps[1::2]
-        if (
-            len(tags) == 1
-            and stored.pixel_tag is not None
-            and tags[0].upper() == (f'{stored.pixel_tag:08X}')
-        ):
-            return self._pixel_bulkdata(stored, media_types)
-        if media_types is not None and all(
-            media_type not in _BULKDATA_WILDCARDS + ('application/octet-stream',)
-            for media_type, _ in _normalize_media_types(media_types)
-        ):
-            raise ValueError(
-                'bulk data other than pixel data are only available as application/octet-stream'
-            )
-        return [self._element_bytes(stored, steps[1:])]
-
-    def _pixel_bulkdata(self, stored: _Stored, media_types: Optional[MediaTypes]) -> List[bytes]:
-        mode = self._frame_mode(stored, media_types)
-        path, stored = self._current(stored)
-        if stored.pixel_length == -1 or mode == 'decoded' or stored.pixel_offset is None:
-            return [
-                self._frame(stored, number, mode) for number in range(1, (stored.frames or 1) + 1)
-            ]
-        with open(path, 'rb') as handle:
-            handle.seek(stored.pixel_offset)
-            return [handle.read(stored.pixel_length)]
-
-    def _element_bytes(self, stored: _Stored, steps: List[str]) -> bytes:
-        """The value of a (possibly nested) binary element of an instance."""
-        url = self._url(stored.study, stored.series, stored.sop) + '/bulkdata/' + '/'.join(steps)
-        path, _ = self._current(stored)
-        node: Any = pydicom.dcmread(path, stop_before_pixels=True)
-        try:
-            for index, step in enumerate(steps):
-                node = node[int(step)] if index % 2 else node[int(step, 16)].value
-        except (KeyError, IndexError, ValueError):
-            raise self._not_found('bulk data', url) from None
-        if not isinstance(node, (bytes, bytearray)):
-            raise self._not_found('binary bulk data', url)
-        return bytes(node)
-
     # -- rendering ----------------------------------------------------------------------------
 
     def retrieve_instance_rendered(
@@ -11435,7 +11539,7 @@ class DICOMfileClient:
         """
         _, names = _accept('rendered', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
-        return self._render([stored], [1], names, params)
+        return self._pixels.render([stored], [1], names, params)
 
     def retrieve_series_rendered(
         self,
@@ -11463,7 +11567,7 @@ class DICOMfileClient:
         ]
         if not stored:
             raise ValueError(f'series {series_instance_uid} holds no images')
-        return self._render(stored, [1] * len(stored), names, params)
+        return self._pixels.render(stored, [1] * len(stored), names, params)
 
     def retrieve_instance_frames_rendered(
         self,
@@ -11487,11 +11591,8 @@ class DICOMfileClient:
         numbers = _check_frame_numbers(frame_numbers)
         _, names = _accept('rendered frames', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
-        self._check_frames(stored, numbers)
-        return self._render([stored] * len(numbers), list(numbers), names, params)
-
-    #: width and height of the box a thumbnail is shrunk into when no viewport is given
-    _THUMBNAIL_BOX = 128
+        self._pixels.check_frames(stored, numbers)
+        return self._pixels.render([stored] * len(numbers), list(numbers), names, params)
 
     def retrieve_study_thumbnail(
         self,
@@ -11540,8 +11641,10 @@ class DICOMfileClient:
         """
         self._check_thumbnail_uids(study_instance_uid=study_instance_uid)
         _, names = _accept('thumbnails', media_types)
-        stored = self._first_image(self._stored(study_instance_uid), f'study {study_instance_uid}')
-        return self._thumbnail(stored, 1, names, params)
+        stored = self._pixels.first_image(
+            self._stored(study_instance_uid), f'study {study_instance_uid}'
+        )
+        return self._pixels.thumbnail(stored, 1, names, params)
 
     def retrieve_series_thumbnail(
         self,
@@ -11566,10 +11669,10 @@ class DICOMfileClient:
             study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
         )
         _, names = _accept('thumbnails', media_types)
-        stored = self._first_image(
+        stored = self._pixels.first_image(
             self._stored(study_instance_uid, series_instance_uid), f'series {series_instance_uid}'
         )
-        return self._thumbnail(stored, 1, names, params)
+        return self._pixels.thumbnail(stored, 1, names, params)
 
     def retrieve_instance_thumbnail(
         self,
@@ -11597,7 +11700,7 @@ class DICOMfileClient:
         )
         _, names = _accept('thumbnails', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
-        return self._thumbnail(stored, 1, names, params)
+        return self._pixels.thumbnail(stored, 1, names, params)
 
     def retrieve_instance_frames_thumbnail(
         self,
@@ -11628,70 +11731,14 @@ class DICOMfileClient:
         numbers = _check_frame_numbers(frame_numbers)
         _, names = _accept('thumbnails', media_types)
         stored = self._one(study_instance_uid, series_instance_uid, sop_instance_uid)
-        self._check_frames(stored, numbers)
-        return self._thumbnail(stored, numbers[0], names, params)
+        self._pixels.check_frames(stored, numbers)
+        return self._pixels.thumbnail(stored, numbers[0], names, params)
 
     @staticmethod
     def _check_thumbnail_uids(**uids: str) -> None:
         """Check the UIDs of a thumbnail request before anything is looked up."""
         for name, value in uids.items():
             _check_uid(value, name, permissive=True)
-
-    @staticmethod
-    def _first_image(stored: List[_Stored], what: str) -> _Stored:
-        """The first of the instances that has pixel data (what a thumbnail shows)."""
-        for item in stored:
-            if item.pixel_tag is not None:
-                return item
-        raise ValueError(f'{what} holds no images, so it has no thumbnail')
-
-    def _thumbnail(
-        self, stored: _Stored, number: int, names: List[str], params: Optional[Dict[str, Any]]
-    ) -> bytes:
-        """One frame rendered, shrunk into the default box unless a viewport is given."""
-        wants_default = params is None or (
-            isinstance(params, dict) and params.get('viewport') is None
-        )
-        if wants_default and stored.rows and stored.columns:
-            box = self._THUMBNAIL_BOX
-            params = {
-                **(params or {}),
-                'viewport': (min(stored.columns, box), min(stored.rows, box)),
-            }
-        return self._render([stored], [number], names, params)
-
-    def _render(
-        self,
-        stored: List[_Stored],
-        numbers: List[int],
-        names: List[str],
-        params: Optional[Dict[str, Any]],
-    ) -> bytes:
-        pdf = len(stored) == 1 and '"00420011"' in _unpack_metadata(stored[0].metadata)
-        try:
-            media_type = _render_media_type(names, pdf)
-        except ValueError as error:
-            raise _file_error(
-                FileClientNotAcceptableError,
-                406,
-                'GET',
-                self._url(stored[0].study, stored[0].series, stored[0].sop),
-                str(error),
-            ) from None
-        options = _render_params(params, media_type)
-        if media_type == 'application/pdf':
-            return self._element_bytes(stored[0], ['00420011'])
-        if len(stored) > 1 and media_type != 'image/gif':
-            stored, numbers = stored[:1], numbers[:1]
-        images = []
-        for item, number in zip(stored, numbers):
-            if item.pixel_tag is None:
-                raise ValueError(f'instance {item.sop} has no pixel data to render')
-            path, _ = self._current(item)
-            dataset = pydicom.dcmread(path)
-            array = _pixel_array(dataset, number - 1)
-            images.append(_display_pixels(array, dataset, options.get('window')))
-        return _encode_images(images, media_type, options)
 
     # -- storing and deleting ----------------------------------------------------------------
 
@@ -11740,7 +11787,7 @@ class DICOMfileClient:
         """Complete the report of a store request; raise if nothing was stored."""
         for item in written:
             report.ReferencedSOPSequence.append(
-                _store_item(item.sop_class, item.uids[2], url=self._url(*item.uids))
+                _store_item(item.sop_class, item.uids[2], url=self._address.url(*item.uids))
             )
         failed = report.FailedSOPSequence
         if not written:
@@ -11755,7 +11802,7 @@ class DICOMfileClient:
                     for item in failed
                 ),
             )
-        report.RetrieveURL = self._url(written[0].uids[0])
+        report.RetrieveURL = self._address.url(written[0].uids[0])
         if failed:
             logger.warning(
                 '%d of %d instances were not stored in %s', len(failed), total, self.base_url

@@ -39,22 +39,28 @@ def run_python(
     The child runs in the repository root with the project first on ``PYTHONPATH``;
     ``env`` adds or replaces variables.  Output is captured as text.
     """
-    child_env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(
-            [str(PROJECT_ROOT)] + [part for part in [os.environ.get('PYTHONPATH')] if part]
-        ),
-    )
-    child_env.update(env or {})
     return subprocess.run(
         [sys.executable, '-c', textwrap.dedent(code)],
         cwd=PROJECT_ROOT,
-        env=child_env,
+        env=child_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=check,
     )
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process that imports this checkout's module (the project
+    first on ``PYTHONPATH``), with ``extra`` variables added or replaced."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(PROJECT_ROOT)] + [part for part in [os.environ.get('PYTHONPATH')] if part]
+        ),
+    )
+    env.update(extra)
+    return env
 
 
 def env_without_pythonpath() -> dict[str, str]:

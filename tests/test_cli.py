@@ -42,12 +42,21 @@ import dicom_data
 import dicomweb_client
 import dicomweb_client_cli
 from dicomweb_client_cli import main
+from fake_archive import (
+    FAKE_JPEG,
+    FakeArchive,
+    expected_layout,
+    json_response,
+    split_multipart,
+    subset,
+    tree,
+)
+from helpers import child_env
 from recording_server import (
     RecordedRequest,
     RecordingServer,
     Response,
     multipart_body,
-    multipart_response,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,40 +66,10 @@ DOC_STUDY = "1.2.826.0.1.3680043.8.1055.1.20111103111148288.98361414.79379639"
 DOC_SERIES = "1.2.826.0.1.3680043.8.1055.1.20111103111208937.49685336.24517034"
 DOC_INSTANCE = "1.2.826.0.1.3680043.8.1055.1.20111103111208937.40440871.13152534"
 
-FAKE_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(64)) + b"\xff\xd9"
-
 HAS_FILE_CLIENT = getattr(dicomweb_client, "DICOMfileClient", None) is not None
 needs_file_client = pytest.mark.skipif(
     not HAS_FILE_CLIENT, reason="dicomweb_client.DICOMfileClient is not there yet"
 )
-
-
-# -- a small DICOMweb archive on the recording server ---------------------------------------
-
-
-def _json(value: Any, status: int = 200) -> Response:
-    return Response(
-        status=status, body=json.dumps(value).encode(), content_type="application/dicom+json"
-    )
-
-
-def _subset(ds: Dataset, keywords: tuple[str, ...]) -> dict:
-    out = Dataset()
-    for keyword in keywords:
-        if keyword in ds:
-            setattr(out, keyword, ds.data_element(keyword).value)
-    return out.to_json_dict()
-
-
-def _split_multipart(body: bytes, content_type: str) -> list[bytes]:
-    boundary = re.search(r'boundary="?([^";]+)"?', content_type).group(1).encode()
-    parts = []
-    for chunk in body.split(b"--" + boundary)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        _, _, payload = chunk.partition(b"\r\n\r\n")
-        parts.append(payload[:-2] if payload.endswith(b"\r\n") else payload)
-    return parts
 
 
 def as_pydicom3_prints(text: str) -> str:
@@ -101,265 +80,6 @@ def as_pydicom3_prints(text: str) -> str:
         lambda match: f"({match[1].upper()},{match[2].upper()})",
         text,
     )
-
-
-class FakeArchive:
-    """Serves datasets over DICOMweb below one or more path prefixes.
-
-    ``break_once[sop]`` is served once, instead of the instance, to the next WADO-RS request
-    for that instance; ``delay`` slows every instance retrieval (the first ones take
-    ``first_delays`` instead, one value each, while there are some), and ``max_in_flight``
-    counts how many of them overlapped.  ``refuse`` holds SOP Instance UIDs that STOW-RS
-    reports as failed.
-    """
-
-    def __init__(self, server: RecordingServer, prefixes: tuple[str, ...] = ("",)) -> None:
-        self.server = server
-        self.prefixes = sorted(prefixes, key=len, reverse=True)
-        self.files: dict[str, bytes] = {}
-        self.datasets: dict[str, Dataset] = {}
-        self.break_once: dict[str, Response] = {}
-        self.refuse: set[str] = set()
-        self.delay = 0.0
-        self.first_delays: list[float] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        server.add(None, None, self.handle)
-
-    @property
-    def url(self) -> str:
-        return self.server.url + self.prefixes[-1]
-
-    def add(self, datasets: list[Dataset]) -> list[Dataset]:
-        for ds in datasets:
-            data = dicom_data.to_bytes(ds)
-            self.files[ds.SOPInstanceUID] = data
-            self.datasets[ds.SOPInstanceUID] = dicom_data.from_bytes(data)
-        return datasets
-
-    def select(
-        self, study: str | None = None, series: str | None = None, sop: str | None = None
-    ) -> list[Dataset]:
-        return [
-            ds
-            for ds in self.datasets.values()
-            if study in (None, ds.StudyInstanceUID)
-            and series in (None, ds.SeriesInstanceUID)
-            and sop in (None, ds.SOPInstanceUID)
-        ]
-
-    def wado_requests(self) -> list[RecordedRequest]:
-        """Requests for single whole instances."""
-        return [
-            r
-            for r in self.server.requests
-            if r.method == "GET" and re.search(r"/instances/[^/]+$", r.path)
-        ]
-
-    # -- dispatch -------------------------------------------------------------------------
-
-    def handle(self, request: RecordedRequest) -> Response:
-        for prefix in self.prefixes:
-            if request.path.startswith(prefix):
-                path = request.path[len(prefix) :]
-                break
-        else:
-            return Response(status=404, body=b"unknown prefix")
-        if request.method == "POST":
-            return self.stow(request)
-        for pattern, method in self._ROUTES:
-            match = re.fullmatch(pattern, path)
-            if match:
-                return getattr(self, method)(request, **match.groupdict())
-        return Response(status=404, body=f"nothing at {path}".encode(), content_type="text/plain")
-
-    _UID = r"[^/]+"
-    _ROUTES = [
-        (r"/studies", "qido_studies"),
-        (rf"/studies/(?P<study>{_UID})/series", "qido_series"),
-        (r"/series", "qido_series"),
-        (rf"/studies/(?P<study>{_UID})/series/(?P<series>{_UID})/instances", "qido_instances"),
-        (rf"/studies/(?P<study>{_UID})/instances", "qido_instances"),
-        (r"/instances", "qido_instances"),
-        (rf"/studies/(?P<study>{_UID})/metadata", "metadata"),
-        (rf"/studies/(?P<study>{_UID})/series/(?P<series>{_UID})/metadata", "metadata"),
-        (
-            rf"/studies/(?P<study>{_UID})/series/(?P<series>{_UID})/instances/(?P<sop>{_UID})"
-            r"/metadata",
-            "metadata",
-        ),
-        (
-            rf"/studies/(?P<study>{_UID})/series/(?P<series>{_UID})/instances/(?P<sop>{_UID})"
-            r"/frames/(?P<frames>[0-9,]+)",
-            "frames",
-        ),
-        (
-            rf"/studies/(?P<study>{_UID})/series/(?P<series>{_UID})/instances/(?P<sop>{_UID})",
-            "instance",
-        ),
-        (rf"/studies/(?P<study>{_UID})/series/(?P<series>{_UID})", "instances"),
-        (rf"/studies/(?P<study>{_UID})", "instances"),
-        (rf"/bulk/(?P<sop>{_UID})", "bulk"),
-    ]
-
-    # -- QIDO-RS ----------------------------------------------------------------------------
-
-    def _page(self, request: RecordedRequest, items: list[dict]) -> Response:
-        offset = int(request.query.get("offset", ["0"])[0])
-        items = items[offset:]
-        if "limit" in request.query:
-            items = items[: int(request.query["limit"][0])]
-        return _json(items)
-
-    def qido_studies(self, request: RecordedRequest) -> Response:
-        studies: dict[str, dict] = {}
-        for ds in self.datasets.values():
-            item = studies.setdefault(
-                ds.StudyInstanceUID,
-                _subset(
-                    ds,
-                    (
-                        "StudyInstanceUID",
-                        "PatientID",
-                        "PatientName",
-                        "StudyDate",
-                        "AccessionNumber",
-                        "StudyDescription",
-                    ),
-                ),
-            )
-            item.setdefault("00080061", {"vr": "CS", "Value": [ds.Modality]})
-        for uid, item in studies.items():
-            chosen = self.select(study=uid)
-            item["00201206"] = {"vr": "IS", "Value": [len({ds.SeriesInstanceUID for ds in chosen})]}
-            item["00201208"] = {"vr": "IS", "Value": [len(chosen)]}
-        return self._page(request, list(studies.values()))
-
-    def qido_series(self, request: RecordedRequest, study: str | None = None) -> Response:
-        series: dict[str, dict] = {}
-        for ds in self.select(study=study):
-            series.setdefault(
-                ds.SeriesInstanceUID,
-                _subset(
-                    ds,
-                    (
-                        "StudyInstanceUID",
-                        "SeriesInstanceUID",
-                        "Modality",
-                        "SeriesNumber",
-                        "SeriesDescription",
-                    ),
-                ),
-            )
-        return self._page(request, list(series.values()))
-
-    def qido_instances(
-        self, request: RecordedRequest, study: str | None = None, series: str | None = None
-    ) -> Response:
-        series = series or request.query.get("SeriesInstanceUID", [None])[0]
-        items = [
-            _subset(
-                ds,
-                (
-                    "StudyInstanceUID",
-                    "SeriesInstanceUID",
-                    "SOPInstanceUID",
-                    "SOPClassUID",
-                    "InstanceNumber",
-                    "Rows",
-                    "Columns",
-                ),
-            )
-            for ds in self.select(study, series)
-        ]
-        return self._page(request, items)
-
-    # -- WADO-RS ----------------------------------------------------------------------------
-
-    def metadata(
-        self,
-        request: RecordedRequest,
-        study: str,
-        series: str | None = None,
-        sop: str | None = None,
-    ) -> Response:
-        chosen = self.select(study, series, sop)
-        if not chosen:
-            return Response(status=404, body=b"no such object", content_type="text/plain")
-        base = self.url
-        return _json(
-            [
-                ds.to_json_dict(
-                    bulk_data_threshold=64,
-                    bulk_data_element_handler=lambda element, uid=ds.SOPInstanceUID: (
-                        f"{base}/bulk/{uid}"
-                    ),
-                )
-                for ds in chosen
-            ]
-        )
-
-    def instances(
-        self, request: RecordedRequest, study: str, series: str | None = None
-    ) -> Response:
-        chosen = self.select(study, series)
-        return multipart_response([self.files[ds.SOPInstanceUID] for ds in chosen])
-
-    def instance(self, request: RecordedRequest, study: str, series: str, sop: str) -> Response:
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            broken = self.break_once.pop(sop, None)
-            delay = self.first_delays.pop(0) if self.first_delays else self.delay
-        try:
-            time.sleep(delay)
-            if broken is not None:
-                return broken
-            if not self.select(study, series, sop):
-                return Response(status=404, body=b"no such instance", content_type="text/plain")
-            return multipart_response([self.files[sop]])
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def frames(
-        self, request: RecordedRequest, study: str, series: str, sop: str, frames: str
-    ) -> Response:
-        ds = self.datasets[sop]
-        numbers = [int(number) for number in frames.split(",")]
-        if "image/jpeg" in (request.header("Accept") or ""):
-            return multipart_response([FAKE_JPEG + bytes([n]) for n in numbers], "image/jpeg")
-        return multipart_response(
-            [dicom_data.frame_bytes(ds, n) for n in numbers], "application/octet-stream"
-        )
-
-    def bulk(self, request: RecordedRequest, sop: str) -> Response:
-        return multipart_response([self.datasets[sop].PixelData], "application/octet-stream")
-
-    # -- STOW-RS ----------------------------------------------------------------------------
-
-    def stow(self, request: RecordedRequest) -> Response:
-        stored, failed = [], []
-        for part in _split_multipart(request.body, request.header("Content-Type")):
-            ds = dicom_data.from_bytes(part)
-            item = {
-                "00081150": {"vr": "UI", "Value": [ds.SOPClassUID]},
-                "00081155": {"vr": "UI", "Value": [ds.SOPInstanceUID]},
-            }
-            if ds.SOPInstanceUID in self.refuse:
-                item["00081197"] = {"vr": "US", "Value": [0xC000]}
-                failed.append(item)
-            else:
-                self.files[ds.SOPInstanceUID] = part
-                self.datasets[ds.SOPInstanceUID] = ds
-                stored.append(item)
-        report: dict = {}
-        if stored:
-            report["00081199"] = {"vr": "SQ", "Value": stored}
-        if failed:
-            report["00081198"] = {"vr": "SQ", "Value": failed}
-        return _json(report, 409 if failed and not stored else 202 if failed else 200)
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -401,13 +121,6 @@ def study(archive: FakeArchive) -> list[Dataset]:
 
 def run(*args: str) -> int:
     return main([str(arg) for arg in args])
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
 
 
 def saved_files(folder: Path) -> dict[str, bytes]:
@@ -709,7 +422,7 @@ def shell(tmp_path: Path) -> Any:
     gcloud.write_text("#!/bin/sh\necho ya29.test-token\n")
     for script in (wrapper, gcloud):
         script.chmod(0o755)
-    env = subprocess_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    env = child_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
     def shell_run(command: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -1459,7 +1172,7 @@ def test_piped_table_without_columns_is_whole(
         "--output",
         "table",
     ]
-    env = subprocess_env()
+    env = child_env()
     env.pop("COLUMNS", None)
     piped = subprocess.run(command, env=env, capture_output=True, timeout=60, text=True)
     assert piped.returncode == 0, piped.stderr
@@ -1486,7 +1199,7 @@ def test_table_on_a_terminal_fits_its_window(
     import struct
     import termios
 
-    env = subprocess_env()
+    env = child_env()
     env.pop("COLUMNS", None)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 72, 0, 0))
@@ -1565,7 +1278,9 @@ def test_table_fills_in_uids_the_server_leaves_out(
         }
         for n in (1, 2)
     ]
-    recording_server.add("GET", f"/studies/{TABLE_STUDY}/series/{series}/instances", _json(items))
+    recording_server.add(
+        "GET", f"/studies/{TABLE_STUDY}/series/{series}/instances", json_response(items)
+    )
     monkeypatch.delenv("COLUMNS", raising=False)
     assert (
         run(
@@ -1806,23 +1521,6 @@ def test_retrieve_series_full_prints_every_instance(
     )
     text = as_pydicom3_prints(capsys.readouterr().out)
     assert text.count("(0008,0018) SOP Instance UID") == 4
-
-
-def expected_layout(archive: FakeArchive, datasets: list[Dataset]) -> dict[str, bytes]:
-    return {
-        f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm": archive.files[
-            ds.SOPInstanceUID
-        ]
-        for ds in datasets
-    }
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in folder.rglob("*")
-        if path.is_file()
-    }
 
 
 def test_study_download_layout_and_bytes(
@@ -2248,7 +1946,9 @@ def test_a_slow_instance_does_not_hold_up_the_other_downloads(
 
 def first_page(items: list[dict]) -> Callable[[RecordedRequest], Response]:
     """A search answer that has ``items`` at offset 0 (or without offset), then none."""
-    return lambda request: _json([] if int(request.query.get("offset", ["0"])[0]) else items)
+    return lambda request: json_response(
+        [] if int(request.query.get("offset", ["0"])[0]) else items
+    )
 
 
 def test_download_refuses_unsafe_uids_from_the_server(
@@ -2290,7 +1990,7 @@ def test_download_reports_a_listed_instance_without_uid(
         items = json.loads(real(request, **uids).body)
         if items and items[0]["0020000E"]["Value"] == [study[0].SeriesInstanceUID]:
             items.append({"0020000E": items[0]["0020000E"]})  # no SOP Instance UID
-        return _json(items)
+        return json_response(items)
 
     archive.qido_instances = without_uid  # type: ignore[method-assign]
     uid = study[0].StudyInstanceUID
@@ -2326,7 +2026,7 @@ def test_download_from_a_server_that_ignores_offset_is_an_error(
     recording_server.add(
         "GET",
         "/studies/1.2/series/3.4/instances",
-        _json([{"00080018": {"vr": "UI", "Value": ["5.6"]}}]),
+        json_response([{"00080018": {"vr": "UI", "Value": ["5.6"]}}]),
     )
     assert (
         run(
@@ -2403,7 +2103,7 @@ def test_download_pages_through_a_capped_server(
 
     def capped(request: RecordedRequest, **uids: Any) -> Response:
         items = json.loads(real(request, **uids).body)
-        return _json(items[:2])  # at most two results per answer
+        return json_response(items[:2])  # at most two results per answer
 
     archive.qido_instances = capped  # type: ignore[method-assign]
     assert (
@@ -2445,7 +2145,7 @@ def test_download_is_resumed_after_the_process_is_killed(
         "1",
     ]
     process = subprocess.Popen(
-        command, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 20
     while len(list(tmp_path.rglob("*.dcm"))) < 2 and time.monotonic() < deadline:
@@ -2662,7 +2362,7 @@ def test_store_a_folder(
     request = archive.server.last
     assert (request.method, request.path) == ("POST", "/studies")
     assert request.header("Content-Length") == str(len(request.body))
-    parts = _split_multipart(request.body, request.header("Content-Type"))
+    parts = split_multipart(request.body, request.header("Content-Type"))
     assert sorted(parts) == sorted(path.read_bytes() for path in paths)
     out = capsys.readouterr().out.splitlines()
     assert sorted(out[:-1]) == sorted(f"stored: {path}" for path in paths)
@@ -2699,7 +2399,7 @@ def test_store_reports_a_missing_file_and_sends_the_others(
         f"dicomweb_client: error: {text_file}: not a DICOM file (no DICM prefix)",
     ]
     assert (
-        len(_split_multipart(archive.server.last.body, archive.server.last.header("Content-Type")))
+        len(split_multipart(archive.server.last.body, archive.server.last.header("Content-Type")))
         == 2
     )
 
@@ -2776,7 +2476,7 @@ def test_store_streams_files_in_constant_memory(archive: FakeArchive, tmp_path: 
     def peak_mib(path: Path) -> int:
         result = subprocess.run(
             [sys.executable, "-c", code, "--url", archive.url, "store", "instances", str(path)],
-            env=subprocess_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -2892,7 +2592,7 @@ def test_a_server_that_is_down_is_reported_within_seconds_showing_the_retry() ->
             "search",
             "studies",
         ],
-        env=subprocess_env(),
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -3032,7 +2732,7 @@ def test_interrupted_download_exits_130_without_partial_files(
             "--workers",
             "2",
         ],
-        env=subprocess_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -3060,7 +2760,7 @@ def test_broken_pipe_is_quiet(archive: FakeArchive, study: list[Dataset]) -> Non
     )
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
-        env=subprocess_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -3088,7 +2788,7 @@ def test_python_dash_m_and_the_cli_alias(
             "--output",
             "table",
         ],
-        env=subprocess_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -3101,7 +2801,7 @@ def test_python_dash_m_and_the_cli_alias(
     assert capsys.readouterr().out == result.stdout
     result = subprocess.run(
         [sys.executable, "-m", "dicomweb_client_cli", "search"],
-        env=subprocess_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -3172,7 +2872,7 @@ def test_progress_bar_only_on_a_terminal(
     argv = [sys.executable, "-m", "dicomweb_client_cli", "--url", archive.url, *words]
     master, slave = pty.openpty()
     process = subprocess.Popen(
-        argv, env=subprocess_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
+        argv, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
     )
     os.close(slave)
     try:
@@ -3190,7 +2890,7 @@ def test_progress_bar_only_on_a_terminal(
         for path in (tmp_path / "out").rglob("*.dcm"):
             path.unlink()
     piped = subprocess.run(
-        argv, env=subprocess_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+        argv, env=child_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=60
     )
     assert piped.returncode == 0
     assert piped.stderr == b""
@@ -3198,7 +2898,7 @@ def test_progress_bar_only_on_a_terminal(
     no_progress = pty.openpty()
     process = subprocess.Popen(
         argv[:3] + ["--no-progress"] + argv[3:],
-        env=subprocess_env(),
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=no_progress[1],
@@ -3251,14 +2951,14 @@ class FakeFileClient:
 
     def search_for_studies(self, **options: Any) -> list[dict]:
         self.calls.append("search_for_studies")
-        return [_subset(next(iter(self.datasets.values())), ("StudyInstanceUID",))]
+        return [subset(next(iter(self.datasets.values())), ("StudyInstanceUID",))]
 
     def search_for_series(
         self, study_instance_uid: str | None = None, offset: int | None = None, **options: Any
     ) -> list[dict]:
         self.calls.append("search_for_series")
         items = {
-            ds.SeriesInstanceUID: _subset(ds, ("SeriesInstanceUID",))
+            ds.SeriesInstanceUID: subset(ds, ("SeriesInstanceUID",))
             for ds in self.datasets.values()
         }
         return list(items.values())[offset or 0 :]
@@ -3272,7 +2972,7 @@ class FakeFileClient:
     ) -> list[dict]:
         self.calls.append("search_for_instances")
         return [
-            _subset(ds, ("SOPInstanceUID",))
+            subset(ds, ("SOPInstanceUID",))
             for ds in self.datasets.values()
             if ds.SeriesInstanceUID == series_instance_uid
         ][offset or 0 :]
@@ -3583,7 +3283,7 @@ def test_a_terminal_is_told_what_the_command_waits_for(silent_server: str) -> No
     ]
     master, slave = pty.openpty()
     process = subprocess.Popen(
-        argv, env=subprocess_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
+        argv, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
     )
     os.close(slave)
     try:
@@ -3615,14 +3315,14 @@ def test_no_wait_notice_when_stderr_is_no_terminal_or_progress_is_off(silent_ser
         "studies",
     ]
     piped = subprocess.run(
-        argv, env=subprocess_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+        argv, env=child_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=60
     )
     assert piped.returncode == 1
     assert piped.stderr.decode().startswith("dicomweb_client: error: timed out")
     master, slave = pty.openpty()
     process = subprocess.Popen(
         argv[:3] + ["--no-progress"] + argv[3:],
-        env=subprocess_env(),
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=slave,

@@ -26,7 +26,7 @@ import dicomweb_client
 from dicomweb_client import CohortItem, read_manifest
 from dicomweb_client_cli import main
 from recording_server import RecordingServer, Response
-from test_cli import FakeArchive, expected_layout, tree
+from fake_archive import FakeArchive, expected_layout, tree
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
