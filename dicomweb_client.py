@@ -135,6 +135,8 @@ __all__ = [
     'BodyTooLargeError',
     'ChunkedEncodingError',
     'CohortItem',
+    'CohortItemResult',
+    'CohortTotals',
     'ConnectFailedError',
     'ContentDecodingError',
     'CookieJar',
@@ -175,6 +177,7 @@ __all__ = [
     'create_session_from_auth',
     'create_session_from_gcp_credentials',
     'create_session_from_user_pass',
+    'download_cohort',
     'lookup_keyword',
     'lookup_tag',
     'parse_query_parameters',
@@ -7676,207 +7679,6 @@ def _store_report(response: Response) -> Dataset:
     return report
 
 
-# -- Cohort manifests: lists of studies, series and instances to download ---------------
-
-#: the manifest's column names (CSV) and DICOM JSON tags, by level
-_MANIFEST_COLUMNS = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
-_MANIFEST_TAGS = ('0020000D', '0020000E', '00080018')
-_MANIFEST_SEPARATORS = re.compile(r'[\s,/]+')
-
-
-@dataclasses.dataclass(frozen=True)
-class CohortItem:
-    """One line of a cohort manifest: a study, a series or an instance.
-
-    Parameters
-    ----------
-    study: str
-        The Study Instance UID.
-    series: Union[str, None], optional
-        The Series Instance UID, for a series or an instance.
-    sop: Union[str, None], optional
-        The SOP Instance UID, for an instance (which then needs ``series`` too).
-
-    Raises
-    ------
-    ValueError
-        If ``sop`` is given without ``series``.
-
-    """
-
-    study: str
-    series: Optional[str] = None
-    sop: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.sop is not None and self.series is None:
-            raise ValueError('an instance needs its Series Instance UID as well')
-
-    @property
-    def level(self) -> str:
-        """``'study'``, ``'series'`` or ``'instance'``."""
-        if self.sop is not None:
-            return 'instance'
-        return 'study' if self.series is None else 'series'
-
-    def __str__(self) -> str:
-        return '/'.join(uid for uid in (self.study, self.series, self.sop) if uid is not None)
-
-
-def read_manifest(
-    lines: Iterable[Union[str, bytes]], permissive: bool = False
-) -> Iterator[CohortItem]:
-    """Read a cohort manifest: the studies, series and instances to download.
-
-    The first line that is not blank or a comment decides the format of the manifest:
-
-    * UIDs, one item per line: a study, ``study series`` or ``study series instance``,
-      the UIDs separated by ``/``, white space or commas (``#`` starts a comment);
-    * CSV whose header names some of the columns ``StudyInstanceUID``,
-      ``SeriesInstanceUID`` and ``SOPInstanceUID`` in any order (others are ignored;
-      a row with an empty series cell is a study, with an empty instance cell a series);
-    * DICOM JSON as the command line's ``search`` prints it: an array of objects on one
-      line, or one object per line; tags 0020000D, 0020000E and 00080018 are read.
-
-    Blank lines and lines starting with ``#`` are skipped.  The lines are read one at a
-    time as the items are asked for, so a manifest of any length takes little memory.
-
-    Parameters
-    ----------
-    lines: Iterable[Union[str, bytes]]
-        The lines of the manifest, for example an open file (text or binary, UTF-8).
-    permissive: bool, optional
-        Accept non-conformant UIDs that can still be one URL path segment (as the
-        clients' ``permissive_uid`` does).
-
-    Yields
-    ------
-    CohortItem
-        One item per line (per object of a JSON array), in the manifest's order.
-
-    Raises
-    ------
-    ValueError
-        If a line cannot be read or holds an invalid UID; the message starts with
-        ``line N:``.  The items of the lines before it have been yielded by then.
-
-    Examples
-    --------
-    >>> [str(item) for item in read_manifest(['1.2.3', '# a comment', '1.2.3/4.5'])]
-    ['1.2.3', '1.2.3/4.5']
-
-    """
-    columns: Optional[List[Optional[int]]] = None  # CSV: the column of each level
-    kind = None
-    for number, line in enumerate(lines, start=1):
-        text = line.decode('utf-8') if isinstance(line, bytes) else line
-        if number == 1:
-            text = text.lstrip('\ufeff')
-        text = text.strip()
-        if not text or text.startswith('#'):
-            continue
-        try:
-            if kind is None:
-                kind = _manifest_kind(text)
-                if kind == 'csv':
-                    columns = _manifest_header(text)
-                    continue
-            if kind == 'json':
-                items = _manifest_json(text)
-            elif kind == 'csv':
-                items = [_manifest_row(text, cast(List[Optional[int]], columns))]
-            else:
-                items = [_manifest_words(text)]
-            for uids in items:
-                yield _cohort_item(uids, permissive)
-        except ValueError as error:
-            raise ValueError(f'line {number}: {error}') from None
-
-
-def _manifest_kind(text: str) -> str:
-    """The format of a manifest whose first line is ``text``: json, csv or uids."""
-    if text[0] in '[{':
-        return 'json'
-    import csv  # imported here: only manifests need it
-
-    names = {cell.strip().lower() for cell in next(csv.reader([text]))}
-    return 'csv' if names & {name.lower() for name in _MANIFEST_COLUMNS} else 'uids'
-
-
-def _manifest_header(text: str) -> List[Optional[int]]:
-    import csv
-
-    names = [cell.strip().lower() for cell in next(csv.reader([text]))]
-    columns = [
-        names.index(name.lower()) if name.lower() in names else None for name in _MANIFEST_COLUMNS
-    ]
-    if columns[0] is None:
-        raise ValueError('the CSV header names no StudyInstanceUID column')
-    if columns[2] is not None and columns[1] is None:
-        raise ValueError(
-            'the CSV header names a SOPInstanceUID column but no SeriesInstanceUID column'
-        )
-    return columns
-
-
-def _manifest_row(text: str, columns: List[Optional[int]]) -> List[Optional[str]]:
-    import csv
-
-    cells = next(csv.reader([text]))
-    uids: List[Optional[str]] = []
-    for column in columns:
-        cell = cells[column].strip() if column is not None and column < len(cells) else ''
-        uids.append(cell or None)
-    return uids
-
-
-def _manifest_words(text: str) -> List[Optional[str]]:
-    words = [word for word in _MANIFEST_SEPARATORS.split(text.partition('#')[0]) if word]
-    if len(words) > 3:
-        raise ValueError(
-            f'{len(words)} UIDs where a study, series and instance UID are the most: {text!r}'
-        )
-    return list(words) + [None] * (3 - len(words))
-
-
-def _manifest_json(text: str) -> List[List[Optional[str]]]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f'not JSON ({error.msg}); a JSON manifest holds an array on one line or an '
-            'object per line'
-        ) from None
-    objects = value if isinstance(value, list) else [value]
-    result = []
-    for item in objects:
-        if not isinstance(item, dict):
-            raise ValueError(f'a DICOM JSON object was expected, not {item!r}')
-        uids: List[Optional[str]] = []
-        for tag in _MANIFEST_TAGS:
-            try:
-                uid = _first_value(item, tag)
-            except ValueError:
-                uid = None
-            uids.append(uid)
-        result.append(uids)
-    return result
-
-
-def _cohort_item(uids: Sequence[Optional[str]], permissive: bool) -> CohortItem:
-    study, series, sop = uids
-    if study is None:
-        raise ValueError('no Study Instance UID')
-    if sop is not None and series is None:
-        raise ValueError('an instance without its Series Instance UID')
-    for uid, name in zip(uids, _MANIFEST_COLUMNS):
-        if uid is not None:
-            if not isinstance(uid, str):
-                raise ValueError(f'{name} {uid!r} is not a string')
-            _check_uid(uid, name, permissive)
-    return CohortItem(study, series, sop)
-
-
 # ---------------------------------------------------------------------------------------
 # File client: the same API on a folder of DICOM Part 10 files, indexed with sqlite3
 # ---------------------------------------------------------------------------------------
@@ -12354,6 +12156,830 @@ _SEARCH_SOURCES = {
         'r."StudyInstanceUID", r."SeriesInstanceUID", r."InstanceNumber", r."SOPInstanceUID"',
     ),
 }
+
+
+# ---------------------------------------------------------------------------------------
+# Cohorts: a manifest in, a folder of complete files out
+# ---------------------------------------------------------------------------------------
+
+# -- manifests: lists of studies, series and instances ----------------------------------
+
+#: the manifest's column names (CSV) and DICOM JSON tags, by level
+_MANIFEST_COLUMNS = ('StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
+_MANIFEST_TAGS = ('0020000D', '0020000E', '00080018')
+_MANIFEST_SEPARATORS = re.compile(r'[\s,/]+')
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortItem:
+    """One line of a cohort manifest: a study, a series or an instance.
+
+    Parameters
+    ----------
+    study: str
+        The Study Instance UID.
+    series: Union[str, None], optional
+        The Series Instance UID, for a series or an instance.
+    sop: Union[str, None], optional
+        The SOP Instance UID, for an instance (which then needs ``series`` too).
+
+    Raises
+    ------
+    ValueError
+        If ``sop`` is given without ``series``.
+
+    """
+
+    study: str
+    series: Optional[str] = None
+    sop: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.sop is not None and self.series is None:
+            raise ValueError('an instance needs its Series Instance UID as well')
+
+    @property
+    def level(self) -> str:
+        """``'study'``, ``'series'`` or ``'instance'``."""
+        if self.sop is not None:
+            return 'instance'
+        return 'study' if self.series is None else 'series'
+
+    def __str__(self) -> str:
+        return '/'.join(uid for uid in (self.study, self.series, self.sop) if uid is not None)
+
+    def shard(self, count: int) -> int:
+        """Which of ``count`` shares of a cohort (counting from 0) the item belongs to.
+
+        The share is decided by the item's study and series (a study item's by its study
+        alone), so that the items of one series always fall in the same share, and it is
+        the same on every machine and in every run.
+
+        Parameters
+        ----------
+        count: int
+            The number of shares.
+
+        Returns
+        -------
+        int
+            From ``0`` to ``count - 1``.
+
+        """
+        key = self.study if self.series is None else f'{self.study}/{self.series}'
+        return zlib.crc32(key.encode('utf-8')) % count
+
+
+def read_manifest(
+    lines: Iterable[Union[str, bytes]], permissive: bool = False
+) -> Iterator[CohortItem]:
+    """Read a cohort manifest: the studies, series and instances to download.
+
+    The first line that is not blank or a comment decides the format of the manifest:
+
+    * UIDs, one item per line: a study, ``study series`` or ``study series instance``,
+      the UIDs separated by ``/``, white space or commas (``#`` starts a comment);
+    * CSV whose header names some of the columns ``StudyInstanceUID``,
+      ``SeriesInstanceUID`` and ``SOPInstanceUID`` in any order (others are ignored;
+      a row with an empty series cell is a study, with an empty instance cell a series);
+    * DICOM JSON as the command line's ``search`` prints it: an array of objects on one
+      line, or one object per line; tags 0020000D, 0020000E and 00080018 are read.
+
+    Blank lines and lines starting with ``#`` are skipped.  The lines are read one at a
+    time as the items are asked for, so a manifest of any length takes little memory.
+
+    Parameters
+    ----------
+    lines: Iterable[Union[str, bytes]]
+        The lines of the manifest, for example an open file (text or binary, UTF-8).
+    permissive: bool, optional
+        Accept non-conformant UIDs that can still be one URL path segment (as the
+        clients' ``permissive_uid`` does).
+
+    Yields
+    ------
+    CohortItem
+        One item per line (per object of a JSON array), in the manifest's order.
+
+    Raises
+    ------
+    ValueError
+        If a line cannot be read or holds an invalid UID; the message starts with
+        ``line N:``.  The items of the lines before it have been yielded by then.
+
+    Examples
+    --------
+    >>> [str(item) for item in read_manifest(['1.2.3', '# a comment', '1.2.3/4.5'])]
+    ['1.2.3', '1.2.3/4.5']
+
+    """
+    columns: Optional[List[Optional[int]]] = None  # CSV: the column of each level
+    kind = None
+    for number, line in enumerate(lines, start=1):
+        text = line.decode('utf-8') if isinstance(line, bytes) else line
+        if number == 1:
+            text = text.lstrip('\ufeff')
+        text = text.strip()
+        if not text or text.startswith('#'):
+            continue
+        try:
+            if kind is None:
+                kind = _manifest_kind(text)
+                if kind == 'csv':
+                    columns = _manifest_header(text)
+                    continue
+            if kind == 'json':
+                items = _manifest_json(text)
+            elif kind == 'csv':
+                items = [_manifest_row(text, cast(List[Optional[int]], columns))]
+            else:
+                items = [_manifest_words(text)]
+            for uids in items:
+                yield _cohort_item(uids, permissive)
+        except ValueError as error:
+            raise ValueError(f'line {number}: {error}') from None
+
+
+def _manifest_kind(text: str) -> str:
+    """The format of a manifest whose first line is ``text``: json, csv or uids."""
+    if text[0] in '[{':
+        return 'json'
+    import csv  # imported here: only manifests need it
+
+    names = {cell.strip().lower() for cell in next(csv.reader([text]))}
+    return 'csv' if names & {name.lower() for name in _MANIFEST_COLUMNS} else 'uids'
+
+
+def _manifest_header(text: str) -> List[Optional[int]]:
+    import csv
+
+    names = [cell.strip().lower() for cell in next(csv.reader([text]))]
+    columns = [
+        names.index(name.lower()) if name.lower() in names else None for name in _MANIFEST_COLUMNS
+    ]
+    if columns[0] is None:
+        raise ValueError('the CSV header names no StudyInstanceUID column')
+    if columns[2] is not None and columns[1] is None:
+        raise ValueError(
+            'the CSV header names a SOPInstanceUID column but no SeriesInstanceUID column'
+        )
+    return columns
+
+
+def _manifest_row(text: str, columns: List[Optional[int]]) -> List[Optional[str]]:
+    import csv
+
+    cells = next(csv.reader([text]))
+    uids: List[Optional[str]] = []
+    for column in columns:
+        cell = cells[column].strip() if column is not None and column < len(cells) else ''
+        uids.append(cell or None)
+    return uids
+
+
+def _manifest_words(text: str) -> List[Optional[str]]:
+    words = [word for word in _MANIFEST_SEPARATORS.split(text.partition('#')[0]) if word]
+    if len(words) > 3:
+        raise ValueError(
+            f'{len(words)} UIDs where a study, series and instance UID are the most: {text!r}'
+        )
+    return list(words) + [None] * (3 - len(words))
+
+
+def _manifest_json(text: str) -> List[List[Optional[str]]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f'not JSON ({error.msg}); a JSON manifest holds an array on one line or an '
+            'object per line'
+        ) from None
+    objects = value if isinstance(value, list) else [value]
+    result = []
+    for item in objects:
+        if not isinstance(item, dict):
+            raise ValueError(f'a DICOM JSON object was expected, not {item!r}')
+        uids: List[Optional[str]] = []
+        for tag in _MANIFEST_TAGS:
+            try:
+                uid = _first_value(item, tag)
+            except ValueError:
+                uid = None
+            uids.append(uid)
+        result.append(uids)
+    return result
+
+
+def _cohort_item(uids: Sequence[Optional[str]], permissive: bool) -> CohortItem:
+    study, series, sop = uids
+    if study is None:
+        raise ValueError('no Study Instance UID')
+    if sop is not None and series is None:
+        raise ValueError('an instance without its Series Instance UID')
+    for uid, name in zip(uids, _MANIFEST_COLUMNS):
+        if uid is not None:
+            if not isinstance(uid, str):
+                raise ValueError(f'{name} {uid!r} is not a string')
+            _check_uid(uid, name, permissive)
+    return CohortItem(study, series, sop)
+
+
+# -- downloading a cohort ---------------------------------------------------------------
+
+#: what a listed or given UID must look like to name a folder or file as it is
+_FILE_NAME_UID = re.compile(r'[0-9A-Za-z][0-9A-Za-z._-]{0,127}')
+#: folders whose leftovers a cohort download has removed lately (see _CohortRun.clean)
+_CLEANED_FOLDERS_KEPT = 1024
+
+
+def _file_name_uid(uid: Any) -> Optional[str]:
+    """``uid`` if it can name a file or folder as it is (no path tricks), else ``None``."""
+    if isinstance(uid, str) and _FILE_NAME_UID.fullmatch(uid) and '..' not in uid:
+        return uid
+    return None
+
+
+def _new_file_mode() -> int:
+    """The permission bits ``open`` gives a new file: 0o666 less the umask.
+
+    Linux tells the umask in ``/proc/self/status``; elsewhere it can only be read by
+    setting it, which briefly puts the most private mask in force for every thread of
+    the process, so there this is best called before threads start.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open('/proc/self/status', encoding='ascii', errors='replace') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return 0o666 & ~int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _describe_error(error: BaseException) -> str:
+    """One line saying what went wrong: status, request and the server's message for an
+    HTTP error, else the error's own text."""
+    if isinstance(error, HTTPError):
+        phrase = _reason_phrase(error.status_code)
+        text = f'{error.status_code} {phrase} from {error.method} {error.url}'
+        message = ' '.join((error.message or '').split())
+        if message and message != phrase:
+            text += f': {message}'
+        return text
+    if isinstance(error, (RequestException, ValueError, OSError)):
+        return ' '.join(str(error).split()) or type(error).__name__
+    return ' '.join(f'{type(error).__name__}: {error}'.split())
+
+
+@dataclasses.dataclass
+class CohortItemResult:
+    """What became of one item of a cohort download (see :func:`download_cohort`).
+
+    Parameters
+    ----------
+    item: CohortItem
+        The study, series or instance of the manifest.
+    downloaded: int
+        Files fetched for it in this run.
+    present: int
+        Files that were already there (complete: files only get their names when
+        complete) and were not fetched again.
+    failed: int
+        Instances that could not be fetched or saved.
+    nbytes: int
+        Bytes of its files, fetched and present.
+    error: Union[str, None]
+        What went wrong first, one line; ``None`` if nothing did.
+
+    """
+
+    item: CohortItem
+    downloaded: int = 0
+    present: int = 0
+    failed: int = 0
+    nbytes: int = 0
+    error: Optional[str] = None
+
+    @property
+    def status(self) -> str:
+        """``'ok'`` when every instance of the item is on disk, else ``'failed'``."""
+        return 'ok' if self.error is None and not self.failed else 'failed'
+
+    @property
+    def files(self) -> int:
+        """Files of the item on disk: downloaded and present."""
+        return self.downloaded + self.present
+
+    def as_report(self) -> Dict[str, Any]:
+        """The item as one JSON-ready line of a report (the command line's ``--report``)."""
+        return {
+            'item': str(self.item),
+            'files': self.files,
+            'bytes': self.nbytes,
+            'downloaded': self.downloaded,
+            'present': self.present,
+            'failed': self.failed,
+            'status': self.status,
+            'error': self.error,
+        }
+
+
+@dataclasses.dataclass
+class CohortTotals:
+    """Running totals of a cohort download; its final state is what
+    :func:`download_cohort` returns.
+
+    Parameters
+    ----------
+    items: int
+        Items started (taken from the manifest).
+    items_total: Union[int, None]
+        Items the download holds, when known (given, or once the manifest is read).
+    items_listed: int
+        Items whose instances are known (listed by the server, or named by the item).
+    items_ok: int
+        Items finished with every instance on disk.
+    items_failed: int
+        Items finished with something missing.
+    listed: int
+        Instances known so far.
+    downloaded: int
+        Instances fetched.
+    present: int
+        Instances already on disk.
+    failed: int
+        Instances that failed.
+    nbytes: int
+        Bytes fetched.
+    present_bytes: int
+        Bytes of the files already on disk.
+    elapsed: float
+        Seconds since the download started.
+
+    """
+
+    items: int = 0
+    items_total: Optional[int] = None
+    items_listed: int = 0
+    items_ok: int = 0
+    items_failed: int = 0
+    listed: int = 0
+    downloaded: int = 0
+    present: int = 0
+    failed: int = 0
+    nbytes: int = 0
+    present_bytes: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def finished(self) -> int:
+        """Instances dealt with: downloaded, present or failed."""
+        return self.downloaded + self.present + self.failed
+
+    @property
+    def rate(self) -> float:
+        """Bytes fetched per second."""
+        return self.nbytes / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> Optional[float]:
+        """Seconds still to go, estimated from the instances per item listed so far and
+        the pace of the fetches; ``None`` while there is no basis for a guess."""
+        if self.items_total is None or not self.items_listed or not self.downloaded:
+            return None
+        expected = self.listed * max(self.items_total, self.items_listed) / self.items_listed
+        pace = self.downloaded / self.elapsed if self.elapsed > 0 else 0.0
+        return max(expected - self.finished, 0.0) / pace if pace else None
+
+
+@dataclasses.dataclass
+class _CohortFile:
+    """One instance of a cohort item to fetch: its UIDs and the file it goes to."""
+
+    study: str
+    series: str
+    sop: str
+    path: str
+
+
+class _ItemState:
+    """An item of a cohort download while it is under way."""
+
+    def __init__(self, item: CohortItem) -> None:
+        self.result = CohortItemResult(item)
+        self.listed = False  # its instances are known (and queued)
+        self.pending = 0  # its instances queued or being fetched
+
+    @property
+    def done(self) -> bool:
+        return self.listed and not self.pending
+
+    def fail(self, message: str) -> None:
+        if self.result.error is None:
+            self.result.error = message
+
+
+class _InlinePool:
+    """Runs each submitted call at once, in the calling thread (a file client is not
+    shared between threads, and one worker needs no thread)."""
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Any:
+        import concurrent.futures
+
+        future: Any = concurrent.futures.Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as error:  # noqa: BLE001 - handed to the caller with the future
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing runs in the background, so there is nothing to wait for."""
+
+
+class _CohortRun:
+    """One run of :func:`download_cohort`: lists the items' instances and fetches them
+    with one pool of threads, so that the instances of every item share the workers.
+
+    The calling thread takes items from the manifest only while no instance waits for a
+    worker, and keeps at most ``2 * workers`` calls under way and
+    :attr:`MAX_WAITING_RESULTS` finished items waiting for an earlier one, so memory stays
+    bounded whatever the manifest's length.  Results and callbacks all happen in the
+    calling thread, in the manifest's order.
+    """
+
+    MAX_WAITING_RESULTS = 10_000
+
+    def __init__(
+        self,
+        client: Any,
+        folder: str,
+        workers: int,
+        media_types: Optional[MediaTypes],
+        on_item: Optional[Callable[[CohortItemResult], None]],
+        on_progress: Optional[Callable[[CohortTotals], None]],
+        on_error: Optional[Callable[[str, BaseException], None]],
+    ) -> None:
+        self.client = client
+        self.folder = folder
+        self.workers = workers
+        self.options = {} if media_types is None else {'media_types': media_types}
+        self.on_item = on_item
+        self.on_progress = on_progress
+        self.on_error = on_error
+        self.mode = _new_file_mode()  # before any worker thread starts
+        self.where = (
+            'the archive holds' if isinstance(client, DICOMfileClient) else ('the server listed')
+        )
+        self.totals = CohortTotals()
+        self.started = time.monotonic()
+        self.wall_start = time.time()
+        self.order: Deque[_ItemState] = collections.deque()  # started, not yet reported
+        self.waiting: Deque[Tuple[_ItemState, _CohortFile]] = collections.deque()
+        self.calls: Dict[Any, Tuple[_ItemState, Optional[_CohortFile]]] = {}
+        self.cleaned: 'collections.OrderedDict[str, None]' = collections.OrderedDict()
+        self.cleaning = threading.Lock()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, items: Iterator[CohortItem], total_items: Optional[int]) -> CohortTotals:
+        import concurrent.futures
+
+        self.totals.items_total = total_items
+        inline = self.workers == 1 or isinstance(self.client, DICOMfileClient)
+        pool: Any = (
+            _InlinePool()
+            if inline
+            else concurrent.futures.ThreadPoolExecutor(self.workers, 'dicomweb-cohort')
+        )
+        try:
+            more = True
+            while True:
+                more = self.fill(pool, items, more)
+                if not self.calls:
+                    break
+                done, _ = concurrent.futures.wait(
+                    self.calls, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for call in done:
+                    self.settle(call)
+                self.report()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.report()
+        return self.totals
+
+    def fill(self, pool: Any, items: Iterator[CohortItem], more: bool) -> bool:
+        """Start calls until ``2 * workers`` are under way; ``False`` once the manifest
+        has no more items."""
+        while len(self.calls) < 2 * self.workers:
+            if self.waiting:
+                state, file = self.waiting.popleft()
+                self.calls[pool.submit(self.fetch, file)] = (state, file)
+            elif more and len(self.order) < self.MAX_WAITING_RESULTS:
+                item = next(items, None)
+                if item is None:
+                    self.totals.items_total = self.totals.items
+                    return False
+                self.start(pool, item)
+            else:
+                break
+        return more
+
+    def start(self, pool: Any, item: CohortItem) -> None:
+        """Take an item: its one file is known, or a call lists its instances."""
+        state = _ItemState(item)
+        self.order.append(state)
+        self.totals.items += 1
+        unsafe = next(
+            (
+                uid
+                for uid in (item.study, item.series, item.sop)
+                if uid is not None and _file_name_uid(uid) is None
+            ),
+            None,
+        )
+        if unsafe is not None:
+            self.item_failed(state, ValueError(f'UID {unsafe!r} cannot name a folder or file'))
+        elif item.sop is None:
+            self.calls[pool.submit(self.plan, item)] = (state, None)
+        else:
+            assert item.series is not None  # an instance item always has its series
+            path = os.path.join(self.folder, item.study, item.series, f'{item.sop}.dcm')
+            self.clean(os.path.dirname(path), {os.path.basename(path)})
+            self.queue(state, [_CohortFile(item.study, item.series, item.sop, path)], [])
+
+    def settle(self, call: Any) -> None:
+        """Count a finished call: a listing queues its files, a fetch counts one."""
+        state, file = self.calls.pop(call)
+        error = call.exception()
+        if file is None:
+            if error is not None:
+                self.item_failed(state, error)
+            else:
+                files, refused = call.result()
+                self.queue(state, files, refused)
+            return
+        state.pending -= 1
+        if error is not None:
+            self.file_failed(state, file.sop, error)
+        else:
+            state.result.downloaded += 1
+            state.result.nbytes += call.result()
+            self.totals.downloaded += 1
+            self.totals.nbytes += call.result()
+
+    def queue(
+        self,
+        state: _ItemState,
+        files: List[_CohortFile],
+        refused: List[Tuple[str, BaseException]],
+    ) -> None:
+        """Queue the files of a listed item that are not on disk yet."""
+        state.listed = True
+        self.totals.items_listed += 1
+        self.totals.listed += len(files) + len(refused)
+        for sop, error in refused:
+            self.file_failed(state, sop, error)
+        if not files and not refused:
+            level = state.result.item.level
+            self.item_failed(state, ValueError(f'{self.where} no instances of the {level}'))
+            return
+        for file in files:
+            size = _existing_size(file.path)
+            if size:
+                state.result.present += 1
+                state.result.nbytes += size
+                self.totals.present += 1
+                self.totals.present_bytes += size
+            else:
+                state.pending += 1
+                self.waiting.append((state, file))
+
+    def report(self) -> None:
+        """Hand on the finished items at the head of the manifest, and the totals."""
+        while self.order and self.order[0].done:
+            result = self.order.popleft().result
+            if result.status == 'ok':
+                self.totals.items_ok += 1
+            else:
+                self.totals.items_failed += 1
+            if self.on_item is not None:
+                self.on_item(result)
+        self.totals.elapsed = time.monotonic() - self.started
+        if self.on_progress is not None:
+            self.on_progress(self.totals)
+
+    # -- failures -----------------------------------------------------------------------
+
+    def item_failed(self, state: _ItemState, error: BaseException) -> None:
+        state.listed = True
+        text = _describe_error(error)
+        state.fail(text)
+        self.complain(f'{state.result.item}: {text}', error)
+
+    def file_failed(self, state: _ItemState, sop: str, error: BaseException) -> None:
+        """Count an instance that failed; ``sop`` is empty when the server listed it
+        without its UID."""
+        text = _describe_error(error)
+        message = f'instance {sop}: {text}' if sop else text
+        state.result.failed += 1
+        self.totals.failed += 1
+        state.fail(message)
+        self.complain(message, error)
+
+    def complain(self, message: str, error: BaseException) -> None:
+        if self.on_error is not None:
+            self.on_error(message, error)
+        else:
+            logger.warning('cohort download: %s', message)
+
+    # -- what the workers do ------------------------------------------------------------
+
+    def plan(self, item: CohortItem) -> Tuple[List[_CohortFile], List[Tuple[str, BaseException]]]:
+        """The files of a study or series item, listed by the client (all pages), and the
+        listed UIDs that cannot name a file or folder (with why)."""
+        if item.series is not None:
+            series_uids = [item.series]
+            refused: List[Tuple[str, BaseException]] = []
+        else:
+            listed = self.client.search_for_series(
+                study_instance_uid=item.study, get_remaining=True
+            )
+            series_uids, refused = _listed_names(listed, '0020000E', 'a series')
+        files: List[_CohortFile] = []
+        for series in dict.fromkeys(series_uids):
+            found = self.client.search_for_instances(
+                study_instance_uid=item.study, series_instance_uid=series, get_remaining=True
+            )
+            sops, wrong = _listed_names(found, '00080018', 'an instance')
+            refused += wrong
+            folder = os.path.join(self.folder, item.study, series)
+            self.clean(folder, {f'{sop}.dcm' for sop in sops})
+            files += [
+                _CohortFile(item.study, series, sop, os.path.join(folder, f'{sop}.dcm'))
+                for sop in dict.fromkeys(sops)
+            ]
+        return files, refused
+
+    def fetch(self, file: _CohortFile) -> int:
+        """Fetch one instance and write it, byte for byte as it came; its size."""
+        data = _payload(
+            self.client.retrieve_instance_file(file.study, file.series, file.sop, **self.options)
+        )
+        _write_atomically(file.path, data, self.mode)
+        return len(data)
+
+    def clean(self, folder: str, names: Set[str]) -> None:
+        """Remove what an interrupted run left in ``folder``: temporary files of the atomic
+        write older than this run, and ``<name>.part`` files of the ``names`` to come
+        (what earlier versions of the command line wrote).  Files being written by this
+        run are younger than it, so they are never touched; a folder is looked at once
+        (while it is among the last :data:`_CLEANED_FOLDERS_KEPT`)."""
+        with self.cleaning:
+            if folder in self.cleaned:
+                self.cleaned.move_to_end(folder)
+                return
+            self.cleaned[folder] = None
+            if len(self.cleaned) > _CLEANED_FOLDERS_KEPT:
+                self.cleaned.popitem(last=False)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet: nothing was left there
+            return
+        parts = {name + '.part' for name in names}
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.name in parts or (
+                    entry.name.startswith(_TEMPORARY_PREFIX)
+                    and entry.stat(follow_symlinks=False).st_mtime < self.wall_start
+                ):
+                    if entry.is_file(follow_symlinks=False):
+                        os.unlink(entry.path)
+
+
+def _existing_size(path: str) -> int:
+    """The size of the file at ``path``; 0 if there is none (an empty file is no file)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _listed_names(
+    listed: Iterable[Dict[str, Any]], tag: str, what: str
+) -> Tuple[List[str], List[Tuple[str, BaseException]]]:
+    """The UIDs ``tag`` of search results that can name a file or folder, and those that
+    cannot, each with the error that says why."""
+    names: List[str] = []
+    refused: List[Tuple[str, BaseException]] = []
+    for item in listed:
+        try:
+            uid = _first_value(item, tag)
+        except ValueError as error:
+            refused.append(('', error))
+            continue
+        if _file_name_uid(uid) is None:
+            name = 'a folder' if what == 'a series' else 'a file'
+            refused.append(
+                (
+                    '',
+                    ValueError(f'the server listed {what} UID that cannot be {name} name: {uid!r}'),
+                )
+            )
+        else:
+            names.append(uid)
+    return names, refused
+
+
+def download_cohort(
+    client: Any,
+    items: Iterable[CohortItem],
+    output_dir: Union[str, os.PathLike],
+    workers: int = 4,
+    media_types: Optional[MediaTypes] = None,
+    shard: Optional[Tuple[int, int]] = None,
+    on_item: Optional[Callable[[CohortItemResult], None]] = None,
+    on_progress: Optional[Callable[[CohortTotals], None]] = None,
+    on_error: Optional[Callable[[str, BaseException], None]] = None,
+    total_items: Optional[int] = None,
+) -> CohortTotals:
+    """Download every instance of a cohort to ``<output_dir>/<study>/<series>/<sop>.dcm``.
+
+    The instances of study and series items are listed with QIDO-RS (every page), then
+    all instances of all items are fetched one request each by ``workers`` threads that
+    share the client.  Each file keeps the bytes the server sent and is written under a
+    temporary name, on disk, then renamed, so a file with its name is complete whenever
+    the process is stopped; files already there are not fetched again and leftovers of a
+    stopped run are removed, so running the same manifest again fetches only what is
+    missing or failed.  An item or instance that fails is reported and the rest go on.
+
+    Parameters
+    ----------
+    client: Union[DICOMwebClient, DICOMfileClient]
+        Where the instances come from (a file client fetches in the calling thread).
+    items: Iterable[CohortItem]
+        The cohort, e.g. :func:`read_manifest` of a file; read as it is needed.
+    output_dir: Union[str, os.PathLike]
+        The folder to download to (made with the first file, if missing).
+    workers: int, optional
+        Instances fetched at a time.
+    media_types: Union[Tuple[Union[str, Tuple[str, str]], ...], None], optional
+        Acceptable media types and transfer syntaxes of the instances.
+    shard: Union[Tuple[int, int], None], optional
+        ``(K, N)``: download only the K-th (from 1) of N shares of the cohort
+        (:meth:`CohortItem.shard`), so that N machines or processes can share it.
+    on_item: Union[Callable[[CohortItemResult], None], None], optional
+        Called with the result of each item, in the order of ``items``.
+    on_progress: Union[Callable[[CohortTotals], None], None], optional
+        Called with the running totals whenever something finished.
+    on_error: Union[Callable[[str, BaseException], None], None], optional
+        Called with a line saying what failed and the error; by default that line is
+        logged as a warning.
+    total_items: Union[int, None], optional
+        How many items ``items`` holds, if known, for the estimate of the time left.
+
+    Returns
+    -------
+    CohortTotals
+        What was downloaded, found present and failed.
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` or ``shard`` is wrong, or ``items`` raises it (a manifest line
+        that cannot be read): the instances under way are finished first.
+
+    Examples
+    --------
+    >>> with open('cohort.csv', 'rb') as manifest:  # doctest: +SKIP
+    ...     totals = download_cohort(client, read_manifest(manifest), 'cohort', workers=8)
+
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f'workers must be a positive integer, not {workers!r}')
+    if media_types is not None:
+        _normalize_media_types(media_types)
+    selected = iter(items)
+    if shard is not None:
+        index, count = _check_shard(shard)
+        selected = (item for item in selected if item.shard(count) == index - 1)
+    folder = os.fspath(output_dir)
+    run = _CohortRun(client, folder, workers, media_types, on_item, on_progress, on_error)
+    return run.run(selected, total_items)
+
+
+def _check_shard(shard: Any) -> Tuple[int, int]:
+    """``(K, N)`` with ``1 <= K <= N``, else ``ValueError``."""
+    try:
+        index, count = shard
+    except (TypeError, ValueError):
+        raise ValueError(f'shard must be a pair (K, N), not {shard!r}') from None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (index, count)) or not (
+        1 <= index <= count
+    ):
+        raise ValueError(f'shard must be (K, N) with 1 <= K <= N, not {shard!r}')
+    return index, count
 
 
 # ---------------------------------------------------------------------------------------

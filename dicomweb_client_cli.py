@@ -34,15 +34,13 @@ import time
 import traceback
 import urllib.parse
 import urllib.request
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import (
     IO,
     TYPE_CHECKING,
     Any,
     Callable,
     Dict,
-    Generator,
     Iterable,
     Iterator,
     List,
@@ -50,7 +48,6 @@ from typing import (
     Sequence,
     Tuple,
     Union,
-    cast,
 )
 
 import dicomweb_client
@@ -339,7 +336,15 @@ def _add_manifest_options(parser: argparse.ArgumentParser) -> None:
         metavar='N',
         type=_positive_int,
         dest='cohort_workers',
-        help='with --manifest: download N instances of a study or series at a time (default: 4)',
+        help='with --manifest: download N instances at a time, of any items (default: 4)',
+    )
+    group.add_argument(
+        '--media-type',
+        metavar='MEDIATYPE',
+        nargs='+',
+        dest='cohort_media_types',
+        help='with --manifest: acceptable media type of the instances, optionally followed '
+        'by a space and a transfer syntax UID (as for "retrieve studies ... full")',
     )
     group.add_argument(
         '--report',
@@ -667,6 +672,7 @@ def _check_manifest_arguments(parser: argparse.ArgumentParser, args: argparse.Na
         for option, dest in (
             ('--output-dir', 'cohort_dir'),
             ('--workers', 'cohort_workers'),
+            ('--media-type', 'cohort_media_types'),
             ('--report', 'report'),
             ('--shard', 'shard'),
         )
@@ -685,6 +691,8 @@ def _check_manifest_arguments(parser: argparse.ArgumentParser, args: argparse.Na
         parser.error('give either --manifest or an information entity, not both')
     elif args.cohort_dir is None:
         parser.error('--manifest needs --output-dir')
+    else:
+        args.media_types = args.cohort_media_types
 
 
 # ---------------------------------------------------------------------------------------
@@ -1224,34 +1232,15 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
-_SAFE_NAME = re.compile(r'[0-9A-Za-z][0-9A-Za-z._-]{0,127}')
-
-
-def _safe_name(uid: Any) -> Optional[str]:
-    """``uid`` if it can be used as a file name as it is (no path tricks), else ``None``."""
-    if isinstance(uid, str) and _SAFE_NAME.fullmatch(uid) and '..' not in uid:
-        return uid
-    return None
-
-
-def _new_file_mode() -> int:
-    """The permission bits ``open`` gives a new file: 0o666 less the umask.
-
-    Reading the umask means setting it, so it is read before any thread starts (it is set
-    to the most private mask meanwhile).
-    """
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _save(path: str, data: bytes, mode: Optional[int] = None) -> int:
     """Write a file with the library's atomic write: under a temporary name in its folder,
     on disk (fsync), then renamed, so that ``path`` appears only when complete (a failure
     or Ctrl-C removes the temporary file).  ``mode`` defaults to what the umask gives.
     Returns the number of bytes written.
     """
-    dicomweb_client._write_atomically(path, data, _new_file_mode() if mode is None else mode)
+    dicomweb_client._write_atomically(
+        path, data, dicomweb_client._new_file_mode() if mode is None else mode
+    )
     return len(data)
 
 
@@ -1335,6 +1324,13 @@ class Progress:
             if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
                 self._draw()
 
+    def update(self, items: int, nbytes: int) -> None:
+        """Set the finished items and transferred bytes; redraw at most every 0.1 s."""
+        with self._lock:
+            self.items, self.bytes = items, nbytes
+            if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
+                self._draw()
+
     def message(self, text: str) -> None:
         """Print a line of text (to the bar's stream) without garbling the bar."""
         with self._lock:
@@ -1409,6 +1405,60 @@ def _terminal_columns(stream: Any) -> int:
 def _progress(args: argparse.Namespace, label: str, **totals: Any) -> Progress:
     enabled = False if args.no_progress else None
     return Progress(label, enabled=enabled, **totals)
+
+
+class _CohortProgress(Progress):
+    """The progress line of a cohort download: items and files done, bytes, the rate of
+    the fetches and the time left, from the totals that
+    :func:`dicomweb_client.download_cohort` hands to :meth:`show`."""
+
+    def __init__(self, enabled: Optional[bool] = None, stream: Optional[IO[str]] = None) -> None:
+        super().__init__('cohort', enabled=enabled, stream=stream)
+        self.totals = dicomweb_client.CohortTotals()
+
+    def show(self, totals: dicomweb_client.CohortTotals) -> None:
+        """Take the latest totals; redraw at most every 0.1 s."""
+        with self._lock:
+            self.totals = totals
+            if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
+                self._draw()
+
+    def _draw(self) -> None:
+        self._drawn_at = time.monotonic()
+        totals = self.totals
+        done = totals.items_ok + totals.items_failed
+        parts = [
+            f'{done}/{totals.items_total if totals.items_total is not None else "?"} items',
+            f'{totals.finished}/{totals.listed} files',
+            _human_bytes(totals.nbytes + totals.present_bytes),
+            f'{_human_bytes(totals.rate)}/s',
+        ]
+        failed = totals.failed + totals.items_failed
+        if failed:
+            parts.append(f'{failed} failed')
+        eta = totals.eta
+        if eta is not None and done < (totals.items_total or 0):
+            parts.append(f'ETA {_duration(eta)}')
+        tail = '  '.join(parts)
+        columns = max(_terminal_columns(self.stream) - 1, 20)
+        head = self.label
+        room = min(40, columns - len(head) - len(tail) - 9)  # ' [' '] ' '100% '
+        if totals.items_total and room >= 10:
+            fraction = min(done / totals.items_total, 1.0)
+            filled = int(round(fraction * room))
+            head += f' [{"#" * filled}{"." * (room - filled)}] {fraction:4.0%}'
+        line = f'{head} {tail}'[:columns]
+        self.stream.write('\r' + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+
+def _duration(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
 
 
 class _WaitNotice:
@@ -1559,10 +1609,10 @@ def _retrieve_metadata(client: Any, args: argparse.Namespace) -> int:
         return EXIT_OK
     folder = _output_dir(args)
     items = metadata if isinstance(metadata, list) else [metadata]
-    mode = _new_file_mode()
+    mode = dicomweb_client._new_file_mode()
     for number, item in enumerate(items, start=1):
         try:
-            name = _safe_name(dicomweb_client._first_value(item, _SOP_UID))
+            name = dicomweb_client._file_name_uid(dicomweb_client._first_value(item, _SOP_UID))
         except ValueError:  # no SOP Instance UID: the file is named by its number
             name = None
         text = _to_json(item, args.prettify).encode('utf-8')
@@ -1585,7 +1635,7 @@ def _retrieve_full(client: Any, args: argparse.Namespace) -> int:
             return EXIT_OK
         data = _instance_file(client, args.study, args.series, args.instance, options)
         folder = _output_dir(args)
-        name = _safe_name(args.instance) or 'instance'
+        name = dicomweb_client._file_name_uid(args.instance) or 'instance'
         _save(os.path.join(folder, f'{name}.dcm'), data)
         _stdout().write(f'saved 1 file to {folder}\n')
         return EXIT_OK
@@ -1601,185 +1651,60 @@ def _retrieve_full(client: Any, args: argparse.Namespace) -> int:
     return _download(client, args, options)
 
 
-@dataclass
-class _Download:
-    """One instance to download: its UIDs and where it goes."""
-
-    study: str
-    series: str
-    sop: str
-    path: str
-
-
-@dataclass
-class _Tally:
-    """What became of the instances of a download (updated by the worker threads)."""
-
-    downloaded: int = 0
-    skipped: int = 0
-    nbytes: int = 0  # the sizes of the files downloaded and of those already present
-    failed: List[str] = field(default_factory=list)
-    errors: List[str] = field(default_factory=list)  # what went wrong, one line each
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def done(self, failed: Optional[str] = None, nbytes: int = 0, error: str = '') -> None:
-        """Count one instance: downloaded (``nbytes`` long), or failed when its UID is
-        given (``error`` says why)."""
-        with self.lock:
-            if failed is None:
-                self.downloaded += 1
-                self.nbytes += nbytes
-            else:
-                self.failed.append(failed)
-                self.errors.append(error)
-
-
 def _download(client: Any, args: argparse.Namespace, options: Dict[str, Any]) -> int:
     """Save every instance of a study or series to ``<dir>/<study>/<series>/<sop>.dcm``.
 
-    The instances are listed with QIDO-RS (page by page, by the client) and fetched one
-    request each, by ``--workers`` threads sharing the client (the library's
-    :func:`dicomweb_client._ordered_map`).  Files already present are skipped, so an
-    interrupted download resumes where it stopped; each file is written with the library's
-    atomic write, under a temporary name until it is complete.  Unlike the client's
-    ``iter_study(workers=...)``, which this resembles, each file keeps the bytes the server
-    sent, and an instance that fails is reported and counted while the others go on.
+    A cohort of one item for the library's :func:`dicomweb_client.download_cohort`: the
+    instances are listed with QIDO-RS (every page) and fetched one request each by
+    ``--workers`` threads; files already present are skipped, so an interrupted download
+    resumes where it stopped, and each file keeps the bytes the server sent.  An instance
+    that fails is reported and counted while the others go on; when the listing fails
+    (or lists nothing), that error ends the command.
     """
     folder = _output_dir(args, create=False)
-    tally = _Tally()
-    series = args.series if args.level == 'series' else None
-    plan = _plan_download(client, folder, tally, args.study, series)
-    if not plan and not tally.failed:
-        what = 'series' if args.level == 'series' else 'study'
-        raise CommandError(f'the server listed no instances of the {what}')
-    mode = _new_file_mode()  # read before the threads start: reading the umask sets it
-    with _progress(args, 'retrieve', total_items=len(plan)) as progress:
-        _fetch_planned(client, args, options, plan, tally, progress, mode)
+    item = dicomweb_client.CohortItem(args.study, args.series if args.level == 'series' else None)
+    whole: List[BaseException] = []  # what made the item fail as a whole
+    with _progress(args, 'retrieve') as progress:
+
+        def complain(message: str, error: BaseException) -> None:
+            if message.startswith(f'{item}: '):
+                whole.append(error)
+            else:
+                _report_error(progress, args, message, error)
+
+        totals = dicomweb_client.download_cohort(
+            client,
+            [item],
+            folder,
+            workers=args.workers,
+            media_types=options.get('media_types'),
+            on_progress=lambda totals: _show_files(progress, totals),
+            on_error=complain,
+        )
+    if whole:
+        raise whole[0]
     target = os.path.join(folder, args.study)
     summary = (
-        f'{tally.downloaded} downloaded, {tally.skipped} already present, '
-        f'{len(tally.failed)} failed: {target}'
+        f'{totals.downloaded} downloaded, {totals.present} already present, '
+        f'{totals.failed} failed: {target}'
     )
     _stdout().write(summary + '\n')
-    return EXIT_FAILED if tally.failed else EXIT_OK
+    return EXIT_FAILED if totals.failed else EXIT_OK
 
 
-def _fetch_planned(
-    client: Any,
-    args: argparse.Namespace,
-    options: Dict[str, Any],
-    plan: List[_Download],
-    tally: _Tally,
-    progress: Progress,
-    mode: int,
+def _show_files(progress: Progress, totals: dicomweb_client.CohortTotals) -> None:
+    """Progress of a study or series: files done of those listed, and their bytes."""
+    progress.total_items = totals.listed if totals.items_listed else None
+    progress.update(items=totals.finished, nbytes=totals.nbytes + totals.present_bytes)
+
+
+def _report_error(
+    progress: Progress, args: argparse.Namespace, message: str, error: BaseException
 ) -> None:
-    """Fetch the instances of ``plan`` whose files are not there yet (an empty file does
-    not count), ``args.workers`` at a time, and write them with permission bits ``mode``.
-    Each instance is counted in ``tally`` and on ``progress``; one that fails is reported
-    there, and the others go on."""
-    _remove_leftovers(plan)
-    pending = []
-    for item in plan:
-        try:
-            size = os.stat(item.path).st_size if os.path.isfile(item.path) else 0
-        except OSError:
-            size = 0
-        if size:
-            tally.skipped += 1
-            tally.nbytes += size
-        else:
-            pending.append(item)
-    workers = 1 if _is_file_client(client) else min(args.workers, max(len(pending), 1))
-    progress.advance(items=len(plan) - len(pending))
-
-    def fetch(item: _Download) -> None:
-        try:
-            data = _instance_file(client, item.study, item.series, item.sop, options)
-            size = _save(item.path, data, mode)
-        except Exception as error:  # noqa: BLE001 - reported per instance; the others go on
-            text = _describe(error)
-            tally.done(failed=item.sop, error=f'instance {item.sop}: {text}')
-            progress.message(f'{PROG}: error: instance {item.sop}: {text}')
-            if args.verbosity:
-                progress.message(_traceback_text(error))
-            progress.advance(items=1)
-            return
-        tally.done(nbytes=size)
-        progress.advance(items=1, nbytes=size)
-
-    if workers == 1:  # in this thread (a file client is not shared between threads)
-        for item in pending:
-            fetch(item)
-    else:  # on Ctrl-C, the instances not started are cancelled, those started finish
-        fetched = cast(
-            'Generator[None, None, None]',
-            dicomweb_client._ordered_map(fetch, pending, workers, ordered=False),
-        )
-        with contextlib.closing(fetched):
-            for _ in fetched:
-                pass
-
-
-def _plan_download(
-    client: Any, folder: str, tally: _Tally, study: str, series_uid: Optional[str] = None
-) -> List[_Download]:
-    """The instances to download of a study, or of one of its series, listed by the
-    client with ``get_remaining=True`` (all pages; a server that ignores ``offset`` is an
-    error there, since what it lists may not be all).  The UIDs given must be safe as
-    folder names (checked UIDs are); a listed UID that cannot name a folder or file is
-    reported and counted as failed."""
-    if series_uid is not None:
-        series_uids: List[Optional[str]] = [series_uid]
-    else:
-        listed = client.search_for_series(study_instance_uid=study, get_remaining=True)
-        series_uids = [_listed_uid(item, _SERIES_UID, 'a folder', tally) for item in listed]
-    plan: List[_Download] = []
-    seen = set()
-    for series in dict.fromkeys(uid for uid in series_uids if uid is not None):
-        for item in client.search_for_instances(
-            study_instance_uid=study, series_instance_uid=series, get_remaining=True
-        ):
-            sop = _listed_uid(item, _SOP_UID, 'a file', tally)
-            if sop is not None and sop not in seen:
-                seen.add(sop)
-                plan.append(
-                    _Download(study, series, sop, os.path.join(folder, study, series, f'{sop}.dcm'))
-                )
-    return plan
-
-
-def _listed_uid(item: Dict[str, Any], tag: str, what: str, tally: _Tally) -> Optional[str]:
-    """The UID ``tag`` of a search result if it can name ``what`` (a file or folder);
-    else ``None``, after reporting it and counting it as failed."""
-    try:
-        uid = dicomweb_client._first_value(item, tag)
-    except ValueError as error:  # the result lacks the UID
-        _error_line(str(error))
-        tally.failed.append('')
-        return None
-    name = _safe_name(uid)
-    if name is None:
-        noun = 'a series' if tag == _SERIES_UID else 'an instance'
-        _error_line(f'the server listed {noun} UID that cannot be {what} name: {uid!r}')
-        tally.failed.append(str(uid))
-    return name
-
-
-def _remove_leftovers(plan: List[_Download]) -> None:
-    """Remove what an interrupted download left in the folders it writes to: temporary
-    files of the library's atomic write (a process killed while writing) and the
-    ``<name>.dcm.part`` files that earlier versions wrote instead."""
-    planned = {os.path.basename(item.path) + '.part' for item in plan}
-    for folder in sorted({os.path.dirname(item.path) for item in plan}):
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:  # not made yet: nothing was left there
-            continue
-        for entry in entries:
-            if entry.name.startswith(dicomweb_client._TEMPORARY_PREFIX) or entry.name in planned:
-                with contextlib.suppress(OSError):
-                    if entry.is_file(follow_symlinks=False):
-                        os.unlink(entry.path)
+    """Print what failed above the progress bar (with its traceback when verbose)."""
+    progress.message(f'{PROG}: error: {_one_line(message)}')
+    if args.verbosity:
+        progress.message(_traceback_text(error))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1788,109 +1713,69 @@ def _remove_leftovers(plan: List[_Download]) -> None:
 
 
 def _retrieve_manifest(client: Any, args: argparse.Namespace) -> int:
-    """Download every item of a manifest (:func:`dicomweb_client.read_manifest`), one
-    after the other, each as ``retrieve studies|series ... full --output-dir`` does it.
+    """Download every item of a manifest with :func:`dicomweb_client.download_cohort`.
 
     A manifest read from a file is read through once first, so that one with an error
-    downloads nothing; standard input is read as the items are downloaded.  An item that
-    fails is reported (and, with ``--report``, written as ``failed``) and the others go
-    on.  The files already present are skipped, so running the command again fetches
-    only what is missing.
+    downloads nothing (and the number of items is known for the estimate of the time
+    left); standard input is read as the items are downloaded.  An item that fails is
+    reported (and, with ``--report``, written as ``failed``) and the others go on.  The
+    files already present are skipped, so running the command again fetches only what is
+    missing.
     """
-    args.output_dir = args.cohort_dir
-    args.workers = args.cohort_workers or 4
-    folder = _output_dir(args)
-    mode = _new_file_mode()  # read before any download thread starts
-    items = _manifest_items(args)
-    totals = _Tally()
-    items_ok = items_failed = 0
+    folder = _output_dir(argparse.Namespace(output_dir=args.cohort_dir))
+    total = _manifest_length(args)
     with contextlib.ExitStack() as stack:
         report = None
         if args.report is not None:
             report = stack.enter_context(open(args.report, 'w', encoding='utf-8'))
-        progress = stack.enter_context(_progress(args, 'retrieve'))
-        for item in items:
-            tally = _Tally()
-            error = _download_item(client, args, item, folder, tally, progress, mode)
-            if error is None and tally.failed:
-                error = next((text for text in tally.errors if text), None) or (
-                    f'{_plural(len(tally.failed), "instance")} failed'
-                )
-            if error is None:
-                items_ok += 1
-            else:
-                items_failed += 1
-            totals.downloaded += tally.downloaded
-            totals.skipped += tally.skipped
-            totals.failed += tally.failed
+        progress = _CohortProgress(enabled=False if args.no_progress else None)
+        stack.enter_context(progress)
+
+        def write(result: dicomweb_client.CohortItemResult) -> None:
             if report is not None:
-                line = {
-                    'item': str(item),
-                    'files': tally.downloaded + tally.skipped,
-                    'bytes': tally.nbytes,
-                    'downloaded': tally.downloaded,
-                    'present': tally.skipped,
-                    'status': 'ok' if error is None else 'failed',
-                    'error': error,
-                }
-                report.write(json.dumps(line) + '\n')
+                report.write(json.dumps(result.as_report()) + '\n')
                 report.flush()
+
+        totals = dicomweb_client.download_cohort(
+            client,
+            _manifest_lines(args),
+            folder,
+            workers=args.cohort_workers or 4,
+            media_types=args.media_types,
+            shard=args.shard,
+            on_item=write,
+            on_progress=progress.show,
+            on_error=lambda message, error: _report_error(progress, args, message, error),
+            total_items=total,
+        )
     shard = '' if args.shard is None else f' (shard {args.shard[0]}/{args.shard[1]})'
     summary = (
-        f'{_plural(items_ok + items_failed, "item")}{shard}: {items_ok} ok, '
-        f'{items_failed} failed; {totals.downloaded} files downloaded, '
-        f'{totals.skipped} already present, {len(totals.failed)} failed: {folder}'
+        f'{_plural(totals.items, "item")}{shard}: {totals.items_ok} ok, '
+        f'{totals.items_failed} failed; {totals.downloaded} files downloaded, '
+        f'{totals.present} already present, {totals.failed} failed: {folder}'
     )
     _stdout().write(summary + '\n')
-    return EXIT_FAILED if items_failed else EXIT_OK
+    return EXIT_FAILED if totals.items_failed else EXIT_OK
 
 
-def _download_item(
-    client: Any,
-    args: argparse.Namespace,
-    item: dicomweb_client.CohortItem,
-    folder: str,
-    tally: _Tally,
-    progress: Progress,
-    mode: int,
-) -> Optional[str]:
-    """Download one item of a manifest; ``None``, or what made it fail as a whole."""
-    try:
-        if item.sop is not None:
-            assert item.series is not None  # an instance item always has its series
-            path = os.path.join(folder, item.study, item.series, f'{item.sop}.dcm')
-            plan = [_Download(item.study, item.series, item.sop, path)]
-        else:
-            plan = _plan_download(client, folder, tally, item.study, item.series)
-            if not plan and not tally.failed:
-                raise CommandError(f'the server listed no instances of the {item.level}')
-        _fetch_planned(client, args, {}, plan, tally, progress, mode)
-    except Exception as error:  # noqa: BLE001 - reported per item; the others go on
-        text = _describe(error)
-        progress.message(f'{PROG}: error: {item}: {text}')
-        if args.verbosity:
-            progress.message(_traceback_text(error))
-        return text
-    return None
+def _manifest_length(args: argparse.Namespace) -> Optional[int]:
+    """The number of items of a manifest file that ``--shard`` keeps, read through once
+    so that a manifest with an error is refused before anything is downloaded; ``None``
+    for standard input, which is checked as it is read."""
+    if args.manifest == '-':
+        return None
+    count = 0
+    with open(args.manifest, 'rb') as lines:
+        try:
+            for item in dicomweb_client.read_manifest(lines):
+                count += args.shard is None or item.shard(args.shard[1]) == args.shard[0] - 1
+        except ValueError as error:
+            raise CommandError(f'{args.manifest}: {error}') from None
+    return count
 
 
-def _manifest_items(args: argparse.Namespace) -> Iterator[dicomweb_client.CohortItem]:
-    """The items of ``--manifest`` that ``--shard`` keeps, read as they are asked for.
-
-    A file is read through once here, so that a manifest with an error is refused before
-    anything is downloaded; standard input is checked as it is read.
-    """
-    if args.manifest != '-':
-        with open(args.manifest, 'rb') as lines:
-            try:
-                for _ in dicomweb_client.read_manifest(lines):
-                    pass
-            except ValueError as error:
-                raise CommandError(f'{args.manifest}: {error}') from None
-    return _kept_items(args)
-
-
-def _kept_items(args: argparse.Namespace) -> Iterator[dicomweb_client.CohortItem]:
+def _manifest_lines(args: argparse.Namespace) -> Iterator[dicomweb_client.CohortItem]:
+    """The items of ``--manifest``, read as they are asked for."""
     name = 'standard input' if args.manifest == '-' else args.manifest
     with contextlib.ExitStack() as stack:
         if args.manifest == '-':
@@ -1898,18 +1783,9 @@ def _kept_items(args: argparse.Namespace) -> Iterator[dicomweb_client.CohortItem
         else:
             lines = stack.enter_context(open(args.manifest, 'rb'))
         try:
-            for item in dicomweb_client.read_manifest(lines):
-                if args.shard is None or _shard_of(item, args.shard[1]) == args.shard[0] - 1:
-                    yield item
+            yield from dicomweb_client.read_manifest(lines)
         except ValueError as error:
             raise CommandError(f'{name}: {error}') from None
-
-
-def _shard_of(item: dicomweb_client.CohortItem, count: int) -> int:
-    """Which of ``count`` shares (from 0) an item belongs to: by its study and series, or
-    by its study alone for a study item, so that a series is never split between them."""
-    key = item.study if item.series is None else f'{item.study}/{item.series}'
-    return zlib.crc32(key.encode('utf-8')) % count
 
 
 # ---------------------------------------------------------------------------------------
@@ -1976,8 +1852,8 @@ def _retrieve_frames(client: Any, args: argparse.Namespace) -> int:
     status = EXIT_OK
     if args.save:
         folder = _output_dir(args)
-        base = _safe_name(args.instance) or 'instance'
-        mode = _new_file_mode()
+        base = dicomweb_client._file_name_uid(args.instance) or 'instance'
+        mode = dicomweb_client._new_file_mode()
         for number, data in numbered:
             path = os.path.join(folder, f'{base}_{number}{_extension(data, media_types)}')
             _save(path, data, mode)
@@ -2271,16 +2147,9 @@ def _store_one_by_one(client: Any, args: argparse.Namespace, uploads: List[_Uplo
 
 def _describe(error: BaseException) -> str:
     """One line saying what went wrong."""
-    if isinstance(error, dicomweb_client.HTTPError):
-        phrase = dicomweb_client._reason_phrase(error.status_code)
-        text = f'{error.status_code} {phrase} from {error.method} {error.url}'
-        message = _one_line(error.message or '')
-        if message and message != phrase:
-            text += f': {message}'
-        return text
-    if isinstance(error, (dicomweb_client.RequestException, CommandError, ValueError, OSError)):
+    if isinstance(error, CommandError):
         return _one_line(str(error)) or type(error).__name__
-    return _one_line(f'{type(error).__name__}: {error}')
+    return dicomweb_client._describe_error(error)
 
 
 def _traceback_text(error: BaseException) -> str:

@@ -45,8 +45,10 @@ setup(
         # for projects that import requests or retrying themselves, counting on the
         # established dicomweb-client package to have installed them (wsidicom does)
         "compat": ["requests", "retrying"],
+        # dask[distributed]: tests/test_cohort_dask.py runs the docs/cohort.md recipe on a
+        # local Dask cluster
         "test": ["pytest", "hypothesis", "numpy", "Pillow", "google-auth", "requests",
-                 "retrying"],
+                 "retrying", "dask[distributed]"],
         # building the HTML documentation (docs/, see docs/index.md); docs/make_pictures.py
         # also needs the image extra
         "docs": ["sphinx", "myst-parser"],

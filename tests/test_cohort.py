@@ -12,8 +12,13 @@ import dataclasses
 import io
 import json
 import os
+import pty
+import re
+import select
+import signal
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +29,11 @@ from pydicom.dataset import Dataset
 import dicom_data
 import dicomweb_client
 from dicomweb_client import CohortItem, read_manifest
+import dicomweb_client_cli
 from dicomweb_client_cli import main
 from recording_server import RecordingServer, Response
 from fake_archive import FakeArchive, expected_layout, tree
+from helpers import child_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -308,10 +315,9 @@ def test_a_failing_item_exits_1_with_a_failed_report_line_while_the_others_land(
     # the next run fetches only what failed (the broken instance is served now)
     archive.server.requests.clear()
     assert run(*args) == 1  # the unknown study and instance still fail
-    assert [request.path.rsplit("/", 1)[1] for request in archive.wado_requests()] == [
-        broken.SOPInstanceUID,
-        "1.2.3.99",
-    ]
+    assert sorted(request.path.rsplit("/", 1)[1] for request in archive.wado_requests()) == sorted(
+        [broken.SOPInstanceUID, "1.2.3.99"]
+    )
     assert tree(out) == expected_layout(archive, a + b)
 
 
@@ -390,11 +396,9 @@ def test_shards_cover_the_manifest_exactly_once_and_never_split_a_series(
 
 
 def test_a_study_item_is_sharded_by_its_study() -> None:
-    from dicomweb_client_cli import _shard_of
-
     study = CohortItem("1.2.3")
-    assert _shard_of(study, 5) == zlib.crc32(b"1.2.3") % 5
-    assert _shard_of(CohortItem("1.2.3", "4.5", "6"), 7) == _shard_of(CohortItem("1.2.3", "4.5"), 7)
+    assert study.shard(5) == zlib.crc32(b"1.2.3") % 5
+    assert CohortItem("1.2.3", "4.5", "6").shard(7) == CohortItem("1.2.3", "4.5").shard(7)
 
 
 def test_a_manifest_with_an_error_downloads_nothing(
@@ -490,3 +494,283 @@ def test_search_series_piped_into_retrieve_manifest(archive_folder: Path, tmp_pa
     saved = list(out.rglob("*.dcm"))
     assert sorted(path.read_bytes() for path in saved) == archived
     assert len({path.parent for path in saved}) == 6  # <study>/<series>/ folders
+
+
+# -- download_cohort: one queue of instances for every item ----------------------------------
+
+
+def instance_lines(datasets: list[Dataset]) -> list[str]:
+    return [f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}" for ds in datasets]
+
+
+def test_the_instances_of_every_item_share_the_workers(
+    archive: FakeArchive, tmp_path: Path
+) -> None:
+    """A manifest of one instance a line is fetched ``workers`` at a time, and the items
+    are handed on in the manifest's order although the first one is the slowest."""
+    datasets = archive.add(dicom_data.make_study(2, 6, rows=4, columns=4))
+    archive.delay = 0.05
+    archive.first_delays = [0.4]
+    out = tmp_path / "out"
+    results: list[dicomweb_client.CohortItemResult] = []
+    client = dicomweb_client.DICOMwebClient(archive.url)
+    totals = dicomweb_client.download_cohort(
+        client, read_manifest(instance_lines(datasets)), out, workers=4, on_item=results.append
+    )
+    assert archive.max_in_flight == 4
+    assert [str(result.item) for result in results] == instance_lines(datasets)
+    assert all(result.status == "ok" and result.files == 1 for result in results)
+    assert (totals.items, totals.items_ok, totals.downloaded, totals.failed) == (12, 12, 12, 0)
+    assert totals.nbytes == sum(len(archive.files[ds.SOPInstanceUID]) for ds in datasets)
+    assert tree(out) == expected_layout(archive, datasets)
+
+
+def test_the_manifest_is_read_only_as_far_as_the_workers_need(
+    archive: FakeArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays bounded whatever the manifest's length: items are taken from it only
+    while no instance waits for a worker, and at most MAX_WAITING_RESULTS finished items
+    wait for a slow one before them."""
+    datasets = archive.add(dicom_data.make_study(1, 40, rows=4, columns=4))
+    archive.first_delays = [0.3]  # the head of the manifest holds the others up
+    monkeypatch.setattr(dicomweb_client._CohortRun, "MAX_WAITING_RESULTS", 5)
+    taken = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal taken
+        for line in instance_lines(datasets):
+            taken += 1
+            yield line
+
+    ahead: list[int] = []
+    reported = 0
+
+    def on_item(result: dicomweb_client.CohortItemResult) -> None:
+        nonlocal reported
+        reported += 1
+        ahead.append(taken - reported)
+
+    client = dicomweb_client.DICOMwebClient(archive.url)
+    totals = dicomweb_client.download_cohort(
+        client, read_manifest(lines()), tmp_path / "out", workers=2, on_item=on_item
+    )
+    assert totals.downloaded == reported == 40
+    assert max(ahead) <= 5
+
+
+def test_a_file_archive_as_the_source(archive_folder: Path, tmp_path: Path) -> None:
+    with dicomweb_client.DICOMfileClient(archive_folder.as_uri()) as client:
+        series = client.search_for_series()
+        manifest = [
+            f"{item['0020000D']['Value'][0]}/{item['0020000E']['Value'][0]}" for item in series
+        ] + ["1.2.3.4.5"]
+        errors: list[str] = []
+        totals = dicomweb_client.download_cohort(
+            client,
+            read_manifest(manifest),
+            tmp_path / "out",
+            workers=4,
+            on_error=lambda message, error: errors.append(message),
+        )
+    assert (totals.items_ok, totals.items_failed, totals.downloaded) == (6, 1, 12)
+    assert errors == ["1.2.3.4.5: the archive holds no instances of the study"]
+    archived = sorted(path.read_bytes() for path in archive_folder.rglob("*.dcm"))
+    assert sorted(path.read_bytes() for path in (tmp_path / "out").rglob("*.dcm")) == archived
+
+
+def test_failures_are_logged_when_no_one_listens(
+    archive: FakeArchive, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = dicomweb_client.DICOMwebClient(archive.url)
+    with caplog.at_level("WARNING", logger="dicomweb_client"):
+        totals = dicomweb_client.download_cohort(client, [CohortItem("1.2.3")], tmp_path / "out")
+    assert totals.items_failed == 1
+    assert "1.2.3: the server listed no instances of the study" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"workers": 0}, "workers must be a positive integer"),
+        ({"workers": True}, "workers must be a positive integer"),
+        ({"shard": (0, 2)}, "1 <= K <= N"),
+        ({"shard": (3, 2)}, "1 <= K <= N"),
+        ({"shard": "1/2"}, "shard must be"),
+    ],
+)
+def test_download_cohort_argument_errors(options: dict, message: str, tmp_path: Path) -> None:
+    client = dicomweb_client.DICOMwebClient("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dicomweb_client.download_cohort(client, [], tmp_path, **options)
+
+
+def test_an_unsafe_uid_of_an_item_fails_that_item_only(
+    archive: FakeArchive, tmp_path: Path
+) -> None:
+    datasets = archive.add(dicom_data.make_study(1, 1))
+    client = dicomweb_client.DICOMwebClient(archive.url)
+    results: list[dicomweb_client.CohortItemResult] = []
+    dicomweb_client.download_cohort(
+        client,
+        [CohortItem("..", "x"), *read_manifest(instance_lines(datasets))],
+        tmp_path / "out",
+        on_item=results.append,
+        on_error=lambda message, error: None,
+    )
+    assert [result.status for result in results] == ["failed", "ok"]
+    assert results[0].error == "UID '..' cannot name a folder or file"
+    assert archive.server.requests[0].path.endswith(datasets[0].SOPInstanceUID)
+
+
+def test_the_cohort_progress_line() -> None:
+    stream = io.StringIO()
+    progress = dicomweb_client_cli._CohortProgress(enabled=True, stream=stream)
+    totals = dicomweb_client.CohortTotals(
+        items=3,
+        items_total=10,
+        items_listed=3,
+        items_ok=2,
+        listed=30,
+        downloaded=19,
+        failed=1,
+        nbytes=2_000_000,
+        elapsed=2.0,
+    )
+    progress.show(totals)
+    line = stream.getvalue()
+    assert line.startswith("\rcohort 2/10 items")  # 80 columns: no room for a bar
+    assert len(line) <= 80
+    for part in ("2/10 items", "20/30 files", "/s", "1 failed", "ETA 0:08"):
+        assert part in line
+    assert totals.eta == pytest.approx(80 / 9.5)
+    progress.close()
+    assert stream.getvalue().endswith("\n")
+
+
+def test_a_terminal_shows_one_progress_line_for_the_cohort(
+    archive: FakeArchive, cohort: list[list[Dataset]], tmp_path: Path
+) -> None:
+    manifest = cohort_manifest(tmp_path, cohort)
+    command = [
+        sys.executable,
+        "-m",
+        "dicomweb_client_cli",
+        "--url",
+        archive.url,
+        "retrieve",
+        "--manifest",
+        str(manifest),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    master, slave = pty.openpty()
+    try:
+        child = subprocess.run(
+            command, env=child_env(COLUMNS="150"), stderr=slave, stdout=subprocess.PIPE, timeout=120
+        )
+        os.close(slave)
+        slave = -1
+        err = b""
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert child.returncode == 0
+    final = err.decode().replace("\r\n", "\n").split("\r")[-1]
+    assert "cohort [" in final and "4/4 items" in final and "10/10 files" in final
+    assert b"ETA" not in err.split(b"\r")[-1]  # nothing is left to wait for at the end
+
+
+def test_media_type_goes_with_a_manifest(
+    archive: FakeArchive, cohort: list[list[Dataset]], tmp_path: Path
+) -> None:
+    a = cohort[0]
+    manifest = write_manifest(tmp_path / "m.txt", instance_lines(a[:1]))
+    media_type = "application/dicom 1.2.840.10008.1.2.1"
+    args = ("--url", archive.url, "retrieve", "--manifest", manifest, "--output-dir", tmp_path)
+    assert run(*args, "--media-type", media_type) == 0
+    accept = archive.wado_requests()[0].header("Accept")
+    assert 'type="application/dicom"' in accept
+    assert "transfer-syntax=1.2.840.10008.1.2.1" in accept
+
+
+def test_media_type_before_an_entity_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    argv = ["--url", "http://127.0.0.1:9", "retrieve", "--media-type", "application/dicom"]
+    assert run(*argv, "--workers", "2", "studies", "--study", "1.2", "full") == 2
+    assert (
+        "--workers, --media-type before the information entity only go with --manifest"
+        in capsys.readouterr().err
+    )
+
+
+# -- stopped at any moment ----------------------------------------------------------------------
+
+
+def dcm_files(folder: Path) -> int:
+    return sum(1 for _ in folder.rglob("*.dcm"))
+
+
+def test_killed_again_and_again_a_rerun_leaves_every_instance_once_byte_for_byte(
+    archive: FakeArchive, tmp_path: Path
+) -> None:
+    """kill -9 in the middle of a download, four times; the next run completes it: every
+    instance on disk once, byte for byte, nothing else in the folder, and nothing that
+    was on disk fetched again."""
+    studies = [archive.add(dicom_data.make_study(2, 20, rows=32, columns=32)) for _ in range(2)]
+    everything = [ds for study in studies for ds in study]
+    archive.delay = 0.01
+    a, b = studies
+    manifest = write_manifest(
+        tmp_path / "cohort.txt",
+        [a[0].StudyInstanceUID, f"{b[0].StudyInstanceUID}/{b[0].SeriesInstanceUID}"]
+        + instance_lines(b[20:]),
+    )
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "dicomweb_client_cli",
+        "--url",
+        archive.url,
+        "retrieve",
+        "--manifest",
+        str(manifest),
+        "--output-dir",
+        str(out),
+        "--workers",
+        "4",
+    ]
+    on_disk = []
+    for kill_after in (10, 20, 30, 40):
+        child = subprocess.Popen(
+            command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while out.exists() is False or dcm_files(out) < kill_after:
+            assert child.poll() is None, "the download ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        on_disk.append(dcm_files(out))
+    assert on_disk == sorted(on_disk) and on_disk[-1] < len(everything)
+    present = {path.stem for path in out.rglob("*.dcm")}
+    archive.server.requests.clear()
+    final = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    assert f"{len(everything) - len(present)} files downloaded, {len(present)} already" in (
+        final.stdout
+    )
+    fetched = [request.path.rsplit("/", 1)[1] for request in archive.wado_requests()]
+    assert len(fetched) == len(set(fetched)) == len(everything) - len(present)
+    assert not present & set(fetched)
+    assert tree(out) == expected_layout(archive, everything)  # no temporary or other file
