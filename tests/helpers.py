@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -134,3 +135,28 @@ def kept_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     if basetemp.parent.name.startswith('pytest-of-'):
         return basetemp.parent / name
     return basetemp / name
+
+
+def cli_command(*words: object) -> list[str]:
+    """The command line that runs this checkout's CLI with ``words`` in a child process
+    (give it ``env=child_env()``)."""
+    return [sys.executable, '-m', 'dicomweb_client_cli', *map(str, words)]
+
+
+def read_pty(master: int, process: subprocess.Popen) -> bytes:
+    """Everything a child wrote to the terminal whose master end is ``master``, until the
+    child closes it (or 20 s of silence); then wait for the child to end."""
+    output = b''
+    while True:
+        ready, _, _ = select.select([master], [], [], 20)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=20)
+    return output

@@ -17,7 +17,6 @@ import logging
 import os
 import pty
 import re
-import select
 import signal
 import socket
 import ssl
@@ -51,7 +50,7 @@ from fake_archive import (
     subset,
     tree,
 )
-from helpers import child_env
+from helpers import child_env, read_pty
 from recording_server import (
     RecordedRequest,
     RecordingServer,
@@ -1222,7 +1221,7 @@ def test_table_on_a_terminal_fits_its_window(
     )
     os.close(slave)
     try:
-        shown = _read_pty(master, process).decode()
+        shown = read_pty(master, process).decode()
     finally:
         os.close(master)
     assert process.returncode == 0
@@ -2833,23 +2832,6 @@ def test_cli_alias_runs_a_namespace_from_get_parser(
         cli.main(argparse.Namespace(url=archive.url))
 
 
-def _read_pty(master: int, process: subprocess.Popen) -> bytes:
-    output = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 20)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the other end is closed
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait(timeout=20)
-    return output
-
-
 @pytest.mark.parametrize("command", ["retrieve", "store"])
 def test_progress_bar_only_on_a_terminal(
     command: str, archive: FakeArchive, study: list[Dataset], tmp_path: Path
@@ -2876,7 +2858,7 @@ def test_progress_bar_only_on_a_terminal(
     )
     os.close(slave)
     try:
-        shown = _read_pty(master, process).decode()
+        shown = read_pty(master, process).decode()
     finally:
         os.close(master)
     stdout = process.stdout.read().decode()
@@ -2905,7 +2887,7 @@ def test_progress_bar_only_on_a_terminal(
     )
     os.close(no_progress[1])
     try:
-        assert _read_pty(no_progress[0], process) == b""
+        assert read_pty(no_progress[0], process) == b""
     finally:
         os.close(no_progress[0])
 
@@ -3287,7 +3269,7 @@ def test_a_terminal_is_told_what_the_command_waits_for(silent_server: str) -> No
     )
     os.close(slave)
     try:
-        shown = _read_pty(master, process).decode()
+        shown = read_pty(master, process).decode()
     finally:
         os.close(master)
     assert process.stdout.read() == b""
@@ -3329,7 +3311,7 @@ def test_no_wait_notice_when_stderr_is_no_terminal_or_progress_is_off(silent_ser
     )
     os.close(slave)
     try:
-        shown = _read_pty(master, process).decode()
+        shown = read_pty(master, process).decode()
     finally:
         os.close(master)
     assert "waiting" not in shown and shown.startswith("dicomweb_client: error: timed out")

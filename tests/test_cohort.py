@@ -14,7 +14,6 @@ import json
 import os
 import pty
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import dicomweb_client_cli
 from dicomweb_client_cli import main
 from recording_server import RecordingServer, Response
 from fake_archive import FakeArchive, expected_layout, tree
-from helpers import child_env
+from helpers import child_env, cli_command, read_pty
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -652,37 +651,17 @@ def test_a_terminal_shows_one_progress_line_for_the_cohort(
     archive: FakeArchive, cohort: list[list[Dataset]], tmp_path: Path
 ) -> None:
     manifest = cohort_manifest(tmp_path, cohort)
-    command = [
-        sys.executable,
-        "-m",
-        "dicomweb_client_cli",
-        "--url",
-        archive.url,
-        "retrieve",
-        "--manifest",
-        str(manifest),
-        "--output-dir",
-        str(tmp_path / "out"),
-    ]
+    command = cli_command(
+        "--url", archive.url, "retrieve", "--manifest", manifest, "--output-dir", tmp_path / "out"
+    )
     master, slave = pty.openpty()
+    child = subprocess.Popen(
+        command, env=child_env(COLUMNS="150"), stdout=subprocess.DEVNULL, stderr=slave
+    )
+    os.close(slave)
     try:
-        child = subprocess.run(
-            command, env=child_env(COLUMNS="150"), stderr=slave, stdout=subprocess.PIPE, timeout=120
-        )
-        os.close(slave)
-        slave = -1
-        err = b""
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            err += chunk
+        err = read_pty(master, child)
     finally:
-        if slave >= 0:
-            os.close(slave)
         os.close(master)
     assert child.returncode == 0
     final = err.decode().replace("\r\n", "\n").split("\r")[-1]
@@ -735,20 +714,9 @@ def test_killed_again_and_again_a_rerun_leaves_every_instance_once_byte_for_byte
         + instance_lines(b[20:]),
     )
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "dicomweb_client_cli",
-        "--url",
-        archive.url,
-        "retrieve",
-        "--manifest",
-        str(manifest),
-        "--output-dir",
-        str(out),
-        "--workers",
-        "4",
-    ]
+    command = cli_command(
+        "--url", archive.url, "retrieve", "--manifest", manifest, "--output-dir", out
+    ) + ["--workers", "4"]
     on_disk = []
     for kill_after in (10, 20, 30, 40):
         child = subprocess.Popen(
