@@ -41,6 +41,7 @@ import mmap
 import netrc
 import os
 import pathlib
+import queue
 import re
 import select
 import socket
@@ -4498,6 +4499,10 @@ def _boundary_of(content_type: str) -> bytes:
     return boundary.encode('ascii')
 
 
+#: bytes a multipart window (:class:`_Window`) starts with
+_WINDOW_START = 64 * 1024
+
+
 class _Window:
     """A growable byte buffer over a stream: bytes arrive at the end, leave from the start.
 
@@ -4512,7 +4517,7 @@ class _Window:
         self._readinto1 = readinto1
         self._chunk_size = chunk_size
         self._parts_kept = parts_kept
-        self.buf = bytearray(2 * chunk_size)
+        self.buf = bytearray(min(2 * chunk_size, _WINDOW_START))
         self.start = 0
         self.end = 0
 
@@ -4520,8 +4525,12 @@ class _Window:
         return self.end - self.start
 
     def read_more(self) -> bool:
-        """Read what the stream has (at most one chunk); ``False`` at its end."""
-        if self.end + self._chunk_size > len(self.buf):
+        """Read what the stream has (at most one chunk); ``False`` at its end.
+
+        The window starts small and doubles while reads need more room than half of
+        it, up to two chunks, so a small answer never pays for zeroing two chunks.
+        """
+        if len(self.buf) - self.end < min(self._chunk_size, len(self.buf) // 2):
             self._make_room()
         with memoryview(self.buf) as view:
             count = self._readinto1(view[self.end : self.end + self._chunk_size])
@@ -9165,10 +9174,10 @@ def _with_file_meta(dataset: Dataset) -> Dataset:
 
 def _payload(item: Any) -> bytes:
     """A Part 10 file of an item given to ``store_instances``."""
-    if isinstance(item, pydicom.Dataset):
-        return _encode_dataset(_with_file_meta(item))
-    if isinstance(item, (bytes, bytearray, memoryview)):
+    if isinstance(item, (bytes, bytearray, memoryview)):  # first: pydicom is not imported
         data = bytes(item)
+    elif isinstance(item, pydicom.Dataset):
+        return _encode_dataset(_with_file_meta(item))
     elif isinstance(item, (str, os.PathLike)):
         with open(item, 'rb') as handle:
             data = handle.read()
@@ -12637,6 +12646,7 @@ class _CohortRun:
         self.order: Deque[_ItemState] = collections.deque()  # started, not yet reported
         self.waiting: Deque[Tuple[_ItemState, _CohortFile]] = collections.deque()
         self.calls: Dict[Any, Tuple[_ItemState, Optional[_CohortFile]]] = {}
+        self.finished: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()  # calls that ended
         self.cleaned: 'collections.OrderedDict[str, None]' = collections.OrderedDict()
         self.cleaning = threading.Lock()
 
@@ -12658,11 +12668,9 @@ class _CohortRun:
                 more = self.fill(pool, items, more)
                 if not self.calls:
                     break
-                done, _ = concurrent.futures.wait(
-                    self.calls, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-                for call in done:
-                    self.settle(call)
+                self.settle(self.finished.get())
+                while not self.finished.empty():  # and whatever else finished meanwhile
+                    self.settle(self.finished.get())
                 self.report()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -12675,7 +12683,7 @@ class _CohortRun:
         while len(self.calls) < 2 * self.workers:
             if self.waiting:
                 state, file = self.waiting.popleft()
-                self.calls[pool.submit(self.fetch, file)] = (state, file)
+                self.submit(pool, self.fetch, file, state, file)
             elif more and len(self.order) < self.MAX_WAITING_RESULTS:
                 item = next(items, None)
                 if item is None:
@@ -12702,12 +12710,25 @@ class _CohortRun:
         if unsafe is not None:
             self.item_failed(state, ValueError(f'UID {unsafe!r} cannot name a folder or file'))
         elif item.sop is None:
-            self.calls[pool.submit(self.plan, item)] = (state, None)
+            self.submit(pool, self.plan, item, state, None)
         else:
             assert item.series is not None  # an instance item always has its series
             path = os.path.join(self.folder, item.study, item.series, f'{item.sop}.dcm')
             self.clean(os.path.dirname(path), {os.path.basename(path)})
             self.queue(state, [_CohortFile(item.study, item.series, item.sop, path)], [])
+
+    def submit(
+        self,
+        pool: Any,
+        work: Callable[[Any], Any],
+        argument: Any,
+        state: _ItemState,
+        file: Optional[_CohortFile],
+    ) -> None:
+        """Start a call; when it ends, it is put on :attr:`finished` (in the worker)."""
+        call = pool.submit(work, argument)
+        self.calls[call] = (state, file)
+        call.add_done_callback(self.finished.put)
 
     def settle(self, call: Any) -> None:
         """Count a finished call: a listing queues its files, a fetch counts one."""
@@ -12723,11 +12744,17 @@ class _CohortRun:
         state.pending -= 1
         if error is not None:
             self.file_failed(state, file.sop, error)
+            return
+        size, present = call.result()
+        state.result.nbytes += size
+        if present:
+            state.result.present += 1
+            self.totals.present += 1
+            self.totals.present_bytes += size
         else:
             state.result.downloaded += 1
-            state.result.nbytes += call.result()
             self.totals.downloaded += 1
-            self.totals.nbytes += call.result()
+            self.totals.nbytes += size
 
     def queue(
         self,
@@ -12745,16 +12772,8 @@ class _CohortRun:
             level = state.result.item.level
             self.item_failed(state, ValueError(f'{self.where} no instances of the {level}'))
             return
-        for file in files:
-            size = _existing_size(file.path)
-            if size:
-                state.result.present += 1
-                state.result.nbytes += size
-                self.totals.present += 1
-                self.totals.present_bytes += size
-            else:
-                state.pending += 1
-                self.waiting.append((state, file))
+        state.pending += len(files)
+        self.waiting.extend((state, file) for file in files)
 
     def report(self) -> None:
         """Hand on the finished items at the head of the manifest, and the totals."""
@@ -12822,13 +12841,17 @@ class _CohortRun:
             ]
         return files, refused
 
-    def fetch(self, file: _CohortFile) -> int:
-        """Fetch one instance and write it, byte for byte as it came; its size."""
+    def fetch(self, file: _CohortFile) -> Tuple[int, bool]:
+        """The size of an instance's file and whether it was there already; if it was
+        not, the instance is fetched and written, byte for byte as it came."""
+        size = _existing_size(file.path)
+        if size:
+            return size, True
         data = _payload(
             self.client.retrieve_instance_file(file.study, file.series, file.sop, **self.options)
         )
         _write_atomically(file.path, data, self.mode)
-        return len(data)
+        return len(data), False
 
     def clean(self, folder: str, names: Set[str]) -> None:
         """Remove what an interrupted run left in ``folder``: temporary files of the atomic
