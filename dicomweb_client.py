@@ -12647,6 +12647,7 @@ class _CohortRun:
         self.waiting: Deque[Tuple[_ItemState, _CohortFile]] = collections.deque()
         self.calls: Dict[Any, Tuple[_ItemState, Optional[_CohortFile]]] = {}
         self.finished: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()  # calls that ended
+        self.listings = 0  # listing calls under way
         self.cleaned: 'collections.OrderedDict[str, None]' = collections.OrderedDict()
         self.cleaning = threading.Lock()
 
@@ -12678,21 +12679,31 @@ class _CohortRun:
         return self.totals
 
     def fill(self, pool: Any, items: Iterator[CohortItem], more: bool) -> bool:
-        """Start calls until ``2 * workers`` are under way; ``False`` once the manifest
-        has no more items."""
-        while len(self.calls) < 2 * self.workers:
-            if self.waiting:
-                state, file = self.waiting.popleft()
-                self.submit(pool, self.fetch, file, state, file)
-            elif more and len(self.order) < self.MAX_WAITING_RESULTS:
+        """Start calls until ``2 * workers`` fetches are under way; ``False`` once the
+        manifest has no more items.
+
+        The next item is taken while fewer than ``2 * workers`` instances wait and no
+        listing is under way, so the next series is listed while the last instances of
+        the one before are fetched, and what waits stays bounded.
+        """
+        while True:
+            if (
+                more
+                and not self.listings
+                and len(self.waiting) < 2 * self.workers
+                and len(self.order) < self.MAX_WAITING_RESULTS
+            ):
                 item = next(items, None)
                 if item is None:
                     self.totals.items_total = self.totals.items
-                    return False
-                self.start(pool, item)
+                    more = False
+                else:
+                    self.start(pool, item)
+            elif self.waiting and len(self.calls) < 2 * self.workers:
+                state, file = self.waiting.popleft()
+                self.submit(pool, self.fetch, file, state, file)
             else:
-                break
-        return more
+                return more
 
     def start(self, pool: Any, item: CohortItem) -> None:
         """Take an item: its one file is known, or a call lists its instances."""
@@ -12710,6 +12721,7 @@ class _CohortRun:
         if unsafe is not None:
             self.item_failed(state, ValueError(f'UID {unsafe!r} cannot name a folder or file'))
         elif item.sop is None:
+            self.listings += 1
             self.submit(pool, self.plan, item, state, None)
         else:
             assert item.series is not None  # an instance item always has its series
@@ -12735,6 +12747,7 @@ class _CohortRun:
         state, file = self.calls.pop(call)
         error = call.exception()
         if file is None:
+            self.listings -= 1
             if error is not None:
                 self.item_failed(state, error)
             else:
