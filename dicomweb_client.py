@@ -9238,8 +9238,11 @@ def _write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
     command line (with the mode a new file gets from the umask).
     """
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, dir=folder)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, dir=folder)
+    except FileNotFoundError:  # the folder is made only when missing (two system calls saved)
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, dir=folder)
     try:
         with os.fdopen(handle, 'wb') as stream:
             stream.write(data)
