@@ -17,6 +17,11 @@ multipart answer (each frame, each instance), like a server that reads or transc
 instance or frame before sending it.  Each connection thread sleeps on its own, so parallel
 requests overlap their waits, as they would on such a server.
 
+``--study-series K`` gives the study K series of ``--series-instances`` instances each
+(default 1: the series below).  ``--any-instance`` answers a single-instance WADO-RS request
+for any SOP Instance UID under a known series with the series' first instance, so that a
+cohort of any size can be downloaded without building it (``benchmarks/cohort.py``).
+
 Routes (any path prefix before ``/studies`` is accepted, e.g. ``/dicom-web/studies``):
 
 ``GET .../studies``
@@ -26,9 +31,13 @@ Routes (any path prefix before ``/studies`` is accepted, e.g. ``/dicom-web/studi
 ``GET .../studies/{study}/series/{series}/instances`` and ``GET .../studies/{study}/instances``
     QIDO-RS: the instances of the series as DICOM JSON, in order; ``offset`` and ``limit``
     select a page and an offset past the end gives ``[]``.  This is the search that the
-    client's parallel retrieval (``workers=``) sends first.
+    client's parallel retrieval (``workers=``) sends first.  The study-level search lists
+    the instances of every series of the study.
+``GET .../studies/{study}/series``
+    QIDO-RS: the series of the study as DICOM JSON, paged like the instances.
 ``GET .../studies/{study}/series/{series}/instances/{sop}``
-    WADO-RS: one instance of the series as a one-part ``multipart/related``.
+    WADO-RS: one instance of the series as a one-part ``multipart/related`` (with
+    ``--any-instance``, the series' first instance for an unknown UID).
 ``GET .../studies/{study}/series/{series}/instances/{sop}/frames/{list}``
     WADO-RS: the asked-for frames (any of 1..N, in any order) as ``multipart/related;
     type="application/octet-stream"``.
@@ -73,11 +82,13 @@ _MAX_LINE = 65536
 _MSG_MORE = getattr(socket, 'MSG_MORE', 0)
 
 _FRAMES_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)/instances/([^/]+)/frames/([^/]+)$')
+_SERIES_QIDO_PATH = re.compile(r'/studies/([^/]+)/series$')
 _SERIES_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)$')
 _INSTANCE_PATH = re.compile(r'/studies/([^/]+)/series/([^/]+)/instances/([^/]+)$')
 _INSTANCES_QIDO_PATH = re.compile(r'/studies/([^/]+)(?:/series/([^/]+))?/instances$')
 _STOW_PATH = re.compile(r'/studies(?:/[^/]+)?$')
 _QIDO_PATH = re.compile(r'/studies$')
+_UID = re.compile(r'[0-9]+(\.[0-9]+)*')
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,13 +167,33 @@ def _study_json(study_uid: str, index: int) -> Dict[str, dict]:
     }
 
 
-def _instance_json(number: int) -> Dict[str, dict]:
+def series_uid_of(series: int) -> str:
+    """The Series Instance UID of series ``series`` (from 1) of the study."""
+    return SERIES_UID if series == 1 else f'{STUDY_UID}.3.{series}'
+
+
+def sop_prefix_of(series: int) -> str:
+    """What the SOP Instance UIDs of series ``series`` start with (then the number)."""
+    return SERIES_SOP_PREFIX if series == 1 else f'{STUDY_UID}.4.{series}.'
+
+
+def _instance_json(number: int, series: int = 1) -> Dict[str, dict]:
     return {
         '00080016': {'vr': 'UI', 'Value': [CT_IMAGE_STORAGE]},
-        '00080018': {'vr': 'UI', 'Value': [f'{SERIES_SOP_PREFIX}{number}']},
+        '00080018': {'vr': 'UI', 'Value': [f'{sop_prefix_of(series)}{number}']},
         '0020000D': {'vr': 'UI', 'Value': [STUDY_UID]},
-        '0020000E': {'vr': 'UI', 'Value': [SERIES_UID]},
+        '0020000E': {'vr': 'UI', 'Value': [series_uid_of(series)]},
         '00200013': {'vr': 'IS', 'Value': [number]},
+    }
+
+
+def _series_json(series: int, instances: int) -> Dict[str, dict]:
+    return {
+        '00080060': {'vr': 'CS', 'Value': ['CT']},
+        '0020000D': {'vr': 'UI', 'Value': [STUDY_UID]},
+        '0020000E': {'vr': 'UI', 'Value': [series_uid_of(series)]},
+        '00200011': {'vr': 'IS', 'Value': [series]},
+        '00201209': {'vr': 'IS', 'Value': [instances]},
     }
 
 
@@ -175,14 +206,24 @@ class BenchData:
     """Every answer the server gives, built once."""
 
     def __init__(
-        self, frame_count: int, frame_size: int, series_count: int, instance_size: int
+        self,
+        frame_count: int,
+        frame_size: int,
+        series_count: int,
+        instance_size: int,
+        study_series: int = 1,
+        any_instance: bool = False,
     ) -> None:
         if frame_size < 16:
             raise ValueError('frame size must be at least 16 bytes')
+        if study_series < 1:
+            raise ValueError('the study needs at least one series')
         self.frame_count = frame_count
         self.frame_size = frame_size
         self.series_count = series_count
         self.instance_size = instance_size
+        self.study_series = study_series
+        self.any_instance = any_instance
 
         # frames: one part per frame, all parts of the same length, so the part of frame
         # n starts at (n - 1) * segment and any list of frames is a list of file ranges
@@ -213,23 +254,42 @@ class BenchData:
             f'--{BOUNDARY}\r\nContent-Type: application/dicom; '
             f'transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}\r\n\r\n'
         ).encode('ascii')
-        # one complete part (header, instance, CRLF) per instance, in series order
-        self.series_parts: List[bytes] = []
-        template_size = 0
-        for number in range(1, series_count + 1):
-            instance = make_instance(f'{SERIES_SOP_PREFIX}{number}', number, instance_size)
-            template_size = len(instance)
-            self.series_parts.append(part_header + instance + b'\r\n')
-        self.series_body = b''.join(self.series_parts) + self.closing
-        self.series_instance_bytes = template_size
-        self.series_index = {
-            f'{SERIES_SOP_PREFIX}{number}': number - 1 for number in range(1, series_count + 1)
-        }
-        # QIDO-RS entries of the series' instances, serialised one by one so that any
-        # page is a cheap join
-        self.instance_entries = [
-            json.dumps(_instance_json(number)).encode('utf-8')
-            for number in range(1, series_count + 1)
+        # per series UID: one complete part (header, instance, CRLF) per instance in
+        # series order, the whole multipart body, the part of each SOP Instance UID, the
+        # file sizes, and the QIDO-RS entries of the instances, serialised one by one so
+        # that any page is a cheap join
+        self.parts_of: Dict[str, List[bytes]] = {}
+        self.body_of: Dict[str, bytes] = {}
+        self.index_of: Dict[str, Dict[str, int]] = {}
+        self.sizes_of: Dict[str, List[int]] = {}
+        self.entries_of: Dict[str, List[bytes]] = {}
+        for series in range(1, study_series + 1):
+            uid, prefix = series_uid_of(series), sop_prefix_of(series)
+            parts, sizes = [], []
+            for number in range(1, series_count + 1):
+                instance = make_instance(f'{prefix}{number}', number, instance_size, series_uid=uid)
+                sizes.append(len(instance))
+                parts.append(part_header + instance + b'\r\n')
+            self.parts_of[uid] = parts
+            self.body_of[uid] = b''.join(parts) + self.closing
+            self.index_of[uid] = {f'{prefix}{n}': n - 1 for n in range(1, series_count + 1)}
+            self.sizes_of[uid] = sizes
+            self.entries_of[uid] = [
+                json.dumps(_instance_json(number, series)).encode('utf-8')
+                for number in range(1, series_count + 1)
+            ]
+        # series 1, as it was before there could be more
+        self.series_parts = self.parts_of[SERIES_UID]
+        self.series_body = self.body_of[SERIES_UID]
+        self.series_instance_bytes = self.sizes_of[SERIES_UID][-1] if series_count else 0
+        self.series_index = self.index_of[SERIES_UID]
+        self.instance_entries = self.entries_of[SERIES_UID]
+        self.all_instance_entries = [
+            entry for entries in self.entries_of.values() for entry in entries
+        ]
+        self.series_entries = [
+            json.dumps(_series_json(series, series_count)).encode('utf-8')
+            for series in range(1, study_series + 1)
         ]
 
     def info(self) -> Dict[str, object]:
@@ -246,6 +306,18 @@ class BenchData:
             'series_sop_prefix': SERIES_SOP_PREFIX,
             'qido_count': 1 + len(OTHER_STUDY_UIDS),
             'qido_body_bytes': len(self.qido_body),
+            'study_series': self.study_series,
+            'any_instance': self.any_instance,
+            'series': [
+                {
+                    'uid': uid,
+                    'sop_prefix': sop_prefix_of(number),
+                    'instances': len(sizes),
+                    'bytes': sum(sizes),
+                    'first_instance_bytes': sizes[0] if sizes else 0,
+                }
+                for number, (uid, sizes) in enumerate(self.sizes_of.items(), start=1)
+            ],
         }
 
 
@@ -412,17 +484,26 @@ class _Handler(socketserver.BaseRequestHandler):
         match = _FRAMES_PATH.search(path)
         if match:
             return self._frames(sock, match, close)
+        data = server.data
         match = _SERIES_PATH.search(path)
         if match:
-            if match.groups() != (STUDY_UID, SERIES_UID):
+            study, series = match.groups()
+            if study != STUDY_UID or series not in data.parts_of:
                 return self._error(sock, 404, close)
-            return self._instances(sock, server.data.series_parts, close)
+            return self._instances(sock, data.parts_of[series], close, data.body_of[series])
         match = _INSTANCE_PATH.search(path)
         if match:
-            index = server.data.series_index.get(match.group(3))
-            if match.group(1, 2) != (STUDY_UID, SERIES_UID) or index is None:
+            study, series, sop = match.groups()
+            index = data.index_of[series].get(sop) if series in data.index_of else None
+            if index is None and data.any_instance and series in data.index_of:
+                index = 0 if _UID.fullmatch(sop) and data.parts_of[series] else None
+            if study != STUDY_UID or index is None:
                 return self._error(sock, 404, close)
-            return self._instances(sock, server.data.series_parts[index : index + 1], close)
+            return self._instances(sock, data.parts_of[series][index : index + 1], close)
+        match = _SERIES_QIDO_PATH.search(path)
+        if match:
+            entries = data.series_entries if match.group(1) == STUDY_UID else []
+            return self._search(sock, entries, _query(target), close)
         match = _INSTANCES_QIDO_PATH.search(path)
         if match:
             return self._search_instances(sock, match, _query(target), close)
@@ -433,16 +514,18 @@ class _Handler(socketserver.BaseRequestHandler):
             return not close
         return self._error(sock, 404, close)
 
-    def _instances(self, sock: socket.socket, parts: List[bytes], close: bool) -> bool:
-        """A multipart answer of prebuilt instance parts; with a part delay the server
-        sleeps before sending each part."""
+    def _instances(
+        self, sock: socket.socket, parts: List[bytes], close: bool, body: Optional[bytes] = None
+    ) -> bool:
+        """A multipart answer of prebuilt instance parts (``body``: all of them, prebuilt);
+        with a part delay the server sleeps before sending each part."""
         data = self.server.data
         content_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
         length = sum(len(part) for part in parts) + len(data.closing)
         head = _head(200, content_type, length, close)
         delay = self.server.part_delay
-        if not delay and parts is data.series_parts:
-            sock.sendall(head + data.series_body)  # the whole series, prebuilt
+        if not delay and body is not None:
+            sock.sendall(head + body)  # the whole series, prebuilt
         elif not delay:
             sock.sendall(head + b''.join(parts) + data.closing)
         else:
@@ -457,13 +540,29 @@ class _Handler(socketserver.BaseRequestHandler):
     def _search_instances(
         self, sock: socket.socket, match: 're.Match[str]', query: Dict[str, str], close: bool
     ) -> bool:
-        """QIDO-RS of the series' instances, paged with ``offset`` and ``limit``."""
+        """QIDO-RS of the instances of a series or of the study, paged with ``offset``
+        and ``limit``."""
         data = self.server.data
         study, series = match.groups()
         wanted_series = series or query.get('SeriesInstanceUID') or query.get('0020000E')
-        entries = data.instance_entries
-        if study != STUDY_UID or wanted_series not in (None, SERIES_UID):
-            entries = []
+        if study != STUDY_UID:
+            entries: List[bytes] = []
+        elif wanted_series is None:
+            entries = data.all_instance_entries
+        else:
+            entries = data.entries_of.get(wanted_series, [])
+        return self._search(sock, entries, query, close, qido_instance_requests=1)
+
+    def _search(
+        self,
+        sock: socket.socket,
+        entries: List[bytes],
+        query: Dict[str, str],
+        close: bool,
+        **counters: int,
+    ) -> bool:
+        """A QIDO-RS answer: a page of prebuilt entries, chosen by ``offset`` and
+        ``limit``."""
         try:
             offset = int(query.get('offset') or 0)
             limit = int(query['limit']) if query.get('limit') else None
@@ -474,7 +573,7 @@ class _Handler(socketserver.BaseRequestHandler):
         page = entries[offset:] if limit is None else entries[offset : offset + limit]
         body = b'[' + b','.join(page) + b']'
         sock.sendall(_head(200, 'application/dicom+json', len(body), close) + body)
-        self.server.stats.add(requests=1, bytes_sent=len(body), qido_instance_requests=1)
+        self.server.stats.add(requests=1, bytes_sent=len(body), **counters)
         return not close
 
     def _error(self, sock: socket.socket, code: int, close: bool) -> bool:
@@ -625,6 +724,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument('--series-instances', type=int, default=200, help='instances in the series')
     parser.add_argument(
+        '--study-series',
+        type=int,
+        default=1,
+        metavar='K',
+        help='series in the study, each of --series-instances instances (default 1)',
+    )
+    parser.add_argument(
+        '--any-instance',
+        action='store_true',
+        help='answer WADO-RS of any SOP Instance UID under a known series with its first instance',
+    )
+    parser.add_argument(
         '--instance-size',
         type=_size,
         default=70 * 1000,
@@ -646,9 +757,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.delay < 0 or args.part_delay < 0:
         parser.error('delays cannot be negative')
+    if args.study_series < 1:
+        parser.error('--study-series must be at least 1')
     if not args.host.startswith('127.') and args.host not in ('localhost', '::1'):
         parser.error('the benchmark server binds loopback addresses only')
-    data = BenchData(args.frames, args.frame_size, args.series_instances, args.instance_size)
+    data = BenchData(
+        args.frames,
+        args.frame_size,
+        args.series_instances,
+        args.instance_size,
+        args.study_series,
+        args.any_instance,
+    )
     with BenchServer((args.host, args.port), data, args.delay, args.part_delay) as server:
         print(server.server_address[1], flush=True)
         try:

@@ -742,3 +742,20 @@ def test_killed_again_and_again_a_rerun_leaves_every_instance_once_byte_for_byte
     assert len(fetched) == len(set(fetched)) == len(everything) - len(present)
     assert not present & set(fetched)
     assert tree(out) == expected_layout(archive, everything)  # no temporary or other file
+
+
+def test_the_cohort_benchmark_runs_and_checks_what_it_downloads(tmp_path: Path) -> None:
+    """``benchmarks/cohort.py --quick``: every run's files are checked by the script
+    itself, which exits non-zero on any problem (the figures are for benchmarks/)."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/cohort.py", "--quick", "--cases", "instances,series"],
+        cwd=PROJECT_ROOT,
+        env=child_env(TMPDIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| instance per line | 8 |" in result.stdout
+    assert "| series per line | 8 |" in result.stdout
+    assert "- none" in result.stdout
