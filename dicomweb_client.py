@@ -12613,11 +12613,11 @@ class _CohortRun:
     """One run of :func:`download_cohort`: lists the items' instances and fetches them
     with one pool of threads, so that the instances of every item share the workers.
 
-    The calling thread takes items from the manifest only while no instance waits for a
-    worker, and keeps at most ``2 * workers`` calls under way and
-    :attr:`MAX_WAITING_RESULTS` finished items waiting for an earlier one, so memory stays
-    bounded whatever the manifest's length.  Results and callbacks all happen in the
-    calling thread, in the manifest's order.
+    The calling thread takes the next item from the manifest only while fewer than
+    ``2 * workers`` instances wait and no listing is under way, keeps ``2 * workers``
+    fetches under way and at most :attr:`MAX_WAITING_RESULTS` finished items waiting for
+    an earlier one, so memory stays bounded whatever the manifest's length.  Results and
+    callbacks all happen in the calling thread, in the manifest's order.
     """
 
     MAX_WAITING_RESULTS = 10_000
@@ -12640,9 +12640,8 @@ class _CohortRun:
         self.on_progress = on_progress
         self.on_error = on_error
         self.mode = _new_file_mode()  # before any worker thread starts
-        self.where = (
-            'the archive holds' if isinstance(client, DICOMfileClient) else ('the server listed')
-        )
+        file_client = isinstance(client, DICOMfileClient)
+        self.where = 'the archive holds' if file_client else 'the server listed'
         self.totals = CohortTotals()
         self.started = time.monotonic()
         self.wall_start = time.time()
@@ -12773,17 +12772,15 @@ class _CohortRun:
             self.totals.nbytes += size
 
     def queue(
-        self,
-        state: _ItemState,
-        files: List[_CohortFile],
-        refused: List[Tuple[str, BaseException]],
+        self, state: _ItemState, files: List[_CohortFile], refused: List[BaseException]
     ) -> None:
-        """Queue the files of a listed item that are not on disk yet."""
+        """Queue the files of a listed item (each fetch sees whether its file is there
+        already); each listed instance that cannot be fetched counts as failed."""
         state.listed = True
         self.totals.items_listed += 1
         self.totals.listed += len(files) + len(refused)
-        for sop, error in refused:
-            self.file_failed(state, sop, error)
+        for error in refused:
+            self.file_failed(state, '', error)
         if not files and not refused:
             level = state.result.item.level
             self.item_failed(state, ValueError(f'{self.where} no instances of the {level}'))
@@ -12814,8 +12811,8 @@ class _CohortRun:
         self.complain(f'{state.result.item}: {text}', error)
 
     def file_failed(self, state: _ItemState, sop: str, error: BaseException) -> None:
-        """Count an instance that failed; ``sop`` is empty when the server listed it
-        without its UID."""
+        """Count an instance that failed; ``sop`` is empty for one the server listed
+        without a UID that can name its file."""
         text = _describe_error(error)
         message = f'instance {sop}: {text}' if sop else text
         state.result.failed += 1
@@ -12831,12 +12828,12 @@ class _CohortRun:
 
     # -- what the workers do ------------------------------------------------------------
 
-    def plan(self, item: CohortItem) -> Tuple[List[_CohortFile], List[Tuple[str, BaseException]]]:
+    def plan(self, item: CohortItem) -> Tuple[List[_CohortFile], List[BaseException]]:
         """The files of a study or series item, listed by the client (all pages), and the
         listed UIDs that cannot name a file or folder (with why)."""
         if item.series is not None:
             series_uids = [item.series]
-            refused: List[Tuple[str, BaseException]] = []
+            refused: List[BaseException] = []
         else:
             listed = self.client.search_for_series(
                 study_instance_uid=item.study, get_remaining=True
@@ -12860,8 +12857,8 @@ class _CohortRun:
     def fetch(self, file: _CohortFile) -> Tuple[int, bool]:
         """The size of an instance's file and whether it was there already; if it was
         not, the instance is fetched and written, byte for byte as it came."""
-        size = _existing_size(file.path)
-        if size:
+        size, _ = _size_and_mtime(file.path)
+        if size:  # an empty file is no file
             return size, True
         data = _payload(
             self.client.retrieve_instance_file(file.study, file.series, file.sop, **self.options)
@@ -12897,34 +12894,23 @@ class _CohortRun:
                         os.unlink(entry.path)
 
 
-def _existing_size(path: str) -> int:
-    """The size of the file at ``path``; 0 if there is none (an empty file is no file)."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 def _listed_names(
     listed: Iterable[Dict[str, Any]], tag: str, what: str
-) -> Tuple[List[str], List[Tuple[str, BaseException]]]:
-    """The UIDs ``tag`` of search results that can name a file or folder, and those that
-    cannot, each with the error that says why."""
+) -> Tuple[List[str], List[BaseException]]:
+    """The UIDs ``tag`` of search results that can name a file or folder, and for the
+    others the error that says why."""
     names: List[str] = []
-    refused: List[Tuple[str, BaseException]] = []
+    refused: List[BaseException] = []
     for item in listed:
         try:
             uid = _first_value(item, tag)
         except ValueError as error:
-            refused.append(('', error))
+            refused.append(error)
             continue
         if _file_name_uid(uid) is None:
             name = 'a folder' if what == 'a series' else 'a file'
             refused.append(
-                (
-                    '',
-                    ValueError(f'the server listed {what} UID that cannot be {name} name: {uid!r}'),
-                )
+                ValueError(f'the server listed {what} UID that cannot be {name} name: {uid!r}')
             )
         else:
             names.append(uid)
@@ -13002,10 +12988,16 @@ def download_cohort(
     selected = iter(items)
     if shard is not None:
         index, count = _check_shard(shard)
-        selected = (item for item in selected if item.shard(count) == index - 1)
+        selected = (item for item in selected if _in_shard(item, (index, count)))
     folder = os.fspath(output_dir)
     run = _CohortRun(client, folder, workers, media_types, on_item, on_progress, on_error)
     return run.run(selected, total_items)
+
+
+def _in_shard(item: CohortItem, shard: Tuple[int, int]) -> bool:
+    """Whether ``item`` belongs to share ``(K, N)`` (K from 1) of a cohort."""
+    index, count = shard
+    return item.shard(count) == index - 1
 
 
 def _check_shard(shard: Any) -> Tuple[int, int]:

@@ -1321,15 +1321,13 @@ class Progress:
         with self._lock:
             self.items += items
             self.bytes += nbytes
-            if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
-                self._draw()
+            self._draw_if_due()
 
     def update(self, items: int, nbytes: int) -> None:
         """Set the finished items and transferred bytes; redraw at most every 0.1 s."""
         with self._lock:
             self.items, self.bytes = items, nbytes
-            if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
-                self._draw()
+            self._draw_if_due()
 
     def message(self, text: str) -> None:
         """Print a line of text (to the bar's stream) without garbling the bar."""
@@ -1354,6 +1352,11 @@ class Progress:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+    def _draw_if_due(self) -> None:
+        """Redraw (with the lock held) if the last drawing is at least 0.1 s old."""
+        if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
+            self._draw()
 
     def _fraction(self) -> Optional[float]:
         if self.total_bytes:
@@ -1420,8 +1423,7 @@ class _CohortProgress(Progress):
         """Take the latest totals; redraw at most every 0.1 s."""
         with self._lock:
             self.totals = totals
-            if self.enabled and time.monotonic() - self._drawn_at >= self.INTERVAL:
-                self._draw()
+            self._draw_if_due()
 
     def _draw(self) -> None:
         self._drawn_at = time.monotonic()
@@ -1722,7 +1724,8 @@ def _retrieve_manifest(client: Any, args: argparse.Namespace) -> int:
     files already present are skipped, so running the command again fetches only what is
     missing.
     """
-    folder = _output_dir(argparse.Namespace(output_dir=args.cohort_dir))
+    folder = args.cohort_dir
+    os.makedirs(folder, exist_ok=True)
     total = _manifest_length(args)
     with contextlib.ExitStack() as stack:
         report = None
@@ -1768,7 +1771,7 @@ def _manifest_length(args: argparse.Namespace) -> Optional[int]:
     with open(args.manifest, 'rb') as lines:
         try:
             for item in dicomweb_client.read_manifest(lines):
-                count += args.shard is None or item.shard(args.shard[1]) == args.shard[0] - 1
+                count += args.shard is None or dicomweb_client._in_shard(item, args.shard)
         except ValueError as error:
             raise CommandError(f'{args.manifest}: {error}') from None
     return count
